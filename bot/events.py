@@ -1,0 +1,306 @@
+"""Webhook payloads → typed events. Pure: no I/O, no clock.
+
+Only the events and actions the bot acts on become events; everything else is an
+:class:`Ignored` with a reason, on purpose. A payload that claims to be an event we act on but
+does not have its shape is a :class:`Malformed`, so the server can answer 400 and say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# The (event, action) pairs the bot acts on; None means "no action field" or "any action".
+HANDLED: dict[str, frozenset[str]] = {
+    "issues": frozenset({"opened", "labeled", "reopened"}),
+    "issue_comment": frozenset({"created", "edited"}),
+    "pull_request": frozenset({"opened", "synchronize", "labeled", "ready_for_review"}),
+    "check_run": frozenset({"completed"}),
+    "check_suite": frozenset({"completed"}),
+    "workflow_run": frozenset({"completed"}),
+    "installation": frozenset({"created", "deleted", "suspend", "unsuspend", "new_permissions_accepted"}),
+}
+CI_FAILED = frozenset({"failure", "timed_out"})
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    login: str
+    type: str  # "User", "Bot" or "Organization" — GitHub's account type, never guessed from a suffix
+
+    @property
+    def is_bot(self) -> bool:
+        return self.type == "Bot"
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    event: str
+    action: str
+    delivery_id: str
+    installation_id: int
+    repo: str  # "owner/name"
+    sender: Actor
+
+    @property
+    def thread(self) -> str:
+        """What events are serialised on: one issue/PR, or the repository for CI on a branch."""
+        number = getattr(self, "number", None)
+        return f"{self.repo}#{number}" if number else self.repo
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem(Base):
+    """An issue or pull request that may start (or re-steer) a workflow."""
+
+    number: int
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    author: Actor
+    is_pull_request: bool = False
+    head_sha: str | None = None
+    head_ref: str | None = None
+    head_repo: str | None = None  # differs from ``repo`` for pull requests from forks
+    draft: bool = False
+    added_label: str | None = None  # for action "labeled"
+
+    @property
+    def from_fork(self) -> bool:
+        return self.is_pull_request and self.head_repo is not None and self.head_repo != self.repo
+
+
+@dataclass(frozen=True, slots=True)
+class Comment(Base):
+    """A comment on an issue or PR: may carry commands."""
+
+    number: int
+    comment_id: int
+    body: str
+    author: Actor
+    is_pull_request: bool = False
+    previous_body: str | None = None  # for "edited": only new commands count
+
+
+@dataclass(frozen=True, slots=True)
+class CiFailure(Base):
+    """A failed check run, check suite or workflow run."""
+
+    source: Literal["check_run", "check_suite", "workflow_run"]
+    ci_id: int
+    name: str
+    conclusion: str
+    head_sha: str
+    head_branch: str | None
+    default_branch: str | None
+    pull_numbers: tuple[int, ...] = ()
+    summary: str = ""
+    details_url: str | None = None
+    app_slug: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Installation(Base):
+    repos: tuple[str, ...] = field(default_factory=tuple)
+
+
+Event = WorkItem | Comment | CiFailure | Installation
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    reason: str
+
+
+class _Shape(Exception):
+    """Raised inside the parser when a field has the wrong type; becomes Malformed."""
+
+
+def _get(obj: Any, path: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
+    value: Any = obj
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value or value[part] is None:
+            if optional:
+                return None
+            raise _Shape(f"missing {path}")
+        value = value[part]
+    # bool is an int in Python; GitHub ids are never booleans.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _Shape(f"{path} has the wrong type")
+    return value
+
+
+def _actor(obj: Any, path: str) -> Actor:
+    return Actor(login=_get(obj, f"{path}.login", str), type=_get(obj, f"{path}.type", str, optional=True) or "User")
+
+
+def _labels(issue: Mapping[str, Any]) -> tuple[str, ...]:
+    raw = issue.get("labels") or []
+    if not isinstance(raw, list):
+        raise _Shape("labels has the wrong type")
+    return tuple(lab["name"] for lab in raw if isinstance(lab, Mapping) and isinstance(lab.get("name"), str))
+
+
+def parse(event: str, payload: Any, delivery_id: str) -> Event | Ignored | Malformed:
+    """Turn one delivery into an event, or say why it is ignored or malformed."""
+    if not isinstance(payload, Mapping):
+        return Malformed("payload is not a JSON object")
+    action = payload.get("action")
+    if event not in HANDLED:
+        return Ignored(f"event {event!r} is not one the bot acts on")
+    if not isinstance(action, str):
+        return Malformed("missing action")
+    if action not in HANDLED[event]:
+        return Ignored(f"{event}.{action} is not an action the bot acts on")
+    installation = payload.get("installation")
+    if not isinstance(installation, Mapping) or not isinstance(installation.get("id"), int):
+        return Ignored("no installation in the payload (not sent to a GitHub App)")
+    try:
+        return _PARSERS[event](event, action, payload, delivery_id)
+    except _Shape as exc:
+        return Malformed(f"{event}.{action}: {exc}")
+
+
+def _base(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> dict[str, Any]:
+    return {
+        "event": event,
+        "action": action,
+        "delivery_id": delivery_id,
+        "installation_id": _get(p, "installation.id", int),
+        "repo": _get(p, "repository.full_name", str),
+        "sender": _actor(p, "sender"),
+    }
+
+
+def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem:
+    issue = _get(p, "issue", Mapping)
+    return WorkItem(
+        **_base(event, action, p, delivery_id),
+        number=_get(p, "issue.number", int),
+        title=_get(p, "issue.title", str),
+        body=_get(p, "issue.body", str, optional=True) or "",
+        labels=_labels(issue),
+        author=_actor(p, "issue.user"),
+        is_pull_request="pull_request" in issue,
+        added_label=_get(p, "label.name", str, optional=True),
+    )
+
+
+def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem:
+    pr = _get(p, "pull_request", Mapping)
+    return WorkItem(
+        **_base(event, action, p, delivery_id),
+        number=_get(p, "pull_request.number", int),
+        title=_get(p, "pull_request.title", str),
+        body=_get(p, "pull_request.body", str, optional=True) or "",
+        labels=_labels(pr),
+        author=_actor(p, "pull_request.user"),
+        is_pull_request=True,
+        head_sha=_get(p, "pull_request.head.sha", str),
+        head_ref=_get(p, "pull_request.head.ref", str),
+        head_repo=_get(p, "pull_request.head.repo.full_name", str, optional=True),
+        draft=bool(pr.get("draft")),
+        added_label=_get(p, "label.name", str, optional=True),
+    )
+
+
+def _comment(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Comment:
+    issue = _get(p, "issue", Mapping)
+    previous = _get(p, "changes.body.from", str, optional=True)
+    return Comment(
+        **_base(event, action, p, delivery_id),
+        number=_get(p, "issue.number", int),
+        comment_id=_get(p, "comment.id", int),
+        body=_get(p, "comment.body", str, optional=True) or "",
+        author=_actor(p, "comment.user"),
+        is_pull_request="pull_request" in issue,
+        previous_body=previous,
+    )
+
+
+def _pull_numbers(obj: Mapping[str, Any]) -> tuple[int, ...]:
+    raw = obj.get("pull_requests") or []
+    if not isinstance(raw, list):
+        raise _Shape("pull_requests has the wrong type")
+    return tuple(pr["number"] for pr in raw if isinstance(pr, Mapping) and isinstance(pr.get("number"), int))
+
+
+def _ci(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> CiFailure | Ignored:
+    obj = _get(p, event, Mapping)
+    conclusion = _get(p, f"{event}.conclusion", str, optional=True)
+    if conclusion not in CI_FAILED:
+        return Ignored(f"{event} concluded {conclusion or 'without a conclusion'}: nothing failed")
+    if event == "check_run":
+        name = _get(p, f"{event}.name", str)
+        suite = obj.get("check_suite") if isinstance(obj.get("check_suite"), Mapping) else {}
+        head_branch = _get(suite, "head_branch", str, optional=True)
+        output = obj.get("output") if isinstance(obj.get("output"), Mapping) else {}
+        summary = "\n".join(str(output[k]) for k in ("title", "summary") if isinstance(output.get(k), str))
+    elif event == "check_suite":
+        name = _get(p, f"{event}.app.name", str, optional=True) or "check suite"
+        head_branch = _get(p, f"{event}.head_branch", str, optional=True)
+        summary = ""
+    else:
+        name = _get(p, f"{event}.name", str)
+        head_branch = _get(p, f"{event}.head_branch", str, optional=True)
+        summary = ""
+    return CiFailure(
+        **_base(event, action, p, delivery_id),
+        source=event,  # type: ignore[arg-type]
+        ci_id=_get(p, f"{event}.id", int),
+        name=name,
+        conclusion=conclusion,  # type: ignore[arg-type]
+        head_sha=_get(p, f"{event}.head_sha", str),
+        head_branch=head_branch,
+        default_branch=_get(p, "repository.default_branch", str, optional=True),
+        pull_numbers=_pull_numbers(obj),
+        summary=summary,
+        details_url=_get(p, f"{event}.details_url", str, optional=True) or _get(p, f"{event}.html_url", str, optional=True),
+        app_slug=_get(p, f"{event}.app.slug", str, optional=True),
+    )
+
+
+def _installation(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Installation:
+    repos = p.get("repositories") or []
+    names = tuple(r["full_name"] for r in repos if isinstance(r, Mapping) and isinstance(r.get("full_name"), str)) if isinstance(repos, list) else ()
+    account = _get(p, "installation.account.login", str, optional=True) or ""
+    return Installation(
+        event=event,
+        action=action,
+        delivery_id=delivery_id,
+        installation_id=_get(p, "installation.id", int),
+        repo=account,
+        sender=_actor(p, "sender"),
+        repos=names,
+    )
+
+
+_PARSERS = {
+    "issues": _issue,
+    "issue_comment": _comment,
+    "pull_request": _pull,
+    "check_run": _ci,
+    "check_suite": _ci,
+    "workflow_run": _ci,
+    "installation": _installation,
+}
+
+
+def is_self_or_foreign_bot(event: Event, bot_login: str | None, allowlist: frozenset[str]) -> bool:
+    """True when the actor is this bot or another bot not on the allow-list.
+
+    The bot must never react to its own comments (loops), and other bots only when an operator
+    allow-lists them. CI events come from GitHub itself and are never filtered here.
+    """
+    if isinstance(event, (CiFailure, Installation)):
+        return False
+    actor = event.author if isinstance(event, Comment) else event.sender
+    if bot_login and actor.login.lower() == bot_login.lower():
+        return True
+    return actor.is_bot and actor.login.lower() not in allowlist

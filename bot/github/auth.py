@@ -1,0 +1,77 @@
+"""GitHub App authentication: the app JWT and cached installation tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import jwt
+from cachetools import TLRUCache
+
+# GitHub rejects an app JWT whose exp is over 10 minutes ahead, and clocks drift: backdate iat.
+JWT_BACKDATE = 60
+JWT_LIFETIME = 9 * 60
+# Refresh an installation token this long before GitHub says it expires.
+TOKEN_MARGIN = 5 * 60
+
+
+def app_jwt(app_id: int | str, private_key: str, now: float | None = None) -> str:
+    """The RS256 JWT that authenticates as the App itself."""
+    issued = int(time.time() if now is None else now) - JWT_BACKDATE
+    claims = {"iat": issued, "exp": issued + JWT_BACKDATE + JWT_LIFETIME, "iss": str(app_id)}
+    return jwt.encode(claims, private_key, algorithm="RS256")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    value: str
+    expires_at: float  # unix time
+
+    def __repr__(self) -> str:  # a token never reaches a log line by accident
+        return f"Token(expires_at={self.expires_at})"
+
+
+def parse_expiry(text: str) -> float:
+    """GitHub's ``expires_at`` ("2016-07-11T22:14:10Z") as unix time."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+Fetch = Callable[[int], Awaitable[Token]]
+
+
+class TokenCache:
+    """Installation tokens kept until shortly before they expire, fetched once per installation.
+
+    Concurrent deliveries for one installation share one in-flight fetch rather than each asking
+    GitHub for a token (GitHub allows many, but each costs a request and a rate-limit unit).
+    """
+
+    def __init__(self, fetch: Fetch, *, maxsize: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._cache: TLRUCache[int, Token] = TLRUCache(
+            maxsize=maxsize, ttu=lambda _k, tok, now: tok.expires_at - TOKEN_MARGIN, timer=clock
+        )
+        self._locks: dict[int, asyncio.Lock] = {}
+        self.fetches = 0
+
+    async def get(self, installation_id: int) -> str:
+        token = self._cache.get(installation_id)
+        if token is not None:
+            return token.value
+        lock = self._locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            token = self._cache.get(installation_id)
+            if token is None:
+                token = await self._fetch(installation_id)
+                self.fetches += 1
+                if token.expires_at - TOKEN_MARGIN > self._clock():
+                    self._cache[installation_id] = token
+        return token.value
+
+    def forget(self, installation_id: int) -> None:
+        """Drop a token GitHub refused (revoked, or the installation was suspended)."""
+        self._cache.pop(installation_id, None)

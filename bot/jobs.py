@@ -1,0 +1,85 @@
+"""In-process job runner for the SQLite store: work runs after the webhook is answered.
+
+Jobs live in the store, not in memory: a queued job survives a crash and is picked up by
+:meth:`LocalJobs.start` on the next boot. Jobs of one thread (an issue or PR) run one at a time,
+in arrival order; different threads run concurrently up to a limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.store import Job, SQLiteStore
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+class LocalJobs:
+    def __init__(self, store: SQLiteStore, handler: Handler, *, concurrency: int = 8) -> None:
+        self.store = store
+        self.handler = handler
+        self._slots = asyncio.Semaphore(concurrency)
+        self._drainers: dict[str, asyncio.Task[None]] = {}
+        self._wakeups: dict[str, int] = {}  # kicks per thread, so a kick during a claim is not lost
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        """Resume what a previous process left queued or running."""
+        for thread in await self.store.recover():
+            self.kick(thread)
+
+    def kick(self, thread: str) -> None:
+        """A job for ``thread`` was enqueued: make sure someone is draining that thread."""
+        self._wakeups[thread] = self._wakeups.get(thread, 0) + 1
+        if thread in self._drainers:
+            return
+        self._idle.clear()
+        task = asyncio.create_task(self._drain(thread), name=f"jobs:{thread}")
+        self._drainers[thread] = task
+
+    async def _drain(self, thread: str) -> None:
+        try:
+            while True:
+                async with self._slots:
+                    seen = self._wakeups.get(thread, 0)
+                    job = await self.store.claim_job(thread)
+                    if job is None:
+                        if self._wakeups.get(thread, 0) == seen:
+                            return
+                        continue
+                    await self._run(job)
+        except Exception:  # the store failed: the job stays queued/running and is recovered on restart
+            log.exception("job runner for %s stopped", thread)
+        finally:
+            self._drainers.pop(thread, None)
+            self._wakeups.pop(thread, None)
+            if not self._drainers:
+                self._idle.set()
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await self.handler(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # One line for operators; the traceback only at DEBUG, since most failures are GitHub's answers.
+            log.error("job %s (delivery %s) failed: %s: %s", job.id, job.delivery_id, type(exc).__name__, exc)
+            log.debug("job %s traceback", job.id, exc_info=True)
+            await self.store.finish_job(job.id, error=f"{type(exc).__name__}: {exc}"[:2000])
+        else:
+            await self.store.finish_job(job.id)
+
+    async def drained(self, timeout: float | None = None) -> None:
+        """Wait until no job is queued or running (replay and tests)."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def close(self) -> None:
+        tasks = list(self._drainers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

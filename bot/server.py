@@ -1,0 +1,109 @@
+"""The aiohttp app: ``POST /webhook`` and ``GET /healthz``. Nothing slow on this path.
+
+A delivery is verified (HMAC of the raw body, before anything is parsed), parsed, recorded with
+its job in one transaction, and answered with 202; the work runs after, from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot import events
+from bot.store import Delivery, SQLiteStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB; aiohttp's own default is 1 MiB.
+
+STORE = web.AppKey("store", SQLiteStore)
+SECRET = web.AppKey("secret", str)
+ON_ACCEPTED = web.AppKey("on_accepted", Callable[[str], None])
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    """Check ``X-Hub-Signature-256`` in constant time."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.strip().encode())
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The header value GitHub would send for ``body`` (tests, replay and benchmarks use it)."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _answer(code: int, **fields: Any) -> web.Response:
+    return web.json_response(fields, status=code)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    delivery_id = request.headers.get("X-GitHub-Delivery", "")
+    event_name = request.headers.get("X-GitHub-Event", "")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return _answer(413, error="payload larger than GitHub's 25 MB cap")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _answer(413, error="payload larger than GitHub's 25 MB cap")
+    if not signature_ok(request.app[SECRET], body, request.headers.get("X-Hub-Signature-256")):
+        log.warning("rejected delivery %s: missing or bad signature", delivery_id or "-")
+        return _answer(401, error="missing or bad X-Hub-Signature-256")
+    if not delivery_id or not event_name:
+        return _answer(400, error="missing X-GitHub-Delivery or X-GitHub-Event header")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _answer(400, error="body is not valid JSON")
+    if not isinstance(payload, dict):
+        return _answer(400, error="body is not a JSON object")
+    if event_name == "ping":
+        return _answer(200, msg="pong", zen=payload.get("zen"))
+    parsed = events.parse(event_name, payload, delivery_id)
+    if isinstance(parsed, events.Malformed):
+        log.warning("rejected delivery %s (%s): %s", delivery_id, event_name, parsed.reason)
+        return _answer(400, error=parsed.reason)
+    if isinstance(parsed, events.Ignored):
+        log.info("ignored delivery %s (%s): %s", delivery_id, event_name, parsed.reason)
+        return _answer(200, status="ignored", reason=parsed.reason)
+    delivery = Delivery(id=delivery_id, event=event_name, action=parsed.action,
+                        installation_id=parsed.installation_id, repo=parsed.repo, thread=parsed.thread,
+                        payload=payload)
+    try:
+        fresh = await request.app[STORE].accept_delivery(delivery)
+    except StoreUnavailable as exc:
+        # 503, not 2xx: GitHub then lists the delivery as failed and it can be redelivered.
+        log.error("store unavailable for delivery %s: %s", delivery_id, exc)
+        return _answer(503, error="store unavailable; redeliver later")
+    if not fresh:
+        log.info("duplicate delivery %s ignored", delivery_id)
+        return _answer(200, status="duplicate")
+    request.app[ON_ACCEPTED](delivery.thread)
+    log.info("accepted delivery %s (%s.%s) for %s", delivery_id, event_name, parsed.action, parsed.thread)
+    return _answer(202, status="accepted")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        version = await request.app[STORE].schema_version()
+    except StoreUnavailable:
+        return _answer(503, status="store unavailable")
+    return _answer(200, status="ok", schema=version)
+
+
+def make_app(store: SQLiteStore, secret: str, on_accepted: Callable[[str], None]) -> web.Application:
+    """The web app. ``on_accepted(thread)`` is told of each new job (it must not block)."""
+    app = web.Application(client_max_size=MAX_BODY)
+    app[STORE] = store
+    app[SECRET] = secret
+    app[ON_ACCEPTED] = on_accepted
+    app.router.add_post("/webhook", webhook)
+    app.router.add_get("/healthz", healthz)
+    return app

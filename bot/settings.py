@@ -1,0 +1,121 @@
+"""Environment → one typed, frozen settings object, read once at start-up.
+
+Nothing else in the package reads ``os.environ``. A missing or malformed setting raises
+:class:`SettingsError` naming it, never echoing a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlparse
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_DATABASE_URL = "sqlite:///triage-lead.sqlite3"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it and never holds its value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: int | None = None
+    private_key: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    github_api_url: str = DEFAULT_API_URL
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_base_url: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    port: int = 3000
+    bot_allowlist: frozenset[str] = frozenset()
+    job_concurrency: int = 8
+
+    @property
+    def has_app(self) -> bool:
+        return self.app_id is not None and self.private_key is not None
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        return replace(self, **changes)
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None, *, lo: int = 1, hi: int = 2**63) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    parsed = urlparse(raw)
+    if parsed.scheme not in schemes or (parsed.scheme.startswith("http") and not parsed.netloc):
+        raise SettingsError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return raw.rstrip("/") if parsed.scheme.startswith("http") else raw
+
+
+def _private_key(env: Mapping[str, str]) -> str | None:
+    text = env.get("GITHUB_PRIVATE_KEY", "").strip()
+    name = "GITHUB_PRIVATE_KEY"
+    if not text and env.get("GITHUB_PRIVATE_KEY_PATH", "").strip():
+        name = "GITHUB_PRIVATE_KEY_PATH"
+        path = Path(env["GITHUB_PRIVATE_KEY_PATH"].strip()).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SettingsError(f"GITHUB_PRIVATE_KEY_PATH cannot be read ({exc.strerror})") from None
+    if not text:
+        return None
+    # PaaS dashboards often store a PEM on one line with literal "\n" sequences.
+    text = text.replace("\\n", "\n")
+    try:
+        key = load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError):
+        raise SettingsError(f"{name} is not a PEM-encoded private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SettingsError(f"{name} must be an RSA private key (GitHub App keys are RSA)")
+    return text
+
+
+def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> Settings:
+    """Read settings from ``env`` (default: the process environment).
+
+    ``require_app`` is set by ``serve``: the real App cannot start without its id, key and secret.
+    ``replay`` and the tests run on embedded defaults instead.
+    """
+    env = os.environ if env is None else env
+    app_id = _int(env, "GITHUB_APP_ID", None)
+    private_key = _private_key(env)
+    secret = env.get("GITHUB_WEBHOOK_SECRET") or None
+    if require_app:
+        for name, value in (("GITHUB_APP_ID", app_id), ("GITHUB_PRIVATE_KEY", private_key), ("GITHUB_WEBHOOK_SECRET", secret)):
+            if value is None:
+                hint = " (or GITHUB_PRIVATE_KEY_PATH)" if name == "GITHUB_PRIVATE_KEY" else ""
+                raise SettingsError(f"{name}{hint} is required to serve the GitHub App")
+    database_url = _url(env, "DATABASE_URL", DEFAULT_DATABASE_URL, ("sqlite", "postgresql", "postgres"))
+    allow = frozenset(x.strip().lower() for x in env.get("TRIAGE_LEAD_BOT_ALLOWLIST", "").split(",") if x.strip())
+    return Settings(
+        app_id=app_id,
+        private_key=private_key,
+        webhook_secret=secret,
+        github_api_url=_url(env, "GITHUB_API_URL", DEFAULT_API_URL, ("https", "http")),  # type: ignore[arg-type]
+        anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+        anthropic_base_url=_url(env, "ANTHROPIC_BASE_URL", None, ("https", "http")),
+        database_url=database_url,  # type: ignore[arg-type]
+        port=_int(env, "PORT", 3000, hi=65535),  # type: ignore[arg-type]
+        bot_allowlist=allow,
+        job_concurrency=_int(env, "TRIAGE_LEAD_JOB_CONCURRENCY", 8, hi=1024),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,44 @@
+"""The schema, as an append-only list of migrations: never edit one that has shipped, add another.
+
+The SQL is kept to what SQLite and PostgreSQL both accept, so one list serves both stores.
+"""
+
+MIGRATIONS: list[str] = [
+    # 1: deliveries as received, and the job that processes each (one per delivery).
+    """
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        action TEXT NOT NULL,
+        installation_id BIGINT,
+        repo TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        delivery_id TEXT NOT NULL UNIQUE REFERENCES deliveries(id),
+        thread TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX jobs_thread_state ON jobs (thread, state, id);
+    CREATE INDEX jobs_state ON jobs (state, id);
+    """,
+    # 2: what the bot created on GitHub, by hidden marker, so a retried step edits instead of posting twice.
+    """
+    CREATE TABLE posted (
+        marker TEXT PRIMARY KEY,
+        repo TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        github_id BIGINT NOT NULL,
+        number INTEGER,
+        url TEXT,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    """,
+]

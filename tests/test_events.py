@@ -1,0 +1,75 @@
+"""Payloads → typed events, pure. Real payloads from fixtures/ (named <event>.<action>.json)."""
+
+from __future__ import annotations
+
+import copy
+
+from bot import events
+from tests.conftest import INSTALLATION, load_fixture
+
+
+def test_issue_opened() -> None:
+    e = events.parse("issues", load_fixture("issues.opened.json"), "d1")
+    assert isinstance(e, events.WorkItem)
+    assert (e.repo, e.number, e.installation_id, e.labels) == ("Codertocat/Hello-World", 1, INSTALLATION, ("bug",))
+    assert e.title == "Spelling error in the README file" and not e.is_pull_request
+    assert e.thread == "Codertocat/Hello-World#1" and e.author.type == "User"
+
+
+def test_pull_request_opened() -> None:
+    e = events.parse("pull_request", load_fixture("pull_request.opened.json"), "d2")
+    assert isinstance(e, events.WorkItem) and e.is_pull_request
+    assert e.head_sha and e.head_ref == "changes" and not e.from_fork
+
+
+def test_comment_created() -> None:
+    e = events.parse("issue_comment", load_fixture("issue_comment.created.json"), "d3")
+    assert isinstance(e, events.Comment)
+    assert e.body.startswith("You are totally right") and e.comment_id > 0
+
+
+def test_failed_check_run() -> None:
+    e = events.parse("check_run", load_fixture("check_run.completed.json"), "d4")
+    assert isinstance(e, events.CiFailure)
+    assert (e.name, e.conclusion, e.pull_numbers, e.head_branch) == ("Octocoders-linter", "failure", (2,), "changes")
+    assert e.thread == "Codertocat/Hello-World"
+
+
+def test_successful_check_run_is_ignored() -> None:
+    p = load_fixture("check_run.completed.json")
+    p["check_run"]["conclusion"] = "success"
+    assert isinstance(events.parse("check_run", p, "d5"), events.Ignored)
+
+
+def test_ignored_and_malformed() -> None:
+    p = load_fixture("issues.opened.json")
+    assert isinstance(events.parse("star", p, "x"), events.Ignored)
+    assert isinstance(events.parse("issues", p | {"action": "pinned"}, "x"), events.Ignored)
+    no_inst = copy.deepcopy(p)
+    del no_inst["installation"]
+    assert "installation" in events.parse("issues", no_inst, "x").reason  # type: ignore[union-attr]
+    assert isinstance(events.parse("issues", [1, 2], "x"), events.Malformed)
+    broken = copy.deepcopy(p)
+    broken["issue"]["number"] = "one"
+    result = events.parse("issues", broken, "x")
+    assert isinstance(result, events.Malformed) and "issue.number" in result.reason
+    flagged = copy.deepcopy(p)
+    flagged["issue"]["number"] = True  # a bool is not an id
+    assert isinstance(events.parse("issues", flagged, "x"), events.Malformed)
+
+
+def test_bots_are_recognised_by_account_type_not_suffix() -> None:
+    p = load_fixture("issue_comment.created.json")
+    human_named_like_bot = copy.deepcopy(p)
+    human_named_like_bot["comment"]["user"] |= {"login": "robot[bot]", "type": "User"}
+    e = events.parse("issue_comment", human_named_like_bot, "x")
+    assert not events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset())  # type: ignore[arg-type]
+    other_bot = copy.deepcopy(p)
+    other_bot["comment"]["user"] |= {"login": "renovate", "type": "Bot"}
+    e = events.parse("issue_comment", other_bot, "x")
+    assert events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset())  # type: ignore[arg-type]
+    assert not events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset({"renovate"}))  # type: ignore[arg-type]
+    own = copy.deepcopy(p)
+    own["comment"]["user"] |= {"login": "triage-lead[bot]", "type": "Bot"}
+    e = events.parse("issue_comment", own, "x")
+    assert events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset({"triage-lead[bot]"}))  # type: ignore[arg-type]
