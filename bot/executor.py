@@ -9,7 +9,7 @@ from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from bot.markers import markers_in, with_marker
-from bot.store import Posted, SQLiteStore
+from bot.store import Posted, Store
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ async def _find_comment(gh: GitHubAPI, repo: str, number: int, key: str) -> dict
     return None
 
 
-async def upsert_comment(gh: GitHubAPI, store: SQLiteStore, *, repo: str, number: int, mark: str,
+async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int, mark: str,
                          body: str) -> Posted:
     """Create the comment carrying ``mark`` on a thread, or edit it if it already exists.
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.store import Job, SQLiteStore
+from bot.store import Job, Store
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ Handler = Callable[[Job], Awaitable[None]]
 
 
 class LocalJobs:
-    def __init__(self, store: SQLiteStore, handler: Handler, *, concurrency: int = 8) -> None:
+    def __init__(self, store: Store, handler: Handler, *, concurrency: int = 8) -> None:
         self.store = store
         self.handler = handler
         self._slots = asyncio.Semaphore(concurrency)
@@ -83,3 +83,12 @@ class LocalJobs:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def make_jobs(database_url: str, store: Store, handler: Handler, *, concurrency: int = 8) -> "LocalJobs":
+    """The job queue for a database: in-process on SQLite, procrastinate workers on PostgreSQL."""
+    if database_url.startswith("sqlite"):
+        return LocalJobs(store, handler, concurrency=concurrency)
+    from bot.worker import ProcrastinateJobs  # PostgreSQL only: keeps procrastinate off the SQLite path
+
+    return ProcrastinateJobs(store, handler, concurrency=concurrency)  # type: ignore[return-value]

@@ -10,7 +10,7 @@ from bot.executor import upsert_comment
 from bot.github.client import GitHubApp
 from bot.markers import marker
 from bot.settings import Settings
-from bot.store import Job, SQLiteStore
+from bot.store import Job, Store
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ class Deps:
     """What a job needs from the outside world."""
 
     settings: Settings
-    store: SQLiteStore
+    store: Store
     github: GitHubApp
     bot_login: str | None = None
 

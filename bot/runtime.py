@@ -9,7 +9,7 @@ from aiohttp import web
 
 from bot import pipeline
 from bot.github.client import GitHubApp
-from bot.jobs import LocalJobs
+from bot.jobs import make_jobs
 from bot.server import make_app
 from bot.settings import Settings
 from bot.store import Job, open_store
@@ -33,7 +33,8 @@ class Runtime:
         self.github = GitHubApp(self.settings, self.session, max_wait=self.github_max_wait,
                                 backoff=self.github_backoff)
         self.deps = pipeline.Deps(settings=self.settings, store=self.store, github=self.github)
-        self.jobs = LocalJobs(self.store, self._handle, concurrency=self.settings.job_concurrency)
+        self.jobs = make_jobs(self.settings.database_url, self.store, self._handle,
+                              concurrency=self.settings.job_concurrency)
         self.app = make_app(self.store, self.settings.webhook_secret or "", self.jobs.kick)
         await self.jobs.start()
         return self

@@ -16,13 +16,13 @@ from typing import Any
 from aiohttp import web
 
 from bot import events
-from bot.store import Delivery, SQLiteStore, StoreUnavailable
+from bot.store import Delivery, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB; aiohttp's own default is 1 MiB.
 
-STORE = web.AppKey("store", SQLiteStore)
+STORE = web.AppKey("store", Store)
 SECRET = web.AppKey("secret", str)
 ON_ACCEPTED = web.AppKey("on_accepted", Callable[[str], None])
 
@@ -98,7 +98,7 @@ async def healthz(request: web.Request) -> web.Response:
     return _answer(200, status="ok", schema=version)
 
 
-def make_app(store: SQLiteStore, secret: str, on_accepted: Callable[[str], None]) -> web.Application:
+def make_app(store: Store, secret: str, on_accepted: Callable[[str], None]) -> web.Application:
     """The web app. ``on_accepted(thread)`` is told of each new job (it must not block)."""
     app = web.Application(client_max_size=MAX_BODY)
     app[STORE] = store

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.store.base import Delivery, Job, Posted, StoreUnavailable
+from bot.store.base import Delivery, Job, Posted, RunRecord, StepRecord, Store, StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 
-__all__ = ["Delivery", "Job", "Posted", "StoreUnavailable", "SQLiteStore", "open_store"]
+__all__ = ["Delivery", "Job", "Posted", "RunRecord", "StepRecord", "Store", "StoreUnavailable", "SQLiteStore", "open_store"]
 
 
 async def open_store(database_url: str) -> SQLiteStore:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 class StoreUnavailable(Exception):
@@ -41,3 +41,60 @@ class Posted:
     github_id: int
     number: int | None = None
     url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A workflow run as stored: indexed columns plus the engine's own serialised state."""
+
+    id: str
+    thread: str
+    repo: str
+    number: int | None
+    installation_id: int | None
+    workflow: str | None
+    state: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One attempt (iteration) of one step of a run: its result and what the model spent."""
+
+    run_id: str
+    step_id: str
+    iteration: int
+    status: str
+    output: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+# Run states that no longer take signals; any other state is "active" on its thread.
+FINAL_STATES = frozenset({"done", "cancelled"})
+
+
+class Store(Protocol):
+    """What the rest of the bot needs from a database. SQLite and PostgreSQL both provide it."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def schema_version(self) -> int: ...
+    async def accept_delivery(self, d: Delivery) -> bool: ...
+    async def claim_job(self, thread: str) -> Job | None: ...
+    async def finish_job(self, job_id: int, *, error: str | None = None) -> None: ...
+    async def recover(self) -> list[str]: ...
+    async def job_states(self) -> dict[str, int]: ...
+    async def remember_posted(self, p: Posted) -> None: ...
+    async def find_posted(self, marker: str) -> Posted | None: ...
+    async def save_run(self, run: RunRecord) -> None: ...
+    async def load_run(self, run_id: str) -> RunRecord | None: ...
+    async def active_run(self, thread: str) -> RunRecord | None: ...
+    async def run_states(self) -> dict[str, int]: ...
+    async def save_step(self, step: StepRecord) -> None: ...
+    async def steps_of(self, run_id: str) -> list[StepRecord]: ...
+    async def add_usage(self, installation_id: int, day: str, tokens: int, cost_usd: float) -> None: ...
+    async def usage_on(self, installation_id: int, day: str) -> int: ...

@@ -41,4 +41,42 @@ MIGRATIONS: list[str] = [
         created_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 3: workflow runs (the engine's record, resumable), their steps' results, and model usage.
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        thread TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        number INTEGER,
+        installation_id BIGINT,
+        workflow TEXT,
+        state TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX runs_thread ON runs (thread, created_at);
+    CREATE INDEX runs_state ON runs (state);
+    CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        step_id TEXT NOT NULL,
+        iteration INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        output TEXT,
+        input_tokens BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+        cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+        cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_id, step_id, iteration)
+    );
+    CREATE TABLE usage_daily (
+        installation_id BIGINT NOT NULL,
+        day TEXT NOT NULL,
+        tokens BIGINT NOT NULL DEFAULT 0,
+        cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+        PRIMARY KEY (installation_id, day)
+    );
+    """,
 ]

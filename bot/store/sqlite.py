@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.store.base import Delivery, Job, Posted, StoreUnavailable
+from bot.store.base import FINAL_STATES, Delivery, Job, Posted, RunRecord, StepRecord, StoreUnavailable
 from bot.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -169,3 +169,68 @@ class SQLiteStore:
             return None
         return Posted(marker=row["marker"], repo=row["repo"], kind=row["kind"], github_id=row["github_id"],
                       number=row["number"], url=row["url"])
+
+    async def save_run(self, run: RunRecord) -> None:
+        def tx(db: sqlite3.Connection) -> None:
+            now = time.time()
+            db.execute(
+                "INSERT INTO runs (id, thread, repo, number, installation_id, workflow, state, data, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workflow = excluded.workflow,"
+                " state = excluded.state, data = excluded.data, updated_at = excluded.updated_at",
+                (run.id, run.thread, run.repo, run.number, run.installation_id, run.workflow, run.state,
+                 json.dumps(run.data), now, now))
+        await self._run(tx)
+
+    @staticmethod
+    def _run_record(row: sqlite3.Row | None) -> RunRecord | None:
+        if row is None:
+            return None
+        return RunRecord(id=row["id"], thread=row["thread"], repo=row["repo"], number=row["number"],
+                         installation_id=row["installation_id"], workflow=row["workflow"], state=row["state"],
+                         data=json.loads(row["data"]))
+
+    async def load_run(self, run_id: str) -> RunRecord | None:
+        row = await self._run(lambda db: db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+        return self._run_record(row)
+
+    async def active_run(self, thread: str) -> RunRecord | None:
+        finals = tuple(sorted(FINAL_STATES))
+        row = await self._run(lambda db: db.execute(
+            f"SELECT * FROM runs WHERE thread = ? AND state NOT IN ({', '.join('?' * len(finals))})"
+            " ORDER BY created_at DESC LIMIT 1", (thread, *finals)).fetchone())
+        return self._run_record(row)
+
+    async def run_states(self) -> dict[str, int]:
+        return await self._run(lambda db: {r[0]: r[1] for r in db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state")})
+
+    async def save_step(self, step: StepRecord) -> None:
+        await self._run(lambda db: db.execute(
+            "INSERT INTO steps (run_id, step_id, iteration, status, output, input_tokens, output_tokens,"
+            " cache_read_tokens, cache_write_tokens, cost_usd, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (run_id, step_id, iteration) DO UPDATE SET status = excluded.status, output = excluded.output,"
+            " input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,"
+            " cache_read_tokens = excluded.cache_read_tokens, cache_write_tokens = excluded.cache_write_tokens,"
+            " cost_usd = excluded.cost_usd, updated_at = excluded.updated_at",
+            (step.run_id, step.step_id, step.iteration, step.status,
+             None if step.output is None else json.dumps(step.output), step.input_tokens, step.output_tokens,
+             step.cache_read_tokens, step.cache_write_tokens, step.cost_usd, time.time())))
+
+    async def steps_of(self, run_id: str) -> list[StepRecord]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT * FROM steps WHERE run_id = ? ORDER BY updated_at, step_id, iteration", (run_id,)).fetchall())
+        return [StepRecord(run_id=r["run_id"], step_id=r["step_id"], iteration=r["iteration"], status=r["status"],
+                           output=None if r["output"] is None else json.loads(r["output"]),
+                           input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
+                           cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_tokens"],
+                           cost_usd=r["cost_usd"]) for r in rows]
+
+    async def add_usage(self, installation_id: int, day: str, tokens: int, cost_usd: float) -> None:
+        await self._run(lambda db: db.execute(
+            "INSERT INTO usage_daily (installation_id, day, tokens, cost_usd) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (installation_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens,"
+            " cost_usd = usage_daily.cost_usd + excluded.cost_usd", (installation_id, day, tokens, cost_usd)))
+
+    async def usage_on(self, installation_id: int, day: str) -> int:
+        row = await self._run(lambda db: db.execute(
+            "SELECT tokens FROM usage_daily WHERE installation_id = ? AND day = ?", (installation_id, day)).fetchone())
+        return int(row[0]) if row else 0

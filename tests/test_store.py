@@ -1,0 +1,95 @@
+"""The store's contract, run against every backend (PostgreSQL skips where no server is running)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.store import Delivery, Posted, RunRecord, SQLiteStore, StepRecord
+from bot.store.migrations import MIGRATIONS
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Any]:
+    s = SQLiteStore(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    await s.open()
+    yield s
+    await s.close()
+
+
+def delivery(i: int | str, thread: str = "o/r#1") -> Delivery:
+    return Delivery(id=f"d-{i}", event="issues", action="opened", installation_id=1, repo="o/r", thread=thread,
+                    payload={"n": i})
+
+
+async def test_migrations_are_applied_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    for _ in range(2):
+        s = SQLiteStore(url)
+        await s.open()
+        assert await s.schema_version() == len(MIGRATIONS)
+        await s.close()
+
+
+async def test_delivery_once_and_jobs_in_order_per_thread(store: Any) -> None:
+    assert await store.accept_delivery(delivery(1))
+    assert not await store.accept_delivery(delivery(1))
+    assert await store.accept_delivery(delivery(2))
+    first = await store.claim_job("o/r#1")
+    assert first is not None and first.payload == {"n": 1} and first.attempts == 1
+    assert await store.claim_job("o/r#1") is None  # one at a time per thread
+    await store.finish_job(first.id)
+    second = await store.claim_job("o/r#1")
+    assert second is not None and second.payload == {"n": 2}
+
+
+async def test_ten_concurrent_copies_make_one_job(store: Any) -> None:
+    taken = await asyncio.gather(*(store.accept_delivery(delivery("same")) for _ in range(10)))
+    assert sorted(taken) == [False] * 9 + [True]
+    assert await store.job_states() == {"queued": 1}
+
+
+async def test_recover_requeues_what_a_dead_process_was_running(store: Any) -> None:
+    await store.accept_delivery(delivery(1))
+    await store.accept_delivery(delivery(2, thread="o/r#2"))
+    job = await store.claim_job("o/r#1")
+    assert job is not None
+    assert await store.recover() == ["o/r#1", "o/r#2"]
+    again = await store.claim_job("o/r#1")
+    assert again is not None and again.id == job.id and again.attempts == 2
+
+
+async def test_posted_markers(store: Any) -> None:
+    p = Posted(marker="<!-- triage-lead:x -->", repo="o/r", kind="comment", github_id=7, number=1)
+    await store.remember_posted(p)
+    await store.remember_posted(p)
+    assert await store.find_posted(p.marker) == p
+    assert await store.find_posted("nope") is None
+
+
+async def test_runs_steps_and_usage(store: Any) -> None:
+    run = RunRecord(id="r1", thread="o/r#1", repo="o/r", number=1, installation_id=1, workflow="security-fix",
+                    state="running", data={"steps": {"assess": "running"}})
+    await store.save_run(run)
+    assert await store.active_run("o/r#1") == run
+    await store.save_run(RunRecord(**{**_fields(run), "state": "done"}))
+    assert await store.active_run("o/r#1") is None
+    assert (await store.load_run("r1")).state == "done"  # type: ignore[union-attr]
+    assert await store.run_states() == {"done": 1}
+    step = StepRecord(run_id="r1", step_id="assess", iteration=1, status="done", output={"summary": "ok"},
+                      input_tokens=10, output_tokens=5, cache_read_tokens=3)
+    await store.save_step(step)
+    await store.save_step(step)
+    assert await store.steps_of("r1") == [step]
+    await store.add_usage(1, "2026-11-25", 100, 0.5)
+    await store.add_usage(1, "2026-11-25", 50, 0.25)
+    assert await store.usage_on(1, "2026-11-25") == 150
+    assert await store.usage_on(1, "2026-11-26") == 0
+
+
+def _fields(run: RunRecord) -> dict[str, Any]:
+    return {f: getattr(run, f) for f in run.__slots__}  # type: ignore[attr-defined]
