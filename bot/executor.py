@@ -1,18 +1,50 @@
-"""Performs the bot's writes to GitHub, idempotently by hidden marker."""
+"""Performs the engine's actions: agent calls and GitHub writes, storing the run after every step.
+
+The run record carries an *outbox*: the actions the engine asked for and that are not yet done. A
+process that dies mid-step leaves them in the store, and whoever picks the run up next performs them
+again. Every write carries a hidden marker of its run and step, so doing one twice edits instead of
+posting twice (GitHub has no idempotency key).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import hashlib
 import logging
+import time
 from typing import Any
 
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.markers import markers_in, with_marker
-from bot.store import Posted, Store
+from bot import engine as E
+from bot import render
+from bot.agents import AgentOutcome, AgentRequest, AgentRuntime, RepoContext, Usage
+from bot.catalog import Catalog, Workflow
+from bot.github import changes
+from bot.markers import marker, markers_in, with_marker
+from bot.store import Posted, RunRecord, StepRecord, Store
 
 log = logging.getLogger(__name__)
 
+ACTIONS: dict[str, type] = {cls.__name__: cls for cls in (
+    E.RunAgent, E.PostStep, E.PostSkip, E.PostVerdict, E.FileTechDebt, E.FileTasks, E.Escalate,
+    E.ResolveEscalation, E.AskApproval, E.Finish, E.Reply)}
+GATE_CHECK = "triage-lead / code-review"
+NEEDS_DECISION = "needs-decision"
+
+
+def dump_action(action: E.Action) -> dict[str, Any]:
+    return {"type": type(action).__name__, **dataclasses.asdict(action)}
+
+
+def load_action(data: dict[str, Any]) -> E.Action:
+    data = dict(data)
+    return ACTIONS[data.pop("type")](**data)
+
+
+# ---- idempotent writes ---------------------------------------------------------------------
 
 async def _find_comment(gh: GitHubAPI, repo: str, number: int, key: str) -> dict[str, Any] | None:
     """The bot's comment on a thread carrying marker ``key`` (only bot accounts can own a marker)."""
@@ -22,8 +54,7 @@ async def _find_comment(gh: GitHubAPI, repo: str, number: int, key: str) -> dict
     return None
 
 
-async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int, mark: str,
-                         body: str) -> Posted:
+async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int, mark: str, body: str) -> Posted:
     """Create the comment carrying ``mark`` on a thread, or edit it if it already exists.
 
     The store remembers what was posted; if the store lost it (or the post landed but the process
@@ -52,3 +83,297 @@ async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int,
                     url=created.get("html_url"))
     await store.remember_posted(posted)
     return posted
+
+
+async def create_issue_once(gh: GitHubAPI, store: Store, *, repo: str, mark: str, title: str, body: str,
+                            labels: list[str]) -> tuple[Posted, bool]:
+    """Open an issue carrying ``mark`` unless one already exists; returns (issue, created?)."""
+    known = await store.find_posted(mark)
+    if known is None:
+        key = markers_in(mark)[0]
+        query = f'repo:{repo} is:issue "{key}"'
+        result = await gh.getitem(f"/search/issues?q={_quote(query)}")
+        found = next((i for i in result.get("items", []) if key in markers_in(i.get("body") or "")), None)
+        if found is not None:
+            known = Posted(marker=mark, repo=repo, kind="issue", github_id=found["id"], number=found["number"],
+                           url=found.get("html_url"))
+            await store.remember_posted(known)
+    if known is not None:
+        return known, False
+    issue = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": with_marker(body, mark),
+                                                         "labels": labels})
+    posted = Posted(marker=mark, repo=repo, kind="issue", github_id=issue["id"], number=issue["number"],
+                    url=issue.get("html_url"))
+    await store.remember_posted(posted)
+    return posted, True
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+def digest(*parts: str) -> str:
+    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+# ---- the run executor ----------------------------------------------------------------------
+
+@dataclasses.dataclass
+class RunState:
+    """A run record opened for work: the engine's run plus what the executor keeps beside it."""
+
+    record: RunRecord
+    run: E.Run
+    data: dict[str, Any]
+
+    @property
+    def outbox(self) -> list[dict[str, Any]]:
+        return self.data.setdefault("outbox", [])
+
+
+class Executor:
+    def __init__(self, *, gh: GitHubAPI, store: Store, catalog: Catalog, agents: AgentRuntime,
+                 bot_login: str | None = None) -> None:
+        self.gh = gh
+        self.store = store
+        self.catalog = catalog
+        self.agents = agents
+        self.bot_login = bot_login
+
+    # -- lifecycle --
+
+    async def apply(self, state: RunState, signal: E.Signal, delivery_id: str) -> RunState:
+        """Apply a signal once per delivery (a re-run job does not apply it twice), then work the outbox."""
+        applied: list[str] = state.data.setdefault("applied", [])
+        if delivery_id not in applied:
+            wf = self._wf(state)
+            state.run, actions = E.advance(state.run, signal, wf)
+            state.outbox.extend(dump_action(a) for a in actions)
+            applied.append(delivery_id)
+            del applied[:-50]
+            await self._save(state)
+        await self.drain(state)
+        return state
+
+    async def drain(self, state: RunState) -> None:
+        """Perform queued actions until none is left; agent steps of one wave run concurrently."""
+        while state.outbox:
+            writes = [a for a in state.outbox if a["type"] != "RunAgent"]
+            for item in writes:
+                await self._perform(state, load_action(item))
+                state.outbox.remove(item)
+                await self._save(state)
+            await self._status(state)
+            agents = [a for a in state.outbox if a["type"] == "RunAgent"]
+            if agents:
+                await self._run_wave(state, agents)
+        await self._status(state)
+
+    async def _run_wave(self, state: RunState, items: list[dict[str, Any]]) -> None:
+        tasks = {asyncio.ensure_future(self._call_agent(state, load_action(i))): i for i in items}  # type: ignore[arg-type]
+        for done in asyncio.as_completed(list(tasks)):
+            action, outcome = await done
+            item = dump_action(action)
+            await self._record_usage(state, action, outcome)
+            signal: E.Signal = (E.AgentDone(action.step, action.iteration, outcome.result) if outcome.result is not None
+                                else E.AgentFailed(action.step, action.iteration, outcome.error or "the step failed",
+                                                   outcome.error_kind or "api-error"))
+            state.run, actions = E.advance(state.run, signal, self._wf(state))
+            if item in state.outbox:
+                state.outbox.remove(item)
+            state.outbox.extend(dump_action(a) for a in actions)
+            await self._save(state)
+
+    async def _save(self, state: RunState) -> None:
+        state.data["run"] = state.run.to_dict()
+        rec = dataclasses.replace(state.record, state=state.run.state, data=state.data)
+        state.record = rec
+        await self.store.save_run(rec)
+
+    def _wf(self, state: RunState) -> Workflow:
+        return self.catalog.workflows[state.run.workflow]
+
+    # -- agents --
+
+    def _context(self, state: RunState) -> RepoContext:
+        c = state.data["ctx"]
+        return RepoContext(repo=c["repo"], number=c.get("number"), is_pull_request=bool(c.get("is_pull_request")),
+                           head_sha=state.run.head_sha or c.get("head_sha"), default_branch=c.get("default_branch") or "main",
+                           title=c.get("title") or "", body=c.get("body") or "", ci=c.get("ci"))
+
+    async def _call_agent(self, state: RunState, action: E.RunAgent) -> tuple[E.RunAgent, AgentOutcome]:
+        wf = self._wf(state)
+        step = wf.step(action.step)
+        if step.kind == "delegate":  # the Lead lists the tasks; the engine files one issue per task
+            step = dataclasses.replace(step, kind="analyze")
+        upstream = wf.upstream(step.id)
+        inputs = {sid: st.result for sid, st in state.run.steps.items() if sid in upstream and st.result}
+        request = AgentRequest(run_id=state.run.id, step_id=step.id, iteration=action.iteration,
+                               agent=self.catalog.agents[action.agent], step=step, task=step.task, inputs=inputs,
+                               feedback=state.run.steps[step.id].feedback, context=self._context(state),
+                               flags_wanted={f.name: f.text for f in step.sets})
+        try:
+            outcome = await self.agents.run(request)
+        except Exception as exc:  # a bug or an outage must become a readable escalation, not a dead run
+            log.exception("agent %s failed on %s/%s", action.agent, state.run.id, action.step)
+            outcome = AgentOutcome(result=None, usage=Usage(),
+                                   error=f"{action.agent} could not finish: {type(exc).__name__}", error_kind="api-error")
+        return action, outcome
+
+    async def _record_usage(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> None:
+        u = outcome.usage
+        total = state.data.setdefault("usage", {})
+        for key in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "calls"):
+            total[key] = int(total.get(key, 0)) + int(getattr(u, key))
+        total["cost_usd"] = float(total.get("cost_usd", 0.0)) + u.cost_usd
+        await self.store.save_step(StepRecord(
+            run_id=state.run.id, step_id=action.step, iteration=action.iteration,
+            status="done" if outcome.result is not None else "failed", output=outcome.result or {"error": outcome.error},
+            input_tokens=u.input_tokens, output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_input_tokens,
+            cache_write_tokens=u.cache_creation_input_tokens, cost_usd=u.cost_usd))
+        if u.tokens and state.record.installation_id:
+            await self.store.add_usage(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()),
+                                       u.tokens, u.cost_usd)
+
+    # -- GitHub writes --
+
+    def _where(self, state: RunState) -> tuple[str, int]:
+        return state.record.repo, int(state.record.number or 0)
+
+    async def _comment(self, state: RunState, mark: str, body: str) -> Posted:
+        repo, number = self._where(state)
+        return await upsert_comment(self.gh, self.store, repo=repo, number=number, mark=mark, body=body)
+
+    async def _status(self, state: RunState) -> None:
+        wf = self._wf(state)
+        body = render.status(state.run, wf, announce=state.data.get("announce", wf.announce),
+                             usage=state.data.get("usage", {}), links=state.data.get("links", {}))
+        if state.data.get("status_body") == body:
+            return  # nothing changed: save GitHub a write
+        await self._comment(state, marker("status", state.run.id), body)
+        state.data["status_body"] = body
+        await self._save(state)
+
+    async def _perform(self, state: RunState, action: E.Action) -> None:
+        wf, run = self._wf(state), state.run
+        rid = run.id
+        if isinstance(action, E.PostStep):
+            st = run.steps[action.step]
+            posted = await self._comment(state, marker("step", rid, action.step, action.iteration),
+                                         render.step_output(wf, action.step, action.iteration, st.agent or "", st.result or {}))
+            state.data.setdefault("links", {})[action.step] = posted.url or ""
+        elif isinstance(action, E.PostSkip):
+            await self._comment(state, marker("skip", rid, action.step), render.skipped(wf, action.step))
+        elif isinstance(action, E.PostVerdict):
+            await self._verdict(state, wf, action)
+        elif isinstance(action, E.FileTechDebt):
+            await self._tech_debt(state, wf, action)
+        elif isinstance(action, E.FileTasks):
+            await self._tasks(state, action)
+        elif isinstance(action, E.Escalate):
+            n = len(run.decisions)
+            await self._comment(state, marker("escalation", rid, n), render.escalation(run, wf, state.data.get("mention", "")))
+            repo, number = self._where(state)
+            await self.gh.post(f"/repos/{repo}/issues/{number}/labels", data={"labels": [NEEDS_DECISION]})
+        elif isinstance(action, E.ResolveEscalation):
+            repo, number = self._where(state)
+            try:
+                await self.gh.delete(f"/repos/{repo}/issues/{number}/labels/{NEEDS_DECISION}")
+            except BadRequest as exc:
+                if exc.status_code != 404:
+                    raise
+        elif isinstance(action, E.AskApproval):
+            st = run.steps[action.step]
+            await self._comment(state, marker("approval", rid, st.iteration), render.approval_request(st.result or {}, wf))
+        elif isinstance(action, E.Finish):
+            await self._finish(state, wf)
+        elif isinstance(action, E.Reply):
+            n = len(state.data.get("applied", []))
+            await self._comment(state, marker("reply", rid, n, digest(action.text)), action.text)
+
+    async def _verdict(self, state: RunState, wf: Workflow, action: E.PostVerdict) -> None:
+        run = state.run
+        result = run.steps[action.step].result or {}
+        await self._comment(state, marker("verdict", run.id, action.step, action.iteration),
+                            render.verdict(wf, action.step, action.iteration, result, rejections=run.rejections))
+        ctx = state.data["ctx"]
+        sha = run.head_sha or ctx.get("head_sha")
+        if not ctx.get("is_pull_request") or not sha:
+            return
+        repo, number = self._where(state)
+        approved = result.get("verdict") == "APPROVED"
+        mark = marker("review", run.id, action.step, action.iteration)
+        if await self.store.find_posted(mark) is None:
+            body = with_marker(render.verdict(wf, action.step, action.iteration, result, rejections=run.rejections), mark)
+            review = await self._review(repo, number, sha, body, "APPROVE" if approved else "REQUEST_CHANGES")
+            await self.store.remember_posted(Posted(marker=mark, repo=repo, kind="review", github_id=review["id"], number=number))
+        check_mark = marker("check", run.id, action.step, action.iteration)
+        if await self.store.find_posted(check_mark) is None:
+            summary = f"{len(result.get('critical') or [])} critical, {len(result.get('warnings') or [])} warnings"
+            check = await self.gh.post(f"/repos/{repo}/check-runs", data={
+                "name": GATE_CHECK, "head_sha": sha, "status": "completed",
+                "conclusion": "success" if approved else "failure", "external_id": f"{run.id}:{action.step}:{action.iteration}",
+                "output": {"title": f"{result.get('verdict', 'REJECTED')}: {summary}",
+                           "summary": render.clip(str(result.get("summary") or ""), 60_000)}})
+            await self.store.remember_posted(Posted(marker=check_mark, repo=repo, kind="check_run", github_id=check["id"]))
+
+    async def _review(self, repo: str, number: int, sha: str, body: str, event: str) -> dict[str, Any]:
+        try:
+            return await self.gh.post(f"/repos/{repo}/pulls/{number}/reviews",
+                                      data={"commit_id": sha, "body": body, "event": event})
+        except BadRequest as exc:  # e.g. reviewing the bot's own PR: say it as a plain comment review
+            if exc.status_code != 422:
+                raise
+            return await self.gh.post(f"/repos/{repo}/pulls/{number}/reviews",
+                                      data={"commit_id": sha, "body": body, "event": "COMMENT"})
+
+    async def _tech_debt(self, state: RunState, wf: Workflow, action: E.FileTechDebt) -> None:
+        result = state.run.steps[action.step].result or {}
+        items = [dict(i) for i in result.get("tech_debt") or []] + [
+            {"title": f"Suggestion: {s.get('text', '')}"[:200], "body": s.get("text", ""), **({"path": s["path"]} if s.get("path") else {})}
+            for s in result.get("suggestions") or []]
+        repo, number = self._where(state)
+        status_url = f"#{number}"
+        filed = state.data.setdefault("debt", [])
+        for item in items[:10]:  # cap: a runaway reviewer cannot spam the tracker
+            title, body = render.tech_debt_issue(item, run_link=status_url, step_title=wf.step(action.step).title)
+            mark = marker("debt", digest(repo, title.lower().strip()))
+            posted, created = await create_issue_once(self.gh, self.store, repo=repo, mark=mark, title=title,
+                                                      body=body, labels=["tech-debt"])
+            ref = f"#{posted.number}"
+            if ref not in filed:
+                filed.append(ref)
+
+    async def _tasks(self, state: RunState, action: E.FileTasks) -> None:
+        result = state.run.steps[action.step].result or {}
+        repo, number = self._where(state)
+        for task in (result.get("findings") or [])[:10]:
+            title = render.clip(str(task).splitlines()[0], 200)
+            body = f"{task}\n\nA task of the multi-session project in #{number}; triage-lead runs its own workflow here."
+            await create_issue_once(self.gh, self.store, repo=repo, mark=marker("task", digest(repo, str(number), title)),
+                                    title=title, body=body, labels=[])
+
+    async def _finish(self, state: RunState, wf: Workflow) -> None:
+        run, ctx = state.run, state.data["ctx"]
+        proposed = _latest_changes(run, wf)
+        pull_url = pushed = None
+        if proposed and run.approval:
+            pull_url, pushed = await changes.deliver(self.gh, self.store, run_id=run.id, ctx=ctx, files=proposed,
+                                                     workflow=wf.name, title=ctx.get("title") or wf.title)
+        state.data["pull_url"], state.data["pushed"] = pull_url, pushed
+        await self._comment(state, marker("done", run.id),
+                            render.finished(run, wf, pull_url=pull_url, pushed=pushed, debt=state.data.get("debt", [])))
+
+
+def _latest_changes(run: E.Run, wf: Workflow) -> list[dict[str, str]]:
+    """The newest change set an implementer proposed (later iterations replace earlier ones)."""
+    files: dict[str, str] = {}
+    for step in wf.steps:
+        result = run.steps[step.id].result or {}
+        if step.kind == "implement":
+            for c in result.get("changes") or []:
+                if isinstance(c, dict) and isinstance(c.get("path"), str) and isinstance(c.get("content"), str):
+                    files[c["path"]] = c["content"]
+    return [{"path": p, "content": c} for p, c in files.items()]

@@ -1,18 +1,33 @@
-"""One job, end to end: the stored delivery → a typed event → what the bot does about it."""
+"""One job, end to end: the stored delivery → a typed event → triage, commands or CI → the engine.
+
+Each handler first decides (pure: triage, command parsing, the engine) and then acts through the
+executor. Errors a person should read become comments; the rest are log lines for operators.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
-from bot import events, render
-from bot.executor import upsert_comment
+import anthropic
+from gidgethub import BadRequest
+from gidgethub.abc import GitHubAPI
+
+from bot import commands, engine, events, render, triage
+from bot.agents import AgentRuntime, Budget, ModelMap
+from bot.catalog import Catalog
+from bot.executor import Executor, RunState, create_issue_once, digest, upsert_comment
 from bot.github.client import GitHubApp
 from bot.markers import marker
 from bot.settings import Settings
-from bot.store import Job, Store
+from bot.store import Job, RunRecord, Store
 
 log = logging.getLogger(__name__)
+
+WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 
 
 @dataclass
@@ -22,7 +37,11 @@ class Deps:
     settings: Settings
     store: Store
     github: GitHubApp
+    catalog: Catalog
+    anthropic: anthropic.AsyncAnthropic | None = None
     bot_login: str | None = None
+    model_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    agent_options: dict[str, Any] = field(default_factory=dict)  # tests shorten retry waits
 
 
 async def process(job: Job, deps: Deps) -> None:
@@ -31,12 +50,236 @@ async def process(job: Job, deps: Deps) -> None:
         log.info("job %s: %s", job.id, event.reason)  # the server filtered these; payload kept for audit
         return
     if events.is_self_or_foreign_bot(event, deps.bot_login, deps.settings.bot_allowlist):
-        log.info("job %s: %s by bot account, not acted on", job.id, event.event)
+        log.info("job %s: %s by a bot account, not acted on", job.id, event.event)
         return
-    if isinstance(event, events.WorkItem) and event.action in ("opened", "reopened"):
-        gh = await deps.github.installation(event.installation_id)
-        posted = await upsert_comment(gh, deps.store, repo=event.repo, number=event.number,
-                                      mark=marker("ack", event.thread), body=render.acknowledgement(event))
-        log.info("job %s: acknowledged %s (comment %s)", job.id, event.thread, posted.github_id)
+    if isinstance(event, events.Installation):
+        log.info("installation %s %s", event.installation_id, event.action)
         return
-    log.info("job %s: %s.%s on %s has no handler yet", job.id, event.event, event.action, event.thread)
+    gh = await deps.github.installation(event.installation_id)
+    if isinstance(event, events.WorkItem):
+        await on_work_item(event, gh, deps)
+    elif isinstance(event, events.Comment):
+        await on_comment(event, gh, deps)
+    elif isinstance(event, events.CiFailure):
+        await on_ci_failure(event, gh, deps)
+
+
+# ---- runs ----------------------------------------------------------------------------------
+
+async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState | None = None) -> Executor:
+    used = int(sum(int((state.data.get("usage") or {}).get(k, 0)) for k in (
+        "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))) if state else 0
+    day = 0
+    if state and state.record.installation_id:
+        import time
+
+        day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()))
+    budget = Budget(run_tokens=deps.settings.run_token_budget, day_tokens=deps.settings.day_token_budget,
+                    run_used=used, day_used=day)
+    secrets = tuple(s for s in (deps.settings.webhook_secret, deps.settings.anthropic_api_key) if s)
+    agents = AgentRuntime(gh=gh, anthropic=deps.anthropic, models=ModelMap(dict(deps.settings.model_overrides)),
+                          budget=budget, concurrency=deps.model_slots, secrets=secrets, **deps.agent_options)
+    return Executor(gh=gh, store=deps.store, catalog=deps.catalog, agents=agents, bot_login=deps.bot_login)
+
+
+def open_state(record: RunRecord) -> RunState:
+    return RunState(record=record, run=engine.Run.from_dict(record.data["run"]), data=dict(record.data))
+
+
+async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, repo: str, number: int, installation_id: int,
+                    decision: triage.Decision, ctx: dict[str, Any]) -> RunState:
+    wf = deps.catalog.workflows[decision.workflow or ""]
+    run = engine.Run.new(run_id, wf, head_sha=ctx.get("head_sha"))
+    data = {"run": run.to_dict(), "ctx": ctx, "announce": triage.announce(decision, deps.catalog),
+            "decision": decision.to_json(), "outbox": []}
+    record = RunRecord(id=run_id, thread=f"{repo}#{number}", repo=repo, number=number, installation_id=installation_id,
+                       workflow=wf.name, state=run.state, data=data)
+    await deps.store.save_run(record)
+    state = open_state(record)
+    executor = await executor_for(gh, deps, state)
+    return await executor.apply(state, engine.Start(), run_id)
+
+
+async def resume(gh: GitHubAPI, deps: Deps, record: RunRecord, signal: engine.Signal, delivery_id: str) -> RunState:
+    state = open_state(record)
+    executor = await executor_for(gh, deps, state)
+    return await executor.apply(state, signal, delivery_id)
+
+
+# ---- issues and pull requests --------------------------------------------------------------
+
+async def _pull_paths(gh: GitHubAPI, repo: str, number: int) -> list[str]:
+    return [f["filename"] async for f in gh.getiter(f"/repos/{repo}/pulls/{number}/files?per_page=100")][:300]
+
+
+def _ctx(item: events.WorkItem, default_branch: str | None) -> dict[str, Any]:
+    return {"repo": item.repo, "number": item.number, "is_pull_request": item.is_pull_request, "head_sha": item.head_sha,
+            "head_ref": item.head_ref, "head_repo": item.head_repo, "from_fork": item.from_fork,
+            "default_branch": default_branch, "title": item.title, "body": item.body, "ci": None}
+
+
+async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None:
+    own = await deps.store.load_run(item.delivery_id)
+    if own is not None:  # this delivery started a run before the process died: carry on with it
+        await resume(gh, deps, own, engine.Start(), item.delivery_id)
+        return
+    active = await deps.store.active_run(item.thread)
+    if item.action == "synchronize":
+        if active is not None and item.head_sha:
+            await resume(gh, deps, active, engine.HeadMoved(item.head_sha), item.delivery_id)
+        return
+    if active is not None:
+        log.info("%s already has run %s (%s); %s.%s not started", item.thread, active.id, active.state, item.event, item.action)
+        return
+    label_map = {k.lower(): v for k, v in (deps.catalog.triage.get("labels") or {}).items()}
+    if item.action == "labeled" and (item.added_label or "").lower() not in label_map:
+        return  # a label unrelated to workflows
+    paths = await _pull_paths(gh, item.repo, item.number) if item.is_pull_request else []
+    decision = triage.decide(item, deps.catalog, paths=paths)
+    if decision.workflow is None:
+        if item.action in ("opened", "reopened", "ready_for_review"):
+            await upsert_comment(gh, deps.store, repo=item.repo, number=item.number, mark=marker("ask-label", item.thread),
+                                 body=render.ask_for_label(decision.reason, deps.catalog.triage.get("labels") or {}))
+        return
+    repo_info = await gh.getitem(f"/repos/{item.repo}")
+    await start_run(gh, deps, run_id=item.delivery_id, repo=item.repo, number=item.number,
+                    installation_id=item.installation_id, decision=decision,
+                    ctx=_ctx(item, repo_info.get("default_branch")))
+
+
+# ---- commands ------------------------------------------------------------------------------
+
+async def role_of(gh: GitHubAPI, repo: str, login: str) -> str:
+    """The collaborator's role, asked of GitHub when the command runs (never author_association)."""
+    try:
+        data = await gh.getitem(f"/repos/{repo}/collaborators/{login}/permission")
+    except BadRequest as exc:
+        if exc.status_code in (403, 404):
+            return "none"
+        raise
+    return str(data.get("role_name") or data.get("permission") or "none")
+
+
+async def _reply(gh: GitHubAPI, deps: Deps, c: events.Comment, key: str, body: str) -> None:
+    await upsert_comment(gh, deps.store, repo=c.repo, number=c.number,
+                         mark=marker("reply", c.comment_id, digest(key)), body=body)
+
+
+async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
+    wanted = commands.new_commands(c.body, c.previous_body if c.action == "edited" else None)
+    if not wanted:
+        return
+    # Re-read the comment: act only on commands still there, so an edit after the event cannot swap them.
+    try:
+        fresh = await gh.getitem(f"/repos/{c.repo}/issues/comments/{c.comment_id}")
+    except BadRequest as exc:
+        if exc.status_code == 404:
+            return  # deleted since
+        raise
+    current = set(commands.parse(fresh.get("body") or ""))
+    for cmd in (x for x in wanted if x in current):
+        await _command(c, cmd, gh, deps)
+
+
+async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps: Deps) -> None:
+    key = f"{c.comment_id}:{cmd.name}:{cmd.arg}"
+    if not cmd.known:
+        await _reply(gh, deps, c, key, render.unknown_command(cmd.name))
+        return
+    if cmd.name == "help":
+        await _reply(gh, deps, c, key, render.help_text())
+        return
+    active = await deps.store.active_run(f"{c.repo}#{c.number}")
+    if cmd.name == "status":
+        if active is None:
+            await _reply(gh, deps, c, key, "No triage-lead workflow is running on this thread.")
+        else:
+            state = open_state(active)
+            wf = deps.catalog.workflows[state.run.workflow]
+            await _reply(gh, deps, c, key, render.status(state.run, wf, announce=state.data.get("announce", ""),
+                                                        usage=state.data.get("usage", {}), links=state.data.get("links", {})))
+        return
+    role = await role_of(gh, c.repo, c.author.login)
+    if not commands.may_run(cmd.name, role):
+        await _reply(gh, deps, c, key, render.refusal(c.author.login, cmd.name, role))
+        return
+    await gh.post(f"/repos/{c.repo}/issues/comments/{c.comment_id}/reactions", data={"content": "eyes"})
+    if active is None:
+        await _reply(gh, deps, c, key, f"No triage-lead workflow is running on this thread, so `/{cmd.name}` has nothing to act on.")
+        return
+    head = None
+    if c.is_pull_request:
+        head = (await gh.getitem(f"/repos/{c.repo}/pulls/{c.number}"))["head"]["sha"]
+    signal = engine.Command(cmd.name, c.author.login, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
+                            head_sha=head)
+    await resume(gh, deps, active, signal, f"{c.delivery_id}:{cmd.name}:{cmd.arg}")
+
+
+# ---- CI failures ---------------------------------------------------------------------------
+
+_NOISE = [(re.compile(r"\b[0-9a-f]{7,40}\b"), "<sha>"), (re.compile(r"\d+(\.\d+)?"), "<n>"),
+          (re.compile(r"/tmp/\S+|/home/\S+"), "<path>"), (re.compile(r"\s+"), " ")]
+
+
+def normalise(line: str) -> str:
+    """The first error with run-specific noise (numbers, shas, temp paths) removed: the failure's signature."""
+    out = line.strip().lower()
+    for pattern, repl in _NOISE:
+        out = pattern.sub(repl, out)
+    return out[:200]
+
+
+async def _first_error(f: events.CiFailure, gh: GitHubAPI) -> str:
+    from bot.agents.logs import failures
+
+    text = f.summary
+    if f.source == "check_run":
+        run = await gh.getitem(f"/repos/{f.repo}/check-runs/{f.ci_id}")
+        out = run.get("output") or {}
+        text = "\n".join(str(out.get(k) or "") for k in ("title", "summary", "text"))
+    elif f.source == "workflow_run":
+        jobs = await gh.getitem(f"/repos/{f.repo}/actions/runs/{f.ci_id}/jobs")
+        failed = [j for j in jobs.get("jobs", []) if j.get("conclusion") in events.CI_FAILED]
+        if failed:
+            text = str(await gh.getitem(f"/repos/{f.repo}/actions/jobs/{failed[0]['id']}/logs"))
+    found = failures(text or "")
+    return (found.errors or found.tests or [line for line in (text or "").splitlines() if line.strip()] or [f"{f.conclusion}"])[0]
+
+
+async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
+    own = await deps.store.load_run(f.delivery_id)
+    if own is not None:  # this delivery's run was started before the process died
+        await resume(gh, deps, own, engine.Start(), f.delivery_id)
+        return
+    decision = triage.decide(f, deps.catalog)
+    ci = {"source": f.source, "id": f.ci_id, "name": f.name, "head_sha": f.head_sha, "summary": f.summary}
+    repo_info = await gh.getitem(f"/repos/{f.repo}")
+    default = repo_info.get("default_branch") or f.default_branch or "main"
+    if f.pull_numbers:
+        number = f.pull_numbers[0]
+        if await deps.store.active_run(f"{f.repo}#{number}"):
+            log.info("%s#%s already has an active run; CI failure %s noted in it only by the check", f.repo, number, f.name)
+            return
+        pr = await gh.getitem(f"/repos/{f.repo}/pulls/{number}")
+        ctx = {"repo": f.repo, "number": number, "is_pull_request": True, "head_sha": pr["head"]["sha"],
+               "head_ref": pr["head"]["ref"], "head_repo": (pr["head"].get("repo") or {}).get("full_name"),
+               "default_branch": default, "title": pr.get("title", ""), "body": pr.get("body") or "", "ci": ci}
+        await start_run(gh, deps, run_id=f.delivery_id, repo=f.repo, number=number,
+                        installation_id=f.installation_id, decision=decision, ctx=ctx)
+        return
+    if f.head_branch != default:
+        log.info("CI failure %s on branch %s without a pull request: not investigated", f.name, f.head_branch)
+        return
+    first = await _first_error(f, gh)
+    signature = f"{f.name}: {normalise(first)}"
+    title, body = render.ci_failure_issue(f.name, signature, first, f.head_sha, f.details_url)
+    issue, created = await create_issue_once(gh, deps.store, repo=f.repo, mark=marker("ci", digest(f.repo, signature)),
+                                             title=title, body=body, labels=["ci-failure"])
+    if not created:
+        await upsert_comment(gh, deps.store, repo=f.repo, number=int(issue.number or 0),
+                             mark=marker("ci-repeat", f.delivery_id), body=render.ci_repeat(f.name, f.head_sha, f.details_url))
+        return
+    ctx = {"repo": f.repo, "number": issue.number, "is_pull_request": False, "head_sha": f.head_sha, "head_ref": None,
+           "head_repo": None, "default_branch": default, "title": title, "body": body, "ci": ci}
+    await start_run(gh, deps, run_id=f.delivery_id, repo=f.repo, number=int(issue.number or 0),
+                    installation_id=f.installation_id, decision=decision, ctx=ctx)

@@ -1,19 +1,248 @@
-"""Markdown for every kind of post the bot makes. Pure: strings in, strings out."""
+"""Markdown for every kind of post the bot makes. Pure: records in, strings out.
+
+Model output reaching these functions has already been cleaned (mentions neutralised, secrets
+redacted) by the agent runtime; everything here is still clipped to GitHub's comment limit.
+"""
 
 from __future__ import annotations
 
-from bot.events import WorkItem
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from bot.catalog import Workflow
+from bot.engine import TRIGGERS, Run
 
 HELP_HINT = "Comment `/help` to see the commands."
+GITHUB_LIMIT = 65_536
+FOLD_OVER = 1_500  # step outputs longer than this are folded in <details>
+ICONS = {"pending": "⬜", "running": "🔄", "done": "✅", "skipped": "⏭️", "failed": "❌", "waiting": "⏸️"}
+STATE_LINE = {"running": "🔄 Running", "waiting": "⏸️ Waiting for `/approve`", "escalated": "🚨 Escalated — waiting for a decision",
+              "done": "✅ Done", "cancelled": "⏹️ Cancelled"}
+COMMANDS = {
+    "/approve": "approve the step waiting for approval; after an escalation `/approve N` picks option N",
+    "/escalate [reason]": "stop the workflow here and ask for a decision",
+    "/status": "show where the workflow stands",
+    "/retry": "run the failed or escalated step again",
+    "/cancel": "stop the workflow",
+    "/help": "show this list",
+}
 
 
-def acknowledgement(item: WorkItem) -> str:
-    """The first word on a new issue or PR: what was received and what happens next."""
-    kind = "pull request" if item.is_pull_request else "issue"
-    labels = ", ".join(f"`{name}`" for name in item.labels) or "none"
-    return (
-        f"**triage-lead** received this {kind}.\n\n"
-        f"- Labels: {labels}\n"
-        f"- Next: the Lead triages it into a workflow and posts each step in this thread.\n\n"
-        f"{HELP_HINT}"
-    )
+def clip(text: str, limit: int = GITHUB_LIMIT - 200) -> str:
+    """Cut to GitHub's 65,536-character body limit, saying so."""
+    if len(text) <= limit:
+        return text
+    note = "\n\n_…cut: this post was longer than GitHub allows._"
+    return text[: limit - len(note)] + note
+
+
+def ask_for_label(reason: str, labels: Mapping[str, str]) -> str:
+    by_workflow: dict[str, list[str]] = {}
+    for label, workflow in labels.items():
+        by_workflow.setdefault(workflow, []).append(f"`{label}`")
+    rows = "\n".join(f"| {w} | {', '.join(ls[:4])} |" for w, ls in sorted(by_workflow.items()))
+    return ("**principal-software-engineer (Lead)**: I can't place this in a workflow with confidence "
+            f"({reason}), so I won't guess. Add one of these labels and I'll start:\n\n"
+            f"| workflow | labels |\n|---|---|\n{rows}")
+
+
+def _mermaid(run: Run, wf: Workflow) -> str:
+    lines = ["```mermaid", "flowchart LR"]
+    for step in wf.steps:
+        lines.append(f'    {_node(step.id)}["{step.title}<br/>{run.steps[step.id].agent or step.agent}"]')
+    for step in wf.steps:
+        for need in step.needs:
+            lines.append(f"    {_node(need)} --> {_node(step.id)}")
+        if step.gate:
+            lines.append(f"    {_node(step.id)} -. rejected .-> {_node(step.gate.on_reject)}")
+    classes = {"done": "done", "running": "current", "waiting": "current", "failed": "failed", "skipped": "skipped"}
+    for step in wf.steps:
+        cls = classes.get(run.steps[step.id].status)
+        if cls:
+            lines.append(f"    class {_node(step.id)} {cls}")
+    lines += ["    classDef done fill:#d4f7d4,stroke:#2da44e", "    classDef current fill:#fff3b0,stroke:#bf8700,stroke-width:3px",
+              "    classDef failed fill:#ffd8d3,stroke:#cf222e", "    classDef skipped fill:#eeeeee,stroke:#999,stroke-dasharray: 4 4",
+              "```"]
+    return "\n".join(lines)
+
+
+def _node(step_id: str) -> str:
+    return step_id.replace("-", "_")
+
+
+def usage_line(usage: Mapping[str, Any]) -> str:
+    tokens = sum(int(usage.get(k, 0)) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                                 "cache_creation_input_tokens"))
+    cached = int(usage.get("cache_read_input_tokens", 0))
+    return (f"{tokens:,} tokens ({cached:,} read from cache), {int(usage.get('calls', 0))} model calls, "
+            f"≈ ${float(usage.get('cost_usd', 0.0)):.4f}")
+
+
+def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], links: Mapping[str, str]) -> str:
+    """The one status comment per run, edited in place as the run advances."""
+    rows = []
+    for step in wf.steps:
+        st = run.steps[step.id]
+        agent = st.agent or step.agent
+        extra = f" · iteration {st.iteration}" if st.iteration > 1 else ""
+        if step.when:
+            extra += f" · _{step.when.text}_"
+        link = f" — [output]({links[step.id]})" if step.id in links else ""
+        rows.append(f"- {ICONS.get(st.status, '⬜')} **{step.title}** ({agent}){extra}{link}")
+    at_work = ", ".join(f"`{run.steps[s].agent}` on {wf.step(s).title}" for s in run.running()) or "nobody"
+    parts = [f"### triage-lead · {wf.title} (`{wf.name}`)", "", f"> {announce}", "",
+             f"**State:** {STATE_LINE.get(run.state, run.state)} · **At work:** {at_work} · "
+             f"**Review rejections:** {run.rejections}/{wf.max_rejections}", "",
+             *rows, "", f"**Usage:** {usage_line(usage)}", "",
+             "<details><summary>Workflow diagram</summary>\n", _mermaid(run, wf), "\n</details>", "", HELP_HINT]
+    return clip("\n".join(parts))
+
+
+def _fold(text: str) -> str:
+    if len(text) <= FOLD_OVER:
+        return text
+    return f"<details><summary>Full output ({len(text):,} characters)</summary>\n\n{text}\n\n</details>"
+
+
+def _criteria(result: Mapping[str, Any]) -> str:
+    items = result.get("criteria") or []
+    return "\n".join(f"- {'✅' if c.get('met') else '❌'} {c.get('criterion', '')}"
+                     + (f" — {c['note']}" if c.get("note") else "") for c in items if isinstance(c, Mapping))
+
+
+def step_output(wf: Workflow, step_id: str, iteration: int, agent: str, result: Mapping[str, Any]) -> str:
+    """One comment per step's output, headed with the agent and step."""
+    step = wf.step(step_id)
+    head = f"#### {step.title} · `{agent}`" + (f" · iteration {iteration}" if iteration > 1 else "")
+    parts = [head, "", _fold(str(result.get("summary") or "(no summary)"))]
+    if result.get("findings"):
+        parts += ["", "**Findings**", *[f"- {f}" for f in result["findings"]]]
+    if result.get("changes"):
+        parts += ["", "**Proposed changes**", *[f"- `{c.get('path')}`: {c.get('reason', '')}" for c in result["changes"]]]
+        code = "\n\n".join(f"`{c.get('path')}`\n```\n{c.get('content', '')}\n```" for c in result["changes"])
+        parts += ["", f"<details><summary>Full contents of {len(result['changes'])} file(s)</summary>\n\n{code}\n\n</details>"]
+    if result.get("context"):
+        ctx = result["context"]
+        for key in ("goals", "constraints", "decisions", "progress"):
+            if ctx.get(key):
+                parts += ["", f"**{key.title()}**", *[f"- {x}" for x in ctx[key]]]
+    if criteria := _criteria(result):
+        parts += ["", "**Pass criteria**", criteria]
+    flags = {k: v for k, v in (result.get("flags") or {}).items()}
+    if flags:
+        parts += ["", "Flags: " + ", ".join(f"`{k}={str(v).lower()}`" for k, v in flags.items())]
+    return clip("\n".join(parts))
+
+
+def skipped(wf: Workflow, step_id: str) -> str:
+    step = wf.step(step_id)
+    condition = step.when.text if step.when else "not needed"
+    return f"#### {step.title} · `{step.agent}` · skipped\n\nCondition not met: _{condition}_. The workflow moves on."
+
+
+def _findings(title: str, items: list[Mapping[str, Any]]) -> list[str]:
+    if not items:
+        return [f"**{title}:** None"]
+    out = [f"**{title}:**"]
+    for f in items:
+        where = f" (`{f['path']}:{f['line']}`)" if f.get("path") and f.get("line") else (f" (`{f['path']}`)" if f.get("path") else "")
+        out.append(f"- {f.get('text', '')}{where}")
+    return out
+
+
+def verdict(wf: Workflow, step_id: str, iteration: int, result: Mapping[str, Any], *, rejections: int) -> str:
+    step = wf.step(step_id)
+    v = result.get("verdict", "REJECTED")
+    icon = "✅" if v == "APPROVED" else "❌"
+    parts = [f"#### {step.title} · `code-reviewer` · iteration {iteration}", "", f"## {icon} {v}", "",
+             *_findings("Critical", result.get("critical") or []), "",
+             *_findings("Warnings", result.get("warnings") or []), "",
+             *_findings("Suggestions", result.get("suggestions") or []), "", _fold(str(result.get("summary") or ""))]
+    if v != "APPROVED":
+        target = wf.step(step.gate.on_reject).title if step.gate else "the implementer"
+        left = wf.max_rejections - rejections
+        parts += ["", f"Sent back to **{target}** with these findings"
+                  + (f" ({left} more rejection(s) before escalation)." if left > 0 else ".")]
+    return clip("\n".join(parts))
+
+
+def escalation(run: Run, wf: Workflow, mention: str = "") -> str:
+    """The spec's escalation format, with the commands that answer it."""
+    esc = run.escalation or {}
+    stage = esc.get("stage") or ""
+    title = wf.step(stage).title if stage in run.steps else stage
+    options = "\n".join(f"{i}. **{o['title']}** - {o.get('tradeoff', '')}" for i, o in enumerate(esc.get("options") or [], 1))
+    return clip("\n".join([
+        "## Escalation Required", "",
+        f"**Issue**: {esc.get('issue', '')}",
+        f"**Trigger**: {TRIGGERS.get(esc.get('trigger', ''), esc.get('trigger', ''))}",
+        f"**Workflow Stage**: {title} ({wf.name})",
+        "**Options**:", "", options, "",
+        f"**Recommendation**: {esc.get('recommendation', '')}",
+        f"**Blocking**: {esc.get('blocking', '')}", "",
+        f"{mention}Reply `/approve N` to choose option N (`/approve` alone takes option 1), or `/cancel`.".strip()]))
+
+
+def approval_request(result: Mapping[str, Any], wf: Workflow) -> str:
+    """The Lead's summary in the shape of the spec's Step 5 example, asking for /approve."""
+    parts = [f"#### APPROVAL · `principal-software-engineer`", "", str(result.get("summary") or "")]
+    if result.get("deployment_plan"):
+        parts += ["", "**Plan**", str(result["deployment_plan"])]
+    parts += ["", "Ready to proceed. Shall I? A maintainer comments `/approve` to go on, or `/escalate` / `/cancel`."]
+    return clip("\n".join(parts))
+
+
+def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None, debt: list[str]) -> str:
+    by = (run.approval or {}).get("by")
+    parts = [f"### ✅ {wf.title} workflow complete", ""]
+    if by:
+        parts.append(f"- Approved by @{by}")
+    if pull_url:
+        parts.append(f"- Proposed changes: {pull_url} (draft)")
+    if pushed:
+        parts.append(f"- Fix pushed as {pushed}")
+    if debt:
+        parts.append(f"- Tech-debt follow-ups: {', '.join(debt)}")
+    for d in run.decisions:
+        parts.append(f"- Decision at {d['stage']}: option {d['option']} ({d['choice']}) by @{d['by']}")
+    return "\n".join(parts)
+
+
+def tech_debt_issue(item: Mapping[str, Any], *, run_link: str, step_title: str) -> tuple[str, str]:
+    title = clip(str(item.get("title") or item.get("text") or "Follow-up"), 200)
+    body = "\n".join([str(item.get("body") or item.get("text") or ""), "",
+                      f"Deferred during {step_title} of {run_link}. Filed by triage-lead as a tech-debt follow-up."])
+    return title, clip(body)
+
+
+def help_text() -> str:
+    rows = "\n".join(f"| `{cmd}` | {what} |" for cmd, what in COMMANDS.items())
+    return ("**triage-lead commands** (on a line of their own; `/approve`, `/escalate`, `/retry` and `/cancel` "
+            f"need write access)\n\n| command | what it does |\n|---|---|\n{rows}")
+
+
+def refusal(actor: str, command: str, permission: str) -> str:
+    return (f"@{actor} `/{command}` needs write, maintain or admin access to this repository "
+            f"(yours is `{permission}`), so I haven't acted on it. `/status` and `/help` are open to everyone.")
+
+
+def unknown_command(name: str) -> str:
+    return f"`/{name}` isn't a command I know. {HELP_HINT}"
+
+
+def ci_failure_issue(name: str, signature: str, first_error: str, sha: str, url: str | None) -> tuple[str, str]:
+    title = clip(f"CI failure: {name}: {first_error}", 200)
+    body = "\n".join([f"The check **{name}** failed on the default branch at `{sha[:12]}`.", "",
+                      "First error:", "```", first_error, "```", "", f"Details: {url}" if url else "",
+                      "", f"Failure signature: `{signature}`. A repeat of the same failure is noted here "
+                      "instead of opening another issue."])
+    return title, body
+
+
+def ci_repeat(name: str, sha: str, url: str | None) -> str:
+    return f"The same failure of **{name}** happened again at `{sha[:12]}`." + (f" Details: {url}" if url else "")
+
+
+def as_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import aiohttp
+import anthropic
 from aiohttp import web
 
 from bot import pipeline
+from bot.catalog import Catalog, load_catalog
 from bot.github.client import GitHubApp
 from bot.jobs import make_jobs
 from bot.server import make_app
@@ -20,24 +24,37 @@ log = logging.getLogger(__name__)
 class Runtime:
     """One running bot. ``start`` opens everything and resumes unfinished jobs; ``close`` undoes it."""
 
-    def __init__(self, settings: Settings, *, github_max_wait: float = 120.0, github_backoff: float = 1.0) -> None:
+    def __init__(self, settings: Settings, *, github_max_wait: float = 120.0, github_backoff: float = 1.0,
+                 catalog: Catalog | None = None, agent_options: dict[str, Any] | None = None) -> None:
         if settings.webhook_secret is None:
             raise ValueError("a webhook secret is required")
         self.settings = settings
         self.github_max_wait = github_max_wait
         self.github_backoff = github_backoff
+        self.catalog = catalog or load_catalog()
+        self.agent_options = agent_options or {}
 
     async def start(self) -> "Runtime":
         self.store = await open_store(self.settings.database_url)
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.github = GitHubApp(self.settings, self.session, max_wait=self.github_max_wait,
                                 backoff=self.github_backoff)
-        self.deps = pipeline.Deps(settings=self.settings, store=self.store, github=self.github)
+        self.deps = pipeline.Deps(settings=self.settings, store=self.store, github=self.github, catalog=self.catalog,
+                                  anthropic=self._anthropic(), model_slots=asyncio.Semaphore(self.settings.model_concurrency),
+                                  agent_options=dict(self.agent_options))
         self.jobs = make_jobs(self.settings.database_url, self.store, self._handle,
                               concurrency=self.settings.job_concurrency)
         self.app = make_app(self.store, self.settings.webhook_secret or "", self.jobs.kick)
         await self.jobs.start()
         return self
+
+    def _anthropic(self) -> anthropic.AsyncAnthropic | None:
+        """The model client, or None for the offline backend when no key is configured."""
+        if not self.settings.anthropic_api_key:
+            return None
+        # The agent runtime owns retries (it honours retry-after and never retries a spend limit).
+        return anthropic.AsyncAnthropic(api_key=self.settings.anthropic_api_key, base_url=self.settings.anthropic_base_url,
+                                        max_retries=0)
 
     async def _handle(self, job: Job) -> None:
         if self.deps.bot_login is None:
@@ -49,6 +66,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.jobs.close()
+        if self.deps.anthropic is not None:
+            await self.deps.anthropic.close()
         await self.session.close()
         await self.store.close()
 

@@ -35,6 +35,10 @@ class Settings:
     port: int = 3000
     bot_allowlist: frozenset[str] = frozenset()
     job_concurrency: int = 8
+    model_concurrency: int = 16
+    run_token_budget: int = 2_000_000
+    day_token_budget: int = 50_000_000
+    model_overrides: tuple[tuple[str, str], ...] = ()  # (tier, model id)
 
     @property
     def has_app(self) -> bool:
@@ -118,4 +122,9 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
         port=_int(env, "PORT", 3000, hi=65535),  # type: ignore[arg-type]
         bot_allowlist=allow,
         job_concurrency=_int(env, "TRIAGE_LEAD_JOB_CONCURRENCY", 8, hi=1024),  # type: ignore[arg-type]
+        model_concurrency=_int(env, "TRIAGE_LEAD_MODEL_CONCURRENCY", 16, hi=4096),  # type: ignore[arg-type]
+        run_token_budget=_int(env, "TRIAGE_LEAD_RUN_TOKEN_BUDGET", 2_000_000),  # type: ignore[arg-type]
+        day_token_budget=_int(env, "TRIAGE_LEAD_DAY_TOKEN_BUDGET", 50_000_000),  # type: ignore[arg-type]
+        model_overrides=tuple((tier, env[f"TRIAGE_LEAD_MODEL_{tier.upper()}"].strip())
+                              for tier in ("opus", "sonnet", "haiku") if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),
     )

@@ -100,7 +100,8 @@ async def test_token_from_good_jwt(sandbox, session, keys):
 
 
 async def test_token_response_shape(sandbox, session, keys):
-    tok = jwt.encode({"iat": int(time.time()) - 30, "exp": int(time.time()) + 500, "iss": str(APP_ID)}, keys[0], "RS256")
+    now = int(time.time())
+    tok = jwt.encode({"iat": now - 30, "exp": now + 500, "iss": str(APP_ID)}, keys[0], "RS256")
     async with session.post(sandbox.url + "/app/installations/11/access_tokens",
                             headers={"Authorization": f"Bearer {tok}"}) as r:
         assert r.status == 201
@@ -190,8 +191,8 @@ async def test_comments_create_edit_and_paginate(sandbox, session, gh):
     status, headers, body = await raw(session, sandbox, "GET", f"/repos/{REPO}/issues/1/comments?per_page=25&page=2",
                                       gh.oauth_token)
     base = f"{sandbox.url}/repos/{REPO}/issues/1/comments?per_page=25"
-    assert headers["Link"] == (f'<{base}&page=3>; rel="next", <{base}&page=3>; rel="last", '
-                               f'<{base}&page=1>; rel="first", <{base}&page=1>; rel="prev"')
+    assert headers["Link"] == (f'<{base}&page=1>; rel="prev", <{base}&page=3>; rel="next", '
+                               f'<{base}&page=3>; rel="last", <{base}&page=1>; rel="first"')
     assert len(body) == 25 and body[0]["url"].startswith(sandbox.url)  # urls point back at the sandbox
 
     assert [(w.kind, w.number) for w in sandbox.writes] == [("comment", 1), ("comment_edit", 1)]

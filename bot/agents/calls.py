@@ -1,0 +1,111 @@
+"""One Messages API call, with the retries, timeout and concurrency limit this App owns.
+
+The SDK client is built with ``max_retries=0``: retrying here lets us honour ``retry-after`` with a
+cap, back off with jitter across concurrent runs, and never retry a spend or billing limit, where
+every retry is another refusal. Failures become `ApiFailure` carrying a sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import re
+import time
+from typing import Any
+
+import anthropic
+from anthropic.types import Message
+
+log = logging.getLogger(__name__)
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+_BILLING = re.compile(r"(?i)spend(?:ing)? limit|billing|credit (?:balance|limit)|credits? (?:is|are) too low|"
+                      r"usage limit|quota|payment")
+
+
+class ApiFailure(Exception):
+    """The call failed for good; `str(exc)` is a plain sentence for people."""
+
+
+def _detail(e: anthropic.APIStatusError) -> str:
+    body = e.body if isinstance(e.body, dict) else {}
+    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    kind, message = err.get("type", ""), err.get("message") or e.message
+    return f"{e.status_code} {kind}: {str(message)[:200]}".replace("  ", " ")
+
+
+def is_billing_error(e: anthropic.APIStatusError) -> bool:
+    """A spend, billing or credit limit: 402, or a 400/403/429 whose message says so."""
+    return e.status_code == 402 or (e.status_code in (400, 403, 429) and bool(_BILLING.search(_detail(e))))
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds the API asked us to wait (``retry-after-ms`` or ``retry-after``, seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return max(0.0, float(ms) / 1000)
+    except ValueError:
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+class ModelCaller:
+    """``messages.create`` with retries on 429/5xx/529/connection errors, a per-call timeout and a
+    semaphore bounding calls in flight across runs."""
+
+    def __init__(self, client: anthropic.AsyncAnthropic, *, attempts: int = 4, retry_base: float = 1.0,
+                 max_retry_wait: float = 60.0, timeout: float = 120.0,
+                 concurrency: asyncio.Semaphore | None = None) -> None:
+        self.client = client
+        self.attempts = max(1, attempts)
+        self.retry_base = retry_base
+        self.max_retry_wait = max_retry_wait
+        self.timeout = timeout
+        self.concurrency = concurrency
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.retry_base * 2 ** (attempt - 1), self.max_retry_wait) * random.uniform(0.5, 1.0)
+
+    async def _once(self, kwargs: dict[str, Any]) -> Message:
+        if self.concurrency is None:
+            return await self.client.messages.create(**kwargs, timeout=self.timeout)
+        async with self.concurrency:
+            return await self.client.messages.create(**kwargs, timeout=self.timeout)
+
+    async def create(self, **kwargs: Any) -> Message:
+        """The API's reply, or ApiFailure once retrying cannot help."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await self._once(kwargs)
+            except anthropic.APIStatusError as e:
+                if is_billing_error(e):
+                    raise ApiFailure(f"The Anthropic API refused the call because of a spend or billing limit "
+                                     f"({_detail(e)}); it was not retried. Raise the limit or wait for it to "
+                                     "reset, then retry the step.") from None
+                if e.status_code == 401:
+                    raise ApiFailure("The Anthropic API rejected the API key (401); check ANTHROPIC_API_KEY.") from None
+                if e.status_code not in RETRY_STATUSES:
+                    raise ApiFailure(f"The Anthropic API rejected the request ({_detail(e)}).") from None
+                asked = retry_after(e.response.headers)
+                if asked is not None and asked > self.max_retry_wait:
+                    raise ApiFailure(f"The Anthropic API asked to wait {asked:.0f} s ({_detail(e)}), longer than "
+                                     f"the {self.max_retry_wait:.0f} s this App waits; retry the step later.") from None
+                wait, last = (asked if asked is not None else self._backoff(attempt)), _detail(e)
+            except anthropic.APIConnectionError as e:  # includes timeouts
+                wait = self._backoff(attempt)
+                last = "timed out" if isinstance(e, anthropic.APITimeoutError) else "could not connect"
+            if attempt == self.attempts:
+                break
+            log.warning("anthropic call failed (%s); retry %d/%d in %.2fs", last, attempt, self.attempts - 1, wait)
+            await asyncio.sleep(wait)
+        raise ApiFailure(f"The Anthropic API was unavailable after {self.attempts} attempts (last: {last}).")

@@ -1,0 +1,211 @@
+"""The deterministic review gate: checks every review runs, model or no model.
+
+A model reviewer can be talked into approving; these checks cannot. They cover the MUST PASS items a
+pattern can decide (exposed credentials, obvious injection, missing tests) and cite path:line, and
+``apply_gate`` makes a critical finding reject the change whatever the model said.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+# Credential shapes, shared with sanitize.clean_for_github (which redacts them from posted text).
+TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("GitHub token", re.compile(r"\b(?:gh[opsur]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b")),
+    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("Stripe live key", re.compile(r"\b[sr]k_live_[A-Za-z0-9]{16,}\b")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("Anthropic API key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
+    ("OpenAI API key", re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
+    ("private key", re.compile(r"-----BEGIN (?:RSA |EC |OPENSSH |DSA |ENCRYPTED )?PRIVATE KEY-----")),
+)
+REDACTED = "[redacted]"
+_GENERIC_SECRET = re.compile(
+    r"""(?i)\b\w*(?:password|passwd|pwd|secret|token|api_?key)\w*["']?\s*[:=]\s*["']([^"'\s]{8,})["']""")
+_PLACEHOLDER = re.compile(r"[{}$<>]|^(?:x+|\*+|changeme|example\w*|placeholder|dummy\w*|your[-_].*)$", re.I)
+
+_FORMATTED = re.compile(r"""\bf["'][^"']*\{|["']\s*%\s*[\w(]|["']\s*\+|\+\s*["']|\.format\(""")
+_SQL_CALL = re.compile(r"\b(?:execute|executemany|executescript|raw|query)\(")
+_SQL_WORDS = re.compile(r"(?i)\b(?:select\b.+\bfrom|insert\s+into|update\b.+\bset|delete\s+from|drop\s+table)\b")
+_SQL_ASSIGN = re.compile(r"^\s*(\w+)\s*[+]?=\s*(.*)$")
+_SHELL = re.compile(r"\b(?:subprocess\.)?(?:run|call|check_call|check_output|Popen|getoutput|getstatusoutput)"
+                    r"\(\s*(.*)shell\s*=\s*True")
+_OS_SYSTEM = re.compile(r"\bos\.(?:system|popen)\(\s*(.*)")
+_EVAL = re.compile(r"(?<![\w.])(?:eval|exec)\(\s*(.*)")
+_LITERAL_ARG = re.compile(r"""^(?:[rbu]?"[^"{}]*"|[rbu]?'[^'{}]*')\s*[,)]""")
+
+CODE_SUFFIXES = frozenset({".py", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".go", ".rb", ".java", ".kt", ".rs",
+                           ".php", ".cs", ".swift", ".scala", ".c", ".cc", ".cpp", ".h", ".hpp", ".m", ".ex", ".exs",
+                           ".clj", ".dart", ".lua", ".pl", ".sql", ".sh"})
+_TEST_PATH = re.compile(r"(?i)(?:^|/)(?:tests?|__tests__|spec|specs|testing)/|(?:^|/)test_[^/]+$|"
+                        r"_test\.[a-z]+$|\.(?:test|spec)\.[a-z]+$|_spec\.rb$|Tests?\.(?:java|kt|cs|swift)$|"
+                        r"(?:^|/)conftest\.py$")
+TESTS_CRITERION = "Tests exist for new functionality"
+SECRETS_CRITERION = "No exposed secrets or credentials"
+INJECTION_CRITERION = "No SQL injection, XSS, or OWASP Top 10 vulnerabilities"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One gate finding; critical ones fail a MUST PASS item (`criterion`)."""
+
+    severity: str  # "critical" | "warning"
+    text: str
+    path: str | None = None
+    line: int | None = None
+    criterion: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}" if self.path and self.line else self.path or ""
+
+    def item(self) -> dict[str, Any]:
+        """The review result's item shape: {text, path?, line?}."""
+        out: dict[str, Any] = {"text": f"{self.where}: {self.text}" if self.where else self.text}
+        if self.path:
+            out["path"] = self.path
+        if self.line:
+            out["line"] = self.line
+        return out
+
+
+def _added_lines(patch: str) -> Iterator[tuple[int, str]]:
+    """(new-file line number, text) of each added line of a hunks-only patch, as GitHub returns it."""
+    line = 0
+    for raw in patch.splitlines():
+        if m := re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", raw):
+            line = int(m[1])
+        elif raw.startswith("+") and not raw.startswith("+++"):
+            yield line, raw[1:]
+            line += 1
+        elif not raw.startswith(("-", "\\")):
+            line += 1
+
+
+def _files(changes: Iterable[dict] | None, patches: Iterable[dict] | None) -> list[tuple[str, list[tuple[int, str]], bool]]:
+    """(path, numbered added lines, model-written) for every changed file."""
+    out = [(str(c.get("path", "")), list(enumerate(str(c.get("content", "")).splitlines(), 1)), True)
+           for c in changes or () if isinstance(c, dict)]
+    out += [(str(p.get("filename", "")), list(_added_lines(str(p.get("patch") or ""))), False)
+            for p in patches or () if isinstance(p, dict) and p.get("status") != "removed"]
+    return out
+
+
+def _secrets(path: str, lines: list[tuple[int, str]], model_written: bool) -> Iterator[Finding]:
+    for n, text in lines:
+        for name, pattern in TOKEN_PATTERNS:
+            if pattern.search(text):
+                yield Finding("critical", f"exposed credential: {name} committed in the code",
+                              path, n, SECRETS_CRITERION)
+        m = _GENERIC_SECRET.search(text)
+        if m and not _PLACEHOLDER.search(m[1]) and not any(p.search(text) for _, p in TOKEN_PATTERNS):
+            yield Finding("warning", "a hard-coded secret-like literal; read it from configuration instead",
+                          path, n, SECRETS_CRITERION)
+        if model_written and REDACTED in text:
+            yield Finding("critical", "a credential was found in this change and redacted before review; "
+                          "the change must read it from configuration", path, n, SECRETS_CRITERION)
+
+
+def _is_comment(text: str) -> bool:
+    return text.lstrip().startswith(("#", "//", "*", "/*", "--"))
+
+
+def _sql_injection(text: str, formatted: bool, sql_vars: set[str]) -> bool:
+    """A database call given SQL built by formatting, inline or through a variable assigned so earlier."""
+    call = _SQL_CALL.search(text)
+    if call is None:
+        return False
+    if formatted and ("execute" in call[0] or _SQL_WORDS.search(text)):
+        return True
+    arg = re.match(r"\s*(\w+)\s*[,)]", text[call.end():])
+    return arg is not None and arg[1] in sql_vars
+
+
+def _injection(path: str, lines: list[tuple[int, str]]) -> Iterator[Finding]:
+    sql_vars: set[str] = set()
+    for n, text in lines:
+        if _is_comment(text):
+            continue
+        formatted = _FORMATTED.search(text) is not None
+        if (m := _SQL_ASSIGN.match(text)) and formatted and _SQL_WORDS.search(m[2]):
+            sql_vars.add(m[1])
+        if _sql_injection(text, formatted, sql_vars):
+            yield Finding("critical", "SQL built by string formatting is passed to the database; "
+                          "use query parameters", path, n, INJECTION_CRITERION)
+        if (m := _SHELL.search(text)) and not _LITERAL_ARG.match(m[1]):
+            yield Finding("critical", "a shell command (shell=True) is built from non-literal input; "
+                          "pass an argument list without shell=True", path, n, INJECTION_CRITERION)
+        if (m := _OS_SYSTEM.search(text)) and not _LITERAL_ARG.match(m[1]):
+            yield Finding("critical", "os.system/os.popen runs a command built from non-literal input; "
+                          "use subprocess with an argument list", path, n, INJECTION_CRITERION)
+        if (m := _EVAL.search(text)) and not _LITERAL_ARG.match(m[1]):
+            yield Finding("critical", "eval/exec on non-literal input can run attacker-supplied code",
+                          path, n, INJECTION_CRITERION)
+
+
+def is_test_path(path: str) -> bool:
+    return bool(_TEST_PATH.search(path))
+
+
+def is_code_path(path: str) -> bool:
+    return PurePosixPath(path).suffix.lower() in CODE_SUFFIXES
+
+
+def _tests(files: list[tuple[str, list[tuple[int, str]], bool]]) -> Iterator[Finding]:
+    touched = [p for p, lines, _ in files if lines]
+    code = [p for p in touched if is_code_path(p) and not is_test_path(p)]
+    if code and not any(is_test_path(p) for p in touched):
+        shown = ", ".join(code[:5]) + (f" and {len(code) - 5} more" if len(code) > 5 else "")
+        yield Finding("critical", f"{TESTS_CRITERION}: source files change ({shown}) but no test file does",
+                      code[0], None, TESTS_CRITERION)
+
+
+def check(changes: list[dict] | None, patches: list[dict] | None) -> list[Finding]:
+    """Findings for proposed `changes` ([{path, content}]) and/or a PR's `patches` ([{filename, patch}]).
+
+    Only added lines of patches are checked: code the change removes is not its fault.
+    """
+    files = _files(changes, patches)
+    found: list[Finding] = []
+    for path, lines, model_written in files:
+        found += _secrets(path, lines, model_written)
+        if is_code_path(path):
+            found += _injection(path, lines)
+    found += _tests(files)
+    return list(dict.fromkeys(found))
+
+
+def apply_gate(review: dict[str, Any], findings: Iterable[Finding]) -> dict[str, Any]:
+    """`review` with the gate's findings merged in; any critical finding forces REJECTED.
+
+    The model cannot approve past the gate: its verdict, `passed` and the failed MUST PASS criteria
+    are overwritten, and the summary says the gate overrode it.
+    """
+    out = copy.deepcopy(review)
+    findings = list(findings)
+    for key, severity in (("critical", "critical"), ("warnings", "warning")):
+        items = out.setdefault(key, [])
+        seen = {i.get("text") for i in items if isinstance(i, dict)}
+        items += [f.item() for f in findings if f.severity == severity and f.item()["text"] not in seen]
+    critical = [f for f in findings if f.severity == "critical"]
+    if not critical:
+        return out
+    if out.get("verdict") == "APPROVED":
+        out["summary"] = (f"{out.get('summary', '').rstrip()}\n\n**The deterministic review gate overrode the "
+                          f"approval**: {len(critical)} MUST PASS check(s) failed.").lstrip()
+    out["verdict"], out["passed"] = "REJECTED", False
+    criteria = out.setdefault("criteria", [])
+    for name in dict.fromkeys(f.criterion for f in critical if f.criterion):
+        note = "; ".join(f.item()["text"] for f in critical if f.criterion == name)[:1000]
+        entry = next((c for c in criteria if c.get("criterion", "").lower() == name.lower()), None)
+        if entry is None:
+            criteria.append({"criterion": name, "met": False, "note": note})
+        else:
+            entry.update(met=False, note=f"{entry.get('note', '')} {note}".strip())
+    return out

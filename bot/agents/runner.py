@@ -1,0 +1,179 @@
+"""The agent runtime: one step of one run, through a tool-use loop on the Messages API or offline.
+
+``AgentRuntime.run`` re-reads the issue or PR text by number (an edit after the trigger cannot swap
+what the agent sees), runs the model with the agent's read-only tools until it answers with a result
+that validates against the step kind's schema, lets the deterministic gate overrule any review, and
+cleans every string before the result leaves. It never raises for a model or GitHub failure: the
+outcome carries a sentence for people and an ``error_kind`` for the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import anthropic
+import gidgethub
+import gidgethub.abc
+
+from bot.agents import gate, offline, prompts
+from bot.agents.calls import ApiFailure, ModelCaller
+from bot.agents.models import Budget, ModelMap, Usage
+from bot.agents.request import AgentOutcome, AgentRequest
+from bot.agents.sanitize import clean_result
+from bot.agents.schemas import KINDS, result_schema, validation_error
+from bot.agents.tools import RepoReader, Tools
+
+log = logging.getLogger(__name__)
+_JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+LAST_TURN_NOTE = "You have used your tool turns. Answer now with only the JSON result."
+
+
+def parse_result(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(result, None) when `text` is JSON valid against `schema`, else (None, what is wrong)."""
+    if not text.strip():
+        return None, "the answer had no text; the JSON result is required"
+    m = _JSON_FENCE.match(text)
+    try:
+        value = json.loads(m[1] if m else text)
+    except ValueError as e:
+        return None, f"the answer is not JSON ({e.msg} at character {e.pos})"
+    problem = validation_error(value, schema)
+    return (value, None) if problem is None else (None, problem)
+
+
+def _with_moving_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`messages` with a cache breakpoint on the newest block, so the next turn reads this whole
+    conversation from the cache (the stored history keeps only the fixed breakpoints)."""
+    last = messages[-1]
+    content = [dict(b) for b in last["content"]]
+    content[-1]["cache_control"] = prompts.EPHEMERAL
+    return [*messages[:-1], {**last, "content": content}]
+
+
+class AgentRuntime:
+    """Runs agent steps for the engine; one instance may serve many runs at once."""
+
+    def __init__(self, *, gh: gidgethub.abc.GitHubAPI, anthropic: anthropic.AsyncAnthropic | None,
+                 models: ModelMap, budget: Budget, max_turns: int = 12, max_tool_bytes: int = 20_000,
+                 call_timeout: float = 120.0, concurrency: asyncio.Semaphore | None = None,
+                 max_tokens: int = 16_000, attempts: int = 4, retry_base: float = 1.0,
+                 max_retry_wait: float = 60.0, secrets: tuple[str, ...] = ()) -> None:
+        self.gh = gh
+        self.anthropic = anthropic
+        self.models = models
+        self.budget = budget
+        self.max_turns = max(1, max_turns)
+        self.max_tool_bytes = max_tool_bytes
+        self.max_tokens = max_tokens
+        self.secrets = secrets
+        self.caller = None if anthropic is None else ModelCaller(
+            anthropic, attempts=attempts, retry_base=retry_base, max_retry_wait=max_retry_wait,
+            timeout=call_timeout, concurrency=concurrency)
+
+    async def run(self, request: AgentRequest) -> AgentOutcome:
+        """The step's outcome; ValueError only for a step kind that is not an agent's (e.g. delegate)."""
+        if request.step.kind not in KINDS:
+            raise ValueError(f"step kind {request.step.kind!r} is not run by an agent")
+        reader = RepoReader(self.gh, request.context.repo)
+        request, labels = await self._refresh(request, reader)
+        findings, reviewed = await self._gate(request, reader) if request.step.kind == "review" else (None, "")
+        if self.caller is None:
+            outcome = await offline.run(request, reader, labels, findings, reviewed)
+        else:
+            outcome = await self._run_model(request, Tools(reader, request.agent.tools, self.max_tool_bytes), findings)
+        if outcome.result is None:
+            return outcome
+        result = gate.apply_gate(outcome.result, findings) if findings is not None else outcome.result
+        secrets = (*self.secrets, *filter(None, [getattr(self.gh, "oauth_token", None)]))
+        return replace(outcome, result=clean_result(result, secrets))
+
+    async def _refresh(self, request: AgentRequest, reader: RepoReader) -> tuple[AgentRequest, list[str]]:
+        """The request with the issue/PR title and body as GitHub has them now, and the labels."""
+        ctx = request.context
+        if ctx.number is None:
+            return request, []
+        try:
+            issue = await reader.issue(ctx.number)
+        except (gidgethub.HTTPException, aiohttp.ClientError, asyncio.TimeoutError) as e:
+            log.warning("cannot re-read %s#%s, using the webhook's copy: %r", ctx.repo, ctx.number, e)
+            return request, []
+        fresh = replace(ctx, title=issue.get("title") or "", body=issue.get("body") or "")
+        return replace(request, context=fresh), [l.get("name", "") for l in issue.get("labels") or []]
+
+    async def _gate(self, request: AgentRequest, reader: RepoReader) -> tuple[list[gate.Finding], str]:
+        """The gate's findings on what is under review: the changes earlier steps proposed, else the PR's diff."""
+        changes = [c for r in request.inputs.values() if isinstance(r, dict)
+                   for c in r.get("changes") or [] if isinstance(c, dict)]
+        if changes:
+            return gate.check(changes, None), f"the {len(changes)} proposed file change(s)"
+        ctx = request.context
+        if ctx.is_pull_request and ctx.number is not None:
+            try:
+                files = await reader.pull_files(ctx.number)
+            except (gidgethub.HTTPException, aiohttp.ClientError, asyncio.TimeoutError) as e:
+                log.warning("cannot read the files of %s#%s for the gate: %r", ctx.repo, ctx.number, e)
+                return [gate.Finding("critical", "the pull request's diff could not be read, so it was not checked")], \
+                    f"pull request #{ctx.number}"
+            return gate.check(None, files), f"pull request #{ctx.number}"
+        return [], "any change (none was proposed)"
+
+    async def _run_model(self, request: AgentRequest, tools: Tools,
+                         findings: list[gate.Finding] | None) -> AgentOutcome:
+        assert self.caller is not None
+        tier = request.agent.model
+        schema = result_schema(request.step.kind, request.flags_wanted)
+        definitions = tools.definitions()
+        if definitions:
+            definitions[-1]["cache_control"] = prompts.EPHEMERAL
+        base: dict[str, Any] = {
+            "model": self.models.model_for(tier), "max_tokens": self.max_tokens,
+            "system": prompts.system_blocks(request.agent.prompt),
+            "output_config": {"format": {"type": "json_schema", "schema": anthropic.transform_schema(schema)}},
+            **({"tools": definitions} if definitions else {}),
+        }
+        messages: list[dict[str, Any]] = [prompts.first_message(request, findings)]
+        usage, calls, corrected = Usage(), 0, False
+        while True:
+            if (exceeded := self.budget.exceeded()) is not None:
+                return AgentOutcome(None, usage, exceeded, "budget")
+            final = calls >= self.max_turns - 1
+            extra = {"tool_choice": {"type": "none"}} if final and definitions else {}
+            try:
+                reply = await self.caller.create(**base, **extra, messages=_with_moving_breakpoint(messages))
+            except ApiFailure as e:
+                return AgentOutcome(None, usage, str(e), "api-error")
+            calls += 1
+            spent = self.models.usage(tier, reply.usage)
+            usage += spent
+            self.budget.add(spent.tokens)
+            content = [b.model_dump(mode="json", exclude_none=True) for b in reply.content]
+            messages.append({"role": "assistant", "content": content or [{"type": "text", "text": "(no answer)"}]})
+            uses = [b for b in reply.content if b.type == "tool_use"]
+            if uses and not final:
+                results = await asyncio.gather(*(tools.call(u.name, dict(u.input or {})) for u in uses))
+                blocks: list[dict[str, Any]] = [{"type": "tool_result", "tool_use_id": u.id, "content": text,
+                                                 **({"is_error": True} if err else {})}
+                                                for u, (text, err) in zip(uses, results)]
+                if calls >= self.max_turns - 1:
+                    blocks.append({"type": "text", "text": LAST_TURN_NOTE})
+                messages.append({"role": "user", "content": blocks})
+                continue
+            if uses:
+                return AgentOutcome(None, usage, f"the model did not give a result within {self.max_turns} turns.",
+                                    "invalid-result")
+            text = "".join(b.text for b in reply.content if b.type == "text")
+            result, problem = parse_result(text, schema)
+            if result is not None:
+                return AgentOutcome(result, usage)
+            if corrected:
+                return AgentOutcome(None, usage, f"the model's result was invalid twice: {problem}", "invalid-result")
+            corrected = True
+            log.info("run %s step %s: invalid result, asking once more: %s", request.run_id, request.step_id, problem)
+            messages.append({"role": "user", "content": [{"type": "text", "text":
+                             f"That result is not valid: {problem}. Answer with only the corrected JSON result."}]})

@@ -1,0 +1,151 @@
+"""The JSON Schema of each step kind's result: what the model must return and what the engine may rely on.
+
+One schema per kind, built for the step's wanted flags. The same schema is sent to the API as
+structured output (after ``anthropic.transform_schema`` strips what the API does not enforce, such as
+``minItems: 2`` and ``maximum``) and enforced locally with ``jsonschema`` in full.
+Nullable fields use ``anyOf`` with null, never a list of types, which the SDK's transform rejects.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from bot import catalog
+
+KINDS = ("triage", "analyze", "implement", "review", "approval", "validate", "context")
+VERDICTS = ("APPROVED", "REJECTED")
+SUBCLASSES = ("deployment", "infrastructure", "monitoring", "security")
+# The spec's escalation paths, in its order; workflows/triage.yml describes each.
+ESCALATION_TRIGGERS = ("conflicting-requirements", "security-vs-speed", "breaking-change", "repeated-rejections",
+                       "out-of-scope")
+
+Schema = dict[str, Any]
+
+
+def _str(description: str = "") -> Schema:
+    return {"type": "string", **({"description": description} if description else {})}
+
+
+def _strs(description: str = "") -> Schema:
+    return {"type": "array", "items": {"type": "string"}, **({"description": description} if description else {})}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _object(props: Mapping[str, Schema], required: tuple[str, ...] | None = None, description: str = "") -> Schema:
+    out: Schema = {"type": "object", "properties": dict(props),
+                   "required": list(props) if required is None else list(required), "additionalProperties": False}
+    if description:
+        out["description"] = description
+    return out
+
+
+@functools.cache
+def workflow_names() -> tuple[str, ...]:
+    """The seven workflows' names, from the catalog (the data is the source of truth)."""
+    return tuple(sorted(catalog.load_catalog().workflows))
+
+
+_ITEM = _object({"text": _str(), "path": _str("file the point is about"),
+                 "line": {"type": "integer", "minimum": 1}}, required=("text",))
+
+_ESCALATION = _object({
+    "trigger": {"enum": list(ESCALATION_TRIGGERS)},
+    "issue": _str("brief description of what needs a person's decision"),
+    "options": {"type": "array", "minItems": 2,
+                "items": _object({"title": _str(), "tradeoff": _str()})},
+    "recommendation": _str("your recommendation, or an empty string"),
+    "blocking": _str("what is blocked until it is resolved"),
+}, description="Set only when a person must decide (see the escalation paths); otherwise null.")
+
+
+def _common(flags_wanted: Mapping[str, str]) -> dict[str, Schema]:
+    flags = _object({name: {"type": "boolean", "description": text} for name, text in flags_wanted.items()},
+                    description="Every flag listed, true or false.")
+    return {
+        "summary": _str("Markdown for the people on the issue: what you found or did, and why."),
+        "passed": {"type": "boolean", "description": "true only if every pass criterion of the step is met"},
+        "criteria": {"type": "array", "description": "One entry per pass criterion (and checklist item).",
+                     "items": _object({"criterion": _str(), "met": {"type": "boolean"}, "note": _str()})},
+        "flags": flags,
+        "escalate": _nullable(_ESCALATION),
+    }
+
+
+def _extra(kind: str) -> dict[str, Schema]:
+    if kind == "triage":
+        return {
+            "workflow": {"enum": [*workflow_names(), None], "description": "null when no workflow fits"},
+            "subclass": {"enum": [*SUBCLASSES, None], "description": "devops-pipeline only; else null"},
+            "reason": _str("the evidence for the choice"),
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        }
+    if kind in ("analyze", "validate"):
+        return {"findings": _strs("each finding one line, with file:line or the log line as evidence")}
+    if kind == "implement":
+        change = _object({"path": _str("repository path"), "content": _str("the full new contents of the file"),
+                          "reason": _str()})
+        return {"changes": {"type": "array", "items": change}, "notes": _str("what a reviewer should know")}
+    if kind == "review":
+        items = {"type": "array", "items": _ITEM}
+        return {
+            "verdict": {"enum": list(VERDICTS)},
+            "critical": {**items, "description": "MUST PASS failures; any one means REJECTED"},
+            "warnings": items,
+            "suggestions": items,
+            "tech_debt": {"type": "array", "description": "deferred work worth its own issue",
+                          "items": _object({"title": _str(), "body": _str()})},
+        }
+    if kind == "approval":
+        return {"deployment_plan": _nullable(_str("how to roll the change out and back, or null if none applies"))}
+    if kind == "context":
+        task = _object({"title": _str(), "description": _str(), "labels": _strs()})
+        return {
+            "context": _object({"goals": _strs(), "constraints": _strs(), "decisions": _strs(),
+                                "progress": _strs()}),
+            "tasks": {"type": "array", "items": task,
+                      "description": "the tasks to execute next (SETUP), each for its own workflow; else []"},
+        }
+    raise ValueError(f"no result schema for step kind {kind!r} (kinds: {', '.join(KINDS)})")
+
+
+SUMMARY_SHAPES = {
+    "approval": ("Shape the summary like: a first line saying what was done, then bullets "
+                 "'- Root cause: …', '- Fix: …', '- Reviewed: …', and a last line asking to proceed."),
+}
+
+
+def result_schema(kind: str, flags_wanted: Mapping[str, str] | None = None) -> Schema:
+    """The full schema for a `kind` result that must set every flag in `flags_wanted`."""
+    props = {**_common(flags_wanted or {}), **_extra(kind)}
+    if kind in SUMMARY_SHAPES:
+        props["summary"] = _str(SUMMARY_SHAPES[kind])
+    return _object(props)
+
+
+def _deepest(error: ValidationError) -> ValidationError:
+    """For an anyOf failure, the error of the branch that came closest (e.g. the object, not the null)."""
+    while error.context:
+        error = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+    return error
+
+
+def validation_error(result: Any, schema: Schema) -> str | None:
+    """The first few schema violations as one line each, or None when `result` is valid."""
+    errors = sorted(Draft202012Validator(schema).iter_errors(result), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    lines = []
+    for e in errors[:5]:
+        e = _deepest(e)
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        lines.append(f"{where}: {e.message[:300]}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(lines) + more

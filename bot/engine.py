@@ -1,0 +1,445 @@
+"""The workflow engine: a pure state machine. ``advance(run, signal, workflow) -> (run, actions)``.
+
+A :class:`Run` is a plain, serialisable record; a signal is what happened (started, an agent's
+result or failure, a person's command, a push); actions are what should happen next. The executor
+performs the actions and feeds their outcomes back as signals, storing the run after each step.
+No I/O and no clock here, so every workflow can be tested without GitHub or a model, and a crashed
+run resumes by reading its record again.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bot.catalog import Step, Workflow
+
+# Run states.
+RUNNING, WAITING, ESCALATED, DONE, CANCELLED = "running", "waiting", "escalated", "done", "cancelled"
+# Step states.
+PENDING, ACTIVE, FINISHED, SKIPPED, FAILED = "pending", "running", "done", "skipped", "failed"
+
+# The spec's five escalation triggers, plus the two ways a run can stop that the spec implies:
+# a person asking (/escalate) and a step that could not produce a usable result.
+TRIGGERS = {
+    "conflicting-requirements": "Conflicting requirements",
+    "security-vs-speed": "Security vs. speed trade-off",
+    "breaking-change": "Breaking change",
+    "repeated-rejections": "Multiple review rejections",
+    "out-of-scope": "Out of scope",
+    "requested": "Escalation requested",
+}
+
+
+# ---- signals -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Start:
+    pass
+
+
+@dataclass(frozen=True)
+class AgentDone:
+    step: str
+    iteration: int
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AgentFailed:
+    step: str
+    iteration: int
+    error: str
+    kind: str = "api-error"  # no-model | invalid-result | budget | api-error
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # approve | escalate | cancel | retry
+    actor: str
+    option: int | None = None
+    reason: str = ""
+    head_sha: str | None = None
+
+
+@dataclass(frozen=True)
+class HeadMoved:
+    """New commits on the PR: an approval given for the old head no longer holds."""
+
+    sha: str
+
+
+Signal = Start | AgentDone | AgentFailed | Command | HeadMoved
+
+
+# ---- actions -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunAgent:
+    step: str
+    iteration: int
+    agent: str
+
+
+@dataclass(frozen=True)
+class PostStep:
+    step: str
+    iteration: int
+
+
+@dataclass(frozen=True)
+class PostSkip:
+    step: str
+
+
+@dataclass(frozen=True)
+class PostVerdict:
+    step: str
+    iteration: int
+
+
+@dataclass(frozen=True)
+class FileTechDebt:
+    step: str
+    iteration: int
+
+
+@dataclass(frozen=True)
+class FileTasks:
+    step: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    pass
+
+
+@dataclass(frozen=True)
+class ResolveEscalation:
+    pass
+
+
+@dataclass(frozen=True)
+class AskApproval:
+    step: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The run is done: open the approved change (if any) and post the Lead's closing summary."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A short answer on the thread to a command that changed nothing."""
+
+    text: str
+
+
+Action = (RunAgent | PostStep | PostSkip | PostVerdict | FileTechDebt | FileTasks | Escalate
+          | ResolveEscalation | AskApproval | Finish | Reply)
+
+
+# ---- the run record ------------------------------------------------------------------------
+
+@dataclass
+class StepState:
+    status: str = PENDING
+    iteration: int = 0
+    agent: str | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    feedback: dict[str, Any] | None = None  # the review that sent this step back
+
+
+@dataclass
+class Run:
+    id: str
+    workflow: str
+    state: str = RUNNING
+    steps: dict[str, StepState] = field(default_factory=dict)
+    rejections: int = 0
+    escalation: dict[str, Any] | None = None
+    approval: dict[str, Any] | None = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    head_sha: str | None = None
+
+    @classmethod
+    def new(cls, run_id: str, workflow: Workflow, head_sha: str | None = None) -> "Run":
+        return cls(id=run_id, workflow=workflow.name, steps={s.id: StepState() for s in workflow.steps},
+                   head_sha=head_sha)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Run":
+        data = dict(data)
+        data["steps"] = {k: StepState(**v) for k, v in data.get("steps", {}).items()}
+        return cls(**data)
+
+    def flags(self) -> dict[str, dict[str, Any]]:
+        """Each finished step's ``flags``: what conditional steps and routes read."""
+        return {sid: (st.result or {}).get("flags") or {} for sid, st in self.steps.items() if st.result}
+
+    def running(self) -> list[str]:
+        return [sid for sid, st in self.steps.items() if st.status == ACTIVE]
+
+
+# ---- the machine ---------------------------------------------------------------------------
+
+def advance(run: Run, signal: Signal, wf: Workflow) -> tuple[Run, list[Action]]:
+    """Apply one signal; return the new run and what should happen next. ``run`` is not modified."""
+    run = copy.deepcopy(run)
+    actions: list[Action] = []
+    if isinstance(signal, Start):
+        if run.state == RUNNING and not run.running():
+            _schedule(run, wf, actions)
+    elif isinstance(signal, AgentDone):
+        _agent_done(run, wf, signal, actions)
+    elif isinstance(signal, AgentFailed):
+        _agent_failed(run, wf, signal, actions)
+    elif isinstance(signal, Command):
+        _command(run, wf, signal, actions)
+    elif isinstance(signal, HeadMoved):
+        _head_moved(run, wf, signal, actions)
+    return run, actions
+
+
+def _stale(run: Run, step: str, iteration: int) -> bool:
+    st = run.steps.get(step)
+    return run.state != RUNNING or st is None or st.status != ACTIVE or st.iteration != iteration
+
+
+def _schedule(run: Run, wf: Workflow, actions: list[Action]) -> None:
+    """Start every step whose needs are met; skip inactive conditional ones; finish when all are."""
+    progressed = True
+    while progressed and run.state == RUNNING:
+        progressed = False
+        settled = {sid for sid, st in run.steps.items() if st.status in (FINISHED, SKIPPED)}
+        for step in wf.steps:
+            st = run.steps[step.id]
+            if st.status != PENDING or not set(step.needs) <= settled:
+                continue
+            if not step.active(run.flags()):
+                st.status = SKIPPED
+                actions.append(PostSkip(step.id))
+                progressed = True
+                break  # a skip can unlock later steps: rescan in order
+            _start_step(run, step, actions)
+    if run.state == RUNNING and all(st.status in (FINISHED, SKIPPED) for st in run.steps.values()):
+        run.state = DONE
+        actions.append(Finish())
+
+
+def _start_step(run: Run, step: Step, actions: list[Action]) -> None:
+    st = run.steps[step.id]
+    st.status, st.iteration, st.error = ACTIVE, st.iteration + 1, None
+    st.agent = step.agent_for(run.flags())
+    actions.append(RunAgent(step.id, st.iteration, st.agent))
+
+
+def _agent_done(run: Run, wf: Workflow, sig: AgentDone, actions: list[Action]) -> None:
+    if _stale(run, sig.step, sig.iteration):
+        return
+    step, st = wf.step(sig.step), run.steps[sig.step]
+    st.result = sig.result
+    if step.kind == "review":
+        _review(run, wf, step, st, actions)
+        return
+    if step.kind == "approval":
+        st.status = "waiting"
+        run.state = WAITING
+        actions.append(AskApproval(step.id))
+        return
+    st.status = FINISHED
+    actions.append(PostStep(step.id, st.iteration))
+    if step.kind == "delegate":
+        actions.append(FileTasks(step.id))
+    if isinstance(sig.result.get("escalate"), dict):
+        _escalate(run, step.id, sig.result["escalate"].get("trigger", "out-of-scope"), actions,
+                  proposal=sig.result["escalate"])
+    elif sig.result.get("passed") is False:
+        unmet = [c.get("criterion", "") for c in sig.result.get("criteria") or [] if not c.get("met")]
+        _escalate(run, step.id, "out-of-scope", actions,
+                  issue=f"{step.title} did not meet its pass criteria" + (f": {'; '.join(unmet)}" if unmet else "."))
+    else:
+        _schedule(run, wf, actions)
+
+
+def _review(run: Run, wf: Workflow, step: Step, st: StepState, actions: list[Action]) -> None:
+    result = st.result or {}
+    actions.append(PostVerdict(step.id, st.iteration))
+    if result.get("tech_debt") or result.get("suggestions"):
+        actions.append(FileTechDebt(step.id, st.iteration))
+    if result.get("verdict") == "APPROVED":
+        st.status = FINISHED
+        _schedule(run, wf, actions)
+        return
+    run.rejections += 1
+    st.status = FINISHED  # this iteration is over; the loop re-opens it below or the escalation holds it
+    if run.rejections >= wf.max_rejections:
+        _escalate(run, step.id, "repeated-rejections", actions,
+                  issue=f"The code-reviewer rejected the change {run.rejections} times without resolution.")
+        return
+    assert step.gate is not None  # the validator guarantees every review step has a gate
+    _reopen(run, wf, step.gate.on_reject, until=step.id, feedback=result)
+    _schedule(run, wf, actions)
+
+
+def _reopen(run: Run, wf: Workflow, start: str, *, until: str, feedback: dict[str, Any] | None) -> None:
+    """Send ``start`` and every step between it and ``until`` (inclusive) back to pending."""
+    between = {s.id for s in wf.steps if start in wf.upstream(s.id) and (s.id == until or s.id in wf.upstream(until))}
+    for sid in {start, until} | between:
+        run.steps[sid].status = PENDING
+    run.steps[start].feedback = feedback
+
+
+def _agent_failed(run: Run, wf: Workflow, sig: AgentFailed, actions: list[Action]) -> None:
+    if _stale(run, sig.step, sig.iteration):
+        return
+    st = run.steps[sig.step]
+    st.status, st.error = FAILED, sig.error
+    _escalate(run, sig.step, "out-of-scope", actions, issue=sig.error, failure=sig.kind)
+
+
+def _options(trigger: str, proposal: dict[str, Any] | None, failure: str | None) -> list[dict[str, str]]:
+    """The choices offered in an escalation; each maps to what ``/approve N`` does."""
+    stop = {"title": "Stop this workflow", "tradeoff": "Nothing more is done; the thread stays open for people.",
+            "action": "stop"}
+    if trigger == "repeated-rejections":
+        return [{"title": "Accept the change with the reviewer's open findings",
+                 "tradeoff": "Ships known issues; they are filed as tech-debt follow-ups.", "action": "continue"},
+                {"title": "Give the implementer another round of review iterations",
+                 "tradeoff": "More time and tokens; the reviewer's findings go back as feedback.", "action": "retry"},
+                stop]
+    if trigger == "requested":
+        return [{"title": "Resume where the workflow stopped", "tradeoff": "The step in progress runs again.",
+                 "action": "retry"}, stop]
+    if proposal and isinstance(proposal.get("options"), list) and proposal["options"]:
+        picked = [{"title": str(o.get("title", "")), "tradeoff": str(o.get("tradeoff", "")), "action": "decide"}
+                  for o in proposal["options"] if isinstance(o, dict)]
+        return picked + [stop]
+    retry = {"title": "Run the step again", "action": "retry",
+             "tradeoff": "Worth it once the cause is fixed (a model configured, a budget raised)."
+             if failure in ("no-model", "budget") else "Costs another attempt; the result may differ."}
+    skip = {"title": "Skip this step and continue", "action": "continue",
+            "tradeoff": "Later steps run without this step's output."}
+    return [retry, skip, stop]
+
+
+def _escalate(run: Run, stage: str, trigger: str, actions: list[Action], *, issue: str = "",
+              proposal: dict[str, Any] | None = None, failure: str | None = None) -> None:
+    if trigger not in TRIGGERS:
+        trigger = "out-of-scope"
+    options = _options(trigger, proposal, failure)
+    recommendation = (proposal or {}).get("recommendation") or "Option 1."
+    run.state = ESCALATED
+    run.escalation = {
+        "trigger": trigger, "stage": stage, "issue": (proposal or {}).get("issue") or issue or TRIGGERS[trigger],
+        "options": options, "recommendation": recommendation,
+        "blocking": (proposal or {}).get("blocking") or f"Every step after {stage}.", "failure": failure,
+    }
+    actions.append(Escalate())
+
+
+def _command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> None:
+    if run.state in (DONE, CANCELLED):
+        actions.append(Reply(f"This workflow run is already {run.state}; `/{cmd.name}` changes nothing."))
+    elif cmd.name == "cancel":
+        run.state = CANCELLED
+        for st in run.steps.values():
+            if st.status == ACTIVE:
+                st.status = PENDING
+        if run.escalation:
+            actions.append(ResolveEscalation())
+        actions.append(Reply(f"Cancelled by @{cmd.actor}."))
+    elif cmd.name == "escalate":
+        if run.state == ESCALATED:
+            actions.append(Reply("This run is already waiting for a decision."))
+            return
+        stage = (run.running() or [_current(run, wf)])[0]
+        for sid in run.running():
+            run.steps[sid].status = PENDING  # a late result of the interrupted step is ignored
+        _escalate(run, stage, "requested", actions, issue=f"@{cmd.actor} asked for a decision"
+                  + (f": {cmd.reason}" if cmd.reason else "."))
+    elif cmd.name == "approve":
+        _approve(run, wf, cmd, actions)
+    elif cmd.name == "retry":
+        if run.state != ESCALATED:
+            actions.append(Reply("Nothing to retry: no step has failed."))
+            return
+        _resolve(run, wf, "retry", cmd, actions)
+
+
+def _current(run: Run, wf: Workflow) -> str:
+    for step in wf.steps:
+        if run.steps[step.id].status not in (FINISHED, SKIPPED):
+            return step.id
+    return wf.steps[-1].id
+
+
+def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> None:
+    if run.state == ESCALATED:
+        options = (run.escalation or {}).get("options") or []
+        n = cmd.option or 1
+        if not 1 <= n <= len(options):
+            actions.append(Reply(f"There is no option {n}; choose 1 to {len(options)}."))
+            return
+        _resolve(run, wf, options[n - 1]["action"], cmd, actions, chosen=n)
+    elif run.state == WAITING:
+        if run.head_sha and cmd.head_sha and cmd.head_sha != run.head_sha:
+            actions.append(Reply("New commits were pushed since this was summarised; review them first."))
+            return
+        step = next(sid for sid, st in run.steps.items() if st.status == "waiting")
+        run.steps[step].status = FINISHED
+        run.approval = {"by": cmd.actor, "head_sha": cmd.head_sha or run.head_sha}
+        run.state = RUNNING
+        _schedule(run, wf, actions)
+    else:
+        actions.append(Reply("Nothing is waiting for approval yet; the workflow is still running."))
+
+
+def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Action], chosen: int = 1) -> None:
+    esc = run.escalation or {}
+    stage = esc.get("stage") or _current(run, wf)
+    run.decisions.append({"stage": stage, "trigger": esc.get("trigger"), "option": chosen, "by": cmd.actor,
+                          "choice": (esc.get("options") or [{}])[chosen - 1].get("title", action)})
+    run.escalation = None
+    actions.append(ResolveEscalation())
+    if action == "stop":
+        run.state = CANCELLED
+        return
+    run.state = RUNNING
+    step = wf.step(stage)
+    if action == "retry":
+        if esc.get("trigger") == "repeated-rejections":
+            run.rejections = 0
+            assert step.gate is not None
+            _reopen(run, wf, step.gate.on_reject, until=step.id, feedback=run.steps[step.id].result)
+        else:
+            run.steps[stage].status = PENDING
+    else:  # continue / decide: the step's outcome stands (or is skipped) and the flow moves on
+        st = run.steps[stage]
+        st.status = FINISHED if st.result else SKIPPED
+    _schedule(run, wf, actions)
+
+
+def _head_moved(run: Run, wf: Workflow, sig: HeadMoved, actions: list[Action]) -> None:
+    """A push to the PR: a pending approval was for other code, so the gate reviews the new head."""
+    if sig.sha == run.head_sha:
+        return
+    run.head_sha = sig.sha
+    if run.state != WAITING:
+        return
+    waiting = next(sid for sid, st in run.steps.items() if st.status == "waiting")
+    reviews = [s.id for s in wf.steps if s.kind == "review" and s.id in wf.upstream(waiting)]
+    if reviews:
+        _reopen(run, wf, reviews[-1], until=waiting, feedback=None)
+    else:
+        run.steps[waiting].status = PENDING
+    run.state = RUNNING
+    actions.append(Reply(f"New commits were pushed (`{sig.sha[:7]}`): the earlier approval request is stale, "
+                         "so the review runs again on the new head before approval."))
+    _schedule(run, wf, actions)

@@ -1,0 +1,58 @@
+"""The Lead's triage: an event → which workflow, why, and how sure. Pure.
+
+Labels first (the label→workflow map, the spec's Quick Reference by default), then content: the
+title and body, a PR's changed paths, a CI failure's check name. A CI failure always starts
+error-investigation (the spec: a failed check starts it by itself). An item nothing places clearly
+gets ``workflow=None``, and the bot asks for a label instead of guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bot.agents.classify import classify
+from bot.catalog import Catalog
+from bot.events import CiFailure, WorkItem
+
+
+@dataclass(frozen=True)
+class Decision:
+    workflow: str | None
+    reason: str
+    confidence: float
+    labels_used: tuple[str, ...]
+    subclass: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["labels_used"] = list(self.labels_used)
+        return data
+
+
+def _labels_used(labels: Iterable[str], label_map: Mapping[str, str]) -> tuple[str, ...]:
+    lowered = {k.lower() for k in label_map}
+    return tuple(label for label in labels if label.lower() in lowered)
+
+
+def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str] = (),
+           checks: Iterable[str] = (), enabled: Iterable[str] | None = None) -> Decision:
+    """The workflow for an issue, PR or CI failure. ``enabled`` limits the workflows a repo turned on."""
+    if isinstance(event, CiFailure):
+        return Decision("error-investigation", f"the check '{event.name}' {event.conclusion.replace('_', ' ')}"
+                        f" on {event.head_branch or event.head_sha[:7]}", 1.0, ())
+    triage = catalog.triage
+    c = classify(triage, title=event.title, body=event.body, labels=event.labels, paths=paths, checks=checks)
+    used = _labels_used(event.labels, triage.get("labels") or {})
+    allowed = set(catalog.workflows) if enabled is None else set(enabled) & set(catalog.workflows)
+    if c.workflow is not None and c.workflow not in allowed:
+        return Decision(None, f"{c.reason}, but {c.workflow} is turned off for this repository", c.confidence, used)
+    return Decision(c.workflow, c.reason, c.confidence, used, c.subclass)
+
+
+def announce(decision: Decision, catalog: Catalog) -> str:
+    """The Lead's opening line, in the spec's "I'll handle this using the … workflow" voice."""
+    wf = catalog.workflows[decision.workflow or ""]
+    sub = f", classified as '{decision.subclass}'" if decision.subclass else ""
+    return f"{wf.announce}{sub}. Why: {decision.reason}."

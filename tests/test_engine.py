@@ -1,0 +1,178 @@
+"""The engine as a pure state machine, on the shipped workflows: no I/O at all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot import engine as E
+from bot.catalog import load_catalog
+
+CATALOG = load_catalog()
+
+
+def wf(name: str) -> Any:
+    return CATALOG.workflows[name]
+
+
+def ok(**extra: Any) -> dict[str, Any]:
+    return {"summary": "done", "passed": True, "criteria": [], "flags": {}, "escalate": None} | extra
+
+
+def review(verdict: str, **extra: Any) -> dict[str, Any]:
+    return ok(verdict=verdict, critical=[], warnings=[], suggestions=[], tech_debt=[]) | extra
+
+
+def drive(run: E.Run, w: Any, results: dict[str, list[dict[str, Any]]]) -> tuple[E.Run, list[Any]]:
+    """Feed scripted results to every RunAgent until the run stops asking; return all actions."""
+    run, pending = E.advance(run, E.Start(), w)
+    seen: list[Any] = list(pending)
+    while True:
+        todo = [a for a in pending if isinstance(a, E.RunAgent)]
+        if not todo:
+            return run, seen
+        pending = []
+        for a in todo:
+            default = review("APPROVED") if w.step(a.step).kind == "review" else ok()
+            result = results[a.step].pop(0) if results.get(a.step) else default
+            run, acts = E.advance(run, E.AgentDone(a.step, a.iteration, result), w)
+            pending += acts
+            seen += acts
+
+
+def kinds(actions: list[Any]) -> list[str]:
+    return [type(a).__name__ + (f":{a.step}" if hasattr(a, "step") else "") for a in actions]
+
+
+def test_devops_runs_in_order_skips_the_conditional_step_and_waits_for_approval() -> None:
+    w = wf("devops-pipeline")
+    run, actions = drive(E.Run.new("r", w), w, {"triage": [ok(flags={"infra_affects_services": False})]})
+    assert kinds(actions) == ["RunAgent:triage", "PostStep:triage", "PostSkip:architecture-review",
+                              "RunAgent:implementation", "PostStep:implementation", "RunAgent:review",
+                              "PostVerdict:review", "RunAgent:approval", "AskApproval:approval"]
+    assert run.state == E.WAITING
+    run, actions = E.advance(run, E.Command("approve", "maintainer"), w)
+    assert run.state == E.DONE and kinds(actions) == ["Finish"]
+    assert run.approval == {"by": "maintainer", "head_sha": None}
+
+
+def test_conditional_step_taken_when_flag_true() -> None:
+    w = wf("devops-pipeline")
+    run, actions = drive(E.Run.new("r", w), w, {"triage": [ok(flags={"infra_affects_services": True})]})
+    assert "RunAgent:architecture-review" in kinds(actions)
+    assert run.steps["architecture-review"].status == E.FINISHED
+
+
+def test_rejection_loops_back_to_the_implementer_with_feedback_then_passes() -> None:
+    w = wf("backend-feature")
+    rejected = review("REJECTED", critical=[{"text": "no tests", "path": "api.py", "line": 3}])
+    run, actions = drive(E.Run.new("r", w), w, {"review": [rejected, review("APPROVED")]})
+    assert run.state == E.WAITING and run.rejections == 1
+    assert run.steps["implementation"].iteration == 2 and run.steps["review"].iteration == 2
+    assert run.steps["implementation"].feedback == rejected
+    assert kinds(actions).count("PostVerdict:review") == 2
+
+
+def test_three_rejections_escalate() -> None:
+    w = wf("backend-feature")
+    no = review("REJECTED", critical=[{"text": "SQL built by string formatting"}])
+    run, actions = drive(E.Run.new("r", w), w, {"review": [no, no, no]})
+    assert run.state == E.ESCALATED and run.rejections == 3
+    assert run.escalation["trigger"] == "repeated-rejections"  # type: ignore[index]
+    assert kinds(actions)[-1] == "Escalate"
+    # /approve 2: another round: rejections reset, implementer runs again with the findings
+    run, actions = E.advance(run, E.Command("approve", "lead", option=2), w)
+    assert run.state == E.RUNNING and run.rejections == 0
+    assert kinds(actions) == ["ResolveEscalation", "RunAgent:implementation"]
+    assert run.decisions[-1]["option"] == 2
+
+
+def test_parallel_steps_start_together() -> None:
+    w = wf("security-fix")
+    run, actions = E.advance(E.Run.new("r", w), E.Start(), w)
+    run, actions = E.advance(run, E.AgentDone("assess", 1, ok(flags={"unknown_vulnerability": True})), w)
+    assert kinds(actions) == ["PostStep:assess", "RunAgent:research", "RunAgent:architecture"]
+    run, actions = E.advance(run, E.AgentDone("architecture", 1, ok()), w)
+    assert kinds(actions) == ["PostStep:architecture"]  # implementation waits for research too
+    run, actions = E.advance(run, E.AgentDone("research", 1, ok()), w)
+    assert kinds(actions) == ["PostStep:research", "RunAgent:implementation"]
+
+
+def test_routing_picks_the_database_architect() -> None:
+    w = wf("error-investigation")
+    run, actions = drive(E.Run.new("r", w), w, {"detect": [ok(flags={"database_related": True})]})
+    agents = {a.step: a.agent for a in actions if isinstance(a, E.RunAgent)}
+    assert agents["analyze"] == "database-architect"
+
+
+def test_agent_failure_escalates_and_retry_runs_the_step_again() -> None:
+    w = wf("integration-setup")
+    run, actions = E.advance(E.Run.new("r", w), E.Start(), w)
+    first = next(a for a in actions if isinstance(a, E.RunAgent))
+    run, actions = E.advance(run, E.AgentFailed(first.step, 1, "No model is configured.", "no-model"), w)
+    assert run.state == E.ESCALATED and run.escalation["trigger"] == "out-of-scope"  # type: ignore[index]
+    run, actions = E.advance(run, E.Command("retry", "maintainer"), w)
+    assert kinds(actions) == ["ResolveEscalation", f"RunAgent:{first.step}"]
+    assert run.steps[first.step].iteration == 2
+
+
+def test_escalate_mid_run_ignores_the_late_result() -> None:
+    w = wf("database-performance")
+    run, actions = E.advance(E.Run.new("r", w), E.Start(), w)
+    step = next(a for a in actions if isinstance(a, E.RunAgent))
+    run, actions = E.advance(run, E.Command("escalate", "maintainer", reason="needs a product call"), w)
+    assert run.state == E.ESCALATED and "needs a product call" in run.escalation["issue"]  # type: ignore[index]
+    run, actions = E.advance(run, E.AgentDone(step.step, step.iteration, ok()), w)
+    assert actions == [] and run.steps[step.step].result is None
+
+
+def test_model_escalation_offers_its_options_and_records_the_choice() -> None:
+    w = wf("backend-feature")
+    proposal = {"trigger": "breaking-change", "issue": "Renames a public field", "recommendation": "Option 2",
+                "blocking": "implementation", "options": [{"title": "Rename now", "tradeoff": "breaks clients"},
+                                                          {"title": "Deprecate first", "tradeoff": "slower"}]}
+    run, actions = drive(E.Run.new("r", w), w, {"architecture": [ok(escalate=proposal)]})
+    assert run.state == E.ESCALATED and run.escalation["trigger"] == "breaking-change"  # type: ignore[index]
+    assert [o["title"] for o in run.escalation["options"]] == ["Rename now", "Deprecate first", "Stop this workflow"]  # type: ignore[index]
+    run, actions = E.advance(run, E.Command("approve", "owner", option=2), w)
+    assert run.state == E.RUNNING and run.decisions[-1]["choice"] == "Deprecate first"
+    run, actions = E.advance(run, E.Command("approve", "owner", option=9), w)
+    assert kinds(actions) == ["Reply"]
+
+
+def test_push_makes_a_pending_approval_stale_and_reruns_the_review() -> None:
+    w = wf("backend-feature")
+    run, _ = drive(E.Run.new("r", w, head_sha="a" * 40), w, {})
+    assert run.state == E.WAITING
+    run, actions = E.advance(run, E.HeadMoved("b" * 40), w)
+    assert run.state == E.RUNNING and kinds(actions)[:2] == ["Reply", "RunAgent:review"]
+    run, actions = E.advance(run, E.Command("approve", "m", head_sha="a" * 40), w)
+    assert kinds(actions) == ["Reply"]  # not waiting any more
+
+
+def test_cancel_and_commands_on_a_finished_run() -> None:
+    w = wf("devops-pipeline")
+    run, _ = E.advance(E.Run.new("r", w), E.Start(), w)
+    run, actions = E.advance(run, E.Command("cancel", "m"), w)
+    assert run.state == E.CANCELLED
+    run, actions = E.advance(run, E.Command("approve", "m"), w)
+    assert kinds(actions) == ["Reply"]
+
+
+def test_failed_pass_criteria_escalate() -> None:
+    w = wf("database-performance")
+    bad = ok(passed=False, criteria=[{"criterion": "Clear root cause identified", "met": False, "note": ""}])
+    run, actions = drive(E.Run.new("r", w), w, {"investigate": [bad]})
+    assert run.state == E.ESCALATED
+    assert "Clear root cause identified" in run.escalation["issue"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG.workflows))
+def test_every_workflow_reaches_approval_then_done(name: str) -> None:
+    w = wf(name)
+    run, actions = drive(E.Run.new("r", w), w, {})
+    assert run.state == E.WAITING, kinds(actions)
+    run, actions = E.advance(run, E.Command("approve", "m"), w)
+    assert run.state == E.DONE
+    assert E.Run.from_dict(run.to_dict()) == run  # the record round-trips through JSON-able data
