@@ -347,13 +347,22 @@ class Executor:
                 filed.append(ref)
 
     async def _tasks(self, state: RunState, action: E.FileTasks) -> None:
-        result = state.run.steps[action.step].result or {}
+        """Delegate: one labelled issue per task the SETUP step listed; each runs its own workflow there."""
+        wf = self._wf(state)
+        upstream = wf.upstream(action.step)
+        tasks = [t for sid in upstream for t in ((state.run.steps[sid].result or {}).get("tasks") or [])
+                 if isinstance(t, dict) and t.get("title")]
         repo, number = self._where(state)
-        for task in (result.get("findings") or [])[:10]:
-            title = render.clip(str(task).splitlines()[0], 200)
-            body = f"{task}\n\nA task of the multi-session project in #{number}; triage-lead runs its own workflow here."
-            await create_issue_once(self.gh, self.store, repo=repo, mark=marker("task", digest(repo, str(number), title)),
-                                    title=title, body=body, labels=[])
+        filed = state.data.setdefault("tasks", [])
+        for task in tasks[:10]:  # cap: a runaway plan cannot flood the tracker
+            title = render.clip(str(task["title"]).splitlines()[0], 200)
+            body = (f"{task.get('description', '')}\n\nA task of the multi-session project in #{number}; "
+                    "triage-lead runs its own workflow here.")
+            labels = [str(x) for x in task.get("labels") or []][:5]
+            posted, _ = await create_issue_once(self.gh, self.store, repo=repo, labels=labels, title=title, body=body,
+                                                mark=marker("task", digest(repo, str(number), title)))
+            if f"#{posted.number}" not in filed:
+                filed.append(f"#{posted.number}")
 
     async def _finish(self, state: RunState, wf: Workflow) -> None:
         run, ctx = state.run, state.data["ctx"]
@@ -364,7 +373,8 @@ class Executor:
                                                      workflow=wf.name, title=ctx.get("title") or wf.title)
         state.data["pull_url"], state.data["pushed"] = pull_url, pushed
         await self._comment(state, marker("done", run.id),
-                            render.finished(run, wf, pull_url=pull_url, pushed=pushed, debt=state.data.get("debt", [])))
+                            render.finished(run, wf, pull_url=pull_url, pushed=pushed, debt=state.data.get("debt", []),
+                                            tasks=state.data.get("tasks", [])))
 
 
 def _latest_changes(run: E.Run, wf: Workflow) -> list[dict[str, str]]:

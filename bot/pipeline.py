@@ -21,7 +21,7 @@ from bot.agents import AgentRuntime, Budget, ModelMap
 from bot.catalog import Catalog
 from bot.executor import Executor, RunState, create_issue_once, digest, upsert_comment
 from bot.github.client import GitHubApp
-from bot.markers import marker
+from bot.markers import marker, markers_in
 from bot.settings import Settings
 from bot.store import Job, RunRecord, Store
 
@@ -49,7 +49,7 @@ async def process(job: Job, deps: Deps) -> None:
     if isinstance(event, (events.Ignored, events.Malformed)):
         log.info("job %s: %s", job.id, event.reason)  # the server filtered these; payload kept for audit
         return
-    if events.is_self_or_foreign_bot(event, deps.bot_login, deps.settings.bot_allowlist):
+    if events.is_self_or_foreign_bot(event, deps.bot_login, deps.settings.bot_allowlist) and not _own_task(event, deps):
         log.info("job %s: %s by a bot account, not acted on", job.id, event.event)
         return
     if isinstance(event, events.Installation):
@@ -62,6 +62,12 @@ async def process(job: Job, deps: Deps) -> None:
         await on_comment(event, gh, deps)
     elif isinstance(event, events.CiFailure):
         await on_ci_failure(event, gh, deps)
+
+
+def _own_task(event: events.Event, deps: Deps) -> bool:
+    """An issue the bot itself opened for a long-running project's task: that one it does work on."""
+    return (isinstance(event, events.WorkItem) and event.action == "opened" and not event.is_pull_request
+            and event.sender.login == deps.bot_login and any(k.startswith("task:") for k in markers_in(event.body)))
 
 
 # ---- runs ----------------------------------------------------------------------------------
@@ -136,6 +142,8 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
         return  # a label unrelated to workflows
     paths = await _pull_paths(gh, item.repo, item.number) if item.is_pull_request else []
     decision = triage.decide(item, deps.catalog, paths=paths)
+    if _own_task(item, deps) and decision.workflow == "long-running-project":
+        decision = triage.Decision(None, "a project's task cannot itself be a multi-session project", 0.0, ())
     if decision.workflow is None:
         if item.action in ("opened", "reopened", "ready_for_review"):
             await upsert_comment(gh, deps.store, repo=item.repo, number=item.number, mark=marker("ask-label", item.thread),

@@ -193,7 +193,8 @@ def approval_request(result: Mapping[str, Any], wf: Workflow) -> str:
     return clip("\n".join(parts))
 
 
-def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None, debt: list[str]) -> str:
+def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None, debt: list[str],
+             tasks: list[str] = ()) -> str:
     by = (run.approval or {}).get("by")
     parts = [f"### ✅ {wf.title} workflow complete", ""]
     if by:
@@ -204,6 +205,8 @@ def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None
         parts.append(f"- Fix pushed as {pushed}")
     if debt:
         parts.append(f"- Tech-debt follow-ups: {', '.join(debt)}")
+    if tasks:
+        parts.append(f"- Tasks, each running its own workflow: {', '.join(tasks)}")
     for d in run.decisions:
         parts.append(f"- Decision at {d['stage']}: option {d['option']} ({d['choice']}) by @{d['by']}")
     return "\n".join(parts)

@@ -40,8 +40,9 @@ def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str
            checks: Iterable[str] = (), enabled: Iterable[str] | None = None) -> Decision:
     """The workflow for an issue, PR or CI failure. ``enabled`` limits the workflows a repo turned on."""
     if isinstance(event, CiFailure):
-        return Decision("error-investigation", f"the check '{event.name}' {event.conclusion.replace('_', ' ')}"
-                        f" on {event.head_branch or event.head_sha[:7]}", 1.0, ())
+        verb = "timed out" if event.conclusion == "timed_out" else "failed"
+        return Decision("error-investigation", f"the check '{event.name}' {verb} on "
+                        f"{event.head_branch or event.head_sha[:7]}", 1.0, ())
     triage = catalog.triage
     c = classify(triage, title=event.title, body=event.body, labels=event.labels, paths=paths, checks=checks)
     used = _labels_used(event.labels, triage.get("labels") or {})

@@ -803,6 +803,13 @@ class SandboxState:
                                    u.get("type"), c.get("id"))
         if isinstance(cs := p.get("check_suite"), dict) and cs.get("id") not in repo.check_suites:
             self._suite(repo, cs.get("head_sha") or self.branch_sha(repo, None), cs.get("id"), cs.get("head_branch"))
+        for ci in (p.get("check_run"), p.get("check_suite"), p.get("workflow_run")):
+            for ref in (ci.get("pull_requests") or []) if isinstance(ci, dict) else []:
+                if isinstance(ref, dict) and isinstance(ref.get("number"), int) and ref["number"] not in repo.issues:
+                    # CI payloads name their PRs only by number and branches: make the PR exist.
+                    self._seed_pull(repo, {"number": ref["number"], "title": f"Pull request #{ref['number']}",
+                                           "head": {**(ref.get("head") or {}), "repo": {"full_name": repo.full_name}},
+                                           "base": ref.get("base") or {}})
         if isinstance(cr := p.get("check_run"), dict) and cr.get("id") not in repo.check_runs:
             out, suite = cr.get("output") or {}, cr.get("check_suite") or {}
             self.add_check_run(full_name, name=cr.get("name") or "check", head_sha=cr.get("head_sha"),

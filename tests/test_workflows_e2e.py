@@ -1,0 +1,341 @@
+"""The seven workflows end to end: webhook → triage → agents (local Anthropic server) → GitHub (sandbox).
+
+The agents' replies are scripted per step through the local Messages API server; everything else
+is the real bot: HTTP webhook, store, job runner, engine, executor, gidgethub and the anthropic SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.markers import markers_in
+from bot.runtime import Runtime
+from bot.sandbox.anthropic import FakeAnthropic
+from bot.settings import Settings
+from tests.conftest import load_fixture, post_webhook
+
+REPO = "Codertocat/Hello-World"
+STEP = re.compile(r"## Step (.+?) \((\w+)\) of run (\S+), attempt (\d+)")
+
+
+def result(kind: str, flags: dict[str, bool] | None = None, **extra: Any) -> dict[str, Any]:
+    """A valid result for a step kind (the agent runtime validates it against the kind's schema)."""
+    base: dict[str, Any] = {"summary": f"{kind} done", "passed": True, "criteria": [], "flags": flags or {},
+                            "escalate": None}
+    base |= {
+        "triage": {"workflow": None, "subclass": None, "reason": "scripted", "confidence": 0.9},
+        "analyze": {"findings": ["scripted finding at app.py:1"]},
+        "validate": {"findings": ["validated"]},
+        "implement": {"changes": [{"path": "app/fix.py", "content": "def fix():\n    return 1\n", "reason": "the fix"},
+                                  {"path": "tests/test_fix.py", "content": "def test_fix():\n    assert True\n",
+                                   "reason": "a test"}], "notes": ""},
+        "review": {"verdict": "APPROVED", "critical": [], "warnings": [], "suggestions": [], "tech_debt": []},
+        "approval": {"deployment_plan": None},
+        "context": {"context": {"goals": ["g"], "constraints": [], "decisions": [], "progress": []}, "tasks": []},
+    }[kind]
+    return base | extra
+
+
+class Team:
+    """Scripted specialists: answers each step by its title from a script, else a valid default."""
+
+    def __init__(self, fake: FakeAnthropic) -> None:
+        self.fake = fake
+        self.script: dict[str, list[dict[str, Any]]] = {}
+        self.flags: dict[str, dict[str, bool]] = {}
+        self.calls: list[tuple[str, int, float, float]] = []  # (title, attempt, start, end)
+        self.delay: dict[str, float] = {}
+        fake.responder = self.respond
+
+    async def respond(self, request: dict[str, Any]) -> dict[str, Any]:
+        first = request["messages"][0]["content"]
+        text = first if isinstance(first, str) else "\n".join(b.get("text", "") for b in first if isinstance(b, dict))
+        m = STEP.search(text)
+        assert m, "every agent request names its step"
+        title, kind, attempt = m.group(1), m.group(2), int(m.group(4))
+        start = time.monotonic()
+        await asyncio.sleep(self.delay.get(title, 0.0))
+        self.calls.append((title, attempt, start, time.monotonic()))
+        queue = self.script.get(title)
+        if queue:
+            return queue.pop(0)
+        wanted = re.findall(r"^- (\w+): ", text.split("Flags to set in `flags`:")[1], re.M) if "Flags to set in `flags`:" in text else []
+        flags = {name: self.flags.get(title, {}).get(name, False) for name in wanted}
+        return result(kind, flags)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAnthropic]:
+    server = FakeAnthropic(api_key="sk-ant-test-key")
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def team(fake: FakeAnthropic) -> Team:
+    return Team(fake)
+
+
+@pytest.fixture
+async def bot(settings: Settings, fake: FakeAnthropic, team: Team, sandbox: Any, aiohttp_client: Any) -> AsyncIterator[Any]:
+    sandbox.seed_from_payload(load_fixture("issues.opened.json"))  # the repository and its installation
+    s = settings.with_overrides(anthropic_api_key="sk-ant-test-key", anthropic_base_url=fake.url)
+    rt = await Runtime(s, github_max_wait=5.0, github_backoff=0.01,
+                       agent_options={"retry_base": 0.01, "max_retry_wait": 1.0}).start()
+    client = await aiohttp_client(rt.web_app())
+    yield rt, client
+    await rt.close()
+
+
+def issue_payload(number: int, labels: list[str], title: str = "Something to do", body: str = "") -> dict[str, Any]:
+    p = load_fixture("issues.opened.json")
+    p["issue"] |= {"number": number, "title": title, "body": body,
+                   "labels": [{"name": name, "id": i, "color": "ededed"} for i, name in enumerate(labels)]}
+    return p
+
+
+def comment_payload(number: int, body: str, login: str = "maintainer", user_type: str = "User",
+                    comment_id: int = 9001, pull: bool = False) -> dict[str, Any]:
+    p = load_fixture("issue_comment.created.json")
+    p["issue"]["number"] = number
+    if pull:
+        p["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/{number}"}
+    else:
+        p["issue"].pop("pull_request", None)
+    p["comment"] |= {"id": comment_id, "body": body}
+    p["comment"]["user"] = {**p["comment"]["user"], "login": login, "type": user_type}
+    p["sender"] = p["comment"]["user"]
+    return p
+
+
+async def send(bot: Any, sandbox: Any, event: str, payload: dict[str, Any]) -> None:
+    rt, client = bot
+    sandbox.seed_from_payload(payload)
+    resp = await post_webhook(client, event, payload)
+    assert resp.status == 202, await resp.text()
+    await rt.jobs.drained(30)
+    assert "failed" not in await rt.store.job_states()
+
+
+def posts(sandbox: Any, number: int) -> list[str]:
+    """The kinds of marker on each comment of a thread, in posting order: 'status', 'step:<id>:<n>', …"""
+    out = []
+    for c in sandbox.comments(REPO, number):
+        for key in markers_in(c["body"]):
+            parts = key.split(":")
+            out.append(parts[0] if parts[0] in ("status", "done", "approval") else ":".join([parts[0], *parts[2:]]))
+    return out
+
+
+def body_of(sandbox: Any, number: int, kind: str) -> str:
+    for c in sandbox.comments(REPO, number):
+        if any(k.startswith(kind) for k in markers_in(c["body"])):
+            return c["body"]
+    raise AssertionError(f"no {kind} comment on #{number}")
+
+
+EXPECTED = {
+    "devops-pipeline": ("devops", ["status", "step:triage:1", "skip:architecture-review", "step:implementation:1",
+                                   "verdict:review:1", "approval"]),
+    "backend-feature": ("api", ["status", "step:triage:1", "step:architecture:1", "skip:database-design",
+                                "step:implementation:1", "verdict:review:1", "skip:context-save", "approval"]),
+    "database-performance": ("slow-query", ["status", "step:investigate:1", "skip:architecture-review",
+                                            "step:implementation:1", "verdict:review:1", "step:validation:1", "approval"]),
+    "error-investigation": ("bug", ["status", "step:detect:1", "step:analyze:1", "step:fix:1", "verdict:review:1",
+                                    "step:monitor:1", "approval"]),
+    "security-fix": ("security", ["status", "step:assess:1", "skip:research", "step:architecture:1",
+                                  "step:implementation:1", "verdict:review:1", "step:validation:1", "approval"]),
+    "integration-setup": ("integration", ["status", "step:research:1", "step:architecture:1", "skip:mcp-creation",
+                                          "step:implementation:1", "verdict:review:1", "approval"]),
+    "long-running-project": ("epic", ["status", "step:setup:1", "step:execute:1", "step:checkpoint:1",
+                                      "step:handoff:1", "approval"]),
+}
+
+
+@pytest.mark.parametrize("workflow", sorted(EXPECTED))
+async def test_each_workflow_end_to_end(workflow: str, bot: Any, sandbox: Any, team: Team) -> None:
+    label, expected = EXPECTED[workflow]
+    number = 10
+    sandbox.set_permission(REPO, "maintainer", "maintain")
+    await send(bot, sandbox, "issues", issue_payload(number, [label]))
+    assert posts(sandbox, number) == expected
+    status = body_of(sandbox, number, "status")
+    assert f"(`{workflow}`)" in status and "Waiting for `/approve`" in status and "```mermaid" in status
+    assert "Ready to proceed" in body_of(sandbox, number, "approval")
+    await send(bot, sandbox, "issue_comment", comment_payload(number, "/approve"))
+    assert posts(sandbox, number)[-1] == "done"
+    done = body_of(sandbox, number, "done")
+    assert "Approved by @maintainer" in done
+    pulls = [w for w in sandbox.writes if w.kind == "pull"]
+    if any(s.startswith("step:implementation") or s.startswith("step:fix") for s in expected):
+        assert len(pulls) == 1 and pulls[0].data["draft"] is True
+        assert f"Closes #{number}" in pulls[0].data["body"]
+        assert sandbox.file_content(REPO, "app/fix.py", ref=pulls[0].data["head"]) == "def fix():\n    return 1\n"
+        assert pulls[0].data["head"] in done or "Proposed changes" in done
+    else:
+        assert pulls == []
+    assert "✅ Done" in body_of(sandbox, number, "status")
+
+
+async def test_rejection_then_pass_on_the_second_try(bot: Any, sandbox: Any, team: Team) -> None:
+    team.script["REVIEW"] = [result("review", verdict="REJECTED", critical=[{"text": "No input validation", "path": "app/fix.py", "line": 1}]),
+                             result("review", suggestions=[{"text": "Add a docstring to fix()"}],
+                                    tech_debt=[{"title": "Refactor the fix module", "body": "It grew organically."}])]
+    await send(bot, sandbox, "issues", issue_payload(11, ["api"]))
+    kinds = posts(sandbox, 11)
+    assert kinds.index("verdict:review:1") < kinds.index("step:implementation:2") < kinds.index("verdict:review:2")
+    rejected = body_of(sandbox, 11, "verdict")
+    assert "❌ REJECTED" in rejected and "No input validation (`app/fix.py:1`)" in rejected
+    assert "Sent back to **IMPLEMENTATION**" in rejected
+    second = [c for c in team.fake.requests if "IMPLEMENTATION (implement)" in str(c["messages"][0]) and "attempt 2" in str(c["messages"][0])]
+    assert second and "No input validation" in str(second[0]["messages"])  # the findings went back as feedback
+    debt = [w for w in sandbox.writes if w.kind == "issue"]
+    assert sorted(w.data["title"] for w in debt) == ["Refactor the fix module", "Suggestion: Add a docstring to fix()"]
+    assert all(w.data["labels"] == ["tech-debt"] for w in debt)
+    assert "iteration 2" in body_of(sandbox, 11, "status")
+
+
+async def test_three_rejections_escalate(bot: Any, sandbox: Any, team: Team) -> None:
+    no = result("review", verdict="REJECTED", critical=[{"text": "SQL built by string formatting"}])
+    team.script["REVIEW"] = [copy.deepcopy(no) for _ in range(3)]
+    await send(bot, sandbox, "issues", issue_payload(12, ["api"]))
+    assert posts(sandbox, 12).count("verdict:review:1") == 1 and "verdict:review:3" in posts(sandbox, 12)
+    esc = body_of(sandbox, 12, "escalation")
+    for heading in ("## Escalation Required", "**Issue**:", "**Workflow Stage**: REVIEW", "**Options**:",
+                    "**Recommendation**:", "**Blocking**:"):
+        assert heading in esc
+    assert "rejected the change 3 times" in esc
+    assert "needs-decision" in [lab["name"] for lab in sandbox.issue(REPO, 12)["labels"]]
+
+
+async def test_conditional_step_taken(bot: Any, sandbox: Any, team: Team) -> None:
+    team.flags["TRIAGE"] = {"infra_affects_services": True}
+    await send(bot, sandbox, "issues", issue_payload(13, ["devops"]))
+    assert "step:architecture-review:1" in posts(sandbox, 13)
+    assert "skip:architecture-review" not in posts(sandbox, 13)
+
+
+async def test_parallel_steps_overlap_in_time(bot: Any, sandbox: Any, team: Team) -> None:
+    team.flags["ASSESS"] = {"unknown_vulnerability": True}
+    team.delay = {"RESEARCH": 0.4, "ARCHITECTURE": 0.4}
+    await send(bot, sandbox, "issues", issue_payload(14, ["security"]))
+    spans = {title: (start, end) for title, _, start, end in team.calls if title in ("RESEARCH", "ARCHITECTURE")}
+    (a0, a1), (b0, b1) = spans["RESEARCH"], spans["ARCHITECTURE"]
+    assert a0 < b1 and b0 < a1, "research and architecture ran one after the other"
+    assert "step:research:1" in posts(sandbox, 14)
+
+
+async def test_approve_permissions_and_the_bot_itself(bot: Any, sandbox: Any, team: Team) -> None:
+    await send(bot, sandbox, "issues", issue_payload(15, ["api"]))
+    sandbox.set_permission(REPO, "reader", "read")
+    await send(bot, sandbox, "issue_comment", comment_payload(15, "/approve", login="reader", comment_id=1))
+    refusal = sandbox.comments(REPO, 15)[-1]["body"]
+    assert "@reader `/approve` needs write, maintain or admin access" in refusal and "`read`" in refusal
+    writes = len(sandbox.writes)
+    await send(bot, sandbox, "issue_comment", comment_payload(15, "/approve", login="triage-lead[bot]",
+                                                              user_type="Bot", comment_id=2))
+    assert len(sandbox.writes) == writes  # its own comment: not even read
+    sandbox.set_permission(REPO, "maintainer", "write")
+    await send(bot, sandbox, "issue_comment", comment_payload(15, "> /approve\n```\n/approve\n```\nthanks", comment_id=3))
+    assert "done" not in posts(sandbox, 15)  # quoted and fenced commands are not commands
+    await send(bot, sandbox, "issue_comment", comment_payload(15, "Looks good.\n/approve", comment_id=4))
+    assert posts(sandbox, 15)[-1] == "done"
+    assert any(w.kind == "reaction" and w.data.get("content") == "eyes" for w in sandbox.writes)
+
+
+async def test_escalate_mid_run_and_resume(bot: Any, sandbox: Any, team: Team) -> None:
+    sandbox.set_permission(REPO, "maintainer", "admin")
+    await send(bot, sandbox, "issues", issue_payload(16, ["slow-query"]))
+    await send(bot, sandbox, "issue_comment", comment_payload(16, "/escalate we need a product decision first"))
+    esc = body_of(sandbox, 16, "escalation")
+    assert "we need a product decision first" in esc and "Escalation requested" in esc
+    assert "needs-decision" in [lab["name"] for lab in sandbox.issue(REPO, 16)["labels"]]
+    await send(bot, sandbox, "issue_comment", comment_payload(16, "/approve 1", comment_id=9002))
+    assert "needs-decision" not in [lab["name"] for lab in sandbox.issue(REPO, 16)["labels"]]
+    assert "Waiting for `/approve`" in body_of(sandbox, 16, "status")
+
+
+async def test_unknown_command_help_and_status(bot: Any, sandbox: Any, team: Team) -> None:
+    await send(bot, sandbox, "issues", issue_payload(17, ["integration"]))
+    await send(bot, sandbox, "issue_comment", comment_payload(17, "/aprove", login="someone", comment_id=5))
+    assert "`/aprove` isn't a command I know" in sandbox.comments(REPO, 17)[-1]["body"]
+    await send(bot, sandbox, "issue_comment", comment_payload(17, "/help", login="someone", comment_id=6))
+    assert "| `/approve` |" in sandbox.comments(REPO, 17)[-1]["body"]
+    await send(bot, sandbox, "issue_comment", comment_payload(17, "/status", login="someone", comment_id=7))
+    assert "Integration" in sandbox.comments(REPO, 17)[-1]["body"]
+
+
+async def test_unplaceable_issue_gets_asked_for_a_label(bot: Any, sandbox: Any, team: Team) -> None:
+    await send(bot, sandbox, "issues", issue_payload(18, [], title="Hello", body="Just saying hi"))
+    comments = sandbox.comments(REPO, 18)
+    assert len(comments) == 1 and "I won't guess" in comments[0]["body"] and "`security`" in comments[0]["body"]
+    assert team.fake.requests == []
+
+
+def pr_payload(sandbox: Any, number: int, labels: list[str]) -> dict[str, Any]:
+    p = load_fixture("pull_request.opened.json")
+    pr = p["pull_request"]
+    pr |= {"number": number, "labels": [{"name": n} for n in labels], "title": "Fix the crash"}
+    sandbox.seed_from_payload(p)
+    head = sandbox.pull(REPO, number)["head"]["sha"]
+    pr["head"]["sha"] = head
+    return p
+
+
+async def test_push_after_summary_makes_approval_stale(bot: Any, sandbox: Any, team: Team) -> None:
+    sandbox.set_permission(REPO, "maintainer", "write")
+    p = pr_payload(sandbox, 20, ["api"])
+    await send(bot, sandbox, "pull_request", p)
+    assert posts(sandbox, 20)[-1] == "approval"
+    assert [w.data["event"] for w in sandbox.writes if w.kind == "review"] == ["APPROVE"]
+    checks = [w for w in sandbox.writes if w.kind == "check_run"]
+    assert checks and checks[0].data["name"] == "triage-lead / code-review" and checks[0].data["conclusion"] == "success"
+    new_head = sandbox.set_file(REPO, "README.md", "changed\n", ref=p["pull_request"]["head"]["ref"])
+    sync = copy.deepcopy(p) | {"action": "synchronize"}
+    sync["pull_request"]["head"]["sha"] = new_head
+    await send(bot, sandbox, "pull_request", sync)
+    assert any("the earlier approval request is stale" in c["body"] for c in sandbox.comments(REPO, 20))
+    assert "verdict:review:2" in posts(sandbox, 20)
+    await send(bot, sandbox, "issue_comment", comment_payload(20, "/approve", pull=True))
+    assert posts(sandbox, 20)[-1] == "done"
+    assert (sandbox.file_content(REPO, "app/fix.py", ref=p["pull_request"]["head"]["ref"]) is None)  # a draft PR, not a push
+
+
+async def test_ci_failure_on_a_pull_request(bot: Any, sandbox: Any, team: Team) -> None:
+    payload = load_fixture("check_run.completed.json")
+    sandbox.seed_from_payload(payload)
+    await send(bot, sandbox, "check_run", payload)
+    kinds = posts(sandbox, 2)
+    assert kinds[:2] == ["status", "step:detect:1"] and "error-investigation" in body_of(sandbox, 2, "status")
+    assert "Why: the check 'Octocoders-linter' failed on changes." in body_of(sandbox, 2, "status")
+    detect = [r for r in team.fake.requests if "DETECT (analyze)" in str(r["messages"][0])]
+    assert detect and "CI failure: check_run" in str(detect[0]["messages"][0])  # the agent was told what failed
+
+
+async def test_same_ci_failure_twice_on_the_default_branch(bot: Any, sandbox: Any, team: Team) -> None:
+    base = load_fixture("check_run.completed.json")
+    base["check_run"]["pull_requests"] = []
+    base["check_run"]["check_suite"]["head_branch"] = base["repository"]["default_branch"]
+    base["check_run"]["output"] = {"title": "1 failed", "summary": "FAILED tests/test_api.py::test_create - AssertionError: 500 != 201"}
+    sandbox.seed_from_payload(base)
+    await send(bot, sandbox, "check_run", base)
+    second = copy.deepcopy(base)
+    second["check_run"]["id"] += 1
+    second["check_run"]["head_sha"] = "f" * 40
+    sandbox.seed_from_payload(second)
+    await send(bot, sandbox, "check_run", second)
+    issues = [w for w in sandbox.writes if w.kind == "issue"]
+    assert len(issues) == 1 and issues[0].data["title"].startswith("CI failure: Octocoders-linter")
+    number = sandbox.issue(REPO, issues[0].number)["number"] if issues[0].number else None
+    comments = [c["body"] for c in sandbox.comments(REPO, number)]
+    assert any("The same failure of **Octocoders-linter** happened again" in b for b in comments)
+    assert sum(1 for b in comments if "triage-lead:status:" in b) == 1  # one investigation, not two
