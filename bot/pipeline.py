@@ -7,18 +7,21 @@ executor. Errors a person should read become comments; the rest are log lines fo
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
+from cachetools import TTLCache
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from bot import commands, engine, events, render, triage
 from bot.agents import AgentRuntime, Budget, ModelMap
-from bot.catalog import Catalog
+from bot.catalog import Catalog, with_repo_agents
 from bot.executor import Executor, RunState, create_issue_once, digest, upsert_comment
 from bot.github.client import GitHubApp
 from bot.markers import marker, markers_in
@@ -42,6 +45,9 @@ class Deps:
     bot_login: str | None = None
     model_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
     agent_options: dict[str, Any] = field(default_factory=dict)  # tests shorten retry waits
+    # A repository's own agent files, by (repo, branch), re-read every five minutes.
+    agent_files: TTLCache[tuple[str, str], dict[str, str]] = field(
+        default_factory=lambda: TTLCache(maxsize=1024, ttl=300))
 
 
 async def process(job: Job, deps: Deps) -> None:
@@ -72,20 +78,51 @@ def _own_task(event: events.Event, deps: Deps) -> bool:
 
 # ---- runs ----------------------------------------------------------------------------------
 
+async def _repo_agent_files(gh: GitHubAPI, repo: str, branch: str) -> dict[str, str]:
+    """A repository's own `.claude/agents/*.md`, from its default branch (never a PR's head: untrusted)."""
+    try:
+        listing = await gh.getitem(f"/repos/{repo}/contents/.claude/agents?ref={branch}")
+    except BadRequest as exc:
+        if exc.status_code == 404:
+            return {}
+        raise
+    files: dict[str, str] = {}
+    for entry in listing if isinstance(listing, list) else []:
+        if entry.get("type") == "file" and str(entry.get("name", "")).endswith(".md") and len(files) < 50:
+            item = await gh.getitem(f"/repos/{repo}/contents/{entry['path']}?ref={branch}")
+            files[entry["path"]] = base64.b64decode(item.get("content") or "").decode("utf-8", "replace")
+    return files
+
+
+async def catalog_for(gh: GitHubAPI, deps: Deps, repo: str, branch: str) -> Catalog:
+    """The shipped catalog with the repository's agents added or overriding (cached for five minutes)."""
+    key = (repo, branch)
+    if key not in deps.agent_files:
+        deps.agent_files[key] = await _repo_agent_files(gh, repo, branch)
+    if not deps.agent_files[key]:
+        return deps.catalog
+    merged, errors = with_repo_agents(deps.catalog, deps.agent_files[key])
+    for error in errors:
+        log.warning("%s: %s", repo, error)
+    return merged
+
+
 async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState | None = None) -> Executor:
     used = int(sum(int((state.data.get("usage") or {}).get(k, 0)) for k in (
         "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))) if state else 0
     day = 0
     if state and state.record.installation_id:
-        import time
-
         day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()))
     budget = Budget(run_tokens=deps.settings.run_token_budget, day_tokens=deps.settings.day_token_budget,
                     run_used=used, day_used=day)
     secrets = tuple(s for s in (deps.settings.webhook_secret, deps.settings.anthropic_api_key) if s)
     agents = AgentRuntime(gh=gh, anthropic=deps.anthropic, models=ModelMap(dict(deps.settings.model_overrides)),
                           budget=budget, concurrency=deps.model_slots, secrets=secrets, **deps.agent_options)
-    return Executor(gh=gh, store=deps.store, catalog=deps.catalog, agents=agents, bot_login=deps.bot_login)
+    catalog = deps.catalog
+    if state is not None:
+        ctx = state.data["ctx"]
+        catalog = await catalog_for(gh, deps, ctx["repo"], ctx.get("default_branch") or "main")
+    return Executor(gh=gh, store=deps.store, catalog=catalog, agents=agents, bot_login=deps.bot_login)
 
 
 def open_state(record: RunRecord) -> RunState:

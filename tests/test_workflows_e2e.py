@@ -339,3 +339,13 @@ async def test_same_ci_failure_twice_on_the_default_branch(bot: Any, sandbox: An
     comments = [c["body"] for c in sandbox.comments(REPO, number)]
     assert any("The same failure of **Octocoders-linter** happened again" in b for b in comments)
     assert sum(1 for b in comments if "triage-lead:status:" in b) == 1  # one investigation, not two
+
+
+async def test_repository_agent_overrides_the_shipped_prompt(bot: Any, sandbox: Any, team: Team) -> None:
+    sandbox.set_file(REPO, ".claude/agents/code-reviewer.md",
+                     "---\nname: code-reviewer\ndescription: house reviewer\n---\nHOUSE RULES: reject any TODO.\n")
+    await send(bot, sandbox, "issues", issue_payload(30, ["api"]))
+    review = [r for r in team.fake.requests if "REVIEW (review)" in str(r["messages"][0])]
+    assert review and "HOUSE RULES: reject any TODO." in str(review[0]["system"])
+    architect = [r for r in team.fake.requests if "ARCHITECTURE (analyze)" in str(r["messages"][0])]
+    assert "HOUSE RULES" not in str(architect[0]["system"])
