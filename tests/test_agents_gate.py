@@ -51,7 +51,8 @@ def test_generic_secret_literal_is_a_warning_and_placeholders_are_not() -> None:
 def test_patch_lines_are_numbered_from_the_hunk_and_removed_lines_ignored() -> None:
     patch = ("@@ -10,3 +10,4 @@ def f():\n     a = 1\n-    key = 'AKIAZZZZZZZZZZZZZZZZ'\n"
              "+    key = os.environ['KEY']\n+    other = 'AKIAABCDEFGHIJKLMNOP'\n     return a")
-    found = check(None, [{"filename": "svc/keys.py", "patch": patch}, {"filename": "svc/test_keys.py", "patch": "@@ -0,0 +1 @@\n+x"}])
+    found = check(None, [{"filename": "svc/keys.py", "patch": patch},
+                         {"filename": "svc/test_keys.py", "patch": "@@ -0,0 +1 @@\n+x"}])
     assert where(found) == ["svc/keys.py:12"]
 
 

@@ -17,7 +17,8 @@ from tests.test_agents_common import (REPO, analyze, claude, context, fake, gh, 
                                       make_runtime, review)
 
 APP_PY = "def divide(a, b):\n    return a / b\n"
-PATCH = "@@ -1,2 +1,4 @@\n def divide(a, b):\n+    if b == 0:\n+        raise ValueError('b must not be 0')\n     return a / b"
+PATCH = ("@@ -1,2 +1,4 @@\n def divide(a, b):\n+    if b == 0:\n+        raise ValueError('b must not be 0')\n"
+         "     return a / b")
 
 
 def last_user(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -159,7 +160,8 @@ async def test_last_turn_disables_tools(fake: FakeAnthropic, claude, gh, sandbox
     outcome = await make_runtime(gh, claude, max_turns=2).run(make_request("error-investigation", "analyze",
                                                                            context(1)))
     assert outcome.result is not None
-    assert fake.requests[1]["tool_choice"] == {"type": "none"} and last_user(fake.requests[1])[-1]["text"] == LAST_TURN_NOTE
+    assert fake.requests[1]["tool_choice"] == {"type": "none"}
+    assert last_user(fake.requests[1])[-1]["text"] == LAST_TURN_NOTE
 
 
 async def test_model_tier_maps_to_model_id(fake: FakeAnthropic, claude, gh, sandbox) -> None:
@@ -223,3 +225,20 @@ async def test_gate_overrides_a_model_approval(fake: FakeAnthropic, claude, gh, 
     assert any("Tests exist for new functionality" in t for t in texts)
     assert "overrode the approval" in result["summary"]
     assert "deterministic checks already ran" in fake.requests[0]["messages"][0]["content"][1]["text"]
+
+
+async def test_a_call_that_times_out_is_retried_then_reported(fake: FakeAnthropic, claude, gh, sandbox) -> None:
+    sandbox.add_issue(REPO, title="t", body="b")
+    fake.delay = 0.5
+    outcome = await make_runtime(gh, claude, call_timeout=0.1, attempts=2).run(
+        make_request("error-investigation", "analyze", context(1)))
+    assert outcome.result is None and outcome.error_kind == "api-error" and len(fake.requests) == 2
+    assert outcome.error == "The Anthropic API was unavailable after 2 attempts (last: timed out)."
+
+
+async def test_github_failure_under_review_is_an_api_error_not_a_rejection(fake, claude, gh, sandbox) -> None:
+    pr = sandbox.add_pull(REPO, title="t", files={"a.py": "@@ -0,0 +1 @@\n+x = 1"})
+    sandbox.fail("GET", rf"/repos/{REPO}/pulls/\d+/files", 503, times=-1)
+    outcome = await make_runtime(gh, claude).run(make_request("security-fix", "review", context(pr["number"], pr=True)))
+    assert outcome.result is None and outcome.error_kind == "api-error" and fake.requests == []
+    assert outcome.error == "GitHub could not be read for the REVIEW step (HTTP 503)."

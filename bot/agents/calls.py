@@ -104,6 +104,8 @@ class ModelCaller:
             except anthropic.APIConnectionError as e:  # includes timeouts
                 wait = self._backoff(attempt)
                 last = "timed out" if isinstance(e, anthropic.APITimeoutError) else "could not connect"
+            except anthropic.APIError as e:  # e.g. a reply the SDK could not parse
+                raise ApiFailure(f"The Anthropic API call failed ({type(e).__name__}: {str(e)[:200]}).") from None
             if attempt == self.attempts:
                 break
             log.warning("anthropic call failed (%s); retry %d/%d in %.2fs", last, attempt, self.attempts - 1, wait)

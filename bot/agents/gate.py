@@ -88,8 +88,11 @@ def _added_lines(patch: str) -> Iterator[tuple[int, str]]:
             line += 1
 
 
-def _files(changes: Iterable[dict] | None, patches: Iterable[dict] | None) -> list[tuple[str, list[tuple[int, str]], bool]]:
-    """(path, numbered added lines, model-written) for every changed file."""
+ChangedFile = tuple[str, list[tuple[int, str]], bool]  # (path, numbered added lines, written by the model)
+
+
+def _files(changes: Iterable[dict] | None, patches: Iterable[dict] | None) -> list[ChangedFile]:
+    """Every changed file with the lines it adds."""
     out = [(str(c.get("path", "")), list(enumerate(str(c.get("content", "")).splitlines(), 1)), True)
            for c in changes or () if isinstance(c, dict)]
     out += [(str(p.get("filename", "")), list(_added_lines(str(p.get("patch") or ""))), False)
@@ -157,7 +160,7 @@ def is_code_path(path: str) -> bool:
     return PurePosixPath(path).suffix.lower() in CODE_SUFFIXES
 
 
-def _tests(files: list[tuple[str, list[tuple[int, str]], bool]]) -> Iterator[Finding]:
+def _tests(files: list[ChangedFile]) -> Iterator[Finding]:
     touched = [p for p, lines, _ in files if lines]
     code = [p for p in touched if is_code_path(p) and not is_test_path(p)]
     if code and not any(is_test_path(p) for p in touched):

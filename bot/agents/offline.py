@@ -21,7 +21,7 @@ from bot.agents.gate import INJECTION_CRITERION, SECRETS_CRITERION, TESTS_CRITER
 from bot.agents.models import Usage
 from bot.agents.request import AgentOutcome, AgentRequest
 from bot.agents.sanitize import strip_hidden
-from bot.agents.tools import RepoReader
+from bot.agents.tools import RepoReader, first_line
 
 log = logging.getLogger(__name__)
 GREEN = ("success", "neutral", "skipped")
@@ -85,7 +85,8 @@ async def _ci_texts(reader: RepoReader, ci: Mapping[str, Any]) -> list[tuple[str
         if source == "check_suite" and run.get("conclusion") not in ("failure", "timed_out", "cancelled"):
             continue
         o = run.get("output") or {}
-        out.append((f"check {run.get('name')}", "\n".join(filter(None, [o.get("title"), o.get("summary"), o.get("text")]))))
+        text = "\n".join(filter(None, [o.get("title"), o.get("summary"), o.get("text")]))
+        out.append((f"check {run.get('name')}", text))
         try:  # an Actions job has the id of its check run
             out += [(f"job {run.get('name')}", t) for _, t in await reader.failed_job_logs(job_id=int(run["id"]))]
         except gidgethub.HTTPException:
@@ -137,7 +138,7 @@ async def error_detective(request: AgentRequest, reader: RepoReader) -> AgentOut
         except gidgethub.HTTPException as e:
             green, since = None, []
             log.warning("offline error-detective: cannot list commits of %s: %s", ctx.repo, e)
-        lines = [f"{c['sha'][:10]} {(c['commit']['message'] or '').splitlines()[0][:100]}" for c in since]
+        lines = [f"{c['sha'][:10]} {first_line(c['commit']['message'])[:100]}" for c in since]
         where = f"since the last green commit {green[:10]}" if green else f"on {head[:10]} (no green commit found)"
         if lines:
             findings.append(f"Commits {where}: " + "; ".join(lines))

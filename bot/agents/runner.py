@@ -32,6 +32,13 @@ from bot.agents.tools import RepoReader, Tools
 log = logging.getLogger(__name__)
 _JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 LAST_TURN_NOTE = "You have used your tool turns. Answer now with only the JSON result."
+GITHUB_ERRORS = (gidgethub.HTTPException, aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, gidgethub.HTTPException):
+        return f"HTTP {int(e.status_code)}"
+    return f"unreachable: {type(e).__name__}"
 
 
 def parse_result(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -82,15 +89,22 @@ class AgentRuntime:
             raise ValueError(f"step kind {request.step.kind!r} is not run by an agent")
         reader = RepoReader(self.gh, request.context.repo)
         request, labels = await self._refresh(request, reader)
-        findings, reviewed = await self._gate(request, reader) if request.step.kind == "review" else (None, "")
-        if self.caller is None:
-            outcome = await offline.run(request, reader, labels, findings, reviewed)
-        else:
-            outcome = await self._run_model(request, Tools(reader, request.agent.tools, self.max_tool_bytes), findings)
+        try:
+            findings, reviewed = await self._gate(request, reader) if request.step.kind == "review" else (None, "")
+            if self.caller is None:
+                outcome = await offline.run(request, reader, labels, findings, reviewed)
+            else:
+                tools = Tools(reader, request.agent.tools, self.max_tool_bytes)
+                outcome = await self._run_model(request, tools, findings)
+        except GITHUB_ERRORS as e:  # tool calls report their own; these are the reads a step cannot do without
+            log.warning("run %s step %s: GitHub read failed: %r", request.run_id, request.step_id, e)
+            error = f"GitHub could not be read for the {request.step.title} step ({_describe(e)})."
+            return AgentOutcome(None, Usage(), error, "api-error", offline=self.caller is None)
         if outcome.result is None:
             return outcome
         result = gate.apply_gate(outcome.result, findings) if findings is not None else outcome.result
-        secrets = (*self.secrets, *filter(None, [getattr(self.gh, "oauth_token", None)]))
+        secrets = (*self.secrets, *filter(None, [getattr(self.gh, "oauth_token", None),
+                                                 getattr(self.anthropic, "api_key", None)]))
         return replace(outcome, result=clean_result(result, secrets))
 
     async def _refresh(self, request: AgentRequest, reader: RepoReader) -> tuple[AgentRequest, list[str]]:
@@ -100,7 +114,7 @@ class AgentRuntime:
             return request, []
         try:
             issue = await reader.issue(ctx.number)
-        except (gidgethub.HTTPException, aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except GITHUB_ERRORS as e:
             log.warning("cannot re-read %s#%s, using the webhook's copy: %r", ctx.repo, ctx.number, e)
             return request, []
         fresh = replace(ctx, title=issue.get("title") or "", body=issue.get("body") or "")
@@ -114,13 +128,7 @@ class AgentRuntime:
             return gate.check(changes, None), f"the {len(changes)} proposed file change(s)"
         ctx = request.context
         if ctx.is_pull_request and ctx.number is not None:
-            try:
-                files = await reader.pull_files(ctx.number)
-            except (gidgethub.HTTPException, aiohttp.ClientError, asyncio.TimeoutError) as e:
-                log.warning("cannot read the files of %s#%s for the gate: %r", ctx.repo, ctx.number, e)
-                return [gate.Finding("critical", "the pull request's diff could not be read, so it was not checked")], \
-                    f"pull request #{ctx.number}"
-            return gate.check(None, files), f"pull request #{ctx.number}"
+            return gate.check(None, await reader.pull_files(ctx.number)), f"pull request #{ctx.number}"
         return [], "any change (none was proposed)"
 
     async def _run_model(self, request: AgentRequest, tools: Tools,

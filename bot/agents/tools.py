@@ -75,7 +75,8 @@ class RepoReader:
         return await self.get("/check-runs/{id}/annotations{?per_page}", id=check_run_id, per_page=50)
 
     async def suite_runs(self, check_suite_id: int) -> list[dict]:
-        return (await self.get("/check-suites/{id}/check-runs{?per_page}", id=check_suite_id, per_page=100))["check_runs"]
+        found = await self.get("/check-suites/{id}/check-runs{?per_page}", id=check_suite_id, per_page=100)
+        return found["check_runs"]
 
     async def commit_runs(self, sha: str) -> list[dict]:
         return (await self.get("/commits/{sha}/check-runs{?per_page}", sha=sha, per_page=100))["check_runs"]
@@ -142,9 +143,13 @@ def format_files(files: Iterable[dict]) -> str:
                        f"{f.get('patch') or '[no patch: binary or too large]'}" for f in files) or "(no files)"
 
 
+def first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n", 1)[0]
+
+
 def format_commits(commits: Iterable[dict]) -> str:
     return "\n".join(f"{c['sha'][:10]} {c['commit']['committer'].get('date', '')} "
-                     f"{c['commit']['author'].get('name', '')}: {c['commit']['message'].splitlines()[0] if c['commit']['message'] else ''}"
+                     f"{c['commit']['author'].get('name', '')}: {first_line(c['commit']['message'])}"
                      for c in commits) or "(no commits)"
 
 
@@ -229,7 +234,8 @@ class Tools:
 
     async def _get_pull_request(self, number: int) -> str:
         p = await self.reader.pull(number)
-        return (f"Pull request #{p.get('number')} [{p.get('state')}{', draft' if p.get('draft') else ''}] {p.get('title')}\n"
+        state = f"{p.get('state')}{', draft' if p.get('draft') else ''}"
+        return (f"Pull request #{p.get('number')} [{state}] {p.get('title')}\n"
                 f"{p.get('head', {}).get('label')} ({p.get('head', {}).get('sha')}) -> {p.get('base', {}).get('ref')}\n"
                 f"{p.get('changed_files', 0)} files, +{p.get('additions', 0)} -{p.get('deletions', 0)}, "
                 f"{p.get('commits', 0)} commits, by {(p.get('user') or {}).get('login')}\n\n{p.get('body') or ''}")
@@ -241,7 +247,8 @@ class Tools:
         run, notes = await asyncio.gather(self.reader.check_run(check_run_id), self.reader.annotations(check_run_id))
         out = run.get("output") or {}
         lines = [f"Check run {run.get('id')} {run.get('name')!r}: {run.get('status')} / {run.get('conclusion')} "
-                 f"on {run.get('head_sha')}", f"Title: {out.get('title') or ''}", f"Summary:\n{out.get('summary') or ''}"]
+                 f"on {run.get('head_sha')}", f"Title: {out.get('title') or ''}",
+                 f"Summary:\n{out.get('summary') or ''}"]
         if out.get("text"):
             lines.append(f"Text:\n{logs.excerpt(out['text'])}")
         lines += [f"{a.get('annotation_level')}: {a.get('path')}:{a.get('start_line')} {a.get('title') or ''} "
