@@ -133,14 +133,19 @@ class RunState:
         return self.data.setdefault("outbox", [])
 
 
+class LimitReached(Exception):
+    """A run tried to create more comments or issues than one run may: it stops instead of spamming."""
+
+
 class Executor:
     def __init__(self, *, gh: GitHubAPI, store: Store, catalog: Catalog, agents: AgentRuntime,
-                 bot_login: str | None = None) -> None:
+                 bot_login: str | None = None, max_comments: int = 60, max_issues: int = 15) -> None:
         self.gh = gh
         self.store = store
         self.catalog = catalog
         self.agents = agents
         self.bot_login = bot_login
+        self.caps = {"comments": max_comments, "issues": max_issues}
 
     # -- lifecycle --
 
@@ -159,6 +164,26 @@ class Executor:
 
     async def drain(self, state: RunState) -> None:
         """Perform queued actions until none is left; agent steps of one wave run concurrently."""
+        try:
+            await self._drain(state)
+        except LimitReached as exc:
+            log.warning("run %s stopped: %s", state.run.id, exc)
+            state.run.state = E.CANCELLED
+            state.data["stopped"] = str(exc)
+            state.outbox.clear()
+            await self._save(state)
+            await self._status(state)
+
+    async def _count(self, state: RunState, kind: str, mark: str) -> None:
+        """Count a creation (not an edit) against the run's cap before it happens."""
+        if await self.store.find_posted(mark) is not None:
+            return
+        created = state.data.setdefault("created", {})
+        if created.get(kind, 0) >= self.caps[kind]:
+            raise LimitReached(f"this run reached its limit of {self.caps[kind]} new {kind}, so it stopped")
+        created[kind] = created.get(kind, 0) + 1
+
+    async def _drain(self, state: RunState) -> None:
         while state.outbox:
             writes = [a for a in state.outbox if a["type"] != "RunAgent"]
             for item in writes:
@@ -243,13 +268,15 @@ class Executor:
         return state.record.repo, int(state.record.number or 0)
 
     async def _comment(self, state: RunState, mark: str, body: str) -> Posted:
+        await self._count(state, "comments", mark)
         repo, number = self._where(state)
         return await upsert_comment(self.gh, self.store, repo=repo, number=number, mark=mark, body=body)
 
     async def _status(self, state: RunState) -> None:
         wf = self._wf(state)
         body = render.status(state.run, wf, announce=state.data.get("announce", wf.announce),
-                             usage=state.data.get("usage", {}), links=state.data.get("links", {}))
+                             usage=state.data.get("usage", {}), links=state.data.get("links", {}),
+                             note=state.data.get("stopped", ""))
         if state.data.get("status_body") == body:
             return  # nothing changed: save GitHub a write
         await self._comment(state, marker("status", state.run.id), body)
@@ -340,6 +367,7 @@ class Executor:
         for item in items[:10]:  # cap: a runaway reviewer cannot spam the tracker
             title, body = render.tech_debt_issue(item, run_link=status_url, step_title=wf.step(action.step).title)
             mark = marker("debt", digest(repo, title.lower().strip()))
+            await self._count(state, "issues", mark)
             posted, created = await create_issue_once(self.gh, self.store, repo=repo, mark=mark, title=title,
                                                       body=body, labels=["tech-debt"])
             ref = f"#{posted.number}"
@@ -359,6 +387,7 @@ class Executor:
             body = (f"{task.get('description', '')}\n\nA task of the multi-session project in #{number}; "
                     "triage-lead runs its own workflow here.")
             labels = [str(x) for x in task.get("labels") or []][:5]
+            await self._count(state, "issues", marker("task", digest(repo, str(number), title)))
             posted, _ = await create_issue_once(self.gh, self.store, repo=repo, labels=labels, title=title, body=body,
                                                 mark=marker("task", digest(repo, str(number), title)))
             if f"#{posted.number}" not in filed:

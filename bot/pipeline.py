@@ -122,7 +122,8 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState | None = None)
     if state is not None:
         ctx = state.data["ctx"]
         catalog = await catalog_for(gh, deps, ctx["repo"], ctx.get("default_branch") or "main")
-    return Executor(gh=gh, store=deps.store, catalog=catalog, agents=agents, bot_login=deps.bot_login)
+    return Executor(gh=gh, store=deps.store, catalog=catalog, agents=agents, bot_login=deps.bot_login,
+                    max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run)
 
 
 def open_state(record: RunRecord) -> RunState:

@@ -79,7 +79,8 @@ def usage_line(usage: Mapping[str, Any]) -> str:
             f"≈ ${float(usage.get('cost_usd', 0.0)):.4f}")
 
 
-def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], links: Mapping[str, str]) -> str:
+def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], links: Mapping[str, str],
+           note: str = "") -> str:
     """The one status comment per run, edited in place as the run advances."""
     rows = []
     for step in wf.steps:
@@ -94,6 +95,7 @@ def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], l
     parts = [f"### triage-lead · {wf.title} (`{wf.name}`)", "", f"> {announce}", "",
              f"**State:** {STATE_LINE.get(run.state, run.state)} · **At work:** {at_work} · "
              f"**Review rejections:** {run.rejections}/{wf.max_rejections}", "",
+             *([f"> ⚠️ Stopped: {note}.", ""] if note else []),
              *rows, "", f"**Usage:** {usage_line(usage)}", "",
              "<details><summary>Workflow diagram</summary>\n", _mermaid(run, wf), "\n</details>", "", HELP_HINT]
     return clip("\n".join(parts))

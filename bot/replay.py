@@ -48,7 +48,7 @@ async def replay(payload: dict[str, Any], event: str, *, settings: Settings | No
     base = settings or Settings()
     settings = base.with_overrides(app_id=SANDBOX_APP_ID, private_key=private,
                                    webhook_secret=secrets.token_hex(16), github_api_url=url,
-                                   database_url="sqlite:///:memory:")
+                                   database_url="sqlite:///:memory:", write_spacing=0.0)
     runtime = await Runtime(settings, github_max_wait=5.0).start()
     runner = web.AppRunner(runtime.web_app())
     await runner.setup()

@@ -39,6 +39,10 @@ class Settings:
     run_token_budget: int = 2_000_000
     day_token_budget: int = 50_000_000
     model_overrides: tuple[tuple[str, str], ...] = ()  # (tier, model id)
+    writes_per_minute: int = 80  # GitHub's secondary limit on content-creating requests
+    write_spacing: float = 1.0  # seconds between writes of one installation, as GitHub asks
+    max_comments_per_run: int = 60
+    max_issues_per_run: int = 15
 
     @property
     def has_app(self) -> bool:
@@ -58,6 +62,19 @@ def _int(env: Mapping[str, str], name: str, default: int | None, *, lo: int = 1,
         raise SettingsError(f"{name} must be a whole number") from None
     if not lo <= value <= hi:
         raise SettingsError(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number") from None
+    if not 0 <= value <= 60:
+        raise SettingsError(f"{name} must be between 0 and 60")
     return value
 
 
@@ -125,6 +142,10 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
         model_concurrency=_int(env, "TRIAGE_LEAD_MODEL_CONCURRENCY", 16, hi=4096),  # type: ignore[arg-type]
         run_token_budget=_int(env, "TRIAGE_LEAD_RUN_TOKEN_BUDGET", 2_000_000),  # type: ignore[arg-type]
         day_token_budget=_int(env, "TRIAGE_LEAD_DAY_TOKEN_BUDGET", 50_000_000),  # type: ignore[arg-type]
+        writes_per_minute=_int(env, "TRIAGE_LEAD_WRITES_PER_MINUTE", 80, hi=80),  # type: ignore[arg-type]
+        write_spacing=_float(env, "TRIAGE_LEAD_WRITE_SPACING", 1.0),
+        max_comments_per_run=_int(env, "TRIAGE_LEAD_MAX_COMMENTS_PER_RUN", 60, hi=1000),  # type: ignore[arg-type]
+        max_issues_per_run=_int(env, "TRIAGE_LEAD_MAX_ISSUES_PER_RUN", 15, hi=1000),  # type: ignore[arg-type]
         model_overrides=tuple((tier, env[f"TRIAGE_LEAD_MODEL_{tier.upper()}"].strip())
                               for tier in ("opus", "sonnet", "haiku") if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),
     )

@@ -349,3 +349,15 @@ async def test_repository_agent_overrides_the_shipped_prompt(bot: Any, sandbox: 
     assert review and "HOUSE RULES: reject any TODO." in str(review[0]["system"])
     architect = [r for r in team.fake.requests if "ARCHITECTURE (analyze)" in str(r["messages"][0])]
     assert "HOUSE RULES" not in str(architect[0]["system"])
+
+
+async def test_a_runaway_run_is_capped(bot: Any, sandbox: Any, team: Team) -> None:
+    rt, _ = bot
+    rt.deps.settings = rt.deps.settings.with_overrides(max_comments_per_run=4, max_issues_per_run=1)
+    debt = [{"title": f"Debt item {i}", "body": "later"} for i in range(5)]
+    team.script["REVIEW"] = [result("review", tech_debt=debt)]
+    await send(bot, sandbox, "issues", issue_payload(31, ["api"]))
+    assert len(sandbox.comments(REPO, 31)) == 4
+    assert len([w for w in sandbox.writes if w.kind == "issue"]) <= 1
+    status = body_of(sandbox, 31, "status")
+    assert "Stopped: this run reached its limit of" in status and "Cancelled" in status

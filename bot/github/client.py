@@ -12,6 +12,7 @@ import gidgethub
 from gidgethub.aiohttp import GitHubAPI
 
 from bot.github.auth import Token, TokenCache, app_jwt, parse_expiry
+from bot.github.pacing import WRITES, WritePacer
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,17 @@ class GitHub(GitHubAPI):
     """A gidgethub client that waits out rate limits and retries idempotent calls after a 5xx."""
 
     def __init__(self, session: aiohttp.ClientSession, *args: Any, max_wait: float = 120.0,
-                 max_attempts: int = 5, backoff: float = 1.0, **kwargs: Any) -> None:
+                 max_attempts: int = 5, backoff: float = 1.0, pacer: WritePacer | None = None, **kwargs: Any) -> None:
         super().__init__(session, USER_AGENT, *args, **kwargs)
         self.max_wait = max_wait
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.pacer = pacer
+
+    async def manage_rate_limit(self, *, method: str, url: str) -> None:
+        # Token requests are not content: only writes to repositories are paced.
+        if self.pacer is not None and method in WRITES and not url.endswith("/access_tokens"):
+            await self.pacer.acquire()
 
     async def handle_rate_limit_error(self, *, method: str, url: str, exception: gidgethub.HTTPException,
                                       attempt: int) -> bool:
@@ -78,6 +85,7 @@ class GitHubApp:
 
     def __init__(self, settings: Settings, session: aiohttp.ClientSession, *, max_wait: float = 120.0,
                  backoff: float = 1.0) -> None:
+        self.pacers: dict[int, WritePacer] = {}
         if not settings.has_app:
             raise ValueError("GitHubApp needs GITHUB_APP_ID and a private key")
         self.settings = settings
@@ -106,8 +114,10 @@ class GitHubApp:
         return Token(value=data["token"], expires_at=parse_expiry(data["expires_at"]))
 
     async def installation(self, installation_id: int) -> GitHub:
-        """A client acting as the installation; its token comes from the cache."""
-        return self._client(oauth_token=await self.tokens.get(installation_id))
+        """A client acting as the installation; its token comes from the cache, its writes are paced."""
+        pacer = self.pacers.setdefault(installation_id, WritePacer(
+            per_minute=self.settings.writes_per_minute, spacing=self.settings.write_spacing))
+        return self._client(oauth_token=await self.tokens.get(installation_id), pacer=pacer)
 
     async def bot_login(self) -> str:
         """The App's bot account login ("<slug>[bot]"), to recognise the bot's own comments."""
