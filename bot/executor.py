@@ -291,6 +291,8 @@ class Executor:
             posted = await self._comment(state, marker("step", rid, action.step, action.iteration),
                                          render.step_output(wf, action.step, action.iteration, st.agent or "", st.result or {}))
             state.data.setdefault("links", {})[action.step] = posted.url or ""
+            if wf.step(action.step).kind == "context":
+                await self._comment(state, marker("context", rid), render.context_document(run, wf))
         elif isinstance(action, E.PostSkip):
             await self._comment(state, marker("skip", rid, action.step), render.skipped(wf, action.step))
         elif isinstance(action, E.PostVerdict):

@@ -242,8 +242,11 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         else:
             state = open_state(active)
             wf = deps.catalog.workflows[state.run.workflow]
-            await _reply(gh, deps, c, key, render.status(state.run, wf, announce=state.data.get("announce", ""),
-                                                        usage=state.data.get("usage", {}), links=state.data.get("links", {})))
+            body = render.status(state.run, wf, announce=state.data.get("announce", ""),
+                                 usage=state.data.get("usage", {}), links=state.data.get("links", {}))
+            if any(step.kind == "context" for step in wf.steps):  # a project: the handoff travels with /status
+                body += "\n\n" + render.context_document(state.run, wf)
+            await _reply(gh, deps, c, key, body)
         return
     role = await role_of(gh, c.repo, c.author.login)
     if not commands.may_run(cmd.name, role):

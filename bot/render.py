@@ -137,6 +137,30 @@ def step_output(wf: Workflow, step_id: str, iteration: int, agent: str, result: 
     return clip("\n".join(parts))
 
 
+def context_document(run: Run, wf: Workflow) -> str:
+    """long-running-project's context: the newest checkpoint's lists (the context-manager prunes), the
+    decisions people made, and the handoff once written. One comment, edited in place."""
+    latest: Mapping[str, Any] = {}
+    handoff = ""
+    for step in wf.steps:
+        result = run.steps[step.id].result or {}
+        if step.kind == "context" and isinstance(result.get("context"), Mapping):
+            latest = result["context"]
+            if step.id == "handoff":
+                handoff = str(result.get("summary") or "")
+    parts = ["### 📒 Project context", "", "_Kept by `context-manager`; updated at each checkpoint, stale entries pruned._"]
+    for key in ("goals", "constraints", "decisions", "progress"):
+        items = list(latest.get(key) or [])
+        if key == "decisions":
+            items += [f"{d['choice']} (option {d['option']} at {d['stage']}, by @{d['by']})" for d in run.decisions]
+        parts += ["", f"**{key.title()}**", *([f"- {x}" for x in items] or ["- none yet"])]
+    done = [wf.step(sid).title for sid, st in run.steps.items() if st.status == "done"]
+    parts += ["", f"**Milestones reached:** {', '.join(done) or 'none yet'}"]
+    if handoff:
+        parts += ["", "**Handoff for the next session**", "", handoff]
+    return clip("\n".join(parts))
+
+
 def skipped(wf: Workflow, step_id: str) -> str:
     step = wf.step(step_id)
     condition = step.when.text if step.when else "not needed"

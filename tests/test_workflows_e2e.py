@@ -132,7 +132,7 @@ def posts(sandbox: Any, number: int) -> list[str]:
     for c in sandbox.comments(REPO, number):
         for key in markers_in(c["body"]):
             parts = key.split(":")
-            out.append(parts[0] if parts[0] in ("status", "done", "approval") else ":".join([parts[0], *parts[2:]]))
+            out.append(parts[0] if parts[0] in ("status", "done", "approval", "context") else ":".join([parts[0], *parts[2:]]))
     return out
 
 
@@ -156,7 +156,7 @@ EXPECTED = {
                                   "step:implementation:1", "verdict:review:1", "step:validation:1", "approval"]),
     "integration-setup": ("integration", ["status", "step:research:1", "step:architecture:1", "skip:mcp-creation",
                                           "step:implementation:1", "verdict:review:1", "approval"]),
-    "long-running-project": ("epic", ["status", "step:setup:1", "step:execute:1", "step:checkpoint:1",
+    "long-running-project": ("epic", ["status", "step:setup:1", "context", "step:execute:1", "step:checkpoint:1",
                                       "step:handoff:1", "approval"]),
 }
 
@@ -361,3 +361,27 @@ async def test_a_runaway_run_is_capped(bot: Any, sandbox: Any, team: Team) -> No
     assert len([w for w in sandbox.writes if w.kind == "issue"]) <= 1
     status = body_of(sandbox, 31, "status")
     assert "Stopped: this run reached its limit of" in status and "Cancelled" in status
+
+
+async def test_long_running_project_keeps_a_context_document_and_files_tasks(bot: Any, sandbox: Any, team: Team) -> None:
+    sandbox.set_permission(REPO, "maintainer", "write")
+    team.script["SETUP"] = [result("context", context={"goals": ["Ship v2 API"], "constraints": ["No downtime"],
+                                                       "decisions": [], "progress": ["Scoped"]},
+                                   tasks=[{"title": "Add the v2 endpoints", "description": "REST", "labels": ["api"]},
+                                          {"title": "Speed up the orders query", "description": "slow", "labels": ["slow-query"]}])]
+    team.script["CHECKPOINT"] = [result("context", context={"goals": ["Ship v2 API"], "constraints": [],
+                                                            "decisions": ["Version by URL prefix"], "progress": ["Tasks filed"]})]
+    team.script["HANDOFF"] = [result("context", summary="Next session: review the two task PRs.",
+                                     context={"goals": ["Ship v2 API"], "constraints": [],
+                                              "decisions": ["Version by URL prefix"], "progress": ["Tasks filed"]})]
+    await send(bot, sandbox, "issues", issue_payload(32, ["epic"]))
+    context = [c for c in sandbox.comments(REPO, 32) if "triage-lead:context:" in c["body"]]
+    assert len(context) == 1  # one comment, edited in place at each checkpoint
+    body = context[0]["body"]
+    assert "Version by URL prefix" in body and "No downtime" not in body  # pruned at the checkpoint
+    assert "Next session: review the two task PRs." in body
+    tasks = [w for w in sandbox.writes if w.kind == "issue"]
+    assert [t.data["title"] for t in tasks] == ["Add the v2 endpoints", "Speed up the orders query"]
+    assert tasks[0].data["labels"] == ["api"]
+    await send(bot, sandbox, "issue_comment", comment_payload(32, "/status", login="someone", comment_id=77))
+    assert "Handoff for the next session" in sandbox.comments(REPO, 32)[-1]["body"]
