@@ -22,6 +22,7 @@ from bot import engine as E
 from bot import render
 from bot.agents import AgentOutcome, AgentRequest, AgentRuntime, RepoContext, Usage
 from bot.catalog import Catalog, Workflow
+from bot.config import RepoConfig
 from bot.github import changes
 from bot.markers import marker, markers_in, with_marker
 from bot.store import Posted, RunRecord, StepRecord, Store
@@ -139,13 +140,15 @@ class LimitReached(Exception):
 
 class Executor:
     def __init__(self, *, gh: GitHubAPI, store: Store, catalog: Catalog, agents: AgentRuntime,
-                 bot_login: str | None = None, max_comments: int = 60, max_issues: int = 15) -> None:
+                 bot_login: str | None = None, max_comments: int = 60, max_issues: int = 15,
+                 config: RepoConfig | None = None) -> None:
         self.gh = gh
         self.store = store
         self.catalog = catalog
         self.agents = agents
         self.bot_login = bot_login
         self.caps = {"comments": max_comments, "issues": max_issues}
+        self.config = config or RepoConfig()
 
     # -- lifecycle --
 
@@ -200,6 +203,7 @@ class Executor:
         tasks = {asyncio.ensure_future(self._call_agent(state, load_action(i))): i for i in items}  # type: ignore[arg-type]
         for done in asyncio.as_completed(list(tasks)):
             action, outcome = await done
+            outcome = self._guard_paths(state, action, outcome)
             item = dump_action(action)
             await self._record_usage(state, action, outcome)
             signal: E.Signal = (E.AgentDone(action.step, action.iteration, outcome.result) if outcome.result is not None
@@ -247,6 +251,16 @@ class Executor:
                                    error=f"{action.agent} could not finish: {type(exc).__name__}", error_kind="api-error")
         return action, outcome
 
+    def _guard_paths(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> AgentOutcome:
+        """Paths the repository protects are never changed by an implementer: such a result escalates."""
+        touched = [c.get("path", "") for c in (outcome.result or {}).get("changes") or []
+                   if isinstance(c, dict) and self.config.protected(str(c.get("path", "")))]
+        if not touched:
+            return outcome
+        return AgentOutcome(result=None, usage=outcome.usage, error_kind="out-of-scope",
+                            error=f"{action.agent} proposed changes to protected paths ({', '.join(touched[:5])}), "
+                                  "which this repository's configuration does not allow.")
+
     async def _record_usage(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> None:
         u = outcome.usage
         total = state.data.setdefault("usage", {})
@@ -284,6 +298,9 @@ class Executor:
         await self._save(state)
 
     async def _perform(self, state: RunState, action: E.Action) -> None:
+        if self.config.dry_run:  # the repository asked for the status comment only
+            log.info("dry run: %s on %s not posted", type(action).__name__, state.run.id)
+            return
         wf, run = self._wf(state), state.run
         rid = run.id
         if isinstance(action, E.PostStep):

@@ -7,7 +7,6 @@ executor. Errors a person should read become comments; the rest are log lines fo
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import re
 import time
@@ -15,18 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
-from cachetools import TTLCache
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot import commands, engine, events, render, triage
+from bot import commands, config, engine, events, render, triage
 from bot.agents import AgentRuntime, Budget, ModelMap
-from bot.catalog import Catalog, with_repo_agents
+from bot.catalog import Catalog
+from bot.repo_view import RepoView, RepoViews
 from bot.executor import Executor, RunState, create_issue_once, digest, upsert_comment
 from bot.github.client import GitHubApp
 from bot.markers import marker, markers_in
 from bot.settings import Settings
-from bot.store import Job, RunRecord, Store
+from bot.store import Job, Posted, RunRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,15 @@ class Deps:
     bot_login: str | None = None
     model_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
     agent_options: dict[str, Any] = field(default_factory=dict)  # tests shorten retry waits
-    # A repository's own agent files, by (repo, branch), re-read every five minutes.
-    agent_files: TTLCache[tuple[str, str], dict[str, str]] = field(
-        default_factory=lambda: TTLCache(maxsize=1024, ttl=300))
+    views: RepoViews | None = None  # the catalog and config each repository sees
+
+    def __post_init__(self) -> None:
+        if self.views is None:
+            self.views = RepoViews(self.catalog)
+
+    async def view(self, gh: GitHubAPI, repo: str, branch: str) -> RepoView:
+        assert self.views is not None
+        return await self.views.get(gh, repo, branch)
 
 
 async def process(job: Job, deps: Deps) -> None:
@@ -78,52 +83,23 @@ def _own_task(event: events.Event, deps: Deps) -> bool:
 
 # ---- runs ----------------------------------------------------------------------------------
 
-async def _repo_agent_files(gh: GitHubAPI, repo: str, branch: str) -> dict[str, str]:
-    """A repository's own `.claude/agents/*.md`, from its default branch (never a PR's head: untrusted)."""
-    try:
-        listing = await gh.getitem(f"/repos/{repo}/contents/.claude/agents?ref={branch}")
-    except BadRequest as exc:
-        if exc.status_code == 404:
-            return {}
-        raise
-    files: dict[str, str] = {}
-    for entry in listing if isinstance(listing, list) else []:
-        if entry.get("type") == "file" and str(entry.get("name", "")).endswith(".md") and len(files) < 50:
-            item = await gh.getitem(f"/repos/{repo}/contents/{entry['path']}?ref={branch}")
-            files[entry["path"]] = base64.b64decode(item.get("content") or "").decode("utf-8", "replace")
-    return files
-
-
-async def catalog_for(gh: GitHubAPI, deps: Deps, repo: str, branch: str) -> Catalog:
-    """The shipped catalog with the repository's agents added or overriding (cached for five minutes)."""
-    key = (repo, branch)
-    if key not in deps.agent_files:
-        deps.agent_files[key] = await _repo_agent_files(gh, repo, branch)
-    if not deps.agent_files[key]:
-        return deps.catalog
-    merged, errors = with_repo_agents(deps.catalog, deps.agent_files[key])
-    for error in errors:
-        log.warning("%s: %s", repo, error)
-    return merged
-
-
-async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState | None = None) -> Executor:
+async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
+    ctx = state.data["ctx"]
+    view = await deps.view(gh, ctx["repo"], ctx.get("default_branch") or "main")
+    cfg = view.config
     used = int(sum(int((state.data.get("usage") or {}).get(k, 0)) for k in (
-        "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))) if state else 0
+        "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")))
     day = 0
-    if state and state.record.installation_id:
+    if state.record.installation_id:
         day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()))
-    budget = Budget(run_tokens=deps.settings.run_token_budget, day_tokens=deps.settings.day_token_budget,
-                    run_used=used, day_used=day)
+    budget = Budget(run_tokens=cfg.run_tokens or deps.settings.run_token_budget,
+                    day_tokens=cfg.day_tokens or deps.settings.day_token_budget, run_used=used, day_used=day)
     secrets = tuple(s for s in (deps.settings.webhook_secret, deps.settings.anthropic_api_key) if s)
-    agents = AgentRuntime(gh=gh, anthropic=deps.anthropic, models=ModelMap(dict(deps.settings.model_overrides)),
+    agents = AgentRuntime(gh=gh, anthropic=deps.anthropic, models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
                           budget=budget, concurrency=deps.model_slots, secrets=secrets, **deps.agent_options)
-    catalog = deps.catalog
-    if state is not None:
-        ctx = state.data["ctx"]
-        catalog = await catalog_for(gh, deps, ctx["repo"], ctx.get("default_branch") or "main")
-    return Executor(gh=gh, store=deps.store, catalog=catalog, agents=agents, bot_login=deps.bot_login,
-                    max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run)
+    return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
+                    max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run,
+                    config=cfg)
 
 
 def open_state(record: RunRecord) -> RunState:
@@ -132,10 +108,11 @@ def open_state(record: RunRecord) -> RunState:
 
 async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, repo: str, number: int, installation_id: int,
                     decision: triage.Decision, ctx: dict[str, Any]) -> RunState:
-    wf = deps.catalog.workflows[decision.workflow or ""]
+    view = await deps.view(gh, repo, ctx.get("default_branch") or "main")
+    wf = view.catalog.workflows[decision.workflow or ""]
     run = engine.Run.new(run_id, wf, head_sha=ctx.get("head_sha"))
-    data = {"run": run.to_dict(), "ctx": ctx, "announce": triage.announce(decision, deps.catalog),
-            "decision": decision.to_json(), "outbox": []}
+    data = {"run": run.to_dict(), "ctx": ctx, "announce": triage.announce(decision, view.catalog),
+            "decision": decision.to_json(), "outbox": [], "mention": view.config.mention_line()}
     record = RunRecord(id=run_id, thread=f"{repo}#{number}", repo=repo, number=number, installation_id=installation_id,
                        workflow=wf.name, state=run.state, data=data)
     await deps.store.save_run(record)
@@ -162,11 +139,45 @@ def _ctx(item: events.WorkItem, default_branch: str | None) -> dict[str, Any]:
             "default_branch": default_branch, "title": item.title, "body": item.body, "ci": None}
 
 
+async def _report_config(gh: GitHubAPI, deps: Deps, repo: str, view: RepoView) -> None:
+    """A broken config on the default branch: the bot runs on defaults and says so, once per broken file."""
+    if not view.errors:
+        return
+    body = ("triage-lead could not use its configuration, so it is running on its defaults until the file is "
+            "fixed:\n\n" + "\n".join(f"- `{e}`" for e in view.errors))
+    await create_issue_once(gh, deps.store, repo=repo, mark=marker("config-error", view.config_digest),
+                            title="triage-lead: the configuration file is invalid", body=body, labels=[])
+
+
+async def _check_config_change(gh: GitHubAPI, deps: Deps, item: events.WorkItem, paths: list[str],
+                               view: RepoView) -> None:
+    """A PR that changes .github/triage-lead.yml gets a check run saying whether the new file is valid."""
+    if config.PATH not in paths or not item.head_sha:
+        return
+    text = await config.read_at(gh, item.repo, item.head_sha)
+    _, errors = config.parse(text or "", known_workflows=set(deps.catalog.workflows))
+    mark = marker("config-check", item.repo, item.head_sha)
+    if await deps.store.find_posted(mark) is not None:
+        return
+    check = await gh.post(f"/repos/{item.repo}/check-runs", data={
+        "name": "triage-lead / config", "head_sha": item.head_sha, "status": "completed",
+        "conclusion": "failure" if errors else "success",
+        "output": {"title": f"{len(errors)} problem(s) in {config.PATH}" if errors else f"{config.PATH} is valid",
+                   "summary": "\n".join(f"- `{e}`" for e in errors) or "The configuration is valid."}})
+    await deps.store.remember_posted(Posted(marker=mark, repo=item.repo, kind="check_run", github_id=check["id"]))
+
+
 async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None:
     own = await deps.store.load_run(item.delivery_id)
     if own is not None:  # this delivery started a run before the process died: carry on with it
         await resume(gh, deps, own, engine.Start(), item.delivery_id)
         return
+    repo_info = await gh.getitem(f"/repos/{item.repo}")
+    view = await deps.view(gh, item.repo, repo_info.get("default_branch") or "main")
+    await _report_config(gh, deps, item.repo, view)
+    paths = await _pull_paths(gh, item.repo, item.number) if item.is_pull_request else []
+    if item.is_pull_request and item.action in ("opened", "synchronize"):
+        await _check_config_change(gh, deps, item, paths, view)
     active = await deps.store.active_run(item.thread)
     if item.action == "synchronize":
         if active is not None and item.head_sha:
@@ -175,19 +186,17 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
     if active is not None:
         log.info("%s already has run %s (%s); %s.%s not started", item.thread, active.id, active.state, item.event, item.action)
         return
-    label_map = {k.lower(): v for k, v in (deps.catalog.triage.get("labels") or {}).items()}
+    label_map = {k.lower(): v for k, v in (view.catalog.triage.get("labels") or {}).items()}
     if item.action == "labeled" and (item.added_label or "").lower() not in label_map:
         return  # a label unrelated to workflows
-    paths = await _pull_paths(gh, item.repo, item.number) if item.is_pull_request else []
-    decision = triage.decide(item, deps.catalog, paths=paths)
+    decision = triage.decide(item, view.catalog, paths=paths, enabled=view.config.workflows)
     if _own_task(item, deps) and decision.workflow == "long-running-project":
         decision = triage.Decision(None, "a project's task cannot itself be a multi-session project", 0.0, ())
     if decision.workflow is None:
-        if item.action in ("opened", "reopened", "ready_for_review"):
+        if item.action in ("opened", "reopened", "ready_for_review") and not view.config.dry_run:
             await upsert_comment(gh, deps.store, repo=item.repo, number=item.number, mark=marker("ask-label", item.thread),
-                                 body=render.ask_for_label(decision.reason, deps.catalog.triage.get("labels") or {}))
+                                 body=render.ask_for_label(decision.reason, view.catalog.triage.get("labels") or {}))
         return
-    repo_info = await gh.getitem(f"/repos/{item.repo}")
     await start_run(gh, deps, run_id=item.delivery_id, repo=item.repo, number=item.number,
                     installation_id=item.installation_id, decision=decision,
                     ctx=_ctx(item, repo_info.get("default_branch")))
