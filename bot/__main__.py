@@ -1,4 +1,4 @@
-"""Command line: ``serve`` (the App), ``replay`` (a payload against the sandbox)."""
+"""Command line: ``serve``, ``worker``, ``replay``, ``validate``, ``triage``."""
 
 from __future__ import annotations
 
@@ -66,7 +66,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if settings.database_url.startswith("sqlite"):
         return _fail("on SQLite the jobs run inside `serve`; a separate worker needs DATABASE_URL=postgresql://...")
-    return _fail("the PostgreSQL worker is not built yet")
+    if (args.concurrency is not None and args.concurrency < 1) or args.stalled_after <= 0:
+        return _fail("--concurrency and --stalled-after must be positive")
+    from bot.store import StoreUnavailable
+    from bot.worker import run_worker
+
+    _logging(args.log_level or "INFO")
+    try:
+        asyncio.run(run_worker(settings, args.concurrency or settings.job_concurrency,
+                               stalled_after=args.stalled_after))
+    except StoreUnavailable as exc:
+        return _fail(f"cannot open the store: {exc}")
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -90,6 +101,74 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if result.status < 400 else 1
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check every workflow and agent file (CI runs this); exit 1 listing each problem."""
+    from bot.catalog import DEFAULT_ROOT, validate_paths
+
+    root = Path(args.root) if args.root else DEFAULT_ROOT
+    problems = validate_paths(root)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {root}", file=sys.stderr)
+        return 1
+    print(f"{root}: all workflow and agent files are valid")
+    return 0
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    """The Lead's decision for a payload, as JSON, without posting anything."""
+    from bot import events, triage
+    from bot.catalog import load_catalog
+    from bot.replay import event_name_for
+
+    path = Path(args.payload)
+    try:
+        payload = json.loads(path.read_text())
+    except OSError as exc:
+        return _fail(f"cannot read {path}: {exc.strerror}")
+    except ValueError as exc:
+        return _fail(f"{path} is not JSON: {exc}")
+    event = events.parse(args.event or event_name_for(path), payload, "triage-cli")
+    if isinstance(event, (events.Ignored, events.Malformed)):
+        print(json.dumps({"workflow": None, "reason": event.reason, "confidence": 0.0, "labels_used": []}, indent=2))
+        return 0
+    if not isinstance(event, (events.WorkItem, events.CiFailure)):
+        return _fail(f"{event.event} events are not triaged")
+    print(json.dumps(triage.decide(event, load_catalog()).to_json(), indent=2))
+    return 0
+
+
+async def _redeliver(settings: settings_mod.Settings, since: object, dry_run: bool) -> int:
+    import aiohttp
+
+    from bot.github.client import GitHubApp
+    from bot.redeliver import redeliver
+
+    async with aiohttp.ClientSession() as session:
+        outcome = await redeliver(GitHubApp(settings, session), since, dry_run=dry_run)  # type: ignore[arg-type]
+    verb = "would redeliver" if dry_run else "redelivered"
+    for d in outcome.redelivered:
+        print(f"{verb} {d['guid']} ({d.get('event')}.{d.get('action') or '-'}, {d.get('status')}, {d['delivered_at']})")
+    print(f"{len(outcome.redelivered)} {verb}; {outcome.skipped} failed deliveries already redelivered")
+    return 0
+
+
+def cmd_redeliver(args: argparse.Namespace) -> int:
+    from bot.redeliver import parse_since
+
+    try:
+        settings = settings_mod.load(require_app=True)
+        since = parse_since(args.since)
+    except (SettingsError, ValueError) as exc:
+        return _fail(str(exc))
+    _logging(args.log_level or "WARNING")
+    try:
+        return asyncio.run(_redeliver(settings, since, args.dry_run))
+    except Exception as exc:  # GitHub refused or is unreachable: one line, no traceback
+        return _fail(f"could not list or redeliver deliveries: {type(exc).__name__}: {exc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="triage-lead: a GitHub App that runs a team of LLM specialists")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: INFO for serve, WARNING otherwise)")
@@ -97,11 +176,25 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the GitHub App's webhook server and job runner")
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run jobs from a PostgreSQL store (the Procfile's worker process)")
+    worker.add_argument("--concurrency", type=int, help="jobs run at once (default: TRIAGE_LEAD_JOB_CONCURRENCY)")
+    worker.add_argument("--stalled-after", type=float, default=30.0, metavar="SECONDS",
+                        help="a worker silent this long is dead and its jobs run again elsewhere (default: 30)")
     worker.set_defaults(func=cmd_worker)
     rep = sub.add_parser("replay", help="push a webhook payload through the bot against the sandbox GitHub")
     rep.add_argument("payload", help="a payload file named <event>.<action>.json")
     rep.add_argument("--event", help="the X-GitHub-Event name, if the file name does not say it")
     rep.set_defaults(func=cmd_replay)
+    red = sub.add_parser("redeliver", help="ask GitHub to redeliver the App's failed deliveries")
+    red.add_argument("--since", default="1h", help="how far back: 30m, 1h, 2d (at most 3d; default 1h)")
+    red.add_argument("--dry-run", action="store_true", help="list what would be redelivered")
+    red.set_defaults(func=cmd_redeliver)
+    val = sub.add_parser("validate", help="check every workflow and agent file against its schema and the rules")
+    val.add_argument("--root", help="a workflows/ folder (default: the one shipped with the bot)")
+    val.set_defaults(func=cmd_validate)
+    tri = sub.add_parser("triage", help="print the Lead's decision for a payload as JSON, posting nothing")
+    tri.add_argument("payload", help="a payload file named <event>.<action>.json")
+    tri.add_argument("--event", help="the X-GitHub-Event name, if the file name does not say it")
+    tri.set_defaults(func=cmd_triage)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -751,10 +751,11 @@ class SandboxState:
     # ---- app-level -------------------------------------------------------------------
     def add_hook_delivery(self, *, event: str = "issues", action: str | None = "opened", status_code: int = 200,
                           guid: str | None = None, installation_id: int | None = None,
-                          repository_id: int | None = None, redelivery: bool = False, id: int | None = None) -> dict:
+                          repository_id: int | None = None, redelivery: bool = False, id: int | None = None,
+                          delivered_at: str | None = None) -> dict:
         did = self._new_id(id)
         self._deliveries[did] = {
-            "id": did, "guid": guid or f"{did:08x}-0000-4000-8000-{did:012x}", "delivered_at": iso(),
+            "id": did, "guid": guid or f"{did:08x}-0000-4000-8000-{did:012x}", "delivered_at": delivered_at or iso(),
             "redelivery": redelivery, "duration": 0.2, "status_code": status_code,
             "status": "OK" if 200 <= status_code < 300 else f"Invalid HTTP Response: {status_code}",
             "event": event, "action": action, "installation_id": installation_id, "repository_id": repository_id}
