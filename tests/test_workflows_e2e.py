@@ -385,3 +385,18 @@ async def test_long_running_project_keeps_a_context_document_and_files_tasks(bot
     assert tasks[0].data["labels"] == ["api"]
     await send(bot, sandbox, "issue_comment", comment_payload(32, "/status", login="someone", comment_id=77))
     assert "Handoff for the next session" in sandbox.comments(REPO, 32)[-1]["body"]
+
+
+async def test_approved_ci_fix_is_pushed_to_the_pull_requests_branch(bot: Any, sandbox: Any, team: Team) -> None:
+    sandbox.set_permission(REPO, "maintainer", "write")
+    payload = load_fixture("check_run.completed.json")
+    sandbox.seed_from_payload(payload)
+    await send(bot, sandbox, "check_run", payload)
+    assert posts(sandbox, 2)[-1] == "approval"
+    branch = sandbox.pull(REPO, 2)["head"]["ref"]
+    before = sandbox.pull(REPO, 2)["head"]["sha"]
+    await send(bot, sandbox, "issue_comment", comment_payload(2, "/approve", pull=True))
+    after = sandbox.pull(REPO, 2)["head"]["sha"]
+    assert after != before and sandbox.file_content(REPO, "app/fix.py", ref=branch) == "def fix():\n    return 1\n"
+    assert [w.kind for w in sandbox.writes if w.kind in ("pull", "ref_update")] == ["ref_update"]
+    assert f"Fix pushed as {after}" in body_of(sandbox, 2, "done")
