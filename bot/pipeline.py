@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import anthropic
+from anthropic import AsyncAnthropic
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
@@ -21,7 +21,8 @@ from bot import commands, config, engine, events, render, triage
 from bot.agents import AgentRuntime, Budget, ModelMap
 from bot.catalog import Catalog
 from bot.repo_view import RepoView, RepoViews
-from bot.executor import Executor, RunState, create_issue_once, digest, upsert_comment
+from bot.executor import Executor, RunState
+from bot.github.writes import create_issue_once, digest, upsert_comment
 from bot.github.client import GitHubApp
 from bot.markers import marker, markers_in
 from bot.settings import Settings
@@ -40,7 +41,7 @@ class Deps:
     store: Store
     github: GitHubApp
     catalog: Catalog
-    anthropic: anthropic.AsyncAnthropic | None = None
+    anthropic: AsyncAnthropic | None = None
     bot_login: str | None = None
     model_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
     agent_options: dict[str, Any] = field(default_factory=dict)  # tests shorten retry waits

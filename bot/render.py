@@ -212,7 +212,7 @@ def escalation(run: Run, wf: Workflow, mention: str = "") -> str:
 
 def approval_request(result: Mapping[str, Any], wf: Workflow) -> str:
     """The Lead's summary in the shape of the spec's Step 5 example, asking for /approve."""
-    parts = [f"#### APPROVAL · `principal-software-engineer`", "", str(result.get("summary") or "")]
+    parts = ["#### APPROVAL · `principal-software-engineer`", "", str(result.get("summary") or "")]
     if result.get("deployment_plan"):
         parts += ["", "**Plan**", str(result["deployment_plan"])]
     parts += ["", "Ready to proceed. Shall I? A maintainer comments `/approve` to go on, or `/escalate` / `/cancel`."]

@@ -1,0 +1,91 @@
+"""Idempotent writes: GitHub has no idempotency key, so the bot's own hidden marker serves as one.
+
+Before creating, the bot looks for its marker (in the store, then on GitHub itself, in case the post
+landed but the process died before recording it), so a retried or resumed step edits instead of
+posting twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from gidgethub import BadRequest
+from gidgethub.abc import GitHubAPI
+
+from bot.markers import markers_in, with_marker
+from bot.store import Posted, Store
+
+log = logging.getLogger(__name__)
+
+
+async def _find_comment(gh: GitHubAPI, repo: str, number: int, key: str) -> dict[str, Any] | None:
+    """The bot's comment on a thread carrying marker ``key`` (only bot accounts can own a marker)."""
+    async for comment in gh.getiter(f"/repos/{repo}/issues/{number}/comments?per_page=100"):
+        if (comment.get("user") or {}).get("type") == "Bot" and key in markers_in(comment.get("body") or ""):
+            return comment
+    return None
+
+
+async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int, mark: str, body: str) -> Posted:
+    """Create the comment carrying ``mark`` on a thread, or edit it if it already exists.
+
+    The store remembers what was posted; if the store lost it (or the post landed but the process
+    died before recording it), the thread itself is searched for the marker before creating.
+    """
+    key = markers_in(mark)[0]
+    text = with_marker(body, mark)
+    known = await store.find_posted(mark)
+    if known is None:
+        found = await _find_comment(gh, repo, number, key)
+        if found is not None:
+            known = Posted(marker=mark, repo=repo, kind="comment", github_id=found["id"], number=number,
+                           url=found.get("html_url"))
+    if known is not None:
+        try:
+            await gh.patch(f"/repos/{repo}/issues/comments/{known.github_id}", data={"body": text})
+        except BadRequest as exc:
+            if exc.status_code != 404:
+                raise
+            log.info("comment %s for %s was deleted on GitHub; posting it again", known.github_id, key)
+        else:
+            await store.remember_posted(known)
+            return known
+    created = await gh.post(f"/repos/{repo}/issues/{number}/comments", data={"body": text})
+    posted = Posted(marker=mark, repo=repo, kind="comment", github_id=created["id"], number=number,
+                    url=created.get("html_url"))
+    await store.remember_posted(posted)
+    return posted
+
+
+async def create_issue_once(gh: GitHubAPI, store: Store, *, repo: str, mark: str, title: str, body: str,
+                            labels: list[str]) -> tuple[Posted, bool]:
+    """Open an issue carrying ``mark`` unless one already exists; returns (issue, created?)."""
+    known = await store.find_posted(mark)
+    if known is None:
+        key = markers_in(mark)[0]
+        query = f'repo:{repo} is:issue "{key}"'
+        result = await gh.getitem(f"/search/issues?q={_quote(query)}")
+        found = next((i for i in result.get("items", []) if key in markers_in(i.get("body") or "")), None)
+        if found is not None:
+            known = Posted(marker=mark, repo=repo, kind="issue", github_id=found["id"], number=found["number"],
+                           url=found.get("html_url"))
+            await store.remember_posted(known)
+    if known is not None:
+        return known, False
+    issue = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": with_marker(body, mark),
+                                                         "labels": labels})
+    posted = Posted(marker=mark, repo=repo, kind="issue", github_id=issue["id"], number=issue["number"],
+                    url=issue.get("html_url"))
+    await store.remember_posted(posted)
+    return posted, True
+
+
+def _quote(text: str) -> str:
+    return quote(text, safe="")
+
+
+def digest(*parts: str) -> str:
+    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
