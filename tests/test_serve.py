@@ -1,0 +1,62 @@
+"""``python -m bot serve`` as deployed: a real process, configured by environment, against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import APP_ID, ROOT, SECRET, load_fixture, webhook_headers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_serve_answers_and_works_then_stops_on_sigterm(sandbox: Any, app_keys: tuple[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "GITHUB_APP_ID": str(APP_ID),
+           "GITHUB_PRIVATE_KEY": app_keys[0], "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": sandbox.url,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", "PORT": str(port),
+           "TRIAGE_LEAD_WRITE_SPACING": "0"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        started = time.monotonic()
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                assert time.monotonic() - started < 30, "serve did not come up"
+                await asyncio.sleep(0.1)
+            payload = load_fixture("issues.opened.json")
+            sandbox.seed_from_payload(payload)
+            body = json.dumps(payload).encode()
+            async with http.post(f"http://127.0.0.1:{port}/webhook", data=body,
+                                 headers=webhook_headers("issues", body)) as r:
+                assert r.status == 202
+            for _ in range(200):
+                if any("triage-lead:escalation:" in c["body"] for c in sandbox.comments("Codertocat/Hello-World", 1)):
+                    break
+                await asyncio.sleep(0.05)
+            bodies = [c["body"] for c in sandbox.comments("Codertocat/Hello-World", 1)]
+            assert bodies[0].startswith("### triage-lead · Production Error Investigation")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err
