@@ -42,7 +42,7 @@ class Runtime:
         self.deps = pipeline.Deps(settings=self.settings, store=self.store, github=self.github, catalog=self.catalog,
                                   anthropic=self._anthropic(), model_slots=asyncio.Semaphore(self.settings.model_concurrency),
                                   agent_options=dict(self.agent_options))
-        self.jobs = make_jobs(self.settings.database_url, self.store, self._handle,
+        self.jobs = make_jobs(self.settings.database_url, self.store, self.handle,
                               concurrency=self.settings.job_concurrency)
         self.app = make_app(self.store, self.settings.webhook_secret or "", self.jobs.kick)
         await self.jobs.start()
@@ -56,7 +56,8 @@ class Runtime:
         return anthropic.AsyncAnthropic(api_key=self.settings.anthropic_api_key, base_url=self.settings.anthropic_base_url,
                                         max_retries=0)
 
-    async def _handle(self, job: Job) -> None:
+    async def handle(self, job: Job) -> None:
+        """Process one job (the in-process runner and procrastinate workers both call this)."""
         if self.deps.bot_login is None:
             try:
                 self.deps.bot_login = await self.github.bot_login()

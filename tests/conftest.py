@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -36,15 +37,45 @@ def load_fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
 
 
+@functools.cache
+def load_github_openapi() -> tuple[Any, str]:
+    """(GitHub's REST description indexed, "") or (None, why not): npm's ``@octokit/openapi`` installed into
+    the npm cache folder on first use, never copied into the repository; loaded once per session."""
+    from bot.sandbox.openapi import SPEC_IN_PACKAGE, GitHubOpenAPI
+
+    spec = NPM_CACHE / SPEC_IN_PACKAGE
+    if not spec.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            return None, "npm is not installed: cannot fetch @octokit/openapi (GitHub's REST description)"
+        NPM_CACHE.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run([npm, "install", "--prefix", str(NPM_CACHE), "--no-audit", "--no-fund", "--silent",
+                               "@octokit/openapi@23"], capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 or not spec.exists():
+            return None, f"npm could not install @octokit/openapi: {done.stderr.strip()[:300]}"
+    return GitHubOpenAPI.from_file(spec), ""
+
+
+@pytest.fixture(scope="session")
+def github_openapi() -> Any:
+    """GitHub's REST description as a request checker, or None where npm cannot fetch it (the sandbox then
+    runs unchecked; tests that need the description skip with ``load_github_openapi()[1]``)."""
+    return load_github_openapi()[0]
+
+
 @pytest.fixture
-async def sandbox(app_keys: tuple[str, str]) -> AsyncIterator[Any]:
+async def sandbox(app_keys: tuple[str, str], github_openapi: Any) -> AsyncIterator[Any]:
+    """The sandbox GitHub; with the description at hand every request is checked against it, and a test whose
+    code sent one GitHub's description does not allow fails at teardown, naming the request."""
     from bot.sandbox.github import SandboxGitHub
 
-    gh = SandboxGitHub(app_id=APP_ID, app_public_key_pem=app_keys[1])
+    gh = SandboxGitHub(app_id=APP_ID, app_public_key_pem=app_keys[1], validator=github_openapi)
     await gh.start()
     gh.add_installation(INSTALLATION, "Codertocat")
     yield gh
     await gh.close()
+    assert not gh.conformance_errors, "requests that GitHub's REST description does not allow:\n" + "\n".join(
+        dict.fromkeys(gh.conformance_errors))
 
 
 @pytest.fixture

@@ -13,12 +13,22 @@ from bot.store import Delivery, Posted, RunRecord, SQLiteStore, StepRecord
 from bot.store.migrations import MIGRATIONS
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Any]:
-    s = SQLiteStore(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    await s.open()
-    yield s
-    await s.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    if request.param == "sqlite":
+        s: Any = SQLiteStore(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+        await s.open()
+        yield s
+        await s.close()
+        return
+    from bot.store.postgres import PostgresStore
+    from tests.test_postgres_store import fresh_schema  # skips the test when no server answers
+
+    async with fresh_schema() as url:
+        s = PostgresStore(url)
+        await s.open()
+        yield s
+        await s.close()
 
 
 def delivery(i: int | str, thread: str = "o/r#1") -> Delivery:

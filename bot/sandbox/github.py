@@ -3,9 +3,9 @@
 Lets the real gidgethub client (``base_url=sandbox.url``), the ``replay`` CLI and the
 tests run the bot end to end without github.com.  Every request goes through
 ``SandboxGitHub._middleware`` (recording, fault injection, auth, repo access, JSON
-parsing, error shaping, dispatch); that is where an OpenAPI check belongs — route
-templates are GitHub's own (``request.match_info.route.resource.canonical``, e.g.
-``/repos/{owner}/{repo}/issues/{issue_number}``).  Handlers are plain methods that
+parsing, error shaping, dispatch); given a ``validator`` (``openapi.GitHubOpenAPI``) it first
+checks each request against GitHub's REST description — route templates are GitHub's own
+(e.g. ``/repos/{owner}/{repo}/issues/{issue_number}``).  Handlers are plain methods that
 return JSON-able data, ``(data, status)`` or an aiohttp response.
 
 Write kinds (``SandboxGitHub.writes``; data is the request body plus the ids noted):
@@ -31,13 +31,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import jwt
 from aiohttp import web
 
 from .github_state import (API, DOCS, WEB, ApiError, RecordedRequest, Repo, SandboxState, Write, b64_lines,
                            custom_invalid, invalid, iso, node_id, public)
+
+if TYPE_CHECKING:
+    from .openapi import GitHubOpenAPI
 
 __all__ = ["SandboxGitHub", "RecordedRequest", "Write", "ApiError"]
 log = logging.getLogger(__name__)
@@ -66,9 +69,17 @@ class SandboxGitHub(SandboxState):
     """In-memory GitHub; seed it, point the bot at ``url``, then assert on ``writes``/``requests``."""
 
     def __init__(self, *, app_id: int = 1, app_public_key_pem: str | bytes | None = None,
-                 token_ttl: float = 3600.0, bot_login: str = "triage-lead[bot]") -> None:
+                 token_ttl: float = 3600.0, bot_login: str = "triage-lead[bot]",
+                 validator: GitHubOpenAPI | None = None) -> None:
+        """``validator``: check every request (``/_sandbox/`` routes aside) against GitHub's REST description;
+        a mismatch is answered 400 and kept in ``conformance_errors``, a 2xx answer's deviations in
+        ``response_errors``."""
         super().__init__(app_id=app_id, bot_login=bot_login)
         self.app_public_key_pem, self.token_ttl = app_public_key_pem, token_ttl
+        self.validator = validator
+        self.conformance_errors: list[str] = []
+        self.response_errors: list[str] = []
+        self.validated = 0
         self.requests: list[RecordedRequest] = []
         self.tokens_issued = 0
         self.url = ""
@@ -157,7 +168,10 @@ class SandboxGitHub(SandboxState):
             parsed, bad_json = None, True
         rec = RecordedRequest(request.method, request.path, dict(request.query), parsed, 0, kind)
         self.requests.append(rec)
+        checked = self.validator is not None and not request.path.startswith("/_sandbox/")
         try:
+            if checked:
+                self._conform(request, parsed, bool(raw.strip()), bad_json)
             resp = await self._respond(request, cred, kind, parsed, bad_json)
         except ApiError as e:
             resp = self._json(request, e.body(), e.status)
@@ -165,8 +179,29 @@ class SandboxGitHub(SandboxState):
             log.exception("sandbox failed on %s %s", request.method, request.path)
             resp = self._json(request, {"message": f"Sandbox error: {e!r}", "documentation_url": DOCS}, 500)
         rec.status = resp.status
+        if checked and 200 <= resp.status < 300 and isinstance(resp, web.Response) and resp.text \
+                and resp.content_type == "application/json":
+            self._conform_response(request, resp)
         self._stamp(request, resp)
         return resp
+
+    def _conform_response(self, rq: web.Request, resp: web.Response) -> None:
+        """The sandbox's own 2xx answer against the description's response schema (its top level)."""
+        try:
+            self.response_errors += self.validator.check_response(  # type: ignore[union-attr]
+                rq.method, rq.rel_url.raw_path, resp.status, json.loads(resp.text or ""))
+        except Exception as e:  # a checker bug must not turn into the bot's problem
+            self.response_errors.append(f"{rq.method} {rq.path}: the response could not be checked: {e!r}")
+
+    def _conform(self, rq: web.Request, parsed: Any, has_body: bool, bad_json: bool) -> None:
+        """The OpenAPI request check: GitHub's description, not the sandbox's leniency, decides."""
+        self.validated += 1
+        problems = ([f"{rq.method} {rq.path}: the body is not JSON"] if bad_json else
+                    self.validator.check_request(  # type: ignore[union-attr]
+                        rq.method, rq.rel_url.raw_path, list(rq.query.items()), parsed, has_body=has_body))
+        if problems:
+            self.conformance_errors += problems
+            raise ApiError(400, "Request does not conform to GitHub's REST description: " + "; ".join(problems))
 
     async def _respond(self, rq: web.Request, cred: str, kind: str | None, parsed: Any,
                        bad_json: bool) -> web.StreamResponse:
@@ -186,8 +221,7 @@ class SandboxGitHub(SandboxState):
                 rq[REPO] = self._repo_for(rq, rq.match_info["owner"], rq.match_info["repo"])
         if bad_json:
             raise ApiError(400, "Problems parsing JSON")
-        rq[BODY] = parsed
-        # An OpenAPI request check would go here, keyed by rq.match_info.route.resource.canonical.
+        rq[BODY] = parsed  # (the OpenAPI request check ran first, in _middleware, when a validator is set)
         result = method(rq)
         result = await result if inspect.isawaitable(result) else result
         if isinstance(result, web.StreamResponse):
@@ -615,6 +649,8 @@ class SandboxGitHub(SandboxState):
         review = {"id": rid, "node_id": node_id("PRR", rid), "user": self.user(self.bot_login),
                   "body": b.get("body") or "", "state": states[event], "author_association": "NONE",
                   "html_url": f"{issue['html_url']}#pullrequestreview-{rid}",
+                  "_links": {"html": {"href": f"{issue['html_url']}#pullrequestreview-{rid}"},
+                             "pull_request": {"href": issue["pull_request"]["url"]}},
                   "pull_request_url": issue["pull_request"]["url"], "submitted_at": iso() if event else None,
                   "commit_id": b.get("commit_id") or self.pull_head_sha(issue), "__comments": b.get("comments") or []}
         issue["__pull"]["reviews"].append(review)
@@ -851,7 +887,7 @@ class SandboxGitHub(SandboxState):
         key = rq.query.get("sort") if rq.query.get("sort") in ("created", "updated") else "created"
         hits.sort(key=lambda h: (h[1][f"{key}_at"], h[1]["number"]), reverse=rq.query.get("order") != "asc")
         return self._page(rq, hits, lambda h: self.issue_json(*h) | {"score": 1.0}, "items",
-                          {"incomplete_results": False})
+                          {"incomplete_results": False, "search_type": "lexical"})
 
     def h_search_code(self, rq: web.Request) -> Any:
         """repo:/org: and words (all must appear, case-insensitively) in default-branch files."""

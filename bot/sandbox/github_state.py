@@ -102,6 +102,44 @@ class Repo:
         return f"{API}/repos/{self.full_name}"
 
 
+#: What GitHub's full repository object carries besides names and urls; the sandbox does not model these.
+REPO_DEFAULTS = {"homepage": None, "language": None, "license": None, "mirror_url": None, "size": 0, "forks": 0,
+                 "forks_count": 0, "stargazers_count": 0, "watchers": 0, "watchers_count": 0, "network_count": 0,
+                 "subscribers_count": 0, "has_projects": False, "has_wiki": False, "has_pages": False,
+                 "has_discussions": False, "has_downloads": True, "is_template": False,
+                 "allow_forking": True}
+
+
+def user_urls(url: str) -> dict:
+    """The url fields of GitHub's user object (RFC 6570 templates where GitHub uses them)."""
+    return {"followers_url": f"{url}/followers", "following_url": f"{url}/following{{/other_user}}",
+            "gists_url": f"{url}/gists{{/gist_id}}", "starred_url": f"{url}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{url}/subscriptions", "organizations_url": f"{url}/orgs",
+            "repos_url": f"{url}/repos", "events_url": f"{url}/events{{/privacy}}",
+            "received_events_url": f"{url}/received_events"}
+
+
+def repo_urls(full_name: str) -> dict:
+    """The url fields of GitHub's repository object, as GitHub spells them."""
+    api = f"{API}/repos/{full_name}"
+    templates = {"assignees": "/assignees{/user}", "collaborators": "/collaborators{/collaborator}",
+                 "comments": "/comments{/number}", "commits": "/commits{/sha}", "compare": "/compare/{base}...{head}",
+                 "contents": "/contents/{+path}", "git_commits": "/git/commits{/sha}", "git_refs": "/git/refs{/sha}",
+                 "git_tags": "/git/tags{/sha}", "issue_comment": "/issues/comments{/number}",
+                 "issue_events": "/issues/events{/number}", "issues": "/issues{/number}", "keys": "/keys{/key_id}",
+                 "labels": "/labels{/name}", "milestones": "/milestones{/number}",
+                 "notifications": "/notifications{?since,all,participating}", "pulls": "/pulls{/number}",
+                 "releases": "/releases{/id}", "statuses": "/statuses/{sha}", "trees": "/git/trees{/sha}",
+                 "blobs": "/git/blobs{/sha}", "branches": "/branches{/branch}"}
+    urls = {f"{k}_url": api + t for k, t in templates.items()}
+    urls |= {f"{k}_url": f"{api}/{k}" for k in ("contributors", "deployments", "downloads", "events", "forks",
+                                                 "hooks", "languages", "merges", "stargazers", "subscribers",
+                                                 "subscription", "tags", "teams")}
+    return urls | {"archive_url": api + "/{archive_format}{/ref}",
+                   "git_url": f"git://github.com/{full_name}.git", "ssh_url": f"git@github.com:{full_name}.git",
+                   "clone_url": f"{WEB}/{full_name}.git", "svn_url": f"{WEB}/{full_name}"}
+
+
 def iso(t: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -185,6 +223,7 @@ class SandboxState:
         self._manifests: dict[str, dict] = {}
         slug = bot_login.removesuffix("[bot]")
         self.app_info = {"id": app_id, "slug": slug, "node_id": node_id("A", app_id), "name": slug,
+                         "description": "", "external_url": f"{WEB}/apps/{slug}",
                          "owner": self.user("octo-org", "Organization"), "html_url": f"{WEB}/apps/{slug}",
                          "created_at": iso(), "updated_at": iso(), "events": [],
                          "permissions": {"issues": "write", "pull_requests": "write", "checks": "write",
@@ -204,7 +243,8 @@ class SandboxState:
             u = self._users[login.lower()] = {
                 "login": login, "id": uid, "node_id": node_id("U", uid), "url": f"{API}/users/{login}",
                 "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4", "html_url": f"{WEB}/{login}",
-                "type": type or ("Bot" if login.endswith("[bot]") else "User"), "site_admin": False}
+                "type": type or ("Bot" if login.endswith("[bot]") else "User"), "site_admin": False,
+                "gravatar_id": ""} | user_urls(f"{API}/users/{login}")
         return u
 
     def repo(self, full_name: str) -> Repo:
@@ -252,7 +292,8 @@ class SandboxState:
                 "owner": self.user(owner), "html_url": f"{WEB}/{full_name}", "description": None,
                 "fork": fork_of is not None, "url": f"{API}/repos/{full_name}", "default_branch": default_branch,
                 "visibility": "private" if private else "public", "archived": False, "disabled": False,
-                "has_issues": True, "topics": [], "created_at": iso(), "updated_at": iso(), "pushed_at": iso()}
+                "has_issues": True, "topics": [], "created_at": iso(), "updated_at": iso(), "pushed_at": iso(),
+                **repo_urls(full_name), **REPO_DEFAULTS}
         repo = self._repos[full_name.lower()] = Repo(data, installation_id)
         if fork_of:
             parent = self._repos.get(fork_of.lower()) or self.repo(self.add_repo(fork_of)["full_name"])
@@ -355,7 +396,8 @@ class SandboxState:
         role = repo.roles.get(login.lower())
         if role is None:
             role = "admin" if login.lower() == repo.owner.lower() else ("none" if repo.data["private"] else "read")
-        return {"permission": PERMISSION_OF_ROLE[role], "role_name": role, "user": self.user(login)}
+        return {"permission": PERMISSION_OF_ROLE[role], "role_name": role,
+                "user": self.user(login) | {"role_name": role}}
 
     # ---- pull requests -----------------------------------------------------------
     def add_pull(self, full_name: str, *, title: str, body: str = "", user: str = "octocat", head_ref: str = "feature",
@@ -428,6 +470,11 @@ class SandboxState:
             "base": side(p["base_ref"], repo.refs.get(f"refs/heads/{p['base_ref']}", p["base_sha"]), repo.full_name),
             "draft": p["draft"], "merged": False, "merged_at": None, "merge_commit_sha": None, "mergeable": True,
             "mergeable_state": "clean", "requested_reviewers": [], "requested_teams": [], "auto_merge": None,
+            "merged_by": None, "maintainer_can_modify": False, "review_comment_url": url + "/comments{/number}",
+            "_links": {k: {"href": v} for k, v in {
+                "self": url, "html": issue["html_url"], "issue": issue["url"], "comments": issue["url"] + "/comments",
+                "review_comments": url + "/comments", "review_comment": url + "/comments{/number}",
+                "commits": url + "/commits", "statuses": f"{repo.api}/statuses/{head_sha}"}.items()},
             "review_comments": 0, "commits": max(1, len(self.ancestors(head_sha) - self.ancestors(p["base_sha"]))),
             "additions": sum(f["additions"] for f in files), "deletions": sum(f["deletions"] for f in files),
             "changed_files": len(files)}
@@ -589,7 +636,8 @@ class SandboxState:
                 "tree": {"sha": c["tree"], "url": f"{repo.api}/git/trees/{c['tree']}"},
                 "parents": [{"sha": p, "url": f"{repo.api}/git/commits/{p}",
                              "html_url": f"{WEB}/{repo.full_name}/commit/{p}"} for p in c["parents"]],
-                "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None}}
+                "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None,
+                                 "verified_at": None}}
 
     def commit_json(self, repo: Repo, sha: str, with_files: bool = False) -> dict:
         """The REST (not git-data) commit shape; ``files``/``stats`` are against the first parent."""
@@ -635,6 +683,7 @@ class SandboxState:
              "html_url": f"{WEB}/{repo.full_name}/{'tree' if kind == 'dir' else 'blob'}/{ref}/{path}",
              "download_url": None if kind == "dir" else
              f"https://raw.githubusercontent.com/{repo.full_name}/{ref}/{path}"}
+        d["_links"] = {"self": d["url"], "git": d["git_url"], "html": d["html_url"]}
         return d | {"encoding": "base64", "content": b64_lines(data)} if full else d
 
     # ---- checks & Actions ---------------------------------------------------------
@@ -745,7 +794,9 @@ class SandboxState:
             "url": f"{repo.api}/actions/jobs/{cr['id']}",
             "html_url": f"{run['html_url']}/job/{cr['id']}", "check_run_url": cr["url"], "status": status,
             "conclusion": conc, "started_at": iso(), "completed_at": iso() if conc else None, "name": j["name"],
-            "steps": steps, "labels": ["ubuntu-latest"], "workflow_name": run["name"], "__log": j.get("log", "")}
+            "steps": steps, "labels": ["ubuntu-latest"], "workflow_name": run["name"], "__log": j.get("log", ""),
+            "created_at": run["created_at"], "runner_id": 1, "runner_name": "GitHub Actions 1", "runner_group_id": 2,
+            "runner_group_name": "GitHub Actions"}
         return repo.jobs[cr["id"]]
 
     # ---- app-level -------------------------------------------------------------------
@@ -771,6 +822,7 @@ class SandboxState:
             "id": id or self.app_id, "slug": slug, "node_id": node_id("A", id or self.app_id), "name": slug,
             "owner": self.user(owner, "Organization"), "client_id": client_id, "client_secret": client_secret,
             "webhook_secret": webhook_secret, "pem": pem, "html_url": f"{WEB}/apps/{slug}", "created_at": iso(),
+            "description": "", "external_url": f"{WEB}/apps/{slug}",
             "updated_at": iso(), "permissions": self.app_info["permissions"], "events": []}
         return self._manifests[code]
 

@@ -1,0 +1,352 @@
+"""The PostgreSQL store: psycopg 3 async pool, the same migrations as SQLite, procrastinate's queue beside them.
+
+Several processes (``serve`` and any number of ``worker``) share one database, so the schema is
+migrated under an advisory lock, and a delivery, our job row and its procrastinate job are written in
+one transaction: after the webhook's 2xx nothing can be lost, and a rollback enqueues nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+
+from bot.store.base import FINAL_STATES, Delivery, Job, Posted, RunRecord, StepRecord, StoreUnavailable
+from bot.store.migrations import MIGRATIONS
+
+# The procrastinate queue and task every delivery's job goes to; bot/worker.py registers the task.
+QUEUE = "triage-lead"
+TASK = "triage-lead.process-job"
+
+# Advisory-lock keys (any constant bigint; they only need to differ from each other).
+_MIGRATE_LOCK = 0x7472_6961_6765_01  # "triage" + 1: schema changes, one process at a time
+_STALLED_LOCK = 0x7472_6961_6765_02  # one worker at a time re-queues the jobs of dead workers
+
+# Connection trouble (server down, network, pool exhausted or closed) is what the webhook answers 503 for.
+_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed)
+
+
+def _why(exc: BaseException) -> str:
+    """psycopg's message on one line (libpq adds hints on further lines); never holds the password."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def postgres_sql(sql: str) -> str:
+    """A migration from the shared list in PostgreSQL's dialect: SQLite's rowid key becomes a sequence."""
+    return re.sub(r"\bINTEGER PRIMARY KEY\b", "BIGSERIAL PRIMARY KEY", sql)
+
+
+# Enqueue through procrastinate's own function, so the insert is exactly what ``defer_async`` would do,
+# but inside our transaction. ``lock`` = thread: procrastinate runs one job per lock at a time, oldest
+# first. ``queueing_lock`` = delivery id: a second "todo" job for the same delivery is refused.
+_DEFER = """
+SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
+    %(queue)s, %(task)s, 0, %(lock)s, %(queueing_lock)s, %(args)s, NULL
+)::procrastinate_job_to_defer_v1])) AS id
+"""
+
+# Procrastinate only wakes idle workers (LISTEN/NOTIFY) when a job is inserted. A job held back by its
+# thread's lock would then wait for the next poll after its predecessor finished; this trigger sends
+# the same wake-up when a job leaves "doing" (finished, failed, or put back by a retry).
+_WAKE_ON_RELEASE = """
+CREATE FUNCTION triage_lead_wake_workers() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    payload TEXT := json_build_object('type', 'job_inserted', 'job_id', NEW.id)::text;
+BEGIN
+    PERFORM pg_notify('procrastinate_queue_v1#' || NEW.queue_name, payload);
+    PERFORM pg_notify('procrastinate_any_queue_v1', payload);
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER triage_lead_wake_workers AFTER UPDATE OF status ON procrastinate_jobs
+    FOR EACH ROW WHEN (OLD.status = 'doing' AND NEW.status <> 'doing')
+    EXECUTE PROCEDURE triage_lead_wake_workers();
+"""
+
+
+class PostgresStore:
+    """The :class:`~bot.store.base.Store` on PostgreSQL; ``pool`` is shared with procrastinate in workers."""
+
+    def __init__(self, database_url: str, *, max_size: int = 10, timeout: float = 5.0,
+                 connect_timeout: float = 5.0) -> None:
+        self.url = database_url
+        self.connect_timeout = connect_timeout
+        # timeout: how long a caller waits for a free connection; a webhook must answer well within
+        # GitHub's 10 s. check: a connection the server dropped (restart, failover) is replaced.
+        self.pool = AsyncConnectionPool(database_url, min_size=1, max_size=max_size, timeout=timeout,
+                                        open=False, check=AsyncConnectionPool.check_connection,
+                                        kwargs={"row_factory": dict_row, "connect_timeout": int(connect_timeout)},
+                                        name="triage-lead")
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        try:
+            async with self.pool.connection() as conn:
+                async with conn.transaction():
+                    yield conn
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(_why(exc)) from exc
+
+    async def _all(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        async with self._tx() as conn:
+            return await (await conn.execute(sql, params)).fetchall()
+
+    async def _one(self, sql: str, params: Any = None) -> dict[str, Any] | None:
+        async with self._tx() as conn:
+            return await (await conn.execute(sql, params)).fetchone()
+
+    async def _exec(self, sql: str, params: Any = None) -> None:
+        async with self._tx() as conn:
+            await conn.execute(sql, params)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    async def open(self) -> None:
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=int(self.connect_timeout))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
+        try:
+            async with conn:
+                await self._migrate(conn)
+            await self.pool.open(wait=True, timeout=self.connect_timeout * 2)
+        except _UNAVAILABLE as exc:
+            await self.pool.close()
+            raise StoreUnavailable(f"cannot open the PostgreSQL store: {_why(exc)}") from exc
+
+    @staticmethod
+    async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
+        """Apply what is missing, in one transaction, while holding an advisory lock.
+
+        Processes starting together queue on the lock; each then sees what the first one applied.
+        """
+        from procrastinate.schema import SchemaManager  # only the PostgreSQL path needs procrastinate
+
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
+                               " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+            done = {row[0] for row in await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()}
+            for version, sql in enumerate(MIGRATIONS, start=1):
+                if version not in done:
+                    await conn.execute(postgres_sql(sql))  # no parameters: several statements in one call
+                    await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, time.time()))
+            row = await (await conn.execute("SELECT to_regclass('procrastinate_jobs')")).fetchone()
+            if row is None or row[0] is None:
+                await conn.execute(SchemaManager.get_schema())
+            row = await (await conn.execute(
+                "SELECT 1 FROM pg_trigger WHERE tgname = 'triage_lead_wake_workers'"
+                " AND tgrelid = 'procrastinate_jobs'::regclass")).fetchone()
+            if row is None:
+                await conn.execute(_WAKE_ON_RELEASE)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def schema_version(self) -> int:
+        row = await self._one("SELECT MAX(version) AS v FROM schema_migrations")
+        return int(row["v"] or 0) if row else 0
+
+    # ---- deliveries and jobs -------------------------------------------------------------
+    async def accept_delivery(self, d: Delivery) -> bool:
+        """Record a delivery, our job row and its procrastinate job in one transaction; False if already seen.
+
+        Concurrent copies of one delivery id serialise on the primary key: the others wait for the
+        first to commit, then insert nothing and enqueue nothing.
+        """
+        now = time.time()
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "INSERT INTO deliveries (id, event, action, installation_id, repo, thread, received_at, payload)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (d.id, d.event, d.action, d.installation_id, d.repo, d.thread, now, json.dumps(d.payload)))
+            if cur.rowcount == 0:
+                return False
+            job = await (await conn.execute(
+                "INSERT INTO jobs (delivery_id, thread, state, created_at, updated_at)"
+                " VALUES (%s, %s, 'queued', %s, %s) RETURNING id", (d.id, d.thread, now, now))).fetchone()
+            assert job is not None
+            await conn.execute(_DEFER, {"queue": QUEUE, "task": TASK, "lock": d.thread, "queueing_lock": d.id,
+                                        "args": Jsonb({"job_id": job["id"], "delivery_id": d.id})})
+            return True
+
+    @staticmethod
+    def _job(row: dict[str, Any]) -> Job:
+        return Job(id=row["id"], delivery_id=row["delivery_id"], thread=row["thread"], event=row["event"],
+                   payload=json.loads(row["payload"]), attempts=row["attempts"])
+
+    async def claim_job(self, thread: str) -> Job | None:
+        """Take the oldest queued job of a thread, unless one of that thread is already running."""
+        async with self._tx() as conn:
+            # Claims of one thread queue on this lock, so "busy?" and "take it" cannot interleave.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("thread:" + thread,))
+            busy = await (await conn.execute(
+                "SELECT 1 FROM jobs WHERE thread = %s AND state = 'running' LIMIT 1", (thread,))).fetchone()
+            if busy:
+                return None
+            row = await (await conn.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = %s WHERE id = ("
+                " SELECT id FROM jobs WHERE thread = %s AND state = 'queued' ORDER BY id LIMIT 1)"
+                " RETURNING id, delivery_id, thread, attempts", (time.time(), thread))).fetchone()
+            if row is None:
+                return None
+            return await self._with_delivery(conn, row)
+
+    async def _with_delivery(self, conn: psycopg.AsyncConnection[Any], row: dict[str, Any]) -> Job:
+        d = await (await conn.execute("SELECT event, payload FROM deliveries WHERE id = %s",
+                                      (row["delivery_id"],))).fetchone()
+        assert d is not None
+        return self._job({**row, **d})
+
+    async def begin_job(self, job_id: int) -> Job | None:
+        """Mark a job running for the procrastinate task that was handed it; None if it already finished.
+
+        Procrastinate's lock already keeps one job per thread running, so there is no "busy?" check.
+        A job found done or failed was finished by a worker that died before procrastinate heard of it.
+        """
+        async with self._tx() as conn:
+            row = await (await conn.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = %s"
+                " WHERE id = %s AND state IN ('queued', 'running') RETURNING id, delivery_id, thread, attempts",
+                (time.time(), job_id))).fetchone()
+            return None if row is None else await self._with_delivery(conn, row)
+
+    async def finish_job(self, job_id: int, *, error: str | None = None) -> None:
+        await self._exec("UPDATE jobs SET state = %s, error = %s, updated_at = %s WHERE id = %s",
+                         ("failed" if error else "done", error, time.time(), job_id))
+
+    async def requeue_job(self, job_id: int) -> None:
+        """A running job was interrupted (worker shutting down): it is queued again."""
+        await self._exec("UPDATE jobs SET state = 'queued', updated_at = %s WHERE id = %s AND state = 'running'",
+                         (time.time(), job_id))
+
+    async def recover(self) -> list[str]:
+        """At start-up of an in-process runner: running jobs go back to the queue; threads with work.
+
+        Workers do not call this (other workers' jobs are running): see :meth:`requeue_stalled`.
+        """
+        async with self._tx() as conn:
+            await conn.execute("UPDATE jobs SET state = 'queued', updated_at = %s WHERE state = 'running'",
+                               (time.time(),))
+            rows = await (await conn.execute(
+                "SELECT thread FROM jobs WHERE state = 'queued' GROUP BY thread ORDER BY MIN(id)")).fetchall()
+            return [r["thread"] for r in rows]
+
+    async def requeue_stalled(self, seconds_since_heartbeat: float) -> list[int]:
+        """Put the jobs of workers silent for ``seconds_since_heartbeat`` back in the queue; their job ids.
+
+        Uses procrastinate's own queries (stalled workers, stalled jobs, retry) in one transaction, with
+        our job rows set back to queued in the same one. The advisory lock makes one worker do it at a
+        time, so a job another checker just re-queued (and a live worker took) is never re-queued again.
+        """
+        from procrastinate.sql import queries
+
+        async with self._tx() as conn:
+            got = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (_STALLED_LOCK,))).fetchone()
+            if not got or not got["got"]:
+                return []
+            await conn.execute(queries["prune_stalled_workers"], {"seconds_since_heartbeat": seconds_since_heartbeat})
+            stalled = await (await conn.execute(queries["select_stalled_jobs_by_heartbeat"], {
+                "queue": QUEUE, "task_name": TASK, "seconds_since_heartbeat": seconds_since_heartbeat})).fetchall()
+            ours: list[int] = []
+            for job in stalled:
+                await conn.execute(queries["retry_job"], {"job_id": job["id"], "retry_at": None, "new_priority": None,
+                                                          "new_queue_name": None, "new_lock": None})
+                job_id = (job["args"] or {}).get("job_id")
+                if job_id is not None:
+                    await conn.execute("UPDATE jobs SET state = 'queued', updated_at = %s"
+                                       " WHERE id = %s AND state = 'running'", (time.time(), job_id))
+                    ours.append(int(job_id))
+            return ours
+
+    async def job_states(self) -> dict[str, int]:
+        return {r["state"]: int(r["n"]) for r in await self._all("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")}
+
+    async def jobs_for(self, delivery_id: str) -> list[dict[str, Any]]:
+        return await self._all("SELECT * FROM jobs WHERE delivery_id = %s", (delivery_id,))
+
+    # ---- what the bot posted ---------------------------------------------------------------
+    async def remember_posted(self, p: Posted) -> None:
+        await self._exec(
+            "INSERT INTO posted (marker, repo, kind, github_id, number, url, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (marker) DO UPDATE SET github_id = excluded.github_id, url = excluded.url",
+            (p.marker, p.repo, p.kind, p.github_id, p.number, p.url, time.time()))
+
+    async def find_posted(self, marker: str) -> Posted | None:
+        row = await self._one("SELECT * FROM posted WHERE marker = %s", (marker,))
+        if row is None:
+            return None
+        return Posted(marker=row["marker"], repo=row["repo"], kind=row["kind"], github_id=row["github_id"],
+                      number=row["number"], url=row["url"])
+
+    # ---- workflow runs, steps, usage -----------------------------------------------------------
+    async def save_run(self, run: RunRecord) -> None:
+        now = time.time()
+        await self._exec(
+            "INSERT INTO runs (id, thread, repo, number, installation_id, workflow, state, data, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            " workflow = excluded.workflow, state = excluded.state, data = excluded.data,"
+            " updated_at = excluded.updated_at",
+            (run.id, run.thread, run.repo, run.number, run.installation_id, run.workflow, run.state,
+             json.dumps(run.data), now, now))
+
+    @staticmethod
+    def _run_record(row: dict[str, Any] | None) -> RunRecord | None:
+        if row is None:
+            return None
+        return RunRecord(id=row["id"], thread=row["thread"], repo=row["repo"], number=row["number"],
+                         installation_id=row["installation_id"], workflow=row["workflow"], state=row["state"],
+                         data=json.loads(row["data"]))
+
+    async def load_run(self, run_id: str) -> RunRecord | None:
+        return self._run_record(await self._one("SELECT * FROM runs WHERE id = %s", (run_id,)))
+
+    async def active_run(self, thread: str) -> RunRecord | None:
+        return self._run_record(await self._one(
+            "SELECT * FROM runs WHERE thread = %s AND NOT (state = ANY(%s)) ORDER BY created_at DESC LIMIT 1",
+            (thread, sorted(FINAL_STATES))))
+
+    async def run_states(self) -> dict[str, int]:
+        return {r["state"]: int(r["n"]) for r in await self._all("SELECT state, COUNT(*) AS n FROM runs GROUP BY state")}
+
+    async def save_step(self, step: StepRecord) -> None:
+        await self._exec(
+            "INSERT INTO steps (run_id, step_id, iteration, status, output, input_tokens, output_tokens,"
+            " cache_read_tokens, cache_write_tokens, cost_usd, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (run_id, step_id, iteration) DO UPDATE SET status = excluded.status,"
+            " output = excluded.output, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,"
+            " cache_read_tokens = excluded.cache_read_tokens, cache_write_tokens = excluded.cache_write_tokens,"
+            " cost_usd = excluded.cost_usd, updated_at = excluded.updated_at",
+            (step.run_id, step.step_id, step.iteration, step.status,
+             None if step.output is None else json.dumps(step.output), step.input_tokens, step.output_tokens,
+             step.cache_read_tokens, step.cache_write_tokens, step.cost_usd, time.time()))
+
+    async def steps_of(self, run_id: str) -> list[StepRecord]:
+        rows = await self._all("SELECT * FROM steps WHERE run_id = %s ORDER BY updated_at, step_id, iteration",
+                               (run_id,))
+        return [StepRecord(run_id=r["run_id"], step_id=r["step_id"], iteration=r["iteration"], status=r["status"],
+                           output=None if r["output"] is None else json.loads(r["output"]),
+                           input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
+                           cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_tokens"],
+                           cost_usd=r["cost_usd"]) for r in rows]
+
+    async def add_usage(self, installation_id: int, day: str, tokens: int, cost_usd: float) -> None:
+        await self._exec(
+            "INSERT INTO usage_daily (installation_id, day, tokens, cost_usd) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (installation_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens,"
+            " cost_usd = usage_daily.cost_usd + excluded.cost_usd", (installation_id, day, tokens, cost_usd))
+
+    async def usage_on(self, installation_id: int, day: str) -> int:
+        row = await self._one("SELECT tokens FROM usage_daily WHERE installation_id = %s AND day = %s",
+                              (installation_id, day))
+        return int(row["tokens"]) if row else 0
