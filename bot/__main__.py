@@ -1,4 +1,4 @@
-"""Command line: ``serve``, ``worker``, ``replay``, ``validate``, ``triage``."""
+"""Command line: ``serve``, ``worker``, ``setup``, ``replay``, ``validate``, ``triage``, ``redeliver``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from bot import settings as settings_mod
+from bot.logs import setup_logging
 from bot.settings import SettingsError
 
 
@@ -20,8 +22,14 @@ def _fail(message: str) -> int:
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(level)  # JSON lines when stderr is not a terminal, plain text when it is
+
+
+def _env(args: argparse.Namespace) -> dict[str, str]:
+    """The --env-file (default .env) under the real environment: a variable set in the environment wins."""
+    from bot.setup import load_dotenv
+
+    return {**load_dotenv(Path(args.env_file)), **os.environ}
 
 
 async def _serve(settings: settings_mod.Settings) -> None:
@@ -48,7 +56,7 @@ async def _serve(settings: settings_mod.Settings) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        settings = settings_mod.load(require_app=True)
+        settings = settings_mod.load(_env(args), require_app=True)
     except SettingsError as exc:
         return _fail(str(exc))
     _logging(args.log_level or "INFO")
@@ -61,7 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     try:
-        settings = settings_mod.load(require_app=True)
+        settings = settings_mod.load(_env(args), require_app=True)
     except SettingsError as exc:
         return _fail(str(exc))
     if settings.database_url.startswith("sqlite"):
@@ -77,6 +85,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
                                stalled_after=args.stalled_after))
     except StoreUnavailable as exc:
         return _fail(f"cannot open the store: {exc}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Register the GitHub App from app.yml through GitHub's manifest flow and write its keys to --env-file."""
+    from bot.setup import SetupError, default_manifest, github_web_url, run_setup
+
+    try:
+        settings = settings_mod.load(require_app=False)  # the environment only: the .env file is what this writes
+    except SettingsError as exc:
+        return _fail(str(exc))
+    _logging(args.log_level or "WARNING")
+    api_url = args.api_url or settings.github_api_url
+    try:
+        asyncio.run(run_setup(github_url=args.github_url or github_web_url(api_url), api_url=api_url, port=args.port,
+                              env_path=Path(args.env_file), manifest_path=Path(args.manifest or default_manifest()),
+                              open_browser=not args.no_browser, org=args.org, force=args.force,
+                              webhook_url=args.webhook_url, name=args.name))
+    except SetupError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot serve the set-up page on port {args.port}: {exc.strerror}")
+    except KeyboardInterrupt:
+        return _fail("set-up stopped before GitHub sent the App back; nothing was written")
     return 0
 
 
@@ -158,7 +190,7 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
     from bot.redeliver import parse_since
 
     try:
-        settings = settings_mod.load(require_app=True)
+        settings = settings_mod.load(_env(args), require_app=True)
         since = parse_since(args.since)
     except (SettingsError, ValueError) as exc:
         return _fail(str(exc))
@@ -172,6 +204,9 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="triage-lead: a GitHub App that runs a team of LLM specialists")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: INFO for serve, WARNING otherwise)")
+    parser.add_argument("--env-file", default=".env", metavar="PATH",
+                        help="KEY=value file that serve and worker read under the environment, and setup writes "
+                             "(default: .env; a missing file is fine)")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the GitHub App's webhook server and job runner")
     serve.set_defaults(func=cmd_serve)
@@ -180,6 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--stalled-after", type=float, default=30.0, metavar="SECONDS",
                         help="a worker silent this long is dead and its jobs run again elsewhere (default: 30)")
     worker.set_defaults(func=cmd_worker)
+    st = sub.add_parser("setup", help="register the GitHub App from app.yml (GitHub's manifest flow) and write .env")
+    st.add_argument("--port", type=int, default=3000, help="port of the local set-up page (default: 3000)")
+    st.add_argument("--org", help="register the App under this organization instead of your own account")
+    st.add_argument("--webhook-url", help="https://<your host>/webhook (default: registered inactive until you set it)")
+    st.add_argument("--name", help="the App's name, unique on GitHub (default: app.yml's)")
+    st.add_argument("--manifest", help="the App manifest (default: app.yml)")
+    st.add_argument("--github-url", help="GitHub's web address (default: derived from GITHUB_API_URL)")
+    st.add_argument("--api-url", help="GitHub's REST API root (default: GITHUB_API_URL)")
+    st.add_argument("--force", action="store_true", help="replace the App's keys if the .env file already has them")
+    st.add_argument("--no-browser", action="store_true", help="print the page's address instead of opening a browser")
+    st.set_defaults(func=cmd_setup)
     rep = sub.add_parser("replay", help="push a webhook payload through the bot against the sandbox GitHub")
     rep.add_argument("payload", help="a payload file named <event>.<action>.json")
     rep.add_argument("--event", help="the X-GitHub-Event name, if the file name does not say it")

@@ -22,6 +22,8 @@ from bot import render
 from bot.agents import AgentOutcome, AgentRequest, AgentRuntime, RepoContext, Usage
 from bot.catalog import Catalog, Workflow
 from bot.config import RepoConfig
+from bot.logs import log_context
+from bot.metrics import Metrics
 from bot.github import changes
 from bot.github.writes import create_issue_once, digest, upsert_comment
 from bot.markers import marker, with_marker
@@ -67,7 +69,7 @@ class LimitReached(Exception):
 class Executor:
     def __init__(self, *, gh: GitHubAPI, store: Store, catalog: Catalog, agents: AgentRuntime,
                  bot_login: str | None = None, max_comments: int = 60, max_issues: int = 15,
-                 config: RepoConfig | None = None) -> None:
+                 config: RepoConfig | None = None, metrics: Metrics | None = None) -> None:
         self.gh = gh
         self.store = store
         self.catalog = catalog
@@ -75,20 +77,22 @@ class Executor:
         self.bot_login = bot_login
         self.caps = {"comments": max_comments, "issues": max_issues}
         self.config = config or RepoConfig()
+        self.metrics = metrics  # None: nothing is recorded (tests that build an Executor themselves)
 
     # -- lifecycle --
 
     async def apply(self, state: RunState, signal: E.Signal, delivery_id: str) -> RunState:
         """Apply a signal once per delivery (a re-run job does not apply it twice), then work the outbox."""
-        applied: list[str] = state.data.setdefault("applied", [])
-        if delivery_id not in applied:
-            wf = self._wf(state)
-            state.run, actions = E.advance(state.run, signal, wf)
-            state.outbox.extend(dump_action(a) for a in actions)
-            applied.append(delivery_id)
-            del applied[:-50]
-            await self._save(state)
-        await self.drain(state)
+        with log_context(run_id=state.run.id):
+            applied: list[str] = state.data.setdefault("applied", [])
+            if delivery_id not in applied:
+                wf = self._wf(state)
+                state.run, actions = E.advance(state.run, signal, wf)
+                state.outbox.extend(dump_action(a) for a in actions)
+                applied.append(delivery_id)
+                del applied[:-50]
+                await self._save(state)
+            await self.drain(state)
         return state
 
     async def drain(self, state: RunState) -> None:
@@ -169,12 +173,16 @@ class Executor:
                                agent=self.catalog.agents[action.agent], step=step, task=step.task, inputs=inputs,
                                feedback=state.run.steps[step.id].feedback, context=self._context(state),
                                flags_wanted={f.name: f.text for f in step.sets})
+        started = time.monotonic()
         try:
             outcome = await self.agents.run(request)
         except Exception as exc:  # a bug or an outage must become a readable escalation, not a dead run
             log.exception("agent %s failed on %s/%s", action.agent, state.run.id, action.step)
             outcome = AgentOutcome(result=None, usage=Usage(),
                                    error=f"{action.agent} could not finish: {type(exc).__name__}", error_kind="api-error")
+        if self.metrics is not None:
+            self.metrics.step_finished(workflow=wf.name, kind=wf.step(action.step).kind,
+                                       seconds=time.monotonic() - started, ok=outcome.result is not None)
         return action, outcome
 
     def _guard_paths(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> AgentOutcome:
@@ -189,6 +197,8 @@ class Executor:
 
     async def _record_usage(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> None:
         u = outcome.usage
+        if self.metrics is not None:
+            self.metrics.tokens(u)
         total = state.data.setdefault("usage", {})
         for key in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "calls"):
             total[key] = int(total.get(key, 0)) + int(getattr(u, key))

@@ -25,6 +25,7 @@ from bot.executor import Executor, RunState
 from bot.github.writes import create_issue_once, digest, upsert_comment
 from bot.github.client import GitHubApp
 from bot.markers import marker, markers_in
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Job, Posted, RunRecord, Store
 
@@ -45,6 +46,7 @@ class Deps:
     bot_login: str | None = None
     model_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
     agent_options: dict[str, Any] = field(default_factory=dict)  # tests shorten retry waits
+    metrics: Metrics | None = None  # the runtime's, shared with /metrics
     views: RepoViews | None = None  # the catalog and config each repository sees
 
     def __post_init__(self) -> None:
@@ -100,7 +102,7 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
                           budget=budget, concurrency=deps.model_slots, secrets=secrets, **deps.agent_options)
     return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
                     max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run,
-                    config=cfg)
+                    config=cfg, metrics=deps.metrics)
 
 
 def open_state(record: RunRecord) -> RunState:

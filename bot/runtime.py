@@ -14,6 +14,8 @@ from bot import pipeline
 from bot.catalog import Catalog, load_catalog
 from bot.github.client import GitHubApp
 from bot.jobs import make_jobs
+from bot.logs import log_context
+from bot.metrics import Metrics
 from bot.server import make_app
 from bot.settings import Settings
 from bot.store import Job, open_store
@@ -36,15 +38,17 @@ class Runtime:
 
     async def start(self) -> "Runtime":
         self.store = await open_store(self.settings.database_url)
+        self.metrics = Metrics()
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.github = GitHubApp(self.settings, self.session, max_wait=self.github_max_wait,
                                 backoff=self.github_backoff)
+        self.github.on_rate_limit = self.metrics.rate_limit
         self.deps = pipeline.Deps(settings=self.settings, store=self.store, github=self.github, catalog=self.catalog,
                                   anthropic=self._anthropic(), model_slots=asyncio.Semaphore(self.settings.model_concurrency),
-                                  agent_options=dict(self.agent_options))
+                                  agent_options=dict(self.agent_options), metrics=self.metrics)
         self.jobs = make_jobs(self.settings.database_url, self.store, self.handle,
                               concurrency=self.settings.job_concurrency)
-        self.app = make_app(self.store, self.settings.webhook_secret or "", self.jobs.kick)
+        self.app = make_app(self.store, self.settings.webhook_secret or "", self.jobs.kick, metrics=self.metrics)
         await self.jobs.start()
         return self
 
@@ -58,12 +62,13 @@ class Runtime:
 
     async def handle(self, job: Job) -> None:
         """Process one job (the in-process runner and procrastinate workers both call this)."""
-        if self.deps.bot_login is None:
-            try:
-                self.deps.bot_login = await self.github.bot_login()
-            except Exception as exc:  # not fatal: bot accounts are still skipped by their type
-                log.warning("could not read the App's slug (%s); relying on account type only", exc)
-        await pipeline.process(job, self.deps)
+        with log_context(delivery_id=job.delivery_id):
+            if self.deps.bot_login is None:
+                try:
+                    self.deps.bot_login = await self.github.bot_login()
+                except Exception as exc:  # not fatal: bot accounts are still skipped by their type
+                    log.warning("could not read the App's slug (%s); relying on account type only", exc)
+            await pipeline.process(job, self.deps)
 
     async def close(self) -> None:
         await self.jobs.close()

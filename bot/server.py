@@ -1,4 +1,4 @@
-"""The aiohttp app: ``POST /webhook`` and ``GET /healthz``. Nothing slow on this path.
+"""The aiohttp app: ``POST /webhook``, ``GET /healthz`` and ``GET /metrics``. Nothing slow on this path.
 
 A delivery is verified (HMAC of the raw body, before anything is parsed), parsed, recorded with
 its job in one transaction, and answered with 202; the work runs after, from the store.
@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import events
+from bot.metrics import Metrics
 from bot.store import Delivery, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB; aiohttp's own defa
 STORE = web.AppKey("store", Store)
 SECRET = web.AppKey("secret", str)
 ON_ACCEPTED = web.AppKey("on_accepted", Callable[[str], None])
+METRICS = web.AppKey("metrics", Metrics)
 
 
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
@@ -44,34 +46,47 @@ def _answer(code: int, **fields: Any) -> web.Response:
     return web.json_response(fields, status=code)
 
 
+def _count(request: web.Request, event: str, outcome: str) -> None:
+    request.app[METRICS].delivery(event, outcome)
+
+
 async def webhook(request: web.Request) -> web.Response:
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
     event_name = request.headers.get("X-GitHub-Event", "")
     if request.content_length is not None and request.content_length > MAX_BODY:
+        _count(request, "unverified", "too_large")
         return _answer(413, error="payload larger than GitHub's 25 MB cap")
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
+        _count(request, "unverified", "too_large")
         return _answer(413, error="payload larger than GitHub's 25 MB cap")
     if not signature_ok(request.app[SECRET], body, request.headers.get("X-Hub-Signature-256")):
         log.warning("rejected delivery %s: missing or bad signature", delivery_id or "-")
+        _count(request, "unverified", "rejected_signature")
         return _answer(401, error="missing or bad X-Hub-Signature-256")
     if not delivery_id or not event_name:
+        _count(request, event_name, "malformed")
         return _answer(400, error="missing X-GitHub-Delivery or X-GitHub-Event header")
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
+        _count(request, event_name, "malformed")
         return _answer(400, error="body is not valid JSON")
     if not isinstance(payload, dict):
+        _count(request, event_name, "malformed")
         return _answer(400, error="body is not a JSON object")
     if event_name == "ping":
+        _count(request, event_name, "ignored")
         return _answer(200, msg="pong", zen=payload.get("zen"))
     parsed = events.parse(event_name, payload, delivery_id)
     if isinstance(parsed, events.Malformed):
         log.warning("rejected delivery %s (%s): %s", delivery_id, event_name, parsed.reason)
+        _count(request, event_name, "malformed")
         return _answer(400, error=parsed.reason)
     if isinstance(parsed, events.Ignored):
         log.info("ignored delivery %s (%s): %s", delivery_id, event_name, parsed.reason)
+        _count(request, event_name, "ignored")
         return _answer(200, status="ignored", reason=parsed.reason)
     delivery = Delivery(id=delivery_id, event=event_name, action=parsed.action,
                         installation_id=parsed.installation_id, repo=parsed.repo, thread=parsed.thread,
@@ -81,11 +96,14 @@ async def webhook(request: web.Request) -> web.Response:
     except StoreUnavailable as exc:
         # 503, not 2xx: GitHub then lists the delivery as failed and it can be redelivered.
         log.error("store unavailable for delivery %s: %s", delivery_id, exc)
+        _count(request, event_name, "store_unavailable")
         return _answer(503, error="store unavailable; redeliver later")
     if not fresh:
         log.info("duplicate delivery %s ignored", delivery_id)
+        _count(request, event_name, "duplicate")
         return _answer(200, status="duplicate")
     request.app[ON_ACCEPTED](delivery.thread)
+    _count(request, event_name, "accepted")
     log.info("accepted delivery %s (%s.%s) for %s", delivery_id, event_name, parsed.action, parsed.thread)
     return _answer(202, status="accepted")
 
@@ -98,12 +116,30 @@ async def healthz(request: web.Request) -> web.Response:
     return _answer(200, status="ok", schema=version)
 
 
-def make_app(store: Store, secret: str, on_accepted: Callable[[str], None]) -> web.Application:
-    """The web app. ``on_accepted(thread)`` is told of each new job (it must not block)."""
+async def metrics_page(request: web.Request) -> web.Response:
+    """Prometheus text format; run counts are read from the store now, the rest kept in process."""
+    m = request.app[METRICS]
+    try:
+        await m.refresh_runs(request.app[STORE])
+    except StoreUnavailable as exc:  # no stale numbers: the run series vanish until the store answers
+        log.warning("metrics: store unavailable: %s", exc)
+        m.set_runs({})
+    body, content_type = m.render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def make_app(store: Store, secret: str, on_accepted: Callable[[str], None],
+             metrics: Metrics | None = None) -> web.Application:
+    """The web app. ``on_accepted(thread)`` is told of each new job (it must not block).
+
+    ``metrics`` is shared with the job runner so one ``/metrics`` shows both (default: a new one).
+    """
     app = web.Application(client_max_size=MAX_BODY)
     app[STORE] = store
     app[SECRET] = secret
     app[ON_ACCEPTED] = on_accepted
+    app[METRICS] = metrics if metrics is not None else Metrics()
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
     return app

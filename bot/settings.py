@@ -100,8 +100,9 @@ def _private_key(env: Mapping[str, str]) -> str | None:
             raise SettingsError(f"GITHUB_PRIVATE_KEY_PATH cannot be read ({exc.strerror})") from None
     if not text:
         return None
-    # PaaS dashboards often store a PEM on one line with literal "\n" sequences.
-    text = text.replace("\\n", "\n")
+    # PaaS dashboards often store a PEM on one line with literal "\n" sequences, and `docker run
+    # --env-file` keeps a .env file's quotes: a PEM never starts or ends with a quote.
+    text = text.strip("\"'").replace("\\n", "\n")
     try:
         key = load_pem_private_key(text.encode(), password=None)
     except (ValueError, TypeError):

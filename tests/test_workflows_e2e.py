@@ -400,3 +400,16 @@ async def test_approved_ci_fix_is_pushed_to_the_pull_requests_branch(bot: Any, s
     assert after != before and sandbox.file_content(REPO, "app/fix.py", ref=branch) == "def fix():\n    return 1\n"
     assert [w.kind for w in sandbox.writes if w.kind in ("pull", "ref_update")] == ["ref_update"]
     assert f"Fix pushed as {after}" in body_of(sandbox, 2, "done")
+
+
+async def test_metrics_count_steps_tokens_and_rate_limit(bot: Any, sandbox: Any, team: Team) -> None:
+    rt, client = bot
+    await send(bot, sandbox, "issues", issue_payload(50, ["devops"]))
+    text = await (await client.get("/metrics")).text()
+    steps = re.search(r'triage_lead_step_duration_seconds_count\{kind="implement",workflow="devops-pipeline"\} (\S+)', text)
+    assert steps and float(steps.group(1)) == 1.0
+    for kind in ("output", "cache_write", "cache_read"):  # the stable prefix is cached from the second call on
+        tokens = re.search(rf'triage_lead_model_tokens_total\{{kind="{kind}"\}} (\S+)', text)
+        assert tokens and float(tokens.group(1)) > 0, kind
+    assert re.search(r'triage_lead_github_rate_limit_remaining\{installation="2311213",resource="core"\} \d', text)
+    assert 'triage_lead_webhook_deliveries_total{event="issues",outcome="accepted"} 1.0' in text

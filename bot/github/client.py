@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 import gidgethub
+from gidgethub import sansio
 from gidgethub.aiohttp import GitHubAPI
 
 from bot.github.auth import Token, TokenCache, app_jwt, parse_expiry
@@ -57,6 +58,16 @@ class GitHub(GitHubAPI):
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.pacer = pacer
+        self.on_rate_limit: Callable[..., None] | None = None  # told each response's rate limit (metrics)
+        self.bucket: int | str = "app"  # whose limit: an installation id, or "app" for JWT calls
+
+    async def _request(self, method: str, url: str, headers: Mapping[str, str],
+                       body: bytes = b"") -> tuple[int, Mapping[str, str], bytes]:
+        status, resp_headers, data = await super()._request(method, url, headers, body)
+        if self.on_rate_limit is not None:  # every response, errors and retries included
+            self.on_rate_limit(sansio.RateLimit.from_http(resp_headers), installation=self.bucket,
+                               resource=resp_headers.get("x-ratelimit-resource", "core"))
+        return status, resp_headers, data
 
     async def manage_rate_limit(self, *, method: str, url: str) -> None:
         # Token requests are not content: only writes to repositories are paced.
@@ -93,10 +104,13 @@ class GitHubApp:
         self.max_wait = max_wait
         self.backoff = backoff
         self.tokens = TokenCache(self._fetch_token)
+        self.on_rate_limit: Callable[..., None] | None = None  # set by the runtime: Metrics.rate_limit
 
-    def _client(self, **auth: Any) -> GitHub:
-        return GitHub(self.session, base_url=self.settings.github_api_url, max_wait=self.max_wait,
-                      backoff=self.backoff, **auth)
+    def _client(self, bucket: int | str = "app", **auth: Any) -> GitHub:
+        gh = GitHub(self.session, base_url=self.settings.github_api_url, max_wait=self.max_wait,
+                    backoff=self.backoff, **auth)
+        gh.on_rate_limit, gh.bucket = self.on_rate_limit, bucket
+        return gh
 
     def app_client(self) -> GitHub:
         """Authenticated as the App (JWT): installation tokens, hook deliveries, manifests."""
@@ -117,7 +131,7 @@ class GitHubApp:
         """A client acting as the installation; its token comes from the cache, its writes are paced."""
         pacer = self.pacers.setdefault(installation_id, WritePacer(
             per_minute=self.settings.writes_per_minute, spacing=self.settings.write_spacing))
-        return self._client(oauth_token=await self.tokens.get(installation_id), pacer=pacer)
+        return self._client(installation_id, oauth_token=await self.tokens.get(installation_id), pacer=pacer)
 
     async def bot_login(self) -> str:
         """The App's bot account login ("<slug>[bot]"), to recognise the bot's own comments."""

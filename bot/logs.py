@@ -1,0 +1,99 @@
+"""Logging set-up: one JSON object per line for log collectors, plain text for a person at a terminal.
+
+A job binds its delivery and run ids once (:func:`log_context`) and every line logged while it runs,
+in any module and in tasks it starts, carries them: ``contextvars`` follow asyncio tasks. A traceback
+is one field of its line, so a collector never splits one failure into many records.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import logging
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import IO
+
+CONTEXT_FIELDS = ("delivery_id", "run_id")
+_context: ContextVar[Mapping[str, str]] = ContextVar("triage_lead_log_context", default=MappingProxyType({}))
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Bind fields (``delivery_id``, ``run_id``, ...) to every log line until the block ends; None unbinds nothing."""
+    merged = dict(_context.get())
+    merged.update({k: str(v) for k, v in fields.items() if v is not None})
+    token = _context.set(MappingProxyType(merged))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def bound() -> Mapping[str, str]:
+    """The fields bound in the current context."""
+    return _context.get()
+
+
+def _fields(record: logging.LogRecord) -> dict[str, str]:
+    """Bound fields, overridden by the same names passed with ``extra=``."""
+    out = dict(_context.get())
+    for name in CONTEXT_FIELDS:
+        value = getattr(record, name, None)
+        if value is not None:
+            out[name] = str(value)
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    """time, level, logger, message, bound fields, and ``exception`` as one string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+                    .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(_fields(record))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return _json.dumps(line, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """The usual one-line text, with bound fields appended in brackets."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        fields = _fields(record)
+        return f"{text} [{' '.join(f'{k}={v}' for k, v in fields.items())}]" if fields else text
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler this module installed, so a second set-up replaces it instead of doubling lines."""
+
+
+def setup_logging(level: str | int = "INFO", *, json: bool | None = None, stream: IO[str] | None = None) -> None:
+    """Send the root logger to ``stream`` (stderr): JSON lines unless it is a terminal (``json`` forces either)."""
+    stream = stream if stream is not None else sys.stderr
+    if json is None:
+        json = not (hasattr(stream, "isatty") and stream.isatty())
+    if isinstance(level, str):
+        level = getattr(logging, level.upper(), logging.INFO)
+    handler = _Handler(stream)
+    handler.setFormatter(JsonFormatter() if json else TextFormatter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

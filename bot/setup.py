@@ -1,0 +1,368 @@
+"""``python -m bot setup``: register the GitHub App from ``app.yml`` and write its credentials to ``.env``.
+
+GitHub's App-manifest flow: a local page POSTs the manifest to GitHub, the person names and creates the
+App there, GitHub sends the browser back here with a one-time code, and the code is exchanged
+(unauthenticated) for the App's id, webhook secret and private key. Those go to ``.env`` (mode 0600)
+and nowhere else: not to the terminal, not to a log, not to a page.
+
+The ``.env`` format read and written here is the common subset of systemd's ``EnvironmentFile=``,
+docker compose's ``env_file`` and a shell's ``set -a; . ./.env``: ``KEY=value`` lines, ``#`` comments,
+double quotes for values with spaces. The private key is one line with ``\\n`` escapes, which
+``bot/settings.py`` turns back into a PEM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import json
+import os
+import re
+import secrets
+import webbrowser
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import aiohttp
+import gidgethub
+import yaml
+from aiohttp import web
+from gidgethub.aiohttp import GitHubAPI
+
+from bot.settings import SettingsError
+
+MANIFEST_KEYS = ("name", "url", "hook_attributes", "redirect_url", "public", "default_events",
+                 "default_permissions", "description")
+ENV_KEYS = ("GITHUB_APP_ID", "GITHUB_WEBHOOK_SECRET", "GITHUB_PRIVATE_KEY")
+PLACEHOLDER_HOSTS = frozenset({"example.com", "example.org", "example.net"})
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ESCAPED_IN_QUOTES = '"\\$`'  # what a backslash escapes inside double quotes (systemd and POSIX shells agree)
+
+
+class SetupError(Exception):
+    """The set-up cannot go on; the message says what to do and never holds a secret."""
+
+
+# ---- .env -----------------------------------------------------------------------------------------
+
+def _parse_value(raw: str, where: str) -> str:
+    raw = raw.strip()
+    if raw[:1] == "'":
+        end = raw.find("'", 1)
+        if end < 0:
+            raise SettingsError(f"{where}: unterminated single quote")
+        value, rest = raw[1:end], raw[end + 1:]
+    elif raw[:1] == '"':
+        out: list[str] = []
+        i = 1
+        while i < len(raw) and raw[i] != '"':
+            if raw[i] == "\\" and i + 1 < len(raw):
+                nxt = raw[i + 1]
+                out.append(nxt if nxt in _ESCAPED_IN_QUOTES else "\\" + nxt)  # "\n" stays two characters
+                i += 2
+                continue
+            out.append(raw[i])
+            i += 1
+        if i >= len(raw):
+            raise SettingsError(f"{where}: unterminated double quote")
+        value, rest = "".join(out), raw[i + 1:]
+    else:
+        return raw
+    if rest.strip() and not rest.strip().startswith("#"):
+        raise SettingsError(f"{where}: text after the closing quote")
+    return value
+
+
+def _assignments(text: str, path: Path) -> list[tuple[int, str, str]]:
+    """(line index, key, value) of each assignment; a malformed line is named by number, never shown."""
+    found = []
+    for index, line in enumerate(text.splitlines()):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export "):].lstrip()
+        key, eq, raw = stripped.partition("=")
+        key = key.strip()
+        if not eq or not _KEY.fullmatch(key):
+            raise SettingsError(f"{path}:{index + 1}: not a KEY=value line")
+        found.append((index, key, _parse_value(raw, f"{path}:{index + 1} ({key})")))
+    return found
+
+
+def load_dotenv(path: Path) -> dict[str, str]:
+    """The variables a ``.env`` file sets ({} when there is none); merge it *under* the real environment."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise SettingsError(f"{path} cannot be read ({exc.strerror})") from None
+    return {key: value for _, key, value in _assignments(text, path)}
+
+
+def _env_line(key: str, value: str) -> str:
+    """``KEY="value"``, refusing characters whose meaning differs between .env readers."""
+    check = value.replace("\\n", "") if key == "GITHUB_PRIVATE_KEY" else value
+    if any(c in check for c in '"\\$`\n\r'):
+        raise SetupError(f"GitHub returned a {key} with characters a .env file cannot hold safely")
+    return f'{key}="{value}"' if value and not value.isdigit() else f"{key}={value}"
+
+
+def check_env(path: Path, *, force: bool) -> None:
+    """Fail before anything is registered if the credentials could not be saved."""
+    if not path.parent.is_dir():
+        raise SetupError(f"{path.parent} is not a folder")
+    taken = sorted(set(ENV_KEYS) & set(load_dotenv(path)))
+    if taken and not force:
+        raise SetupError(f"{path} already sets {', '.join(taken)}; pass --force to replace them")
+
+
+def write_env(path: Path, values: Mapping[str, str], *, force: bool) -> None:
+    """Set ``values`` in the file, keeping its other lines; atomic, and the file ends up mode 0600."""
+    check_env(path, force=force)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    new = {key: _env_line(key, value) for key, value in values.items()}
+    for index, key, _ in reversed(_assignments("\n".join(lines), path)):
+        if key in new:
+            del lines[index]
+    lines += new.values()
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask can only remove bits; this makes it exactly 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# ---- the manifest ------------------------------------------------------------------------------
+
+def default_manifest() -> Path:
+    """``app.yml`` in the working folder, else the one beside the package (a clone or editable install)."""
+    here = Path("app.yml")
+    return here if here.exists() else Path(__file__).resolve().parent.parent / "app.yml"
+
+
+def github_web_url(api_url: str) -> str:
+    """github.com for api.github.com; ``https://HOST`` for GitHub Enterprise Server's ``https://HOST/api/v3``."""
+    parsed = urlparse(api_url.rstrip("/"))
+    if parsed.netloc == "api.github.com":
+        return "https://github.com"
+    return f"{parsed.scheme}://{parsed.netloc}{parsed.path.removesuffix('/api/v3')}"
+
+
+def build_manifest(app_yml: Mapping[str, Any], *, redirect_url: str, webhook_url: str | None = None,
+                   name: str | None = None) -> dict[str, Any]:
+    """The JSON manifest GitHub takes, from ``app.yml``.
+
+    A webhook URL still on a placeholder host is registered inactive, so GitHub does not send a
+    repository's events to someone else's server before the real URL is set.
+    """
+    manifest = {k: app_yml[k] for k in MANIFEST_KEYS if k in app_yml}
+    hook = dict(manifest.get("hook_attributes") or {})
+    if webhook_url:
+        hook.update(url=webhook_url, active=True)
+    if urlparse(str(hook.get("url", ""))).hostname in PLACEHOLDER_HOSTS | {None}:
+        hook.update(url=hook.get("url") or "https://example.com/webhook", active=False)
+    manifest["hook_attributes"] = hook
+    manifest["redirect_url"] = redirect_url
+    if name:
+        manifest["name"] = name
+    return manifest
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SetupError(f"cannot read {path} ({exc.strerror}); pass --manifest") from None
+    except yaml.YAMLError as exc:
+        raise SetupError(f"{path} is not YAML: {exc}") from None
+    if not isinstance(data, dict) or not data.get("name") or not data.get("url"):
+        raise SetupError(f"{path} is not a GitHub App manifest (it needs at least name and url)")
+    return data
+
+
+# ---- the local pages --------------------------------------------------------------------------
+
+@dataclass
+class Flow:
+    """One set-up session: what to send GitHub, where to save the answer, and the nonce tying them."""
+
+    app_yml: Mapping[str, Any]
+    github_url: str
+    api_url: str
+    env_path: Path
+    base_url: str = "http://127.0.0.1:3000"
+    org: str | None = None
+    force: bool = False
+    webhook_url: str | None = None
+    name: str | None = None
+    state: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    result: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return build_manifest(self.app_yml, redirect_url=f"{self.base_url}/setup/done",
+                              webhook_url=self.webhook_url, name=self.name)
+
+    @property
+    def new_app_url(self) -> str:
+        where = f"/organizations/{quote(self.org, safe='')}" if self.org else ""
+        return f"{self.github_url.rstrip('/')}{where}/settings/apps/new?state={self.state}"
+
+
+FLOW = web.AppKey("flow", Flow)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}  # the code must not leak as a Referer
+
+
+def _page(status: int, title: str, body: str) -> web.Response:
+    text = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body style='font-family:sans-serif;max-width:40em;margin:3em auto'><h1>{html.escape(title)}</h1>"
+            f"{body}</body></html>")
+    return web.Response(status=status, text=text, content_type="text/html", headers=_HEADERS)
+
+
+async def start_page(request: web.Request) -> web.Response:
+    """An auto-submitting form that POSTs the manifest to GitHub's new-App page."""
+    flow = request.app[FLOW]
+    manifest = html.escape(json.dumps(flow.manifest), quote=True)
+    return _page(200, "Register triage-lead on GitHub", (
+        f"<form id='manifest' method='post' action='{html.escape(flow.new_app_url, quote=True)}'>"
+        f"<input type='hidden' name='manifest' value=\"{manifest}\">"
+        "<p>Sending you to GitHub to create the App…</p><button type='submit'>Create the GitHub App</button></form>"
+        "<script>document.getElementById('manifest').submit()</script>"))
+
+
+async def _convert(session: aiohttp.ClientSession, api_url: str, code: str) -> dict[str, Any]:
+    gh = GitHubAPI(session, "triage-lead-setup", base_url=api_url)
+    data = await gh.post("/app-manifests/{code}/conversions", url_vars={"code": code}, data=b"")
+    if not isinstance(data, dict) or not isinstance(data.get("id"), int) or not isinstance(data.get("pem"), str):
+        raise SetupError("GitHub's answer to the code exchange has no App id or private key")
+    return data
+
+
+async def done_page(request: web.Request) -> web.Response:
+    """GitHub's redirect back: check the nonce, exchange the code, save the credentials, finish."""
+    flow = request.app[FLOW]
+    again = f"<p><a href='{html.escape(flow.base_url)}/'>Start again</a>.</p>"
+    state, code = request.query.get("state", ""), request.query.get("code", "")
+    if not hmac.compare_digest(state.encode(), flow.state.encode()):
+        return _page(400, "This is not the set-up you started",
+                     "<p>The <code>state</code> does not match this set-up session, so nothing was saved.</p>" + again)
+    if not code:
+        return _page(400, "No code from GitHub", "<p>GitHub did not send a code back.</p>" + again)
+    async with flow.lock:
+        if flow.result.done():
+            return _page(200, "Already done", "<p>The App's credentials are saved. You can close this tab.</p>")
+        try:
+            app = await _convert(request.app[SESSION], flow.api_url, code)
+        except gidgethub.BadRequest as exc:
+            return _page(400, "GitHub did not accept the code", (
+                f"<p>GitHub answered {html.escape(str(exc.status_code))} ({html.escape(str(exc))}). A code works "
+                "once and expires after an hour.</p>" + again))
+        except (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError, SetupError) as exc:
+            return _page(502, "Could not exchange the code", f"<p>{html.escape(str(exc) or type(exc).__name__)}</p>" + again)
+        values = {"GITHUB_APP_ID": str(app["id"]), "GITHUB_PRIVATE_KEY": app["pem"].strip().replace("\r\n", "\n")
+                  .replace("\n", "\\n")}
+        if isinstance(app.get("webhook_secret"), str) and app["webhook_secret"]:
+            values["GITHUB_WEBHOOK_SECRET"] = app["webhook_secret"]
+        try:
+            write_env(flow.env_path, values, force=flow.force)
+        except (OSError, SetupError, SettingsError) as exc:
+            manage = str(app.get("html_url") or "")
+            flow.result.set_exception(SetupError(f"the App was created ({manage}) but {flow.env_path} could not be "
+                                                 f"written: {exc}; on its settings page generate a new private key "
+                                                 "and set a webhook secret"))
+            return _page(500, "The App was created, but its credentials could not be saved", (
+                f"<p>{html.escape(str(exc))}</p><p>Generate a new private key and set a webhook secret on the "
+                "App's settings page: "
+                f"<a href='{html.escape(manage)}'>{html.escape(manage)}</a>.</p>"))
+        flow.result.set_result({k: app.get(k) for k in ("id", "slug", "name", "html_url", "owner")}
+                               | {"keys": sorted(values)})
+    return _page(200, "Done", "<p>The App is registered and its credentials are saved. You can close this tab; "
+                              "the terminal shows the next steps.</p>")
+
+
+@web.middleware
+async def _local_only(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Answer only to this machine's own names: a DNS-rebinding page must not read the state nonce."""
+    port = urlparse(request.app[FLOW].base_url).port
+    if request.host not in {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}:
+        return web.Response(status=421, text="misdirected request")
+    return await handler(request)
+
+
+def make_setup_app(flow: Flow) -> web.Application:
+    """The local set-up site: ``/`` sends the manifest to GitHub, ``/setup/done`` takes the code back."""
+    app = web.Application(middlewares=[_local_only])
+    app[FLOW] = flow
+
+    async def session(app: web.Application) -> Any:
+        app[SESSION] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        yield
+        await app[SESSION].close()
+
+    app.cleanup_ctx.append(session)
+    app.router.add_get("/", start_page)
+    app.router.add_get("/setup/done", done_page)
+    return app
+
+
+def next_steps(app: Mapping[str, Any], flow: Flow) -> list[str]:
+    """What to print once the credentials are saved (no secret among them)."""
+    html_url = str(app.get("html_url") or "")
+    owner = app.get("owner") if isinstance(app.get("owner"), dict) else {}
+    org_path = f"/organizations/{owner.get('login')}" if owner.get("type") == "Organization" else ""
+    settings_url = f"{flow.github_url.rstrip('/')}{org_path}/settings/apps/{app.get('slug')}"
+    steps = [f"Install it on a repository: {html_url}/installations/new"]
+    if not flow.manifest["hook_attributes"].get("active"):
+        steps.append(f"Set its webhook URL to https://<your host>/webhook and tick Active: {settings_url}")
+    if "GITHUB_WEBHOOK_SECRET" not in app["keys"]:
+        steps.append(f"GitHub sent no webhook secret: choose one at {settings_url} and add GITHUB_WEBHOOK_SECRET "
+                     f"to {flow.env_path}")
+    default_env = flow.env_path.resolve() == Path(".env").resolve()
+    steps.append("Run the bot: python -m bot " + ("" if default_env else f"--env-file {flow.env_path} ") + "serve")
+    return [f"Registered the GitHub App {app.get('name')!r} (id {app.get('id')}): {html_url}",
+            f"Wrote {', '.join(app['keys'])} to {flow.env_path} (mode 0600).", "Next:",
+            *(f"  {n}. {step}" for n, step in enumerate(steps, 1))]
+
+
+async def run_setup(*, github_url: str = "https://github.com", api_url: str, port: int, env_path: Path,
+                    manifest_path: Path, open_browser: bool, org: str | None = None, force: bool = False,
+                    webhook_url: str | None = None, name: str | None = None, host: str = "127.0.0.1",
+                    out: Callable[[str], None] = print) -> Path:
+    """Serve the set-up page on ``host:port`` until GitHub's redirect brings a code; returns the .env path."""
+    if webhook_url and urlparse(webhook_url).scheme not in ("https", "http"):
+        raise SetupError("--webhook-url must start with https://")
+    app_yml = read_manifest(manifest_path)
+    check_env(env_path, force=force)
+    flow = Flow(app_yml=app_yml, github_url=github_url, api_url=api_url, env_path=env_path, org=org, force=force,
+                webhook_url=webhook_url, name=name)
+    runner = web.AppRunner(make_setup_app(flow), access_log=None)  # the redirect's URL carries the code
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        flow.base_url = f"http://{host}:{runner.addresses[0][1]}"
+        out(f"Open {flow.base_url}/ in a browser to register the GitHub App on {github_url} "
+            f"(waiting for GitHub to send you back; Ctrl-C stops).")
+        if open_browser:
+            await asyncio.get_running_loop().run_in_executor(None, webbrowser.open, f"{flow.base_url}/")
+        app = await flow.result
+    finally:
+        await runner.cleanup()
+    for line in next_steps(app, flow):
+        out(line)
+    return env_path

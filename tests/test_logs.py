@@ -1,0 +1,77 @@
+"""Log lines: JSON with the job's ids bound, a traceback as one field, plain text at a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from bot.logs import bound, log_context, setup_logging
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def restore_root() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+async def test_json_line_carries_the_bound_delivery_id(restore_root: None) -> None:
+    out = io.StringIO()  # not a terminal: JSON by default
+    setup_logging("INFO", stream=out)
+    log = logging.getLogger("bot.jobs")
+    with log_context(delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958"):
+        log.info("job %s started", 7)
+
+        async def step() -> None:  # a task started inside the block inherits the binding
+            with log_context(run_id="run-1"):
+                logging.getLogger("bot.executor").warning("step done")
+
+        await asyncio.create_task(step())
+    log.debug("not shown at INFO")
+    log.info("after the job")
+    first, second, third = lines(out)
+    assert first["message"] == "job 7 started" and first["level"] == "INFO" and first["logger"] == "bot.jobs"
+    assert first["delivery_id"] == "72d3162e-cc78-11e3-81ab-4c9367dc0958" and "run_id" not in first
+    assert str(first["time"]).endswith("Z") and "T" in str(first["time"])
+    assert second["delivery_id"] == first["delivery_id"] and second["run_id"] == "run-1"
+    assert "delivery_id" not in third and dict(bound()) == {}
+
+
+def test_a_traceback_is_one_field(restore_root: None) -> None:
+    out = io.StringIO()
+    setup_logging("INFO", json=True, stream=out)
+    try:
+        {}["missing"]
+    except KeyError:
+        logging.getLogger("bot.jobs").exception("job failed")
+    text = out.getvalue()
+    assert text.count("\n") == 1  # one record, one line
+    (record,) = lines(out)
+    assert record["message"] == "job failed" and record["level"] == "ERROR"
+    assert "Traceback" in str(record["exception"]) and "KeyError: 'missing'" in str(record["exception"])
+
+
+def test_plain_text_at_a_terminal_and_set_up_twice_is_one_handler(restore_root: None) -> None:
+    out = Tty()
+    setup_logging("warning", stream=out)
+    setup_logging("WARNING", stream=out)  # a second call replaces, it does not double
+    with log_context(delivery_id="d-1", run_id=None):
+        logging.getLogger("bot").warning("careful")
+    (line,) = out.getvalue().splitlines()
+    assert line.endswith("WARNING bot: careful [delivery_id=d-1]") and not line.startswith("{")
