@@ -1,6 +1,7 @@
 """Load and validate the agents, workflows and triage data in ``workflows/`` (see its README.md). No network."""
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
@@ -11,7 +12,15 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "workflows"
+def _default_root() -> Path:
+    """workflows/ beside the package (a checkout, an editable install), else where a wheel installs it."""
+    beside = Path(__file__).resolve().parent.parent / "workflows"
+    if beside.is_dir():
+        return beside
+    return Path(sys.prefix) / "share" / "triage-lead" / "workflows"
+
+
+DEFAULT_ROOT = _default_root()
 MODELS = ("opus", "sonnet", "haiku")
 TOOLS = ("read_file", "list_directory", "search_code", "get_issue", "get_pull_request",
          "get_pull_files", "get_check_output", "get_job_log", "list_commits", "find_related_issues")
