@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot import settings as settings_mod
 from bot.logs import setup_logging
@@ -112,16 +113,24 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_payload(path: Path) -> Any:
+    """The JSON payload in ``path``, or a sentence saying why it cannot be read."""
+    try:
+        payload = json.loads(path.read_text())
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    except ValueError as exc:
+        return f"{path} is not JSON: {exc}"
+    return payload if isinstance(payload, dict) else f"{path} does not hold a JSON object"
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from bot.replay import event_name_for, replay, transcript
 
     path = Path(args.payload)
-    try:
-        payload = json.loads(path.read_text())
-    except OSError as exc:
-        return _fail(f"cannot read {path}: {exc.strerror}")
-    except ValueError as exc:
-        return _fail(f"{path} is not JSON: {exc}")
+    payload = _read_payload(path)
+    if isinstance(payload, str):
+        return _fail(payload)
     try:
         settings = settings_mod.load(require_app=False)
     except SettingsError as exc:
@@ -155,12 +164,9 @@ def cmd_triage(args: argparse.Namespace) -> int:
     from bot.replay import event_name_for
 
     path = Path(args.payload)
-    try:
-        payload = json.loads(path.read_text())
-    except OSError as exc:
-        return _fail(f"cannot read {path}: {exc.strerror}")
-    except ValueError as exc:
-        return _fail(f"{path} is not JSON: {exc}")
+    payload = _read_payload(path)
+    if isinstance(payload, str):
+        return _fail(payload)
     event = events.parse(args.event or event_name_for(path), payload, "triage-cli")
     if isinstance(event, (events.Ignored, events.Malformed)):
         print(json.dumps({"workflow": None, "reason": event.reason, "confidence": 0.0, "labels_used": []}, indent=2))

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,8 +15,8 @@ import aiohttp
 from bot.markers import markers_in
 from bot.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
-from tests.conftest import APP_ID, ROOT, SECRET, load_fixture, post_webhook, webhook_headers
-from tests.test_serve import free_port
+from tests.conftest import load_fixture, post_webhook, webhook_headers
+from tests.test_serve import free_port, serve_env, start_serve
 from tests.test_workflows_e2e import REPO, Team, comment_payload, issue_payload, posts
 
 
@@ -55,22 +52,6 @@ async def test_a_run_waiting_for_approve_survives_a_restart(settings: Any, sandb
         await fake.close()
 
 
-async def _start_serve(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    started = time.monotonic()
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                    if r.status == 200:
-                        return proc
-            except aiohttp.ClientConnectionError:
-                pass
-            assert time.monotonic() - started < 30, "serve did not come up"
-            await asyncio.sleep(0.05)
-
-
 async def test_sigkill_mid_step_then_restart_completes_with_one_comment_per_step(
         sandbox: Any, app_keys: tuple[str, str], tmp_path: Path) -> None:
     fake = FakeAnthropic(api_key="sk-ant-test-key")
@@ -79,11 +60,8 @@ async def test_sigkill_mid_step_then_restart_completes_with_one_comment_per_step
     team.delay = {"IMPLEMENTATION": 1.5}  # the process is killed while this step's model call is out
     sandbox.seed_from_payload(load_fixture("issues.opened.json"))
     port = free_port()
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "GITHUB_APP_ID": str(APP_ID),
-           "GITHUB_PRIVATE_KEY": app_keys[0], "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": sandbox.url,
-           "ANTHROPIC_API_KEY": "sk-ant-test-key", "ANTHROPIC_BASE_URL": fake.url,
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.sqlite3'}", "PORT": str(port), "TRIAGE_LEAD_WRITE_SPACING": "0"}
-    proc = await _start_serve(env, port)
+    env = serve_env(sandbox, app_keys, tmp_path, port, ANTHROPIC_API_KEY="sk-ant-test-key", ANTHROPIC_BASE_URL=fake.url)
+    proc = await start_serve(env, port)
     try:
         payload = issue_payload(61, ["devops"])
         sandbox.seed_from_payload(payload)
@@ -99,7 +77,7 @@ async def test_sigkill_mid_step_then_restart_completes_with_one_comment_per_step
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
         assert "approval" not in posts(sandbox, 61)  # it really died mid-run
-        proc = await _start_serve(env, port)  # start-up recovers the job and resumes at the step
+        proc = await start_serve(env, port)  # start-up recovers the job and resumes at the step
         for _ in range(300):
             if "approval" in posts(sandbox, 61):
                 break

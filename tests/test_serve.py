@@ -23,26 +23,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve_env(sandbox: Any, app_keys: tuple[str, str], tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment a deployment gives ``python -m bot serve``, pointed at the sandbox."""
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "GITHUB_APP_ID": str(APP_ID),
+            "GITHUB_PRIVATE_KEY": app_keys[0], "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": sandbox.url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", "PORT": str(port),
+            "TRIAGE_LEAD_WRITE_SPACING": "0", **extra}
+
+
+async def start_serve(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
+    """``python -m bot serve`` in a subprocess, once ``/healthz`` answers 200."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status == 200:
+                        return proc
+            except aiohttp.ClientConnectionError:
+                pass
+            assert time.monotonic() - started < 30, "serve did not come up"
+            await asyncio.sleep(0.05)
+
+
 async def test_serve_answers_and_works_then_stops_on_sigterm(sandbox: Any, app_keys: tuple[str, str], tmp_path: Path) -> None:
     port = free_port()
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "GITHUB_APP_ID": str(APP_ID),
-           "GITHUB_PRIVATE_KEY": app_keys[0], "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": sandbox.url,
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", "PORT": str(port),
-           "TRIAGE_LEAD_WRITE_SPACING": "0"}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await start_serve(serve_env(sandbox, app_keys, tmp_path, port), port)
     try:
-        started = time.monotonic()
         async with aiohttp.ClientSession() as http:
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                assert time.monotonic() - started < 30, "serve did not come up"
-                await asyncio.sleep(0.1)
             payload = load_fixture("issues.opened.json")
             sandbox.seed_from_payload(payload)
             body = json.dumps(payload).encode()
