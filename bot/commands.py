@@ -13,7 +13,7 @@ from dataclasses import dataclass
 KNOWN = ("approve", "escalate", "status", "retry", "cancel", "help")
 NEEDS_WRITE = frozenset({"approve", "escalate", "retry", "cancel"})
 _LINE = re.compile(r"^/([A-Za-z][A-Za-z-]{0,30})(?:[ \t]+(.*))?$")
-_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,27 @@ class Parsed:
 
 
 def _command_lines(body: str) -> list[str]:
-    lines, fenced = [], False
+    """Lines GitHub renders as plain text: not in a code block, not in a quote (lazy lines included)."""
+    lines: list[str] = []
+    fence: str | None = None  # the opening fence; only the same character, at least as long, closes it
+    quoted = False
     for raw in body.replace("\r\n", "\n").split("\n"):
-        if _FENCE.match(raw):
-            fenced = not fenced
+        m = _FENCE.match(raw)
+        if fence is not None:
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not raw[m.end():].strip():
+                fence = None
             continue
-        if fenced or raw.startswith(("    ", "\t")) or raw.lstrip().startswith(">"):
+        if m:
+            fence, quoted = m.group(1), False
             continue
+        if raw.lstrip().startswith(">"):
+            quoted = True
+            continue
+        if not raw.strip():
+            quoted = False
+            continue
+        if quoted or raw.startswith(("    ", "\t")):
+            continue  # a quote's lazy continuation line, or indented code
         lines.append(raw.strip())
     return lines
 

@@ -7,6 +7,7 @@ does not have its shape is a :class:`Malformed`, so the server can answer 400 an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -167,13 +168,24 @@ def parse(event: str, payload: Any, delivery_id: str) -> Event | Ignored | Malfo
         return Malformed(f"{event}.{action}: {exc}")
 
 
+_FULL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+
+
+def _repo(p: Mapping[str, Any]) -> str:
+    """``owner/name`` as GitHub spells repositories; anything else names no repository."""
+    name = _get(p, "repository.full_name", str)
+    if not _FULL_NAME.fullmatch(name) or name.endswith("/.") or name.endswith("/.."):
+        raise _Shape("repository.full_name is not owner/name")
+    return name
+
+
 def _base(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> dict[str, Any]:
     return {
         "event": event,
         "action": action,
         "delivery_id": delivery_id,
         "installation_id": _get(p, "installation.id", int),
-        "repo": _get(p, "repository.full_name", str),
+        "repo": _repo(p),
         "sender": _actor(p, "sender"),
     }
 

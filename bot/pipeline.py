@@ -185,13 +185,16 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
     if item.action == "synchronize":
         if active is not None and item.head_sha:
             await resume(gh, deps, active, engine.HeadMoved(item.head_sha), item.delivery_id)
+        else:
+            log.info("%s: push with no workflow running; nothing to re-review", item.thread)
         return
     if active is not None:
         log.info("%s already has run %s (%s); %s.%s not started", item.thread, active.id, active.state, item.event, item.action)
         return
     label_map = {k.lower(): v for k, v in (view.catalog.triage.get("labels") or {}).items()}
     if item.action == "labeled" and (item.added_label or "").lower() not in label_map:
-        return  # a label unrelated to workflows
+        log.info("%s: label %r maps to no workflow", item.thread, item.added_label)
+        return
     decision = triage.decide(item, view.catalog, paths=paths, enabled=view.config.workflows)
     if _own_task(item, deps) and decision.workflow == "long-running-project":
         decision = triage.Decision(None, "a project's task cannot itself be a multi-session project", 0.0, ())
@@ -226,6 +229,7 @@ async def _reply(gh: GitHubAPI, deps: Deps, c: events.Comment, key: str, body: s
 async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
     wanted = commands.new_commands(c.body, c.previous_body if c.action == "edited" else None)
     if not wanted:
+        log.info("%s: comment %s holds no new command", c.thread, c.comment_id)
         return
     # Re-read the comment: act only on commands still there, so an edit after the event cannot swap them.
     try:

@@ -203,3 +203,10 @@ async def test_token_request_500_is_retried_then_fails_if_it_persists(client: An
 
 async def test_token_request_persistent_500_fails_the_job(client: Any, runtime: Any, sandbox: Any) -> None:
     assert await _token_answer(client, runtime, sandbox, 500, times=-1) == ("failed", 0)
+
+
+async def test_delivery_id_outside_guid_form_is_refused(client: Any, runtime: Any) -> None:
+    payload = load_fixture("issues.opened.json")
+    resp = await post_webhook(client, "issues", payload, delivery="evil<!--id-->")
+    assert resp.status == 400 and "X-GitHub-Delivery" in (await resp.json())["error"]
+    assert await runtime.store.job_states() == {}
