@@ -14,6 +14,7 @@ KNOWN = ("approve", "escalate", "status", "retry", "cancel", "help")
 NEEDS_WRITE = frozenset({"approve", "escalate", "retry", "cancel"})
 _LINE = re.compile(r"^/([A-Za-z][A-Za-z-]{0,30})(?:[ \t]+(.*))?$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ def _command_lines(body: str) -> list[str]:
     lines: list[str] = []
     fence: str | None = None  # the opening fence; only the same character, at least as long, closes it
     quoted = False
-    for raw in body.replace("\r\n", "\n").split("\n"):
+    # An HTML comment renders as nothing: what it holds is not a command a reader could see.
+    for raw in _HTML_COMMENT.sub("", body.replace("\r\n", "\n")).split("\n"):
         m = _FENCE.match(raw)
         if fence is not None:
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not raw[m.end():].strip():

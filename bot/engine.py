@@ -368,7 +368,8 @@ def _command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
         _approve(run, wf, cmd, actions)
     elif cmd.name == "retry":
         if run.state != ESCALATED:
-            actions.append(Reply("Nothing to retry: no step has failed."))
+            actions.append(Reply("No step has failed, so there is nothing to retry; the workflow carries on "
+                                 "from where it is."))
             return
         _resolve(run, wf, "retry", cmd, actions)
 

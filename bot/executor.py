@@ -220,7 +220,8 @@ class Executor:
     async def _comment(self, state: RunState, mark: str, body: str) -> Posted:
         await self._count(state, "comments", mark)
         repo, number = self._where(state)
-        return await upsert_comment(self.gh, self.store, repo=repo, number=number, mark=mark, body=body)
+        return await upsert_comment(self.gh, self.store, repo=repo, number=number, mark=mark, body=body,
+                                    bot_login=self.bot_login)
 
     async def _status(self, state: RunState) -> None:
         wf = self._wf(state)
@@ -324,7 +325,7 @@ class Executor:
             mark = marker("debt", digest(repo, title.lower().strip()))
             await self._count(state, "issues", mark)
             posted, created = await create_issue_once(self.gh, self.store, repo=repo, mark=mark, title=title,
-                                                      body=body, labels=["tech-debt"])
+                                                      body=body, labels=["tech-debt"], bot_login=self.bot_login)
             ref = f"#{posted.number}"
             if ref not in filed:
                 filed.append(ref)
@@ -344,7 +345,8 @@ class Executor:
             labels = [str(x) for x in task.get("labels") or []][:5]
             await self._count(state, "issues", marker("task", digest(repo, str(number), title)))
             posted, _ = await create_issue_once(self.gh, self.store, repo=repo, labels=labels, title=title, body=body,
-                                                mark=marker("task", digest(repo, str(number), title)))
+                                                mark=marker("task", digest(repo, str(number), title)),
+                                                bot_login=self.bot_login)
             if f"#{posted.number}" not in filed:
                 filed.append(f"#{posted.number}")
 

@@ -98,6 +98,9 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
     budget = Budget(run_tokens=cfg.run_tokens or deps.settings.run_token_budget,
                     day_tokens=cfg.day_tokens or deps.settings.day_token_budget, run_used=used, day_used=day)
     secrets = tuple(s for s in (deps.settings.webhook_secret, deps.settings.anthropic_api_key) if s)
+    if deps.settings.private_key:  # the App's key, and each of its lines (a model may echo a fragment)
+        secrets += (deps.settings.private_key.strip(),) + tuple(
+            line for line in deps.settings.private_key.splitlines() if len(line) >= 40)
     agents = AgentRuntime(gh=gh, anthropic=deps.anthropic, models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
                           budget=budget, concurrency=deps.model_slots, secrets=secrets, **deps.agent_options)
     return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
@@ -149,7 +152,8 @@ async def _report_config(gh: GitHubAPI, deps: Deps, repo: str, view: RepoView) -
     body = ("triage-lead could not use its configuration, so it is running on its defaults until the file is "
             "fixed:\n\n" + "\n".join(f"- `{e}`" for e in view.errors))
     await create_issue_once(gh, deps.store, repo=repo, mark=marker("config-error", view.config_digest),
-                            title="triage-lead: the configuration file is invalid", body=body, labels=[])
+                            title="triage-lead: the configuration file is invalid", body=body, labels=[],
+                            bot_login=deps.bot_login)
 
 
 async def _check_config_change(gh: GitHubAPI, deps: Deps, item: events.WorkItem, paths: list[str],
@@ -201,7 +205,8 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
     if decision.workflow is None:
         if item.action in ("opened", "reopened", "ready_for_review") and not view.config.dry_run:
             await upsert_comment(gh, deps.store, repo=item.repo, number=item.number, mark=marker("ask-label", item.thread),
-                                 body=render.ask_for_label(decision.reason, view.catalog.triage.get("labels") or {}))
+                                 body=render.ask_for_label(decision.reason, view.catalog.triage.get("labels") or {}),
+                                 bot_login=deps.bot_login)
         return
     await start_run(gh, deps, run_id=item.delivery_id, repo=item.repo, number=item.number,
                     installation_id=item.installation_id, decision=decision,
@@ -223,7 +228,7 @@ async def role_of(gh: GitHubAPI, repo: str, login: str) -> str:
 
 async def _reply(gh: GitHubAPI, deps: Deps, c: events.Comment, key: str, body: str) -> None:
     await upsert_comment(gh, deps.store, repo=c.repo, number=c.number,
-                         mark=marker("reply", c.comment_id, digest(key)), body=body)
+                         mark=marker("reply", c.comment_id, digest(key)), body=body, bot_login=deps.bot_login)
 
 
 async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
@@ -339,10 +344,11 @@ async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
     signature = f"{f.name}: {normalise(first)}"
     title, body = render.ci_failure_issue(f.name, signature, first, f.head_sha, f.details_url)
     issue, created = await create_issue_once(gh, deps.store, repo=f.repo, mark=marker("ci", digest(f.repo, signature)),
-                                             title=title, body=body, labels=["ci-failure"])
+                                             title=title, body=body, labels=["ci-failure"], bot_login=deps.bot_login)
     if not created:
         await upsert_comment(gh, deps.store, repo=f.repo, number=int(issue.number or 0),
-                             mark=marker("ci-repeat", f.delivery_id), body=render.ci_repeat(f.name, f.head_sha, f.details_url))
+                             mark=marker("ci-repeat", f.delivery_id), body=render.ci_repeat(f.name, f.head_sha, f.details_url),
+                             bot_login=deps.bot_login)
         return
     ctx = {"repo": f.repo, "number": issue.number, "is_pull_request": False, "head_sha": f.head_sha, "head_ref": None,
            "head_repo": None, "default_branch": default, "title": title, "body": body, "ci": ci}

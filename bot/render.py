@@ -7,9 +7,11 @@ redacted) by the agent runtime; everything here is still clipped to GitHub's com
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from bot.agents.sanitize import clean_for_github
 from bot.catalog import Workflow
 from bot.engine import TRIGGERS, Run
 
@@ -92,7 +94,7 @@ def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], l
         link = f" — [output]({links[step.id]})" if step.id in links else ""
         rows.append(f"- {ICONS.get(st.status, '⬜')} **{step.title}** ({agent}){extra}{link}")
     at_work = ", ".join(f"`{run.steps[s].agent}` on {wf.step(s).title}" for s in run.running()) or "nobody"
-    parts = [f"### triage-lead · {wf.title} (`{wf.name}`)", "", f"> {announce}", "",
+    parts = [f"### triage-lead · {wf.title} (`{wf.name}`)", "", f"> {clean_for_github(announce)}", "",
              f"**State:** {STATE_LINE.get(run.state, run.state)} · **At work:** {at_work} · "
              f"**Review rejections:** {run.rejections}/{wf.max_rejections}", "",
              *([f"> ⚠️ Stopped: {note}.", ""] if note else []),
@@ -260,17 +262,27 @@ def unknown_command(name: str) -> str:
     return f"`/{name}` isn't a command I know. {HELP_HINT}"
 
 
+def _block(text: str) -> str:
+    """``text`` as a code block no line of it can close (a fence longer than any run of backticks in it)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
 def ci_failure_issue(name: str, signature: str, first_error: str, sha: str, url: str | None) -> tuple[str, str]:
+    """Check names and log lines are untrusted (a fork's workflow chooses them): defused and shown as code."""
+    name, first_error, signature = (clean_for_github(x) for x in (name, first_error, signature))
     title = clip(f"CI failure: {name}: {first_error}", 200)
     body = "\n".join([f"The check **{name}** failed on the default branch at `{sha[:12]}`.", "",
-                      "First error:", "```", first_error, "```", "", f"Details: {url}" if url else "",
-                      "", f"Failure signature: `{signature}`. A repeat of the same failure is noted here "
-                      "instead of opening another issue."])
+                      "First error:", _block(first_error), "", f"Details: <{url}>" if url else "",
+                      "", "Failure signature:", _block(signature), "",
+                      "A repeat of the same failure is noted here instead of opening another issue."])
     return title, body
 
 
 def ci_repeat(name: str, sha: str, url: str | None) -> str:
-    return f"The same failure of **{name}** happened again at `{sha[:12]}`." + (f" Details: {url}" if url else "")
+    return (f"The same failure of **{clean_for_github(name)}** happened again at `{sha[:12]}`."
+            + (f" Details: <{url}>" if url else ""))
 
 
 def as_json(data: Any) -> str:

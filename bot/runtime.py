@@ -47,7 +47,7 @@ class Runtime:
                                   anthropic=self._anthropic(), model_slots=asyncio.Semaphore(self.settings.model_concurrency),
                                   agent_options=dict(self.agent_options), metrics=self.metrics)
         self.jobs = make_jobs(self.settings.database_url, self.store, self.handle,
-                              concurrency=self.settings.job_concurrency)
+                              concurrency=self.settings.job_concurrency, retry_base=self.settings.job_retry_base)
         self.app = make_app(self.store, self.settings.webhook_secret or "", self.jobs.kick, metrics=self.metrics)
         await self.jobs.start()
         return self

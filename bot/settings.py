@@ -43,6 +43,7 @@ class Settings:
     write_spacing: float = 1.0  # seconds between writes of one installation, as GitHub asks
     max_comments_per_run: int = 60
     max_issues_per_run: int = 15
+    job_retry_base: float = 5.0  # seconds before a failed job's first retry; x4 each time, six attempts
 
     @property
     def has_app(self) -> bool:
@@ -147,6 +148,7 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
         write_spacing=_float(env, "TRIAGE_LEAD_WRITE_SPACING", 1.0),
         max_comments_per_run=_int(env, "TRIAGE_LEAD_MAX_COMMENTS_PER_RUN", 60, hi=1000),  # type: ignore[arg-type]
         max_issues_per_run=_int(env, "TRIAGE_LEAD_MAX_ISSUES_PER_RUN", 15, hi=1000),  # type: ignore[arg-type]
+        job_retry_base=_float(env, "TRIAGE_LEAD_JOB_RETRY_BASE", 5.0),
         model_overrides=tuple((tier, env[f"TRIAGE_LEAD_MODEL_{tier.upper()}"].strip())
                               for tier in ("opus", "sonnet", "haiku") if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),
     )

@@ -17,7 +17,7 @@ from typing import Any
 import procrastinate
 from procrastinate.exceptions import JobAborted
 
-from bot.jobs import Handler
+from bot.jobs import Handler, retry_delay, retryable
 from bot.settings import Settings
 from bot.store import Store, StoreUnavailable
 from bot.store.postgres import QUEUE, TASK, PostgresStore
@@ -32,12 +32,23 @@ class JobFailed(Exception):
     """The handler raised; our job row says why, procrastinate marks its job failed (no retry)."""
 
 
+class JobRetry(Exception):
+    """The handler failed in a way that may pass (an outage): procrastinate runs the job again later."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"retry in {delay:.0f}s")
+        self.delay = delay
+
+
 class _RetryWhenInterrupted(procrastinate.BaseRetryStrategy):
-    """A job cut short by its worker's shutdown goes back to the queue; a job that failed stays failed."""
+    """A job cut short by its worker's shutdown goes back to the queue at once; one that failed in a way
+    that may pass is retried after the delay of bot.jobs.retry_delay; any other failure stays failed."""
 
     def get_retry_decision(self, *, exception: BaseException, job: Any) -> procrastinate.RetryDecision | None:
         if isinstance(exception, (asyncio.CancelledError, JobAborted)):
             return procrastinate.RetryDecision(retry_in={"seconds": 0})
+        if isinstance(exception, JobRetry):
+            return procrastinate.RetryDecision(retry_in={"seconds": exception.delay})
         return None
 
 
@@ -58,6 +69,10 @@ async def process_job(context: procrastinate.JobContext, job_id: int, delivery_i
         reason = f"{type(exc).__name__}: {exc}"[:2000]
         # One line for operators (procrastinate logs it); the traceback only at DEBUG, as in LocalJobs.
         log.debug("job %s traceback", job.id, exc_info=True)
+        delay = retry_delay(job.attempts, context.additional_context.get("retry_base", 5.0)) if retryable(exc) else None
+        if delay is not None:
+            await store.retry_job(job.id, after=0.0, error=reason)  # procrastinate holds the job back itself
+            raise JobRetry(delay) from None
         await store.finish_job(job.id, error=reason)
         raise JobFailed(f"job {job.id} (delivery {delivery_id}) failed: {reason}") from None
     await store.finish_job(job.id)
@@ -91,7 +106,7 @@ async def _requeue_stalled_forever(store: PostgresStore, stalled_after: float) -
 
 async def work(store: PostgresStore, handler: Handler, *, concurrency: int, stop: asyncio.Event,
                stalled_after: float = STALLED_AFTER, shutdown_grace: float = SHUTDOWN_GRACE,
-               name: str = "worker") -> None:
+               name: str = "worker", retry_base: float = 5.0) -> None:
     """Run jobs in this process until ``stop`` is set; then running jobs finish, or go back to the queue."""
     app = make_app()
     # Once before the worker's first fetch: a re-queue does not wake a worker that is not listening yet.
@@ -99,7 +114,7 @@ async def work(store: PostgresStore, handler: Handler, *, concurrency: int, stop
     async with app.open_async(pool=store.pool):
         worker = asyncio.create_task(app.run_worker_async(
             queues=[QUEUE], name=name, concurrency=concurrency, install_signal_handlers=False,
-            additional_context={"store": store, "handler": handler},
+            additional_context={"store": store, "handler": handler, "retry_base": retry_base},
             update_heartbeat_interval=stalled_after / 3, stalled_worker_timeout=stalled_after,
             shutdown_graceful_timeout=shutdown_grace), name="procrastinate worker")
         sweeper = asyncio.create_task(_requeue_stalled_forever(store, stalled_after), name="stalled jobs")
@@ -136,7 +151,7 @@ async def run_worker(settings: Settings, concurrency: int, *, stalled_after: flo
         log.info("worker running %d jobs at a time (GitHub API %s)", concurrency, settings.github_api_url)
         try:
             await work(runtime.store, runtime.handle, concurrency=concurrency, stop=stop,
-                       stalled_after=stalled_after)
+                       stalled_after=stalled_after, retry_base=settings.job_retry_base)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

@@ -81,7 +81,7 @@ async def sandbox(app_keys: tuple[str, str], github_openapi: Any) -> AsyncIterat
 @pytest.fixture
 def settings(sandbox: Any, app_keys: tuple[str, str], tmp_path: Path) -> Settings:
     # No write spacing in tests: pacing has its own test; here it would only make the suite slow.
-    return Settings(app_id=APP_ID, private_key=app_keys[0], webhook_secret=SECRET, write_spacing=0.0,
+    return Settings(app_id=APP_ID, private_key=app_keys[0], webhook_secret=SECRET, write_spacing=0.0, job_retry_base=0.005,
                     github_api_url=sandbox.url, database_url=f"sqlite:///{tmp_path / 'bot.sqlite3'}")
 
 

@@ -35,11 +35,13 @@ async def pg() -> AsyncIterator[PostgresStore]:
 
 @contextlib.asynccontextmanager
 async def workers(store: PostgresStore, handler: Callable[[Job], Awaitable[None]], n: int = 1, *,
-                  concurrency: int = 4, shutdown_grace: float = 5.0) -> AsyncIterator[asyncio.Event]:
+                  concurrency: int = 4, shutdown_grace: float = 5.0,
+                  retry_base: float = 0.01) -> AsyncIterator[asyncio.Event]:
     """``n`` procrastinate workers in this process; stopped (gracefully) when the block ends."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(work(store, handler, concurrency=concurrency, stop=stop, stalled_after=3.0,
-                                      shutdown_grace=shutdown_grace, name=f"w{i}")) for i in range(n)]
+                                      shutdown_grace=shutdown_grace, name=f"w{i}", retry_base=retry_base))
+             for i in range(n)]
     try:
         yield stop
     finally:
@@ -105,10 +107,16 @@ async def test_jobs_of_one_thread_run_one_at_a_time_in_order(pg: PostgresStore) 
     assert await pg.job_states() == {"done": 6}
 
 
+class Refused(Exception):
+    """Like gidgethub's 4xx errors: trying again will not help."""
+
+    status_code = 404
+
+
 async def test_a_failed_job_is_recorded_and_the_thread_moves_on(pg: PostgresStore) -> None:
     async def handler(job: Job) -> None:
         if job.delivery_id == "d-2":
-            raise RuntimeError("GitHub said no")
+            raise Refused("GitHub said no")
 
     for i in (1, 2, 3):
         await pg.accept_delivery(delivery(i))
@@ -116,8 +124,23 @@ async def test_a_failed_job_is_recorded_and_the_thread_moves_on(pg: PostgresStor
         await ProcrastinateJobs(pg, handler).drained(10)
     rows = await pg._all("SELECT delivery_id, state, error, attempts FROM jobs ORDER BY id")
     assert [(r["delivery_id"], r["state"], r["error"], r["attempts"]) for r in rows] == [
-        ("d-1", "done", None, 1), ("d-2", "failed", "RuntimeError: GitHub said no", 1), ("d-3", "done", None, 1)]
+        ("d-1", "done", None, 1), ("d-2", "failed", "Refused: GitHub said no", 1), ("d-3", "done", None, 1)]
     assert await procrastinate_statuses(pg) == ["succeeded", "failed", "succeeded"]
+
+
+async def test_an_outage_is_retried_with_backoff_until_it_passes(pg: PostgresStore) -> None:
+    seen: list[int] = []
+
+    async def handler(job: Job) -> None:
+        seen.append(job.attempts)
+        if job.attempts < 3:
+            raise ConnectionError("GitHub unreachable")
+
+    await pg.accept_delivery(delivery(1))
+    async with workers(pg, handler):
+        await ProcrastinateJobs(pg, handler).drained(20)
+    assert seen == [1, 2, 3]
+    assert await pg.job_states() == {"done": 1}
 
 
 async def test_shutdown_puts_an_unfinished_job_back_in_the_queue(pg: PostgresStore) -> None:

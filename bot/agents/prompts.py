@@ -82,8 +82,9 @@ def step_text(request: AgentRequest, findings: list[Finding] | None = None) -> s
                      + fence("review that rejected the previous attempt", _json(request.feedback)))
     if findings is not None:
         shown = "\n".join(f"- {f.severity}: {f.item()['text']}" for f in findings) or "- none"
+        # Findings name files the change's author chose: fenced like any other untrusted text.
         lines.append("The deterministic checks already ran on the change (their critical findings reject it "
-                     f"whatever you decide):\n{shown}")
+                     "whatever you decide):\n" + fence("deterministic gate findings", shown))
     lines.append("Use the tools as needed, then answer with only the JSON result.")
     return "\n\n".join(lines)
 

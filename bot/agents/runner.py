@@ -25,7 +25,7 @@ from bot.agents import gate, offline, prompts
 from bot.agents.calls import ApiFailure, ModelCaller
 from bot.agents.models import Budget, ModelMap, Usage
 from bot.agents.request import AgentOutcome, AgentRequest
-from bot.agents.sanitize import clean_result
+from bot.agents.sanitize import clean_for_github, clean_result
 from bot.agents.schemas import KINDS, result_schema, validation_error
 from bot.agents.tools import RepoReader, Tools
 
@@ -180,7 +180,9 @@ class AgentRuntime:
             if result is not None:
                 return AgentOutcome(result, usage)
             if corrected:
-                return AgentOutcome(None, usage, f"the model's result was invalid twice: {problem}", "invalid-result")
+                # The problem quotes the model's own values: defused like any model output before it is posted.
+                return AgentOutcome(None, usage, clean_for_github(f"the model's result was invalid twice: {problem}",
+                                                                  self.secrets), "invalid-result")
             corrected = True
             log.info("run %s step %s: invalid result, asking once more: %s", request.run_id, request.step_id, problem)
             messages.append({"role": "user", "content": [{"type": "text", "text":

@@ -18,8 +18,9 @@ from bot.markers import neutralise
 
 GITHUB_MAX_CHARS = 65_536
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-# Zero-width and joiner characters, invisible operators, BOM, bidi embeddings/overrides and isolates.
-_INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u202a-\u202e\u2066-\u2069]")
+# Zero-width and joiner characters, invisible operators, BOM, bidi embeddings/overrides and isolates, and
+# Unicode tag characters (U+E0000-E007F: invisible on GitHub, yet read by a model as ASCII, "smuggling").
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
 _FENCE_TAG = re.compile(r"<(/?)(untrusted)", re.I)
 _MENTION = re.compile(r"(?<![\w@/.`-])@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9_.-]+)?)")
 _CODE = re.compile(r"(```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`)", re.S)

@@ -21,15 +21,24 @@ from bot.store import Posted, Store
 log = logging.getLogger(__name__)
 
 
-async def _find_comment(gh: GitHubAPI, repo: str, number: int, key: str) -> dict[str, Any] | None:
-    """The bot's comment on a thread carrying marker ``key`` (only bot accounts can own a marker)."""
+def is_own(user: Any, bot_login: str | None) -> bool:
+    """Whether an account is this App's bot: a Bot account, and this App's login once it is known
+    (another App's bot, or github-actions echoing a user's text, must not be able to forge a marker)."""
+    user = user or {}
+    return user.get("type") == "Bot" and (bot_login is None or str(user.get("login", "")).lower() == bot_login.lower())
+
+
+async def _find_comment(gh: GitHubAPI, repo: str, number: int, key: str,
+                        bot_login: str | None) -> dict[str, Any] | None:
+    """The bot's own comment on a thread carrying marker ``key``."""
     async for comment in gh.getiter(f"/repos/{repo}/issues/{number}/comments?per_page=100"):
-        if (comment.get("user") or {}).get("type") == "Bot" and key in markers_in(comment.get("body") or ""):
+        if is_own(comment.get("user"), bot_login) and key in markers_in(comment.get("body") or ""):
             return comment
     return None
 
 
-async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int, mark: str, body: str) -> Posted:
+async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int, mark: str, body: str,
+                         bot_login: str | None = None) -> Posted:
     """Create the comment carrying ``mark`` on a thread, or edit it if it already exists.
 
     The store remembers what was posted; if the store lost it (or the post landed but the process
@@ -39,7 +48,7 @@ async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int,
     text = with_marker(body, mark)
     known = await store.find_posted(mark)
     if known is None:
-        found = await _find_comment(gh, repo, number, key)
+        found = await _find_comment(gh, repo, number, key, bot_login)
         if found is not None:
             known = Posted(marker=mark, repo=repo, kind="comment", github_id=found["id"], number=number,
                            url=found.get("html_url"))
@@ -61,14 +70,15 @@ async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int,
 
 
 async def create_issue_once(gh: GitHubAPI, store: Store, *, repo: str, mark: str, title: str, body: str,
-                            labels: list[str]) -> tuple[Posted, bool]:
+                            labels: list[str], bot_login: str | None = None) -> tuple[Posted, bool]:
     """Open an issue carrying ``mark`` unless one already exists; returns (issue, created?)."""
     known = await store.find_posted(mark)
     if known is None:
         key = markers_in(mark)[0]
         query = f'repo:{repo} is:issue "{key}"'
         result = await gh.getitem(f"/search/issues?q={_quote(query)}")
-        found = next((i for i in result.get("items", []) if key in markers_in(i.get("body") or "")), None)
+        found = next((i for i in result.get("items", []) if is_own(i.get("user"), bot_login)
+                      and key in markers_in(i.get("body") or "")), None)
         if found is not None:
             known = Posted(marker=mark, repo=repo, kind="issue", github_id=found["id"], number=found["number"],
                            url=found.get("html_url"))

@@ -79,4 +79,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (installation_id, day)
     );
     """,
+    # 4: a failed job is retried later (GitHub or the model may be down for minutes): not before run_after.
+    """
+    ALTER TABLE jobs ADD COLUMN run_after DOUBLE PRECISION NOT NULL DEFAULT 0;
+    """,
 ]

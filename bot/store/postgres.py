@@ -192,10 +192,12 @@ class PostgresStore:
                 "SELECT 1 FROM jobs WHERE thread = %s AND state = 'running' LIMIT 1", (thread,))).fetchone()
             if busy:
                 return None
+            # The thread's oldest queued job, unless it waits for its retry (later ones wait behind it).
             row = await (await conn.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = %s WHERE id = ("
                 " SELECT id FROM jobs WHERE thread = %s AND state = 'queued' ORDER BY id LIMIT 1)"
-                " RETURNING id, delivery_id, thread, attempts", (time.time(), thread))).fetchone()
+                " AND run_after <= %s RETURNING id, delivery_id, thread, attempts",
+                (time.time(), thread, time.time()))).fetchone()
             if row is None:
                 return None
             return await self._with_delivery(conn, row)
@@ -227,6 +229,11 @@ class PostgresStore:
         """A running job was interrupted (worker shutting down): it is queued again."""
         await self._exec("UPDATE jobs SET state = 'queued', updated_at = %s WHERE id = %s AND state = 'running'",
                          (time.time(), job_id))
+
+    async def retry_job(self, job_id: int, *, after: float, error: str) -> None:
+        """A failed job goes back to the queue, to be taken again ``after`` seconds from now."""
+        await self._exec("UPDATE jobs SET state = 'queued', error = %s, run_after = %s, updated_at = %s WHERE id = %s",
+                         (error, time.time() + after, time.time(), job_id))
 
     async def recover(self) -> list[str]:
         """At start-up of an in-process runner: running jobs go back to the queue; threads with work.

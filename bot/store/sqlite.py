@@ -43,7 +43,10 @@ class SQLiteStore:
                 return fn(self._db)
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(str(exc)) from exc
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except RuntimeError as exc:  # the executor was shut down: the store is closed
+            raise StoreUnavailable("store is closed") from exc
 
     async def open(self) -> None:
         def connect() -> None:
@@ -83,6 +86,8 @@ class SQLiteStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+        if self._db is None:
+            return  # closed already
         await asyncio.get_running_loop().run_in_executor(self._pool, shut)
         self._pool.shutdown(wait=True)
 
@@ -121,9 +126,11 @@ class SQLiteStore:
             try:
                 busy = db.execute("SELECT 1 FROM jobs WHERE thread = ? AND state = 'running'", (thread,)).fetchone()
                 row = None if busy else db.execute(
-                    "SELECT j.id, j.delivery_id, j.thread, j.attempts, d.event, d.payload FROM jobs j"
+                    "SELECT j.id, j.delivery_id, j.thread, j.attempts, j.run_after, d.event, d.payload FROM jobs j"
                     " JOIN deliveries d ON d.id = j.delivery_id WHERE j.thread = ? AND j.state = 'queued'"
                     " ORDER BY j.id LIMIT 1", (thread,)).fetchone()
+                if row is not None and row["run_after"] > time.time():
+                    row = None  # the thread's oldest job waits for its retry: later ones wait behind it
                 if row is not None:
                     db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ?",
                                (time.time(), row["id"]))
@@ -141,6 +148,12 @@ class SQLiteStore:
         state = "failed" if error else "done"
         await self._run(lambda db: db.execute(
             "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?", (state, error, time.time(), job_id)))
+
+    async def retry_job(self, job_id: int, *, after: float, error: str) -> None:
+        """A failed job goes back to the queue, to be taken again ``after`` seconds from now."""
+        await self._run(lambda db: db.execute(
+            "UPDATE jobs SET state = 'queued', error = ?, run_after = ?, updated_at = ? WHERE id = ?",
+            (error, time.time() + after, time.time(), job_id)))
 
     async def recover(self) -> list[str]:
         """At start-up: jobs a dead process left running go back to the queue; return threads with work."""
