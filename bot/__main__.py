@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ async def _serve(settings: settings_mod.Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "0.0.0.0", settings.port)
     await site.start()
+    # Listening already; load the agent side (about a second of imports) off the event loop meanwhile.
+    asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "bot.pipeline")
     logging.getLogger("bot").info("serving on port %d (GitHub API %s)", settings.port, settings.github_api_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

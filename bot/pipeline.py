@@ -11,9 +11,8 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anthropic import AsyncAnthropic
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
@@ -28,6 +27,9 @@ from bot.markers import marker, markers_in
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Job, Posted, RunRecord, Store
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
 
 log = logging.getLogger(__name__)
 

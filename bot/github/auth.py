@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime
 
 import jwt
@@ -18,7 +19,7 @@ JWT_LIFETIME = 9 * 60
 TOKEN_MARGIN = 5 * 60
 
 
-def app_jwt(app_id: int | str, private_key: str, now: float | None = None) -> str:
+def app_jwt(app_id: int | str, private_key: Any, now: float | None = None) -> str:
     """The RS256 JWT that authenticates as the App itself."""
     issued = int(time.time() if now is None else now) - JWT_BACKDATE
     claims = {"iat": issued, "exp": issued + JWT_BACKDATE + JWT_LIFETIME, "iss": str(app_id)}

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 import gidgethub
 from gidgethub import sansio
 from gidgethub.aiohttp import GitHubAPI
@@ -104,6 +105,8 @@ class GitHubApp:
         self.max_wait = max_wait
         self.backoff = backoff
         self.tokens = TokenCache(self._fetch_token)
+        # Parsed once: PyJWT parses PEM text on every signature, about 50 ms of blocked event loop each.
+        self._key = load_pem_private_key(settings.private_key.encode(), password=None)  # type: ignore[union-attr]
         self.on_rate_limit: Callable[..., None] | None = None  # set by the runtime: Metrics.rate_limit
 
     def _client(self, bucket: int | str = "app", **auth: Any) -> GitHub:
@@ -117,8 +120,8 @@ class GitHubApp:
         return self._client(oauth_token=None)
 
     def jwt(self) -> str:
-        assert self.settings.app_id is not None and self.settings.private_key is not None
-        return app_jwt(self.settings.app_id, self.settings.private_key)
+        assert self.settings.app_id is not None
+        return app_jwt(self.settings.app_id, self._key)
 
     async def _fetch_token(self, installation_id: int) -> Token:
         data = await self.app_client().post(
