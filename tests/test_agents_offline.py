@@ -123,7 +123,7 @@ async def test_tools_are_bounded_scoped_and_report_errors(gh, sandbox) -> None:
     text, err = await tools.call("read_file", {"path": "nope.txt"})
     assert err and "404" in text
     text, err = await tools.call("search_code", {"query": "x"})
-    assert err and "unknown tool" in text
+    assert err and "is not one of your tools" in text
     await tools.call("find_related_issues", {"query": "crash repo:someone/else"})
     search = [r for r in sandbox.requests if r.path == "/search/issues"][-1]
     assert search.query["q"] == f"repo:{REPO} crash"

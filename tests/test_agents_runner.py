@@ -46,7 +46,11 @@ async def test_tool_use_conversation_reads_a_file_and_a_diff(fake: FakeAnthropic
     assert file_result["content"].startswith('<untrusted source="read_file') and APP_PY in file_result["content"]
     diff_result = last_user(fake.requests[2])[0]
     assert "src/app.py (modified" in diff_result["content"] and "+    if b == 0:" in diff_result["content"]
-    assert [t["name"] for t in fake.requests[0]["tools"]] == list(req.agent.tools)
+    # Every agent sees the same definitions (a shared cached prefix); the role text says which are its own.
+    from bot.agents.tools import DEFINITIONS
+
+    assert [t["name"] for t in fake.requests[0]["tools"]] == list(DEFINITIONS)
+    assert f"Tools you may use: {', '.join(req.agent.tools)}." in str(fake.requests[0]["messages"][0])
 
 
 async def test_tool_error_is_a_result_not_an_exception(fake: FakeAnthropic, claude, gh, sandbox) -> None:

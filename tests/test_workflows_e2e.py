@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -346,9 +347,9 @@ async def test_repository_agent_overrides_the_shipped_prompt(bot: Any, sandbox: 
                      "---\nname: code-reviewer\ndescription: house reviewer\n---\nHOUSE RULES: reject any TODO.\n")
     await send(bot, sandbox, "issues", issue_payload(30, ["api"]))
     review = [r for r in team.fake.requests if "REVIEW (review)" in str(r["messages"][0])]
-    assert review and "HOUSE RULES: reject any TODO." in str(review[0]["system"])
+    assert review and "HOUSE RULES: reject any TODO." in str(review[0]["messages"][0])
     architect = [r for r in team.fake.requests if "ARCHITECTURE (analyze)" in str(r["messages"][0])]
-    assert "HOUSE RULES" not in str(architect[0]["system"])
+    assert "HOUSE RULES" not in str(architect[0]["messages"][0])
 
 
 async def test_a_runaway_run_is_capped(bot: Any, sandbox: Any, team: Team) -> None:
@@ -413,3 +414,10 @@ async def test_metrics_count_steps_tokens_and_rate_limit(bot: Any, sandbox: Any,
         assert tokens and float(tokens.group(1)) > 0, kind
     assert re.search(r'triage_lead_github_rate_limit_remaining\{installation="2311213",resource="core"\} \d', text)
     assert 'triage_lead_webhook_deliveries_total{event="issues",outcome="accepted"} 1.0' in text
+
+
+async def test_the_stable_prefix_is_shared_by_every_specialist_of_a_run(bot: Any, sandbox: Any, team: Team) -> None:
+    await send(bot, sandbox, "issues", issue_payload(51, ["api"]))
+    calls = team.fake.requests
+    assert len({json.dumps([calls[i]["tools"], calls[i]["system"]]) for i in range(len(calls))}) == 1
+    assert all(u["cache_read_input_tokens"] > 0 for u in team.fake.usage_log[1:])  # every call after the first

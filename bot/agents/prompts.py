@@ -1,8 +1,10 @@
 """The prompt around an agent's own instructions: fixed rules, the repository context, the step.
 
-Order matters for the prompt cache: tools, then the system prompt (agent prompt + rules), then the
-repository context as the first block of the first user message are the same for every turn, step
-and iteration on one issue, so each carries a cache breakpoint; the step text comes after them.
+Order matters for the prompt cache (tools, then system, then messages). Every specialist of a run gets
+the same tool definitions (each agent may call only its own, see ``Tools``), the same system prompt
+(the team's rules), and the same repository context as the first block of the first user message, so
+that prefix is written once per run and read from the cache by every later turn, step, agent and
+review iteration. The agent's own role prompt and the step come after it.
 """
 
 from __future__ import annotations
@@ -34,8 +36,19 @@ RULES = f"""
   and the fields of the step's kind."""
 
 
-def system_blocks(agent_prompt: str) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": agent_prompt.strip() + RULES, "cache_control": EPHEMERAL}]
+TEAM = ("You are one specialist of triage-lead's engineering team, working on one GitHub repository. Your role, "
+        "your specialty and your task follow in the first message, after the repository context.")
+
+
+def system_blocks() -> list[dict[str, Any]]:
+    """The same for every agent, so the cached prefix is shared across the run's specialists."""
+    return [{"type": "text", "text": TEAM + RULES, "cache_control": EPHEMERAL}]
+
+
+def role_text(request: AgentRequest) -> str:
+    """The agent's own prompt (its Markdown file's body) and the tools it may use."""
+    tools = ", ".join(request.agent.tools) or "none"
+    return f"# Your role: {request.agent.name}\n\n{request.agent.prompt.strip()}\n\nTools you may use: {tools}."
 
 
 def context_text(ctx: RepoContext) -> str:
@@ -92,5 +105,5 @@ def step_text(request: AgentRequest, findings: list[Finding] | None = None) -> s
 def first_message(request: AgentRequest, findings: list[Finding] | None = None) -> dict[str, Any]:
     return {"role": "user", "content": [
         {"type": "text", "text": context_text(request.context), "cache_control": EPHEMERAL},
-        {"type": "text", "text": step_text(request, findings)},
+        {"type": "text", "text": role_text(request) + "\n\n" + step_text(request, findings)},
     ]}

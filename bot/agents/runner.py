@@ -136,12 +136,12 @@ class AgentRuntime:
         assert self.caller is not None
         tier = request.agent.model
         schema = result_schema(request.step.kind, request.flags_wanted)
-        definitions = tools.definitions()
+        definitions = tools.all_definitions()
         if definitions:
             definitions[-1]["cache_control"] = prompts.EPHEMERAL
         base: dict[str, Any] = {
             "model": self.models.model_for(tier), "max_tokens": self.max_tokens,
-            "system": prompts.system_blocks(request.agent.prompt),
+            "system": prompts.system_blocks(),
             "output_config": {"format": {"type": "json_schema", "schema": anthropic.transform_schema(schema)}},
             **({"tools": definitions} if definitions else {}),
         }

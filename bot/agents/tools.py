@@ -194,14 +194,21 @@ class Tools:
         self.max_bytes = max_bytes
 
     def definitions(self) -> list[dict[str, Any]]:
-        """Tool definitions for the Messages API, in a stable order (they are part of the cached prefix)."""
+        """This agent's tool definitions for the Messages API, in a stable order."""
         return [{"name": n, "description": DEFINITIONS[n][0], "input_schema": DEFINITIONS[n][1]} for n in self.names]
+
+    def all_definitions(self) -> list[dict[str, Any]]:
+        """Every tool's definition, the same for every agent: tools open the cached prefix, so one list lets
+        all specialists of a run share it. :meth:`call` still refuses a tool the agent may not use."""
+        if not self.names:
+            return []
+        return [{"name": n, "description": DEFINITIONS[n][0], "input_schema": DEFINITIONS[n][1]} for n in DEFINITIONS]
 
     async def call(self, name: str, args: dict[str, Any]) -> tuple[str, bool]:
         """(fenced, bounded text, is_error) for one tool call."""
         label = f"{name} {json.dumps(args, sort_keys=True)[:100]}"
         if name not in self.names:
-            return f"unknown tool {name!r}; available: {', '.join(self.names)}", True
+            return f"{name!r} is not one of your tools; you may use: {', '.join(self.names) or 'none'}", True
         handler: Callable[..., Awaitable[str]] = getattr(self, f"_{name}")
         try:
             text = await handler(**args)

@@ -17,10 +17,8 @@ from bot.store import Posted, Store
 
 async def _commit(gh: GitHubAPI, repo: str, parent: str, files: list[dict[str, str]], message: str) -> str:
     base = await gh.getitem(f"/repos/{repo}/git/commits/{parent}")
-    tree = []
-    for f in files:
-        blob = await gh.post(f"/repos/{repo}/git/blobs", data={"content": f["content"], "encoding": "utf-8"})
-        tree.append({"path": f["path"], "mode": "100644", "type": "blob", "sha": blob["sha"]})
+    # File contents go straight into the tree (GitHub makes the blobs): one write, not one per file.
+    tree = [{"path": f["path"], "mode": "100644", "type": "blob", "content": f["content"]} for f in files]
     new_tree = await gh.post(f"/repos/{repo}/git/trees", data={"base_tree": base["tree"]["sha"], "tree": tree})
     commit = await gh.post(f"/repos/{repo}/git/commits",
                            data={"message": message, "tree": new_tree["sha"], "parents": [parent]})
