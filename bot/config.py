@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import fnmatch
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,8 +58,12 @@ class RepoConfig:
     source: str = "defaults"
 
     def protected(self, path: str) -> bool:
-        """Whether implementers may not touch ``path`` (glob patterns; a trailing / means a folder)."""
-        return any(path.startswith(p) if p.endswith("/") else fnmatch.fnmatchcase(path, p) for p in self.protected_paths)
+        """Whether implementers may not touch ``path`` (glob patterns; a trailing / means a folder).
+        A path that climbs out of the repository (absolute, or through ..) is always protected."""
+        norm = posixpath.normpath(path.replace("\\", "/"))
+        if norm.startswith(("/", "../")) or norm == "..":
+            return True
+        return any(norm.startswith(p) if p.endswith("/") else fnmatch.fnmatchcase(norm, p) for p in self.protected_paths)
 
     def mention_line(self) -> str:
         return " ".join(m if m.startswith("@") else f"@{m}" for m in self.escalation_mentions) + (" " if self.escalation_mentions else "")

@@ -333,6 +333,9 @@ def _escalate(run: Run, stage: str, trigger: str, actions: list[Action], *, issu
               proposal: dict[str, Any] | None = None, failure: str | None = None) -> None:
     if trigger not in TRIGGERS:
         trigger = "out-of-scope"
+    for st in run.steps.values():  # parallel steps still out: their results are stale now; they run again
+        if st.status == ACTIVE:
+            st.status = PENDING
     options = _options(trigger, proposal, failure)
     recommendation = (proposal or {}).get("recommendation") or "Option 1."
     run.state = ESCALATED
@@ -384,7 +387,7 @@ def _current(run: Run, wf: Workflow) -> str:
 def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> None:
     if run.state == ESCALATED:
         options = (run.escalation or {}).get("options") or []
-        n = cmd.option or 1
+        n = 1 if cmd.option is None else cmd.option
         if not 1 <= n <= len(options):
             actions.append(Reply(f"There is no option {n}; choose 1 to {len(options)}."))
             return

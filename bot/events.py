@@ -46,8 +46,9 @@ class Base:
 
     @property
     def thread(self) -> str:
-        """What events are serialised on: one issue/PR, or the repository for CI on a branch."""
-        number = getattr(self, "number", None)
+        """What events are serialised on: one issue/PR (a CI failure: its PR), or the repository for CI on a
+        branch without a pull request."""
+        number = getattr(self, "number", None) or next(iter(getattr(self, "pull_numbers", ())), None)
         return f"{self.repo}#{number}" if number else self.repo
 
 
@@ -310,7 +311,9 @@ def is_self_or_foreign_bot(event: Event, bot_login: str | None, allowlist: froze
     The bot must never react to its own comments (loops), and other bots only when an operator
     allow-lists them. CI events come from GitHub itself and are never filtered here.
     """
-    if isinstance(event, (CiFailure, Installation)):
+    if isinstance(event, CiFailure):  # the bot's own failing check (the gate's REJECTED) is not an outage
+        return bool(bot_login and event.app_slug and f"{event.app_slug}[bot]".lower() == bot_login.lower())
+    if isinstance(event, Installation):
         return False
     actor = event.author if isinstance(event, Comment) else event.sender
     if bot_login and actor.login.lower() == bot_login.lower():

@@ -147,7 +147,10 @@ class Executor:
 
     async def _save(self, state: RunState) -> None:
         state.data["run"] = state.run.to_dict()
-        rec = dataclasses.replace(state.record, state=state.run.state, data=state.data)
+        # A finished run with actions still queued (the PR to open, the closing summary) stays active on its
+        # thread as "finishing", so a retried job finds it and works them off instead of losing them.
+        stored = "finishing" if state.run.state in (E.DONE, E.CANCELLED) and state.outbox else state.run.state
+        rec = dataclasses.replace(state.record, state=stored, data=state.data)
         state.record = rec
         await self.store.save_run(rec)
 
@@ -273,7 +276,7 @@ class Executor:
         elif isinstance(action, E.Finish):
             await self._finish(state, wf)
         elif isinstance(action, E.Reply):
-            n = len(state.data.get("applied", []))
+            n = state.data["replies"] = int(state.data.get("replies", 0)) + 1  # never reused, unlike "applied"
             await self._comment(state, marker("reply", rid, n, digest(action.text)), action.text)
 
     async def _verdict(self, state: RunState, wf: Workflow, action: E.PostVerdict) -> None:

@@ -7,6 +7,7 @@ executor. Errors a person should read become comments; the rest are log lines fo
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import re
 import time
@@ -253,7 +254,12 @@ async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
 async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps: Deps) -> None:
     key = f"{c.comment_id}:{cmd.name}:{cmd.arg}"
     if not cmd.known:
-        await _reply(gh, deps, c, key, render.unknown_command(cmd.name))
+        # A near miss of ours gets a hint; other bots' commands (/lgtm, /assign) and paths (/tmp) get nothing.
+        close = difflib.get_close_matches(cmd.name, commands.KNOWN, n=1, cutoff=0.75)
+        if close:
+            await _reply(gh, deps, c, key, render.unknown_command(cmd.name, close[0]))
+        else:
+            log.info("%s: /%s is not a triage-lead command", c.thread, cmd.name)
         return
     if cmd.name == "help":
         await _reply(gh, deps, c, key, render.help_text())
@@ -301,11 +307,20 @@ def normalise(line: str) -> str:
     return out[:200]
 
 
-async def _first_error(f: events.CiFailure, gh: GitHubAPI) -> str:
+async def _first_error(f: events.CiFailure, gh: GitHubAPI) -> tuple[str, str]:
+    """(the failing job's name, its first error). A GitHub Actions failure arrives as a check run per job,
+    a check suite and a workflow run: all are read from the failing job's log, so they share a signature."""
     from bot.agents.logs import failures
 
-    text = f.summary
-    if f.source == "check_run":
+    name, text = f.name, f.summary
+    if f.source == "check_run" and f.app_slug == "github-actions":
+        try:
+            text = str(await gh.getitem(f"/repos/{f.repo}/actions/jobs/{f.ci_id}/logs"))  # job id = check run id
+        except BadRequest as exc:  # logs expire (90 days by default) or are not readable: use the output
+            if exc.status_code not in (404, 410):
+                raise
+            text = ""
+    if f.source == "check_run" and not text.strip():
         run = await gh.getitem(f"/repos/{f.repo}/check-runs/{f.ci_id}")
         out = run.get("output") or {}
         text = "\n".join(str(out.get(k) or "") for k in ("title", "summary", "text"))
@@ -313,9 +328,11 @@ async def _first_error(f: events.CiFailure, gh: GitHubAPI) -> str:
         jobs = await gh.getitem(f"/repos/{f.repo}/actions/runs/{f.ci_id}/jobs")
         failed = [j for j in jobs.get("jobs", []) if j.get("conclusion") in events.CI_FAILED]
         if failed:
+            name = str(failed[0].get("name") or name)
             text = str(await gh.getitem(f"/repos/{f.repo}/actions/jobs/{failed[0]['id']}/logs"))
     found = failures(text or "")
-    return (found.errors or found.tests or [line for line in (text or "").splitlines() if line.strip()] or [f"{f.conclusion}"])[0]
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return name, (found.errors or found.tests or lines or [f"{f.conclusion}"])[0]
 
 
 async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
@@ -323,10 +340,14 @@ async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
     if own is not None:  # this delivery's run was started before the process died
         await resume(gh, deps, own, engine.Start(), f.delivery_id)
         return
-    decision = triage.decide(f, deps.catalog)
-    ci = {"source": f.source, "id": f.ci_id, "name": f.name, "head_sha": f.head_sha, "summary": f.summary}
     repo_info = await gh.getitem(f"/repos/{f.repo}")
     default = repo_info.get("default_branch") or f.default_branch or "main"
+    view = await deps.view(gh, f.repo, default)
+    decision = triage.decide(f, view.catalog, enabled=view.config.workflows)
+    if decision.workflow is None:
+        log.info("CI failure %s not investigated: %s", f.name, decision.reason)
+        return
+    ci = {"source": f.source, "id": f.ci_id, "name": f.name, "head_sha": f.head_sha, "summary": f.summary}
     if f.pull_numbers:
         number = f.pull_numbers[0]
         if await deps.store.active_run(f"{f.repo}#{number}"):
@@ -342,16 +363,20 @@ async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
     if f.head_branch != default:
         log.info("CI failure %s on branch %s without a pull request: not investigated", f.name, f.head_branch)
         return
-    first = await _first_error(f, gh)
-    signature = f"{f.name}: {normalise(first)}"
-    title, body = render.ci_failure_issue(f.name, signature, first, f.head_sha, f.details_url)
+    job, first = await _first_error(f, gh)
+    signature = f"{job}: {normalise(first)}"
+    title, body = render.ci_failure_issue(job, signature, first, f.head_sha, f.details_url)
     issue, created = await create_issue_once(gh, deps.store, repo=f.repo, mark=marker("ci", digest(f.repo, signature)),
                                              title=title, body=body, labels=["ci-failure"], bot_login=deps.bot_login)
+    seen = marker("ci-seen", digest(f.repo, signature, f.head_sha))  # this failure at this commit
     if not created:
-        await upsert_comment(gh, deps.store, repo=f.repo, number=int(issue.number or 0),
-                             mark=marker("ci-repeat", f.delivery_id), body=render.ci_repeat(f.name, f.head_sha, f.details_url),
-                             bot_login=deps.bot_login)
+        if await deps.store.find_posted(seen) is None:  # not the same failure reported by another event source
+            await upsert_comment(gh, deps.store, repo=f.repo, number=int(issue.number or 0), bot_login=deps.bot_login,
+                                 mark=marker("ci-repeat", digest(signature, f.head_sha)),
+                                 body=render.ci_repeat(job, f.head_sha, f.details_url))
+            await deps.store.remember_posted(Posted(marker=seen, repo=f.repo, kind="seen", github_id=0))
         return
+    await deps.store.remember_posted(Posted(marker=seen, repo=f.repo, kind="seen", github_id=0))
     ctx = {"repo": f.repo, "number": issue.number, "is_pull_request": False, "head_sha": f.head_sha, "head_ref": None,
            "head_repo": None, "default_branch": default, "title": title, "body": body, "ci": ci}
     await start_run(gh, deps, run_id=f.delivery_id, repo=f.repo, number=int(issue.number or 0),

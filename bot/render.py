@@ -258,8 +258,8 @@ def refusal(actor: str, command: str, permission: str) -> str:
             f"(yours is `{permission}`), so I haven't acted on it. `/status` and `/help` are open to everyone.")
 
 
-def unknown_command(name: str) -> str:
-    return f"`/{name}` isn't a command I know. {HELP_HINT}"
+def unknown_command(name: str, guess: str) -> str:
+    return f"`/{name}` isn't a command I know; did you mean `/{guess}`? {HELP_HINT}"
 
 
 def _block(text: str) -> str:

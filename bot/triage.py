@@ -40,6 +40,8 @@ def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str
            checks: Iterable[str] = (), enabled: Iterable[str] | None = None) -> Decision:
     """The workflow for an issue, PR or CI failure. ``enabled`` limits the workflows a repo turned on."""
     if isinstance(event, CiFailure):
+        if enabled is not None and "error-investigation" not in set(enabled):
+            return Decision(None, "error-investigation is turned off for this repository", 0.0, ())
         verb = "timed out" if event.conclusion == "timed_out" else "failed"
         return Decision("error-investigation", f"the check '{event.name}' {verb} on "
                         f"{event.head_branch or event.head_sha[:7]}", 1.0, ())

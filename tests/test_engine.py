@@ -176,3 +176,15 @@ def test_every_workflow_reaches_approval_then_done(name: str) -> None:
     run, actions = E.advance(run, E.Command("approve", "m"), w)
     assert run.state == E.DONE
     assert E.Run.from_dict(run.to_dict()) == run  # the record round-trips through JSON-able data
+
+
+def test_a_failure_in_one_parallel_step_does_not_wedge_the_other() -> None:
+    w = wf("security-fix")
+    run, _ = E.advance(E.Run.new("r", w), E.Start(), w)
+    run, _ = E.advance(run, E.AgentDone("assess", 1, ok(flags={"unknown_vulnerability": True})), w)
+    run, actions = E.advance(run, E.AgentFailed("research", 1, "no model", "no-model"), w)
+    assert run.state == E.ESCALATED and run.steps["architecture"].status == E.PENDING
+    run, actions = E.advance(run, E.AgentDone("architecture", 1, ok()), w)  # its late result is stale
+    assert actions == []
+    run, actions = E.advance(run, E.Command("retry", "m"), w)
+    assert sorted(a.step for a in actions if isinstance(a, E.RunAgent)) == ["architecture", "research"]

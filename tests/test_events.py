@@ -32,7 +32,7 @@ def test_failed_check_run() -> None:
     e = events.parse("check_run", load_fixture("check_run.completed.json"), "d4")
     assert isinstance(e, events.CiFailure)
     assert (e.name, e.conclusion, e.pull_numbers, e.head_branch) == ("Octocoders-linter", "failure", (2,), "changes")
-    assert e.thread == "Codertocat/Hello-World"
+    assert e.thread == "Codertocat/Hello-World#2"  # serialised with the PR's other events
 
 
 def test_successful_check_run_is_ignored() -> None:

@@ -268,7 +268,10 @@ async def test_escalate_mid_run_and_resume(bot: Any, sandbox: Any, team: Team) -
 async def test_unknown_command_help_and_status(bot: Any, sandbox: Any, team: Team) -> None:
     await send(bot, sandbox, "issues", issue_payload(17, ["integration"]))
     await send(bot, sandbox, "issue_comment", comment_payload(17, "/aprove", login="someone", comment_id=5))
-    assert "`/aprove` isn't a command I know" in sandbox.comments(REPO, 17)[-1]["body"]
+    assert "`/aprove` isn't a command I know; did you mean `/approve`?" in sandbox.comments(REPO, 17)[-1]["body"]
+    writes = len(sandbox.writes)
+    await send(bot, sandbox, "issue_comment", comment_payload(17, "/lgtm\n/tmp is full", login="someone", comment_id=8))
+    assert len(sandbox.writes) == writes  # other bots' commands and paths are not ours
     await send(bot, sandbox, "issue_comment", comment_payload(17, "/help", login="someone", comment_id=6))
     assert "| `/approve` |" in sandbox.comments(REPO, 17)[-1]["body"]
     await send(bot, sandbox, "issue_comment", comment_payload(17, "/status", login="someone", comment_id=7))
@@ -421,3 +424,40 @@ async def test_the_stable_prefix_is_shared_by_every_specialist_of_a_run(bot: Any
     calls = team.fake.requests
     assert len({json.dumps([calls[i]["tools"], calls[i]["system"]]) for i in range(len(calls))}) == 1
     assert all(u["cache_read_input_tokens"] > 0 for u in team.fake.usage_log[1:])  # every call after the first
+
+
+async def test_one_actions_failure_seen_as_check_run_and_workflow_run_opens_one_issue(
+        bot: Any, sandbox: Any, team: Team) -> None:
+    log = "##[group]Run pytest\nFAILED tests/test_api.py::test_create - AssertionError: 500 != 201\n##[error]Process completed with exit code 1."
+    sha = "a" * 40
+    wr = sandbox.add_workflow_run(REPO, name="CI", head_sha=sha, head_branch="master",
+                                  jobs=[{"name": "tests", "conclusion": "failure", "log": log}])
+    job_id = (await _jobs_of(sandbox, wr["id"]))[0]
+    check = load_fixture("check_run.completed.json")
+    check["check_run"] |= {"id": job_id, "name": "tests", "head_sha": sha, "pull_requests": []}
+    check["check_run"]["check_suite"]["head_branch"] = "master"
+    run_payload = load_fixture("check_run.completed.json")
+    run_payload.pop("check_run")
+    run_payload |= {"action": "completed", "workflow_run": {"id": wr["id"], "name": "CI", "head_sha": sha,
+                                                            "head_branch": "master", "conclusion": "failure",
+                                                            "pull_requests": []}}
+    await send(bot, sandbox, "check_run", check)
+    await send(bot, sandbox, "workflow_run", run_payload)
+    issues = [w for w in sandbox.writes if w.kind == "issue"]
+    assert len(issues) == 1 and issues[0].data["title"].startswith("CI failure: tests: tests/test_api.py::test_create")
+    number = issues[0].data["number"] if "number" in issues[0].data else issues[0].number
+    assert not any("happened again" in c["body"] for c in sandbox.comments(REPO, number))
+
+
+async def _jobs_of(sandbox: Any, run_id: int) -> list[int]:
+    return [j["id"] for j in sandbox.repo(REPO).jobs.values() if j["run_id"] == run_id]
+
+
+async def test_a_failure_while_delivering_an_approved_change_is_retried(bot: Any, sandbox: Any, team: Team) -> None:
+    sandbox.set_permission(REPO, "maintainer", "write")
+    await send(bot, sandbox, "issues", issue_payload(52, ["api"]))
+    sandbox.fail("POST", rf"/repos/{REPO}/pulls", 500)  # once: the done run still has its PR to open
+    await send(bot, sandbox, "issue_comment", comment_payload(52, "/approve"))
+    assert len([w for w in sandbox.writes if w.kind == "pull"]) == 1
+    assert posts(sandbox, 52)[-1] == "done"
+    assert not any("nothing to act on" in c["body"] for c in sandbox.comments(REPO, 52))

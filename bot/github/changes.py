@@ -34,7 +34,10 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
     if done is not None:
         return (done.url, None) if done.kind == "pull" else (None, done.url)
     message = f"{title}\n\nProposed by triage-lead ({workflow}) for #{number}, approved on the thread."
-    same_repo_pr = ctx.get("is_pull_request") and ctx.get("head_ref") and ctx.get("head_repo") in (None, repo)
+    default = ctx.get("default_branch") or "main"
+    # Only a branch of this repository that is not its default branch; a deleted fork has no head repo.
+    same_repo_pr = (ctx.get("is_pull_request") and ctx.get("head_ref") and ctx.get("head_repo") == repo
+                    and not ctx.get("from_fork") and ctx.get("head_ref") != default)
     if workflow == "error-investigation" and same_repo_pr:
         ref = f"heads/{ctx['head_ref']}"
         head = (await gh.getitem(f"/repos/{repo}/git/ref/{ref}"))["object"]["sha"]
@@ -42,7 +45,6 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
         await gh.patch(f"/repos/{repo}/git/refs/{ref}", data={"sha": sha, "force": False})
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="push", github_id=0, number=number, url=sha))
         return None, sha
-    default = ctx.get("default_branch") or "main"
     head = (await gh.getitem(f"/repos/{repo}/git/ref/heads/{default}"))["object"]["sha"]
     sha = await _commit(gh, repo, head, files, message)
     branch = f"triage-lead/{run_id[:18]}"
@@ -56,8 +58,17 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
     body = with_marker(f"{closes}\n\nChanges proposed by triage-lead's `{workflow}` workflow, reviewed by its "
                        f"code-review gate and approved on #{number}. Files: "
                        + ", ".join(f"`{f['path']}`" for f in files), mark)
-    pull = await gh.post(f"/repos/{repo}/pulls", data={"title": title[:200], "head": branch, "base": default,
-                                                       "body": body, "draft": True})
+    try:
+        pull = await gh.post(f"/repos/{repo}/pulls", data={"title": title[:200], "head": branch, "base": default,
+                                                           "body": body, "draft": True})
+    except BadRequest as exc:  # a retried step: the PR exists from the first attempt
+        if exc.status_code != 422:
+            raise
+        owner = repo.split("/")[0]
+        found = [p async for p in gh.getiter(f"/repos/{repo}/pulls?head={owner}:{branch}&state=all")]
+        if not found:
+            raise
+        pull = found[0]
     await store.remember_posted(Posted(marker=mark, repo=repo, kind="pull", github_id=pull["id"],
                                        number=pull["number"], url=pull.get("html_url")))
     return pull.get("html_url"), None
