@@ -46,7 +46,8 @@ def _command_lines(body: str) -> list[str]:
             fence, quoted = m.group(1), False
             continue
         if raw.lstrip().startswith(">"):
-            quoted = True
+            # Only an open paragraph in the quote continues lazily onto the next line; an empty ">" does not.
+            quoted = bool(raw.lstrip().lstrip(">").strip())
             continue
         if not raw.strip():
             quoted = False

@@ -431,19 +431,21 @@ def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Ac
 
 
 def _head_moved(run: Run, wf: Workflow, sig: HeadMoved, actions: list[Action]) -> None:
-    """A push to the PR: a pending approval was for other code, so the gate reviews the new head."""
+    """A push to the PR: any review already given was for other code, so the gate reviews the new head
+    before anything is approved (whether the run waits for approval, runs, or waits on an escalation)."""
     if sig.sha == run.head_sha:
         return
     run.head_sha = sig.sha
-    if run.state != WAITING:
+    if run.state not in (WAITING, RUNNING, ESCALATED):
         return
-    waiting = next(sid for sid, st in run.steps.items() if st.status == "waiting")
-    reviews = [s.id for s in wf.steps if s.kind == "review" and s.id in wf.upstream(waiting)]
-    if reviews:
-        _reopen(run, wf, reviews[-1], until=waiting, feedback=None)
-    else:
-        run.steps[waiting].status = PENDING
-    run.state = RUNNING
-    actions.append(Reply(f"New commits were pushed (`{sig.sha[:7]}`): the earlier approval request is stale, "
+    reviewed = [s.id for s in wf.steps if s.kind == "review" and run.steps[s.id].status == FINISHED]
+    if not reviewed:
+        return
+    last = wf.steps[-1].id
+    _reopen(run, wf, reviewed[-1], until=last, feedback=None)
+    if run.state == WAITING:
+        run.state = RUNNING
+    actions.append(Reply(f"New commits were pushed (`{sig.sha[:7]}`): the earlier review is stale, "
                          "so the review runs again on the new head before approval."))
-    _schedule(run, wf, actions)
+    if run.state == RUNNING:
+        _schedule(run, wf, actions)

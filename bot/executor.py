@@ -120,7 +120,15 @@ class Executor:
         while state.outbox:
             writes = [a for a in state.outbox if a["type"] != "RunAgent"]
             for item in writes:
-                await self._perform(state, load_action(item))
+                try:
+                    await self._perform(state, load_action(item))
+                except BadRequest as exc:
+                    if int(exc.status_code) in (403, 429) or int(exc.status_code) >= 500:
+                        raise  # an outage or a rate limit: the job is retried and the action with it
+                    # GitHub refuses this one write for good (a 4xx): drop it and say so, rather than
+                    # let it block every later step of the run.
+                    log.warning("run %s: GitHub refused %s (%s); dropped", state.run.id, item["type"], exc.status_code)
+                    state.data.setdefault("dropped", []).append(f"{item['type']} ({exc.status_code}: {str(exc)[:100]})")
                 state.outbox.remove(item)
                 await self._save(state)
             await self._status(state)
@@ -230,7 +238,8 @@ class Executor:
         wf = self._wf(state)
         body = render.status(state.run, wf, announce=state.data.get("announce", wf.announce),
                              usage=state.data.get("usage", {}), links=state.data.get("links", {}),
-                             note=state.data.get("stopped", ""))
+                             note="; ".join(filter(None, [state.data.get("stopped", ""), *(
+                                 f"GitHub refused {d}" for d in state.data.get("dropped", [])[-3:])])))
         if state.data.get("status_body") == body:
             return  # nothing changed: save GitHub a write
         await self._comment(state, marker("status", state.run.id), body)
@@ -359,7 +368,8 @@ class Executor:
         pull_url = pushed = None
         if proposed and run.approval:
             pull_url, pushed = await changes.deliver(self.gh, self.store, run_id=run.id, ctx=ctx, files=proposed,
-                                                     workflow=wf.name, title=ctx.get("title") or wf.title)
+                                                     workflow=wf.name, title=ctx.get("title") or wf.title,
+                                                     approved_sha=run.approval.get("head_sha"))
         state.data["pull_url"], state.data["pushed"] = pull_url, pushed
         await self._comment(state, marker("done", run.id),
                             render.finished(run, wf, pull_url=pull_url, pushed=pushed, debt=state.data.get("debt", []),

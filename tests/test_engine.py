@@ -188,3 +188,13 @@ def test_a_failure_in_one_parallel_step_does_not_wedge_the_other() -> None:
     assert actions == []
     run, actions = E.advance(run, E.Command("retry", "m"), w)
     assert sorted(a.step for a in actions if isinstance(a, E.RunAgent)) == ["architecture", "research"]
+
+
+def test_a_push_while_escalated_reopens_the_review() -> None:
+    w = wf("security-fix")
+    run, _ = drive(E.Run.new("r", w, head_sha="a" * 40), w, {"validation": [ok(passed=False)]})
+    assert run.state == E.ESCALATED and run.steps["review"].status == E.FINISHED
+    run, actions = E.advance(run, E.HeadMoved("b" * 40), w)
+    assert run.state == E.ESCALATED and run.steps["review"].status == E.PENDING  # reviewed again once resumed
+    run, actions = E.advance(run, E.Command("approve", "m", option=2), w)  # "skip this step and continue"
+    assert "RunAgent:review" in kinds(actions) and run.state == E.RUNNING

@@ -307,7 +307,7 @@ async def test_push_after_summary_makes_approval_stale(bot: Any, sandbox: Any, t
     sync = copy.deepcopy(p) | {"action": "synchronize"}
     sync["pull_request"]["head"]["sha"] = new_head
     await send(bot, sandbox, "pull_request", sync)
-    assert any("the earlier approval request is stale" in c["body"] for c in sandbox.comments(REPO, 20))
+    assert any("the earlier review is stale" in c["body"] for c in sandbox.comments(REPO, 20))
     assert "verdict:review:2" in posts(sandbox, 20)
     await send(bot, sandbox, "issue_comment", comment_payload(20, "/approve", pull=True))
     assert posts(sandbox, 20)[-1] == "done"

@@ -26,8 +26,11 @@ async def _commit(gh: GitHubAPI, repo: str, parent: str, files: list[dict[str, s
 
 
 async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, Any], files: list[dict[str, str]],
-                  workflow: str, title: str) -> tuple[str | None, str | None]:
-    """Returns (draft PR url, pushed commit) — one of them — for the approved ``files``."""
+                  workflow: str, title: str, approved_sha: str | None = None) -> tuple[str | None, str | None]:
+    """Returns (draft PR url, pushed commit) — one of them — for the approved ``files``.
+
+    A fix for a PR is committed on the head the approval was given for: if the branch moved since, the
+    non-forced ref update fails rather than overwrite newer work with contents computed for older code."""
     repo, number = ctx["repo"], ctx.get("number")
     mark = marker("delivered", run_id)
     done = await store.find_posted(mark)
@@ -40,7 +43,7 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
                     and not ctx.get("from_fork") and ctx.get("head_ref") != default)
     if workflow == "error-investigation" and same_repo_pr:
         ref = f"heads/{ctx['head_ref']}"
-        head = (await gh.getitem(f"/repos/{repo}/git/ref/{ref}"))["object"]["sha"]
+        head = approved_sha or (await gh.getitem(f"/repos/{repo}/git/ref/{ref}"))["object"]["sha"]
         sha = await _commit(gh, repo, head, files, message)
         await gh.patch(f"/repos/{repo}/git/refs/{ref}", data={"sha": sha, "force": False})
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="push", github_id=0, number=number, url=sha))
