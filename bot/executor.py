@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from urllib.parse import quote
 from typing import Any
 
 from gidgethub import BadRequest
@@ -26,7 +27,7 @@ from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.github import changes
 from bot.github.writes import create_issue_once, digest, upsert_comment
-from bot.markers import marker, with_marker
+from bot.markers import marker, markers_in, with_marker
 from bot.store import Posted, RunRecord, StepRecord, Store
 
 log = logging.getLogger(__name__)
@@ -300,19 +301,33 @@ class Executor:
         repo, number = self._where(state)
         approved = result.get("verdict") == "APPROVED"
         mark = marker("review", run.id, action.step, action.iteration)
-        if await self.store.find_posted(mark) is None:
+        if await self.store.find_posted(mark) is None and not await self._review_exists(repo, number, mark):
             body = with_marker(render.verdict(wf, action.step, action.iteration, result, rejections=run.rejections), mark)
             review = await self._review(repo, number, sha, body, "APPROVE" if approved else "REQUEST_CHANGES")
             await self.store.remember_posted(Posted(marker=mark, repo=repo, kind="review", github_id=review["id"], number=number))
         check_mark = marker("check", run.id, action.step, action.iteration)
-        if await self.store.find_posted(check_mark) is None:
+        external_id = f"{run.id}:{action.step}:{action.iteration}"
+        if await self.store.find_posted(check_mark) is None and not await self._check_exists(repo, sha, external_id):
             summary = f"{len(result.get('critical') or [])} critical, {len(result.get('warnings') or [])} warnings"
             check = await self.gh.post(f"/repos/{repo}/check-runs", data={
                 "name": GATE_CHECK, "head_sha": sha, "status": "completed",
-                "conclusion": "success" if approved else "failure", "external_id": f"{run.id}:{action.step}:{action.iteration}",
+                "conclusion": "success" if approved else "failure", "external_id": external_id,
                 "output": {"title": f"{result.get('verdict', 'REJECTED')}: {summary}",
                            "summary": render.clip(str(result.get("summary") or ""), 60_000)}})
             await self.store.remember_posted(Posted(marker=check_mark, repo=repo, kind="check_run", github_id=check["id"]))
+
+    async def _review_exists(self, repo: str, number: int, mark: str) -> bool:
+        """A review posted before a crash kept us from recording it (GitHub has no idempotency key)."""
+        key = markers_in(mark)[0]
+        async for review in self.gh.getiter(f"/repos/{repo}/pulls/{number}/reviews?per_page=100"):
+            if key in markers_in(review.get("body") or ""):
+                return True
+        return False
+
+    async def _check_exists(self, repo: str, sha: str, external_id: str) -> bool:
+        """The gate's check run for this iteration, if a crash kept us from recording it."""
+        found = await self.gh.getitem(f"/repos/{repo}/commits/{sha}/check-runs?check_name={quote(GATE_CHECK)}")
+        return any(c.get("external_id") == external_id for c in found.get("check_runs", []))
 
     async def _review(self, repo: str, number: int, sha: str, body: str, event: str) -> dict[str, Any]:
         try:

@@ -369,6 +369,11 @@ async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
     issue, created = await create_issue_once(gh, deps.store, repo=f.repo, mark=marker("ci", digest(f.repo, signature)),
                                              title=title, body=body, labels=["ci-failure"], bot_login=deps.bot_login)
     seen = marker("ci-seen", digest(f.repo, signature, f.head_sha))  # this failure at this commit
+    opened_by = marker("ci-opened-by", f.delivery_id)
+    if created:
+        await deps.store.remember_posted(Posted(marker=opened_by, repo=f.repo, kind="seen", github_id=0))
+    elif await deps.store.find_posted(opened_by) is not None:
+        created = True  # this delivery opened the issue, then failed before its run started: start it now
     if not created:
         if await deps.store.find_posted(seen) is None:  # not the same failure reported by another event source
             await upsert_comment(gh, deps.store, repo=f.repo, number=int(issue.number or 0), bot_login=deps.bot_login,
