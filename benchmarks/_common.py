@@ -7,11 +7,9 @@ idea of ``tests/test_workflows_e2e.py``: every agent step is answered with a val
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import os
 import platform
-import re
 import socket
 import statistics
 import sys
@@ -247,69 +245,9 @@ def webhook_headers(event: str, body: bytes, delivery: str | None = None) -> dic
             "User-Agent": "GitHub-Hookshot/bench"}
 
 
-# ---- scripted specialists ------------------------------------------------------------------------
+# ---- scripted specialists: the tests' shared team ----------------------------------------------
 
-STEP = re.compile(r"## Step (.+?) \((\w+)\) of run (\S+), attempt (\d+)")
-
-
-def result(kind: str, flags: dict[str, bool] | None = None, **extra: Any) -> dict[str, Any]:
-    """A valid result for a step kind (the agent runtime validates it against the kind's schema)."""
-    base: dict[str, Any] = {"summary": f"{kind} done", "passed": True, "criteria": [], "flags": flags or {},
-                            "escalate": None}
-    base |= {
-        "triage": {"workflow": None, "subclass": None, "reason": "scripted", "confidence": 0.9},
-        "analyze": {"findings": ["scripted finding at app.py:1"]},
-        "validate": {"findings": ["validated"]},
-        "implement": {"changes": [{"path": "app/fix.py", "content": "def fix():\n    return 1\n", "reason": "the fix"},
-                                  {"path": "tests/test_fix.py", "content": "def test_fix():\n    assert True\n",
-                                   "reason": "a test"}], "notes": ""},
-        "review": {"verdict": "APPROVED", "critical": [], "warnings": [], "suggestions": [], "tech_debt": []},
-        "approval": {"deployment_plan": None},
-        "context": {"context": {"goals": ["g"], "constraints": [], "decisions": [], "progress": []}, "tasks": []},
-    }[kind]
-    return base | extra
-
-
-def rejected() -> dict[str, Any]:
-    return result("review", verdict="REJECTED", passed=False,
-                  critical=[{"text": "No input validation", "path": "app/fix.py", "line": 1}])
-
-
-class Team:
-    """Scripted specialists: each step is answered from ``script[(run, title)]`` or ``script[title]``, else
-    with a valid default. ``calls`` keeps (run, title, attempt) in arrival order."""
-
-    def __init__(self, fake: Any, tool_turns: int = 0) -> None:
-        self.fake = fake
-        self.tool_turns = tool_turns  # tool calls (list_directory / read_file) before each step's answer
-        self.script: dict[Any, list[dict[str, Any]]] = {}
-        self.calls: list[tuple[str, str, int]] = []
-        fake.responder = self.respond
-
-    async def respond(self, request: dict[str, Any]) -> Any:
-        first = request["messages"][0]["content"]
-        text = first if isinstance(first, str) else "\n".join(b.get("text", "") for b in first if isinstance(b, dict))
-        m = STEP.search(text)
-        if m is None:
-            raise AssertionError("an agent request that does not name its step")
-        title, kind, run, attempt = m.group(1), m.group(2), m.group(3), int(m.group(4))
-        self.calls.append((run, title, attempt))
-        tools = {t.get("name") for t in request.get("tools") or []}
-        turn = (len(request["messages"]) - 1) // 2  # tool round trips so far in this step
-        if turn < self.tool_turns and request.get("tool_choice", {}).get("type") != "none":
-            from bot.sandbox.anthropic import Reply
-
-            if "list_directory" in tools:
-                return Reply.tool_use("list_directory", {"path": ""}, text="Looking at the layout first.")
-            if "read_file" in tools:
-                return Reply.tool_use("read_file", {"path": "README.md"}, text="Reading the README first.")
-        for key in ((run, title), title):
-            queue = self.script.get(key)
-            if queue:
-                return copy.deepcopy(queue.pop(0))
-        wanted = (re.findall(r"^- (\w+): ", text.split("Flags to set in `flags`:")[1], re.M)
-                  if "Flags to set in `flags`:" in text else [])
-        return result(kind, {name: False for name in wanted})
+from bot.sandbox.team import Team, rejected, result  # noqa: E402,F401  (re-exported for the scripts)
 
 
 @asynccontextmanager

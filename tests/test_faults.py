@@ -26,7 +26,8 @@ from bot.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from bot.settings import Settings
 from tests.conftest import load_fixture, post_webhook
-from tests.test_workflows_e2e import (REPO, STEP, Team, bot, comment_payload, fake, issue_payload,  # noqa: F401
+from bot.sandbox.team import STEP
+from tests.test_workflows_e2e import (REPO, Team, bot, comment_payload, fake, issue_payload,  # noqa: F401
                                       posts)
 
 DEVOPS = ["status", "step:triage:1", "skip:architecture-review", "step:implementation:1", "verdict:review:1",

@@ -30,7 +30,8 @@ from bot.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic, Reply
 from bot.settings import Settings
 from tests.conftest import SECRET, load_fixture, post_webhook
-from tests.test_workflows_e2e import REPO, STEP, Team, bot, comment_payload, fake, issue_payload, result  # noqa: F401
+from bot.sandbox.team import STEP
+from tests.test_workflows_e2e import REPO, Team, bot, comment_payload, fake, issue_payload, result  # noqa: F401
 
 API_KEY = "sk-ant-test-key"  # what the e2e `bot` fixture configures
 THREAD = re.compile(r"(?:Issue|Pull request) #(\d+)")

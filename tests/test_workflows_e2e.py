@@ -6,13 +6,10 @@ is the real bot: HTTP webhook, store, job runner, engine, executor, gidgethub an
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import re
-import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,59 +17,11 @@ import pytest
 from bot.markers import markers_in
 from bot.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
+from bot.sandbox.team import Team, result
 from bot.settings import Settings
 from tests.conftest import load_fixture, post_webhook
 
 REPO = "Codertocat/Hello-World"
-STEP = re.compile(r"## Step (.+?) \((\w+)\) of run (\S+), attempt (\d+)")
-
-
-def result(kind: str, flags: dict[str, bool] | None = None, **extra: Any) -> dict[str, Any]:
-    """A valid result for a step kind (the agent runtime validates it against the kind's schema)."""
-    base: dict[str, Any] = {"summary": f"{kind} done", "passed": True, "criteria": [], "flags": flags or {},
-                            "escalate": None}
-    base |= {
-        "triage": {"workflow": None, "subclass": None, "reason": "scripted", "confidence": 0.9},
-        "analyze": {"findings": ["scripted finding at app.py:1"]},
-        "validate": {"findings": ["validated"]},
-        "implement": {"changes": [{"path": "app/fix.py", "content": "def fix():\n    return 1\n", "reason": "the fix"},
-                                  {"path": "tests/test_fix.py", "content": "def test_fix():\n    assert True\n",
-                                   "reason": "a test"}], "notes": ""},
-        "review": {"verdict": "APPROVED", "critical": [], "warnings": [], "suggestions": [], "tech_debt": []},
-        "approval": {"deployment_plan": None},
-        "context": {"context": {"goals": ["g"], "constraints": [], "decisions": [], "progress": []}, "tasks": []},
-    }[kind]
-    return base | extra
-
-
-class Team:
-    """Scripted specialists: answers each step by its title from a script, else a valid default."""
-
-    def __init__(self, fake: FakeAnthropic) -> None:
-        self.fake = fake
-        self.script: dict[str, list[dict[str, Any]]] = {}
-        self.flags: dict[str, dict[str, bool]] = {}
-        self.calls: list[tuple[str, int, float, float]] = []  # (title, attempt, start, end)
-        self.delay: dict[str, float] = {}
-        fake.responder = self.respond
-
-    async def respond(self, request: dict[str, Any]) -> dict[str, Any]:
-        first = request["messages"][0]["content"]
-        text = first if isinstance(first, str) else "\n".join(b.get("text", "") for b in first if isinstance(b, dict))
-        m = STEP.search(text)
-        assert m, "every agent request names its step"
-        title, kind, attempt = m.group(1), m.group(2), int(m.group(4))
-        start = time.monotonic()
-        await asyncio.sleep(self.delay.get(title, 0.0))
-        self.calls.append((title, attempt, start, time.monotonic()))
-        queue = self.script.get(title)
-        if queue:
-            return queue.pop(0)
-        wanted = re.findall(r"^- (\w+): ", text.split("Flags to set in `flags`:")[1], re.M) if "Flags to set in `flags`:" in text else []
-        flags = {name: self.flags.get(title, {}).get(name, False) for name in wanted}
-        return result(kind, flags)
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeAnthropic]:
     server = FakeAnthropic(api_key="sk-ant-test-key")
