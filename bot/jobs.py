@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.store import Job, Store
+from bot.store import Job, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +97,26 @@ class LocalJobs:
                 # One line for operators; the traceback only at DEBUG, since most failures are GitHub's answers.
                 log.error("job %s (delivery %s) failed after %d attempt(s), not retried: %s", job.id,
                           job.delivery_id, job.attempts, reason)
-                await self.store.finish_job(job.id, error=reason)
+                await self._recorded(lambda: self.store.finish_job(job.id, error=reason))
                 return
             log.warning("job %s (delivery %s) failed (attempt %d), retrying in %.0fs: %s", job.id, job.delivery_id,
                         job.attempts, delay, reason)
-            await self.store.retry_job(job.id, after=delay, error=reason)
+            await self._recorded(lambda: self.store.retry_job(job.id, after=delay, error=reason))
             self._later(delay, job.thread)
         else:
-            await self.store.finish_job(job.id)
+            await self._recorded(lambda: self.store.finish_job(job.id))
+
+    async def _recorded(self, write: Callable[[], Awaitable[None]], attempts: int = 6) -> None:
+        """Record a job's outcome through a brief store outage: a job left 'running' would hold up its
+        thread until the process restarts (start-up puts running jobs back in the queue)."""
+        for attempt in range(attempts):
+            try:
+                await write()
+                return
+            except StoreUnavailable:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.2 * 2 ** attempt)
 
     def _later(self, delay: float, thread: str) -> None:
         self._idle.clear()  # a retry is pending: the runner is not idle yet
