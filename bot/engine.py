@@ -374,7 +374,9 @@ def _command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
             actions.append(Reply("No step has failed, so there is nothing to retry; the workflow carries on "
                                  "from where it is."))
             return
-        _resolve(run, wf, "retry", cmd, actions)
+        options = (run.escalation or {}).get("options") or []
+        chosen = next((i for i, o in enumerate(options, 1) if o.get("action") == "retry"), 1)
+        _resolve(run, wf, "retry", cmd, actions, chosen=chosen)  # recorded as the retry option it is
 
 
 def _current(run: Run, wf: Workflow) -> str:

@@ -198,3 +198,11 @@ def test_a_push_while_escalated_reopens_the_review() -> None:
     assert run.state == E.ESCALATED and run.steps["review"].status == E.PENDING  # reviewed again once resumed
     run, actions = E.advance(run, E.Command("approve", "m", option=2), w)  # "skip this step and continue"
     assert "RunAgent:review" in kinds(actions) and run.state == E.RUNNING
+
+
+def test_retry_after_repeated_rejections_is_recorded_as_the_retry_option() -> None:
+    w = wf("backend-feature")
+    no = review("REJECTED", critical=[{"text": "x"}])
+    run, _ = drive(E.Run.new("r", w), w, {"review": [no, no, no]})
+    run, actions = E.advance(run, E.Command("retry", "lead"), w)
+    assert run.decisions[-1]["option"] == 2 and run.decisions[-1]["choice"].startswith("Give the implementer")
