@@ -150,7 +150,7 @@ async def test_rejection_then_pass_on_the_second_try(bot: Any, sandbox: Any, tea
     assert second and "No input validation" in str(second[0]["messages"])  # the findings went back as feedback
     debt = [w for w in sandbox.writes if w.kind == "issue"]
     assert sorted(w.data["title"] for w in debt) == ["Refactor the fix module", "Suggestion: Add a docstring to fix()"]
-    assert all(w.data["labels"] == ["tech-debt"] for w in debt)
+    assert all(w.data["labels"] == ["tech-debt", "triage-lead"] for w in debt)
     assert "iteration 2" in body_of(sandbox, 11, "status")
 
 
@@ -335,7 +335,7 @@ async def test_long_running_project_keeps_a_context_document_and_files_tasks(bot
     assert "Next session: review the two task PRs." in body
     tasks = [w for w in sandbox.writes if w.kind == "issue"]
     assert [t.data["title"] for t in tasks] == ["Add the v2 endpoints", "Speed up the orders query"]
-    assert tasks[0].data["labels"] == ["api"]
+    assert tasks[0].data["labels"] == ["api", "triage-lead"]
     await send(bot, sandbox, "issue_comment", comment_payload(32, "/status", login="someone", comment_id=77))
     assert "Handoff for the next session" in sandbox.comments(REPO, 32)[-1]["body"]
 
@@ -410,3 +410,21 @@ async def test_a_failure_while_delivering_an_approved_change_is_retried(bot: Any
     assert len([w for w in sandbox.writes if w.kind == "pull"]) == 1
     assert posts(sandbox, 52)[-1] == "done"
     assert not any("nothing to act on" in c["body"] for c in sandbox.comments(REPO, 52))
+
+
+async def test_an_issue_filed_before_a_crash_is_found_without_search(bot: Any, sandbox: Any, team: Team) -> None:
+    from bot.github.writes import create_issue_once
+    from bot.markers import marker
+
+    rt, _ = bot
+    gh = await rt.github.installation(2311213)
+    mark = marker("debt", "abc123")
+    first, created = await create_issue_once(gh, rt.store, repo=REPO, mark=mark, title="Debt", body="later",
+                                             labels=["tech-debt"], bot_login="triage-lead[bot]")
+    # the record of the post is lost, as in a crash before it was saved:
+    await rt.store._run(lambda db: db.execute("DELETE FROM posted"))
+    again, created_again = await create_issue_once(gh, rt.store, repo=REPO, mark=mark, title="Debt", body="later",
+                                                   labels=["tech-debt"], bot_login="triage-lead[bot]")
+    assert created and not created_again and again.number == first.number
+    assert not any("/search/issues" in r.path for r in sandbox.requests)
+    assert len([w for w in sandbox.writes if w.kind == "issue"]) == 1

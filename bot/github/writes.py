@@ -69,16 +69,24 @@ async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int,
     return posted
 
 
+BOT_LABEL = "triage-lead"  # on every issue the bot opens, so it can find its own without GitHub search
+
+
+async def _find_issue(gh: GitHubAPI, repo: str, key: str, bot_login: str | None) -> dict[str, Any] | None:
+    """The bot's issue carrying marker ``key``: listed by the bot's label (consistent at once, where search
+    lags by seconds and a retried step would file a duplicate), open or closed."""
+    async for issue in gh.getiter(f"/repos/{repo}/issues?labels={_quote(BOT_LABEL)}&state=all&per_page=100"):
+        if is_own(issue.get("user"), bot_login) and key in markers_in(issue.get("body") or ""):
+            return issue
+    return None
+
+
 async def create_issue_once(gh: GitHubAPI, store: Store, *, repo: str, mark: str, title: str, body: str,
                             labels: list[str], bot_login: str | None = None) -> tuple[Posted, bool]:
-    """Open an issue carrying ``mark`` unless one already exists; returns (issue, created?)."""
+    """Open an issue carrying ``mark`` (and the bot's label) unless one already exists; (issue, created?)."""
     known = await store.find_posted(mark)
     if known is None:
-        key = markers_in(mark)[0]
-        query = f'repo:{repo} is:issue "{key}"'
-        result = await gh.getitem(f"/search/issues?q={_quote(query)}")
-        found = next((i for i in result.get("items", []) if is_own(i.get("user"), bot_login)
-                      and key in markers_in(i.get("body") or "")), None)
+        found = await _find_issue(gh, repo, markers_in(mark)[0], bot_login)
         if found is not None:
             known = Posted(marker=mark, repo=repo, kind="issue", github_id=found["id"], number=found["number"],
                            url=found.get("html_url"))
@@ -86,7 +94,7 @@ async def create_issue_once(gh: GitHubAPI, store: Store, *, repo: str, mark: str
     if known is not None:
         return known, False
     issue = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": with_marker(body, mark),
-                                                         "labels": labels})
+                                                         "labels": [*labels, BOT_LABEL]})
     posted = Posted(marker=mark, repo=repo, kind="issue", github_id=issue["id"], number=issue["number"],
                     url=issue.get("html_url"))
     await store.remember_posted(posted)
