@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,6 +57,15 @@ class RunRecord:
     state: str
     data: dict[str, Any]
 
+    @classmethod
+    def from_row(cls, row: Any) -> "RunRecord | None":
+        """A ``runs`` row (either database's) as a record; None for no row."""
+        if row is None:
+            return None
+        return cls(id=row["id"], thread=row["thread"], repo=row["repo"], number=row["number"],
+                   installation_id=row["installation_id"], workflow=row["workflow"], state=row["state"],
+                   data=json.loads(row["data"]))
+
 
 @dataclass(frozen=True, slots=True)
 class StepRecord:
@@ -71,6 +81,15 @@ class StepRecord:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
+
+    @classmethod
+    def from_row(cls, r: Any) -> "StepRecord":
+        """A ``steps`` row (either database's) as a record."""
+        return cls(run_id=r["run_id"], step_id=r["step_id"], iteration=r["iteration"], status=r["status"],
+                   output=None if r["output"] is None else json.loads(r["output"]),
+                   input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
+                   cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_tokens"],
+                   cost_usd=r["cost_usd"])
 
 
 # Run states that no longer take signals; any other state is "active" on its thread.

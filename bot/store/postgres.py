@@ -306,19 +306,11 @@ class PostgresStore:
             (run.id, run.thread, run.repo, run.number, run.installation_id, run.workflow, run.state,
              json.dumps(run.data), now, now))
 
-    @staticmethod
-    def _run_record(row: dict[str, Any] | None) -> RunRecord | None:
-        if row is None:
-            return None
-        return RunRecord(id=row["id"], thread=row["thread"], repo=row["repo"], number=row["number"],
-                         installation_id=row["installation_id"], workflow=row["workflow"], state=row["state"],
-                         data=json.loads(row["data"]))
-
     async def load_run(self, run_id: str) -> RunRecord | None:
-        return self._run_record(await self._one("SELECT * FROM runs WHERE id = %s", (run_id,)))
+        return RunRecord.from_row(await self._one("SELECT * FROM runs WHERE id = %s", (run_id,)))
 
     async def active_run(self, thread: str) -> RunRecord | None:
-        return self._run_record(await self._one(
+        return RunRecord.from_row(await self._one(
             "SELECT * FROM runs WHERE thread = %s AND NOT (state = ANY(%s)) ORDER BY created_at DESC LIMIT 1",
             (thread, sorted(FINAL_STATES))))
 
@@ -341,11 +333,7 @@ class PostgresStore:
     async def steps_of(self, run_id: str) -> list[StepRecord]:
         rows = await self._all("SELECT * FROM steps WHERE run_id = %s ORDER BY updated_at, step_id, iteration",
                                (run_id,))
-        return [StepRecord(run_id=r["run_id"], step_id=r["step_id"], iteration=r["iteration"], status=r["status"],
-                           output=None if r["output"] is None else json.loads(r["output"]),
-                           input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
-                           cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_tokens"],
-                           cost_usd=r["cost_usd"]) for r in rows]
+        return [StepRecord.from_row(r) for r in rows]
 
     async def add_usage(self, installation_id: int, day: str, tokens: int, cost_usd: float) -> None:
         await self._exec(

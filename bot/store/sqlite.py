@@ -194,24 +194,16 @@ class SQLiteStore:
                  json.dumps(run.data), now, now))
         await self._run(tx)
 
-    @staticmethod
-    def _run_record(row: sqlite3.Row | None) -> RunRecord | None:
-        if row is None:
-            return None
-        return RunRecord(id=row["id"], thread=row["thread"], repo=row["repo"], number=row["number"],
-                         installation_id=row["installation_id"], workflow=row["workflow"], state=row["state"],
-                         data=json.loads(row["data"]))
-
     async def load_run(self, run_id: str) -> RunRecord | None:
         row = await self._run(lambda db: db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
-        return self._run_record(row)
+        return RunRecord.from_row(row)
 
     async def active_run(self, thread: str) -> RunRecord | None:
         finals = tuple(sorted(FINAL_STATES))
         row = await self._run(lambda db: db.execute(
             f"SELECT * FROM runs WHERE thread = ? AND state NOT IN ({', '.join('?' * len(finals))})"
             " ORDER BY created_at DESC LIMIT 1", (thread, *finals)).fetchone())
-        return self._run_record(row)
+        return RunRecord.from_row(row)
 
     async def run_states(self) -> dict[str, int]:
         return await self._run(lambda db: {r[0]: r[1] for r in db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state")})
@@ -231,11 +223,7 @@ class SQLiteStore:
     async def steps_of(self, run_id: str) -> list[StepRecord]:
         rows = await self._run(lambda db: db.execute(
             "SELECT * FROM steps WHERE run_id = ? ORDER BY updated_at, step_id, iteration", (run_id,)).fetchall())
-        return [StepRecord(run_id=r["run_id"], step_id=r["step_id"], iteration=r["iteration"], status=r["status"],
-                           output=None if r["output"] is None else json.loads(r["output"]),
-                           input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
-                           cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_tokens"],
-                           cost_usd=r["cost_usd"]) for r in rows]
+        return [StepRecord.from_row(r) for r in rows]
 
     async def add_usage(self, installation_id: int, day: str, tokens: int, cost_usd: float) -> None:
         await self._run(lambda db: db.execute(
