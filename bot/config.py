@@ -8,7 +8,6 @@ Parsing and validation are pure; ``fetch`` does the I/O.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import fnmatch
 import posixpath
@@ -20,6 +19,8 @@ import yaml
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 from jsonschema import Draft202012Validator
+
+from bot.github.contents import FileText, Unreadable, read_file
 
 PATH = ".github/triage-lead.yml"
 _NAME = {"type": "string", "pattern": "^[a-z0-9-]+$"}
@@ -101,30 +102,46 @@ def parse(text: str, *, known_workflows: set[str], source: str = PATH) -> tuple[
     ), []
 
 
-async def _read(gh: GitHubAPI, repo: str, ref: str | None = None) -> str | None:
-    url = f"/repos/{repo}/contents/{PATH}" + (f"?ref={ref}" if ref else "")
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The config file that applies to a repository: its text, or why it could not be read."""
+
+    name: str  # "owner/repo:.github/triage-lead.yml"
+    text: str | None
+    problem: str | None = None
+
+
+async def _read(gh: GitHubAPI, repo: str, ref: str | None = None) -> FileText | Unreadable | None:
+    return await read_file(gh, repo, PATH, ref)
+
+
+async def _read_org(gh: GitHubAPI, owner: str) -> FileText | Unreadable | None:
+    """The organisation's file; an organisation ``.github`` repository the App cannot see (GitHub answers 403
+    or 404 for those) has no file for it."""
     try:
-        item = await gh.getitem(url)
+        return await _read(gh, f"{owner}/.github")
     except BadRequest as exc:
-        if exc.status_code == 404:
+        if exc.status_code == 403:
             return None
         raise
-    return base64.b64decode(item.get("content") or "").decode("utf-8", "replace")
 
 
-async def fetch(gh: GitHubAPI, repo: str, default_branch: str) -> tuple[str, str] | None:
-    """(source, text) of the config that applies: the repository's, else its organisation's."""
-    text = await _read(gh, repo, default_branch)
-    if text is not None:
-        return f"{repo}:{PATH}", text
+async def fetch(gh: GitHubAPI, repo: str, default_branch: str) -> Source | None:
+    """The config that applies: the repository's, else its organisation's; None when neither has one."""
+    found = await _read(gh, repo, default_branch)
+    name = f"{repo}:{PATH}"
     owner = repo.split("/")[0]
-    if repo.lower() == f"{owner}/.github".lower():
+    if found is None and repo.lower() != f"{owner}/.github".lower():
+        found = await _read_org(gh, owner)
+        name = f"{owner}/.github:{PATH}"
+    if found is None:
         return None
-    text = await _read(gh, f"{owner}/.github")
-    return (f"{owner}/.github:{PATH}", text) if text is not None else None
+    if isinstance(found, Unreadable):
+        return Source(name, None, f"{name} could not be read: {found.reason}")
+    return Source(name, found.text)
 
 
-async def read_at(gh: GitHubAPI, repo: str, ref: str) -> str | None:
+async def read_at(gh: GitHubAPI, repo: str, ref: str) -> FileText | Unreadable | None:
     """The config file as a pull request's head has it (for the PR's config check, never for acting)."""
     return await _read(gh, repo, ref)
 

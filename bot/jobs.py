@@ -10,40 +10,112 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+from bot.github.client import TokenRefused, Uninstalled
 from bot.store import Job, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[None]]
+# Told when a job ends for good without success, and when one succeeds (to tidy a note it left).
+OnFailed = Callable[[Job, "Outcome"], Awaitable[None]]
+OnDone = Callable[[Job], Awaitable[None]]
 
 # A failed job is tried again: GitHub or the model may be down for minutes, and every write is
 # idempotent by marker, so a retry resumes the run where it stopped. Then it stays failed.
 MAX_ATTEMPTS = 6
+# A 404 may be replication lag (a thing the bot just created, not yet readable everywhere) and the token
+# request's 404 an installation that is not yet everywhere: a few tries, then it is what it says.
+NOT_FOUND_ATTEMPTS = 3
 
 
-def retryable(exc: BaseException) -> bool:
-    """Whether trying again can help: an outage can pass, a 4xx answer (bad key, gone repository) will not.
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to do with a failed job: try again in ``retry_in`` seconds, or give up (None). ``tell``: whether a
+    person on the thread should hear of it (nobody can be told when the App was uninstalled)."""
 
-    Rate limits (403/429) were already waited out by the GitHub client; reaching here they count as outages.
-    """
+    retry_in: float | None
+    reason: str  # for operators: the exception in one line
+    tell: bool = True
+    cause: str = ""  # for a person: what failed, in words
+    hint: str = ""  # for a person: what would fix it, where known
+
+
+def _rate_limited(exc: BaseException) -> bool:
+    headers = getattr(exc, "headers", None) or {}
+    return (headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers
+            or "rate limit" in str(exc).lower())
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether trying again can help: an outage or a rate limit can pass, a refusal (a 4xx) will not.
+
+    401 passes too (the client already retried once with a fresh token; a key rotation can take a moment);
+    a 404 is judged with its attempt count in :func:`judge`."""
+    if isinstance(exc, (Uninstalled, TokenRefused)):
+        return True
     status = getattr(exc, "status_code", None)
-    return status is None or int(status) >= 500 or int(status) in (403, 429)
+    if status is None:
+        return True  # a timeout, a dropped connection, the store: outages
+    status = int(status)
+    return status >= 500 or status in (401, 404, 429) or (status == 403 and _rate_limited(exc))
 
 
-def retry_delay(attempt: int, base: float) -> float | None:
+def judge(exc: BaseException, attempts: int, base: float) -> Outcome:
+    """Retry (with backoff) what may pass, a bounded number of times; give up at once on the rest."""
+    reason = f"{type(exc).__name__}: {exc}"[:2000]
+    limit = NOT_FOUND_ATTEMPTS if isinstance(exc, Uninstalled) or getattr(exc, "status_code", None) == 404 \
+        else MAX_ATTEMPTS
+    delay = retry_delay(attempts, base, limit) if transient(exc) else None
+    cause, hint = explain(exc)
+    return Outcome(delay, reason, tell=not isinstance(exc, Uninstalled), cause=cause, hint=hint)
+
+
+# What GitHub's refusals mean for the person who has to fix them (matched on GitHub's message).
+_HINTS = (
+    ("without `workflows` permission", "The App needs the `workflows` permission to change files in "
+                                       "`.github/workflows/`; an owner can grant it in the App's settings."),
+    ("resource not accessible by integration", "The App lacks a permission this needs; an owner can review "
+                                               "the App's permissions in the installation settings."),
+    ("not a fast forward", "The branch moved while this was prepared; `/retry` prepares it again on the new head."),
+    ("installation has been suspended", "The App's installation is suspended; an owner can unsuspend it."),
+)
+
+
+def explain(exc: BaseException) -> tuple[str, str]:
+    """(what failed, what would fix it) in a person's words; the hint may be empty."""
+    status = getattr(exc, "status_code", None)
+    message = " ".join(str(exc).split())[:300]
+    if status is not None:
+        asked = getattr(exc, "request_line", "")
+        cause = f"GitHub answered {int(status)} to {asked or 'a request'}" + (f": {message}" if message else "")
+    elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        cause = "GitHub or the model did not answer in time"
+    elif isinstance(exc, TokenRefused):
+        cause = message
+    else:
+        cause = f"{type(exc).__name__}" + (f": {message}" if message else "")
+    lowered = message.lower()
+    hint = next((h for key, h in _HINTS if key in lowered), "")
+    return cause, hint
+
+
+def retry_delay(attempt: int, base: float, limit: int = MAX_ATTEMPTS) -> float | None:
     """Seconds before attempt ``attempt + 1`` after ``attempt`` failed (base, x4 each time, at most an
-    hour), or None when the job has had its attempts."""
-    if attempt >= MAX_ATTEMPTS:
+    hour), or None when the job has had its ``limit`` attempts."""
+    if attempt >= limit:
         return None
     return min(base * 4.0 ** (attempt - 1), 3600.0)
 
 
 class LocalJobs:
-    def __init__(self, store: Store, handler: Handler, *, concurrency: int = 8, retry_base: float = 5.0) -> None:
+    def __init__(self, store: Store, handler: Handler, *, concurrency: int = 8, retry_base: float = 5.0,
+                 on_failed: OnFailed | None = None, on_done: OnDone | None = None) -> None:
         self.store = store
         self.handler = handler
         self.retry_base = retry_base
+        self.on_failed, self.on_done = on_failed, on_done
         self._timers: set[asyncio.TimerHandle] = set()
         self._slots = asyncio.Semaphore(concurrency)
         self._drainers: dict[str, asyncio.Task[None]] = {}
@@ -90,21 +162,25 @@ class LocalJobs:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:2000]
             log.debug("job %s traceback", job.id, exc_info=True)
-            delay = retry_delay(job.attempts, self.retry_base) if retryable(exc) else None
-            if delay is None:
+            outcome = judge(exc, job.attempts, self.retry_base)
+            if outcome.retry_in is None:
                 # One line for operators; the traceback only at DEBUG, since most failures are GitHub's answers.
                 log.error("job %s (delivery %s) failed after %d attempt(s), not retried: %s", job.id,
-                          job.delivery_id, job.attempts, reason)
-                await self._recorded(lambda: self.store.finish_job(job.id, error=reason))
+                          job.delivery_id, job.attempts, outcome.reason)
+                await self._recorded(lambda: self.store.finish_job(job.id, error=outcome.reason))
+                if self.on_failed is not None:
+                    await self.on_failed(job, outcome)
                 return
             log.warning("job %s (delivery %s) failed (attempt %d), retrying in %.0fs: %s", job.id, job.delivery_id,
-                        job.attempts, delay, reason)
-            await self._recorded(lambda: self.store.retry_job(job.id, after=delay, error=reason))
-            self._later(delay, job.thread)
+                        job.attempts, outcome.retry_in, outcome.reason)
+            await self._recorded(lambda: self.store.retry_job(job.id, after=outcome.retry_in or 0.0,
+                                                             error=outcome.reason))
+            self._later(outcome.retry_in, job.thread)
         else:
             await self._recorded(lambda: self.store.finish_job(job.id))
+            if self.on_done is not None:
+                await self.on_done(job)
 
     async def _recorded(self, write: Callable[[], Awaitable[None]], attempts: int = 6) -> None:
         """Record a job's outcome through a brief store outage: a job left 'running' would hold up its
@@ -138,10 +214,11 @@ class LocalJobs:
 
 
 def make_jobs(database_url: str, store: Store, handler: Handler, *, concurrency: int = 8,
-              retry_base: float = 5.0) -> "LocalJobs":
+              retry_base: float = 5.0, on_failed: OnFailed | None = None, on_done: OnDone | None = None) -> "LocalJobs":
     """The job queue for a database: in-process on SQLite, procrastinate workers on PostgreSQL."""
     if database_url.startswith("sqlite"):
-        return LocalJobs(store, handler, concurrency=concurrency, retry_base=retry_base)
+        return LocalJobs(store, handler, concurrency=concurrency, retry_base=retry_base, on_failed=on_failed,
+                         on_done=on_done)
     from bot.worker import ProcrastinateJobs  # PostgreSQL only: keeps procrastinate off the SQLite path
 
     return ProcrastinateJobs(store, handler, concurrency=concurrency)  # type: ignore[return-value]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json as _json
 import logging
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +19,33 @@ from types import MappingProxyType
 from typing import IO
 
 CONTEXT_FIELDS = ("delivery_id", "run_id")
+MAX_SECRETS = 20_000  # installation tokens of the last hours, the App's own secrets: the newest are kept
+_secrets: dict[str, None] = {}  # insertion-ordered: the oldest go first
+_secret_pattern: list[re.Pattern[str] | None] = [None]
+
+
+def add_secret(value: str | None) -> None:
+    """Redact ``value`` from every log line from now on (installation tokens, keys), whatever its format."""
+    if not value or len(value) < 8 or value in _secrets:
+        return
+    _secrets[value] = None
+    while len(_secrets) > MAX_SECRETS:
+        del _secrets[next(iter(_secrets))]
+    _secret_pattern[0] = None
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret value replaced by ``[redacted]``."""
+    if not _secrets:
+        return text
+    if _secret_pattern[0] is None:
+        _secret_pattern[0] = re.compile("|".join(re.escape(v) for v in sorted(_secrets, key=len, reverse=True)))
+    return _secret_pattern[0].sub("[redacted]", text)
+
+
+def secrets() -> tuple[str, ...]:
+    """The registered secret values (for redacting what is posted, too)."""
+    return tuple(_secrets)
 _context: ContextVar[Mapping[str, str]] = ContextVar("triage_lead_log_context", default=MappingProxyType({}))
 
 
@@ -57,11 +85,11 @@ class JsonFormatter(logging.Formatter):
                     .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": scrub(record.getMessage()),
         }
         line.update(_fields(record))
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = scrub(self.formatException(record.exc_info))
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
         return _json.dumps(line, ensure_ascii=False, default=str)
@@ -72,6 +100,9 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         text = super().formatMessage(record)

@@ -65,6 +65,8 @@ class Metrics:
         self.rate_remaining = Gauge("triage_lead_github_rate_limit_remaining",
                                     "GitHub requests left in the current window, as of the last response",
                                     ["installation", "resource"], registry=r)
+        self.silent_jobs = Counter("triage_lead_silent_jobs", "Jobs that ended with nobody on the thread told "
+                                   "(the App was uninstalled, or GitHub refused every write)", ["event"], registry=r)
         for kind in ("input", "output", "cache_read", "cache_write"):
             self.model_tokens.labels(kind)  # present at 0 from the start, so rate() works on the first spend
 
@@ -74,6 +76,9 @@ class Metrics:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown delivery outcome {outcome!r}")
         self.deliveries.labels(event_label(event), outcome).inc()
+
+    def silent(self, event: str) -> None:
+        self.silent_jobs.labels(event_label(event)).inc()
 
     def step_finished(self, *, workflow: str, kind: str, seconds: float, ok: bool = True) -> None:
         """An agent step ended after ``seconds`` (failed steps too: a timeout is worth seeing)."""

@@ -22,9 +22,11 @@ from bot.agents import AgentRuntime, Budget, ModelMap
 from bot.catalog import Catalog
 from bot.repo_view import RepoView, RepoViews
 from bot.executor import Executor, RunState
+from bot.github.contents import Unreadable
 from bot.github.writes import create_issue_once, digest, upsert_comment
 from bot.github.client import GitHubApp
 from bot.markers import marker, markers_in
+from bot.logs import secrets as logged_secrets
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Job, Posted, RunRecord, Store
@@ -54,7 +56,7 @@ class Deps:
 
     def __post_init__(self) -> None:
         if self.views is None:
-            self.views = RepoViews(self.catalog)
+            self.views = RepoViews(self.catalog, self.store)
 
     async def view(self, gh: GitHubAPI, repo: str, branch: str) -> RepoView:
         assert self.views is not None
@@ -100,15 +102,22 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
         day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()))
     budget = Budget(run_tokens=cfg.run_tokens or deps.settings.run_token_budget,
                     day_tokens=cfg.day_tokens or deps.settings.day_token_budget, run_used=used, day_used=day)
-    secrets = tuple(s for s in (deps.settings.webhook_secret, deps.settings.anthropic_api_key) if s)
-    if deps.settings.private_key:  # the App's key, and each of its lines (a model may echo a fragment)
-        secrets += (deps.settings.private_key.strip(),) + tuple(
-            line for line in deps.settings.private_key.splitlines() if len(line) >= 40)
+    secrets = secret_values(deps.settings)
     agents = AgentRuntime(gh=gh, anthropic=deps.anthropic, models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
                           budget=budget, concurrency=deps.model_slots, secrets=secrets, **deps.agent_options)
     return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
                     max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run,
                     config=cfg, metrics=deps.metrics)
+
+
+def secret_values(settings: Settings) -> tuple[str, ...]:
+    """What must never be posted: the App's secrets, each line of its key (a model may echo a fragment), and
+    every installation token handed out lately (registered with the log redaction as they are issued)."""
+    values = tuple(s for s in (settings.webhook_secret, settings.anthropic_api_key) if s)
+    if settings.private_key:
+        values += (settings.private_key.strip(),) + tuple(
+            line for line in settings.private_key.splitlines() if len(line) >= 40)
+    return values + logged_secrets()
 
 
 def open_state(record: RunRecord) -> RunState:
@@ -149,14 +158,12 @@ def _ctx(item: events.WorkItem, default_branch: str | None) -> dict[str, Any]:
 
 
 async def _report_config(gh: GitHubAPI, deps: Deps, repo: str, view: RepoView) -> None:
-    """A broken config on the default branch: the bot runs on defaults and says so, once per broken file."""
+    """What the bot could not read or use on the default branch, said once per distinct set of problems."""
     if not view.errors:
         return
-    body = ("triage-lead could not use its configuration, so it is running on its defaults until the file is "
-            "fixed:\n\n" + "\n".join(f"- `{e}`" for e in view.errors))
+    title, body = render.config_problems(view.errors, view.fallback)
     await create_issue_once(gh, deps.store, repo=repo, mark=marker("config-error", view.config_digest),
-                            title="triage-lead: the configuration file is invalid", body=body, labels=[],
-                            bot_login=deps.bot_login)
+                            title=title, body=body, labels=[], bot_login=deps.bot_login)
 
 
 async def _check_config_change(gh: GitHubAPI, deps: Deps, item: events.WorkItem, paths: list[str],
@@ -164,8 +171,11 @@ async def _check_config_change(gh: GitHubAPI, deps: Deps, item: events.WorkItem,
     """A PR that changes .github/triage-lead.yml gets a check run saying whether the new file is valid."""
     if config.PATH not in paths or not item.head_sha:
         return
-    text = await config.read_at(gh, item.repo, item.head_sha)
-    _, errors = config.parse(text or "", known_workflows=set(deps.catalog.workflows))
+    found = await config.read_at(gh, item.repo, item.head_sha)
+    if isinstance(found, Unreadable):
+        errors = [f"{config.PATH} could not be read: {found.reason}"]
+    else:
+        _, errors = config.parse(found.text if found else "", known_workflows=set(deps.catalog.workflows))
     mark = marker("config-check", item.repo, item.head_sha)
     if await deps.store.find_posted(mark) is not None:
         return
@@ -173,7 +183,8 @@ async def _check_config_change(gh: GitHubAPI, deps: Deps, item: events.WorkItem,
         "name": "triage-lead / config", "head_sha": item.head_sha, "status": "completed",
         "conclusion": "failure" if errors else "success",
         "output": {"title": f"{len(errors)} problem(s) in {config.PATH}" if errors else f"{config.PATH} is valid",
-                   "summary": "\n".join(f"- `{e}`" for e in errors) or "The configuration is valid."}})
+                   "summary": render.clip("\n".join(f"- `{render.code_span(e)}`" for e in errors), 60_000)
+                   or "The configuration is valid."}})
     await deps.store.remember_posted(Posted(marker=mark, repo=item.repo, kind="check_run", github_id=check["id"]))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from bot.agents.sanitize import clean_for_github
 from bot.catalog import Workflow
 from bot.engine import TRIGGERS, Run
+from bot.logs import secrets as logged_secrets
 
 HELP_HINT = "Comment `/help` to see the commands."
 GITHUB_LIMIT = 65_536
@@ -267,6 +268,46 @@ def _block(text: str) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}\n{text}\n{fence}"
+
+
+def code_span(text: str) -> str:
+    """Text to sit inside single backticks: cleaned (tokens and keys redacted too), and with no backtick of its
+    own to close the span."""
+    return clean_for_github(text, logged_secrets()).replace("`", "'")
+
+
+def config_problems(errors: tuple[str, ...] | list[str], fallback: str) -> tuple[str, str]:
+    """The issue saying what the bot could not read or use of a repository's set-up, and what it does instead."""
+    doing = (f"Until it is fixed, triage-lead runs on {fallback}." if fallback else
+             "The rest of the configuration applies; what is listed is ignored.")
+    body = ("triage-lead could not read or use part of its set-up on the default branch:\n\n"
+            + "\n".join(f"- `{code_span(e)}`" for e in errors[:30]) + f"\n\n{doing} "
+            "This issue is opened once for each distinct set of problems.")
+    title = ("triage-lead: its configuration could not be used" if fallback
+             else "triage-lead: part of its set-up was ignored")
+    return title, clip(body)
+
+
+def failure_note(what: str, cause: str, hint: str) -> str:
+    """A job ended without doing its work: what failed, what would fix it, how to run it again."""
+    return clip(f"⚠️ triage-lead could not finish its work on {what}: {code_span(cause)[:600]}."
+                + (f"\n\n{hint}" if hint else "")
+                + "\n\nSomeone with write access can comment `/retry` on this thread to run it again.")
+
+
+def pending_note(what: str, *, running: bool, error: str | None, retry_at: float) -> str:
+    """A delivery is taking longer than usual: say that it was received and why it waits."""
+    import time
+
+    if error:
+        wait = max(0, round(retry_at - time.time()))
+        why = (f"Its last try failed (`{code_span(error.splitlines()[0])[:300]}`); it tries again "
+               + (f"in about {wait} s." if wait else "now."))
+    elif running:
+        why = "It is working on it now."
+    else:
+        why = "It is queued behind other work."
+    return f"⏳ triage-lead received {what} and will post here when it has something to show. {why}"
 
 
 def ci_failure_issue(name: str, signature: str, first_error: str, sha: str, url: str | None) -> tuple[str, str]:

@@ -2,52 +2,71 @@
 
 Both come from the default branch (never a pull request's head, which anyone can write) and are
 cached for five minutes per repository, so a busy repository costs a few reads, not a few per event.
+
+Every read is optional: whatever shape GitHub's answer takes (a directory, a link, a submodule, content
+that will not decode, a file too large for the contents API), the bot goes on and says what it could not
+read. An unreadable or invalid config never loosens the bot: it keeps the repository's last config that
+could be read, or, with none, runs in dry-run (its status comment only).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 from dataclasses import dataclass
 
 from cachetools import TTLCache
-from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from bot import config
 from bot.catalog import Catalog, with_repo_agents
+from bot.github.contents import Unreadable, list_dir, read_file
+from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+AGENTS_DIR = ".claude/agents"
+MAX_AGENT_FILES = 50
 
 
 @dataclass(frozen=True)
 class RepoView:
     catalog: Catalog
     config: config.RepoConfig
-    errors: tuple[str, ...] = ()  # a broken config file: the bot runs on defaults and says so once
-    config_digest: str = ""
+    errors: tuple[str, ...] = ()  # what could not be read or used: said once, on an issue
+    config_digest: str = ""  # names this set of problems (one issue per distinct set)
+    fallback: str = ""  # what the bot runs on instead of a config it could not use; "" = that config
 
 
-async def _agent_files(gh: GitHubAPI, repo: str, branch: str) -> dict[str, str]:
-    """A repository's own `.claude/agents/*.md` (Claude Code's subagent files)."""
-    try:
-        listing = await gh.getitem(f"/repos/{repo}/contents/.claude/agents?ref={branch}")
-    except BadRequest as exc:
-        if exc.status_code == 404:
-            return {}
-        raise
+async def _agent_files(gh: GitHubAPI, repo: str, branch: str) -> tuple[dict[str, str], list[str]]:
+    """A repository's own `.claude/agents/*.md` (Claude Code's subagent files), and what could not be read."""
+    listing = await list_dir(gh, repo, AGENTS_DIR, branch)
+    if isinstance(listing, Unreadable):
+        return {}, [f"{AGENTS_DIR}: {listing.reason}; the shipped agents apply"]
     files: dict[str, str] = {}
-    for entry in listing if isinstance(listing, list) else []:
-        if entry.get("type") == "file" and str(entry.get("name", "")).endswith(".md") and len(files) < 50:
-            item = await gh.getitem(f"/repos/{repo}/contents/{entry['path']}?ref={branch}")
-            files[entry["path"]] = base64.b64decode(item.get("content") or "").decode("utf-8", "replace")
-    return files
+    problems: list[str] = []
+    for entry in listing:
+        if not entry["name"].endswith(".md") or entry.get("type") not in (None, "file", "symlink"):
+            continue
+        if len(files) >= MAX_AGENT_FILES:
+            problems.append(f"{AGENTS_DIR}: more than {MAX_AGENT_FILES} agent files; the rest are ignored")
+            break
+        found = await read_file(gh, repo, entry["path"], branch)
+        if isinstance(found, Unreadable):
+            problems.append(f"{entry['path']}: {found.reason}; file ignored")
+        elif found is not None:
+            files[entry["path"]] = found.text
+    return files, problems
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
 
 
 class RepoViews:
-    def __init__(self, catalog: Catalog, *, ttl: float = 300.0) -> None:
+    def __init__(self, catalog: Catalog, store: Store, *, ttl: float = 300.0) -> None:
         self.catalog = catalog
+        self.store = store
         self._cache: TTLCache[tuple[str, str], RepoView] = TTLCache(maxsize=1024, ttl=ttl)
 
     async def get(self, gh: GitHubAPI, repo: str, branch: str) -> RepoView:
@@ -58,16 +77,32 @@ class RepoViews:
 
     async def _load(self, gh: GitHubAPI, repo: str, branch: str) -> RepoView:
         catalog = self.catalog
-        files = await _agent_files(gh, repo, branch)
+        files, problems = await _agent_files(gh, repo, branch)
         if files:
-            catalog, problems = with_repo_agents(catalog, files)
-            for problem in problems:
+            catalog, agent_errors = with_repo_agents(catalog, files)
+            problems += agent_errors
+            for problem in agent_errors:
                 log.warning("%s: %s", repo, problem)
-        found = await config.fetch(gh, repo, branch)
-        if found is None:
-            return RepoView(catalog=catalog, config=config.RepoConfig())
-        source, text = found
-        cfg, errors = config.parse(text, known_workflows=set(catalog.workflows), source=source)
-        digest = hashlib.sha1(text.encode()).hexdigest()[:16]
-        return RepoView(catalog=config.apply_to_catalog(catalog, cfg), config=cfg, errors=tuple(errors),
-                        config_digest=digest)
+        source = await config.fetch(gh, repo, branch)
+        if source is None:
+            return RepoView(catalog, config.RepoConfig(), tuple(problems), _digest(*problems) if problems else "")
+        errors = [source.problem] if source.problem else []
+        if source.text is not None:
+            cfg, errors = config.parse(source.text, known_workflows=set(catalog.workflows), source=source.name)
+            if not errors:
+                await self.store.save_config(repo, source.name, source.text)
+                return RepoView(config.apply_to_catalog(catalog, cfg), cfg, tuple(problems),
+                                _digest(source.text, *problems) if problems else "")
+        cfg, fallback = await self._fallback(repo, catalog)
+        errors += problems
+        return RepoView(config.apply_to_catalog(catalog, cfg), cfg, tuple(errors), _digest(*errors), fallback)
+
+    async def _fallback(self, repo: str, catalog: Catalog) -> tuple[config.RepoConfig, str]:
+        """The config to use when the repository's cannot be: its last good one, else dry-run."""
+        last = await self.store.last_config(repo)
+        if last is not None:
+            cfg, bad = config.parse(last[1], known_workflows=set(catalog.workflows), source=last[0])
+            if not bad:
+                return cfg, "the last configuration of this repository that could be read"
+        return config.RepoConfig(dry_run=True, source="dry run: no usable configuration"), \
+            "dry-run (it posts only its status comment) until the file can be read"

@@ -18,9 +18,10 @@ from aiohttp import web
 
 from bot.catalog import Catalog, load_catalog
 from bot.github.client import GitHubApp
-from bot.jobs import make_jobs
-from bot.logs import log_context
+from bot.jobs import Outcome, make_jobs
+from bot.logs import add_secret, log_context
 from bot.metrics import Metrics
+from bot.notices import Notices
 from bot.server import make_app
 from bot.settings import Settings
 from bot.store import Job, open_store
@@ -46,6 +47,11 @@ class Runtime:
         self.agent_options = agent_options or {}
 
     async def start(self) -> "Runtime":
+        # Never logged: the App's secrets and each line of its key (installation tokens register as issued).
+        key = self.settings.private_key or ""
+        for value in (self.settings.webhook_secret, self.settings.anthropic_api_key, key,
+                      *(line for line in key.splitlines() if len(line) >= 40)):
+            add_secret((value or "").strip())
         self.store = await open_store(self.settings.database_url)
         self.metrics = Metrics()
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -54,11 +60,23 @@ class Runtime:
         self.github.on_rate_limit = self.metrics.rate_limit
         self._deps: Deps | None = None
         self._login_tried = -BOT_LOGIN_RETRY
+        self.notices = Notices(store=self.store, github=self.github, catalog=self.catalog, settings=self.settings,
+                               metrics=self.metrics, bot_login=lambda: self._deps.bot_login if self._deps else None)
         self.jobs = make_jobs(self.settings.database_url, self.store, self.handle,
-                              concurrency=self.settings.job_concurrency, retry_base=self.settings.job_retry_base)
+                              concurrency=self.settings.job_concurrency, retry_base=self.settings.job_retry_base,
+                              on_failed=self.job_failed, on_done=self.job_done)
         self.app = make_app(self.store, self.settings.webhook_secret or "", self.jobs.kick, metrics=self.metrics)
         await self.jobs.start()
+        # Apart from the job slots: a thread hears within seconds even when every slot is busy.
+        self._tasks = [asyncio.create_task(self.notices.run_forever(), name="acknowledger")]
         return self
+
+    async def job_failed(self, job: Job, outcome: Outcome) -> None:
+        """A job ended for good without success: tell its thread (or, failing that, the operators)."""
+        await self.notices.job_failed(job, outcome)
+
+    async def job_done(self, job: Job) -> None:
+        await self.notices.job_done(job)
 
     @property
     def deps(self) -> Deps:
@@ -100,6 +118,9 @@ class Runtime:
             await pipeline.process(job, self.deps)
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.jobs.close()
         if self._deps is not None and self._deps.anthropic is not None:
             await self._deps.anthropic.close()

@@ -44,6 +44,7 @@ class Settings:
     max_comments_per_run: int = 60
     max_issues_per_run: int = 15
     job_retry_base: float = 5.0  # seconds before a failed job's first retry; x4 each time, six attempts
+    ack_after: float = 20.0  # seconds a delivery may wait unseen before its thread gets a note (GitHub: within 60)
 
     @property
     def has_app(self) -> bool:
@@ -149,6 +150,7 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
         max_comments_per_run=_int(env, "TRIAGE_LEAD_MAX_COMMENTS_PER_RUN", 60, hi=1000),  # type: ignore[arg-type]
         max_issues_per_run=_int(env, "TRIAGE_LEAD_MAX_ISSUES_PER_RUN", 15, hi=1000),  # type: ignore[arg-type]
         job_retry_base=_float(env, "TRIAGE_LEAD_JOB_RETRY_BASE", 5.0),
+        ack_after=_float(env, "TRIAGE_LEAD_ACK_AFTER", 20.0),
         model_overrides=tuple((tier, env[f"TRIAGE_LEAD_MODEL_{tier.upper()}"].strip())
                               for tier in ("opus", "sonnet", "haiku") if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),
     )

@@ -17,7 +17,7 @@ from typing import Any
 import procrastinate
 from procrastinate.exceptions import JobAborted
 
-from bot.jobs import Handler, retry_delay, retryable
+from bot.jobs import Handler, judge
 from bot.settings import Settings
 from bot.store import Store, StoreUnavailable
 from bot.store.postgres import QUEUE, TASK, PostgresStore
@@ -66,16 +66,21 @@ async def process_job(context: procrastinate.JobContext, job_id: int, delivery_i
         await store.requeue_job(job.id)
         raise
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:2000]
         # One line for operators (procrastinate logs it); the traceback only at DEBUG, as in LocalJobs.
         log.debug("job %s traceback", job.id, exc_info=True)
-        delay = retry_delay(job.attempts, context.additional_context.get("retry_base", 5.0)) if retryable(exc) else None
-        if delay is not None:
-            await store.retry_job(job.id, after=0.0, error=reason)  # procrastinate holds the job back itself
-            raise JobRetry(delay) from None
-        await store.finish_job(job.id, error=reason)
-        raise JobFailed(f"job {job.id} (delivery {delivery_id}) failed: {reason}") from None
+        outcome = judge(exc, job.attempts, context.additional_context.get("retry_base", 5.0))
+        if outcome.retry_in is not None:
+            await store.retry_job(job.id, after=0.0, error=outcome.reason)  # procrastinate holds the job back itself
+            raise JobRetry(outcome.retry_in) from None
+        await store.finish_job(job.id, error=outcome.reason)
+        on_failed = context.additional_context.get("on_failed")
+        if on_failed is not None:
+            await on_failed(job, outcome)
+        raise JobFailed(f"job {job.id} (delivery {delivery_id}) failed: {outcome.reason}") from None
     await store.finish_job(job.id)
+    on_done = context.additional_context.get("on_done")
+    if on_done is not None:
+        await on_done(job)
 
 
 def make_app() -> procrastinate.App:
@@ -106,7 +111,7 @@ async def _requeue_stalled_forever(store: PostgresStore, stalled_after: float) -
 
 async def work(store: PostgresStore, handler: Handler, *, concurrency: int, stop: asyncio.Event,
                stalled_after: float = STALLED_AFTER, shutdown_grace: float = SHUTDOWN_GRACE,
-               name: str = "worker", retry_base: float = 5.0) -> None:
+               name: str = "worker", retry_base: float = 5.0, on_failed: Any = None, on_done: Any = None) -> None:
     """Run jobs in this process until ``stop`` is set; then running jobs finish, or go back to the queue."""
     app = make_app()
     # Once before the worker's first fetch: a re-queue does not wake a worker that is not listening yet.
@@ -114,7 +119,8 @@ async def work(store: PostgresStore, handler: Handler, *, concurrency: int, stop
     async with app.open_async(pool=store.pool):
         worker = asyncio.create_task(app.run_worker_async(
             queues=[QUEUE], name=name, concurrency=concurrency, install_signal_handlers=False,
-            additional_context={"store": store, "handler": handler, "retry_base": retry_base},
+            additional_context={"store": store, "handler": handler, "retry_base": retry_base,
+                                "on_failed": on_failed, "on_done": on_done},
             update_heartbeat_interval=stalled_after / 3, stalled_worker_timeout=stalled_after,
             shutdown_graceful_timeout=shutdown_grace), name="procrastinate worker")
         sweeper = asyncio.create_task(_requeue_stalled_forever(store, stalled_after), name="stalled jobs")
@@ -151,7 +157,8 @@ async def run_worker(settings: Settings, concurrency: int, *, stalled_after: flo
         log.info("worker running %d jobs at a time (GitHub API %s)", concurrency, settings.github_api_url)
         try:
             await work(runtime.store, runtime.handle, concurrency=concurrency, stop=stop,
-                       stalled_after=stalled_after, retry_base=settings.job_retry_base)
+                       stalled_after=stalled_after, retry_base=settings.job_retry_base,
+                       on_failed=runtime.job_failed, on_done=runtime.job_done)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

@@ -80,13 +80,15 @@ async def test_protected_paths_are_never_changed(bot: Any, sandbox: Any, team: T
     assert "verdict:review:1" not in posts(sandbox, 43)
 
 
-async def test_broken_config_runs_on_defaults_and_says_so_once(bot: Any, sandbox: Any, team: Team) -> None:
+async def test_broken_config_with_no_good_one_before_runs_dry_and_says_so_once(bot: Any, sandbox: Any,
+                                                                              team: Team) -> None:
     sandbox.set_file(REPO, config.PATH, "colour: blue\n")
     await send(bot, sandbox, "issues", issue_payload(44, ["api"]))
     await send(bot, sandbox, "issues", issue_payload(45, ["api"]))
     issues = [w for w in sandbox.writes if w.kind == "issue"]
     assert len(issues) == 1 and "colour" in issues[0].data["body"]
     assert "backend-feature" in body_of(sandbox, 44, "status") and "backend-feature" in body_of(sandbox, 45, "status")
+    assert posts(sandbox, 44) == posts(sandbox, 45) == ["status"]  # never looser than the file asked: dry-run
 
 
 async def test_a_pr_changing_the_config_gets_a_check_run(bot: Any, sandbox: Any, team: Team) -> None:

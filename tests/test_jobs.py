@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.jobs import MAX_ATTEMPTS, LocalJobs, retry_delay, retryable
+from bot.github.client import TokenRefused, Uninstalled
+from bot.jobs import MAX_ATTEMPTS, NOT_FOUND_ATTEMPTS, LocalJobs, judge, retry_delay
 from bot.store import Delivery, Job, SQLiteStore, StoreUnavailable
 
 
@@ -30,12 +31,30 @@ def test_retry_policy() -> None:
     assert [retry_delay(a, 5.0) for a in range(1, MAX_ATTEMPTS + 1)] == [5.0, 20.0, 80.0, 320.0, 1280.0, None]
     assert retry_delay(9, 1000.0) is None and retry_delay(5, 1000.0) == 3600.0
 
-    class Answer(Exception):
-        def __init__(self, status: int) -> None:
-            self.status_code = status
 
-    assert retryable(ConnectionError()) and retryable(Answer(502)) and retryable(Answer(429))
-    assert not retryable(Answer(404)) and not retryable(Answer(422))
+class Answer(Exception):
+    def __init__(self, status: int, message: str = "", headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status_code, self.headers = status, headers or {}
+
+
+def test_transient_answers_are_retried_and_refusals_are_not() -> None:
+    retried = [ConnectionError(), asyncio.TimeoutError(), StoreUnavailable("locked"), Answer(502), Answer(429),
+               Answer(401), Answer(403, "You have exceeded a secondary rate limit"),
+               Answer(403, headers={"x-ratelimit-remaining": "0"}), TokenRefused(1, 422, "bad"), Uninstalled(1)]
+    assert [judge(e, 1, 5.0).retry_in for e in retried] == [5.0] * len(retried)
+    refused = [Answer(403, "Resource not accessible by integration"), Answer(422), Answer(400), Answer(409),
+               Answer(410)]
+    assert [judge(e, 1, 5.0).retry_in for e in refused] == [None] * len(refused)
+
+
+def test_not_found_and_uninstalled_get_fewer_tries_and_an_uninstalled_app_tells_nobody() -> None:
+    assert judge(Answer(404), NOT_FOUND_ATTEMPTS - 1, 5.0).retry_in is not None  # replication lag, perhaps
+    assert judge(Answer(404), NOT_FOUND_ATTEMPTS, 5.0).retry_in is None
+    assert judge(Answer(502), NOT_FOUND_ATTEMPTS, 5.0).retry_in is not None
+    assert judge(Uninstalled(7), NOT_FOUND_ATTEMPTS, 5.0) == judge(Uninstalled(7), NOT_FOUND_ATTEMPTS, 5.0)
+    assert judge(Uninstalled(7), NOT_FOUND_ATTEMPTS, 5.0).retry_in is None
+    assert not judge(Uninstalled(7), 1, 5.0).tell and judge(Answer(422), 1, 5.0).tell
 
 
 async def test_order_per_thread_retries_and_a_store_outage(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ async def test_jobs_of_one_thread_run_one_at_a_time_in_order(pg: PostgresStore) 
 class Refused(Exception):
     """Like gidgethub's 4xx errors: trying again will not help."""
 
-    status_code = 404
+    status_code = 422
 
 
 async def test_a_failed_job_is_recorded_and_the_thread_moves_on(pg: PostgresStore) -> None:

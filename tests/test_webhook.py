@@ -8,6 +8,9 @@ import json
 import logging
 from typing import Any
 
+import pytest
+
+from bot.jobs import NOT_FOUND_ATTEMPTS
 from bot.markers import markers_in
 from tests.conftest import INSTALLATION, load_fixture, post_webhook, webhook_headers
 
@@ -179,12 +182,21 @@ async def _token_answer(client: Any, runtime: Any, sandbox: Any, status: int, he
     return ("failed" if jobs.get("failed") else "done"), min(1, len(sandbox.comments("Codertocat/Hello-World", 1)))
 
 
-async def test_token_request_401_fails_the_job_without_posting(client: Any, runtime: Any, sandbox: Any) -> None:
-    assert await _token_answer(client, runtime, sandbox, 401) == ("failed", 0)
+@pytest.mark.parametrize("status", [401, 404, 422])
+async def test_a_token_request_refused_once_is_tried_again(status: int, client: Any, runtime: Any, sandbox: Any) -> None:
+    """A clock a little off, an installation not yet everywhere: one refusal must not drop the work for good."""
+    assert await _token_answer(client, runtime, sandbox, status) == ("done", 1)
 
 
-async def test_token_request_404_fails_the_job_without_posting(client: Any, runtime: Any, sandbox: Any) -> None:
-    assert await _token_answer(client, runtime, sandbox, 404) == ("failed", 0)
+async def test_an_uninstalled_app_stops_after_a_few_tries_posts_nothing_and_logs_it(
+        client: Any, runtime: Any, sandbox: Any, caplog: Any) -> None:
+    assert await _token_answer(client, runtime, sandbox, 404, times=-1) == ("failed", 0)
+    tries = [r for r in sandbox.requests if r.path.endswith("/access_tokens")]
+    assert len(tries) == NOT_FOUND_ATTEMPTS  # bounded: not six tries with hours of backoff
+    assert sandbox.writes == []
+    assert any(r.levelname == "ERROR" and "nobody told" in r.getMessage() and "uninstalled" in r.getMessage()
+               for r in caplog.records)
+    assert runtime.metrics.silent_jobs.labels("issues")._value.get() == 1
 
 
 async def test_token_request_secondary_rate_limit_waits_and_retries(client: Any, runtime: Any, sandbox: Any) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from cachetools import TTLCache
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 import gidgethub
 from gidgethub import sansio
@@ -15,6 +17,7 @@ from gidgethub.aiohttp import GitHubAPI
 
 from bot.github.auth import Token, TokenCache, app_jwt, parse_expiry
 from bot.github.pacing import WRITES, WritePacer
+from bot.logs import add_secret
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,21 +52,62 @@ def rate_limit_wait(status: int, headers: Mapping[str, str], message: str, now: 
     return None
 
 
+class Uninstalled(Exception):
+    """GitHub answered 404 to the installation-token request: the App was uninstalled (or the installation
+    was deleted). Nothing can be posted for it."""
+
+    def __init__(self, installation_id: int) -> None:
+        super().__init__(f"installation {installation_id} does not exist any more (the App was uninstalled?)")
+        self.installation_id = installation_id
+
+
+class TokenRefused(Exception):
+    """GitHub would not issue an installation token (401, 403, 422: a clock off, a suspended installation,
+    a key being rotated). Worth a few tries; never a reason to drop the work for good at once."""
+
+    def __init__(self, installation_id: int, status: int, message: str) -> None:
+        super().__init__(f"GitHub refused a token for installation {installation_id} ({status}: {message[:200]})")
+        self.installation_id, self.status = installation_id, status
+
+
+TokenSource = Callable[[], Awaitable[str]]
+
+
 class GitHub(GitHubAPI):
-    """A gidgethub client that waits out rate limits and retries idempotent calls after a 5xx."""
+    """A gidgethub client that waits out rate limits and retries idempotent calls after a 5xx.
+
+    An installation's client holds no token: each request asks ``token`` for the current one (a long step
+    outlives a token's hour), and a 401 makes it forget that one, take a fresh one and send again, once.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, *args: Any, max_wait: float = 120.0,
-                 max_attempts: int = 5, backoff: float = 1.0, pacer: WritePacer | None = None, **kwargs: Any) -> None:
+                 max_attempts: int = 5, backoff: float = 1.0, pacer: WritePacer | None = None,
+                 token: TokenSource | None = None, forget_token: Callable[[], None] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(session, USER_AGENT, *args, **kwargs)
         self.max_wait = max_wait
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.pacer = pacer
+        self.token, self.forget_token = token, forget_token
         self.on_rate_limit: Callable[..., None] | None = None  # told each response's rate limit (metrics)
         self.bucket: int | str = "app"  # whose limit: an installation id, or "app" for JWT calls
 
     async def _request(self, method: str, url: str, headers: Mapping[str, str],
                        body: bytes = b"") -> tuple[int, Mapping[str, str], bytes]:
+        own_token = self.token is not None and "authorization" not in headers
+        answer = await self._send(method, url, headers, body, own_token)
+        if answer[0] == 401 and own_token and self.forget_token is not None:
+            log.info("github %s %s answered 401; retrying once with a fresh installation token", method, url)
+            self.forget_token()
+            answer = await self._send(method, url, headers, body, own_token)
+        return answer
+
+    async def _send(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
+                    own_token: bool) -> tuple[int, Mapping[str, str], bytes]:
+        if own_token:
+            assert self.token is not None
+            headers = {**headers, "authorization": f"token {await self.token()}"}
         status, resp_headers, data = await super()._request(method, url, headers, body)
         if self.on_rate_limit is not None:  # every response, errors and retries included
             self.on_rate_limit(sansio.RateLimit.from_http(resp_headers), installation=self.bucket,
@@ -77,6 +121,8 @@ class GitHub(GitHubAPI):
 
     async def handle_rate_limit_error(self, *, method: str, url: str, exception: gidgethub.HTTPException,
                                       attempt: int) -> bool:
+        # Every refused request passes here: note what was asked, so a person can be told what GitHub refused.
+        exception.request_line = f"{method} {urlsplit(url).path}"  # type: ignore[attr-defined]
         if attempt >= self.max_attempts:
             return False
         status = int(exception.status_code)
@@ -105,6 +151,9 @@ class GitHubApp:
         self.max_wait = max_wait
         self.backoff = backoff
         self.tokens = TokenCache(self._fetch_token)
+        # Every token handed out, so each can be redacted by value from anything posted or logged.
+        # (A token lives an hour; two hours of them, however many installations, is enough to hold.)
+        self.issued: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=2 * 3600)
         # Parsed once: PyJWT parses PEM text on every signature, about 50 ms of blocked event loop each.
         self._key = load_pem_private_key(settings.private_key.encode(), password=None)  # type: ignore[union-attr]
         self.on_rate_limit: Callable[..., None] | None = None  # set by the runtime: Metrics.rate_limit
@@ -124,17 +173,32 @@ class GitHubApp:
         return app_jwt(self.settings.app_id, self._key)
 
     async def _fetch_token(self, installation_id: int) -> Token:
-        data = await self.app_client().post(
-            "/app/installations/{installation_id}/access_tokens",
-            url_vars={"installation_id": str(installation_id)}, data=b"", jwt=self.jwt(),
-        )
-        return Token(value=data["token"], expires_at=parse_expiry(data["expires_at"]))
+        try:
+            data = await self.app_client().post(
+                "/app/installations/{installation_id}/access_tokens",
+                url_vars={"installation_id": str(installation_id)}, data=b"", jwt=self.jwt(),
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code == 404:
+                raise Uninstalled(installation_id) from None
+            if int(exc.status_code) in (401, 403, 422):
+                raise TokenRefused(installation_id, int(exc.status_code), str(exc)) from None
+            raise
+        token = Token(value=data["token"], expires_at=parse_expiry(data["expires_at"]))
+        self.issued[token.value] = True
+        add_secret(token.value)
+        if "_" in token.value[:5]:  # "ghs_…": the part after the prefix is as secret as the whole
+            add_secret(token.value.split("_", 1)[1])
+        return token
 
     async def installation(self, installation_id: int) -> GitHub:
-        """A client acting as the installation; its token comes from the cache, its writes are paced."""
+        """A client acting as the installation: each request takes the cache's current token (fetched at once
+        here, so an uninstalled App is known before any work), and its writes are paced."""
         pacer = self.pacers.setdefault(installation_id, WritePacer(
             per_minute=self.settings.writes_per_minute, spacing=self.settings.write_spacing))
-        return self._client(installation_id, oauth_token=await self.tokens.get(installation_id), pacer=pacer)
+        await self.tokens.get(installation_id)
+        return self._client(installation_id, pacer=pacer, token=lambda: self.tokens.get(installation_id),
+                            forget_token=lambda: self.tokens.forget(installation_id))
 
     async def bot_login(self) -> str:
         """The App's bot account login ("<slug>[bot]"), to recognise the bot's own comments."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.store.base import Delivery, Job, Posted, RunRecord, StepRecord, Store, StoreUnavailable
+from bot.store.base import Delivery, Job, JobInfo, Posted, RunRecord, StepRecord, Store, StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from bot.store.postgres import PostgresStore
 
-__all__ = ["Delivery", "Job", "Posted", "RunRecord", "StepRecord", "Store", "StoreUnavailable", "SQLiteStore",
+__all__ = ["Delivery", "Job", "JobInfo", "Posted", "RunRecord", "StepRecord", "Store", "StoreUnavailable", "SQLiteStore",
            "PostgresStore", "open_store"]
 
 

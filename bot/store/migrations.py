@@ -83,4 +83,26 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN run_after DOUBLE PRECISION NOT NULL DEFAULT 0;
     """,
+    # 5: never silent, nothing lost. A repository's last config that parsed (an unreadable one never loosens
+    # the bot); when a thread was told of a job that had not yet shown anything; redeliveries the sweep asked
+    # GitHub for (never twice); a row /healthz writes to prove the store takes writes.
+    """
+    CREATE TABLE repo_configs (
+        repo TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        text TEXT NOT NULL,
+        saved_at DOUBLE PRECISION NOT NULL
+    );
+    ALTER TABLE jobs ADD COLUMN noted_at DOUBLE PRECISION;
+    CREATE TABLE redeliveries (
+        guid TEXT PRIMARY KEY,
+        delivery_id BIGINT NOT NULL,
+        requested_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE health_probe (
+        id INTEGER PRIMARY KEY,
+        at DOUBLE PRECISION NOT NULL,
+        pad TEXT NOT NULL
+    );
+    """,
 ]

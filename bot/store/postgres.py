@@ -19,7 +19,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from bot.store.base import FINAL_STATES, Delivery, Job, Posted, RunRecord, StepRecord, StoreUnavailable
+from bot.store.base import (FINAL_STATES, Delivery, Job, JobInfo, Posted, RunRecord, StepRecord, StoreUnavailable,
+                             job_info)
 from bot.store.migrations import MIGRATIONS
 
 # The procrastinate queue and task every delivery's job goes to; bot/worker.py registers the task.
@@ -345,3 +346,62 @@ class PostgresStore:
         row = await self._one("SELECT tokens FROM usage_daily WHERE installation_id = %s AND day = %s",
                               (installation_id, day))
         return int(row["tokens"]) if row else 0
+
+    async def save_config(self, repo: str, source: str, text: str) -> None:
+        """A repository's config that parsed: what applies if a later one cannot be read."""
+        await self._exec(
+            "INSERT INTO repo_configs (repo, source, text, saved_at) VALUES (%s, %s, %s, %s) ON CONFLICT (repo)"
+            " DO UPDATE SET source = excluded.source, text = excluded.text, saved_at = excluded.saved_at",
+            (repo, source, text, time.time()))
+
+    async def last_config(self, repo: str) -> tuple[str, str] | None:
+        row = await self._one("SELECT source, text FROM repo_configs WHERE repo = %s", (repo,))
+        return (row["source"], row["text"]) if row else None
+
+    # ---- jobs as people see them: the acknowledger, /retry, `python -m bot jobs` ------------------
+    _INFO = ("SELECT j.id, j.delivery_id, j.thread, j.attempts, j.state, j.error, j.run_after, j.created_at,"
+             " d.event, d.payload FROM jobs j JOIN deliveries d ON d.id = j.delivery_id")
+
+    async def unnoted_jobs(self, older_than: float, limit: int = 50) -> list[JobInfo]:
+        """Jobs queued or running for ``older_than`` seconds whose thread was not told of them yet."""
+        rows = await self._all(
+            self._INFO + " WHERE j.state IN ('queued', 'running') AND j.noted_at IS NULL AND j.created_at <= %s"
+            " ORDER BY j.id LIMIT %s", (time.time() - older_than, limit))
+        return [job_info(r) for r in rows]
+
+    async def mark_noted(self, job_id: int) -> bool:
+        """Claim the telling of a job's thread; False if another process told it already."""
+        row = await self._one("UPDATE jobs SET noted_at = %s WHERE id = %s AND noted_at IS NULL RETURNING id",
+                              (time.time(), job_id))
+        return row is not None
+
+    async def job_info(self, job_id: int) -> JobInfo | None:
+        row = await self._one(self._INFO + " WHERE j.id = %s", (job_id,))
+        return job_info(row) if row else None
+
+    async def failed_jobs(self, thread: str | None = None, limit: int = 100) -> list[JobInfo]:
+        """Failed jobs, newest first (of one thread, if given)."""
+        if thread:
+            rows = await self._all(self._INFO + " WHERE j.state = 'failed' AND j.thread = %s ORDER BY j.id DESC LIMIT %s",
+                                   (thread, limit))
+        else:
+            rows = await self._all(self._INFO + " WHERE j.state = 'failed' ORDER BY j.id DESC LIMIT %s", (limit,))
+        return [job_info(r) for r in rows]
+
+    async def requeue_failed(self, job_id: int) -> bool:
+        """A failed job goes back to the queue (a new procrastinate job, in the same transaction) with its
+        attempts reset; False if it was not failed."""
+        async with self._tx() as conn:
+            row = await (await conn.execute(
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_after = 0, updated_at = %s"
+                " WHERE id = %s AND state = 'failed' RETURNING id, delivery_id, thread", (time.time(), job_id))).fetchone()
+            if row is None:
+                return False
+            await conn.execute(_DEFER, {"queue": QUEUE, "task": TASK, "lock": row["thread"],
+                                        "queueing_lock": row["delivery_id"],
+                                        "args": Jsonb({"job_id": row["id"], "delivery_id": row["delivery_id"]})})
+            return True
+
+    async def forget_posted(self, marker: str) -> None:
+        """The bot deleted what it had posted under ``marker``."""
+        await self._exec("DELETE FROM posted WHERE marker = %s", (marker,))

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.store.base import FINAL_STATES, Delivery, Job, Posted, RunRecord, StepRecord, StoreUnavailable
+from bot.store.base import FINAL_STATES, Delivery, Job, JobInfo, Posted, job_info, RunRecord, StepRecord, StoreUnavailable
 from bot.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -235,3 +235,54 @@ class SQLiteStore:
         row = await self._run(lambda db: db.execute(
             "SELECT tokens FROM usage_daily WHERE installation_id = ? AND day = ?", (installation_id, day)).fetchone())
         return int(row[0]) if row else 0
+
+    async def save_config(self, repo: str, source: str, text: str) -> None:
+        """A repository's config that parsed: what applies if a later one cannot be read."""
+        await self._run(lambda db: db.execute(
+            "INSERT INTO repo_configs (repo, source, text, saved_at) VALUES (?, ?, ?, ?) ON CONFLICT (repo)"
+            " DO UPDATE SET source = excluded.source, text = excluded.text, saved_at = excluded.saved_at",
+            (repo, source, text, time.time())))
+
+    async def last_config(self, repo: str) -> tuple[str, str] | None:
+        row = await self._run(lambda db: db.execute(
+            "SELECT source, text FROM repo_configs WHERE repo = ?", (repo,)).fetchone())
+        return (row["source"], row["text"]) if row else None
+
+    # ---- jobs as people see them: the acknowledger, /retry, `python -m bot jobs` ------------------
+    _INFO = ("SELECT j.id, j.delivery_id, j.thread, j.attempts, j.state, j.error, j.run_after, j.created_at,"
+             " d.event, d.payload FROM jobs j JOIN deliveries d ON d.id = j.delivery_id")
+
+    async def unnoted_jobs(self, older_than: float, limit: int = 50) -> list[JobInfo]:
+        """Jobs queued or running for ``older_than`` seconds whose thread was not told of them yet."""
+        rows = await self._run(lambda db: db.execute(
+            self._INFO + " WHERE j.state IN ('queued', 'running') AND j.noted_at IS NULL AND j.created_at <= ?"
+            " ORDER BY j.id LIMIT ?", (time.time() - older_than, limit)).fetchall())
+        return [job_info(r) for r in rows]
+
+    async def mark_noted(self, job_id: int) -> bool:
+        """Claim the telling of a job's thread; False if another process told it already."""
+        cur = await self._run(lambda db: db.execute(
+            "UPDATE jobs SET noted_at = ? WHERE id = ? AND noted_at IS NULL", (time.time(), job_id)))
+        return bool(cur.rowcount)
+
+    async def job_info(self, job_id: int) -> JobInfo | None:
+        row = await self._run(lambda db: db.execute(self._INFO + " WHERE j.id = ?", (job_id,)).fetchone())
+        return job_info(row) if row else None
+
+    async def failed_jobs(self, thread: str | None = None, limit: int = 100) -> list[JobInfo]:
+        """Failed jobs, newest first (of one thread, if given)."""
+        where, args = ("WHERE j.state = 'failed' AND j.thread = ?", (thread,)) if thread else ("WHERE j.state = 'failed'", ())
+        rows = await self._run(lambda db: db.execute(
+            self._INFO + f" {where} ORDER BY j.id DESC LIMIT ?", (*args, limit)).fetchall())
+        return [job_info(r) for r in rows]
+
+    async def requeue_failed(self, job_id: int) -> bool:
+        """A failed job goes back to the queue with its attempts reset; False if it was not failed."""
+        cur = await self._run(lambda db: db.execute(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_after = 0, updated_at = ? WHERE id = ? AND state = 'failed'",
+            (time.time(), job_id)))
+        return bool(cur.rowcount)
+
+    async def forget_posted(self, marker: str) -> None:
+        """The bot deleted what it had posted under ``marker``."""
+        await self._run(lambda db: db.execute("DELETE FROM posted WHERE marker = ?", (marker,)))

@@ -1,0 +1,155 @@
+"""Nobody on a thread waits in silence.
+
+A delivery the bot acts on is answered 202 at once and worked on later; the job may wait behind other
+threads' jobs, or in a retry's backoff while GitHub or the model is down. Two things keep the thread
+informed, apart from the job slots (a person hears within seconds however busy the bot is):
+
+- the *acknowledger*: a job of a kind the bot acts on that has not finished ``ack_after`` seconds after it
+  arrived gets a short note on its thread saying it is queued or retrying, and why;
+- the *failure note*: a job that ends without success (a refusal, or out of tries) edits that note, or
+  posts it, naming the cause and how to re-run it (``/retry``).
+
+Both use one marker per delivery, so a thread gets one note per delivery, edited in place; a job that then
+succeeds deletes its note (the status comment or reply says the rest). Where nothing can be posted (the App
+was uninstalled, GitHub refuses every write) the end is an ERROR log line with the delivery id and a metric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from gidgethub import BadRequest
+
+from bot import commands, events
+from bot.catalog import Catalog
+from bot.github.client import GitHubApp
+from bot.github.writes import upsert_comment
+from bot.jobs import Outcome
+from bot.logs import log_context
+from bot.markers import marker
+from bot.metrics import Metrics
+from bot.settings import Settings
+from bot.store import Job, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+# Actions that start or move a run; "labeled" only with a label that maps to a workflow.
+STARTS = frozenset({"opened", "reopened", "ready_for_review", "synchronize"})
+
+
+def where_to_tell(event: object, catalog: Catalog) -> tuple[int, str] | None:
+    """(thread number, what it is about) for an event the bot acts on visibly; None for the rest (a
+    comment without a command of ours, a label that maps to nothing, a failure on the default branch, whose
+    issue does not exist yet). Pure."""
+    if isinstance(event, events.WorkItem):
+        kind = "pull request" if event.is_pull_request else "issue"
+        labels = {k.lower() for k in (catalog.triage.get("labels") or {})}
+        if event.action in STARTS or (event.action == "labeled" and (event.added_label or "").lower() in labels):
+            return event.number, f"this {kind}" + (" (new commits)" if event.action == "synchronize" else "")
+        return None
+    if isinstance(event, events.Comment):
+        names = [f"`/{c.name}`" for c in commands.parse(event.body) if c.known]
+        return (event.number, f"{', '.join(names[:3])} in comment {event.comment_id}") if names else None
+    if isinstance(event, events.CiFailure) and event.pull_numbers:
+        from bot.render import code_span  # the renderer pulls in the agent side: loaded when first needed
+
+        return event.pull_numbers[0], f"the failed check **{code_span(event.name)}**"
+    return None
+
+
+class Notices:
+    def __init__(self, *, store: Store, github: GitHubApp, catalog: Catalog, settings: Settings,
+                 metrics: Metrics, bot_login: Callable[[], str | None]) -> None:
+        self.store, self.github, self.catalog, self.settings = store, github, catalog, settings
+        self.metrics, self.bot_login = metrics, bot_login
+
+    def _target(self, job: Job) -> tuple[events.Event, int, str] | None:
+        event = events.parse(job.event, job.payload, job.delivery_id)
+        if isinstance(event, (events.Ignored, events.Malformed, events.Installation)):
+            return None
+        if events.is_self_or_foreign_bot(event, self.bot_login(), self.settings.bot_allowlist):
+            return None
+        place = where_to_tell(event, self.catalog)
+        return (event, *place) if place else None
+
+    async def _post(self, job: Job, event: events.Event, number: int, body: str) -> bool:
+        """Post or edit the delivery's note; False (and an ERROR line) when GitHub would not take it."""
+        try:
+            gh = await self.github.installation(event.installation_id)
+            await upsert_comment(gh, self.store, repo=event.repo, number=number, body=body,
+                                 mark=marker("note", job.delivery_id), bot_login=self.bot_login())
+            return True
+        except Exception as exc:  # the last word failed too: only operators can hear of it now
+            self._silent(job, f"could not post to {event.repo}#{number}: {type(exc).__name__}: {exc}")
+            return False
+
+    def _silent(self, job: Job, why: str) -> None:
+        log.error("delivery %s (job %s) ended with nobody told: %s", job.delivery_id, job.id, why[:500],
+                  extra={"run_id": job.delivery_id})
+        self.metrics.silent(job.event)
+
+    async def job_failed(self, job: Job, outcome: Outcome) -> None:
+        """A job ended for good without success: its thread hears why, and how to run it again."""
+        with log_context(delivery_id=job.delivery_id):
+            target = self._target(job)
+            if not outcome.tell:
+                self._silent(job, outcome.reason)
+                return
+            if target is None:
+                log.error("delivery %s (job %s) failed and has no thread to tell: %s", job.delivery_id, job.id,
+                          outcome.reason[:500])
+                return
+            event, number, what = target
+            from bot.render import failure_note
+
+            await self._post(job, event, number, failure_note(what, outcome.cause, outcome.hint))
+
+    async def job_done(self, job: Job) -> None:
+        """A job succeeded: a note it left (queued, retrying, failed before a /retry) has said its piece."""
+        known = await self.store.find_posted(marker("note", job.delivery_id))
+        if known is None:
+            return
+        target = self._target(job)
+        if target is None:
+            return
+        with contextlib.suppress(Exception):  # a stale note is untidy, not harmful
+            gh = await self.github.installation(target[0].installation_id)
+            with contextlib.suppress(BadRequest):
+                await gh.delete(f"/repos/{known.repo}/issues/comments/{known.github_id}")
+            await self.store.forget_posted(known.marker)
+
+    async def sweep(self) -> int:
+        """One pass of the acknowledger: tell the threads of jobs waiting longer than ``ack_after``."""
+        told = 0
+        for info in await self.store.unnoted_jobs(self.settings.ack_after):
+            if not await self.store.mark_noted(info.job.id):
+                continue  # another process took it
+            target = self._target(info.job)
+            if target is None:
+                continue
+            event, number, what = target
+            from bot.render import pending_note
+
+            body = pending_note(what, running=info.state == "running", error=info.error,
+                                       retry_at=info.run_after)
+            with log_context(delivery_id=info.job.delivery_id):
+                if await self._post(info.job, event, number, body):
+                    told += 1
+                    now = await self.store.job_info(info.job.id)
+                    if now is not None and now.state == "done":  # it finished while we wrote: tidy up
+                        await self.job_done(info.job)
+        return told
+
+    async def run_forever(self) -> None:
+        interval = max(0.05, min(5.0, self.settings.ack_after / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except StoreUnavailable as exc:
+                log.warning("acknowledger: store unavailable: %s", exc)
+            except Exception:
+                log.exception("acknowledger pass failed")
