@@ -26,6 +26,7 @@ from bot.config import RepoConfig
 from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.github import changes
+from bot.github.errors import explain
 from bot.github.writes import create_issue_once, digest, upsert_comment
 from bot.markers import marker, markers_in, with_marker
 from bot.store import Posted, RunRecord, StepRecord, Store
@@ -36,6 +37,11 @@ ACTIONS: dict[str, type] = {cls.__name__: cls for cls in (
     E.RunAgent, E.PostStep, E.PostSkip, E.PostVerdict, E.FileTechDebt, E.FileTasks, E.Escalate,
     E.ResolveEscalation, E.AskApproval, E.Finish, E.Reply)}
 GATE_CHECK = "triage-lead / code-review"
+# What each write is, for a person reading that GitHub refused it.
+WHAT = {"PostStep": "a step's output", "PostSkip": "a skipped step's note", "PostVerdict": "the review verdict",
+        "FileTechDebt": "the tech-debt issues", "FileTasks": "the task issues", "Escalate": "the escalation",
+        "ResolveEscalation": "the escalation's label", "AskApproval": "the approval request",
+        "Finish": "delivering the approved change", "Reply": "a reply"}
 NEEDS_DECISION = "needs-decision"
 
 
@@ -129,7 +135,9 @@ class Executor:
                     # GitHub refuses this one write for good (a 4xx): drop it and say so, rather than
                     # let it block every later step of the run.
                     log.warning("run %s: GitHub refused %s (%s); dropped", state.run.id, item["type"], exc.status_code)
-                    state.data.setdefault("dropped", []).append(f"{item['type']} ({exc.status_code}: {str(exc)[:100]})")
+                    cause, hint = explain(exc)
+                    state.data.setdefault("dropped", []).append(f"{WHAT.get(item['type'], item['type'])} ({cause})"
+                                                                + (f". {hint}" if hint else ""))
                 state.outbox.remove(item)
                 await self._save(state)
             await self._status(state)
@@ -239,7 +247,7 @@ class Executor:
         wf = self._wf(state)
         body = render.status(state.run, wf, announce=state.data.get("announce", wf.announce),
                              usage=state.data.get("usage", {}), links=state.data.get("links", {}),
-                             note="; ".join(filter(None, [state.data.get("stopped", ""), *(
+                             note="; ".join(filter(None, [state.data.get("stopped") and f"Stopped: {state.data['stopped']}", *(
                                  f"GitHub refused {d}" for d in state.data.get("dropped", [])[-3:])])))
         if state.data.get("status_body") == body:
             return  # nothing changed: save GitHub a write

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.github.client import TokenRefused, Uninstalled
+from bot.github.errors import explain
 from bot.store import Job, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -70,35 +71,6 @@ def judge(exc: BaseException, attempts: int, base: float) -> Outcome:
     delay = retry_delay(attempts, base, limit) if transient(exc) else None
     cause, hint = explain(exc)
     return Outcome(delay, reason, tell=not isinstance(exc, Uninstalled), cause=cause, hint=hint)
-
-
-# What GitHub's refusals mean for the person who has to fix them (matched on GitHub's message).
-_HINTS = (
-    ("without `workflows` permission", "The App needs the `workflows` permission to change files in "
-                                       "`.github/workflows/`; an owner can grant it in the App's settings."),
-    ("resource not accessible by integration", "The App lacks a permission this needs; an owner can review "
-                                               "the App's permissions in the installation settings."),
-    ("not a fast forward", "The branch moved while this was prepared; `/retry` prepares it again on the new head."),
-    ("installation has been suspended", "The App's installation is suspended; an owner can unsuspend it."),
-)
-
-
-def explain(exc: BaseException) -> tuple[str, str]:
-    """(what failed, what would fix it) in a person's words; the hint may be empty."""
-    status = getattr(exc, "status_code", None)
-    message = " ".join(str(exc).split())[:300]
-    if status is not None:
-        asked = getattr(exc, "request_line", "")
-        cause = f"GitHub answered {int(status)} to {asked or 'a request'}" + (f": {message}" if message else "")
-    elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        cause = "GitHub or the model did not answer in time"
-    elif isinstance(exc, TokenRefused):
-        cause = message
-    else:
-        cause = f"{type(exc).__name__}" + (f": {message}" if message else "")
-    lowered = message.lower()
-    hint = next((h for key, h in _HINTS if key in lowered), "")
-    return cause, hint
 
 
 def retry_delay(attempt: int, base: float, limit: int = MAX_ATTEMPTS) -> float | None:

@@ -98,7 +98,7 @@ def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], l
     parts = [f"### triage-lead · {wf.title} (`{wf.name}`)", "", f"> {clean_for_github(announce)}", "",
              f"**State:** {STATE_LINE.get(run.state, run.state)} · **At work:** {at_work} · "
              f"**Review rejections:** {run.rejections}/{wf.max_rejections}", "",
-             *([f"> ⚠️ Stopped: {note}.", ""] if note else []),
+             *([f"> ⚠️ {clean_for_github(note, logged_secrets())}.", ""] if note else []),
              *rows, "", f"**Usage:** {usage_line(usage)}", "",
              "<details><summary>Workflow diagram</summary>\n", _mermaid(run, wf), "\n</details>", "", HELP_HINT]
     return clip("\n".join(parts))

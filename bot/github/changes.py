@@ -2,17 +2,64 @@
 
 Commits are made through the Git data API (blobs → tree → commit → ref), so the bot never needs a
 clone. Runs only after a person with write access approved; never for a fork's branch.
+
+Every commit ends with a git trailer naming its run (``Triage-Lead-Run: <run id>``). A ref update can
+land and the process die before the store records it; the resumed step then finds its own commit on
+the branch by that trailer instead of building a second one (which GitHub would refuse, or which
+would replace the first).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlencode
 
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from bot.markers import marker, with_marker
 from bot.store import Posted, Store
+
+RUN_TRAILER = "Triage-Lead-Run"
+# How far back from a branch head to look for our commit: others may have pushed on top meanwhile.
+LOOKBACK = 20
+_TRAILER_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*)\s*:\s*(.*)")
+
+
+def commit_message(title: str, body: str, run_id: str) -> str:
+    """``title``, ``body``, then the trailer paragraph (last, as ``git interpret-trailers`` expects)."""
+    return f"{title}\n\n{body}\n\n{RUN_TRAILER}: {run_id}\n"
+
+
+def trailers(message: str) -> list[tuple[str, str]]:
+    """The ``Key: value`` lines of the message's last paragraph, or none if any line there is not one
+    (a stray ``Key: value`` inside prose is not a trailer)."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", message.strip()) if p.strip()]
+    if len(paragraphs) < 2:  # a subject line alone has no trailers
+        return []
+    found = [_TRAILER_LINE.fullmatch(line.strip()) for line in paragraphs[-1].splitlines()]
+    if not all(found):
+        return []
+    return [(m.group(1), m.group(2).strip()) for m in found if m]
+
+
+def made_by_run(message: str, run_id: str) -> bool:
+    # Keys compare case-insensitively, as git does.
+    return any(k.lower() == RUN_TRAILER.lower() and v == run_id for k, v in trailers(message))
+
+
+async def _delivered(gh: GitHubAPI, repo: str, branch: str, run_id: str) -> str | None:
+    """Our commit among the branch's newest ``LOOKBACK`` commits, if an earlier attempt already pushed it.
+    Only a commit carrying this run's trailer counts: a foreign commit on the branch never does."""
+    query = urlencode({"sha": branch, "per_page": LOOKBACK})
+    try:
+        commits = await gh.getitem(f"/repos/{repo}/commits?{query}")
+    except BadRequest as exc:
+        if exc.status_code in (404, 409, 422):  # no such branch (yet), or an empty repository
+            return None
+        raise
+    return next((str(c["sha"]) for c in commits if made_by_run(c["commit"]["message"], run_id)), None)
 
 
 async def _commit(gh: GitHubAPI, repo: str, parent: str, files: list[dict[str, str]], message: str) -> str:
@@ -23,6 +70,45 @@ async def _commit(gh: GitHubAPI, repo: str, parent: str, files: list[dict[str, s
     commit = await gh.post(f"/repos/{repo}/git/commits",
                            data={"message": message, "tree": new_tree["sha"], "parents": [parent]})
     return str(commit["sha"])
+
+
+async def _push_fix(gh: GitHubAPI, repo: str, branch: str, sha: str, run_id: str) -> str:
+    """Non-forced: a branch that moved since the approval is never overwritten. A 422 may still be our own
+    update (a racing attempt of this step, or a lost answer retried after someone pushed on top): look once."""
+    try:
+        await gh.patch(f"/repos/{repo}/git/refs/heads/{branch}", data={"sha": sha, "force": False})
+        return sha
+    except BadRequest as exc:
+        if exc.status_code != 422:
+            raise
+        if (ours := await _delivered(gh, repo, branch, run_id)) is None:
+            raise
+        return ours
+
+
+async def _push_to_pull(gh: GitHubAPI, repo: str, branch: str, run_id: str, files: list[dict[str, str]],
+                        message: str, approved_sha: str | None) -> str:
+    """The fix commit on a same-repository PR's branch, or the one an earlier attempt already put there."""
+    if (ours := await _delivered(gh, repo, branch, run_id)) is not None:
+        return ours
+    head = approved_sha or (await gh.getitem(f"/repos/{repo}/git/ref/heads/{branch}"))["object"]["sha"]
+    sha = await _commit(gh, repo, head, files, message)
+    return await _push_fix(gh, repo, branch, sha, run_id)
+
+
+async def _branch_for_pull(gh: GitHubAPI, repo: str, branch: str, base: str, run_id: str,
+                           files: list[dict[str, str]], message: str) -> None:
+    """The bot's own branch holding the change, made once: an earlier attempt's commit is kept as it is."""
+    if await _delivered(gh, repo, branch, run_id) is not None:
+        return
+    head = (await gh.getitem(f"/repos/{repo}/git/ref/heads/{base}"))["object"]["sha"]
+    sha = await _commit(gh, repo, head, files, message)
+    try:
+        await gh.post(f"/repos/{repo}/git/refs", data={"ref": f"refs/heads/{branch}", "sha": sha})
+    except BadRequest as exc:  # the branch exists without this run's commit (e.g. pushed before trailers)
+        if exc.status_code != 422:
+            raise
+        await gh.patch(f"/repos/{repo}/git/refs/heads/{branch}", data={"sha": sha, "force": True})
 
 
 async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, Any], files: list[dict[str, str]],
@@ -36,33 +122,35 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
     done = await store.find_posted(mark)
     if done is not None:
         return (done.url, None) if done.kind == "pull" else (None, done.url)
-    message = f"{title}\n\nProposed by triage-lead ({workflow}) for #{number}, approved on the thread."
+    message = commit_message(title, f"Proposed by triage-lead ({workflow}) for #{number}, approved on the thread.",
+                             run_id)
     default = ctx.get("default_branch") or "main"
     # Only a branch of this repository that is not its default branch; a deleted fork has no head repo.
     same_repo_pr = (ctx.get("is_pull_request") and ctx.get("head_ref") and ctx.get("head_repo") == repo
                     and not ctx.get("from_fork") and ctx.get("head_ref") != default)
     if workflow == "error-investigation" and same_repo_pr:
-        ref = f"heads/{ctx['head_ref']}"
-        head = approved_sha or (await gh.getitem(f"/repos/{repo}/git/ref/{ref}"))["object"]["sha"]
-        sha = await _commit(gh, repo, head, files, message)
-        await gh.patch(f"/repos/{repo}/git/refs/{ref}", data={"sha": sha, "force": False})
+        sha = await _push_to_pull(gh, repo, ctx["head_ref"], run_id, files, message, approved_sha)
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="push", github_id=0, number=number, url=sha))
         return None, sha
-    head = (await gh.getitem(f"/repos/{repo}/git/ref/heads/{default}"))["object"]["sha"]
-    sha = await _commit(gh, repo, head, files, message)
     branch = f"triage-lead/{run_id[:18]}"
-    try:
-        await gh.post(f"/repos/{repo}/git/refs", data={"ref": f"refs/heads/{branch}", "sha": sha})
-    except BadRequest as exc:  # a retried step: the branch exists from the first attempt
-        if exc.status_code != 422:
-            raise
-        await gh.patch(f"/repos/{repo}/git/refs/heads/{branch}", data={"sha": sha, "force": True})
+    await _branch_for_pull(gh, repo, branch, default, run_id, files, message)
+    pull = await _open_pull(gh, repo, branch, default, title, _pull_body(ctx, workflow, files, mark))
+    await store.remember_posted(Posted(marker=mark, repo=repo, kind="pull", github_id=pull["id"],
+                                       number=pull["number"], url=pull.get("html_url")))
+    return pull.get("html_url"), None
+
+
+def _pull_body(ctx: dict[str, Any], workflow: str, files: list[dict[str, str]], mark: str) -> str:
+    number = ctx.get("number")
     closes = f"Closes #{number}" if number and not ctx.get("is_pull_request") else f"For #{number}"
-    body = with_marker(f"{closes}\n\nChanges proposed by triage-lead's `{workflow}` workflow, reviewed by its "
+    return with_marker(f"{closes}\n\nChanges proposed by triage-lead's `{workflow}` workflow, reviewed by its "
                        f"code-review gate and approved on #{number}. Files: "
                        + ", ".join(f"`{f['path']}`" for f in files), mark)
+
+
+async def _open_pull(gh: GitHubAPI, repo: str, branch: str, base: str, title: str, body: str) -> dict[str, Any]:
     try:
-        pull = await gh.post(f"/repos/{repo}/pulls", data={"title": title[:200], "head": branch, "base": default,
+        return await gh.post(f"/repos/{repo}/pulls", data={"title": title[:200], "head": branch, "base": base,
                                                            "body": body, "draft": True})
     except BadRequest as exc:  # a retried step: the PR exists from the first attempt
         if exc.status_code != 422:
@@ -71,7 +159,4 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
         found = [p async for p in gh.getiter(f"/repos/{repo}/pulls?head={owner}:{branch}&state=all")]
         if not found:
             raise
-        pull = found[0]
-    await store.remember_posted(Posted(marker=mark, repo=repo, kind="pull", github_id=pull["id"],
-                                       number=pull["number"], url=pull.get("html_url")))
-    return pull.get("html_url"), None
+        return dict(found[0])

@@ -405,3 +405,9 @@ class PostgresStore:
     async def forget_posted(self, marker: str) -> None:
         """The bot deleted what it had posted under ``marker``."""
         await self._exec("DELETE FROM posted WHERE marker = %s", (marker,))
+
+    async def queued_threads(self) -> list[str]:
+        """Threads with a job that may run now (a job re-queued by another process, a timer lost)."""
+        rows = await self._all("SELECT thread FROM jobs WHERE state = 'queued' AND run_after <= %s"
+                               " GROUP BY thread ORDER BY MIN(id)", (time.time(),))
+        return [r["thread"] for r in rows]

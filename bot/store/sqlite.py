@@ -286,3 +286,10 @@ class SQLiteStore:
     async def forget_posted(self, marker: str) -> None:
         """The bot deleted what it had posted under ``marker``."""
         await self._run(lambda db: db.execute("DELETE FROM posted WHERE marker = ?", (marker,)))
+
+    async def queued_threads(self) -> list[str]:
+        """Threads with a job that may run now (a job re-queued by another process, a timer lost)."""
+        rows = await self._run(lambda db: db.execute(
+            "SELECT thread FROM jobs WHERE state = 'queued' AND run_after <= ? GROUP BY thread ORDER BY MIN(id)",
+            (time.time(),)).fetchall())
+        return [r[0] for r in rows]
