@@ -210,6 +210,45 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
         return _fail(f"could not list or redeliver deliveries: {type(exc).__name__}: {exc}")
 
 
+async def _jobs(settings: settings_mod.Settings, retry: list[int], retry_all: bool) -> int:
+    from bot.store import open_store
+
+    store = await open_store(settings.database_url)
+    try:
+        failed = await store.failed_jobs(limit=1000)
+        if not retry and not retry_all:
+            for info in failed:
+                error = (info.error or "").splitlines()[0][:160] if info.error else ""
+                print(f"{info.job.id}\t{info.job.delivery_id}\t{info.job.event}\t{info.job.thread}\t"
+                      f"{info.job.attempts} attempt(s)\t{error}")
+            print(f"{len(failed)} failed job(s)" + ("; `python -m bot jobs retry ID` or `--all` runs them again"
+                                                    if failed else ""))
+            return 0
+        wanted = [info.job.id for info in failed] if retry_all else retry
+        done = [job_id for job_id in wanted if await store.requeue_failed(job_id)]
+        for job_id in sorted(set(wanted) - set(done)):
+            print(f"job {job_id} is not a failed job; left as it is", file=sys.stderr)
+        print(f"{len(done)} job(s) queued again" + (" (a running `serve` takes them within seconds)" if done else ""))
+        return 0 if len(done) == len(set(wanted)) else 1
+    finally:
+        await store.close()
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_mod.load(_env(args), require_app=False)
+    except SettingsError as exc:
+        return _fail(str(exc))
+    _logging(args.log_level or "WARNING")
+    retry = args.ids if args.action == "retry" else []
+    if args.action == "retry" and not retry and not args.all:
+        return _fail("jobs retry takes job ids, or --all")
+    try:
+        return asyncio.run(_jobs(settings, retry, args.action == "retry" and args.all))
+    except Exception as exc:  # the store is unreachable: one line, no traceback
+        return _fail(f"could not read the jobs: {type(exc).__name__}: {exc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="triage-lead: a GitHub App that runs a team of LLM specialists")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: INFO for serve, WARNING otherwise)")
@@ -243,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     red.add_argument("--since", default="1h", help="how far back: 30m, 1h, 2d (at most 3d; default 1h)")
     red.add_argument("--dry-run", action="store_true", help="list what would be redelivered")
     red.set_defaults(func=cmd_redeliver)
+    jobs = sub.add_parser("jobs", help="list failed jobs, or run them again (`jobs retry ID...` or `jobs retry --all`)")
+    jobs.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    jobs.add_argument("ids", nargs="*", type=int, help="job ids to run again")
+    jobs.add_argument("--all", action="store_true", help="with retry: every failed job")
+    jobs.set_defaults(func=cmd_jobs)
     val = sub.add_parser("validate", help="check every workflow and agent file against its schema and the rules")
     val.add_argument("--root", help="a workflows/ folder (default: the one shipped with the bot)")
     val.set_defaults(func=cmd_validate)

@@ -65,11 +65,11 @@ def transient(exc: BaseException) -> bool:
 
 def judge(exc: BaseException, attempts: int, base: float) -> Outcome:
     """Retry (with backoff) what may pass, a bounded number of times; give up at once on the rest."""
-    reason = f"{type(exc).__name__}: {exc}"[:2000]
+    cause, hint = explain(exc)
+    reason = f"{type(exc).__name__}: {cause}"[:2000]
     limit = NOT_FOUND_ATTEMPTS if isinstance(exc, Uninstalled) or getattr(exc, "status_code", None) == 404 \
         else MAX_ATTEMPTS
     delay = retry_delay(attempts, base, limit) if transient(exc) else None
-    cause, hint = explain(exc)
     return Outcome(delay, reason, tell=not isinstance(exc, Uninstalled), cause=cause, hint=hint)
 
 
@@ -83,8 +83,10 @@ def retry_delay(attempt: int, base: float, limit: int = MAX_ATTEMPTS) -> float |
 
 class LocalJobs:
     def __init__(self, store: Store, handler: Handler, *, concurrency: int = 8, retry_base: float = 5.0,
-                 on_failed: OnFailed | None = None, on_done: OnDone | None = None) -> None:
+                 on_failed: OnFailed | None = None, on_done: OnDone | None = None, poll: float = 5.0) -> None:
         self.store = store
+        self.poll = poll
+        self._poller: asyncio.Task[None] | None = None
         self.handler = handler
         self.retry_base = retry_base
         self.on_failed, self.on_done = on_failed, on_done
@@ -96,9 +98,21 @@ class LocalJobs:
         self._idle.set()
 
     async def start(self) -> None:
-        """Resume what a previous process left queued or running."""
+        """Resume what a previous process left queued or running, and look for work queued from outside."""
         for thread in await self.store.recover():
             self.kick(thread)
+        self._poller = asyncio.create_task(self._poll_forever(), name="jobs:poll")
+
+    async def _poll_forever(self) -> None:
+        """Jobs queued by another process (``python -m bot jobs retry``) or whose retry timer was lost."""
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                for thread in await self.store.queued_threads():
+                    if thread not in self._drainers:
+                        self.kick(thread)
+            except StoreUnavailable as exc:
+                log.warning("job poll: store unavailable: %s", exc)
 
     def kick(self, thread: str) -> None:
         """A job for ``thread`` was enqueued: make sure someone is draining that thread."""
@@ -176,6 +190,9 @@ class LocalJobs:
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # What the webhook did with a delivery; one label value each.
-OUTCOMES = frozenset({"accepted", "ignored", "duplicate", "rejected_signature", "malformed", "too_large",
+OUTCOMES = frozenset({"accepted", "requeued", "ignored", "duplicate", "rejected_signature", "malformed", "too_large",
                       "store_unavailable"})
 # Agent steps take from under a second (offline backend) to many minutes (a tool-use loop on opus).
 STEP_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800)

@@ -32,7 +32,7 @@ from bot.logs import log_context
 from bot.markers import marker
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.store import Job, Store, StoreUnavailable
+from bot.store import Job, JobInfo, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class Notices:
             if not await self.store.mark_noted(info.job.id):
                 continue  # another process took it
             target = self._target(info.job)
-            if target is None:
+            if target is None or await self._shown(info, target[0], target[1]):
                 continue
             event, number, what = target
             from bot.render import pending_note
@@ -142,6 +142,16 @@ class Notices:
                     if now is not None and now.state == "done":  # it finished while we wrote: tidy up
                         await self.job_done(info.job)
         return told
+
+    async def _shown(self, info: JobInfo, event: events.Event, number: int) -> bool:
+        """Whether the thread already shows this job's work: something posted since it arrived, or (while it
+        runs) the status comment of the thread's run, which says who is at work."""
+        if await self.store.posted_since(event.repo, number, info.created_at):
+            return True
+        if info.state != "running":
+            return False
+        run = await self.store.active_run(f"{event.repo}#{number}")
+        return run is not None and await self.store.find_posted(marker("status", run.id)) is not None
 
     async def run_forever(self) -> None:
         interval = max(0.05, min(5.0, self.settings.ack_after / 4))

@@ -245,6 +245,12 @@ async def _reply(gh: GitHubAPI, deps: Deps, c: events.Comment, key: str, body: s
                          mark=marker("reply", c.comment_id, digest(key)), body=body, bot_login=deps.bot_login)
 
 
+async def _requeue_failed(deps: Deps, thread: str) -> bool:
+    """``/retry`` first re-runs the thread's failed jobs (oldest first; they run after this one, in order)."""
+    failed = sorted(await deps.store.failed_jobs(thread, limit=10), key=lambda info: info.job.id)
+    return any([await deps.store.requeue_failed(info.job.id) for info in failed])
+
+
 async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
     wanted = commands.new_commands(c.body, c.previous_body if c.action == "edited" else None)
     if not wanted:
@@ -257,7 +263,8 @@ async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
         if exc.status_code == 404:
             return  # deleted since
         raise
-    current = set(commands.parse(fresh.get("body") or ""))
+    # A body GitHub left out (it is optional in the description) says nothing of an edit: keep the event's.
+    current = set(commands.parse(fresh["body"] if isinstance(fresh.get("body"), str) else c.body))
     for cmd in (x for x in wanted if x in current):
         await _command(c, cmd, gh, deps)
 
@@ -293,6 +300,9 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         await _reply(gh, deps, c, key, render.refusal(c.author.login, cmd.name, role))
         return
     await gh.post(f"/repos/{c.repo}/issues/comments/{c.comment_id}/reactions", data={"content": "eyes"})
+    if cmd.name == "retry" and await _requeue_failed(deps, c.thread):
+        await _reply(gh, deps, c, key, "The work that failed on this thread is queued again.")
+        return
     if active is None:
         await _reply(gh, deps, c, key, f"No triage-lead workflow is running on this thread, so `/{cmd.name}` has nothing to act on.")
         return

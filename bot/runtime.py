@@ -69,6 +69,16 @@ class Runtime:
         await self.jobs.start()
         # Apart from the job slots: a thread hears within seconds even when every slot is busy.
         self._tasks = [asyncio.create_task(self.notices.run_forever(), name="acknowledger")]
+        if self.settings.redeliver_every > 0:  # GitHub never redelivers a failed delivery by itself
+            from bot.redeliver import sweep_forever
+
+            self._tasks.append(asyncio.create_task(sweep_forever(self.github, self.store,
+                                                                 every=self.settings.redeliver_every),
+                                                   name="redelivery sweep"))
+        from bot.retention import run_forever as retention
+
+        self._tasks.append(asyncio.create_task(retention(self.store, keep_days=self.settings.keep_payload_days),
+                                               name="retention"))
         return self
 
     async def job_failed(self, job: Job, outcome: Outcome) -> None:

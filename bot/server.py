@@ -103,6 +103,17 @@ async def webhook(request: web.Request) -> web.Response:
         _count(request, event_name, "store_unavailable")
         return _answer(503, error="store unavailable; redeliver later")
     if not fresh:
+        try:
+            requeued = await _requeue_if_failed(request, delivery_id)
+        except StoreUnavailable as exc:  # a redelivery we could not check: GitHub may send it again later
+            log.error("store unavailable for redelivery %s: %s", delivery_id, exc)
+            _count(request, event_name, "store_unavailable")
+            return _answer(503, error="store unavailable; redeliver later")
+        if requeued:
+            log.info("redelivery of %s: its failed job is queued again", delivery_id)
+            request.app[ON_ACCEPTED](delivery.thread)
+            _count(request, event_name, "requeued")
+            return _answer(202, status="requeued")
         log.info("duplicate delivery %s ignored", delivery_id)
         _count(request, event_name, "duplicate")
         return _answer(200, status="duplicate")
@@ -112,11 +123,26 @@ async def webhook(request: web.Request) -> web.Response:
     return _answer(202, status="accepted")
 
 
+async def _requeue_if_failed(request: web.Request, delivery_id: str) -> bool:
+    """GitHub's "Redeliver" of a delivery whose job failed runs that job again (the payload is the one kept)."""
+    store = request.app[STORE]
+    failed = [r["id"] for r in await store.jobs_for(delivery_id) if r["state"] == "failed"]
+    return bool(failed) and await store.requeue_failed(failed[0])  # one job per delivery
+
+
 async def healthz(request: web.Request) -> web.Response:
+    """200 only when the store took a real write just now (a readable but full or locked store cannot take
+    deliveries); else 503 with a short reason: "database is locked", "database or disk is full", ..."""
+    store = request.app[STORE]
     try:
-        version = await request.app[STORE].schema_version()
-    except StoreUnavailable:
-        return _answer(503, status="store unavailable")
+        await store.probe_write()
+        version = await store.schema_version()
+    except StoreUnavailable as exc:
+        # One line, credentials of any URL cut out: driver messages name hosts and users, never passwords,
+        # but this answer is unauthenticated.
+        why = re.sub(r"://[^/@\s]*@", "://", " ".join(str(exc).split()))
+        why = re.sub(r"password=\S+", "password=…", why)[:200]
+        return _answer(503, status="store unavailable", why=why or type(exc).__name__)
     return _answer(200, status="ok", schema=version)
 
 

@@ -45,6 +45,8 @@ class Settings:
     max_issues_per_run: int = 15
     job_retry_base: float = 5.0  # seconds before a failed job's first retry; x4 each time, six attempts
     ack_after: float = 20.0  # seconds a delivery may wait unseen before its thread gets a note (GitHub: within 60)
+    keep_payload_days: float = 14.0  # days a finished delivery's payload is kept (bot/retention.py)
+    redeliver_every: float = 300.0  # seconds between sweeps of GitHub's delivery log for failed deliveries; 0: off
 
     @property
     def has_app(self) -> bool:
@@ -67,7 +69,7 @@ def _int(env: Mapping[str, str], name: str, default: int | None, *, lo: int = 1,
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, hi: float = 60) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -75,8 +77,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number") from None
-    if not 0 <= value <= 60:
-        raise SettingsError(f"{name} must be between 0 and 60")
+    if not 0 <= value <= hi:
+        raise SettingsError(f"{name} must be between 0 and {hi:g}")
     return value
 
 
@@ -151,6 +153,8 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
         max_issues_per_run=_int(env, "TRIAGE_LEAD_MAX_ISSUES_PER_RUN", 15, hi=1000),  # type: ignore[arg-type]
         job_retry_base=_float(env, "TRIAGE_LEAD_JOB_RETRY_BASE", 5.0),
         ack_after=_float(env, "TRIAGE_LEAD_ACK_AFTER", 20.0),
+        redeliver_every=_float(env, "TRIAGE_LEAD_REDELIVER_EVERY", 300.0, hi=86_400),
+        keep_payload_days=_float(env, "TRIAGE_LEAD_KEEP_PAYLOAD_DAYS", 14.0, hi=3650),
         model_overrides=tuple((tier, env[f"TRIAGE_LEAD_MODEL_{tier.upper()}"].strip())
                               for tier in ("opus", "sonnet", "haiku") if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),
     )

@@ -304,9 +304,11 @@ async def test_an_unwritable_database_answers_503_and_the_redelivery_is_processe
     sandbox.seed_from_payload(payload)
     # Read-only from now on: what a full disk or a read-only volume does to every write.
     await rt.store._run(lambda db: db.execute("PRAGMA query_only = ON"))
+    await rt.store._run_hook(lambda db: db.execute("PRAGMA query_only = ON"))  # the webhook's own connection
     resp = await post_webhook(client, "issues", payload, delivery="d-47")
     assert resp.status == 503 and "redeliver" in (await resp.json())["error"]
     await rt.store._run(lambda db: db.execute("PRAGMA query_only = OFF"))
+    await rt.store._run_hook(lambda db: db.execute("PRAGMA query_only = OFF"))
     assert await rt.store.job_states() == {}  # nothing half-recorded
     assert not sandbox.writes
 

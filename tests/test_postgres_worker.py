@@ -124,7 +124,7 @@ async def test_a_failed_job_is_recorded_and_the_thread_moves_on(pg: PostgresStor
         await ProcrastinateJobs(pg, handler).drained(10)
     rows = await pg._all("SELECT delivery_id, state, error, attempts FROM jobs ORDER BY id")
     assert [(r["delivery_id"], r["state"], r["error"], r["attempts"]) for r in rows] == [
-        ("d-1", "done", None, 1), ("d-2", "failed", "Refused: GitHub said no", 1), ("d-3", "done", None, 1)]
+        ("d-1", "done", None, 1), ("d-2", "failed", "Refused: GitHub answered 422 to a request: GitHub said no", 1), ("d-3", "done", None, 1)]
     assert await procrastinate_statuses(pg) == ["succeeded", "failed", "succeeded"]
 
 

@@ -40,6 +40,7 @@ from .github_state import (API, DOCS, WEB, ApiError, RecordedRequest, Repo, Sand
                            custom_invalid, invalid, iso, node_id, public)
 
 if TYPE_CHECKING:
+    from .mutate import Mutator
     from .openapi import GitHubOpenAPI
 
 __all__ = ["SandboxGitHub", "RecordedRequest", "Write", "ApiError"]
@@ -80,6 +81,7 @@ class SandboxGitHub(SandboxState):
         self.conformance_errors: list[str] = []
         self.response_errors: list[str] = []
         self.validated = 0
+        self.mutator: Mutator | None = None  # set it to mutate the JSON answers to reads (bot/sandbox/mutate.py)
         self.requests: list[RecordedRequest] = []
         self.tokens_issued = 0
         self.url = ""
@@ -178,12 +180,35 @@ class SandboxGitHub(SandboxState):
         except Exception as e:  # a sandbox bug: answer as GitHub would, keep the traceback in the log
             log.exception("sandbox failed on %s %s", request.method, request.path)
             resp = self._json(request, {"message": f"Sandbox error: {e!r}", "documentation_url": DOCS}, 500)
+        if self.mutator is not None and request.method == "GET" and not request.path.startswith("/_sandbox/"):
+            resp = self._mutated(request, resp)
         rec.status = resp.status
         if checked and 200 <= resp.status < 300 and isinstance(resp, web.Response) and resp.text \
                 and resp.content_type == "application/json":
             self._conform_response(request, resp)
         self._stamp(request, resp)
         return resp
+
+    @property
+    def mutations(self) -> list[str]:
+        """Which request got which mutation, one line each ("GET /repos/o/r: drop .homepage")."""
+        return self.mutator.records if self.mutator is not None else []
+
+    def _mutated(self, rq: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+        """A 2xx JSON answer to a read, as the mutator would have GitHub send it (still checked against the
+        description below: a mutation must stay within it). An emptied page has no next page."""
+        if not (isinstance(resp, web.Response) and 200 <= resp.status < 300 and resp.text
+                and resp.content_type == "application/json"):
+            return resp
+        out = self.mutator.answer(rq.method, rq.rel_url.raw_path_qs, resp.status,  # type: ignore[union-attr]
+                                  json.loads(resp.text))
+        if out is None:
+            return resp
+        data, changes = out
+        headers = {k: v for k, v in resp.headers.items() if k.lower() not in ("content-type", "content-length")
+                   and not (k.lower() == "link" and any(c.startswith("empty page") for c in changes))}
+        return web.Response(text=json.dumps(data), status=resp.status, content_type="application/json",
+                            headers=headers)
 
     def _conform_response(self, rq: web.Request, resp: web.Response) -> None:
         """The sandbox's own 2xx answer against the description's response schema (its top level)."""

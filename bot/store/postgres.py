@@ -8,6 +8,7 @@ one transaction: after the webhook's 2xx nothing can be lost, and a rollback enq
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +34,9 @@ _STALLED_LOCK = 0x7472_6961_6765_02  # one worker at a time re-queues the jobs o
 
 # Connection trouble (server down, network, pool exhausted or closed) is what the webhook answers 503 for.
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed)
+# (A full disk, DiskFull, and a statement timeout, QueryCanceled, are OperationalErrors too.)
+
+PRUNE_BATCH = 1000  # rows per retention transaction: short ones, never a long lock on deliveries
 
 
 def _why(exc: BaseException) -> str:
@@ -411,3 +415,63 @@ class PostgresStore:
         rows = await self._all("SELECT thread FROM jobs WHERE state = 'queued' AND run_after <= %s"
                                " GROUP BY thread ORDER BY MIN(id)", (time.time(),))
         return [r["thread"] for r in rows]
+
+    async def posted_since(self, repo: str, number: int, since: float) -> bool:
+        """Whether the bot created anything on a thread since ``since`` (unix time)."""
+        return await self._one("SELECT 1 AS x FROM posted WHERE repo = %s AND number = %s AND created_at >= %s LIMIT 1",
+                               (repo, number, since)) is not None
+
+    # ---- the truth about the store: /healthz and retention (bot/retention.py) --------------------
+    async def probe_write(self) -> None:
+        """Prove the store takes a write now: a row with a few KB, committed, deleted. Raises StoreUnavailable.
+
+        The pad is random, so TOAST cannot compress it away: it needs the space a payload would."""
+        async with self._tx() as conn:
+            # /healthz must answer within a prober's timeout, not hang on a stuck server.
+            await conn.execute("SET LOCAL statement_timeout = 2000")
+            await conn.execute("INSERT INTO health_probe (at, pad) VALUES (%s, %s)", (time.time(), os.urandom(2048).hex()))
+        await self._exec("DELETE FROM health_probe")  # every row: one left by a probe that failed half-way too
+
+    # Same selection as the SQLite store's (see there); the literal '{}' matches migration 6's partial index.
+    _PRUNE = ("UPDATE deliveries SET payload = '{}' WHERE id IN (SELECT d.id FROM deliveries d"
+              " WHERE d.payload <> '{}' AND d.received_at <= %s AND EXISTS (SELECT 1 FROM jobs j"
+              " WHERE j.delivery_id = d.id AND j.state = 'done') LIMIT %s)")
+    # Our queue's succeeded procrastinate jobs whose last event is older than the cutoff; their events go
+    # with them (ON DELETE CASCADE), counted first.
+    _PRUNE_QUEUE = """
+        WITH old AS (
+            SELECT j.id FROM procrastinate_jobs j WHERE j.queue_name = %(queue)s AND j.status = 'succeeded'
+              AND (SELECT MAX(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) < to_timestamp(%(cutoff)s)
+            LIMIT %(batch)s),
+        events AS (SELECT COUNT(*) AS n FROM procrastinate_events WHERE job_id IN (SELECT id FROM old)),
+        gone AS (DELETE FROM procrastinate_jobs WHERE id IN (SELECT id FROM old) RETURNING id)
+        SELECT (SELECT COUNT(*) FROM gone) AS jobs, (SELECT n FROM events) AS events
+    """
+
+    async def prune(self, older_than_seconds: float, now: float | None = None) -> dict[str, int]:
+        """Forget the payloads of deliveries done and received ``older_than_seconds`` before ``now``, and delete
+        procrastinate's succeeded jobs (and their events) as old; counts of each.
+
+        Failed, queued and running jobs keep their payloads; delivery ids, runs, steps and posted records stay.
+        In batches, each its own short transaction."""
+        cutoff = (time.time() if now is None else now) - older_than_seconds
+        counts = {"payloads": 0, "procrastinate_jobs": 0, "procrastinate_events": 0}
+        while True:
+            async with self._tx() as conn:
+                n = (await conn.execute(self._PRUNE, (cutoff, PRUNE_BATCH))).rowcount
+            counts["payloads"] += n
+            if n < PRUNE_BATCH:
+                break
+        while True:
+            row = await self._one(self._PRUNE_QUEUE, {"queue": QUEUE, "cutoff": cutoff, "batch": PRUNE_BATCH})
+            assert row is not None
+            counts["procrastinate_jobs"] += int(row["jobs"])
+            counts["procrastinate_events"] += int(row["events"])
+            if row["jobs"] < PRUNE_BATCH:
+                return counts
+
+    async def claim_redelivery(self, guid: str, delivery_id: int) -> bool:
+        """Record that the sweep asks GitHub to redeliver ``guid``; False if it (or another process) did."""
+        row = await self._one("INSERT INTO redeliveries (guid, delivery_id, requested_at) VALUES (%s, %s, %s)"
+                              " ON CONFLICT (guid) DO NOTHING RETURNING guid", (guid, delivery_id, time.time()))
+        return row is not None

@@ -1,14 +1,18 @@
-"""The SQLite store: one file, one writer thread, migrations applied at start-up.
+"""The SQLite store: one file, two connections, each on its own thread; migrations applied at start-up.
 
-sqlite3 is synchronous; every call runs on one dedicated thread so the event loop never blocks on
-disk and writes are serialised without lock contention. WAL mode keeps a webhook's insert under a
-millisecond on ordinary disks.
+sqlite3 is synchronous; every call runs on a dedicated thread so the event loop never blocks on disk.
+Jobs, runs and everything else share one connection (a long busy timeout: a job may wait its turn).
+The webhook path (``accept_delivery``, ``probe_write``) has its own connection and thread with a busy
+timeout under a second, counted from when the call was made: GitHub gives up on a delivery after 10 s,
+so a locked file must answer 503 at once, never after waiting behind a job's longer wait. WAL mode keeps
+a webhook's insert under a millisecond on ordinary disks, and readers never wait for writers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -21,6 +25,10 @@ from bot.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
 
+JOBS_BUSY_TIMEOUT = 10.0  # seconds a job's statement waits for another writer (another process, a backup)
+HOOK_BUSY_TIMEOUT = 0.8  # seconds a delivery may wait for the lock, time queued behind others included: 503 in < 1 s
+PRUNE_BATCH = 500  # rows per write transaction, so pruning never holds the lock long enough to 503 a delivery
+
 
 def sqlite_path(database_url: str) -> str:
     """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:`` → a path."""
@@ -29,38 +37,84 @@ def sqlite_path(database_url: str) -> str:
     return database_url[len("sqlite:///"):] or ":memory:"
 
 
+def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: SQLite rolls back by itself on SQLITE_FULL or SQLITE_BUSY,
+    and a second ROLLBACK would raise "no transaction is active" over the error that says what happened."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 class SQLiteStore:
     def __init__(self, database_url: str) -> None:
         self.path = sqlite_path(database_url)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
+        # The webhook's own thread and connection; for ":memory:" (replay) both are the one of the jobs, since
+        # a second connection would open a second, empty database.
+        shared = self.path == ":memory:"
+        self._hook_pool = self._pool if shared else ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-hook")
+        self._hook: sqlite3.Connection | None = None
+
+    async def _call(self, pool: ThreadPoolExecutor, call: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, call)
+        except RuntimeError as exc:  # the executor was shut down: the store is closed
+            raise StoreUnavailable("store is closed") from exc
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` on the jobs' connection and thread."""
         def call() -> T:
             if self._db is None:
                 raise StoreUnavailable("store is closed")
             try:
                 return fn(self._db)
+            except sqlite3.OperationalError as exc:  # locked, disk full, I/O error: the store cannot take it now
+                raise StoreUnavailable(str(exc)) from exc
+        return await self._call(self._pool, call)
+
+    async def _run_hook(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` on the webhook's connection and thread, within HOOK_BUSY_TIMEOUT of now.
+
+        The busy timeout is what is left of that budget when the call leaves the queue: five deliveries
+        queued behind a lock all answer within the budget, not one after another budget each.
+        """
+        deadline = time.monotonic() + HOOK_BUSY_TIMEOUT
+
+        def call() -> T:
+            db = self._hook
+            if db is None or self._db is None:  # the store is open only while both connections are
+                raise StoreUnavailable("store is closed")
+            try:
+                if db is not self._db:  # a shared ":memory:" connection keeps the jobs' timeout
+                    db.execute(f"PRAGMA busy_timeout = {max(0, int((deadline - time.monotonic()) * 1000))}")
+                return fn(db)
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(str(exc)) from exc
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
-        except RuntimeError as exc:  # the executor was shut down: the store is closed
-            raise StoreUnavailable("store is closed") from exc
+        return await self._call(self._hook_pool, call)
 
     async def open(self) -> None:
         def connect() -> None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
+            db = _connect(self.path, JOBS_BUSY_TIMEOUT)
             self._db = db
             self._migrate(db)
+
+        def connect_hook() -> None:
+            self._hook = self._db if self.path == ":memory:" else _connect(self.path, HOOK_BUSY_TIMEOUT)
         try:
-            await asyncio.get_running_loop().run_in_executor(self._pool, connect)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._pool, connect)
+            await loop.run_in_executor(self._hook_pool, connect_hook)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
 
@@ -78,21 +132,40 @@ class SQLiteStore:
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
 
+    def _shut(self, attr: str) -> None:
+        """Close one connection; run on its own thread, where its calls look for None."""
+        db = getattr(self, attr)
+        if db is not None:
+            db.close()
+            setattr(self, attr, None)
+
     async def close(self) -> None:
-        def shut() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
         if self._db is None:
             return  # closed already
-        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
+        loop = asyncio.get_running_loop()
+        if self._hook_pool is not self._pool:
+            await loop.run_in_executor(self._hook_pool, self._shut, "_hook")
+            self._hook_pool.shutdown(wait=True)
+        self._hook = None  # for ":memory:", the jobs' connection, closed next
+        await loop.run_in_executor(self._pool, self._shut, "_db")
         self._pool.shutdown(wait=True)
 
     async def schema_version(self) -> int:
-        return await self._run(lambda db: db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0)
+        # On the webhook's thread: /healthz asks it, and must not wait behind a job waiting for a lock.
+        return await self._run_hook(lambda db: db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0)
+
+    async def probe_write(self) -> None:
+        """Prove the store takes a write now, as a delivery would: a row with a few KB, committed, deleted.
+
+        Raises StoreUnavailable saying why (the file is locked, the disk is full, ...)."""
+        def tx(db: sqlite3.Connection) -> None:
+            # Random bytes need fresh pages as a payload does; each statement commits on its own.
+            db.execute("INSERT INTO health_probe (at, pad) VALUES (?, ?)", (time.time(), os.urandom(2048).hex()))
+            db.execute("DELETE FROM health_probe")  # every row: one left by a probe that failed half-way too
+        await self._run_hook(tx)
 
     async def accept_delivery(self, d: Delivery) -> bool:
         """Record a delivery and enqueue its job in one transaction; False if already seen."""
@@ -115,9 +188,9 @@ class SQLiteStore:
                 db.execute("COMMIT")
                 return True
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
-        return await self._run(tx)
+        return await self._run_hook(tx)
 
     async def claim_job(self, thread: str) -> Job | None:
         """Take the oldest queued job of a thread, unless one of that thread is already running."""
@@ -136,7 +209,7 @@ class SQLiteStore:
                                (time.time(), row["id"]))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             if row is None:
                 return None
@@ -167,7 +240,8 @@ class SQLiteStore:
         return await self._run(lambda db: {r[0]: r[1] for r in db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")})
 
     async def jobs_for(self, delivery_id: str) -> list[dict[str, Any]]:
-        return await self._run(lambda db: [dict(r) for r in db.execute(
+        # On the webhook's connection: a redelivery asks this, and must answer within GitHub's patience.
+        return await self._run_hook(lambda db: [dict(r) for r in db.execute(
             "SELECT * FROM jobs WHERE delivery_id = ?", (delivery_id,))])
 
     async def remember_posted(self, p: Posted) -> None:
@@ -277,8 +351,9 @@ class SQLiteStore:
         return [job_info(r) for r in rows]
 
     async def requeue_failed(self, job_id: int) -> bool:
-        """A failed job goes back to the queue with its attempts reset; False if it was not failed."""
-        cur = await self._run(lambda db: db.execute(
+        """A failed job goes back to the queue with its attempts reset; False if it was not failed. (On the
+        webhook's connection: a redelivery does this, and must answer within GitHub's patience.)"""
+        cur = await self._run_hook(lambda db: db.execute(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_after = 0, updated_at = ? WHERE id = ? AND state = 'failed'",
             (time.time(), job_id)))
         return bool(cur.rowcount)
@@ -293,3 +368,38 @@ class SQLiteStore:
             "SELECT thread FROM jobs WHERE state = 'queued' AND run_after <= ? GROUP BY thread ORDER BY MIN(id)",
             (time.time(),)).fetchall())
         return [r[0] for r in rows]
+
+    async def posted_since(self, repo: str, number: int, since: float) -> bool:
+        """Whether the bot created anything on a thread since ``since`` (unix time)."""
+        row = await self._run(lambda db: db.execute(
+            "SELECT 1 FROM posted WHERE repo = ? AND number = ? AND created_at >= ? LIMIT 1",
+            (repo, number, since)).fetchone())
+        return row is not None
+
+    # ---- retention (bot/retention.py) ----------------------------------------------------------
+    # Payloads of deliveries whose job is done, received before the cutoff; the row stays. The literal '{}'
+    # matches migration 6's partial index, which holds only payloads not yet pruned.
+    # EXISTS, not a join: the planner then starts from that index rather than from every done job.
+    _PRUNE = ("UPDATE deliveries SET payload = '{}' WHERE id IN (SELECT d.id FROM deliveries d"
+              " WHERE d.payload <> '{}' AND d.received_at <= ? AND EXISTS (SELECT 1 FROM jobs j"
+              " WHERE j.delivery_id = d.id AND j.state = 'done') LIMIT ?)")
+
+    async def prune(self, older_than_seconds: float, now: float | None = None) -> dict[str, int]:
+        """Forget the payloads of deliveries done and received ``older_than_seconds`` before ``now``.
+
+        Failed, queued and running jobs keep theirs; delivery ids, runs, steps and posted records stay.
+        Batches of PRUNE_BATCH, each its own short write, so a delivery never waits behind a long one."""
+        cutoff = (time.time() if now is None else now) - older_than_seconds
+        pruned = 0
+        while True:
+            n = await self._run(lambda db: db.execute(self._PRUNE, (cutoff, PRUNE_BATCH)).rowcount)
+            pruned += n
+            if n < PRUNE_BATCH:
+                return {"payloads": pruned}
+
+    async def claim_redelivery(self, guid: str, delivery_id: int) -> bool:
+        """Record that the sweep asks GitHub to redeliver ``guid``; False if it (or another process) did."""
+        cur = await self._run(lambda db: db.execute(
+            "INSERT INTO redeliveries (guid, delivery_id, requested_at) VALUES (?, ?, ?) ON CONFLICT (guid) DO NOTHING",
+            (guid, delivery_id, time.time())))
+        return bool(cur.rowcount)

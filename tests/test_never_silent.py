@@ -1,0 +1,147 @@
+"""Silence is a bug: every delivery the bot acts on ends in something a person on the thread can see.
+
+A delivery that waits (every job slot busy, or a retry's backoff) gets a note within ``ack_after``
+seconds, from an acknowledger that does not need a job slot; a job that fails for good says why and how
+to run it again; ``/retry``, GitHub's "Redeliver" and ``python -m bot jobs retry`` run a failed job again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.runtime import Runtime
+from bot.sandbox.anthropic import FakeAnthropic
+from bot.settings import Settings
+from tests.conftest import ROOT, load_fixture, post_webhook
+from tests.test_faults import AGENT_OPTIONS, HookTeam, comment_on, team  # noqa: F401
+from tests.test_workflows_e2e import REPO, fake, issue_payload, posts  # noqa: F401
+
+ACK_AFTER = 0.3
+NOTE = "⏳ triage-lead received"
+
+
+@pytest.fixture
+async def bot(settings: Settings, fake: FakeAnthropic, team: HookTeam, sandbox: Any,
+              aiohttp_client: Any) -> AsyncIterator[Any]:
+    """The e2e bot with one job slot and a short acknowledgement delay (production: 8 slots, 20 s)."""
+    sandbox.seed_from_payload(load_fixture("issues.opened.json"))
+    s = settings.with_overrides(anthropic_api_key="sk-ant-test-key", anthropic_base_url=fake.url, job_concurrency=1,
+                                ack_after=ACK_AFTER)
+    rt = await Runtime(s, github_max_wait=5.0, github_backoff=0.01, agent_options=AGENT_OPTIONS).start()
+    yield rt, await aiohttp_client(rt.web_app())
+    await rt.close()
+
+
+async def until(check: Any, timeout: float, what: str) -> float:
+    """Seconds until ``check()`` held; fails after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not check():
+        if loop.time() - start > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+    return loop.time() - start
+
+
+def notes(sandbox: Any, number: int) -> list[str]:
+    return [c["body"] for c in sandbox.comments(REPO, number) if "triage-lead received" in c["body"]
+            or "could not finish" in c["body"]]
+
+
+async def send(bot: Any, sandbox: Any, event: str, payload: dict[str, Any], **kw: Any) -> Any:
+    sandbox.seed_from_payload(payload)
+    resp = await post_webhook(bot[1], event, payload, **kw)
+    assert resp.status in (200, 202), await resp.text()
+    return resp
+
+
+async def test_a_delivery_waiting_for_a_slot_gets_a_note_then_the_note_goes(bot: Any, sandbox: Any,
+                                                                           team: HookTeam) -> None:
+    rt, _ = bot
+    release = asyncio.Event()
+    team.hooks["IMPLEMENTATION"] = release.wait  # the only slot stays busy on #70
+    await send(bot, sandbox, "issues", issue_payload(70, ["devops"]))
+    await until(lambda: "step:triage:1" in posts(sandbox, 70), 10, "#70 to be at work")
+    await send(bot, sandbox, "issues", issue_payload(71, ["devops"]))
+    waited = await until(lambda: notes(sandbox, 71), 10, "a note on #71")
+    assert waited < 5 and "queued behind other work" in notes(sandbox, 71)[0]
+    assert notes(sandbox, 70) == []  # #70's status comment already shows who is at work
+    release.set()
+    await rt.jobs.drained(30)
+    assert notes(sandbox, 71) == [] and "status" in posts(sandbox, 71)  # the note made way for the run
+    assert await rt.store.job_states() == {"done": 2}
+
+
+async def test_a_delivery_in_a_retry_backoff_gets_a_note_saying_why(bot: Any, sandbox: Any, team: HookTeam) -> None:
+    rt, _ = bot
+    rt.jobs.retry_base = 60.0  # the next try is a minute away: only the acknowledger can speak meanwhile
+    sandbox.fail("GET", rf"/repos/{REPO}", 502, times=-1)
+    await send(bot, sandbox, "issues", issue_payload(72, ["devops"]))
+    await until(lambda: notes(sandbox, 72), 10, "a note on #72")
+    note = notes(sandbox, 72)[0]
+    assert "Its last try failed" in note and "502" in note and "tries again in about" in note
+
+
+async def test_a_refusal_fails_at_once_tells_the_thread_and_retry_runs_it_again(bot: Any, sandbox: Any,
+                                                                               team: HookTeam) -> None:
+    rt, _ = bot
+    sandbox.set_permission(REPO, "maintainer", "write")
+    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=-1, body={"message": "Resource not accessible by integration"})
+    await send(bot, sandbox, "issues", issue_payload(73, ["devops"]))
+    await rt.jobs.drained(10)
+    assert await rt.store.job_states() == {"failed": 1}
+    assert len([r for r in sandbox.requests if r.path == f"/repos/{REPO}"]) == 1  # a refusal: no retries
+    [note] = notes(sandbox, 73)
+    assert "GitHub answered 403 to GET /repos/Codertocat/Hello-World" in note and "permission" in note
+    assert "`/retry`" in note
+    sandbox.clear_faults()
+    await send(bot, sandbox, "issue_comment", comment_on(sandbox, 73, "/retry", comment_id=7301))
+    await rt.jobs.drained(30)
+    assert "step:triage:1" in posts(sandbox, 73) and notes(sandbox, 73) == []
+    assert await rt.store.job_states() == {"done": 2}
+
+
+async def test_redelivering_a_failed_delivery_runs_its_job_again(bot: Any, sandbox: Any, team: HookTeam) -> None:
+    rt, _ = bot
+    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=1, body={"message": "Resource not accessible by integration"})
+    payload = issue_payload(74, ["devops"])
+    await send(bot, sandbox, "issues", payload, delivery="d7400000-0000-0000-0000-000000000001")
+    await rt.jobs.drained(10)
+    assert await rt.store.job_states() == {"failed": 1}
+    resp = await send(bot, sandbox, "issues", payload, delivery="d7400000-0000-0000-0000-000000000001")
+    assert resp.status == 202 and (await resp.json())["status"] == "requeued"
+    await rt.jobs.drained(30)
+    assert await rt.store.job_states() == {"done": 1} and "step:triage:1" in posts(sandbox, 74)
+    again = await send(bot, sandbox, "issues", payload, delivery="d7400000-0000-0000-0000-000000000001")
+    assert again.status == 200 and (await again.json())["status"] == "duplicate"  # done: never run twice
+
+
+async def test_the_jobs_command_lists_and_retries_failed_jobs(bot: Any, sandbox: Any, team: HookTeam) -> None:
+    rt, _ = bot
+    rt.jobs.poll = 0.1
+    rt.jobs._poller.cancel()
+    rt.jobs._poller = asyncio.create_task(rt.jobs._poll_forever())
+    sandbox.fail("GET", rf"/repos/{REPO}", 422, times=1)
+    await send(bot, sandbox, "issues", issue_payload(75, ["devops"]))
+    await rt.jobs.drained(10)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TRIAGE_LEAD_", "DATABASE_"))},
+           "DATABASE_URL": rt.settings.database_url}
+
+    async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot", "jobs", *args], cwd=ROOT,
+                                       env=env, capture_output=True, text=True, timeout=60)
+
+    listed = await cli()
+    assert listed.returncode == 0 and "1 failed job(s)" in listed.stdout and "422" in listed.stdout, listed
+    retried = await cli("retry", "--all")
+    assert retried.returncode == 0 and "1 job(s) queued again" in retried.stdout, retried
+    await until(lambda: "step:triage:1" in posts(sandbox, 75), 20, "the re-run job's work on #75")
+    await rt.jobs.drained(30)
+    assert (await cli("retry", "999")).returncode == 1
