@@ -130,8 +130,10 @@ class Executor:
                 try:
                     await self._perform(state, load_action(item))
                 except BadRequest as exc:
-                    if int(exc.status_code) in (403, 429) or int(exc.status_code) >= 500:
-                        raise  # an outage or a rate limit: the job is retried and the action with it
+                    if int(exc.status_code) in (403, 429) or int(exc.status_code) >= 500 or item["type"] == "Finish":
+                        # An outage or a rate limit: the job is retried, the action with it. A refusal to deliver
+                        # the approved change fails the job: its thread is told why, and `/retry` runs it again.
+                        raise
                     # GitHub refuses this one write for good (a 4xx): drop it and say so, rather than
                     # let it block every later step of the run.
                     log.warning("run %s: GitHub refused %s (%s); dropped", state.run.id, item["type"], exc.status_code)

@@ -15,6 +15,7 @@ import binascii
 import copy
 import functools
 import logging
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -409,8 +410,10 @@ THREAD_EVENTS: dict[str, Scenario] = {
 }
 CI_EVENTS: dict[str, Scenario] = {"check_run.failure": check_run, "check_suite.failure": check_suite,
                                   "workflow_run.failure": workflow_run}
-SEEDS_PER_WORKFLOW = 3  # thread events: 8 kinds x 7 workflows x this
-CI_SEEDS = 12  # CI events (error-investigation): 3 kinds x this
+# More by hand: TRIAGE_LEAD_MUTATION_ROUNDS=20 runs twenty times as many (CI runs one round, 204 runs).
+ROUNDS = int(os.environ.get("TRIAGE_LEAD_MUTATION_ROUNDS", "1"))
+SEEDS_PER_WORKFLOW = 3 * ROUNDS  # thread events: 8 kinds x 7 workflows x this
+CI_SEEDS = 12 * ROUNDS  # CI events (error-investigation): 3 kinds x this
 # Every case its own seed: the mutator's choices are keyed by seed and request, and the requests of two
 # workflows' runs are mostly the same, so a seed shared across workflows would mutate them alike.
 CASES = [(kind, wf, seed) for seed, (kind, wf) in enumerate(

@@ -145,3 +145,31 @@ async def test_the_jobs_command_lists_and_retries_failed_jobs(bot: Any, sandbox:
     await until(lambda: "step:triage:1" in posts(sandbox, 75), 20, "the re-run job's work on #75")
     await rt.jobs.drained(30)
     assert (await cli("retry", "999")).returncode == 1
+
+
+@pytest.mark.parametrize("status", [403, 422])
+async def test_a_refused_delivery_names_the_missing_permission_and_retry_delivers_it(
+        status: int, bot: Any, sandbox: Any, team: HookTeam) -> None:
+    """The App may not change `.github/workflows/` without the `workflows` permission: GitHub refuses the
+    branch, the job fails at once (no hours of retries), the thread is told what to grant, and once it is
+    granted `/retry` delivers the change from where the run stopped."""
+    from tests.test_workflows_e2e import comment_payload
+
+    rt, _ = bot
+    sandbox.set_permission(REPO, "maintainer", "write")
+    await send(bot, sandbox, "issues", issue_payload(76, ["devops"]))
+    await rt.jobs.drained(30)
+    sandbox.fail("POST", rf"/repos/{REPO}/git/refs", status, times=-1, body={
+        "message": "refusing to allow a GitHub App to create or update workflow `.github/workflows/ci.yml` "
+                   "without `workflows` permission"})
+    await send(bot, sandbox, "issue_comment", comment_payload(76, "/approve", comment_id=7601))
+    await rt.jobs.drained(30)
+    assert await rt.store.job_states() == {"done": 1, "failed": 1}
+    assert len([r for r in sandbox.requests if r.path.endswith("/git/refs")]) == 1  # refused: not retried
+    [note] = notes(sandbox, 76)
+    assert f"GitHub answered {status} to" in note and "/git/refs" in note and "`/retry`" in note
+    assert status != 403 or "`workflows` permission" in note  # (a 422 makes the bot try the branch's update)
+    sandbox.clear_faults()
+    await send(bot, sandbox, "issue_comment", comment_on(sandbox, 76, "/retry", comment_id=7602))
+    await rt.jobs.drained(30)
+    assert len(sandbox.written("pull")) == 1 and posts(sandbox, 76)[-1] == "done" and notes(sandbox, 76) == []

@@ -35,12 +35,12 @@ async def pg() -> AsyncIterator[PostgresStore]:
 
 @contextlib.asynccontextmanager
 async def workers(store: PostgresStore, handler: Callable[[Job], Awaitable[None]], n: int = 1, *,
-                  concurrency: int = 4, shutdown_grace: float = 5.0,
-                  retry_base: float = 0.01) -> AsyncIterator[asyncio.Event]:
+                  concurrency: int = 4, shutdown_grace: float = 5.0, retry_base: float = 0.01,
+                  **hooks: Any) -> AsyncIterator[asyncio.Event]:
     """``n`` procrastinate workers in this process; stopped (gracefully) when the block ends."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(work(store, handler, concurrency=concurrency, stop=stop, stalled_after=3.0,
-                                      shutdown_grace=shutdown_grace, name=f"w{i}", retry_base=retry_base))
+                                      shutdown_grace=shutdown_grace, name=f"w{i}", retry_base=retry_base, **hooks))
              for i in range(n)]
     try:
         yield stop
@@ -166,3 +166,31 @@ async def test_shutdown_puts_an_unfinished_job_back_in_the_queue(pg: PostgresSto
         await ProcrastinateJobs(pg, quick).drained(10)
     assert done == [2]
     assert await pg.job_states() == {"done": 1}
+
+
+async def test_a_failed_job_requeued_runs_again_once_and_the_failure_is_told(pg: PostgresStore) -> None:
+    """`/retry`, a redelivery or `python -m bot jobs retry` on PostgreSQL: a new procrastinate job for the
+    same row, run once; the worker told the failure first (on_failed) and the success after (on_done)."""
+    seen: list[int] = []
+    told: list[tuple[str, int]] = []
+
+    async def handler(job: Job) -> None:
+        seen.append(job.attempts)
+        if len(seen) == 1:
+            raise Refused("GitHub said no")
+
+    async def on_failed(job: Job, outcome: Any) -> None:
+        told.append(("failed", job.id))
+
+    async def on_done(job: Job) -> None:
+        told.append(("done", job.id))
+
+    await pg.accept_delivery(delivery(1))
+    async with workers(pg, handler, on_failed=on_failed, on_done=on_done):
+        await ProcrastinateJobs(pg, handler).drained(10)
+        [failed] = await pg.failed_jobs()
+        assert await pg.requeue_failed(failed.job.id) and not await pg.requeue_failed(failed.job.id)
+        await ProcrastinateJobs(pg, handler).drained(10)
+    assert seen == [1, 1] and await pg.job_states() == {"done": 1}  # attempts start again from one
+    assert told == [("failed", failed.job.id), ("done", failed.job.id)]
+    assert await pg.failed_jobs() == []

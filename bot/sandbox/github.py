@@ -60,6 +60,7 @@ class _Fault:
     headers: dict[str, str]
     body: dict | None
     delay: float
+    landed: bool = False  # the request takes effect, then the answer is the fault (a reply lost on the way)
 
 
 async def _unreachable(rq: web.Request) -> web.StreamResponse:  # aiohttp only matches; the middleware dispatches
@@ -120,11 +121,13 @@ class SandboxGitHub(SandboxState):
 
     # ---- test helpers --------------------------------------------------------------
     def fail(self, method: str, path_pattern: str, status: int, *, times: int = 1, headers: dict | None = None,
-             body: dict | None = None, delay: float = 0.0) -> None:
+             body: dict | None = None, delay: float = 0.0, landed: bool = False) -> None:
         """Answer the next ``times`` matching requests (method or "*"; path regex, fullmatch) with this status;
-        ``headers`` override the usual ones (e.g. x-ratelimit-remaining). ``times=-1``: until clear_faults()."""
+        ``headers`` override the usual ones (e.g. x-ratelimit-remaining). ``times=-1``: until clear_faults().
+        ``landed``: the request is carried out first, then answered with the fault (the write happened, the
+        bot never heard)."""
         self._faults.append(_Fault(method.upper(), re.compile(path_pattern), status, times,
-                                   {k.lower(): str(v) for k, v in (headers or {}).items()}, body, delay))
+                                   {k.lower(): str(v) for k, v in (headers or {}).items()}, body, delay, landed))
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -231,10 +234,16 @@ class SandboxGitHub(SandboxState):
     async def _respond(self, rq: web.Request, cred: str, kind: str | None, parsed: Any,
                        bad_json: bool) -> web.StreamResponse:
         if (fault := self._take_fault(rq.method, rq.path)) is not None:
+            if fault.landed:
+                await self._dispatch(rq, cred, kind, parsed, bad_json)
             await asyncio.sleep(fault.delay)
             body = fault.body if fault.body is not None else {"message": HTTPStatus(fault.status).phrase,
                                                               "documentation_url": DOCS}
             return self._json(rq, body, fault.status, fault.headers)
+        return await self._dispatch(rq, cred, kind, parsed, bad_json)
+
+    async def _dispatch(self, rq: web.Request, cred: str, kind: str | None, parsed: Any,
+                        bad_json: bool) -> web.StreamResponse:
         if rq.match_info.http_exception is not None or rq.match_info.route not in self._routes:
             raise ApiError(404)  # GitHub answers unknown routes and wrong methods alike
         method, auth = self._routes[rq.match_info.route]
