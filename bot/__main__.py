@@ -211,14 +211,18 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
 
 
 async def _jobs(settings: settings_mod.Settings, retry: list[int], retry_all: bool) -> int:
+    from bot.logs import add_secret, printable, scrub
     from bot.store import open_store
+
+    for value in (settings.webhook_secret, settings.anthropic_api_key):  # errors stored before this redaction
+        add_secret(value)
 
     store = await open_store(settings.database_url)
     try:
         failed = await store.failed_jobs(limit=1000)
         if not retry and not retry_all:
             for info in failed:
-                error = (info.error or "").splitlines()[0][:160] if info.error else ""
+                error = printable(scrub(info.error.splitlines()[0]))[:160] if info.error else ""
                 print(f"{info.job.id}\t{info.job.delivery_id}\t{info.job.event}\t{info.job.thread}\t"
                       f"{info.job.attempts} attempt(s)\t{error}")
             print(f"{len(failed)} failed job(s)" + ("; `python -m bot jobs retry ID` or `--all` runs them again"

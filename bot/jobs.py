@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
+
 from bot.github.client import TokenRefused, Uninstalled
 from bot.github.errors import explain
 from bot.store import Job, Store, StoreUnavailable
@@ -29,6 +31,11 @@ MAX_ATTEMPTS = 6
 # A 404 may be replication lag (a thing the bot just created, not yet readable everywhere) and the token
 # request's 404 an installation that is not yet everywhere: a few tries, then it is what it says.
 NOT_FOUND_ATTEMPTS = 3
+
+
+# Exceptions without an HTTP status that are outages. Any other (a KeyError, a TypeError) is a bug: retrying it
+# for half an hour would only keep the thread waiting; it fails at once and the thread is told.
+OUTAGES = (asyncio.TimeoutError, TimeoutError, aiohttp.ClientError, OSError, StoreUnavailable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +64,8 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, (Uninstalled, TokenRefused)):
         return True
     status = getattr(exc, "status_code", None)
-    if status is None:
-        return True  # a timeout, a dropped connection, the store: outages
+    if status is None:  # a timeout, a dropped connection, the store: outages; anything else is a bug
+        return isinstance(exc, OUTAGES)
     status = int(status)
     return status >= 500 or status in (401, 404, 429) or (status == 403 and _rate_limited(exc))
 
@@ -66,7 +73,7 @@ def transient(exc: BaseException) -> bool:
 def judge(exc: BaseException, attempts: int, base: float) -> Outcome:
     """Retry (with backoff) what may pass, a bounded number of times; give up at once on the rest."""
     cause, hint = explain(exc)
-    reason = f"{type(exc).__name__}: {cause}"[:2000]
+    reason = f"{type(exc).__name__}: {cause}"[:2000]  # (cause is redacted and printable: it is stored and shown)
     limit = NOT_FOUND_ATTEMPTS if isinstance(exc, Uninstalled) or getattr(exc, "status_code", None) == 404 \
         else MAX_ATTEMPTS
     delay = retry_delay(attempts, base, limit) if transient(exc) else None

@@ -43,6 +43,15 @@ def scrub(text: str) -> str:
     return _secret_pattern[0].sub("[redacted]", text)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (a terminal escape in an error GitHub echoed must not reach a
+    terminal), newlines and tabs kept."""
+    return _CONTROL.sub("?", text)
+
+
 def secrets() -> tuple[str, ...]:
     """The registered secret values (for redacting what is posted, too)."""
     return tuple(_secrets)
@@ -102,7 +111,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+        return printable(scrub(super().format(record)))
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         text = super().formatMessage(record)

@@ -29,7 +29,7 @@ from bot.markers import marker, markers_in
 from bot.logs import secrets as logged_secrets
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.store import Job, Posted, RunRecord, Store
+from bot.store import Job, JobInfo, Posted, RunRecord, Store
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -246,8 +246,22 @@ async def _reply(gh: GitHubAPI, deps: Deps, c: events.Comment, key: str, body: s
 
 
 async def _requeue_failed(deps: Deps, thread: str) -> bool:
-    """``/retry`` first re-runs the thread's failed jobs (oldest first; they run after this one, in order)."""
-    failed = sorted(await deps.store.failed_jobs(thread, limit=10), key=lambda info: info.job.id)
+    """``/retry`` first re-runs the thread's failed jobs (oldest first; they run after this one, in order).
+
+    A command's job only once its command was applied to the run (what is left is the run's own outbox, such
+    as delivering the approved change): re-run before that, someone's old `/approve` would approve whatever
+    the head is by then. Such a command is run again by commenting it again; its failure note says so. Old
+    failures of earlier runs stay as they are: `/retry` is about the work at hand."""
+    active = await deps.store.active_run(thread)
+    applied = tuple(active.data.get("applied") or ()) if active is not None else ()
+    # Only this run's: the jobs since the one that started it. With no run, the newest failure alone.
+    started = [r["id"] for r in await deps.store.jobs_for(active.id)] if active is not None else []
+
+    def safe(info: JobInfo) -> bool:
+        return info.job.event != "issue_comment" or any(a.startswith(f"{info.job.delivery_id}:") for a in applied)
+
+    failed = sorted((i for i in await deps.store.failed_jobs(thread, limit=10) if safe(i)), key=lambda i: i.job.id)
+    failed = [i for i in failed if i.job.id >= started[0]] if started else failed[-1:]
     return any([await deps.store.requeue_failed(info.job.id) for info in failed])
 
 

@@ -79,8 +79,8 @@ Claim = Callable[[str, int], Awaitable[bool]]
 
 
 async def redeliver(app: GitHubApp, since: timedelta, *, now: datetime | None = None, dry_run: bool = False,
-                    claim: Claim | None = None, limit: int | None = None,
-                    server_errors_only: bool = False) -> Outcome:
+                    claim: Claim | None = None, release: Callable[[str], Awaitable[None]] | None = None,
+                    limit: int | None = None, server_errors_only: bool = False) -> Outcome:
     """Ask GitHub to redeliver the failed deliveries of the last ``since``. ``claim(guid, id)`` (the sweep's)
     must say yes first, so no delivery is asked for twice, by this process or another; ``limit`` bounds one
     pass."""
@@ -89,7 +89,7 @@ async def redeliver(app: GitHubApp, since: timedelta, *, now: datetime | None = 
     gh = app.app_client()
     recent: list[dict[str, Any]] = []
     async for d in gh.getiter("/app/hook/deliveries?per_page=100", jwt=app.jwt()):
-        if not isinstance(d, dict) or not d.get("delivered_at"):
+        if not isinstance(d, dict) or not d.get("delivered_at") or not isinstance(d.get("id"), int):
             continue
         if _when(d) < cutoff:
             break  # newest first: the rest are older
@@ -104,7 +104,12 @@ async def redeliver(app: GitHubApp, since: timedelta, *, now: datetime | None = 
         if claim is not None and not await claim(str(d["guid"]), int(d["id"])):
             skipped += 1
             continue
-        await gh.post(f"/app/hook/deliveries/{d['id']}/attempts", data=b"", jwt=app.jwt())
+        try:
+            await gh.post(f"/app/hook/deliveries/{d['id']}/attempts", data=b"", jwt=app.jwt())
+        except Exception:
+            if release is not None:  # the ask never reached GitHub: a later pass may make it
+                await release(str(d["guid"]))
+            raise
         done.append(d)
     return Outcome(redelivered=done, skipped=skipped)
 
@@ -116,7 +121,8 @@ async def sweep_forever(app: GitHubApp, store: Store, *, every: float, window: t
     while True:
         await asyncio.sleep(every)
         try:
-            outcome = await redeliver(app, window, claim=store.claim_redelivery, limit=limit, server_errors_only=True)
+            outcome = await redeliver(app, window, claim=store.claim_redelivery, release=store.release_redelivery,
+                                      limit=limit, server_errors_only=True)
         except StoreUnavailable as exc:
             log.warning("redelivery sweep: store unavailable: %s", exc)
             continue

@@ -270,10 +270,13 @@ def _block(text: str) -> str:
     return f"{fence}\n{text}\n{fence}"
 
 
-def code_span(text: str) -> str:
-    """Text to sit inside single backticks: cleaned (tokens and keys redacted too), and with no backtick of its
-    own to close the span."""
-    return clean_for_github(text, logged_secrets()).replace("`", "'")
+def code_span(text: str, limit: int = 600) -> str:
+    """Untrusted text to sit inside single backticks: one line (a newline would end the span), no backtick of
+    its own to close it, no control characters, cleaned (tokens and keys redacted, mentions defused) and cut
+    to ``limit``. The caller puts the backticks around it."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text.replace("`", "'")).split())
+    # An HTML comment opened inside the span could swallow the closing backtick where a renderer differs.
+    return clean_for_github(flat, logged_secrets())[:limit].replace("<!--", "<!-\u200b-")
 
 
 def config_problems(errors: tuple[str, ...] | list[str], fallback: str) -> tuple[str, str]:
@@ -288,11 +291,14 @@ def config_problems(errors: tuple[str, ...] | list[str], fallback: str) -> tuple
     return title, clip(body)
 
 
-def failure_note(what: str, cause: str, hint: str) -> str:
-    """A job ended without doing its work: what failed, what would fix it, how to run it again."""
-    return clip(f"⚠️ triage-lead could not finish its work on {what}: {code_span(cause)[:600]}."
-                + (f"\n\n{hint}" if hint else "")
-                + "\n\nSomeone with write access can comment `/retry` on this thread to run it again.")
+def failure_note(what: str, cause: str, hint: str, *, command: bool = False) -> str:
+    """A job ended without doing its work: what failed (quoted: GitHub's messages echo what people wrote),
+    what would fix it (our own text), how to run it again. A command is run again by commenting it again:
+    `/retry` never replays someone's old command against a newer head."""
+    again = ("Comment the command again to run it (or `/retry`, where it had already set work going)." if command else
+             "Someone with write access can comment `/retry` on this thread to run it again.")
+    return clip(f"⚠️ triage-lead could not finish its work on {what}: `{code_span(cause)}`"
+                + (f"\n\n{hint}" if hint else "") + f"\n\n{again}")
 
 
 def pending_note(what: str, *, running: bool, error: str | None, retry_at: float) -> str:

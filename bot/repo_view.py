@@ -45,10 +45,9 @@ async def _agent_files(gh: GitHubAPI, repo: str, branch: str) -> tuple[dict[str,
         return {}, [f"{AGENTS_DIR}: {listing.reason}; the shipped agents apply"]
     files: dict[str, str] = {}
     problems: list[str] = []
-    for entry in listing:
-        if not entry["name"].endswith(".md") or entry.get("type") not in (None, "file", "symlink"):
-            continue
-        if len(files) >= MAX_AGENT_FILES:
+    wanted = [e for e in listing if e["name"].endswith(".md") and e.get("type") in (None, "file", "symlink")]
+    for n, entry in enumerate(wanted):
+        if n >= MAX_AGENT_FILES:  # every file read counts, readable or not
             problems.append(f"{AGENTS_DIR}: more than {MAX_AGENT_FILES} agent files; the rest are ignored")
             break
         found = await read_file(gh, repo, entry["path"], branch)

@@ -6,6 +6,7 @@ its job in one transaction, and answered with 202; the work runs after, from the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -31,6 +32,7 @@ STORE = web.AppKey("store", Store)
 SECRET = web.AppKey("secret", str)
 ON_ACCEPTED = web.AppKey("on_accepted", Callable[[str], None])
 METRICS = web.AppKey("metrics", Metrics)
+HEALTH = web.AppKey("health", list)  # [the probe in flight], shared by the /healthz calls that arrive meanwhile
 
 
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
@@ -104,14 +106,14 @@ async def webhook(request: web.Request) -> web.Response:
         return _answer(503, error="store unavailable; redeliver later")
     if not fresh:
         try:
-            requeued = await _requeue_if_failed(request, delivery_id)
+            requeued = await _requeue_if_failed(request, delivery_id, event_name, payload)
         except StoreUnavailable as exc:  # a redelivery we could not check: GitHub may send it again later
             log.error("store unavailable for redelivery %s: %s", delivery_id, exc)
             _count(request, event_name, "store_unavailable")
             return _answer(503, error="store unavailable; redeliver later")
         if requeued:
             log.info("redelivery of %s: its failed job is queued again", delivery_id)
-            request.app[ON_ACCEPTED](delivery.thread)
+            request.app[ON_ACCEPTED](requeued)
             _count(request, event_name, "requeued")
             return _answer(202, status="requeued")
         log.info("duplicate delivery %s ignored", delivery_id)
@@ -123,17 +125,32 @@ async def webhook(request: web.Request) -> web.Response:
     return _answer(202, status="accepted")
 
 
-async def _requeue_if_failed(request: web.Request, delivery_id: str) -> bool:
-    """GitHub's "Redeliver" of a delivery whose job failed runs that job again (the payload is the one kept)."""
+async def _requeue_if_failed(request: web.Request, delivery_id: str, event: str, payload: Any) -> str | None:
+    """GitHub's "Redeliver" of a delivery whose job failed runs that job again; the thread to wake, or None.
+
+    Only for the very delivery: the signature covers the body, not the delivery id header, so a body signed
+    for one delivery and sent under another's (public) id must not re-run that other delivery's job."""
     store = request.app[STORE]
     failed = [r["id"] for r in await store.jobs_for(delivery_id) if r["state"] == "failed"]
-    return bool(failed) and await store.requeue_failed(failed[0])  # one job per delivery
+    info = await store.job_info(failed[0]) if failed else None  # one job per delivery
+    if info is None or info.job.event != event or info.job.payload != payload:
+        return None
+    return info.job.thread if await store.requeue_failed(info.job.id) else None
 
 
 async def healthz(request: web.Request) -> web.Response:
     """200 only when the store took a real write just now (a readable but full or locked store cannot take
-    deliveries); else 503 with a short reason: "database is locked", "database or disk is full", ..."""
-    store = request.app[STORE]
+    deliveries); else 503 with a short reason: "database is locked", "database or disk is full", ...
+    Probes arriving while one runs share its answer: a flood of them (unauthenticated) costs one write at a
+    time, never a queue of writes ahead of the deliveries."""
+    running = request.app[HEALTH]
+    if not running or running[0].done():
+        running[:] = [asyncio.ensure_future(_probe(request.app[STORE]))]
+    code, fields = await asyncio.shield(running[0])
+    return _answer(code, **fields)
+
+
+async def _probe(store: Store) -> tuple[int, dict[str, Any]]:
     try:
         await store.probe_write()
         version = await store.schema_version()
@@ -142,8 +159,8 @@ async def healthz(request: web.Request) -> web.Response:
         # but this answer is unauthenticated.
         why = re.sub(r"://[^/@\s]*@", "://", " ".join(str(exc).split()))
         why = re.sub(r"password=\S+", "password=…", why)[:200]
-        return _answer(503, status="store unavailable", why=why or type(exc).__name__)
-    return _answer(200, status="ok", schema=version)
+        return 503, {"status": "store unavailable", "why": why or type(exc).__name__}
+    return 200, {"status": "ok", "schema": version}
 
 
 async def metrics_page(request: web.Request) -> web.Response:
@@ -169,6 +186,7 @@ def make_app(store: Store, secret: str, on_accepted: Callable[[str], None],
     app[SECRET] = secret
     app[ON_ACCEPTED] = on_accepted
     app[METRICS] = metrics if metrics is not None else Metrics()
+    app[HEALTH] = []
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)

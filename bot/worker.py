@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 from typing import Any
@@ -70,7 +71,8 @@ async def process_job(context: procrastinate.JobContext, job_id: int, delivery_i
         log.debug("job %s traceback", job.id, exc_info=True)
         outcome = judge(exc, job.attempts, context.additional_context.get("retry_base", 5.0))
         if outcome.retry_in is not None:
-            await store.retry_job(job.id, after=0.0, error=outcome.reason)  # procrastinate holds the job back itself
+            # procrastinate holds the job back itself; run_after is for the thread's note ("tries again in …").
+            await store.retry_job(job.id, after=outcome.retry_in, error=outcome.reason)
             raise JobRetry(outcome.retry_in) from None
         await store.finish_job(job.id, error=outcome.reason)
         on_failed = context.additional_context.get("on_failed")
@@ -150,6 +152,11 @@ async def run_worker(settings: Settings, concurrency: int, *, stalled_after: flo
     try:
         if not isinstance(runtime.store, PostgresStore):
             raise ValueError("the worker needs DATABASE_URL=postgresql://...")
+        # The pipeline and the anthropic SDK load now, not inside the first job: that import blocks the event
+        # loop for about a second, and a heartbeat late by more than --stalled-after gets a live worker's
+        # jobs handed to another.
+        await asyncio.to_thread(importlib.import_module, "bot.pipeline")
+        runtime.deps  # noqa: B018  (built now, on the loop, from the modules just loaded)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -46,13 +46,14 @@ def test_transient_answers_are_retried_and_refusals_are_not() -> None:
     refused = [Answer(403, "Resource not accessible by integration"), Answer(422), Answer(400), Answer(409),
                Answer(410)]
     assert [judge(e, 1, 5.0).retry_in for e in refused] == [None] * len(refused)
+    bugs = [KeyError("number"), TypeError("'NoneType' object is not subscriptable"), ValueError("x")]
+    assert [judge(e, 1, 5.0).retry_in for e in bugs] == [None] * len(bugs)  # a bug: told at once
 
 
 def test_not_found_and_uninstalled_get_fewer_tries_and_an_uninstalled_app_tells_nobody() -> None:
     assert judge(Answer(404), NOT_FOUND_ATTEMPTS - 1, 5.0).retry_in is not None  # replication lag, perhaps
     assert judge(Answer(404), NOT_FOUND_ATTEMPTS, 5.0).retry_in is None
     assert judge(Answer(502), NOT_FOUND_ATTEMPTS, 5.0).retry_in is not None
-    assert judge(Uninstalled(7), NOT_FOUND_ATTEMPTS, 5.0) == judge(Uninstalled(7), NOT_FOUND_ATTEMPTS, 5.0)
     assert judge(Uninstalled(7), NOT_FOUND_ATTEMPTS, 5.0).retry_in is None
     assert not judge(Uninstalled(7), 1, 5.0).tell and judge(Answer(422), 1, 5.0).tell
 

@@ -173,3 +173,54 @@ async def test_a_refused_delivery_names_the_missing_permission_and_retry_deliver
     await send(bot, sandbox, "issue_comment", comment_on(sandbox, 76, "/retry", comment_id=7602))
     await rt.jobs.drained(30)
     assert len(sandbox.written("pull")) == 1 and posts(sandbox, 76)[-1] == "done" and notes(sandbox, 76) == []
+
+
+async def test_a_run_that_showed_its_work_then_waits_in_a_backoff_still_gets_a_note(bot: Any, sandbox: Any,
+                                                                                  team: HookTeam) -> None:
+    """The status comment says who is at work, not that GitHub is failing: a job in a retry's backoff is told
+    of even when it had posted before."""
+    rt, _ = bot
+    rt.jobs.retry_base = 60.0
+    team.hooks["IMPLEMENTATION"] = lambda: sandbox.fail("PATCH", rf"/repos/{REPO}/issues/comments/\d+", 502, times=-1)
+    await send(bot, sandbox, "issues", issue_payload(77, ["devops"]))
+    await until(lambda: notes(sandbox, 77), 15, "a note on #77")
+    assert "status" in posts(sandbox, 77) and "Its last try failed" in notes(sandbox, 77)[0]
+
+
+async def test_two_processes_on_one_store_post_one_note(bot: Any, sandbox: Any, team: HookTeam,
+                                                        settings: Settings) -> None:
+    rt, _ = bot
+    other = await Runtime(rt.settings, github_max_wait=5.0, github_backoff=0.01).start()  # a second `serve`
+    try:
+        release = asyncio.Event()
+        team.hooks["IMPLEMENTATION"] = release.wait
+        await send(bot, sandbox, "issues", issue_payload(78, ["devops"]))
+        await until(lambda: "step:triage:1" in posts(sandbox, 78), 10, "#78 at work")
+        await send(bot, sandbox, "issues", issue_payload(79, ["devops"]))
+        await until(lambda: notes(sandbox, 79), 10, "a note on #79")
+        await asyncio.sleep(4 * ACK_AFTER)  # several passes of both acknowledgers
+        assert len([w for w in sandbox.writes if w.kind == "comment" and w.number == 79]) == 1
+        note_id = sandbox.comments(REPO, 79)[0]["id"]
+        edits = [r for r in sandbox.requests if r.method == "PATCH" and r.path.endswith(f"/comments/{note_id}")]
+        assert edits == []  # claimed once, in the store: neither process touches it again
+        release.set()
+        await rt.jobs.drained(30)
+    finally:
+        await other.close()
+
+
+async def test_a_bots_command_waiting_gets_no_note(bot: Any, sandbox: Any, team: HookTeam) -> None:
+    """Another App's comment is not acted on, so nobody waits for it: no note either."""
+    rt, _ = bot
+    release = asyncio.Event()
+    team.hooks["IMPLEMENTATION"] = release.wait
+    await send(bot, sandbox, "issues", issue_payload(80, ["devops"]))
+    await until(lambda: "step:triage:1" in posts(sandbox, 80), 10, "#80 at work")
+    sandbox.seed_from_payload(issue_payload(81, ["devops"]))
+    await send(bot, sandbox, "issue_comment", comment_on(sandbox, 81, "/status", login="other-app[bot]",
+                                                         user_type="Bot", comment_id=8101))
+    await send(bot, sandbox, "issue_comment", comment_on(sandbox, 81, "/status", login="octocat", comment_id=8102))
+    await until(lambda: notes(sandbox, 81), 10, "a note on #81 for octocat's command")
+    assert len(notes(sandbox, 81)) == 1 and "8102" in notes(sandbox, 81)[0]
+    release.set()
+    await rt.jobs.drained(30)

@@ -28,7 +28,9 @@ from tests.conftest import APP_ID, INSTALLATION, ROOT, SECRET, load_fixture, pos
 from tests.test_postgres_store import fresh_schema
 
 REPO = "Codertocat/Hello-World"
-STALLED_AFTER = 2.0  # seconds: how soon a killed worker's job is run again (production: 30)
+# Seconds: how soon a killed worker's job is run again (production: 30). Short, so the kill tests are quick,
+# yet long enough that a live worker's heartbeat (every third of it) is never that late on a busy machine.
+STALLED_AFTER = 6.0
 
 
 class HoldingSandbox(SandboxGitHub):

@@ -48,3 +48,19 @@ async def test_the_sweep_asks_for_failed_deliveries_once_each_across_processes(s
     assert asked == ["g-no-answer", "g-store-down"]  # never twice, never a 4xx, never outside the window
     sweeps = [r for r in sandbox.requests if r.path == "/app/hook/deliveries"]
     assert len(sweeps) >= 4  # it kept sweeping (so "never twice" was tested, not merely not reached)
+
+
+async def test_an_ask_github_refused_is_asked_again_next_pass(sandbox: Any, settings: Settings) -> None:
+    now = datetime.now(timezone.utc)
+    sandbox.add_hook_delivery(status_code=503, guid="g-retry", delivered_at=iso(now - timedelta(minutes=5)))
+    sandbox.fail("POST", r"/app/hook/deliveries/\d+/attempts", 502, times=1)
+    rt = await Runtime(settings.with_overrides(redeliver_every=0.1)).start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not sandbox.written("redelivery") and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await rt.close()
+    assert [w.data["guid"] for w in sandbox.written("redelivery")] == ["g-retry"]
+    assert [r.status for r in sandbox.requests if r.path.endswith("/attempts")][:2] == [502, 202]

@@ -73,6 +73,9 @@ class TokenCache:
                     self._cache[installation_id] = token
         return token.value
 
-    def forget(self, installation_id: int) -> None:
-        """Drop a token GitHub refused (revoked, or the installation was suspended)."""
-        self._cache.pop(installation_id, None)
+    def forget(self, installation_id: int, value: str | None = None) -> None:
+        """Drop a token GitHub refused (revoked, expired early); with ``value``, only if it is still the cached
+        one (requests refused together do not each throw away the fresh token another just fetched)."""
+        cached = self._cache.get(installation_id)
+        if cached is not None and (value is None or cached.value == value):
+            self._cache.pop(installation_id, None)

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from cachetools import TTLCache
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 import gidgethub
 from gidgethub import sansio
@@ -82,7 +81,7 @@ class GitHub(GitHubAPI):
 
     def __init__(self, session: aiohttp.ClientSession, *args: Any, max_wait: float = 120.0,
                  max_attempts: int = 5, backoff: float = 1.0, pacer: WritePacer | None = None,
-                 token: TokenSource | None = None, forget_token: Callable[[], None] | None = None,
+                 token: TokenSource | None = None, forget_token: Callable[[str | None], None] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(session, USER_AGENT, *args, **kwargs)
         self.max_wait = max_wait
@@ -96,23 +95,26 @@ class GitHub(GitHubAPI):
     async def _request(self, method: str, url: str, headers: Mapping[str, str],
                        body: bytes = b"") -> tuple[int, Mapping[str, str], bytes]:
         own_token = self.token is not None and "authorization" not in headers
-        answer = await self._send(method, url, headers, body, own_token)
+        sent, answer = await self._send(method, url, headers, body, own_token)
         if answer[0] == 401 and own_token and self.forget_token is not None:
             log.info("github %s %s answered 401; retrying once with a fresh installation token", method, url)
-            self.forget_token()
-            answer = await self._send(method, url, headers, body, own_token)
+            self.forget_token(sent)
+            _, answer = await self._send(method, url, headers, body, own_token)
         return answer
 
     async def _send(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
-                    own_token: bool) -> tuple[int, Mapping[str, str], bytes]:
+                    own_token: bool) -> tuple[str | None, tuple[int, Mapping[str, str], bytes]]:
+        """(the token sent, if ours; the answer)."""
+        token = None
         if own_token:
             assert self.token is not None
-            headers = {**headers, "authorization": f"token {await self.token()}"}
+            token = await self.token()
+            headers = {**headers, "authorization": f"token {token}"}
         status, resp_headers, data = await super()._request(method, url, headers, body)
         if self.on_rate_limit is not None:  # every response, errors and retries included
             self.on_rate_limit(sansio.RateLimit.from_http(resp_headers), installation=self.bucket,
                                resource=resp_headers.get("x-ratelimit-resource", "core"))
-        return status, resp_headers, data
+        return token, (status, resp_headers, data)
 
     async def manage_rate_limit(self, *, method: str, url: str) -> None:
         # Token requests are not content: only writes to repositories are paced.
@@ -151,9 +153,6 @@ class GitHubApp:
         self.max_wait = max_wait
         self.backoff = backoff
         self.tokens = TokenCache(self._fetch_token)
-        # Every token handed out, so each can be redacted by value from anything posted or logged.
-        # (A token lives an hour; two hours of them, however many installations, is enough to hold.)
-        self.issued: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=2 * 3600)
         # Parsed once: PyJWT parses PEM text on every signature, about 50 ms of blocked event loop each.
         self._key = load_pem_private_key(settings.private_key.encode(), password=None)  # type: ignore[union-attr]
         self.on_rate_limit: Callable[..., None] | None = None  # set by the runtime: Metrics.rate_limit
@@ -185,8 +184,7 @@ class GitHubApp:
                 raise TokenRefused(installation_id, int(exc.status_code), str(exc)) from None
             raise
         token = Token(value=data["token"], expires_at=parse_expiry(data["expires_at"]))
-        self.issued[token.value] = True
-        add_secret(token.value)
+        add_secret(token.value)  # redacted by value from every log line and post from now on
         if "_" in token.value[:5]:  # "ghs_…": the part after the prefix is as secret as the whole
             add_secret(token.value.split("_", 1)[1])
         return token
@@ -198,7 +196,7 @@ class GitHubApp:
             per_minute=self.settings.writes_per_minute, spacing=self.settings.write_spacing))
         await self.tokens.get(installation_id)
         return self._client(installation_id, pacer=pacer, token=lambda: self.tokens.get(installation_id),
-                            forget_token=lambda: self.tokens.forget(installation_id))
+                            forget_token=lambda sent: self.tokens.forget(installation_id, sent))
 
     async def bot_login(self) -> str:
         """The App's bot account login ("<slug>[bot]"), to recognise the bot's own comments."""

@@ -236,8 +236,10 @@ class PostgresStore:
                          (time.time(), job_id))
 
     async def retry_job(self, job_id: int, *, after: float, error: str) -> None:
-        """A failed job goes back to the queue, to be taken again ``after`` seconds from now."""
-        await self._exec("UPDATE jobs SET state = 'queued', error = %s, run_after = %s, updated_at = %s WHERE id = %s",
+        """A failed job goes back to the queue, to be taken again ``after`` seconds from now. Its thread is told
+        again of the wait (noted_at cleared): the note then says why it waits and until when."""
+        await self._exec("UPDATE jobs SET state = 'queued', error = %s, run_after = %s, updated_at = %s,"
+            " noted_at = NULL WHERE id = %s",
                          (error, time.time() + after, time.time(), job_id))
 
     async def recover(self) -> list[str]:
@@ -475,3 +477,7 @@ class PostgresStore:
         row = await self._one("INSERT INTO redeliveries (guid, delivery_id, requested_at) VALUES (%s, %s, %s)"
                               " ON CONFLICT (guid) DO NOTHING RETURNING guid", (guid, delivery_id, time.time()))
         return row is not None
+
+    async def release_redelivery(self, guid: str) -> None:
+        """The ask for ``guid`` did not reach GitHub: the next sweep may ask again."""
+        await self._exec("DELETE FROM redeliveries WHERE guid = %s", (guid,))

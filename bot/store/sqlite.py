@@ -223,9 +223,11 @@ class SQLiteStore:
             "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?", (state, error, time.time(), job_id)))
 
     async def retry_job(self, job_id: int, *, after: float, error: str) -> None:
-        """A failed job goes back to the queue, to be taken again ``after`` seconds from now."""
+        """A failed job goes back to the queue, to be taken again ``after`` seconds from now. Its thread is told
+        again of the wait (noted_at cleared): the note then says why it waits and until when."""
         await self._run(lambda db: db.execute(
-            "UPDATE jobs SET state = 'queued', error = ?, run_after = ?, updated_at = ? WHERE id = ?",
+            "UPDATE jobs SET state = 'queued', error = ?, run_after = ?, updated_at = ?,"
+            " noted_at = NULL WHERE id = ?",
             (error, time.time() + after, time.time(), job_id)))
 
     async def recover(self) -> list[str]:
@@ -340,7 +342,7 @@ class SQLiteStore:
         return bool(cur.rowcount)
 
     async def job_info(self, job_id: int) -> JobInfo | None:
-        row = await self._run(lambda db: db.execute(self._INFO + " WHERE j.id = ?", (job_id,)).fetchone())
+        row = await self._run_hook(lambda db: db.execute(self._INFO + " WHERE j.id = ?", (job_id,)).fetchone())
         return job_info(row) if row else None
 
     async def failed_jobs(self, thread: str | None = None, limit: int = 100) -> list[JobInfo]:
@@ -403,3 +405,7 @@ class SQLiteStore:
             "INSERT INTO redeliveries (guid, delivery_id, requested_at) VALUES (?, ?, ?) ON CONFLICT (guid) DO NOTHING",
             (guid, delivery_id, time.time())))
         return bool(cur.rowcount)
+
+    async def release_redelivery(self, guid: str) -> None:
+        """The ask for ``guid`` did not reach GitHub: the next sweep may ask again."""
+        await self._run(lambda db: db.execute("DELETE FROM redeliveries WHERE guid = ?", (guid,)))
