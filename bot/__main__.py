@@ -210,7 +210,7 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
         return _fail(f"could not list or redeliver deliveries: {type(exc).__name__}: {exc}")
 
 
-async def _jobs(settings: settings_mod.Settings, retry: list[int], retry_all: bool) -> int:
+async def _jobs(settings: settings_mod.Settings, retry: list[int], retry_all: bool, dismiss: bool = False) -> int:
     from bot.logs import add_secret, printable, scrub
     from bot.store import open_store
 
@@ -229,10 +229,14 @@ async def _jobs(settings: settings_mod.Settings, retry: list[int], retry_all: bo
                                                     if failed else ""))
             return 0
         wanted = [info.job.id for info in failed] if retry_all else retry
-        done = [job_id for job_id in wanted if await store.requeue_failed(job_id)]
+        act = store.dismiss_failed if dismiss else store.requeue_failed
+        done = [job_id for job_id in wanted if await act(job_id)]
         for job_id in sorted(set(wanted) - set(done)):
             print(f"job {job_id} is not a failed job; left as it is", file=sys.stderr)
-        print(f"{len(done)} job(s) queued again" + (" (a running `serve` takes them within seconds)" if done else ""))
+        if dismiss:
+            print(f"{len(done)} job(s) dismissed (their payloads go at the next retention pass)")
+        else:
+            print(f"{len(done)} job(s) queued again" + (" (a running `serve` takes them within seconds)" if done else ""))
         return 0 if len(done) == len(set(wanted)) else 1
     finally:
         await store.close()
@@ -244,11 +248,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc))
     _logging(args.log_level or "WARNING")
-    retry = args.ids if args.action == "retry" else []
-    if args.action == "retry" and not retry and not args.all:
-        return _fail("jobs retry takes job ids, or --all")
+    acting = args.action in ("retry", "dismiss")
+    ids = args.ids if acting else []
+    if acting and not ids and not args.all:
+        return _fail(f"jobs {args.action} takes job ids, or --all")
     try:
-        return asyncio.run(_jobs(settings, retry, args.action == "retry" and args.all))
+        return asyncio.run(_jobs(settings, ids, acting and args.all, dismiss=args.action == "dismiss"))
     except Exception as exc:  # the store is unreachable: one line, no traceback
         return _fail(f"could not read the jobs: {type(exc).__name__}: {exc}")
 
@@ -286,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     red.add_argument("--since", default="1h", help="how far back: 30m, 1h, 2d (at most 3d; default 1h)")
     red.add_argument("--dry-run", action="store_true", help="list what would be redelivered")
     red.set_defaults(func=cmd_redeliver)
-    jobs = sub.add_parser("jobs", help="list failed jobs, or run them again (`jobs retry ID...` or `jobs retry --all`)")
-    jobs.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
-    jobs.add_argument("ids", nargs="*", type=int, help="job ids to run again")
-    jobs.add_argument("--all", action="store_true", help="with retry: every failed job")
+    jobs = sub.add_parser("jobs", help="list failed jobs; run them again (`jobs retry ID...|--all`) or let them go "
+                                       "(`jobs dismiss ID...|--all`: their payloads are then pruned)")
+    jobs.add_argument("action", nargs="?", choices=["list", "retry", "dismiss"], default="list")
+    jobs.add_argument("ids", nargs="*", type=int, help="job ids to run again or dismiss")
+    jobs.add_argument("--all", action="store_true", help="with retry or dismiss: every failed job")
     jobs.set_defaults(func=cmd_jobs)
     val = sub.add_parser("validate", help="check every workflow and agent file against its schema and the rules")
     val.add_argument("--root", help="a workflows/ folder (default: the one shipped with the bot)")

@@ -146,6 +146,12 @@ async def test_the_jobs_command_lists_and_retries_failed_jobs(bot: Any, sandbox:
     await until(lambda: "step:triage:1" in posts(sandbox, 75), 20, "the re-run job's work on #75")
     await rt.jobs.drained(30)
     assert (await cli("retry", "999")).returncode == 1
+    sandbox.fail("GET", rf"/repos/{REPO}", 422, times=1)
+    await send(bot, sandbox, "issues", issue_payload(82, ["devops"]))
+    await rt.jobs.drained(10)
+    dismissed = await cli("dismiss", "--all")
+    assert dismissed.returncode == 0 and "1 job(s) dismissed" in dismissed.stdout, dismissed
+    assert "0 failed job(s)" in (await cli()).stdout and await rt.store.job_states() == {"done": 1, "dismissed": 1}
 
 
 @pytest.mark.parametrize("status", [403, 422])

@@ -403,6 +403,11 @@ class PostgresStore:
                 " WHERE id = %s AND state = 'failed' RETURNING id, delivery_id, thread", (time.time(), job_id))).fetchone()
             if row is None:
                 return False
+            waiting = await (await conn.execute(  # its procrastinate job may still be waiting: one is enough
+                "SELECT 1 FROM procrastinate_jobs WHERE queueing_lock = %s AND status = 'todo'",
+                (row["delivery_id"],))).fetchone()
+            if waiting:
+                return True
             await conn.execute(_DEFER, {"queue": QUEUE, "task": TASK, "lock": row["thread"],
                                         "queueing_lock": row["delivery_id"],
                                         "args": Jsonb({"job_id": row["id"], "delivery_id": row["delivery_id"]})})
@@ -437,7 +442,7 @@ class PostgresStore:
     # Same selection as the SQLite store's (see there); the literal '{}' matches migration 6's partial index.
     _PRUNE = ("UPDATE deliveries SET payload = '{}' WHERE id IN (SELECT d.id FROM deliveries d"
               " WHERE d.payload <> '{}' AND d.received_at <= %s AND EXISTS (SELECT 1 FROM jobs j"
-              " WHERE j.delivery_id = d.id AND j.state = 'done') LIMIT %s)")
+              " WHERE j.delivery_id = d.id AND j.state IN ('done', 'dismissed')) LIMIT %s)")
     # Our queue's succeeded procrastinate jobs whose last event is older than the cutoff; their events go
     # with them (ON DELETE CASCADE), counted first.
     _PRUNE_QUEUE = """
@@ -470,7 +475,11 @@ class PostgresStore:
             counts["procrastinate_jobs"] += int(row["jobs"])
             counts["procrastinate_events"] += int(row["events"])
             if row["jobs"] < PRUNE_BATCH:
-                return counts
+                break
+        async with self._tx() as conn:  # GitHub keeps deliveries 3 days: older asks are of no use
+            counts["redeliveries"] = (await conn.execute("DELETE FROM redeliveries WHERE requested_at <= %s",
+                                                         (cutoff,))).rowcount
+        return counts
 
     async def claim_redelivery(self, guid: str, delivery_id: int) -> bool:
         """Record that the sweep asks GitHub to redeliver ``guid``; False if it (or another process) did."""
@@ -481,3 +490,9 @@ class PostgresStore:
     async def release_redelivery(self, guid: str) -> None:
         """The ask for ``guid`` did not reach GitHub: the next sweep may ask again."""
         await self._exec("DELETE FROM redeliveries WHERE guid = %s", (guid,))
+
+    async def dismiss_failed(self, job_id: int) -> bool:
+        """A failed job nobody will retry: its payload may go at the next retention pass; False if not failed."""
+        row = await self._one("UPDATE jobs SET state = 'dismissed', updated_at = %s WHERE id = %s AND state = 'failed'"
+                              " RETURNING id", (time.time(), job_id))
+        return row is not None

@@ -384,7 +384,7 @@ class SQLiteStore:
     # EXISTS, not a join: the planner then starts from that index rather than from every done job.
     _PRUNE = ("UPDATE deliveries SET payload = '{}' WHERE id IN (SELECT d.id FROM deliveries d"
               " WHERE d.payload <> '{}' AND d.received_at <= ? AND EXISTS (SELECT 1 FROM jobs j"
-              " WHERE j.delivery_id = d.id AND j.state = 'done') LIMIT ?)")
+              " WHERE j.delivery_id = d.id AND j.state IN ('done', 'dismissed')) LIMIT ?)")
 
     async def prune(self, older_than_seconds: float, now: float | None = None) -> dict[str, int]:
         """Forget the payloads of deliveries done and received ``older_than_seconds`` before ``now``.
@@ -397,7 +397,10 @@ class SQLiteStore:
             n = await self._run(lambda db: db.execute(self._PRUNE, (cutoff, PRUNE_BATCH)).rowcount)
             pruned += n
             if n < PRUNE_BATCH:
-                return {"payloads": pruned}
+                break
+        asked = await self._run(lambda db: db.execute(
+            "DELETE FROM redeliveries WHERE requested_at <= ?", (cutoff,)).rowcount)  # GitHub keeps 3 days
+        return {"payloads": pruned, "redeliveries": asked}
 
     async def claim_redelivery(self, guid: str, delivery_id: int) -> bool:
         """Record that the sweep asks GitHub to redeliver ``guid``; False if it (or another process) did."""
@@ -409,3 +412,9 @@ class SQLiteStore:
     async def release_redelivery(self, guid: str) -> None:
         """The ask for ``guid`` did not reach GitHub: the next sweep may ask again."""
         await self._run(lambda db: db.execute("DELETE FROM redeliveries WHERE guid = ?", (guid,)))
+
+    async def dismiss_failed(self, job_id: int) -> bool:
+        """A failed job nobody will retry: its payload may go at the next retention pass; False if not failed."""
+        cur = await self._run_hook(lambda db: db.execute(
+            "UPDATE jobs SET state = 'dismissed', updated_at = ? WHERE id = ? AND state = 'failed'", (time.time(), job_id)))
+        return bool(cur.rowcount)
