@@ -287,6 +287,9 @@ async def test_command_comments_on_a_real_payload(fast_bot: tuple[Runtime, Any],
 
 LINE = st.text(alphabet=st.characters(blacklist_characters="\r\n`~", blacklist_categories=("Cs",)), max_size=40)
 PLAIN_LINE = LINE.filter(lambda s: not s.lstrip().startswith("/"))  # text that is no command by itself
+# ... and that does not swallow the lines after it: a quote line (``>0``) makes the next lines its lazy
+# continuation and an unclosed HTML comment hides the rest of the body; both are tested on their own.
+OPEN_LINE = PLAIN_LINE.filter(lambda s: not s.lstrip().startswith(">") and "<!--" not in s)
 COMMAND = st.sampled_from(["/approve", "/approve 2", "/escalate now", "/retry", "/cancel", "/status", "/help",
                            "/approve #2", "/frobnicate"])
 PARSER = settings(max_examples=200, deadline=None, database=None)
@@ -346,7 +349,7 @@ def test_never_a_command_in_inline_code(before: str, command: str, after: str, t
 
 @PARSER
 # A quote ends at a blank line: a line right after it is the quote's lazy continuation (CommonMark).
-@given(st.lists(st.one_of(PLAIN_LINE, st.sampled_from(["> quoted\n", "    code", "- item", "# Heading", "",
+@given(st.lists(st.one_of(OPEN_LINE, st.sampled_from(["> quoted\n", "    code", "- item", "# Heading", "",
                                                        "```\n/cancel\n```", "`inline /retry`"])), max_size=6),
        st.lists(PLAIN_LINE, max_size=6), st.sampled_from(["", " ", "  ", "   "]), st.sampled_from(["", " ", "\t"]))
 def test_approve_2_on_a_line_of_its_own_is_found(before: list[str], after: list[str], lead: str, trail: str) -> None:
@@ -359,4 +362,6 @@ def test_approve_2_on_a_line_of_its_own_is_found(before: list[str], after: list[
 
 def test_a_quotes_lazy_continuation_line_is_not_a_command() -> None:
     assert commands.parse("> quoted\n/approve") == []
+    assert commands.parse(">0\n/approve 2") == []  # once a falsifying example of the test above
+    assert commands.parse("<!-- unclosed\n/approve 2") == []
     assert [c.name for c in commands.parse("> quoted\n\n/approve")] == ["approve"]

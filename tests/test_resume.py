@@ -3,7 +3,6 @@ mid-step finishes the run after it comes back, with exactly one comment per step
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from collections import Counter
@@ -16,7 +15,7 @@ from bot.markers import markers_in
 from bot.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from tests.conftest import load_fixture, post_webhook, webhook_headers
-from tests.test_serve import free_port, serve_env, start_serve
+from tests.test_serve import free_port, serve_env, start_serve, until
 from tests.test_workflows_e2e import REPO, Team, comment_payload, issue_payload, posts
 
 
@@ -69,19 +68,14 @@ async def test_sigkill_mid_step_then_restart_completes_with_one_comment_per_step
         async with aiohttp.ClientSession() as http:
             async with http.post(f"http://127.0.0.1:{port}/webhook", data=body, headers=webhook_headers("issues", body)) as r:
                 assert r.status == 202
-        for _ in range(300):
-            if any(title == "IMPLEMENTATION" for title, *_ in team.calls) or len(fake.requests) and any(
-                    "IMPLEMENTATION (implement)" in str(q["messages"][0]) for q in fake.requests):
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: any(title == "IMPLEMENTATION" for title, *_ in team.calls) or len(fake.requests) and any(
+                    "IMPLEMENTATION (implement)" in str(q["messages"][0]) for q in fake.requests),
+                    60, "the implementation step's model call")
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
         assert "approval" not in posts(sandbox, 61)  # it really died mid-run
         proc = await start_serve(env, port)  # start-up recovers the job and resumes at the step
-        for _ in range(300):
-            if "approval" in posts(sandbox, 61):
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: "approval" in posts(sandbox, 61), 60, "the resumed run to ask for approval")
     finally:
         proc.send_signal(signal.SIGTERM)
         await proc.wait()

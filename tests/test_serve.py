@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,17 @@ def serve_env(sandbox: Any, app_keys: tuple[str, str], tmp_path: Path, port: int
             "GITHUB_PRIVATE_KEY": app_keys[0], "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": sandbox.url,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", "PORT": str(port),
             "TRIAGE_LEAD_WRITE_SPACING": "0", **extra}
+
+
+async def until(check: Callable[[], Any], timeout: float, what: str) -> None:
+    """Wait until ``check()`` holds; fail, naming ``what``, after ``timeout`` seconds. A deadline, not a number
+    of naps: the work watched here (a subprocess importing the agent side, then a run) takes several times
+    longer on a busy two-core machine, and a count of naps that ran out would go on as if it had happened."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 async def start_serve(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
@@ -59,10 +71,8 @@ async def test_serve_answers_and_works_then_stops_on_sigterm(sandbox: Any, app_k
             async with http.post(f"http://127.0.0.1:{port}/webhook", data=body,
                                  headers=webhook_headers("issues", body)) as r:
                 assert r.status == 202
-            for _ in range(200):
-                if any("triage-lead:escalation:" in c["body"] for c in sandbox.comments("Codertocat/Hello-World", 1)):
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: any("triage-lead:escalation:" in c["body"]
+                                    for c in sandbox.comments("Codertocat/Hello-World", 1)), 60, "the escalation")
             bodies = [c["body"] for c in sandbox.comments("Codertocat/Hello-World", 1)]
             assert bodies[0].startswith("### triage-lead · Production Error Investigation")
     finally:
