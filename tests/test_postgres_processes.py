@@ -28,9 +28,14 @@ from tests.conftest import APP_ID, INSTALLATION, ROOT, SECRET, load_fixture, pos
 from tests.test_postgres_store import fresh_schema
 
 REPO = "Codertocat/Hello-World"
-# Seconds: how soon a killed worker's job is run again (production: 30). Short, so the kill tests are quick,
-# yet long enough that a live worker's heartbeat (every third of it) is never that late on a busy machine.
-STALLED_AFTER = 6.0
+# Seconds without a heartbeat before a worker counts as dead (production: 30). A live worker must never look
+# dead: its loop stalls while the first job imports the agent side (1 s idle, 3-4 s on a busy two-core
+# machine) and heartbeats come every STALLED_AFTER / 3, so this must exceed 1.5 x the longest stall. The
+# kill tests do not wait this long for real: they age the killed worker's last heartbeat (see ``dead``).
+STALLED_AFTER = 15.0
+# A job not finished this long after it arrived gets a note on its thread (production: 20 s); these tests
+# count every write, so no note may come however slow the machine: the longest delay settings allow.
+ACK_AFTER = 60.0
 
 
 class HoldingSandbox(SandboxGitHub):
@@ -115,7 +120,7 @@ async def gh(app_keys: tuple[str, str], github_openapi: Any) -> AsyncIterator[Ho
 async def rt(gh: HoldingSandbox, app_keys: tuple[str, str]) -> AsyncIterator[Runtime]:
     async with fresh_schema() as url:
         settings = Settings(app_id=APP_ID, private_key=app_keys[0], webhook_secret=SECRET, github_api_url=gh.url,
-                            database_url=url)
+                            database_url=url, ack_after=ACK_AFTER)
         runtime = await Runtime(settings, github_max_wait=5.0, github_backoff=0.01).start()
         yield runtime
         await runtime.close()
@@ -127,10 +132,29 @@ def workers(rt: Runtime, app_keys: tuple[str, str], tmp_path: Path) -> Iterator[
            if not k.startswith(("GITHUB_", "DATABASE_", "TRIAGE_LEAD_", "ANTHROPIC_", "PORT"))}
     env |= {"GITHUB_APP_ID": str(APP_ID), "GITHUB_PRIVATE_KEY": app_keys[0], "GITHUB_WEBHOOK_SECRET": SECRET,
             "GITHUB_API_URL": rt.settings.github_api_url, "DATABASE_URL": rt.settings.database_url,
-            "TRIAGE_LEAD_WRITE_SPACING": "0", "PYTHONUNBUFFERED": "1"}  # pacing has its own tests
+            "TRIAGE_LEAD_WRITE_SPACING": "0", "TRIAGE_LEAD_ACK_AFTER": str(ACK_AFTER),
+            "PYTHONUNBUFFERED": "1"}  # pacing has its own tests
     w = Workers(env, tmp_path)
     yield w
     w.kill_all()
+
+
+async def dead(store: PostgresStore, worker_id: int) -> None:
+    """A worker that was killed goes silent: age its last heartbeat past STALLED_AFTER, as waiting would."""
+    await store._exec("UPDATE procrastinate_workers SET last_heartbeat = now() - make_interval(secs => %s)"
+                      " WHERE id = %s", (2 * STALLED_AFTER, worker_id))
+
+
+async def worker_ids(store: PostgresStore) -> list[int]:
+    return [r["id"] for r in await store._all("SELECT id FROM procrastinate_workers ORDER BY id")]
+
+
+def registered(store: PostgresStore, n: int) -> Callable[[], Any]:
+    """A check for :func:`until`: ``n`` workers are registered."""
+    async def check() -> bool:
+        row = await store._one("SELECT COUNT(*) AS n FROM procrastinate_workers")
+        return bool(row and row["n"] == n)
+    return check
 
 
 async def _heartbeats_after(store: PostgresStore, since: Any) -> bool:
@@ -167,14 +191,20 @@ async def test_a_worker_killed_after_its_post_landed_is_replaced_and_nothing_is_
     assert await store.job_states() == {"running": 1}  # its job died with it
     assert len(gh.comments(REPO, 1)) == 1  # the comment landed; the bot never heard back
 
+    [killed] = await worker_ids(store)
+    await dead(store, killed)  # its replacement finds it silent when it starts
     workers.start("second")
-    await rt.jobs.drained(30)
+    await rt.jobs.drained(60)
     assert len(gh.comments(REPO, 1)) == 1, workers.tail()
     assert [w.kind for w in gh.writes] == ["comment", "comment_edit"]  # found by its marker, edited
     rows = await store._all("SELECT state, attempts FROM jobs")
     assert [(r["state"], r["attempts"]) for r in rows] == [("done", 2)]
-    statuses = await store._all("SELECT status::text AS s FROM procrastinate_jobs")
-    assert [r["s"] for r in statuses] == ["succeeded"]
+
+    async def succeeded() -> bool:  # procrastinate records it just after our own row says done
+        statuses = await store._all("SELECT status::text AS s FROM procrastinate_jobs")
+        return [r["s"] for r in statuses] == ["succeeded"]
+
+    await until(succeeded, 15, "procrastinate to record the job as succeeded", workers)
 
 
 async def test_a_worker_killed_mid_workflow_is_replaced_and_the_run_matches_an_uninterrupted_one(
@@ -188,9 +218,13 @@ async def test_a_worker_killed_mid_workflow_is_replaced_and_the_run_matches_an_u
     await until(lambda: any(r.path == f"/repos/{REPO}" for r in gh.requests), 30, "the slow request", workers)
     first.send_signal(signal.SIGKILL)
     await workers.exited(first)
+    store: PostgresStore = rt.store  # type: ignore[assignment]
+    [killed] = await worker_ids(store)
 
     workers.start("second")
-    await rt.jobs.drained(30)
+    await until(registered(store, 2), 30, "the second worker to register", workers)
+    await dead(store, killed)  # only now: the running replacement's periodic sweep (not its start-up one) acts
+    await rt.jobs.drained(60)
     # The same event on another issue, never interrupted: what "exactly once" looks like here.
     gh.seed_from_payload(issue(2, labelled=True))
     assert (await post_webhook(client, "issues", issue(2, labelled=True))).status == 202
@@ -208,11 +242,7 @@ async def test_two_workers_share_fifty_deliveries_and_none_is_processed_twice(
     store: PostgresStore = rt.store  # type: ignore[assignment]
     procs = [workers.start("a", concurrency=2), workers.start("b", concurrency=2)]
 
-    async def both_up() -> bool:
-        row = await store._one("SELECT COUNT(*) AS n FROM procrastinate_workers")
-        return bool(row and row["n"] == 2)
-
-    await until(both_up, 30, "two registered workers", workers)
+    await until(registered(store, 2), 30, "two registered workers", workers)
     for n in range(1, 51):
         gh.seed_from_payload(issue(n))
         assert (await post_webhook(client, "issues", issue(n))).status == 202
