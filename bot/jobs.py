@@ -16,6 +16,7 @@ import aiohttp
 
 from bot.github.client import TokenRefused, Uninstalled
 from bot.github.errors import explain
+from bot.periodic import every
 from bot.store import Job, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -108,18 +109,13 @@ class LocalJobs:
         """Resume what a previous process left queued or running, and look for work queued from outside."""
         for thread in await self.store.recover():
             self.kick(thread)
-        self._poller = asyncio.create_task(self._poll_forever(), name="jobs:poll")
+        self._poller = asyncio.create_task(every(self.poll, "job poll", self._poll_once), name="jobs:poll")
 
-    async def _poll_forever(self) -> None:
+    async def _poll_once(self) -> None:
         """Jobs queued by another process (``python -m bot jobs retry``) or whose retry timer was lost."""
-        while True:
-            await asyncio.sleep(self.poll)
-            try:
-                for thread in await self.store.queued_threads():
-                    if thread not in self._drainers:
-                        self.kick(thread)
-            except StoreUnavailable as exc:
-                log.warning("job poll: store unavailable: %s", exc)
+        for thread in await self.store.queued_threads():
+            if thread not in self._drainers:
+                self.kick(thread)
 
     def kick(self, thread: str) -> None:
         """A job for ``thread`` was enqueued: make sure someone is draining that thread."""

@@ -31,8 +31,9 @@ from bot.jobs import Outcome, transient
 from bot.logs import log_context, scrub
 from bot.markers import marker
 from bot.metrics import Metrics
+from bot.periodic import every
 from bot.settings import Settings
-from bot.store import Job, JobInfo, Store, StoreUnavailable
+from bot.store import Job, JobInfo, Store
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +194,4 @@ class Notices:
         return run is not None and await self.store.find_posted(marker("status", run.id)) is not None
 
     async def run_forever(self) -> None:
-        interval = max(0.05, min(5.0, self.settings.ack_after / 4))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except StoreUnavailable as exc:
-                log.warning("acknowledger: store unavailable: %s", exc)
-            except Exception:
-                log.exception("acknowledger pass failed")
+        await every(max(0.05, min(5.0, self.settings.ack_after / 4)), "acknowledger", self.sweep)

@@ -9,7 +9,6 @@ running bot does the same by itself every few minutes (:func:`sweep_forever`), f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from bot import periodic
 from bot.github.client import GitHubApp
 from bot.store import Store, StoreUnavailable
 
@@ -114,21 +114,24 @@ async def redeliver(app: GitHubApp, since: timedelta, *, now: datetime | None = 
     return Outcome(redelivered=done, skipped=skipped)
 
 
+async def sweep_once(app: GitHubApp, store: Store, *, window: timedelta, limit: int) -> None:
+    """One pass of the sweep. GitHub failing is a warning (the next pass tries again); the store's outage is
+    raised to the loop, which says so."""
+    try:
+        outcome = await redeliver(app, window, claim=store.claim_redelivery, release=store.release_redelivery,
+                                  limit=limit, server_errors_only=True)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:  # GitHub down, the App's key refused: try next round
+        log.warning("redelivery sweep failed: %s: %s", type(exc).__name__, exc)
+        return
+    if outcome.redelivered:
+        log.warning("redelivery sweep: asked GitHub to redeliver %d failed deliveries: %s",
+                    len(outcome.redelivered), ", ".join(str(d["guid"]) for d in outcome.redelivered))
+
+
 async def sweep_forever(app: GitHubApp, store: Store, *, every: float, window: timedelta = timedelta(hours=1),
                         limit: int = 20) -> None:
     """Every ``every`` seconds, redeliver what failed in the last ``window`` (GitHub never does it by itself):
     at most ``limit`` a pass, never one delivery twice (the store's claim is shared by every process)."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            outcome = await redeliver(app, window, claim=store.claim_redelivery, release=store.release_redelivery,
-                                      limit=limit, server_errors_only=True)
-        except StoreUnavailable as exc:
-            log.warning("redelivery sweep: store unavailable: %s", exc)
-            continue
-        except Exception as exc:  # GitHub down, the App's key refused: try next round
-            log.warning("redelivery sweep failed: %s: %s", type(exc).__name__, exc)
-            continue
-        if outcome.redelivered:
-            log.warning("redelivery sweep: asked GitHub to redeliver %d failed deliveries: %s",
-                        len(outcome.redelivered), ", ".join(str(d["guid"]) for d in outcome.redelivered))
+    await periodic.every(every, "redelivery sweep", lambda: sweep_once(app, store, window=window, limit=limit))

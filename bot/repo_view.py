@@ -11,7 +11,6 @@ could be read, or, with none, runs in dry-run (its status comment only).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from gidgethub.abc import GitHubAPI
 from bot import config
 from bot.catalog import Catalog, with_repo_agents
 from bot.github.contents import Unreadable, list_dir, read_file
+from bot.github.writes import digest
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,6 @@ async def _agent_files(gh: GitHubAPI, repo: str, branch: str) -> tuple[dict[str,
     return files, problems
 
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
-
-
 class RepoViews:
     def __init__(self, catalog: Catalog, store: Store, *, ttl: float = 300.0) -> None:
         self.catalog = catalog
@@ -84,17 +80,17 @@ class RepoViews:
                 log.warning("%s: %s", repo, problem)
         source = await config.fetch(gh, repo, branch)
         if source is None:
-            return RepoView(catalog, config.RepoConfig(), tuple(problems), _digest(*problems) if problems else "")
+            return RepoView(catalog, config.RepoConfig(), tuple(problems), digest(*problems) if problems else "")
         errors = [source.problem] if source.problem else []
         if source.text is not None:
             cfg, errors = config.parse(source.text, known_workflows=set(catalog.workflows), source=source.name)
             if not errors:
                 await self.store.save_config(repo, source.name, source.text)
                 return RepoView(config.apply_to_catalog(catalog, cfg), cfg, tuple(problems),
-                                _digest(source.text, *problems) if problems else "")
+                                digest(source.text, *problems) if problems else "")
         cfg, fallback = await self._fallback(repo, catalog)
         errors += problems
-        return RepoView(config.apply_to_catalog(catalog, cfg), cfg, tuple(errors), _digest(*errors), fallback)
+        return RepoView(config.apply_to_catalog(catalog, cfg), cfg, tuple(errors), digest(*errors), fallback)
 
     async def _fallback(self, repo: str, catalog: Catalog) -> tuple[config.RepoConfig, str]:
         """The config to use when the repository's cannot be: its last good one, else dry-run."""

@@ -22,9 +22,9 @@ pages for new deliveries; the file itself does not shrink (``VACUUM`` it by hand
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from bot import periodic
 from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,4 @@ async def prune_once(store: Store, *, keep_days: float) -> dict[str, int] | None
 
 async def run_forever(store: Store, *, keep_days: float, every: float = 3600.0) -> None:
     """Prune now and then every ``every`` seconds, until cancelled."""
-    while True:
-        await prune_once(store, keep_days=keep_days)
-        await asyncio.sleep(every)
+    await periodic.every(every, "retention", lambda: prune_once(store, keep_days=keep_days), now=True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import json
 import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,19 @@ NPM_CACHE = Path(os.environ.get("TRIAGE_LEAD_NPM_CACHE", Path.home() / ".cache" 
 def app_keys() -> tuple[str, str]:
     """A key pair generated for this test session: no key is ever committed."""
     return throwaway_key()
+
+
+@contextlib.contextmanager
+def log_lines(*, json: bool) -> Iterator[io.StringIO]:
+    """What the bot logs meanwhile, as it would reach stderr (JSON lines, or the plain text of a terminal)."""
+    from bot.logs import setup_logging
+
+    out = io.StringIO()
+    setup_logging("INFO", json=json, stream=out)
+    try:
+        yield out
+    finally:
+        setup_logging("WARNING", json=False)
 
 
 def load_fixture(name: str) -> dict[str, Any]:

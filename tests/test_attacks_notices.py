@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import io
 import os
 import re
 import subprocess
@@ -26,12 +25,11 @@ import pytest
 
 from bot import commands, config
 from bot.github.writes import digest
-from bot.logs import setup_logging
 from bot.markers import marker, markers_in
-from tests.conftest import ROOT, SECRET, load_fixture, post_webhook
+from tests.conftest import ROOT, SECRET, load_fixture, log_lines, post_webhook
 from tests.test_faults import HookTeam, comment_on, team  # noqa: F401
 from tests.test_injection import MENTION
-from tests.test_never_silent import bot, send, until  # noqa: F401
+from tests.test_never_silent import bot, busy_slot, send, until  # noqa: F401
 from tests.test_repo_reads import config_issue, entry
 from tests.test_workflows_e2e import REPO, fake, issue_payload, posts, pr_payload  # noqa: F401
 
@@ -155,10 +153,7 @@ async def test_a_comments_hostile_arguments_never_reach_the_waiting_note(bot: An
                                                                          team: HookTeam) -> None:
     """mallory's commands carry hostile arguments while the bot is busy: the note names only the commands."""
     rt, _ = bot
-    release = asyncio.Event()
-    team.hooks["IMPLEMENTATION"] = release.wait  # the only slot stays busy on #120
-    await send(bot, sandbox, "issues", issue_payload(120, ["devops"]))
-    await until(lambda: "step:triage:1" in posts(sandbox, 120), 10, "#120 at work")
+    release = await busy_slot(bot, sandbox, team, 120)
     sandbox.seed_from_payload(issue_payload(119, ["devops"]))
     body = (f"/approve `@acme/security` {EVIL}/login <!-- triage-lead:status:x -->\n"
             f"/status [verify]({EVIL}) @acme/security\n/escalate `x`\n\n/retry\n/cancel")
@@ -296,10 +291,7 @@ async def test_many_comments_while_the_bot_is_busy_get_one_note_per_thread(bot: 
     """mallory (read) posts ten `/help` comments while every job slot is busy: one reply each is the price of
     answering commands, but each also gets its own waiting note (posted, then deleted)."""
     rt, _ = bot
-    release = asyncio.Event()
-    team.hooks["IMPLEMENTATION"] = release.wait
-    await send(bot, sandbox, "issues", issue_payload(123, ["devops"]))
-    await until(lambda: "step:triage:1" in posts(sandbox, 123), 10, "#123 at work")
+    release = await busy_slot(bot, sandbox, team, 123)
     sandbox.seed_from_payload(issue_payload(124, ["devops"]))
     for i in range(10):
         await send(bot, sandbox, "issue_comment", comment_on(sandbox, 124, "/help", login="mallory",
@@ -444,13 +436,9 @@ async def test_a_token_or_the_webhook_secret_echoed_by_github_never_reaches_a_no
     token, text = _secret_echo(sandbox)
     status, body = ECHOES[echo]
     sandbox.fail("GET", rf"/repos/{REPO}", status, times=-1, body=body(text))
-    out = io.StringIO()
-    setup_logging("INFO", json=True, stream=out)
-    try:
+    with log_lines(json=True) as out:
         await send(bot, sandbox, "issues", issue_payload(115, ["devops"]))
         await rt.jobs.drained(10)
-    finally:
-        setup_logging("WARNING", json=False)
     [note] = notes_on(sandbox, 115)
     for value in (token, token[4:], SECRET):
         assert value not in note, f"{value[:8]}… in the note:\n{note}"
@@ -463,13 +451,9 @@ async def test_a_plain_text_log_line_carries_no_terminal_escape(bot: Any, sandbo
     rt, _ = bot
     sandbox.fail("GET", rf"/repos/{REPO}", 403, times=-1,
                  body={"message": "Not allowed \x1b]2;pwned\x07\x1b[2J\x1b[1A\x1b[2Kjob 1 done"})
-    out = io.StringIO()
-    setup_logging("INFO", json=False, stream=out)
-    try:
+    with log_lines(json=False) as out:
         await send(bot, sandbox, "issues", issue_payload(118, ["devops"]))
         await rt.jobs.drained(10)
-    finally:
-        setup_logging("WARNING", json=False)
     assert "Not allowed" in out.getvalue()
     assert "\x1b" not in out.getvalue(), f"terminal escapes in the operator's log: {out.getvalue()!r}"
 

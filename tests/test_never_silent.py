@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bot.periodic import every
 from bot.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from bot.settings import Settings
@@ -67,6 +68,17 @@ async def acknowledger_paused(rt: Runtime) -> AsyncIterator[None]:
         rt._tasks[rt._tasks.index(ack)] = asyncio.create_task(rt.notices.run_forever(), name="acknowledger")
 
 
+async def busy_slot(bot: Any, sandbox: Any, team: HookTeam, number: int) -> asyncio.Event:
+    """The only job slot kept busy on #number: its run waits at IMPLEMENTATION, its status comment up (the
+    acknowledger paused until then, so #number itself gets no note). Set the event to let the run go on."""
+    release = asyncio.Event()
+    team.hooks["IMPLEMENTATION"] = release.wait
+    async with acknowledger_paused(bot[0]):
+        await send(bot, sandbox, "issues", issue_payload(number, ["devops"]))
+        await until(lambda: "step:triage:1" in posts(sandbox, number), 10, f"#{number} at work")
+    return release
+
+
 def notes(sandbox: Any, number: int) -> list[str]:
     return [c["body"] for c in sandbox.comments(REPO, number) if "triage-lead received" in c["body"]
             or "could not finish" in c["body"]]
@@ -82,11 +94,7 @@ async def send(bot: Any, sandbox: Any, event: str, payload: dict[str, Any], **kw
 async def test_a_delivery_waiting_for_a_slot_gets_a_note_then_the_note_goes(bot: Any, sandbox: Any,
                                                                            team: HookTeam) -> None:
     rt, _ = bot
-    release = asyncio.Event()
-    team.hooks["IMPLEMENTATION"] = release.wait  # the only slot stays busy on #70
-    async with acknowledger_paused(rt):  # until #70's status comment is up
-        await send(bot, sandbox, "issues", issue_payload(70, ["devops"]))
-        await until(lambda: "step:triage:1" in posts(sandbox, 70), 10, "#70 to be at work")
+    release = await busy_slot(bot, sandbox, team, 70)
     await send(bot, sandbox, "issues", issue_payload(71, ["devops"]))
     waited = await until(lambda: notes(sandbox, 71), 10, "a note on #71")
     assert waited < 5 and "queued behind other work" in notes(sandbox, 71)[0]
@@ -144,9 +152,8 @@ async def test_redelivering_a_failed_delivery_runs_its_job_again(bot: Any, sandb
 
 async def test_the_jobs_command_lists_and_retries_failed_jobs(bot: Any, sandbox: Any, team: HookTeam) -> None:
     rt, _ = bot
-    rt.jobs.poll = 0.1
-    rt.jobs._poller.cancel()
-    rt.jobs._poller = asyncio.create_task(rt.jobs._poll_forever())
+    rt.jobs._poller.cancel()  # `serve` polls every 5 s for jobs queued from outside; here every 0.1 s
+    rt.jobs._poller = asyncio.create_task(every(0.1, "job poll", rt.jobs._poll_once))
     sandbox.fail("GET", rf"/repos/{REPO}", 422, times=1)
     await send(bot, sandbox, "issues", issue_payload(75, ["devops"]))
     await rt.jobs.drained(10)
@@ -217,10 +224,7 @@ async def test_two_processes_on_one_store_post_one_note(bot: Any, sandbox: Any, 
     rt, _ = bot
     other = await Runtime(rt.settings, github_max_wait=5.0, github_backoff=0.01).start()  # a second `serve`
     try:
-        release = asyncio.Event()
-        team.hooks["IMPLEMENTATION"] = release.wait
-        await send(bot, sandbox, "issues", issue_payload(78, ["devops"]))
-        await until(lambda: "step:triage:1" in posts(sandbox, 78), 10, "#78 at work")
+        release = await busy_slot(bot, sandbox, team, 78)
         await send(bot, sandbox, "issues", issue_payload(79, ["devops"]))
         await until(lambda: notes(sandbox, 79), 10, "a note on #79")
         await asyncio.sleep(4 * ACK_AFTER)  # several passes of both acknowledgers
@@ -237,10 +241,7 @@ async def test_two_processes_on_one_store_post_one_note(bot: Any, sandbox: Any, 
 async def test_a_bots_command_waiting_gets_no_note(bot: Any, sandbox: Any, team: HookTeam) -> None:
     """Another App's comment is not acted on, so nobody waits for it: no note either."""
     rt, _ = bot
-    release = asyncio.Event()
-    team.hooks["IMPLEMENTATION"] = release.wait
-    await send(bot, sandbox, "issues", issue_payload(80, ["devops"]))
-    await until(lambda: "step:triage:1" in posts(sandbox, 80), 10, "#80 at work")
+    release = await busy_slot(bot, sandbox, team, 80)
     sandbox.seed_from_payload(issue_payload(81, ["devops"]))
     await send(bot, sandbox, "issue_comment", comment_on(sandbox, 81, "/status", login="other-app[bot]",
                                                          user_type="Bot", comment_id=8101))

@@ -7,14 +7,13 @@ value from what it posts and logs, whatever its format.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
 from typing import Any
 
-from bot.logs import setup_logging
 from bot.sandbox.team import result
+from tests.conftest import log_lines
 from tests.test_faults import DEVOPS, HookTeam, assert_nothing_posted_twice, deliver, team  # noqa: F401
 from tests.test_workflows_e2e import REPO, bot, fake, issue_payload, posts  # noqa: F401
 
@@ -58,11 +57,7 @@ async def test_a_token_echoed_by_the_model_is_never_posted(bot: Any, sandbox: An
 async def test_a_token_never_reaches_a_log_line(bot: Any, sandbox: Any, team: HookTeam) -> None:
     await deliver(bot, sandbox, "issues", issue_payload(62, ["devops"]))
     token = next(iter(sandbox._tokens))
-    out = io.StringIO()
-    setup_logging("INFO", json=True, stream=out)
-    try:
+    with log_lines(json=True) as out:
         logging.getLogger("test").error("GitHub said: bad token %s", token[4:], exc_info=ValueError(token))
-    finally:
-        setup_logging("WARNING", json=False)
     line = json.loads(out.getvalue())
     assert token[4:] not in out.getvalue() and "[redacted]" in line["message"] and "[redacted]" in line["exception"]

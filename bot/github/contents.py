@@ -86,16 +86,22 @@ def _kind_problem(path: str, item: Any) -> Unreadable | None:
     return None
 
 
-async def read_file(gh: GitHubAPI, repo: str, path: str, ref: str | None = None, *,
-                    max_bytes: int = MAX_BYTES) -> FileText | Unreadable | None:
-    """The text of ``path`` at ``ref`` (default branch when None); None when there is no such path."""
-    url = f"/repos/{repo}/contents/{path}" + (f"?ref={ref}" if ref else "")
+async def _get(gh: GitHubAPI, repo: str, path: str, ref: str | None) -> Any:
+    """The contents API's answer for ``path`` (a file, a listing, a link...), or None for a 404."""
     try:
-        item = await gh.getitem(url)
+        return await gh.getitem(f"/repos/{repo}/contents/{path}" + (f"?ref={ref}" if ref else ""))
     except BadRequest as exc:
         if exc.status_code == 404:
             return None
         raise
+
+
+async def read_file(gh: GitHubAPI, repo: str, path: str, ref: str | None = None, *,
+                    max_bytes: int = MAX_BYTES) -> FileText | Unreadable | None:
+    """The text of ``path`` at ``ref`` (default branch when None); None when there is no such path."""
+    item = await _get(gh, repo, path, ref)
+    if item is None:
+        return None
     problem = _kind_problem(path, item)
     if problem is not None:
         return problem
@@ -115,13 +121,9 @@ async def read_file(gh: GitHubAPI, repo: str, path: str, ref: str | None = None,
 async def list_dir(gh: GitHubAPI, repo: str, path: str, ref: str | None = None) -> list[dict[str, Any]] | Unreadable:
     """The entries of a directory ([] when there is none); a file or link where a folder was expected is
     :class:`Unreadable`. Entries without a usable ``name`` and ``path`` are left out."""
-    url = f"/repos/{repo}/contents/{path}" + (f"?ref={ref}" if ref else "")
-    try:
-        listing = await gh.getitem(url)
-    except BadRequest as exc:
-        if exc.status_code == 404:
-            return []
-        raise
+    listing = await _get(gh, repo, path, ref)
+    if listing is None:
+        return []
     if not isinstance(listing, list):
         return Unreadable(path, "it is not a directory")
     return [e for e in listing if isinstance(e, dict) and isinstance(e.get("name"), str)
