@@ -250,3 +250,21 @@ async def test_a_bots_command_waiting_gets_no_note(bot: Any, sandbox: Any, team:
     assert len(notes(sandbox, 81)) == 1 and "8102" in notes(sandbox, 81)[0]
     release.set()
     await rt.jobs.drained(30)
+
+
+async def test_retry_leaves_an_earlier_failure_alone_and_retries_the_run(bot: Any, sandbox: Any,
+                                                                        team: HookTeam) -> None:
+    """A failure from before the thread's current run is not this run's work: `/retry` does not re-run it."""
+    rt, _ = bot
+    sandbox.set_permission(REPO, "maintainer", "write")
+    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=1, body={"message": "Resource not accessible by integration"})
+    await send(bot, sandbox, "issues", issue_payload(83, ["devops"]))
+    await rt.jobs.drained(10)
+    [old] = await rt.store.failed_jobs()
+    reopened = issue_payload(83, ["devops"]) | {"action": "reopened"}
+    await send(bot, sandbox, "issues", reopened)  # a run starts and waits for approval
+    await rt.jobs.drained(30)
+    await send(bot, sandbox, "issue_comment", comment_on(sandbox, 83, "/retry", comment_id=8301))
+    await rt.jobs.drained(30)
+    assert [i.job.id for i in await rt.store.failed_jobs()] == [old.job.id]  # left as it was
+    assert posts(sandbox, 83).count("status") == 1

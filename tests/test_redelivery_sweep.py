@@ -64,3 +64,17 @@ async def test_an_ask_github_refused_is_asked_again_next_pass(sandbox: Any, sett
         await rt.close()
     assert [w.data["guid"] for w in sandbox.written("redelivery")] == ["g-retry"]
     assert [r.status for r in sandbox.requests if r.path.endswith("/attempts")][:2] == [502, 202]
+
+
+async def test_one_pass_asks_for_at_most_its_limit(sandbox: Any, settings: Settings) -> None:
+    import aiohttp
+
+    from bot.github.client import GitHubApp
+    from bot.redeliver import redeliver
+
+    now = datetime.now(timezone.utc)
+    for i in range(3):
+        sandbox.add_hook_delivery(status_code=503, guid=f"g-{i}", delivered_at=iso(now - timedelta(minutes=5 - i)))
+    async with aiohttp.ClientSession() as session:
+        outcome = await redeliver(GitHubApp(settings, session), timedelta(hours=1), limit=2, server_errors_only=True)
+    assert len(outcome.redelivered) == 2 and len(sandbox.written("redelivery")) == 2

@@ -150,3 +150,23 @@ async def test_an_unreadable_agent_file_is_skipped_and_named(shape: str, bot: An
     issue = config_issue(sandbox)
     assert ".claude/agents/broken.md" in issue["body"] and SAID[shape] in issue["body"]
     assert "code-reviewer.md" not in issue["body"]  # the readable one was used
+
+
+async def test_an_agents_folder_of_many_files_is_read_up_to_the_cap(bot: Any, sandbox: Any, team: Team) -> None:
+    from bot.repo_view import MAX_AGENT_FILES
+
+    listing = [entry(f".claude/agents/a{i}.md") for i in range(MAX_AGENT_FILES + 5)]  # none of them readable
+    sandbox.fail("GET", AGENTS_URL, 200, body=listing, times=-1)
+    await send(bot, sandbox, "issues", issue_payload(63, ["api"]))
+    reads = [r for r in sandbox.requests if r.path.startswith(f"/repos/{REPO}/contents/.claude/agents/")]
+    assert len(reads) == MAX_AGENT_FILES  # unreadable ones count: a huge folder costs a bounded number of reads
+    assert "more than" in config_issue(sandbox)["body"] and "step:triage:1" in posts(sandbox, 63)
+
+
+async def test_an_organisation_config_repository_the_app_cannot_see_means_no_org_config(
+        bot: Any, sandbox: Any, team: Team) -> None:
+    sandbox.add_repo("Codertocat/.github")
+    sandbox.fail("GET", r"/repos/Codertocat/\.github/contents/\.github/triage-lead\.yml", 403, times=-1,
+                 body={"message": "Resource not accessible by integration"})
+    await send(bot, sandbox, "issues", issue_payload(64, ["api"]))  # `send` asserts no job failed
+    assert "step:triage:1" in posts(sandbox, 64)

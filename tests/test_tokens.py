@@ -61,3 +61,20 @@ async def test_a_token_never_reaches_a_log_line(bot: Any, sandbox: Any, team: Ho
         logging.getLogger("test").error("GitHub said: bad token %s", token[4:], exc_info=ValueError(token))
     line = json.loads(out.getvalue())
     assert token[4:] not in out.getvalue() and "[redacted]" in line["message"] and "[redacted]" in line["exception"]
+
+
+async def test_a_401_forgets_only_the_token_it_was_sent_with() -> None:
+    """Two requests refused together: the second must not throw away the fresh token the first just fetched."""
+    from bot.github.auth import Token, TokenCache
+
+    issued = iter(["ghs_old", "ghs_fresh", "ghs_third"])
+
+    async def fetch(_: int) -> Token:
+        return Token(next(issued), time.time() + 3600)
+
+    tokens = TokenCache(fetch)
+    assert await tokens.get(1) == "ghs_old"
+    tokens.forget(1, "ghs_old")  # the first refused request
+    assert await tokens.get(1) == "ghs_fresh"
+    tokens.forget(1, "ghs_old")  # the second, sent with the same old token: the fresh one stays
+    assert await tokens.get(1) == "ghs_fresh" and tokens.fetches == 2
