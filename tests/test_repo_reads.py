@@ -40,10 +40,11 @@ SHAPES = {
     "not UTF-8": entry(config.PATH, content=base64.b64encode(b"dry_run: \xff\xfe\n").decode()),
     "null content, no blob": entry(config.PATH, content=None, encoding=None, sha=None, size=None),
     "an unknown encoding": entry(config.PATH, encoding="utf-16", content="eA=="),
+    "too large": entry(config.PATH, size=5 * 1024 * 1024, encoding="none", content=""),
 }
 SAID = {"a directory": "directory", "a symbolic link": "symbolic link", "a submodule": "submodule",
         "bad base64": "not valid base64", "not UTF-8": "not UTF-8", "null content, no blob": "no blob",
-        "an unknown encoding": "encoding"}
+        "an unknown encoding": "encoding", "too large": "larger than"}
 
 
 def config_issue(sandbox: Any) -> dict[str, Any]:
