@@ -40,6 +40,9 @@ SCHEMA: dict[str, Any] = {
         "protected_paths": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "escalation_mentions": {"type": "array", "items": {"type": "string", "pattern": r"^@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$"}},
         "dry_run": {"type": "boolean"},
+        "approval": {"type": "object", "additionalProperties": False,
+                     "properties": {"not_author": {"type": "boolean",
+                                                   "description": "a PR's author may not approve the bot's change to it"}}},
     },
 }
 _VALIDATOR = Draft202012Validator(SCHEMA)
@@ -56,6 +59,7 @@ class RepoConfig:
     protected_paths: tuple[str, ...] = ()
     escalation_mentions: tuple[str, ...] = ()
     dry_run: bool = False
+    approval_not_author: bool = False
     source: str = "defaults"
 
     def protected(self, path: str) -> bool:
@@ -98,6 +102,7 @@ def parse(text: str, *, known_workflows: set[str], source: str = PATH) -> tuple[
         protected_paths=tuple(data.get("protected_paths") or ()),
         escalation_mentions=tuple(data.get("escalation_mentions") or ()),
         dry_run=bool(data.get("dry_run", False)),
+        approval_not_author=bool((data.get("approval") or {}).get("not_author", False)),
         source=source,
     ), []
 

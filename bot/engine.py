@@ -60,17 +60,28 @@ class Command:
     actor: str
     option: int | None = None
     reason: str = ""
-    head_sha: str | None = None
+    head_sha: str | None = None  # the pull request's head when the command ran (asked of GitHub, not the event)
+    moved: tuple[str, ...] | None = None  # when that head is not the run's: the files changed since (None: unknown)
 
 
 @dataclass(frozen=True)
 class HeadMoved:
-    """New commits on the PR: an approval given for the old head no longer holds."""
+    """New commits on the pull request. ``paths``: the files they change (None when GitHub could not say, e.g.
+    after a force-push); ``own``: the commit is this run's own delivered fix, which makes nothing stale."""
+
+    sha: str
+    paths: tuple[str, ...] | None = None
+    own: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryRefused:
+    """The approved change could not be committed as a fast-forward: the branch moved to ``sha`` meanwhile."""
 
     sha: str
 
 
-Signal = Start | AgentDone | AgentFailed | Command | HeadMoved
+Signal = Start | AgentDone | AgentFailed | Command | HeadMoved | DeliveryRefused
 
 
 # ---- actions -------------------------------------------------------------------------------
@@ -131,6 +142,14 @@ class Finish:
 
 
 @dataclass(frozen=True)
+class ReviewPull:
+    """Judge the pull request itself at its head (``sha`` names the push that asked; the head is read anew):
+    its own verdict, posted as the PR review and the check run, never mixed with the workflow's gate."""
+
+    sha: str
+
+
+@dataclass(frozen=True)
 class Reply:
     """A short answer on the thread to a command that changed nothing."""
 
@@ -138,7 +157,7 @@ class Reply:
 
 
 Action = (RunAgent | PostStep | PostSkip | PostVerdict | FileTechDebt | FileTasks | Escalate
-          | ResolveEscalation | AskApproval | Finish | Reply)
+          | ResolveEscalation | AskApproval | Finish | ReviewPull | Reply)
 
 
 # ---- the run record ------------------------------------------------------------------------
@@ -163,12 +182,16 @@ class Run:
     escalation: dict[str, Any] | None = None
     approval: dict[str, Any] | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    # The commit the run reads and builds on: the PR's head (it follows pushes), else the default branch's
+    # head when the run started. An approved change is committed on it, never on whatever is newest.
     head_sha: str | None = None
+    on_pull: bool = False  # the run is about a pull request: the PR itself is judged at each head
+    stale_from: str | None = None  # a push made this implement step's change stale while a decision was pending
 
     @classmethod
-    def new(cls, run_id: str, workflow: Workflow, head_sha: str | None = None) -> "Run":
+    def new(cls, run_id: str, workflow: Workflow, head_sha: str | None = None, on_pull: bool = False) -> "Run":
         return cls(id=run_id, workflow=workflow.name, steps={s.id: StepState() for s in workflow.steps},
-                   head_sha=head_sha)
+                   head_sha=head_sha, on_pull=on_pull)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,6 +218,8 @@ def advance(run: Run, signal: Signal, wf: Workflow) -> tuple[Run, list[Action]]:
     actions: list[Action] = []
     if isinstance(signal, Start):
         if run.state == RUNNING and not run.running():
+            if run.on_pull and run.head_sha and not any(st.iteration for st in run.steps.values()):
+                actions.append(ReviewPull(run.head_sha))
             _schedule(run, wf, actions)
     elif isinstance(signal, AgentDone):
         _agent_done(run, wf, signal, actions)
@@ -204,6 +229,8 @@ def advance(run: Run, signal: Signal, wf: Workflow) -> tuple[Run, list[Action]]:
         _command(run, wf, signal, actions)
     elif isinstance(signal, HeadMoved):
         _head_moved(run, wf, signal, actions)
+    elif isinstance(signal, DeliveryRefused):
+        _delivery_refused(run, wf, signal, actions)
     return run, actions
 
 
@@ -387,20 +414,27 @@ def _current(run: Run, wf: Workflow) -> str:
 
 
 def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> None:
+    moved = bool(run.head_sha and cmd.head_sha and cmd.head_sha != run.head_sha)
     if run.state == ESCALATED:
         options = (run.escalation or {}).get("options") or []
         n = 1 if cmd.option is None else cmd.option
         if not 1 <= n <= len(options):
             actions.append(Reply(f"There is no option {n}; choose 1 to {len(options)}."))
             return
+        if moved:  # a push nobody told us of: what it makes stale is redone before the option applies
+            _head_moved(run, wf, HeadMoved(cmd.head_sha or "", cmd.moved), actions)
         _resolve(run, wf, options[n - 1]["action"], cmd, actions, chosen=n)
     elif run.state == WAITING:
-        if run.head_sha and cmd.head_sha and cmd.head_sha != run.head_sha:
-            actions.append(Reply("New commits were pushed since this was summarised; review them first."))
+        if moved:  # the head moved without a push event reaching us: this approval was for other code
+            old = run.head_sha or ""
+            _head_moved(run, wf, HeadMoved(cmd.head_sha or "", cmd.moved), actions)
+            actions.append(Reply(f"`/approve` by @{cmd.actor} was not applied: the pull request's head is "
+                                 f"`{(cmd.head_sha or '')[:7]}`, not `{old[:7]}` as summarised. "
+                                 "Approval is asked again for the new head."))
             return
         step = next(sid for sid, st in run.steps.items() if st.status == "waiting")
         run.steps[step].status = FINISHED
-        run.approval = {"by": cmd.actor, "head_sha": cmd.head_sha or run.head_sha}
+        run.approval = {"by": cmd.actor, "head_sha": run.head_sha}
         run.state = RUNNING
         _schedule(run, wf, actions)
     else:
@@ -414,11 +448,15 @@ def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Ac
                           "choice": (esc.get("options") or [{}])[chosen - 1].get("title", action)})
     run.escalation = None
     actions.append(ResolveEscalation())
+    stale, run.stale_from = run.stale_from, None
     if action == "stop":
         run.state = CANCELLED
         return
     run.state = RUNNING
     step = wf.step(stage)
+    if stale is not None:  # new commits touched the proposed change's files while this waited
+        _redo(run, wf, stale, actions, why="while this waited for a decision, new commits")
+        return
     if action == "retry":
         if esc.get("trigger") == "repeated-rejections":
             run.rejections = 0
@@ -432,22 +470,68 @@ def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Ac
     _schedule(run, wf, actions)
 
 
+def _stale_proposal(run: Run, wf: Workflow, paths: tuple[str, ...] | None) -> str | None:
+    """The first implement step whose finished change set touches ``paths`` (None: any change set, since
+    what the push changed is unknown): its whole-file contents were computed on older code."""
+    for step in wf.steps:
+        st = run.steps[step.id]
+        if step.kind != "implement" or not st.result or st.status == PENDING:
+            continue
+        touched = {str(c.get("path")) for c in st.result.get("changes") or [] if isinstance(c, dict)}
+        if touched and (paths is None or touched & set(paths)):
+            return step.id
+    return None
+
+
+def _redo(run: Run, wf: Workflow, start: str, actions: list[Action], *, why: str) -> None:
+    """Run ``start`` (an implement step) and everything after it again on the run's head, then ask again."""
+    _reopen(run, wf, start, until=wf.steps[-1].id, feedback=None)
+    run.approval = None
+    run.state = RUNNING
+    actions.append(Reply(f"{why[:1].upper()}{why[1:]} (`{(run.head_sha or '')[:7]}`) changed files the proposed change "
+                         f"also changes, so **{wf.step(start).title}** runs again on the new head and is reviewed "
+                         "again before anything is approved."))
+    _schedule(run, wf, actions)
+
+
 def _head_moved(run: Run, wf: Workflow, sig: HeadMoved, actions: list[Action]) -> None:
-    """A push to the PR: any review already given was for other code, so the gate reviews the new head
-    before anything is approved (whether the run waits for approval, runs, or waits on an escalation)."""
-    if sig.sha == run.head_sha:
+    """A push to the PR. The PR itself is judged again at the new head (whatever the run is doing); a proposed
+    change whose files the push touched is made again; an approval request is asked again for the new head."""
+    if sig.sha == run.head_sha or not sig.sha:
         return
     run.head_sha = sig.sha
     if run.state not in (WAITING, RUNNING, ESCALATED):
         return
-    reviewed = [s.id for s in wf.steps if s.kind == "review" and run.steps[s.id].status == FINISHED]
-    if not reviewed:
+    if run.on_pull:
+        actions.append(ReviewPull(sig.sha))
+    if sig.own:
         return
-    last = wf.steps[-1].id
-    _reopen(run, wf, reviewed[-1], until=last, feedback=None)
-    if run.state == WAITING:
-        run.state = RUNNING
-    actions.append(Reply(f"New commits were pushed (`{sig.sha[:7]}`): the earlier review is stale, "
-                         "so the review runs again on the new head before approval."))
-    if run.state == RUNNING:
-        _schedule(run, wf, actions)
+    stale = _stale_proposal(run, wf, sig.paths)
+    if run.state == ESCALATED:
+        if stale is not None and run.stale_from is None:
+            run.stale_from = stale
+            actions.append(Reply(f"New commits were pushed (`{sig.sha[:7]}`) and change files of the proposed change: "
+                                 "whichever option is chosen, the change is made again on the new head first."))
+        return
+    if stale is not None:
+        _redo(run, wf, stale, actions, why="new commits were pushed")
+    elif run.state == WAITING:
+        step = next(sid for sid, st in run.steps.items() if st.status == "waiting")
+        actions.append(AskApproval(step))
+        actions.append(Reply(f"New commits were pushed (`{sig.sha[:7]}`); they do not touch the proposed change's "
+                             "files. An approval given before them does not count: approval is asked again for "
+                             "the new head."))
+
+
+def _delivery_refused(run: Run, wf: Workflow, sig: DeliveryRefused, actions: list[Action]) -> None:
+    """The branch moved between the approval and the commit: nothing newer is overwritten; the change is made
+    again on the new head, reviewed again and approved again."""
+    if run.state != DONE or run.approval is None:
+        return
+    run.head_sha = sig.sha
+    stale = _stale_proposal(run, wf, None)
+    if stale is None:
+        return
+    if run.on_pull:
+        actions.append(ReviewPull(sig.sha))
+    _redo(run, wf, stale, actions, why="the branch moved after the approval: new commits")

@@ -315,7 +315,9 @@ def is_self_or_foreign_bot(event: Event, bot_login: str | None, allowlist: froze
         return bool(bot_login and event.app_slug and f"{event.app_slug}[bot]".lower() == bot_login.lower())
     if isinstance(event, Installation):
         return False
-    actor = event.author if isinstance(event, Comment) else event.sender
+    if isinstance(event, WorkItem) and event.action == "synchronize":
+        return False  # new commits make a pending approval stale whoever pushed them (dependabot, actions, us)
+    actor = event.sender  # who made this delivery: on an edited comment the editor, not the comment's author
     if bot_login and actor.login.lower() == bot_login.lower():
         return True
     return actor.is_bot and actor.login.lower() not in allowlist

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from urllib.parse import quote
 from typing import Any
 
 from gidgethub import BadRequest
@@ -20,28 +19,31 @@ from gidgethub.abc import GitHubAPI
 
 from bot import engine as E
 from bot import render
-from bot.agents import AgentOutcome, AgentRequest, AgentRuntime, RepoContext, Usage
-from bot.catalog import Catalog, Workflow
+from bot import pull_review
+from bot.agents import AgentOutcome, AgentRequest, AgentRuntime, RepoContext, Usage, gate
+from bot.agents.tools import RepoReader
+from bot.catalog import Catalog, Step, Workflow
 from bot.config import RepoConfig
 from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.github import changes
 from bot.github.errors import explain
 from bot.github.writes import create_issue_once, digest, upsert_comment
-from bot.markers import marker, markers_in, with_marker
+from bot.markers import marker
 from bot.store import Posted, RunRecord, StepRecord, Store
 
 log = logging.getLogger(__name__)
 
 ACTIONS: dict[str, type] = {cls.__name__: cls for cls in (
     E.RunAgent, E.PostStep, E.PostSkip, E.PostVerdict, E.FileTechDebt, E.FileTasks, E.Escalate,
-    E.ResolveEscalation, E.AskApproval, E.Finish, E.Reply)}
-GATE_CHECK = "triage-lead / code-review"
+    E.ResolveEscalation, E.AskApproval, E.Finish, E.ReviewPull, E.Reply)}
+PULL_REVIEW_STEP = "pr-review"  # the usage records of the pull request's own review
 # What each write is, for a person reading that GitHub refused it.
 WHAT = {"PostStep": "a step's output", "PostSkip": "a skipped step's note", "PostVerdict": "the review verdict",
         "FileTechDebt": "the tech-debt issues", "FileTasks": "the task issues", "Escalate": "the escalation",
         "ResolveEscalation": "the escalation's label", "AskApproval": "the approval request",
-        "Finish": "delivering the approved change", "Reply": "a reply"}
+        "Finish": "delivering the approved change", "ReviewPull": "the pull request's review",
+        "Reply": "a reply"}
 NEEDS_DECISION = "needs-decision"
 
 
@@ -76,7 +78,7 @@ class LimitReached(Exception):
 class Executor:
     def __init__(self, *, gh: GitHubAPI, store: Store, catalog: Catalog, agents: AgentRuntime,
                  bot_login: str | None = None, max_comments: int = 60, max_issues: int = 15,
-                 config: RepoConfig | None = None, metrics: Metrics | None = None) -> None:
+                 config: RepoConfig | None = None, metrics: Metrics | None = None, app_id: int | None = None) -> None:
         self.gh = gh
         self.store = store
         self.catalog = catalog
@@ -85,6 +87,7 @@ class Executor:
         self.caps = {"comments": max_comments, "issues": max_issues}
         self.config = config or RepoConfig()
         self.metrics = metrics  # None: nothing is recorded (tests that build an Executor themselves)
+        self.app_id = app_id  # this App's id: only its own check runs are ever taken for the bot's
 
     # -- lifecycle --
 
@@ -195,6 +198,12 @@ class Executor:
                                agent=self.catalog.agents[action.agent], step=step, task=step.task, inputs=inputs,
                                feedback=state.run.steps[step.id].feedback, context=self._context(state),
                                flags_wanted={f.name: f.text for f in step.sets})
+        return await self._call_agent_request(state, action, request)
+
+    async def _call_agent_request(self, state: RunState, action: E.RunAgent,
+                                  request: AgentRequest) -> tuple[E.RunAgent, AgentOutcome]:
+        wf = self._wf(state)
+        kind = request.step.kind
         started = time.monotonic()
         try:
             outcome = await self.agents.run(request)
@@ -203,7 +212,7 @@ class Executor:
             outcome = AgentOutcome(result=None, usage=Usage(),
                                    error=f"{action.agent} could not finish: {type(exc).__name__}", error_kind="api-error")
         if self.metrics is not None:
-            self.metrics.step_finished(workflow=wf.name, kind=wf.step(action.step).kind,
+            self.metrics.step_finished(workflow=wf.name, kind=kind,
                                        seconds=time.monotonic() - started, ok=outcome.result is not None)
         return action, outcome
 
@@ -292,62 +301,70 @@ class Executor:
                     raise
         elif isinstance(action, E.AskApproval):
             st = run.steps[action.step]
-            await self._comment(state, marker("approval", rid, st.iteration), render.approval_request(st.result or {}, wf))
+            # One request per head: asked again after a push, as a new comment people see.
+            await self._comment(state, marker("approval", rid, st.iteration, (run.head_sha or "")[:12]),
+                                render.approval_request(st.result or {}, wf, head=run.head_sha if run.on_pull else None))
         elif isinstance(action, E.Finish):
             await self._finish(state, wf)
+        elif isinstance(action, E.ReviewPull):
+            await self._review_pull(state, action)
         elif isinstance(action, E.Reply):
             n = state.data["replies"] = int(state.data.get("replies", 0)) + 1  # never reused, unlike "applied"
             await self._comment(state, marker("reply", rid, n, digest(action.text)), action.text)
 
     async def _verdict(self, state: RunState, wf: Workflow, action: E.PostVerdict) -> None:
+        """The workflow gate's verdict judges the bot's own proposal: a thread comment, never the PR's review or
+        check run (those judge the pull request itself, see :meth:`_review_pull`)."""
         run = state.run
         result = run.steps[action.step].result or {}
         await self._comment(state, marker("verdict", run.id, action.step, action.iteration),
                             render.verdict(wf, action.step, action.iteration, result, rejections=run.rejections))
-        ctx = state.data["ctx"]
-        sha = run.head_sha or ctx.get("head_sha")
-        if not ctx.get("is_pull_request") or not sha:
-            return
+
+    async def _review_pull(self, state: RunState, action: E.ReviewPull) -> None:
+        """The pull request judged at its head as GitHub has it now, once per head SHA."""
         repo, number = self._where(state)
-        approved = result.get("verdict") == "APPROVED"
-        mark = marker("review", run.id, action.step, action.iteration)
-        if await self.store.find_posted(mark) is None and not await self._review_exists(repo, number, mark):
-            body = with_marker(render.verdict(wf, action.step, action.iteration, result, rejections=run.rejections), mark)
-            review = await self._review(repo, number, sha, body, "APPROVE" if approved else "REQUEST_CHANGES")
-            await self.store.remember_posted(Posted(marker=mark, repo=repo, kind="review", github_id=review["id"], number=number))
-        check_mark = marker("check", run.id, action.step, action.iteration)
-        external_id = f"{run.id}:{action.step}:{action.iteration}"
-        if await self.store.find_posted(check_mark) is None and not await self._check_exists(repo, sha, external_id):
-            summary = f"{len(result.get('critical') or [])} critical, {len(result.get('warnings') or [])} warnings"
-            check = await self.gh.post(f"/repos/{repo}/check-runs", data={
-                "name": GATE_CHECK, "head_sha": sha, "status": "completed",
-                "conclusion": "success" if approved else "failure", "external_id": external_id,
-                "output": {"title": f"{result.get('verdict', 'REJECTED')}: {summary}",
-                           "summary": render.clip(str(result.get("summary") or ""), 60_000)}})
-            await self.store.remember_posted(Posted(marker=check_mark, repo=repo, kind="check_run", github_id=check["id"]))
+        if not state.data["ctx"].get("is_pull_request") or not number:
+            return
+        reader = RepoReader(self.gh, repo)
+        pull = await reader.pull(number)
+        sha = str(pull["head"]["sha"])
+        if await pull_review.posted(self.store, repo, number, sha):
+            return
+        files = await reader.pull_files(number)
+        if str((await reader.pull(number))["head"]["sha"]) != sha:
+            # Pushed while we read: this head is already judged by the run's next ReviewPull (or the next
+            # /approve, which asks GitHub for the head); judging files of one head under another's SHA is not.
+            log.info("run %s: %s#%s moved while its files were read; review left to the newer head", state.run.id,
+                     repo, number)
+            return
+        findings = gate.check(None, files)
+        review, why = await self._model_review(state, sha)
+        verdict = pull_review.decide(sha, findings, review, no_model=why)
+        await pull_review.post(self.gh, self.store, repo=repo, number=number, verdict=verdict,
+                               bot_login=self.bot_login, app_id=self.app_id, details_url=pull.get("html_url"))
 
-    async def _review_exists(self, repo: str, number: int, mark: str) -> bool:
-        """A review posted before a crash kept us from recording it (GitHub has no idempotency key)."""
-        key = markers_in(mark)[0]
-        async for review in self.gh.getiter(f"/repos/{repo}/pulls/{number}/reviews?per_page=100"):
-            if key in markers_in(review.get("body") or ""):
-                return True
-        return False
-
-    async def _check_exists(self, repo: str, sha: str, external_id: str) -> bool:
-        """The gate's check run for this iteration, if a crash kept us from recording it."""
-        found = await self.gh.getitem(f"/repos/{repo}/commits/{sha}/check-runs?check_name={quote(GATE_CHECK)}")
-        return any(c.get("external_id") == external_id for c in found.get("check_runs", []))
-
-    async def _review(self, repo: str, number: int, sha: str, body: str, event: str) -> dict[str, Any]:
-        try:
-            return await self.gh.post(f"/repos/{repo}/pulls/{number}/reviews",
-                                      data={"commit_id": sha, "body": body, "event": event})
-        except BadRequest as exc:  # e.g. reviewing the bot's own PR: say it as a plain comment review
-            if exc.status_code != 422:
-                raise
-            return await self.gh.post(f"/repos/{repo}/pulls/{number}/reviews",
-                                      data={"commit_id": sha, "body": body, "event": "COMMENT"})
+    async def _model_review(self, state: RunState, sha: str) -> tuple[dict[str, Any] | None, str]:
+        """(the model's review of the PR's diff, with the gate applied; or None and why no model reviewed it)."""
+        agent = self.catalog.agents.get("code-reviewer")
+        if agent is None:
+            return None, "this repository's catalog has no code-reviewer agent"
+        n = int(state.data.get("pull_reviews", 0)) + 1
+        state.data["pull_reviews"] = n
+        step = Step(id=PULL_REVIEW_STEP, title="PULL REQUEST REVIEW", agent=agent.name, kind="review",
+                    task=f"Review the pull request's own changes at head {sha}: correctness, security (OWASP Top 10), "
+                         "tests, and anything a maintainer must know before merging. Read the diff with "
+                         "get_pull_files.", output="Approval or rejection of the pull request")
+        request = AgentRequest(run_id=state.run.id, step_id=PULL_REVIEW_STEP, iteration=n, agent=agent, step=step,
+                               task=step.task, inputs={}, feedback=None,
+                               context=dataclasses.replace(self._context(state), head_sha=sha))
+        action = E.RunAgent(PULL_REVIEW_STEP, n, agent.name)
+        _, outcome = await self._call_agent_request(state, action, request)
+        await self._record_usage(state, action, outcome)
+        if outcome.result is None:
+            return None, outcome.error or "the model review failed"
+        if outcome.offline:
+            return None, "no model is configured: ANTHROPIC_API_KEY is not set"
+        return outcome.result, ""
 
     async def _tech_debt(self, state: RunState, wf: Workflow, action: E.FileTechDebt) -> None:
         result = state.run.steps[action.step].result or {}
@@ -392,9 +409,14 @@ class Executor:
         proposed = _latest_changes(run, wf)
         pull_url = pushed = None
         if proposed and run.approval:
-            pull_url, pushed = await changes.deliver(self.gh, self.store, run_id=run.id, ctx=ctx, files=proposed,
-                                                     workflow=wf.name, title=ctx.get("title") or wf.title,
-                                                     approved_sha=run.approval.get("head_sha"))
+            try:
+                pull_url, pushed = await changes.deliver(
+                    self.gh, self.store, run_id=run.id, ctx=ctx, files=proposed, workflow=wf.name,
+                    title=ctx.get("title") or wf.title, base_sha=run.approval.get("head_sha") or run.head_sha)
+            except changes.BranchMoved as moved:  # never overwrite what was pushed since: make the change again
+                state.run, actions = E.advance(run, E.DeliveryRefused(moved.sha), wf)
+                state.outbox.extend(dump_action(a) for a in actions)
+                return
         state.data["pull_url"], state.data["pushed"] = pull_url, pushed
         await self._comment(state, marker("done", run.id),
                             render.finished(run, wf, pull_url=pull_url, pushed=pushed, debt=state.data.get("debt", []),

@@ -10,6 +10,7 @@ import re
 
 PREFIX = "triage-lead"
 _MARKER = re.compile(r"<!-- triage-lead:([A-Za-z0-9_.:/#-]+) -->")
+_TRAILING = re.compile(r"<!-- triage-lead:([A-Za-z0-9_.:/#-]+) -->\s*\Z")
 
 
 def marker(*parts: object) -> str:
@@ -21,11 +22,21 @@ def marker(*parts: object) -> str:
 
 
 def with_marker(body: str, mark: str) -> str:
-    return f"{body.rstrip()}\n\n{mark}\n"
+    """``body`` with ``mark`` as its last line. Any marker already in ``body`` (quoted model output, an issue's
+    text, a file's content) is broken first: the only live marker in what the bot posts is its own, at the end."""
+    return f"{neutralise(body).rstrip()}\n\n{mark}\n"
+
+
+def trailing(text: str | None) -> str | None:
+    """The key of the marker that ends ``text``, where :func:`with_marker` puts it; a marker anywhere else
+    (quoted, pasted, forged in the middle of someone's text) is not the bot's."""
+    m = _TRAILING.search(text or "")
+    return m.group(1) if m else None
 
 
 def markers_in(text: str) -> list[str]:
-    """Every marker key in ``text`` (used to find the bot's own comments)."""
+    """Every marker key in ``text`` (for tests and tools that list what was posted; to recognise the bot's own
+    text, use :func:`trailing` on something its own account wrote)."""
     return _MARKER.findall(text or "")
 
 

@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
 
 from gidgethub import BadRequest
@@ -22,10 +23,11 @@ from bot.agents import AgentRuntime, Budget, ModelMap
 from bot.catalog import Catalog
 from bot.repo_view import RepoView, RepoViews
 from bot.executor import Executor, RunState
+from bot.github.changes import made_by_run
 from bot.github.contents import Unreadable
 from bot.github.writes import create_issue_once, digest, upsert_comment
 from bot.github.client import GitHubApp
-from bot.markers import marker, markers_in
+from bot.markers import marker, trailing
 from bot.logs import secrets as logged_secrets
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -86,7 +88,7 @@ async def process(job: Job, deps: Deps) -> None:
 def _own_task(event: events.Event, deps: Deps) -> bool:
     """An issue the bot itself opened for a long-running project's task: that one it does work on."""
     return (isinstance(event, events.WorkItem) and event.action == "opened" and not event.is_pull_request
-            and event.sender.login == deps.bot_login and any(k.startswith("task:") for k in markers_in(event.body)))
+            and event.sender.login == deps.bot_login and (trailing(event.body) or "").startswith("task:"))
 
 
 # ---- runs ----------------------------------------------------------------------------------
@@ -107,7 +109,7 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
                           budget=budget, concurrency=deps.model_slots, secrets=secrets, **deps.agent_options)
     return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
                     max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run,
-                    config=cfg, metrics=deps.metrics)
+                    config=cfg, metrics=deps.metrics, app_id=deps.settings.app_id)
 
 
 def secret_values(settings: Settings) -> tuple[str, ...]:
@@ -128,7 +130,8 @@ async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, repo: str, number
                     decision: triage.Decision, ctx: dict[str, Any]) -> RunState:
     view = await deps.view(gh, repo, ctx.get("default_branch") or "main")
     wf = view.catalog.workflows[decision.workflow or ""]
-    run = engine.Run.new(run_id, wf, head_sha=ctx.get("head_sha"))
+    run = engine.Run.new(run_id, wf, head_sha=ctx.get("head_sha") or await _branch_head(gh, repo, ctx.get("default_branch")),
+                         on_pull=bool(ctx.get("is_pull_request")))
     data = {"run": run.to_dict(), "ctx": ctx, "announce": triage.announce(decision, view.catalog),
             "decision": decision.to_json(), "outbox": [], "mention": view.config.mention_line()}
     record = RunRecord(id=run_id, thread=f"{repo}#{number}", repo=repo, number=number, installation_id=installation_id,
@@ -146,6 +149,45 @@ async def resume(gh: GitHubAPI, deps: Deps, record: RunRecord, signal: engine.Si
 
 
 # ---- issues and pull requests --------------------------------------------------------------
+
+async def _read(gh: GitHubAPI, url: str, *, absent: tuple[int, ...]) -> Any:
+    """GET ``url``; None when GitHub answers one of the ``absent`` statuses (what there is not to read)."""
+    try:
+        return await gh.getitem(url)
+    except BadRequest as exc:
+        if exc.status_code in absent:
+            return None
+        raise
+
+
+async def _branch_head(gh: GitHubAPI, repo: str, branch: str | None) -> str | None:
+    """The commit a run on an issue reads and builds on: the default branch's head when it starts. None for an
+    empty repository (no branch yet): then there is nothing to pin."""
+    ref = await _read(gh, f"/repos/{repo}/git/ref/heads/{quote(branch or 'main', safe='/')}", absent=(404, 409))
+    return str(((ref or {}).get("object") or {}).get("sha") or "") or None
+
+
+async def changed_since(gh: GitHubAPI, repo: str, old: str | None, new: str) -> tuple[str, ...] | None:
+    """The files the commits from ``old`` to ``new`` change; None when GitHub cannot say (no old head, a
+    force-push that dropped it, or more files than a comparison lists), which counts as "maybe all"."""
+    if not old:
+        return None
+    found = await _read(gh, f"/repos/{repo}/compare/{old}...{new}?per_page=100", absent=(404, 422)) or {}
+    files = found.get("files")
+    if found.get("status") not in ("ahead", "identical") or not isinstance(files, list) or len(files) >= 300:
+        return None
+    paths = {str(f.get("filename")) for f in files if isinstance(f, dict)}
+    paths |= {str(f["previous_filename"]) for f in files if isinstance(f, dict) and f.get("previous_filename")}
+    return tuple(sorted(paths))
+
+
+async def _own_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, run_id: str) -> bool:
+    """The head is this run's own delivered fix: pushed by this App and carrying the run's trailer (a trailer
+    anyone can type; the pusher being the App is what makes it ours)."""
+    if not deps.bot_login or item.sender.login.lower() != deps.bot_login.lower() or not item.head_sha:
+        return False
+    commit = await gh.getitem(f"/repos/{item.repo}/git/commits/{item.head_sha}")
+    return made_by_run(str(commit.get("message") or ""), run_id)
 
 async def _pull_paths(gh: GitHubAPI, repo: str, number: int) -> list[str]:
     return [f["filename"] async for f in gh.getiter(f"/repos/{repo}/pulls/{number}/files?per_page=100")][:300]
@@ -202,7 +244,10 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
     active = await deps.store.active_run(item.thread)
     if item.action == "synchronize":
         if active is not None and item.head_sha:
-            await resume(gh, deps, active, engine.HeadMoved(item.head_sha), item.delivery_id)
+            old = (active.data.get("run") or {}).get("head_sha")
+            own = await _own_push(gh, deps, item, active.id)
+            paths = None if own else await changed_since(gh, item.repo, old, item.head_sha)
+            await resume(gh, deps, active, engine.HeadMoved(item.head_sha, paths, own), item.delivery_id)
         else:
             log.info("%s: push with no workflow running; nothing to re-review", item.thread)
         return
@@ -309,9 +354,17 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
                 body += "\n\n" + render.context_document(state.run, wf)
             await _reply(gh, deps, c, key, body)
         return
-    role = await role_of(gh, c.repo, c.author.login)
+    # Whoever made this delivery commands: on an edit that is the editor (GitHub lets an App or an admin edit
+    # anyone's comment), never the comment's author.
+    actor = c.sender.login
+    role = await role_of(gh, c.repo, actor)
     if not commands.may_run(cmd.name, role):
-        await _reply(gh, deps, c, key, render.refusal(c.author.login, cmd.name, role))
+        await _reply(gh, deps, c, key, render.refusal(actor, cmd.name, role))
+        return
+    acted = marker("acted", c.repo, c.comment_id, digest(cmd.name, cmd.arg))
+    if await deps.store.find_posted(acted) is not None:
+        log.info("%s: /%s of comment %s was acted on already; an edit does not run it twice", c.thread, cmd.name,
+                 c.comment_id)
         return
     await gh.post(f"/repos/{c.repo}/issues/comments/{c.comment_id}/reactions", data={"content": "eyes"})
     if cmd.name == "retry" and await _requeue_failed(deps, c.thread):
@@ -320,12 +373,29 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
     if active is None:
         await _reply(gh, deps, c, key, f"No triage-lead workflow is running on this thread, so `/{cmd.name}` has nothing to act on.")
         return
-    head = None
+    head, moved = None, None
     if c.is_pull_request:
-        head = (await gh.getitem(f"/repos/{c.repo}/pulls/{c.number}"))["head"]["sha"]
-    signal = engine.Command(cmd.name, c.author.login, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
-                            head_sha=head)
+        pull = await gh.getitem(f"/repos/{c.repo}/pulls/{c.number}")
+        head = str(pull["head"]["sha"])  # the head now, not the one a lost push event would have told us
+        if cmd.name == "approve" and await _author_may_not_approve(gh, deps, c, actor, pull):
+            await _reply(gh, deps, c, key, f"@{actor} opened this pull request, and this repository's configuration "
+                         "(`approval: {not_author: true}`) asks someone else to approve the bot's change to it.")
+            return
+        old = (active.data.get("run") or {}).get("head_sha")
+        if old and head != old:
+            moved = await changed_since(gh, c.repo, old, head)
+    signal = engine.Command(cmd.name, actor, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
+                            head_sha=head, moved=moved)
     await resume(gh, deps, active, signal, f"{c.delivery_id}:{cmd.name}:{cmd.arg}")
+    await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
+
+
+async def _author_may_not_approve(gh: GitHubAPI, deps: Deps, c: events.Comment, actor: str,
+                                  pull: dict[str, Any]) -> bool:
+    """Separation of duties, when the repository asks for it: a PR's author does not approve the bot's change."""
+    view = await deps.view(gh, c.repo, str((pull.get("base") or {}).get("repo", {}).get("default_branch") or "main"))
+    author = str((pull.get("user") or {}).get("login") or "")
+    return view.config.approval_not_author and author.lower() == actor.lower()
 
 
 # ---- CI failures ---------------------------------------------------------------------------

@@ -196,6 +196,35 @@ def verdict(wf: Workflow, step_id: str, iteration: int, result: Mapping[str, Any
     return clip("\n".join(parts))
 
 
+def pull_verdict(*, sha: str, headline: str, findings: list[Mapping[str, Any]], review: Mapping[str, Any] | None,
+                 covered: tuple[str, ...], no_model: str = "") -> str:
+    """The pull request's own verdict at one head: what the checks found, what the model said, and what was
+    covered, so a pass is never read as more than it is. Locations are file names the PR's author chose: inert."""
+    own = {str(f.get("text")) for f in findings}
+    lines = [f"## triage-lead review of `{sha[:12]}`: {headline}", "", "**Deterministic checks** (MUST PASS):"]
+    for f in findings:
+        where = f.get("path") and (f"{f['path']}:{f['line']}" if f.get("line") else str(f["path"]))
+        text = str(f.get("text", ""))
+        if where and text.startswith(f"{where}: "):
+            text = text[len(where) + 2:]
+        lines.append(f"- {'❌' if f.get('severity') == 'critical' else '⚠️'} "
+                     + (f"`{code_span(str(where))}`: " if where else "") + code_span(text, 1_000))
+    if not findings:
+        lines.append("- none failed")
+    lines += ["", "They cover: " + "; ".join(covered) + "."]
+    if review is None:
+        lines += ["", f"**No model reviewed this change**: `{code_span(no_model or 'no model is configured')}`. Passing "
+                      "the checks above is not an approval: a person must review the pull request."]
+    else:
+        lines += ["", f"**Model review**: {review.get('verdict', 'REJECTED')}", ""]
+        for title, key in (("Critical", "critical"), ("Warnings", "warnings"), ("Suggestions", "suggestions")):
+            items = [i for i in review.get(key) or [] if isinstance(i, Mapping) and str(i.get("text")) not in own]
+            if items:
+                lines += [*_findings(title, items), ""]
+        lines.append(_fold(str(review.get("summary") or "")))
+    return clip("\n".join(lines))
+
+
 def escalation(run: Run, wf: Workflow, mention: str = "") -> str:
     """The spec's escalation format, with the commands that answer it."""
     esc = run.escalation or {}
@@ -213,12 +242,15 @@ def escalation(run: Run, wf: Workflow, mention: str = "") -> str:
         f"{mention}Reply `/approve N` to choose option N (`/approve` alone takes option 1), or `/cancel`.".strip()]))
 
 
-def approval_request(result: Mapping[str, Any], wf: Workflow) -> str:
-    """The Lead's summary in the shape of the spec's Step 5 example, asking for /approve."""
+def approval_request(result: Mapping[str, Any], wf: Workflow, *, head: str | None = None) -> str:
+    """The Lead's summary in the shape of the spec's Step 5 example, asking for /approve (for ``head``, on a PR:
+    an approval holds for that commit only)."""
     parts = ["#### APPROVAL · `principal-software-engineer`", "", str(result.get("summary") or "")]
     if result.get("deployment_plan"):
         parts += ["", "**Plan**", str(result["deployment_plan"])]
     parts += ["", "Ready to proceed. Shall I? A maintainer comments `/approve` to go on, or `/escalate` / `/cancel`."]
+    if head:
+        parts += [f"This is for the pull request at `{head[:12]}`; a push after it makes the approval stale."]
     return clip("\n".join(parts))
 
 

@@ -384,7 +384,8 @@ async def test_retry_does_not_replay_another_maintainers_stale_approve_after_a_p
         bot: Any, sandbox: Any, team: HookTeam) -> None:
     """alice's `/approve` of head X fails (the failure note says so, publicly). The fork author pushes Y; the
     review runs again and waits for approval. bob comments `/retry` (as the note invites): alice's old
-    `/approve` job runs again, reads the PR's head *now* (Y) and approves Y, which nobody approved."""
+    `/approve` job runs again, reads the PR's head *now* (Y) and approves Y, which nobody approved. (The push is
+    judged as the pull request's own verdict, and approval is asked again for Y.)"""
     rt, _ = bot
     for who in ("alice", "bob"):
         sandbox.set_permission(REPO, who, "write")
@@ -405,7 +406,7 @@ async def test_retry_does_not_replay_another_maintainers_stale_approve_after_a_p
     sync["pull_request"]["head"]["sha"] = new_head
     await send(bot, sandbox, "pull_request", sync)
     await rt.jobs.drained(30)
-    assert any("the earlier review is stale" in c["body"] for c in sandbox.comments(REPO, 113))
+    assert any("approval is asked again" in c["body"] for c in sandbox.comments(REPO, 113))
     await send(bot, sandbox, "issue_comment", comment_on(sandbox, 113, "/retry", login="bob",
                                                          comment_id=11302, pull=True))
     await rt.jobs.drained(30)

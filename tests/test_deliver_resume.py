@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from gidgethub import BadRequest, GitHubBroken
 
-from bot.github.changes import RUN_TRAILER, deliver, trailers
+from bot.github.changes import RUN_TRAILER, BranchMoved, deliver, trailers
 from bot.github.client import GitHub
 from bot.markers import marker
 from bot.sandbox.github import SandboxGitHub
@@ -97,7 +97,7 @@ def head(sandbox: LosingSandbox, branch: str) -> str:
 
 async def push_fix(gh: GitHub, store: Store, approved: str) -> str | None:
     _, pushed = await deliver(gh, store, run_id=RUN, ctx=PR_CTX, files=FILES, workflow="error-investigation",
-                              title="Fix the failing check", approved_sha=approved)
+                              title="Fix the failing check", base_sha=approved)
     return pushed
 
 
@@ -152,10 +152,10 @@ async def test_a_branch_moved_by_someone_else_still_refuses_the_fix(
     sandbox.set_file(REPO, "a.txt", "a\n", ref=BRANCH, message=f"Mentions {RUN_TRAILER}: {RUN}\n\nin passing")
     sandbox.set_file(REPO, "b.txt", "b\n", ref=BRANCH, message=f"Another run's fix\n\n{RUN_TRAILER}: other-run")
     theirs = head(sandbox, BRANCH)
-    with pytest.raises(BadRequest) as refused:
+    with pytest.raises(BranchMoved) as refused:
         await push_fix(gh, store, approved)
-    assert refused.value.status_code == 422
-    assert head(sandbox, BRANCH) == theirs and len(sandbox.written("commit")) == 1
+    assert refused.value.sha == theirs  # the run makes its change again on this head
+    assert head(sandbox, BRANCH) == theirs and sandbox.written("commit") == []
     assert await store.find_posted(marker("delivered", RUN)) is None
 
 

@@ -141,14 +141,60 @@ def test_model_escalation_offers_its_options_and_records_the_choice() -> None:
     assert kinds(actions) == ["Reply"]
 
 
-def test_push_makes_a_pending_approval_stale_and_reruns_the_review() -> None:
-    w = wf("backend-feature")
-    run, _ = drive(E.Run.new("r", w, head_sha="a" * 40), w, {})
+A, B = "a" * 40, "b" * 40
+CHANGED = ("app/fix.py",)  # the scripted implementer's change set (tests/test_engine's ok() has none: see impl())
+
+
+def impl() -> dict[str, Any]:
+    return ok(changes=[{"path": "app/fix.py", "content": "x = 1\n", "reason": "r"}], notes="")
+
+
+def waiting_on_pull(name: str = "backend-feature") -> tuple[E.Run, Any]:
+    w = wf(name)
+    run, _ = drive(E.Run.new("r", w, head_sha=A, on_pull=True), w, {"implementation": [impl()], "fix": [impl()]})
     assert run.state == E.WAITING
-    run, actions = E.advance(run, E.HeadMoved("b" * 40), w)
-    assert run.state == E.RUNNING and kinds(actions)[:2] == ["Reply", "RunAgent:review"]
-    run, actions = E.advance(run, E.Command("approve", "m", head_sha="a" * 40), w)
-    assert kinds(actions) == ["Reply"]  # not waiting any more
+    return run, w
+
+
+def test_a_run_on_a_pull_request_judges_the_pull_request_first_and_only_there() -> None:
+    w = wf("backend-feature")
+    _, actions = E.advance(E.Run.new("r", w, head_sha=A, on_pull=True), E.Start(), w)
+    assert kinds(actions)[0] == "ReviewPull" and actions[0].sha == A
+    _, actions = E.advance(E.Run.new("r", w, head_sha=A), E.Start(), w)
+    assert "ReviewPull" not in kinds(actions)
+
+
+def test_a_push_that_misses_the_proposed_files_asks_for_approval_again_for_the_new_head() -> None:
+    run, w = waiting_on_pull()
+    run, actions = E.advance(run, E.HeadMoved(B, paths=("README.md",)), w)
+    assert run.state == E.WAITING and run.head_sha == B
+    assert kinds(actions) == ["ReviewPull", "AskApproval:approval", "Reply"]
+    run, actions = E.advance(run, E.Command("approve", "m", head_sha=B), w)
+    assert run.state == E.DONE and run.approval == {"by": "m", "head_sha": B}
+
+
+def test_a_push_that_touches_the_proposed_files_makes_the_implementer_run_again() -> None:
+    for paths in (CHANGED, None):  # None: GitHub could not say what changed (a force-push)
+        run, w = waiting_on_pull()
+        run, actions = E.advance(run, E.HeadMoved(B, paths=paths), w)
+        assert run.state == E.RUNNING and kinds(actions) == ["ReviewPull", "Reply", "RunAgent:implementation"]
+        assert run.steps["approval"].status == E.PENDING and run.approval is None
+
+
+def test_the_apps_own_push_makes_nothing_stale() -> None:
+    run, w = waiting_on_pull()
+    run, actions = E.advance(run, E.HeadMoved(B, paths=CHANGED, own=True), w)
+    assert run.state == E.WAITING and kinds(actions) == ["ReviewPull"]
+
+
+def test_a_head_that_moved_without_a_push_event_is_handled_at_approve() -> None:
+    run, w = waiting_on_pull()
+    run, actions = E.advance(run, E.Command("approve", "m", head_sha=B, moved=CHANGED), w)
+    assert run.state == E.RUNNING and run.approval is None and run.head_sha == B
+    assert "RunAgent:implementation" in kinds(actions) and "not applied" in actions[-1].text
+    run, w = waiting_on_pull()
+    run, actions = E.advance(run, E.Command("approve", "m", head_sha=B, moved=("docs/x.md",)), w)
+    assert run.state == E.WAITING and kinds(actions)[:2] == ["ReviewPull", "AskApproval:approval"]
 
 
 def test_cancel_and_commands_on_a_finished_run() -> None:
@@ -190,14 +236,35 @@ def test_a_failure_in_one_parallel_step_does_not_wedge_the_other() -> None:
     assert sorted(a.step for a in actions if isinstance(a, E.RunAgent)) == ["architecture", "research"]
 
 
-def test_a_push_while_escalated_reopens_the_review() -> None:
+def test_a_push_while_escalated_is_judged_and_redoes_a_stale_change_before_the_option_applies() -> None:
     w = wf("security-fix")
-    run, _ = drive(E.Run.new("r", w, head_sha="a" * 40), w, {"validation": [ok(passed=False)]})
-    assert run.state == E.ESCALATED and run.steps["review"].status == E.FINISHED
-    run, actions = E.advance(run, E.HeadMoved("b" * 40), w)
-    assert run.state == E.ESCALATED and run.steps["review"].status == E.PENDING  # reviewed again once resumed
-    run, actions = E.advance(run, E.Command("approve", "m", option=2), w)  # "skip this step and continue"
-    assert "RunAgent:review" in kinds(actions) and run.state == E.RUNNING
+    no = review("REJECTED", critical=[{"text": "x"}])
+    start = E.Run.new("r", w, head_sha=A, on_pull=True)
+    run, _ = drive(start, w, {"implementation": [impl()] * 3, "review": [no, no, no]})
+    assert run.state == E.ESCALATED and run.escalation["trigger"] == "repeated-rejections"  # type: ignore[index]
+    moved, actions = E.advance(run, E.HeadMoved(B, paths=CHANGED), w)
+    assert moved.state == E.ESCALATED and kinds(actions) == ["ReviewPull", "Reply"]
+    done, actions = E.advance(moved, E.Command("approve", "m", option=1, head_sha=B), w)  # "accept with findings"
+    assert done.state == E.RUNNING and kinds(actions)[-1] == "RunAgent:implementation"
+    # untouched files: the option applies as chosen, and the head is still judged
+    moved, actions = E.advance(run, E.HeadMoved(B, paths=("README.md",)), w)
+    assert kinds(actions) == ["ReviewPull"]
+    done, actions = E.advance(moved, E.Command("approve", "m", option=1, head_sha=B), w)
+    assert "RunAgent:implementation" not in kinds(actions) and "RunAgent:validation" in kinds(actions)
+    # a push nobody reported, seen at /approve: the same before the option applies
+    done, actions = E.advance(run, E.Command("approve", "m", option=1, head_sha=B, moved=CHANGED), w)
+    assert kinds(actions)[0] == "ReviewPull" and kinds(actions)[-1] == "RunAgent:implementation"
+
+
+def test_a_refused_delivery_makes_the_change_again_on_the_new_head() -> None:
+    run, w = waiting_on_pull("error-investigation")
+    run, _ = E.advance(run, E.Command("approve", "m", head_sha=A), w)
+    assert run.state == E.DONE
+    run, actions = E.advance(run, E.DeliveryRefused(B), w)
+    assert run.state == E.RUNNING and run.head_sha == B and run.approval is None
+    assert kinds(actions) == ["ReviewPull", "Reply", "RunAgent:fix"]
+    again, actions = E.advance(run, E.DeliveryRefused("c" * 40), w)  # only a finished, approved run is redone
+    assert actions == [] and again.head_sha == B
 
 
 def test_retry_after_repeated_rejections_is_recorded_as_the_retry_option() -> None:

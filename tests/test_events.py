@@ -62,14 +62,40 @@ def test_bots_are_recognised_by_account_type_not_suffix() -> None:
     p = load_fixture("issue_comment.created.json")
     human_named_like_bot = copy.deepcopy(p)
     human_named_like_bot["comment"]["user"] |= {"login": "robot[bot]", "type": "User"}
+    human_named_like_bot["sender"] = human_named_like_bot["comment"]["user"]
     e = events.parse("issue_comment", human_named_like_bot, "x")
     assert not events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset())  # type: ignore[arg-type]
     other_bot = copy.deepcopy(p)
     other_bot["comment"]["user"] |= {"login": "renovate", "type": "Bot"}
+    other_bot["sender"] = other_bot["comment"]["user"]
     e = events.parse("issue_comment", other_bot, "x")
     assert events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset())  # type: ignore[arg-type]
     assert not events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset({"renovate"}))  # type: ignore[arg-type]
     own = copy.deepcopy(p)
     own["comment"]["user"] |= {"login": "triage-lead[bot]", "type": "Bot"}
+    own["sender"] = own["comment"]["user"]
     e = events.parse("issue_comment", own, "x")
     assert events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset({"triage-lead[bot]"}))  # type: ignore[arg-type]
+
+
+def test_the_editor_of_a_comment_is_who_commands_not_its_author() -> None:
+    """GitHub lets an App (or an admin) edit anyone's comment: the edit is the sender's, whoever wrote the rest."""
+    p = load_fixture("issue_comment.created.json") | {"action": "edited", "changes": {"body": {"from": "lgtm"}}}
+    p["comment"]["user"] |= {"login": "maintainer", "type": "User"}
+    p["sender"] = {**p["sender"], "login": "some-app[bot]", "type": "Bot"}
+    e = events.parse("issue_comment", p, "x")
+    assert events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset())  # type: ignore[arg-type]
+    p["sender"] = {**p["sender"], "login": "maintainer", "type": "User"}
+    p["comment"]["user"] |= {"login": "renovate[bot]", "type": "Bot"}  # a person editing a bot's comment
+    assert not events.is_self_or_foreign_bot(events.parse("issue_comment", p, "x"), "triage-lead[bot]",  # type: ignore[arg-type]
+                                             frozenset())
+
+
+def test_a_push_is_never_dropped_as_a_bots_event() -> None:
+    p = load_fixture("pull_request.opened.json") | {"action": "synchronize"}
+    p["sender"] = {**p["sender"], "login": "dependabot[bot]", "type": "Bot"}
+    assert not events.is_self_or_foreign_bot(events.parse("pull_request", p, "x"), "triage-lead[bot]",  # type: ignore[arg-type]
+                                             frozenset())
+    opened = p | {"action": "opened"}
+    assert events.is_self_or_foreign_bot(events.parse("pull_request", opened, "x"), "triage-lead[bot]",  # type: ignore[arg-type]
+                                         frozenset())

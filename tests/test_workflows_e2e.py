@@ -247,17 +247,20 @@ def pr_payload(sandbox: Any, number: int, labels: list[str]) -> dict[str, Any]:
 async def test_push_after_summary_makes_approval_stale(bot: Any, sandbox: Any, team: Team) -> None:
     sandbox.set_permission(REPO, "maintainer", "write")
     p = pr_payload(sandbox, 20, ["api"])
+    first = p["pull_request"]["head"]["sha"]
     await send(bot, sandbox, "pull_request", p)
     assert posts(sandbox, 20)[-1] == "approval"
-    assert [w.data["event"] for w in sandbox.writes if w.kind == "review"] == ["APPROVE"]
-    checks = [w for w in sandbox.writes if w.kind == "check_run"]
-    assert checks and checks[0].data["name"] == "triage-lead / code-review" and checks[0].data["conclusion"] == "success"
+    # The pull request is judged at its head; the gate's verdict on the bot's own change stays on the thread.
+    assert [(w.data["event"], w.data["commit_id"]) for w in sandbox.writes if w.kind == "review"] == [("APPROVE", first)]
+    checks = [w.data for w in sandbox.writes if w.kind == "check_run"]
+    assert [(c["name"], c["head_sha"], c["conclusion"]) for c in checks] == [("triage-lead / code-review", first, "success")]
     new_head = sandbox.set_file(REPO, "README.md", "changed\n", ref=p["pull_request"]["head"]["ref"])
     sync = copy.deepcopy(p) | {"action": "synchronize"}
     sync["pull_request"]["head"]["sha"] = new_head
     await send(bot, sandbox, "pull_request", sync)
-    assert any("the earlier review is stale" in c["body"] for c in sandbox.comments(REPO, 20))
-    assert "verdict:review:2" in posts(sandbox, 20)
+    assert any("approval is asked again" in c["body"] for c in sandbox.comments(REPO, 20))
+    assert [w.data["commit_id"] for w in sandbox.writes if w.kind == "review"] == [first, new_head]
+    assert f"`{new_head[:12]}`" in sandbox.comments(REPO, 20)[-2]["body"]  # the new request names the new head
     await send(bot, sandbox, "issue_comment", comment_payload(20, "/approve", pull=True))
     assert posts(sandbox, 20)[-1] == "done"
     assert (sandbox.file_content(REPO, "app/fix.py", ref=p["pull_request"]["head"]["ref"]) is None)  # a draft PR, not a push

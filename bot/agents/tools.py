@@ -160,7 +160,7 @@ def _schema(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, 
 
 
 _NUM = {"type": "integer", "minimum": 1}
-_REF = {"type": "string", "description": "branch, tag or commit sha; default: the default branch"}
+_REF = {"type": "string", "description": "branch, tag or commit sha; default: the commit this run works on"}
 DEFINITIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "read_file": ("Read a text file of the repository.",
                   _schema({"path": {"type": "string"}, "ref": _REF}, ("path",))),
@@ -178,7 +178,8 @@ DEFINITIONS: dict[str, tuple[str, dict[str, Any]]] = {
                          _schema({"check_run_id": _NUM}, ("check_run_id",))),
     "get_job_log": ("The failing part of a GitHub Actions log: give a workflow run_id (its failed jobs) "
                     "or a job_id (also a check run id).", _schema({"run_id": _NUM, "job_id": _NUM})),
-    "list_commits": ("Recent commits, newest first, optionally only those touching a path or from a sha.",
+    "list_commits": ("Recent commits, newest first (from the commit this run works on, or from `sha`), "
+                     "optionally only those touching a path.",
                      _schema({"path": {"type": "string"}, "sha": {"type": "string"}})),
     "find_related_issues": ("Search the repository's issues and pull requests (GitHub issue search syntax).",
                             _schema({"query": {"type": "string"}}, ("query",))),
@@ -188,10 +189,14 @@ DEFINITIONS: dict[str, tuple[str, dict[str, Any]]] = {
 class Tools:
     """The tools one agent may use (its ``tools`` front matter), as API definitions and callables."""
 
-    def __init__(self, reader: RepoReader, allowed: Iterable[str], max_bytes: int = 20_000) -> None:
+    def __init__(self, reader: RepoReader, allowed: Iterable[str], max_bytes: int = 20_000,
+                 pinned: str | None = None) -> None:
         self.reader = reader
         self.names = tuple(n for n in dict.fromkeys(allowed) if n in DEFINITIONS)
         self.max_bytes = max_bytes
+        # The run's commit: reads default to it, so a change is computed on the code it will be committed on,
+        # never on a branch that moved meanwhile.
+        self.pinned = pinned
 
     def definitions(self) -> list[dict[str, Any]]:
         """This agent's tool definitions for the Messages API, in a stable order."""
@@ -221,13 +226,13 @@ class Tools:
         return fence(label, bound(text, self.max_bytes)), False
 
     async def _read_file(self, path: str, ref: str | None = None) -> str:
-        data = await self.reader.contents(path, ref)
+        data = await self.reader.contents(path, ref or self.pinned)
         if isinstance(data, list):
             return f"{path} is a directory:\n{_listing(data)}"
         return _decode(data)
 
     async def _list_directory(self, path: str = "", ref: str | None = None) -> str:
-        data = await self.reader.contents(path, ref)
+        data = await self.reader.contents(path, ref or self.pinned)
         return _listing(data) if isinstance(data, list) else f"{path} is a file ({data.get('size', 0)} bytes)"
 
     async def _search_code(self, query: str) -> str:
@@ -267,7 +272,7 @@ class Tools:
         return "\n\n".join(f"=== {name} ===\n{logs.excerpt(text)}" for name, text in jobs) or "no jobs"
 
     async def _list_commits(self, path: str | None = None, sha: str | None = None) -> str:
-        return format_commits(await self.reader.commits(path, sha))
+        return format_commits(await self.reader.commits(path, sha or self.pinned))
 
     async def _find_related_issues(self, query: str) -> str:
         found = await self.reader.search_issues(query)

@@ -27,6 +27,15 @@ LOOKBACK = 20
 _TRAILER_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*)\s*:\s*(.*)")
 
 
+class BranchMoved(Exception):
+    """The pull request's branch is no longer where the approved change was made: committing it now would
+    revert what was pushed since, so it is not committed. ``sha``: the branch's head now."""
+
+    def __init__(self, branch: str, sha: str) -> None:
+        super().__init__(f"{branch} moved to {sha[:7]} since the approval")
+        self.sha = sha
+
+
 def commit_message(title: str, body: str, run_id: str) -> str:
     """``title``, ``body``, then the trailer paragraph (last, as ``git interpret-trailers`` expects)."""
     return f"{title}\n\n{body}\n\n{RUN_TRAILER}: {run_id}\n"
@@ -72,6 +81,10 @@ async def _commit(gh: GitHubAPI, repo: str, parent: str, files: list[dict[str, s
     return str(commit["sha"])
 
 
+async def _head_of(gh: GitHubAPI, repo: str, branch: str) -> str:
+    return str((await gh.getitem(f"/repos/{repo}/git/ref/heads/{branch}"))["object"]["sha"])
+
+
 async def _push_fix(gh: GitHubAPI, repo: str, branch: str, sha: str, run_id: str) -> str:
     """Non-forced: a branch that moved since the approval is never overwritten. A 422 may still be our own
     update (a racing attempt of this step, or a lost answer retried after someone pushed on top): look once."""
@@ -82,26 +95,31 @@ async def _push_fix(gh: GitHubAPI, repo: str, branch: str, sha: str, run_id: str
         if exc.status_code != 422:
             raise
         if (ours := await _delivered(gh, repo, branch, run_id)) is None:
-            raise
+            raise BranchMoved(branch, await _head_of(gh, repo, branch)) from exc
         return ours
 
 
 async def _push_to_pull(gh: GitHubAPI, repo: str, branch: str, run_id: str, files: list[dict[str, str]],
-                        message: str, approved_sha: str | None) -> str:
-    """The fix commit on a same-repository PR's branch, or the one an earlier attempt already put there."""
+                        message: str, base_sha: str | None) -> str:
+    """The fix commit on a same-repository PR's branch, or the one an earlier attempt already put there. It is
+    made on the commit the change was computed and approved on and must fast-forward the branch."""
     if (ours := await _delivered(gh, repo, branch, run_id)) is not None:
         return ours
-    head = approved_sha or (await gh.getitem(f"/repos/{repo}/git/ref/heads/{branch}"))["object"]["sha"]
-    sha = await _commit(gh, repo, head, files, message)
+    head = await _head_of(gh, repo, branch)
+    if base_sha and head != base_sha:
+        raise BranchMoved(branch, head)  # no commit made: the same answer the ref update would give
+    sha = await _commit(gh, repo, base_sha or head, files, message)
     return await _push_fix(gh, repo, branch, sha, run_id)
 
 
 async def _branch_for_pull(gh: GitHubAPI, repo: str, branch: str, base: str, run_id: str,
-                           files: list[dict[str, str]], message: str) -> None:
-    """The bot's own branch holding the change, made once: an earlier attempt's commit is kept as it is."""
+                           files: list[dict[str, str]], message: str, base_sha: str | None) -> None:
+    """The bot's own branch holding the change, made once: an earlier attempt's commit is kept as it is. It
+    starts from the commit the run read (``base_sha``), not the default branch's newest: whatever was merged
+    since shows as a conflict in the pull request instead of being silently reverted by whole-file contents."""
     if await _delivered(gh, repo, branch, run_id) is not None:
         return
-    head = (await gh.getitem(f"/repos/{repo}/git/ref/heads/{base}"))["object"]["sha"]
+    head = base_sha or await _head_of(gh, repo, base)
     sha = await _commit(gh, repo, head, files, message)
     try:
         await gh.post(f"/repos/{repo}/git/refs", data={"ref": f"refs/heads/{branch}", "sha": sha})
@@ -112,11 +130,12 @@ async def _branch_for_pull(gh: GitHubAPI, repo: str, branch: str, base: str, run
 
 
 async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, Any], files: list[dict[str, str]],
-                  workflow: str, title: str, approved_sha: str | None = None) -> tuple[str | None, str | None]:
-    """Returns (draft PR url, pushed commit) — one of them — for the approved ``files``.
+                  workflow: str, title: str, base_sha: str | None = None) -> tuple[str | None, str | None]:
+    """Returns (draft PR url, pushed commit) — one of them — for the approved ``files``, committed on
+    ``base_sha``, the commit the run read and the approval was given for.
 
-    A fix for a PR is committed on the head the approval was given for: if the branch moved since, the
-    non-forced ref update fails rather than overwrite newer work with contents computed for older code."""
+    A fix for a PR must fast-forward its branch: if the branch moved since, :class:`BranchMoved` is raised
+    and nothing is written, rather than overwrite newer work with contents computed for older code."""
     repo, number = ctx["repo"], ctx.get("number")
     mark = marker("delivered", run_id)
     done = await store.find_posted(mark)
@@ -129,12 +148,15 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
     same_repo_pr = (ctx.get("is_pull_request") and ctx.get("head_ref") and ctx.get("head_repo") == repo
                     and not ctx.get("from_fork") and ctx.get("head_ref") != default)
     if workflow == "error-investigation" and same_repo_pr:
-        sha = await _push_to_pull(gh, repo, ctx["head_ref"], run_id, files, message, approved_sha)
+        sha = await _push_to_pull(gh, repo, ctx["head_ref"], run_id, files, message, base_sha)
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="push", github_id=0, number=number, url=sha))
         return None, sha
     branch = f"triage-lead/{run_id[:18]}"
-    await _branch_for_pull(gh, repo, branch, default, run_id, files, message)
-    pull = await _open_pull(gh, repo, branch, default, title, _pull_body(ctx, workflow, files, mark))
+    # On a same-repository PR the change was made on the PR's code: it is proposed into the PR's branch, so it
+    # shows only the bot's change and merging it updates the PR.
+    into = ctx["head_ref"] if same_repo_pr else default
+    await _branch_for_pull(gh, repo, branch, into, run_id, files, message, base_sha)
+    pull = await _open_pull(gh, repo, branch, into, title, _pull_body(ctx, workflow, files, mark))
     await store.remember_posted(Posted(marker=mark, repo=repo, kind="pull", github_id=pull["id"],
                                        number=pull["number"], url=pull.get("html_url")))
     return pull.get("html_url"), None

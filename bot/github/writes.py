@@ -15,24 +15,31 @@ from urllib.parse import quote
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.markers import markers_in, with_marker
+from bot.markers import markers_in, trailing, with_marker
 from bot.store import Posted, Store
 
 log = logging.getLogger(__name__)
 
 
 def is_own(user: Any, bot_login: str | None) -> bool:
-    """Whether an account is this App's bot: a Bot account, and this App's login once it is known
-    (another App's bot, or github-actions echoing a user's text, must not be able to forge a marker)."""
-    user = user or {}
-    return user.get("type") == "Bot" and (bot_login is None or str(user.get("login", "")).lower() == bot_login.lower())
+    """Whether an account is this App's bot: a Bot account with this App's login. Until the login is known
+    nothing counts as the bot's own (another App's bot, or github-actions echoing a user's text, must never be
+    able to plant a marker the bot would then edit or believe); the store's records still find what it posted."""
+    if not bot_login or not isinstance(user, dict):
+        return False
+    return user.get("type") == "Bot" and str(user.get("login", "")).lower() == bot_login.lower()
+
+
+def is_own_marked(item: Any, key: str, bot_login: str | None) -> bool:
+    """Whether a comment, review or issue is the bot's own and ends with marker ``key``."""
+    return isinstance(item, dict) and is_own(item.get("user"), bot_login) and trailing(item.get("body")) == key
 
 
 async def _find_comment(gh: GitHubAPI, repo: str, number: int, key: str,
                         bot_login: str | None) -> dict[str, Any] | None:
     """The bot's own comment on a thread carrying marker ``key``."""
     async for comment in gh.getiter(f"/repos/{repo}/issues/{number}/comments?per_page=100"):
-        if is_own(comment.get("user"), bot_login) and key in markers_in(comment.get("body") or ""):
+        if is_own_marked(comment, key, bot_login):
             return comment
     return None
 
@@ -76,7 +83,7 @@ async def _find_issue(gh: GitHubAPI, repo: str, key: str, bot_login: str | None)
     """The bot's issue carrying marker ``key``: listed by the bot's label (consistent at once, where search
     lags by seconds and a retried step would file a duplicate), open or closed."""
     async for issue in gh.getiter(f"/repos/{repo}/issues?labels={_quote(BOT_LABEL)}&state=all&per_page=100"):
-        if is_own(issue.get("user"), bot_login) and key in markers_in(issue.get("body") or ""):
+        if is_own_marked(issue, key, bot_login):
             return issue
     return None
 

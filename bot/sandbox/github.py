@@ -150,6 +150,24 @@ class SandboxGitHub(SandboxState):
         repo = self.repo(full_name)
         return self._resolved(self.pull_json(repo, self.get_issue(repo, number, pull=True)))
 
+    def add_review(self, full_name: str, number: int, body: str, *, user: str = "octocat", user_type: str = "User",
+                   state: str = "COMMENTED") -> dict:
+        """A review someone else left on a pull request (the App's own are made through the API)."""
+        issue = self.get_issue(self.repo(full_name), number, pull=True)
+        rid = self._new_id()
+        review = {"id": rid, "node_id": node_id("PRR", rid), "user": self.user(user, user_type), "body": body,
+                  "state": state, "author_association": "CONTRIBUTOR",
+                  "html_url": f"{issue['html_url']}#pullrequestreview-{rid}",
+                  "_links": {"html": {"href": f"{issue['html_url']}#pullrequestreview-{rid}"},
+                             "pull_request": {"href": issue["pull_request"]["url"]}},
+                  "pull_request_url": issue["pull_request"]["url"], "submitted_at": iso(),
+                  "commit_id": self.pull_head_sha(issue), "__comments": []}
+        issue["__pull"]["reviews"].append(review)
+        return review
+
+    def reviews(self, full_name: str, number: int) -> list[dict]:
+        return list(self.get_issue(self.repo(full_name), number, pull=True)["__pull"]["reviews"])
+
     def comments(self, full_name: str, number: int) -> list[dict]:
         repo = self.repo(full_name)
         return self._resolved([self.comment_json(repo, c) for c in sorted(
@@ -440,10 +458,11 @@ class SandboxGitHub(SandboxState):
             ("GET", f"{R}/git/commits/{{commit_sha}}",
              lambda rq: self.git_commit_json(rq[REPO], rq.match_info["commit_sha"]), t),
             ("GET", f"{R}/contents", self.h_contents, t),
-            ("GET", f"{R}/contents/{{path:.+}}", self.h_contents, t),
+            ("GET", f"{R}/contents/{{path:.*}}", self.h_contents, t),  # "contents/" is the root, as on GitHub
             ("PUT", f"{R}/contents/{{path:.+}}", self.h_put_contents, t),
             ("GET", f"{R}/commits", self.h_commits, t),
             ("GET", f"{R}/commits/{{ref:.+}}", self.h_commit, t),
+            ("GET", f"{R}/compare/{{basehead:.+}}", self.h_compare, t),
             ("GET", "/search/issues", self.h_search_issues, t),
             ("GET", "/search/code", self.h_search_code, t),
         ]
@@ -889,6 +908,30 @@ class SandboxGitHub(SandboxState):
                 return self.lookup(self.commit_tree(s), path) if s else None
             shas = [s for s in shas if at(s) != at((self.obj(s, "commit")["parents"] or [None])[0])]
         return self._page(rq, shas, lambda s: self.commit_json(repo, s))
+
+    def h_compare(self, rq: web.Request) -> Any:
+        """``base...head``: status (identical, ahead, behind, diverged), the commits head has that base lacks, and
+        the files changed from their merge base to head, as GitHub's three-dot comparison does."""
+        repo, basehead = rq[REPO], rq.match_info["basehead"]
+        base_ref, sep, head_ref = basehead.partition("...")
+        if not sep:
+            raise ApiError(404, "Not Found")
+        base, head = self.resolve(repo, base_ref), self.resolve(repo, head_ref)
+        if base is None or head is None:
+            raise ApiError(404, "Not Found")
+        mine, theirs = self.ancestors(head), self.ancestors(base)
+        ahead = [s for s in self.history(head) if s not in theirs]
+        behind = [s for s in self.history(base) if s not in mine]
+        status = ("identical" if base == head else "ahead" if not behind else "behind" if not ahead else "diverged")
+        merge_base = self.merge_base(base, head)
+        return {"url": f"{repo.api}/compare/{basehead}", "html_url": f"https://github.com/{repo.full_name}/compare/{basehead}",
+                "permalink_url": f"https://github.com/{repo.full_name}/compare/{basehead}",
+                "diff_url": f"https://github.com/{repo.full_name}/compare/{basehead}.diff",
+                "patch_url": f"https://github.com/{repo.full_name}/compare/{basehead}.patch",
+                "base_commit": self.commit_json(repo, base), "merge_base_commit": self.commit_json(repo, merge_base),
+                "status": status, "ahead_by": len(ahead), "behind_by": len(behind), "total_commits": len(ahead),
+                "commits": [self.commit_json(repo, c) for c in reversed(ahead)][:250],
+                "files": self.diff_files(repo, merge_base, head)[:300]}
 
     def h_commit(self, rq: web.Request) -> Any:
         repo, ref = rq[REPO], rq.match_info["ref"]

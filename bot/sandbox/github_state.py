@@ -723,7 +723,8 @@ class SandboxState:
             "id": rid, "node_id": node_id("CR", rid), "head_sha": data["head_sha"], "name": data["name"],
             "external_id": "", "url": f"{repo.api}/check-runs/{rid}", "html_url": f"{WEB}/{repo.full_name}/runs/{rid}",
             "details_url": None, "status": "queued", "conclusion": None, "started_at": iso(), "completed_at": None,
-            "check_suite": {"id": suite["id"]}, "app": self.app_info, "pull_requests": [], "__annotations": [],
+            "check_suite": {"id": suite["id"]}, "app": data.get("app") or self.app_info, "pull_requests": [],
+            "__annotations": [],
             "output": {"title": None, "summary": None, "text": None, "annotations_count": 0,
                        "annotations_url": f"{repo.api}/check-runs/{rid}/annotations"}}
         self.update_check_run(repo, run, data | {"status": data.get("status") or "queued"})
@@ -749,11 +750,12 @@ class SandboxState:
     def add_check_run(self, full_name: str, *, name: str = "ci", head_sha: str | None = None,
                       status: str = "completed", conclusion: str | None = "failure", output: dict | None = None,
                       check_suite_id: int | None = None, id: int | None = None, head_branch: str | None = None,
-                      details_url: str | None = None, external_id: str = "") -> dict:
+                      details_url: str | None = None, external_id: str = "", app: dict | None = None) -> dict:
+        """A check run as CI (or, with ``app``, another GitHub App) would create it."""
         repo = self.repo(full_name)
         data = {"name": name, "head_sha": head_sha or self.branch_sha(repo, None), "status": status,
                 "conclusion": conclusion if status == "completed" else None, "output": output or {},
-                "details_url": details_url, "external_id": external_id}
+                "details_url": details_url, "external_id": external_id, "app": app}
         return public(self.make_check_run(repo, data, id=id, suite_id=check_suite_id, head_branch=head_branch))
 
     def add_workflow_run(self, full_name: str, *, name: str = "CI", head_sha: str | None = None,
