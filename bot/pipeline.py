@@ -368,6 +368,7 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         return
     await gh.post(f"/repos/{c.repo}/issues/comments/{c.comment_id}/reactions", data={"content": "eyes"})
     if cmd.name == "retry" and await _requeue_failed(deps, c.thread):
+        await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
         await _reply(gh, deps, c, key, "The work that failed on this thread is queued again.")
         return
     if active is None:
