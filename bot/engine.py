@@ -500,10 +500,10 @@ def _head_moved(run: Run, wf: Workflow, sig: HeadMoved, actions: list[Action]) -
     if sig.sha == run.head_sha or not sig.sha:
         return
     run.head_sha = sig.sha
+    if run.on_pull:  # finished or not, the PR's own check must follow its head (branch protection waits on it)
+        actions.append(ReviewPull(sig.sha))
     if run.state not in (WAITING, RUNNING, ESCALATED):
         return
-    if run.on_pull:
-        actions.append(ReviewPull(sig.sha))
     if sig.own:
         return
     stale = _stale_proposal(run, wf, sig.paths)

@@ -342,6 +342,9 @@ class Executor:
         verdict = pull_review.decide(sha, findings, review, no_model=why)
         await pull_review.post(self.gh, self.store, repo=repo, number=number, verdict=verdict,
                                bot_login=self.bot_login, app_id=self.app_id, details_url=pull.get("html_url"))
+        # The run that judges this PR, so a push after it finished is still judged (see pipeline.on_work_item).
+        await self.store.remember_posted(Posted(marker=pull_review.judged_marker(repo, number), repo=repo,
+                                                kind="seen", github_id=0, number=number, url=state.run.id))
 
     async def _model_review(self, state: RunState, sha: str) -> tuple[dict[str, Any] | None, str]:
         """(the model's review of the PR's diff, with the gate applied; or None and why no model reviewed it)."""

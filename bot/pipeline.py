@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot import commands, config, engine, events, render, triage
+from bot import commands, config, engine, events, pull_review, render, triage
 from bot.agents import AgentRuntime, Budget, ModelMap
 from bot.catalog import Catalog
 from bot.repo_view import RepoView, RepoViews
@@ -181,6 +181,12 @@ async def changed_since(gh: GitHubAPI, repo: str, old: str | None, new: str) -> 
     return tuple(sorted(paths))
 
 
+async def _judged_by(deps: Deps, item: events.WorkItem) -> RunRecord | None:
+    """The finished run that judged this pull request before: its check must follow the PR's head."""
+    known = await deps.store.find_posted(pull_review.judged_marker(item.repo, item.number))
+    return await deps.store.load_run(known.url) if known is not None and known.url else None
+
+
 async def _own_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, run_id: str) -> bool:
     """The head is this run's own delivered fix: pushed by this App and carrying the run's trailer (a trailer
     anyone can type; the pusher being the App is what makes it ours)."""
@@ -248,8 +254,10 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
             own = await _own_push(gh, deps, item, active.id)
             paths = None if own else await changed_since(gh, item.repo, old, item.head_sha)
             await resume(gh, deps, active, engine.HeadMoved(item.head_sha, paths, own), item.delivery_id)
+        elif item.head_sha and (judged := await _judged_by(deps, item)) is not None:
+            await resume(gh, deps, judged, engine.HeadMoved(item.head_sha), item.delivery_id)
         else:
-            log.info("%s: push with no workflow running; nothing to re-review", item.thread)
+            log.info("%s: push with no workflow running and no earlier verdict; nothing to judge", item.thread)
         return
     if active is not None:
         log.info("%s already has run %s (%s); %s.%s not started", item.thread, active.id, active.state, item.event, item.action)

@@ -75,6 +75,11 @@ def check_marker(repo: str, sha: str) -> str:
     return marker("pr-check", digest(repo, sha))
 
 
+def judged_marker(repo: str, number: int) -> str:
+    """The store's note of which run judges a pull request (its ``url`` holds the run id)."""
+    return marker("pr-judged", digest(repo, str(number)))
+
+
 def external_id(sha: str) -> str:
     return f"pr-review:{sha}"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 import pytest
@@ -185,6 +187,16 @@ def test_the_apps_own_push_makes_nothing_stale() -> None:
     run, w = waiting_on_pull()
     run, actions = E.advance(run, E.HeadMoved(B, paths=CHANGED, own=True), w)
     assert run.state == E.WAITING and kinds(actions) == ["ReviewPull"]
+
+
+def test_a_finished_run_on_a_pull_request_still_judges_each_new_head() -> None:
+    run, w = waiting_on_pull()
+    run, _ = E.advance(run, E.Command("approve", "m", head_sha=A), w)
+    assert run.state == E.DONE
+    done, actions = E.advance(run, E.HeadMoved(B, paths=CHANGED), w)
+    assert kinds(actions) == ["ReviewPull"] and done.state == E.DONE and done.approval == run.approval
+    issue_run = dataclasses.replace(run, on_pull=False)
+    assert E.advance(issue_run, E.HeadMoved(B), w)[1] == []
 
 
 def test_a_head_that_moved_without_a_push_event_is_handled_at_approve() -> None:

@@ -221,3 +221,21 @@ async def test_a_late_review_of_an_old_head_is_not_posted_under_the_new_one(bot:
     assert resp.status == 202
     await rt.jobs.drained(30)
     assert [sha for _, sha in reviews(sandbox)] == [newer] and [sha for _, sha in checks(sandbox)] == [newer]
+
+
+async def test_a_push_after_the_run_finished_is_still_judged(bot: Any, sandbox: Any, team: Team) -> None:
+    """Branch protection waits for the check on every head: finished or cancelled, the PR keeps being judged."""
+    sandbox.set_permission(REPO, "maintainer", "write")
+    p = pull_with(sandbox, 50, {"README.md": "words\n"})
+    await send(bot, sandbox, "pull_request", p)
+    await send(bot, sandbox, "issue_comment", comment_payload(50, "/approve", pull=True, comment_id=9501))
+    assert posts(sandbox, 50)[-1] == "done"
+    sync = push(sandbox, p, "app/client.py", KEY_LINE)
+    await send(bot, sandbox, "pull_request", sync)
+    new = sync["pull_request"]["head"]["sha"]
+    assert reviews(sandbox)[-1] == ("REQUEST_CHANGES", new) and checks(sandbox)[-1] == ("failure", new)
+    assert posts(sandbox, 50)[-1] == "done"  # the workflow itself stays finished
+    await send(bot, sandbox, "issue_comment", comment_payload(50, "/cancel", pull=True, comment_id=9502))
+    later = push(sandbox, sync, "README.md", "fixed\n")
+    await send(bot, sandbox, "pull_request", later)
+    assert checks(sandbox)[-1][1] == later["pull_request"]["head"]["sha"]
