@@ -403,7 +403,17 @@ def _command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
             return
         options = (run.escalation or {}).get("options") or []
         chosen = next((i for i, o in enumerate(options, 1) if o.get("action") == "retry"), 1)
+        _moved_at_command(run, wf, cmd, actions)
         _resolve(run, wf, "retry", cmd, actions, chosen=chosen)  # recorded as the retry option it is
+
+
+def _moved_at_command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> bool:
+    """A head that moved without a push event reaching us, seen when a command asked GitHub for it: handled as
+    the push it is before the command applies. True when it had moved."""
+    if not (run.head_sha and cmd.head_sha and cmd.head_sha != run.head_sha):
+        return False
+    _head_moved(run, wf, HeadMoved(cmd.head_sha, cmd.moved), actions)
+    return True
 
 
 def _current(run: Run, wf: Workflow) -> str:
@@ -414,23 +424,19 @@ def _current(run: Run, wf: Workflow) -> str:
 
 
 def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> None:
-    moved = bool(run.head_sha and cmd.head_sha and cmd.head_sha != run.head_sha)
     if run.state == ESCALATED:
         options = (run.escalation or {}).get("options") or []
         n = 1 if cmd.option is None else cmd.option
         if not 1 <= n <= len(options):
             actions.append(Reply(f"There is no option {n}; choose 1 to {len(options)}."))
             return
-        if moved:  # a push nobody told us of: what it makes stale is redone before the option applies
-            _head_moved(run, wf, HeadMoved(cmd.head_sha or "", cmd.moved), actions)
+        _moved_at_command(run, wf, cmd, actions)  # what a push made stale is redone before the option applies
         _resolve(run, wf, options[n - 1]["action"], cmd, actions, chosen=n)
     elif run.state == WAITING:
-        if moved:  # the head moved without a push event reaching us: this approval was for other code
-            old = run.head_sha or ""
-            _head_moved(run, wf, HeadMoved(cmd.head_sha or "", cmd.moved), actions)
+        old = run.head_sha or ""
+        if _moved_at_command(run, wf, cmd, actions):  # this approval was for other code
             actions.append(Reply(f"`/approve` by @{cmd.actor} was not applied: the pull request's head is "
-                                 f"`{(cmd.head_sha or '')[:7]}`, not `{old[:7]}` as summarised. "
-                                 "Approval is asked again for the new head."))
+                                 f"`{(cmd.head_sha or '')[:7]}`, not `{old[:7]}` as summarised."))
             return
         step = next(sid for sid, st in run.steps.items() if st.status == "waiting")
         run.steps[step].status = FINISHED
@@ -453,10 +459,10 @@ def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Ac
         run.state = CANCELLED
         return
     run.state = RUNNING
-    step = wf.step(stage)
     if stale is not None:  # new commits touched the proposed change's files while this waited
-        _redo(run, wf, stale, actions, why="while this waited for a decision, new commits")
+        _redo(run, wf, stale, actions, why="New commits arrived while this waited for a decision")
         return
+    step = wf.step(stage)
     if action == "retry":
         if esc.get("trigger") == "repeated-rejections":
             run.rejections = 0
@@ -484,13 +490,15 @@ def _stale_proposal(run: Run, wf: Workflow, paths: tuple[str, ...] | None) -> st
 
 
 def _redo(run: Run, wf: Workflow, start: str, actions: list[Action], *, why: str) -> None:
-    """Run ``start`` (an implement step) and everything after it again on the run's head, then ask again."""
+    """Run ``start`` (an implement step) and everything after it again on the run's head, then ask again. A new
+    change on new code starts the three-strike count afresh."""
     _reopen(run, wf, start, until=wf.steps[-1].id, feedback=None)
     run.approval = None
+    run.rejections = 0
     run.state = RUNNING
-    actions.append(Reply(f"{why[:1].upper()}{why[1:]} (`{(run.head_sha or '')[:7]}`) changed files the proposed change "
-                         f"also changes, so **{wf.step(start).title}** runs again on the new head and is reviewed "
-                         "again before anything is approved."))
+    actions.append(Reply(f"{why} (now `{(run.head_sha or '')[:7]}`), so **{wf.step(start).title}** makes the "
+                         "proposed change again on the new head, and it is reviewed again before anything is "
+                         "approved."))
     _schedule(run, wf, actions)
 
 
@@ -510,11 +518,13 @@ def _head_moved(run: Run, wf: Workflow, sig: HeadMoved, actions: list[Action]) -
     if run.state == ESCALATED:
         if stale is not None and run.stale_from is None:
             run.stale_from = stale
-            actions.append(Reply(f"New commits were pushed (`{sig.sha[:7]}`) and change files of the proposed change: "
-                                 "whichever option is chosen, the change is made again on the new head first."))
+            actions.append(Reply(f"New commits were pushed (`{sig.sha[:7]}`) that may change files of the proposed "
+                                 "change: unless the workflow is stopped, the change is made again on the new head "
+                                 "before the chosen option goes on."))
         return
     if stale is not None:
-        _redo(run, wf, stale, actions, why="new commits were pushed")
+        _redo(run, wf, stale, actions, why="New commits touch files of the proposed change" if sig.paths is not None
+              else "New commits were pushed and GitHub could not say which files they change")
     elif run.state == WAITING:
         step = next(sid for sid, st in run.steps.items() if st.status == "waiting")
         actions.append(AskApproval(step))
@@ -529,9 +539,10 @@ def _delivery_refused(run: Run, wf: Workflow, sig: DeliveryRefused, actions: lis
     if run.state != DONE or run.approval is None:
         return
     run.head_sha = sig.sha
-    stale = _stale_proposal(run, wf, None)
-    if stale is None:
-        return
     if run.on_pull:
         actions.append(ReviewPull(sig.sha))
-    _redo(run, wf, stale, actions, why="the branch moved after the approval: new commits")
+    stale = _stale_proposal(run, wf, None)
+    if stale is None:  # nothing of ours to make again (cannot happen: a delivery has a change); say so, never go quiet
+        actions.append(Reply(f"The branch moved to `{sig.sha[:7]}` after the approval; nothing was committed."))
+        return
+    _redo(run, wf, stale, actions, why="The branch moved after the approval")

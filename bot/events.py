@@ -65,6 +65,7 @@ class WorkItem(Base):
     head_sha: str | None = None
     head_ref: str | None = None
     head_repo: str | None = None  # differs from ``repo`` for pull requests from forks
+    base_sha: str | None = None  # the base branch's commit the pull request was compared with
     draft: bool = False
     added_label: str | None = None  # for action "labeled"
 
@@ -218,6 +219,7 @@ def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Wo
         head_sha=_get(p, "pull_request.head.sha", str),
         head_ref=_get(p, "pull_request.head.ref", str),
         head_repo=_get(p, "pull_request.head.repo.full_name", str, optional=True),
+        base_sha=_get(p, "pull_request.base.sha", str, optional=True),
         draft=bool(pr.get("draft")),
         added_label=_get(p, "label.name", str, optional=True),
     )

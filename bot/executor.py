@@ -198,12 +198,11 @@ class Executor:
                                agent=self.catalog.agents[action.agent], step=step, task=step.task, inputs=inputs,
                                feedback=state.run.steps[step.id].feedback, context=self._context(state),
                                flags_wanted={f.name: f.text for f in step.sets})
-        return await self._call_agent_request(state, action, request)
+        return await self._call_agent_request(state, action, request, kind=wf.step(action.step).kind)
 
-    async def _call_agent_request(self, state: RunState, action: E.RunAgent,
-                                  request: AgentRequest) -> tuple[E.RunAgent, AgentOutcome]:
+    async def _call_agent_request(self, state: RunState, action: E.RunAgent, request: AgentRequest,
+                                  *, kind: str) -> tuple[E.RunAgent, AgentOutcome]:
         wf = self._wf(state)
-        kind = request.step.kind
         started = time.monotonic()
         try:
             outcome = await self.agents.run(request)
@@ -301,8 +300,9 @@ class Executor:
                     raise
         elif isinstance(action, E.AskApproval):
             st = run.steps[action.step]
-            # One request per head: asked again after a push, as a new comment people see.
-            await self._comment(state, marker("approval", rid, st.iteration, (run.head_sha or "")[:12]),
+            # Asked again after a push: the same comment, edited to name the new head (a reply says so), so a
+            # busy pull request does not grow a request per push.
+            await self._comment(state, marker("approval", rid, st.iteration),
                                 render.approval_request(st.result or {}, wf, head=run.head_sha if run.on_pull else None))
         elif isinstance(action, E.Finish):
             await self._finish(state, wf)
@@ -321,7 +321,8 @@ class Executor:
                             render.verdict(wf, action.step, action.iteration, result, rejections=run.rejections))
 
     async def _review_pull(self, state: RunState, action: E.ReviewPull) -> None:
-        """The pull request judged at its head as GitHub has it now, once per head SHA."""
+        """The pull request judged at its head as GitHub has it now, once per head SHA. The verdict is kept in
+        the run before it is posted, so a retry after a crash posts the same verdict, never a second opinion."""
         repo, number = self._where(state)
         if not state.data["ctx"].get("is_pull_request") or not number:
             return
@@ -329,22 +330,45 @@ class Executor:
         pull = await reader.pull(number)
         sha = str(pull["head"]["sha"])
         if await pull_review.posted(self.store, repo, number, sha):
+            await pull_review.dismiss_stale(self.gh, repo, number, sha, self.bot_login)
             return
-        files = await reader.pull_files(number)
-        if str((await reader.pull(number))["head"]["sha"]) != sha:
-            # Pushed while we read: this head is already judged by the run's next ReviewPull (or the next
-            # /approve, which asks GitHub for the head); judging files of one head under another's SHA is not.
-            log.info("run %s: %s#%s moved while its files were read; review left to the newer head", state.run.id,
-                     repo, number)
+        kept: dict[str, Any] = state.data.setdefault("pr_verdicts", {})
+        verdict = pull_review.Verdict(**kept[sha]) if sha in kept else await self._judge_pull(state, reader, pull)
+        if verdict is None:
             return
-        findings = gate.check(None, files)
-        review, why = await self._model_review(state, sha)
-        verdict = pull_review.decide(sha, findings, review, no_model=why)
+        kept[sha] = dataclasses.asdict(verdict)
+        for old in list(kept)[:-5]:
+            del kept[old]
+        await self._save(state)
         await pull_review.post(self.gh, self.store, repo=repo, number=number, verdict=verdict,
                                bot_login=self.bot_login, app_id=self.app_id, details_url=pull.get("html_url"))
         # The run that judges this PR, so a push after it finished is still judged (see pipeline.on_work_item).
         await self.store.remember_posted(Posted(marker=pull_review.judged_marker(repo, number), repo=repo,
                                                 kind="seen", github_id=0, number=number, url=state.run.id))
+
+    async def _judge_pull(self, state: RunState, reader: RepoReader, pull: dict[str, Any]) -> pull_review.Verdict | None:
+        """The verdict on the PR at ``pull``'s head; None when the head moved meanwhile (the push that moved it
+        is judged by itself: judging one head's files under another's SHA is not)."""
+        number, sha = int(pull["number"]), str(pull["head"]["sha"])
+        files = await reader.pull_files(number)
+        if await self._moved(state, reader, number, sha):
+            return None
+        found, unread = await pull_review.without_diff(self.gh, reader.repo, files, sha)
+        findings = gate.check(None, files) + found
+        review, why = await self._model_review(state, sha)
+        if review is not None and await self._moved(state, reader, number, sha):
+            return None  # the model may have read the newer head's diff
+        if review is not None and found:
+            review = gate.apply_gate(review, found)  # the model's runtime saw the diffs only
+        return pull_review.decide(sha, findings, review, no_model=why,
+                                  unchecked=pull_review.unchecked(pull, files, unread))
+
+    async def _moved(self, state: RunState, reader: RepoReader, number: int, sha: str) -> bool:
+        now = str((await reader.pull(number))["head"]["sha"])
+        if now != sha:
+            log.warning("run %s: %s#%s moved from %s to %s while it was judged; the newer head is judged by its "
+                        "own push event", state.run.id, reader.repo, number, sha[:7], now[:7])
+        return now != sha
 
     async def _model_review(self, state: RunState, sha: str) -> tuple[dict[str, Any] | None, str]:
         """(the model's review of the PR's diff, with the gate applied; or None and why no model reviewed it)."""
@@ -361,7 +385,7 @@ class Executor:
                                task=step.task, inputs={}, feedback=None,
                                context=dataclasses.replace(self._context(state), head_sha=sha))
         action = E.RunAgent(PULL_REVIEW_STEP, n, agent.name)
-        _, outcome = await self._call_agent_request(state, action, request)
+        _, outcome = await self._call_agent_request(state, action, request, kind="pull-review")
         await self._record_usage(state, action, outcome)
         if outcome.result is None:
             return None, outcome.error or "the model review failed"

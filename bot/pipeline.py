@@ -181,6 +181,24 @@ async def changed_since(gh: GitHubAPI, repo: str, old: str | None, new: str) -> 
     return tuple(sorted(paths))
 
 
+async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: RunRecord | None) -> None:
+    """New commits: the run learns the head as GitHub has it now (deliveries arrive out of order, and a
+    redelivered old push must not move it back), with the files they change."""
+    run = active or await _judged_by(deps, item)
+    if run is None:
+        log.info("%s: push with no workflow running and no earlier verdict; nothing to judge", item.thread)
+        return
+    head = str((await gh.getitem(f"/repos/{item.repo}/pulls/{item.number}"))["head"]["sha"])
+    old = (run.data.get("run") or {}).get("head_sha")
+    if head == old:
+        log.info("%s: push event for %s, but the head is still %s; nothing new", item.thread,
+                 (item.head_sha or "")[:7], head[:7])
+        return
+    own = head == item.head_sha and await _own_push(gh, deps, item, run.id)
+    paths = None if own or active is None else await changed_since(gh, item.repo, old, head)
+    await resume(gh, deps, run, engine.HeadMoved(head, paths, own), item.delivery_id)
+
+
 async def _judged_by(deps: Deps, item: events.WorkItem) -> RunRecord | None:
     """The finished run that judged this pull request before: its check must follow the PR's head."""
     known = await deps.store.find_posted(pull_review.judged_marker(item.repo, item.number))
@@ -201,7 +219,7 @@ async def _pull_paths(gh: GitHubAPI, repo: str, number: int) -> list[str]:
 
 def _ctx(item: events.WorkItem, default_branch: str | None) -> dict[str, Any]:
     return {"repo": item.repo, "number": item.number, "is_pull_request": item.is_pull_request, "head_sha": item.head_sha,
-            "head_ref": item.head_ref, "head_repo": item.head_repo, "from_fork": item.from_fork,
+            "head_ref": item.head_ref, "head_repo": item.head_repo, "from_fork": item.from_fork, "base_sha": item.base_sha,
             "default_branch": default_branch, "title": item.title, "body": item.body, "ci": None}
 
 
@@ -249,15 +267,7 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
         await _check_config_change(gh, deps, item, paths, view)
     active = await deps.store.active_run(item.thread)
     if item.action == "synchronize":
-        if active is not None and item.head_sha:
-            old = (active.data.get("run") or {}).get("head_sha")
-            own = await _own_push(gh, deps, item, active.id)
-            paths = None if own else await changed_since(gh, item.repo, old, item.head_sha)
-            await resume(gh, deps, active, engine.HeadMoved(item.head_sha, paths, own), item.delivery_id)
-        elif item.head_sha and (judged := await _judged_by(deps, item)) is not None:
-            await resume(gh, deps, judged, engine.HeadMoved(item.head_sha), item.delivery_id)
-        else:
-            log.info("%s: push with no workflow running and no earlier verdict; nothing to judge", item.thread)
+        await _on_push(gh, deps, item, active)
         return
     if active is not None:
         log.info("%s already has run %s (%s); %s.%s not started", item.thread, active.id, active.state, item.event, item.action)
@@ -468,8 +478,10 @@ async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
             log.info("%s#%s already has an active run; CI failure %s noted in it only by the check", f.repo, number, f.name)
             return
         pr = await gh.getitem(f"/repos/{f.repo}/pulls/{number}")
+        head_repo = (pr["head"].get("repo") or {}).get("full_name")
         ctx = {"repo": f.repo, "number": number, "is_pull_request": True, "head_sha": pr["head"]["sha"],
-               "head_ref": pr["head"]["ref"], "head_repo": (pr["head"].get("repo") or {}).get("full_name"),
+               "head_ref": pr["head"]["ref"], "head_repo": head_repo, "from_fork": head_repo != f.repo,
+               "base_sha": (pr.get("base") or {}).get("sha"),
                "default_branch": default, "title": pr.get("title", ""), "body": pr.get("body") or "", "ci": ci}
         await start_run(gh, deps, run_id=f.delivery_id, repo=f.repo, number=number,
                         installation_id=f.installation_id, decision=decision, ctx=ctx)

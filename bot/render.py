@@ -174,8 +174,9 @@ def _findings(title: str, items: list[Mapping[str, Any]]) -> list[str]:
     if not items:
         return [f"**{title}:** None"]
     out = [f"**{title}:**"]
-    for f in items:
-        where = f" (`{f['path']}:{f['line']}`)" if f.get("path") and f.get("line") else (f" (`{f['path']}`)" if f.get("path") else "")
+    for f in items:  # a path is a file name someone chose (or the model wrote): inert, whatever it holds
+        spot = f"{f['path']}:{f['line']}" if f.get("path") and f.get("line") else str(f.get("path") or "")
+        where = f" (`{code_span(spot, 300)}`)" if spot else ""
         out.append(f"- {f.get('text', '')}{where}")
     return out
 
@@ -197,32 +198,43 @@ def verdict(wf: Workflow, step_id: str, iteration: int, result: Mapping[str, Any
 
 
 def pull_verdict(*, sha: str, headline: str, findings: list[Mapping[str, Any]], review: Mapping[str, Any] | None,
-                 covered: tuple[str, ...], no_model: str = "") -> str:
+                 covered: tuple[str, ...], no_model: str = "", unchecked: list[str] | None = None) -> str:
     """The pull request's own verdict at one head: what the checks found, what the model said, and what was
     covered, so a pass is never read as more than it is. Locations are file names the PR's author chose: inert."""
-    own = {str(f.get("text")) for f in findings}
-    lines = [f"## triage-lead review of `{sha[:12]}`: {headline}", "", "**Deterministic checks** (MUST PASS):"]
-    for f in findings:
-        where = f.get("path") and (f"{f['path']}:{f['line']}" if f.get("line") else str(f["path"]))
-        text = str(f.get("text", ""))
-        if where and text.startswith(f"{where}: "):
-            text = text[len(where) + 2:]
-        lines.append(f"- {'❌' if f.get('severity') == 'critical' else '⚠️'} "
-                     + (f"`{code_span(str(where))}`: " if where else "") + code_span(text, 1_000))
-    if not findings:
-        lines.append("- none failed")
+    own = {(f.get("path"), f.get("line")) for f in findings}  # the gate's findings, merged into the model's review
+    lines = [f"## triage-lead review of `{sha[:12]}`: {headline}", ""]
+    for title, severity in (("Deterministic checks that failed (MUST PASS)", "critical"),
+                            ("Deterministic warnings (for a person to weigh)", "warning")):
+        items = [f for f in findings if f.get("severity") == severity]
+        lines += [f"**{title}**:", *(_finding_line(f) for f in items)] if items else []
+    if not any(f.get("severity") == "critical" for f in findings):
+        lines.append("**Deterministic checks**: none failed.")
     lines += ["", "They cover: " + "; ".join(covered) + "."]
+    if unchecked:
+        lines += ["", f"**Not checked** (no diff from GitHub): " + ", ".join(f"`{code_span(u, 200)}`" for u in unchecked[:20])
+                  + (f" and {len(unchecked) - 20} more" if len(unchecked) > 20 else "") + "."]
     if review is None:
         lines += ["", f"**No model reviewed this change**: `{code_span(no_model or 'no model is configured')}`. Passing "
                       "the checks above is not an approval: a person must review the pull request."]
     else:
         lines += ["", f"**Model review**: {review.get('verdict', 'REJECTED')}", ""]
         for title, key in (("Critical", "critical"), ("Warnings", "warnings"), ("Suggestions", "suggestions")):
-            items = [i for i in review.get(key) or [] if isinstance(i, Mapping) and str(i.get("text")) not in own]
+            items = [i for i in review.get(key) or [] if isinstance(i, Mapping)
+                     and not (i.get("path") and (i.get("path"), i.get("line")) in own)]
             if items:
                 lines += [*_findings(title, items), ""]
         lines.append(_fold(str(review.get("summary") or "")))
     return clip("\n".join(lines))
+
+
+def _finding_line(f: Mapping[str, Any]) -> str:
+    """One deterministic finding: its location (a file name the PR's author chose) and text, both inert."""
+    where = f.get("path") and (f"{f['path']}:{f['line']}" if f.get("line") else str(f["path"]))
+    text = str(f.get("text", ""))
+    if where and text.startswith(f"{where}: "):
+        text = text[len(where) + 2:]
+    return f"- {'❌' if f.get('severity') == 'critical' else '⚠️'} " + (f"`{code_span(str(where))}`: " if where else "") \
+        + code_span(text, 1_000)
 
 
 def escalation(run: Run, wf: Workflow, mention: str = "") -> str:

@@ -141,7 +141,7 @@ def test_every_sandbox_route_is_a_github_operation(api: Any) -> None:
     sample = {name: "1" if name.endswith(("_id", "_number")) else "x"
               for name in ("owner", "repo", "issue_number", "comment_id", "pull_number", "installation_id",
                            "check_run_id", "check_suite_id", "run_id", "job_id", "delivery_id", "code", "name",
-                           "username", "ref", "path", "file_sha", "tree_sha", "commit_sha")} | {"basehead": "a...b"}
+                           "username", "ref", "path", "file_sha", "tree_sha", "commit_sha")} | {"basehead": "a...b", "review_id": "1"}
     undescribed = {(m, t) for m, t in routes if api.match(m, t.format(**sample)) is None}
     assert undescribed == extra
 

@@ -268,6 +268,20 @@ def test_a_push_while_escalated_is_judged_and_redoes_a_stale_change_before_the_o
     assert kinds(actions)[0] == "ReviewPull" and kinds(actions)[-1] == "RunAgent:implementation"
 
 
+def test_retry_on_a_head_that_moved_unreported_redoes_the_change_once_with_a_fresh_count() -> None:
+    w = wf("security-fix")
+    no = review("REJECTED", critical=[{"text": "x"}])
+    run, _ = drive(E.Run.new("r", w, head_sha=A, on_pull=True), w, {"implementation": [impl()] * 3,
+                                                                     "review": [no, no, no]})
+    assert run.rejections == 3
+    run, actions = E.advance(run, E.Command("retry", "m", head_sha=B, moved=CHANGED), w)
+    assert run.head_sha == B and run.rejections == 0 and run.state == E.RUNNING
+    assert kinds(actions).count("RunAgent:implementation") == 1 and kinds(actions)[0] == "ReviewPull"
+    run, actions = E.advance(run, E.AgentDone("implementation", 4, impl()), w)
+    run, actions = E.advance(run, E.AgentDone("review", run.steps["review"].iteration, no), w)
+    assert run.state == E.RUNNING and run.rejections == 1  # one strike on the new change, not the fourth
+
+
 def test_a_refused_delivery_makes_the_change_again_on_the_new_head() -> None:
     run, w = waiting_on_pull("error-investigation")
     run, _ = E.advance(run, E.Command("approve", "m", head_sha=A), w)

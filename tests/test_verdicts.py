@@ -159,7 +159,7 @@ async def test_the_authors_push_before_approve_is_never_reverted(bot: Any, sandb
                                                                     ref=branch, message="The author's own fix")
     await send(bot, sandbox, "pull_request", sync)
     assert [c.attempt for c in team.calls if c.title == "FIX"] == [1, 2]  # made again on the author's code
-    assert "runs again on the new head" in replies(sandbox, 2)
+    assert "makes the proposed change again on the new head" in replies(sandbox, 2)
     await send(bot, sandbox, "issue_comment", comment_payload(2, "/approve", pull=True))
     head = sandbox.pull(REPO, 2)["head"]["sha"]
     assert sandbox.obj(head, "commit")["parents"] == [theirs]  # a fast-forward on top of the author's commit
@@ -239,3 +239,140 @@ async def test_a_push_after_the_run_finished_is_still_judged(bot: Any, sandbox: 
     later = push(sandbox, sync, "README.md", "fixed\n")
     await send(bot, sandbox, "pull_request", later)
     assert checks(sandbox)[-1][1] == later["pull_request"]["head"]["sha"]
+
+
+async def test_an_approval_of_an_older_head_is_dismissed_when_the_new_head_is_not_approved(
+        bot: Any, sandbox: Any, team: Team) -> None:
+    """GitHub counts a reviewer's latest approving or blocking review: the App's APPROVE of head A must not stand
+    on head B, which no model reviewed (here its run budget is spent)."""
+    p = pull_with(sandbox, 51, {"README.md": "words\n"})
+    first = p["pull_request"]["head"]["sha"]
+    await send(bot, sandbox, "pull_request", p)
+    assert reviews(sandbox) == [("APPROVE", first)]
+    rt, _ = bot
+    rt.settings = rt.settings.with_overrides(run_token_budget=1)
+    rt.deps.settings = rt.settings
+    sync = push(sandbox, p, "docs/notes.md", "notes\n")
+    await send(bot, sandbox, "pull_request", sync)
+    new = sync["pull_request"]["head"]["sha"]
+    assert reviews(sandbox)[-1] == ("COMMENT", new) and checks(sandbox)[-1] == ("action_required", new)
+    [dismissed] = [w.data for w in sandbox.writes if w.kind == "review_dismissal"]
+    assert new[:12] in dismissed["message"]
+    assert [r["state"] for r in sandbox.reviews(REPO, 51)] == ["DISMISSED", "COMMENTED"]
+
+
+def seed_files(sandbox: Any, number: int, entries: list[tuple[str, str | None, int]]) -> None:
+    """The PR's files as GitHub would list them: (path, patch or None, changes)."""
+    repo = sandbox.repo(REPO)
+    issue = sandbox.get_issue(repo, number, pull=True)
+    files = []
+    for path, patch, changes in entries:
+        entry = sandbox._file_entry(repo, path, "added", patch or "", None, "changes")
+        if patch is None:
+            entry.pop("patch", None)
+        files.append(entry | {"changes": changes, "additions": changes, "deletions": 0})
+    issue["__pull"]["files"] = files
+
+
+async def test_a_credential_in_file_101_is_found(bot: Any, sandbox: Any, team: Team) -> None:
+    p = pull_with(sandbox, 52, {"README.md": "words\n"})
+    entries = [(f"docs/page{i:03}.md", "@@ -0,0 +1 @@\n+text", 1) for i in range(101)]
+    seed_files(sandbox, 52, entries + [("tests/test_x.py", "@@ -0,0 +1 @@\n+def test(): pass", 1),
+                                       ("app/zz_client.py", "@@ -0,0 +1 @@\n+" + KEY_LINE.strip(), 1)])
+    await send(bot, sandbox, "pull_request", p)
+    head = p["pull_request"]["head"]["sha"]
+    assert reviews(sandbox) == [("REQUEST_CHANGES", head)] and "app/zz_client.py:1" in check_text(sandbox, head)
+
+
+async def test_a_file_github_sends_without_a_diff_is_not_passed_unseen(bot: Any, sandbox: Any, team: Team) -> None:
+    p = pull_with(sandbox, 53, {"README.md": "words\n", "logo.png": "\x89PNG\x00\x00 pixels"})
+    seed_files(sandbox, 53, [("README.md", "@@ -0,0 +1 @@\n+words", 1), ("app/huge.py", None, 40_000),
+                             ("logo.png", None, 0)])  # binary: read whole and clean, so it counts as checked
+    await send(bot, sandbox, "pull_request", p)
+    head = p["pull_request"]["head"]["sha"]
+    assert reviews(sandbox) == [("COMMENT", head)] and checks(sandbox) == [("action_required", head)]
+    text = check_text(sandbox, head)
+    assert "`app/huge.py`" in text and "logo.png" not in text
+
+
+async def test_a_crash_between_the_review_and_the_check_posts_the_same_verdict_once(
+        bot: Any, sandbox: Any, team: Team) -> None:
+    p = pull_with(sandbox, 54, {"README.md": "words\n"})
+    sandbox.fail("POST", rf"/repos/{REPO}/check-runs", 502, times=1)
+    rt, client = bot
+    assert (await post_webhook(client, "pull_request", p)).status == 202
+    await rt.jobs.drained(30)
+    head = p["pull_request"]["head"]["sha"]
+    assert reviews(sandbox) == [("APPROVE", head)] and checks(sandbox) == [("success", head)]
+    assert sum(c.title == "PULL REQUEST REVIEW" for c in team.calls) == 1  # the kept verdict, not a second opinion
+
+
+async def test_push_events_out_of_order_never_move_the_head_back(bot: Any, sandbox: Any, team: Team) -> None:
+    p = pull_with(sandbox, 55, {"README.md": "words\n"})
+    first = p["pull_request"]["head"]["sha"]
+    await send(bot, sandbox, "pull_request", p)
+    b = push(sandbox, p, "docs/b.md", "b\n")
+    c = push(sandbox, b, "docs/c.md", "c\n")
+    await send(bot, sandbox, "pull_request", c)
+    await send(bot, sandbox, "pull_request", b)  # GitHub delivered the older push last
+    rt, _ = bot
+    run = await rt.store.active_run(f"{REPO}#55")
+    newest = c["pull_request"]["head"]["sha"]
+    assert run is not None and run.data["run"]["head_sha"] == newest
+    assert [sha for _, sha in reviews(sandbox)] == [first, newest]
+    assert replies(sandbox, 55).count("approval is asked again") == 1
+
+
+async def test_only_the_apps_own_push_of_its_run_leaves_the_approval_standing(bot: Any, sandbox: Any, team: Team) -> None:
+    from bot.github.changes import RUN_TRAILER
+
+    rt, client = bot
+    p = pull_with(sandbox, 56, {"README.md": "words\n"})
+    run_id = "5600aaaa-0000-0000-0000-000000000056"
+    assert (await post_webhook(client, "pull_request", p, delivery=run_id)).status == 202
+    await rt.jobs.drained(30)
+    trailer = f"Fix\n\nProposed by triage-lead.\n\n{RUN_TRAILER}: {run_id}\n"
+    ours = copy.deepcopy(p) | {"action": "synchronize"}
+    ours["pull_request"]["head"]["sha"] = sandbox.set_file(REPO, "docs/ours.md", "x\n", message=trailer,
+                                                           ref=p["pull_request"]["head"]["ref"])
+    ours["sender"] = {**ours["sender"], "login": "triage-lead[bot]", "type": "Bot"}
+    await send(bot, sandbox, "pull_request", ours)
+    assert "approval is asked again" not in replies(sandbox, 56)  # the App's own commit of this run
+    assert reviews(sandbox)[-1][1] == ours["pull_request"]["head"]["sha"]  # still judged: the PR changed
+    planted = copy.deepcopy(ours) | {"sender": p["sender"]}  # a person's commit carrying the same trailer
+    planted["pull_request"]["head"]["sha"] = sandbox.set_file(REPO, "docs/theirs.md", "y\n", message=trailer,
+                                                              ref=p["pull_request"]["head"]["ref"])
+    await send(bot, sandbox, "pull_request", planted)
+    assert "approval is asked again" in replies(sandbox, 56)
+
+
+async def test_a_force_push_github_cannot_compare_makes_the_change_again(bot: Any, sandbox: Any, team: Team) -> None:
+    p = pull_with(sandbox, 57, {"README.md": "words\n"})
+    await send(bot, sandbox, "pull_request", p)
+    rewritten = sandbox.set_file(REPO, "docs/other.md", "z\n", ref="rewrite-57")  # not on top of the old head
+    sandbox.repo(REPO).refs[f"refs/heads/{p['pull_request']['head']['ref']}"] = rewritten
+    sync = copy.deepcopy(p) | {"action": "synchronize"}
+    sync["pull_request"]["head"]["sha"] = rewritten
+    await send(bot, sandbox, "pull_request", sync)
+    assert [c.attempt for c in team.calls if c.title == "IMPLEMENTATION"] == [1, 2]
+    assert "GitHub could not say which files they change" in replies(sandbox, 57)
+
+
+async def test_a_push_landing_while_the_approved_fix_is_delivered_is_not_overwritten(
+        bot: Any, sandbox: Any, team: Team) -> None:
+    sandbox.set_permission(REPO, "maintainer", "write")
+    payload, branch = ci_on_pull(sandbox)
+    await send(bot, sandbox, "check_run", payload)
+    pushed: list[str] = []
+    dispatch = sandbox._dispatch
+
+    async def push_just_before_delivery(rq: Any, *args: Any) -> Any:
+        if rq.path.endswith(f"/git/ref/heads/{branch}") and not pushed:
+            pushed.append(sandbox.set_file(REPO, "app/fix.py", "def fix():\n    return 4\n", ref=branch))
+        return await dispatch(rq, *args)
+
+    sandbox._dispatch = push_just_before_delivery
+    await send(bot, sandbox, "issue_comment", comment_payload(2, "/approve", pull=True, comment_id=9023))
+    assert pushed and sandbox.pull(REPO, 2)["head"]["sha"] == pushed[0] and not sandbox.written("commit")
+    assert "The branch moved after the approval" in replies(sandbox, 2)
+    assert [c.attempt for c in team.calls if c.title == "FIX"] == [1, 2] and posts(sandbox, 2)[-1] == "approval"

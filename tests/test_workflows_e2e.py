@@ -260,7 +260,7 @@ async def test_push_after_summary_makes_approval_stale(bot: Any, sandbox: Any, t
     await send(bot, sandbox, "pull_request", sync)
     assert any("approval is asked again" in c["body"] for c in sandbox.comments(REPO, 20))
     assert [w.data["commit_id"] for w in sandbox.writes if w.kind == "review"] == [first, new_head]
-    assert f"`{new_head[:12]}`" in sandbox.comments(REPO, 20)[-2]["body"]  # the new request names the new head
+    assert f"`{new_head[:12]}`" in body_of(sandbox, 20, "approval")  # the request now names the new head
     await send(bot, sandbox, "issue_comment", comment_payload(20, "/approve", pull=True))
     assert posts(sandbox, 20)[-1] == "done"
     assert (sandbox.file_content(REPO, "app/fix.py", ref=p["pull_request"]["head"]["ref"]) is None)  # a draft PR, not a push

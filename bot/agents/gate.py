@@ -78,12 +78,16 @@ class Finding:
 
 
 def _added_lines(patch: str) -> Iterator[tuple[int, str]]:
-    """(new-file line number, text) of each added line of a hunks-only patch, as GitHub returns it."""
-    line = 0
+    """(new-file line number, text) of each added line of a patch as GitHub returns it (hunks only). A file
+    header (``+++ b/x``) can only come before the first hunk: inside one, a line that starts with ``+++`` is an
+    added line whose text starts with ``++`` (``++hits;`` in JavaScript), and is checked like any other."""
+    line, in_hunk = 0, False
     for raw in patch.splitlines():
         if m := re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", raw):
-            line = int(m[1])
-        elif raw.startswith("+") and not raw.startswith("+++"):
+            line, in_hunk = int(m[1]), True
+        elif not in_hunk and raw.startswith(("+++ ", "--- ", "diff ", "index ")):
+            continue
+        elif raw.startswith("+"):
             yield line, raw[1:]
             line += 1
         elif not raw.startswith(("-", "\\")):
@@ -115,6 +119,12 @@ def _secrets(path: str, lines: list[tuple[int, str]], model_written: bool) -> It
         if model_written and REDACTED in text:
             yield Finding("critical", "a credential was found in this change and redacted before review; "
                           "the change must read it from configuration", path, n, SECRETS_CRITERION)
+
+
+def secrets_in(path: str, text: str) -> list[Finding]:
+    """The credential checks on a whole file's text: for a file GitHub sends without a diff (a binary file, or
+    a diff too large to show), where the added lines cannot be told apart."""
+    return list(dict.fromkeys(_secrets(path, list(enumerate(text.splitlines(), 1)), False)))
 
 
 def _is_comment(text: str) -> bool:

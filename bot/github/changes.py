@@ -3,10 +3,12 @@
 Commits are made through the Git data API (blobs → tree → commit → ref), so the bot never needs a
 clone. Runs only after a person with write access approved; never for a fork's branch.
 
-Every commit ends with a git trailer naming its run (``Triage-Lead-Run: <run id>``). A ref update can
-land and the process die before the store records it; the resumed step then finds its own commit on
-the branch by that trailer instead of building a second one (which GitHub would refuse, or which
-would replace the first).
+Every commit ends with a git trailer naming its run (``Triage-Lead-Run: <run id>``), and is recorded in the
+store as soon as it is made, before any ref points at it. A ref update can land and the process die before
+the delivery is recorded; the resumed step then finds its own commit on the branch (a recorded commit
+carrying the trailer) instead of building a second one (which GitHub would refuse, or which would replace
+the first). The trailer alone proves nothing: the run id is public, and anyone who can push to the branch
+could otherwise make the bot believe its fix was delivered.
 """
 
 from __future__ import annotations
@@ -58,9 +60,13 @@ def made_by_run(message: str, run_id: str) -> bool:
     return any(k.lower() == RUN_TRAILER.lower() and v == run_id for k, v in trailers(message))
 
 
-async def _delivered(gh: GitHubAPI, repo: str, branch: str, run_id: str) -> str | None:
-    """Our commit among the branch's newest ``LOOKBACK`` commits, if an earlier attempt already pushed it.
-    Only a commit carrying this run's trailer counts: a foreign commit on the branch never does."""
+def _made_marker(run_id: str, sha: str) -> str:
+    return marker("commit", run_id, sha)
+
+
+async def _delivered(gh: GitHubAPI, store: Store, repo: str, branch: str, run_id: str) -> str | None:
+    """Our commit among the branch's newest ``LOOKBACK`` commits, if an earlier attempt already pushed it: one
+    this run made and recorded. A foreign commit on the branch never counts, whatever trailer it carries."""
     query = urlencode({"sha": branch, "per_page": LOOKBACK})
     try:
         commits = await gh.getitem(f"/repos/{repo}/commits?{query}")
@@ -68,24 +74,30 @@ async def _delivered(gh: GitHubAPI, repo: str, branch: str, run_id: str) -> str 
         if exc.status_code in (404, 409, 422):  # no such branch (yet), or an empty repository
             return None
         raise
-    return next((str(c["sha"]) for c in commits if made_by_run(c["commit"]["message"], run_id)), None)
+    for c in commits:
+        if made_by_run(c["commit"]["message"], run_id) and await store.find_posted(_made_marker(run_id, c["sha"])):
+            return str(c["sha"])
+    return None
 
 
-async def _commit(gh: GitHubAPI, repo: str, parent: str, files: list[dict[str, str]], message: str) -> str:
+async def _commit(gh: GitHubAPI, store: Store, repo: str, parent: str, files: list[dict[str, str]], message: str,
+                  run_id: str) -> str:
     base = await gh.getitem(f"/repos/{repo}/git/commits/{parent}")
     # File contents go straight into the tree (GitHub makes the blobs): one write, not one per file.
     tree = [{"path": f["path"], "mode": "100644", "type": "blob", "content": f["content"]} for f in files]
     new_tree = await gh.post(f"/repos/{repo}/git/trees", data={"base_tree": base["tree"]["sha"], "tree": tree})
     commit = await gh.post(f"/repos/{repo}/git/commits",
                            data={"message": message, "tree": new_tree["sha"], "parents": [parent]})
-    return str(commit["sha"])
+    sha = str(commit["sha"])
+    await store.remember_posted(Posted(marker=_made_marker(run_id, sha), repo=repo, kind="seen", github_id=0, url=sha))
+    return sha
 
 
 async def _head_of(gh: GitHubAPI, repo: str, branch: str) -> str:
     return str((await gh.getitem(f"/repos/{repo}/git/ref/heads/{branch}"))["object"]["sha"])
 
 
-async def _push_fix(gh: GitHubAPI, repo: str, branch: str, sha: str, run_id: str) -> str:
+async def _push_fix(gh: GitHubAPI, store: Store, repo: str, branch: str, sha: str, run_id: str) -> str:
     """Non-forced: a branch that moved since the approval is never overwritten. A 422 may still be our own
     update (a racing attempt of this step, or a lost answer retried after someone pushed on top): look once."""
     try:
@@ -94,33 +106,33 @@ async def _push_fix(gh: GitHubAPI, repo: str, branch: str, sha: str, run_id: str
     except BadRequest as exc:
         if exc.status_code != 422:
             raise
-        if (ours := await _delivered(gh, repo, branch, run_id)) is None:
+        if (ours := await _delivered(gh, store, repo, branch, run_id)) is None:
             raise BranchMoved(branch, await _head_of(gh, repo, branch)) from exc
         return ours
 
 
-async def _push_to_pull(gh: GitHubAPI, repo: str, branch: str, run_id: str, files: list[dict[str, str]],
-                        message: str, base_sha: str | None) -> str:
+async def _push_to_pull(gh: GitHubAPI, store: Store, repo: str, branch: str, run_id: str,
+                        files: list[dict[str, str]], message: str, base_sha: str | None) -> str:
     """The fix commit on a same-repository PR's branch, or the one an earlier attempt already put there. It is
     made on the commit the change was computed and approved on and must fast-forward the branch."""
-    if (ours := await _delivered(gh, repo, branch, run_id)) is not None:
+    if (ours := await _delivered(gh, store, repo, branch, run_id)) is not None:
         return ours
     head = await _head_of(gh, repo, branch)
     if base_sha and head != base_sha:
         raise BranchMoved(branch, head)  # no commit made: the same answer the ref update would give
-    sha = await _commit(gh, repo, base_sha or head, files, message)
-    return await _push_fix(gh, repo, branch, sha, run_id)
+    sha = await _commit(gh, store, repo, base_sha or head, files, message, run_id)
+    return await _push_fix(gh, store, repo, branch, sha, run_id)
 
 
-async def _branch_for_pull(gh: GitHubAPI, repo: str, branch: str, base: str, run_id: str,
+async def _branch_for_pull(gh: GitHubAPI, store: Store, repo: str, branch: str, base: str, run_id: str,
                            files: list[dict[str, str]], message: str, base_sha: str | None) -> None:
     """The bot's own branch holding the change, made once: an earlier attempt's commit is kept as it is. It
     starts from the commit the run read (``base_sha``), not the default branch's newest: whatever was merged
     since shows as a conflict in the pull request instead of being silently reverted by whole-file contents."""
-    if await _delivered(gh, repo, branch, run_id) is not None:
+    if await _delivered(gh, store, repo, branch, run_id) is not None:
         return
     head = base_sha or await _head_of(gh, repo, base)
-    sha = await _commit(gh, repo, head, files, message)
+    sha = await _commit(gh, store, repo, head, files, message, run_id)
     try:
         await gh.post(f"/repos/{repo}/git/refs", data={"ref": f"refs/heads/{branch}", "sha": sha})
     except BadRequest as exc:  # the branch exists without this run's commit (e.g. pushed before trailers)
@@ -148,14 +160,17 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
     same_repo_pr = (ctx.get("is_pull_request") and ctx.get("head_ref") and ctx.get("head_repo") == repo
                     and not ctx.get("from_fork") and ctx.get("head_ref") != default)
     if workflow == "error-investigation" and same_repo_pr:
-        sha = await _push_to_pull(gh, repo, ctx["head_ref"], run_id, files, message, base_sha)
+        sha = await _push_to_pull(gh, store, repo, ctx["head_ref"], run_id, files, message, base_sha)
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="push", github_id=0, number=number, url=sha))
         return None, sha
     branch = f"triage-lead/{run_id[:18]}"
     # On a same-repository PR the change was made on the PR's code: it is proposed into the PR's branch, so it
     # shows only the bot's change and merging it updates the PR.
     into = ctx["head_ref"] if same_repo_pr else default
-    await _branch_for_pull(gh, repo, branch, into, run_id, files, message, base_sha)
+    # Never a fork's commit as the base: the branch would carry the fork author's commits into this repository
+    # (where `on: push` workflows run with its secrets). A fork's change starts from the base it was compared with.
+    start = base_sha if same_repo_pr or not ctx.get("is_pull_request") else ctx.get("base_sha")
+    await _branch_for_pull(gh, store, repo, branch, into, run_id, files, message, start)
     pull = await _open_pull(gh, repo, branch, into, title, _pull_body(ctx, workflow, files, mark))
     await store.remember_posted(Posted(marker=mark, repo=repo, kind="pull", github_id=pull["id"],
                                        number=pull["number"], url=pull.get("html_url")))

@@ -11,7 +11,7 @@ return JSON-able data, ``(data, status)`` or an aiohttp response.
 Write kinds (``SandboxGitHub.writes``; data is the request body plus the ids noted):
 comment, comment_edit, comment_deleted (id, body) · issue, issue_edit, pull, pull_edit (+number) ·
 labels (POST; data["labels"] = names sent), labels_set (PUT), label_removed (name), label_created ·
-reaction (content, subject "issue"|"comment", subject_id; only when new) · review (+id) ·
+reaction (content, subject "issue"|"comment", subject_id; only when new) · review (+id) · review_dismissal (review_id, message) ·
 check_run, check_run_edit (+id) · ref, ref_update (ref, sha, force) · blob, tree, commit (+sha) ·
 contents (PUT; +path, branch, commit) · redelivery (delivery_id, guid) · manifest_conversion.
 Token creation is not a write: see ``tokens_issued``.
@@ -430,6 +430,7 @@ class SandboxGitHub(SandboxState):
             ("GET", f"{R}/pulls/{p}/files", lambda rq: self._page(rq, self.pull_files(rq[REPO], self._pull(rq))), t),
             ("GET", f"{R}/pulls/{p}/reviews", lambda rq: self._page(rq, self._pull(rq)["__pull"]["reviews"]), t),
             ("POST", f"{R}/pulls/{p}/reviews", self.h_create_review, t),
+            ("PUT", f"{R}/pulls/{p}/reviews/{{review_id:\\d+}}/dismissals", self.h_dismiss_review, t),
             ("POST", f"{R}/check-runs", self.h_create_check_run, t),
             ("GET", f"{R}/check-runs/{cr}", self.h_check_run, t),
             ("PATCH", f"{R}/check-runs/{cr}", self.h_check_run, t),
@@ -709,6 +710,20 @@ class SandboxGitHub(SandboxState):
         issue["__pull"]["reviews"].append(review)
         self._write("review", repo, issue["number"], b | {"id": rid})
         return review
+
+    def h_dismiss_review(self, rq: web.Request) -> Any:
+        """Only an APPROVED or CHANGES_REQUESTED review can be dismissed, with a message, as on GitHub."""
+        repo, b, issue = rq[REPO], self._body(rq), self._pull(rq)
+        review = next((r for r in issue["__pull"]["reviews"] if r["id"] == self._num(rq, "review_id")), None)
+        if review is None:
+            raise ApiError(404, "Not Found")
+        if not isinstance(b.get("message"), str) or not b["message"]:
+            raise invalid("PullRequestReview", "message")
+        if review["state"] not in ("APPROVED", "CHANGES_REQUESTED"):
+            raise ApiError(422, "Can not dismiss a commented pull request review")
+        review["state"] = "DISMISSED"
+        self._write("review_dismissal", repo, issue["number"], {"review_id": review["id"], "message": b["message"]})
+        return public(review)
 
     # ---- checks & Actions -------------------------------------------------------------
     def h_create_check_run(self, rq: web.Request) -> Any:

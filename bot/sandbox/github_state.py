@@ -179,8 +179,8 @@ def patch_status(patch: str) -> str:
 
 def make_patch(old: str, new: str) -> str:
     """A GitHub-style patch (hunks only, no file header)."""
-    diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=3)
-    return "\n".join(l for l in diff if not l.startswith(("---", "+++")))
+    diff = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=3))
+    return "\n".join(diff[2:])  # the two file-header lines only: an added line may itself start with "++"
 
 
 def apply_patch(old: str, patch: str) -> str:
