@@ -295,6 +295,16 @@ async def test_a_file_github_sends_without_a_diff_is_not_passed_unseen(bot: Any,
     assert "`app/huge.py`" in text and "logo.png" not in text
 
 
+async def test_a_credential_in_a_file_github_calls_binary_is_found(bot: Any, sandbox: Any, team: Team) -> None:
+    """One NUL byte and GitHub sends no diff and counts no changed lines: the file is read whole instead."""
+    p = pull_with(sandbox, 58, {"tests/test_x.py": "def test(): pass\n", "config/deploy.env": "\x00\n" + KEY_LINE})
+    seed_files(sandbox, 58, [("tests/test_x.py", "@@ -0,0 +1 @@\n+def test(): pass", 1),
+                             ("config/deploy.env", None, 0)])
+    await send(bot, sandbox, "pull_request", p)
+    head = p["pull_request"]["head"]["sha"]
+    assert reviews(sandbox) == [("REQUEST_CHANGES", head)] and "config/deploy.env:2" in check_text(sandbox, head)
+
+
 async def test_a_crash_between_the_review_and_the_check_posts_the_same_verdict_once(
         bot: Any, sandbox: Any, team: Team) -> None:
     p = pull_with(sandbox, 54, {"README.md": "words\n"})
