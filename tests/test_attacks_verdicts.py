@@ -145,8 +145,8 @@ async def test_a_push_during_the_model_review_is_not_judged_under_the_older_head
     judged, branch = p["pull_request"]["head"]["sha"], p["pull_request"]["head"]["ref"]
     model = ModelReading(sandbox, team, 311, branch, back_to=None)
     await send_pull(bot, sandbox, p)
-    assert model.pushed and model.seen and "verify(password)" in model.seen[0]  # it read the newer head's diff
-    assert judged not in [sha for _, sha in reviews(sandbox) + checks(sandbox)]
+    assert model.pushed and model.seen and "backdoor" in model.seen[0]  # it read the judged head's diff...
+    assert judged not in [sha for _, sha in reviews(sandbox) + checks(sandbox)]  # ...but that head is gone
 
 
 class ModelReading:
@@ -174,17 +174,14 @@ class ModelReading:
         team.script["PULL REQUEST REVIEW"] = [Reply.tool_use("get_pull_files", {"number": number}), result("review")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ATTACK SUCCEEDS: the model reads the diff with get_pull_files, which is not pinned to the head being "
-    "judged (tools.Tools._get_pull_files reads /pulls/N/files live); executor._judge_pull only compares the "
-    "head before and after the model review, so a push during the review and a force-push back before it ends "
-    "(A, B, A) has the model approve B's diff and that approval posted as APPROVE and success for A"))
 async def test_the_model_review_is_of_the_head_the_verdict_names(bot: Any, sandbox: Any, team: Team) -> None:
+    """Defended (it succeeded against 78d3498: get_pull_files read /pulls/N/files live, so the model approved
+    B's diff and that became APPROVE for A): the run's own PR is read at the head being judged."""
     p = pull_with(sandbox, 310, {"app/auth.py": BACKDOOR, "tests/test_auth.py": "def test_check():\n    pass\n"})
     judged, branch = p["pull_request"]["head"]["sha"], p["pull_request"]["head"]["ref"]
     model = ModelReading(sandbox, team, 310, branch, back_to=judged)
     await send_pull(bot, sandbox, p)
-    assert model.pushed and model.seen and "verify(password)" in model.seen[0]  # it read the other head's diff
+    assert model.pushed and model.seen and "backdoor" in model.seen[0] and "verify(password)" not in model.seen[0]
     assert sandbox.pull(REPO, 310)["head"]["sha"] == judged
     passed = ("success", judged) in checks(sandbox) or ("APPROVE", judged) in reviews(sandbox)
     assert not passed or "backdoor" in model.seen[0], "a pass for a head whose diff no model read"

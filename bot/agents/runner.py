@@ -94,7 +94,9 @@ class AgentRuntime:
             if self.caller is None:
                 outcome = await offline.run(request, reader, labels, findings, reviewed)
             else:
-                tools = Tools(reader, request.agent.tools, self.max_tool_bytes, pinned=request.context.head_sha)
+                ctx = request.context
+                tools = Tools(reader, request.agent.tools, self.max_tool_bytes, pinned=ctx.head_sha,
+                              pull=ctx.number if ctx.is_pull_request else None)
                 outcome = await self._run_model(request, tools, findings)
         except GITHUB_ERRORS as e:  # tool calls report their own; these are the reads a step cannot do without
             log.warning("run %s step %s: GitHub read failed: %r", request.run_id, request.step_id, e)

@@ -194,13 +194,14 @@ class Tools:
     """The tools one agent may use (its ``tools`` front matter), as API definitions and callables."""
 
     def __init__(self, reader: RepoReader, allowed: Iterable[str], max_bytes: int = 20_000,
-                 pinned: str | None = None) -> None:
+                 pinned: str | None = None, pull: int | None = None) -> None:
         self.reader = reader
         self.names = tuple(n for n in dict.fromkeys(allowed) if n in DEFINITIONS)
         self.max_bytes = max_bytes
         # The run's commit: reads default to it, so a change is computed on the code it will be committed on,
         # never on a branch that moved meanwhile.
         self.pinned = pinned
+        self.pull = pull  # the pull request the run is about: its diff is read at the pinned commit
 
     def definitions(self) -> list[dict[str, Any]]:
         """This agent's tool definitions for the Messages API, in a stable order."""
@@ -257,6 +258,12 @@ class Tools:
                 f"{p.get('commits', 0)} commits, by {(p.get('user') or {}).get('login')}\n\n{p.get('body') or ''}")
 
     async def _get_pull_files(self, number: int) -> str:
+        if number == self.pull and self.pinned:
+            # The run's own pull request at the run's commit, whatever was pushed since: a review is of the head
+            # its verdict names (GitHub's PR files are the three-dot comparison of its base with its head).
+            pull = await self.reader.pull(number)
+            found = await self.reader.get("/compare/{basehead}", basehead=f"{pull['base']['ref']}...{self.pinned}")
+            return format_files(found.get("files") or [])
         return format_files(await self.reader.pull_files(number))
 
     async def _get_check_output(self, check_run_id: int) -> str:
