@@ -402,9 +402,11 @@ def _command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
                                  "from where it is."))
             return
         options = (run.escalation or {}).get("options") or []
-        chosen = next((i for i, o in enumerate(options, 1) if o.get("action") == "retry"), 1)
+        # Recorded as the retry option it is; where none was offered (a model's own options), as a plain retry,
+        # never as an option nobody chose.
+        chosen = next((i for i, o in enumerate(options, 1) if o.get("action") == "retry"), None)
         _moved_at_command(run, wf, cmd, actions)
-        _resolve(run, wf, "retry", cmd, actions, chosen=chosen)  # recorded as the retry option it is
+        _resolve(run, wf, "retry", cmd, actions, chosen=chosen)
 
 
 def _moved_at_command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> bool:
@@ -447,11 +449,12 @@ def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
         actions.append(Reply("Nothing is waiting for approval yet; the workflow is still running."))
 
 
-def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Action], chosen: int = 1) -> None:
+def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Action], chosen: int | None) -> None:
     esc = run.escalation or {}
     stage = esc.get("stage") or _current(run, wf)
+    title = "Run the step again (/retry)" if chosen is None else (esc.get("options") or [{}])[chosen - 1].get("title", action)
     run.decisions.append({"stage": stage, "trigger": esc.get("trigger"), "option": chosen, "by": cmd.actor,
-                          "choice": (esc.get("options") or [{}])[chosen - 1].get("title", action)})
+                          "choice": title})
     run.escalation = None
     actions.append(ResolveEscalation())
     stale, run.stale_from = run.stale_from, None

@@ -281,7 +281,8 @@ def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None
     if tasks:
         parts.append(f"- Tasks, each running its own workflow: {', '.join(tasks)}")
     for d in run.decisions:
-        parts.append(f"- Decision at {d['stage']}: option {d['option']} ({d['choice']}) by @{d['by']}")
+        which = f"option {d['option']} ({d['choice']})" if d.get("option") else str(d.get("choice"))
+        parts.append(f"- Decision at {d['stage']}: {which} by @{d['by']}")
     return "\n".join(parts)
 
 
