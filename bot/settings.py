@@ -47,6 +47,27 @@ class Settings:
     ack_after: float = 20.0  # seconds a delivery may wait unseen before its thread gets a note (GitHub: within 60)
     keep_payload_days: float = 14.0  # days a finished delivery's payload is kept (bot/retention.py)
     redeliver_every: float = 300.0  # seconds between sweeps of GitHub's delivery log for failed deliveries; 0: off
+    writes_per_hour: int = 500  # GitHub's hourly limit on content-creating requests, per installation
+    # Hosts whose links and images may appear live in what the bot posts (besides the GitHub host itself):
+    # any other link keeps its text and loses its target, since an image or link can carry data out.
+    link_hosts: frozenset[str] = frozenset()
+    replies_per_minute: int = 5  # command replies per person per thread a minute
+    replies_per_hour: int = 30  # command replies per repository an hour, across its threads
+    metrics_token: str | None = field(default=None, repr=False)  # bearer token /metrics requires, if set
+    metrics_port: int | None = None  # serve /metrics on its own port (e.g. bound to an internal network)
+    body_deadline: float = 10.0  # seconds a webhook body may take to arrive before the signature is checked
+    unverified_bytes: int = 32 * 1024 * 1024  # bytes of not-yet-verified bodies held across all connections
+    header_timeout: float = 5.0  # seconds a connection may stay idle or send its request line and headers
+
+    @property
+    def github_host(self) -> str:
+        """The host people see GitHub on: github.com for api.github.com, the server's host for GHES."""
+        host = (urlparse(self.github_api_url).hostname or "github.com").lower()
+        return "github.com" if host == "api.github.com" else host
+
+    @property
+    def allowed_link_hosts(self) -> frozenset[str]:
+        return frozenset({"github.com", self.github_host}) | self.link_hosts
 
     @property
     def has_app(self) -> bool:
@@ -155,6 +176,15 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
         ack_after=_float(env, "TRIAGE_LEAD_ACK_AFTER", 20.0),
         redeliver_every=_float(env, "TRIAGE_LEAD_REDELIVER_EVERY", 300.0, hi=86_400),
         keep_payload_days=_float(env, "TRIAGE_LEAD_KEEP_PAYLOAD_DAYS", 14.0, hi=3650),
+        writes_per_hour=_int(env, "TRIAGE_LEAD_WRITES_PER_HOUR", 500, hi=500),  # type: ignore[arg-type]
+        link_hosts=frozenset(h.strip().lower() for h in env.get("TRIAGE_LEAD_LINK_HOSTS", "").split(",") if h.strip()),
+        replies_per_minute=_int(env, "TRIAGE_LEAD_REPLIES_PER_MINUTE", 5, hi=1000),  # type: ignore[arg-type]
+        replies_per_hour=_int(env, "TRIAGE_LEAD_REPLIES_PER_HOUR", 30, hi=100_000),  # type: ignore[arg-type]
+        metrics_token=env.get("TRIAGE_LEAD_METRICS_TOKEN") or None,
+        metrics_port=_int(env, "TRIAGE_LEAD_METRICS_PORT", None, hi=65535),
+        body_deadline=_float(env, "TRIAGE_LEAD_BODY_DEADLINE", 10.0, hi=300),
+        unverified_bytes=_int(env, "TRIAGE_LEAD_UNVERIFIED_BYTES", 32 * 1024 * 1024, lo=1024),  # type: ignore[arg-type]
+        header_timeout=_float(env, "TRIAGE_LEAD_HEADER_TIMEOUT", 5.0, hi=300),
         model_overrides=tuple((tier, env[f"TRIAGE_LEAD_MODEL_{tier.upper()}"].strip())
                               for tier in ("opus", "sonnet", "haiku") if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -151,6 +152,17 @@ class Store(Protocol):
     async def release_redelivery(self, guid: str) -> None: ...
     async def save_config(self, repo: str, source: str, text: str) -> None: ...
     async def last_config(self, repo: str) -> tuple[str, str] | None: ...
+    # Shared limits (all workers, one database). A window counter: take_slots records one event under every
+    # (key, limit, window_seconds) at `now` and returns 0.0 if each key had fewer than `limit` events in the
+    # last `window_seconds`; otherwise records nothing and returns the seconds until all would fit.
+    async def take_slots(self, limits: Sequence[tuple[str, int, float]], now: float | None = None) -> float: ...
+    # Token reservations: before a model call, reserve `amount` under every (key, cap) if each key's settled
+    # spending plus open reservations plus `amount` stays within its cap (all or nothing; True if taken);
+    # settle(reservation, actual) replaces the reserved amount by what the call really used (0 if it failed).
+    async def reserve(self, reservation: str, amount: int, caps: Sequence[tuple[str, int]],
+                      now: float | None = None) -> bool: ...
+    async def settle(self, reservation: str, actual: int) -> None: ...
+    async def spent(self, key: str) -> int: ...  # settled + reserved under a key
     # Write a small row (a few KB), commit, delete it; StoreUnavailable saying why if the store cannot.
     async def probe_write(self) -> None: ...
     # Retention (bot/retention.py): payloads of done deliveries received before now - older_than_seconds

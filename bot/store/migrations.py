@@ -111,4 +111,27 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX deliveries_unpruned ON deliveries (received_at) WHERE payload <> '{}';
     """,
+    # 7: limits shared by every worker. Window counters (command replies per person and repository, GitHub
+    # writes per installation): one row per event, read per key. Token spending per key (a run, an
+    # installation's day, a repository's day): a running total, and each model call's reservation, so a call
+    # reserves before it starts and settles to what it really used.
+    """
+    CREATE TABLE limit_events (
+        key TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX limit_events_key ON limit_events (key, at);
+    CREATE TABLE spend_totals (
+        key TEXT PRIMARY KEY,
+        total BIGINT NOT NULL
+    );
+    CREATE TABLE spend_reservations (
+        reservation TEXT NOT NULL,
+        key TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        settled INTEGER NOT NULL DEFAULT 0,
+        at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (reservation, key)
+    );
+    """,
 ]

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from bot.store.base import (FINAL_STATES, Delivery, Job, JobInfo, Posted, RunRecord, StepRecord, StoreUnavailable,
                              job_info)
+from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS
 
 # The procrastinate queue and task every delivery's job goes to; bot/worker.py registers the task.
@@ -31,6 +32,7 @@ TASK = "triage-lead.process-job"
 # Advisory-lock keys (any constant bigint; they only need to differ from each other).
 _MIGRATE_LOCK = 0x7472_6961_6765_01  # "triage" + 1: schema changes, one process at a time
 _STALLED_LOCK = 0x7472_6961_6765_02  # one worker at a time re-queues the jobs of dead workers
+_LIMIT_LOCKS = 0x7472_6961  # the first key of the two-key advisory locks taken per limit key (hashtext is the second)
 
 # Connection trouble (server down, network, pool exhausted or closed) is what the webhook answers 503 for.
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, PoolClosed)
@@ -353,6 +355,61 @@ class PostgresStore:
                               (installation_id, day))
         return int(row["tokens"]) if row else 0
 
+    # ---- shared limits (bot/store/limits.py) ---------------------------------------------------------
+    @staticmethod
+    async def _lock_keys(conn: psycopg.AsyncConnection[Any], keys: Sequence[str]) -> None:
+        """Serialise every worker's take on these keys until the transaction ends; sorted, so two takes on
+        overlapping keys lock in the same order and never deadlock."""
+        for key in sorted(set(keys)):
+            await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LIMIT_LOCKS, key))
+
+    async def take_slots(self, limits: Sequence[Limit], now: float | None = None) -> float:
+        at = time.time() if now is None else now
+        async with self._tx() as conn:
+            await self._lock_keys(conn, [k for k, _, _ in limits])
+            recent: dict[str, list[float]] = {}
+            for key, _, window in limits:
+                await conn.execute("DELETE FROM limit_events WHERE key = %s AND at <= %s", (key, at - window))
+                rows = await (await conn.execute("SELECT at FROM limit_events WHERE key = %s ORDER BY at",
+                                                 (key,))).fetchall()
+                recent[key] = [r["at"] for r in rows]
+            wait = window_wait(limits, recent, at)
+            if wait == 0.0:
+                async with conn.cursor() as cur:
+                    await cur.executemany("INSERT INTO limit_events (key, at) VALUES (%s, %s)",
+                                          [(k, at) for k, _, _ in limits])
+            return wait
+
+    async def reserve(self, reservation: str, amount: int, caps: Sequence[Cap], now: float | None = None) -> bool:
+        at = time.time() if now is None else now
+        async with self._tx() as conn:
+            await self._lock_keys(conn, [k for k, _ in caps])
+            rows = await (await conn.execute("SELECT key, total FROM spend_totals WHERE key = ANY(%s)",
+                                             ([k for k, _ in caps],))).fetchall()
+            if not fits(caps, {r["key"]: int(r["total"]) for r in rows}, amount):
+                return False
+            for key, _ in caps:
+                await conn.execute("INSERT INTO spend_totals (key, total) VALUES (%s, %s) ON CONFLICT (key)"
+                                   " DO UPDATE SET total = spend_totals.total + excluded.total", (key, amount))
+                await conn.execute("INSERT INTO spend_reservations (reservation, key, amount, at)"
+                                   " VALUES (%s, %s, %s, %s)", (reservation, key, amount, at))
+            return True
+
+    async def settle(self, reservation: str, actual: int) -> None:
+        async with self._tx() as conn:
+            rows = await (await conn.execute("SELECT key, amount FROM spend_reservations WHERE reservation = %s"
+                                             " AND settled = 0 ORDER BY key FOR UPDATE", (reservation,))).fetchall()
+            await self._lock_keys(conn, [r["key"] for r in rows])
+            for r in rows:
+                await conn.execute("UPDATE spend_totals SET total = total + %s WHERE key = %s",
+                                   (actual - int(r["amount"]), r["key"]))
+            await conn.execute("UPDATE spend_reservations SET amount = %s, settled = 1 WHERE reservation = %s"
+                               " AND settled = 0", (actual, reservation))
+
+    async def spent(self, key: str) -> int:
+        row = await self._one("SELECT total FROM spend_totals WHERE key = %s", (key,))
+        return int(row["total"]) if row else 0
+
     async def save_config(self, repo: str, source: str, text: str) -> None:
         """A repository's config that parsed: what applies if a later one cannot be read."""
         await self._exec(
@@ -479,6 +536,11 @@ class PostgresStore:
         async with self._tx() as conn:  # GitHub keeps deliveries 3 days: older asks are of no use
             counts["redeliveries"] = (await conn.execute("DELETE FROM redeliveries WHERE requested_at <= %s",
                                                          (cutoff,))).rowcount
+        async with self._tx() as conn:  # window counters look back an hour at most (a day's events are plenty)
+            counts["limit_events"] = (await conn.execute("DELETE FROM limit_events WHERE at <= %s",
+                                                         ((time.time() if now is None else now) - 86_400,))).rowcount
+            counts["reservations"] = (await conn.execute(
+                "DELETE FROM spend_reservations WHERE settled = 1 AND at <= %s", (cutoff,))).rowcount
         return counts
 
     async def claim_redelivery(self, guid: str, delivery_id: int) -> bool:

@@ -15,12 +15,13 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.store.base import FINAL_STATES, Delivery, Job, JobInfo, Posted, job_info, RunRecord, StepRecord, StoreUnavailable
+from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -312,6 +313,69 @@ class SQLiteStore:
             "SELECT tokens FROM usage_daily WHERE installation_id = ? AND day = ?", (installation_id, day)).fetchone())
         return int(row[0]) if row else 0
 
+    # ---- shared limits (bot/store/limits.py): one write transaction each, so workers never both take the last slot
+    async def take_slots(self, limits: Sequence[Limit], now: float | None = None) -> float:
+        at = time.time() if now is None else now
+
+        def take(db: sqlite3.Connection) -> float:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                recent: dict[str, list[float]] = {}
+                for key, _, window in limits:
+                    db.execute("DELETE FROM limit_events WHERE key = ? AND at <= ?", (key, at - window))
+                    recent[key] = [r[0] for r in db.execute(
+                        "SELECT at FROM limit_events WHERE key = ? ORDER BY at", (key,))]
+                wait = window_wait(limits, recent, at)
+                if wait == 0.0:
+                    db.executemany("INSERT INTO limit_events (key, at) VALUES (?, ?)", [(k, at) for k, _, _ in limits])
+                db.execute("COMMIT")
+                return wait
+            finally:
+                _rollback(db)
+        return await self._run(take)
+
+    async def reserve(self, reservation: str, amount: int, caps: Sequence[Cap], now: float | None = None) -> bool:
+        at = time.time() if now is None else now
+
+        def take(db: sqlite3.Connection) -> bool:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                totals = {k: self._total(db, k) for k, _ in caps}
+                if not fits(caps, totals, amount):
+                    return False
+                for key, _ in caps:
+                    db.execute("INSERT INTO spend_totals (key, total) VALUES (?, ?) ON CONFLICT (key)"
+                               " DO UPDATE SET total = spend_totals.total + excluded.total", (key, amount))
+                    db.execute("INSERT INTO spend_reservations (reservation, key, amount, at) VALUES (?, ?, ?, ?)",
+                               (reservation, key, amount, at))
+                db.execute("COMMIT")
+                return True
+            finally:
+                _rollback(db)
+        return await self._run(take)
+
+    async def settle(self, reservation: str, actual: int) -> None:
+        def settle(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for key, amount in db.execute("SELECT key, amount FROM spend_reservations WHERE reservation = ?"
+                                              " AND settled = 0", (reservation,)).fetchall():
+                    db.execute("UPDATE spend_totals SET total = total + ? WHERE key = ?", (actual - amount, key))
+                db.execute("UPDATE spend_reservations SET amount = ?, settled = 1 WHERE reservation = ? AND settled = 0",
+                           (actual, reservation))
+                db.execute("COMMIT")
+            finally:
+                _rollback(db)
+        await self._run(settle)
+
+    async def spent(self, key: str) -> int:
+        return await self._run(lambda db: self._total(db, key))
+
+    @staticmethod
+    def _total(db: sqlite3.Connection, key: str) -> int:
+        row = db.execute("SELECT total FROM spend_totals WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
     async def save_config(self, repo: str, source: str, text: str) -> None:
         """A repository's config that parsed: what applies if a later one cannot be read."""
         await self._run(lambda db: db.execute(
@@ -400,7 +464,12 @@ class SQLiteStore:
                 break
         asked = await self._run(lambda db: db.execute(
             "DELETE FROM redeliveries WHERE requested_at <= ?", (cutoff,)).rowcount)  # GitHub keeps 3 days
-        return {"payloads": pruned, "redeliveries": asked}
+        # Window counters look back an hour at most (a day's events are plenty); settled reservations are kept as long as payloads.
+        events = await self._run(lambda db: db.execute(
+            "DELETE FROM limit_events WHERE at <= ?", ((time.time() if now is None else now) - 86_400,)).rowcount)
+        settled = await self._run(lambda db: db.execute(
+            "DELETE FROM spend_reservations WHERE settled = 1 AND at <= ?", (cutoff,)).rowcount)
+        return {"payloads": pruned, "redeliveries": asked, "limit_events": events, "reservations": settled}
 
     async def claim_redelivery(self, guid: str, delivery_id: int) -> bool:
         """Record that the sweep asks GitHub to redeliver ``guid``; False if it (or another process) did."""
