@@ -17,12 +17,15 @@ import asyncio
 import hmac
 import html
 import json
+import logging
 import os
 import re
 import secrets
+import time
 import webbrowser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -33,7 +36,10 @@ import yaml
 from aiohttp import web
 from gidgethub.aiohttp import GitHubAPI
 
+from bot.logs import printable
 from bot.settings import SettingsError
+
+log = logging.getLogger(__name__)
 
 MANIFEST_KEYS = ("name", "url", "hook_attributes", "redirect_url", "public", "default_events",
                  "default_permissions", "description")
@@ -193,11 +199,107 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return data
 
 
+# ---- one flow at a time, and the App it must bring back ------------------------------------------
+
+STATE_TTL = 30 * 60.0  # seconds a started flow waits for GitHub's redirect (GitHub's code itself lasts an hour)
+COOKIE = "triage_lead_setup"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One trip to GitHub: the ``state`` GitHub sends back, and the secret only the starting browser's cookie
+    holds, so a process that reads the state still cannot complete the redirect."""
+
+    state: str
+    secret: str
+    expires: float
+
+
+class Claim(Enum):
+    """What GitHub's redirect back amounts to."""
+
+    TAKEN = "taken"              # the open flow's state and cookie: the flow is used up now
+    UNKNOWN = "unknown"          # no such open flow: never started, used already, expired, or another state
+    WRONG_BROWSER = "wrong"      # the open flow's state without its cookie
+
+
+class OpenFlow:
+    """At most one manifest flow is open; its state is single-use, expires, and is only good with its cookie.
+
+    A second start from a browser without the open flow's cookie is refused, not allowed to replace it: the
+    person's own reload still works (the browser sends the cookie), and a page opened by anything else is
+    a visible alarm instead of a silent takeover of the person's flow.
+    """
+
+    def __init__(self, clock: Callable[[], float], ttl: float) -> None:
+        self._clock, self._ttl = clock, ttl
+        self._open: Attempt | None = None
+
+    def _current(self) -> Attempt | None:
+        if self._open is not None and self._clock() >= self._open.expires:
+            self._open = None
+        return self._open
+
+    def start(self, cookie: str) -> Attempt | None:
+        """The flow this browser may go on with (its own open one, or a new one); None while another is open."""
+        if (current := self._current()) is not None:
+            return current if hmac.compare_digest(cookie.encode(), current.secret.encode()) else None
+        self._open = Attempt(secrets.token_urlsafe(24), secrets.token_urlsafe(32), self._clock() + self._ttl)
+        return self._open
+
+    def seconds_left(self) -> int:
+        current = self._current()
+        return max(1, int(current.expires - self._clock())) if current else 0
+
+    def claim(self, state: str, cookie: str) -> Claim:
+        """Check GitHub's redirect (both in constant time); the open flow is used up only when both match."""
+        if (current := self._current()) is None:
+            return Claim.UNKNOWN
+        state_ok = hmac.compare_digest(state.encode(), current.state.encode())
+        cookie_ok = hmac.compare_digest(cookie.encode(), current.secret.encode())
+        if not state_ok:
+            return Claim.UNKNOWN
+        if not cookie_ok:
+            return Claim.WRONG_BROWSER
+        self._open = None
+        return Claim.TAKEN
+
+
+def _shown(value: object) -> str:
+    """A name GitHub or a stranger chose, quoted and clipped for a log line or a page."""
+    return repr(printable(str(value))[:100])
+
+
+def missing_credentials(app: Mapping[str, Any]) -> list[str]:
+    """What the conversion's answer lacks of what ``.env`` needs: the App id, its key, its webhook secret."""
+    want = {"id": int, "pem": str, "webhook_secret": str}
+    return [k for k, kind in want.items()
+            if not app.get(k) or isinstance(app.get(k), bool) or not isinstance(app.get(k), kind)]
+
+
+def wrong_app(app: Mapping[str, Any], *, name: str, org: str | None) -> str | None:
+    """Why the App GitHub returned is not the one this flow asked for, naming both; None when it is.
+
+    Without ``--org`` GitHub creates the App under the signed-in person's account, whose login the flow
+    cannot know (it holds no token): there the name ties the App to this flow, and an App owned by an
+    organization is refused.
+    """
+    owner = app.get("owner") if isinstance(app.get("owner"), dict) else {}
+    login, kind = str(owner.get("login") or ""), owner.get("type")
+    name_ok = app.get("name") == name
+    owner_ok = login.casefold() == org.casefold() if org else kind == "User"  # logins ignore case on GitHub
+    if name_ok and owner_ok:
+        return None
+    wanted = f"the organization {_shown(org)}" if org else "your personal account"
+    return (f"GitHub returned the App {_shown(app.get('name'))} owned by {_shown(login)} ({_shown(kind)}), but "
+            f"this set-up asked for {_shown(name)} owned by {wanted}")
+
+
 # ---- the local pages --------------------------------------------------------------------------
 
 @dataclass
 class Flow:
-    """One set-up session: what to send GitHub, where to save the answer, and the nonce tying them."""
+    """One set-up session: what to send GitHub, where to save the answer, and the open trip to GitHub."""
 
     app_yml: Mapping[str, Any]
     github_url: str
@@ -208,19 +310,28 @@ class Flow:
     force: bool = False
     webhook_url: str | None = None
     name: str | None = None
-    state: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    clock: Callable[[], float] = time.monotonic
+    state_ttl: float = STATE_TTL
     result: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    trips: OpenFlow = field(init=False)
 
-    @property
-    def manifest(self) -> dict[str, Any]:
-        return build_manifest(self.app_yml, redirect_url=f"{self.base_url}/setup/done",
+    def __post_init__(self) -> None:
+        self.trips = OpenFlow(self.clock, self.state_ttl)
+
+    def manifest_for(self, base_url: str) -> dict[str, Any]:
+        """The manifest, sending GitHub's redirect back to ``base_url`` (the name the browser used, so its
+        cookie comes along)."""
+        return build_manifest(self.app_yml, redirect_url=f"{base_url}/setup/done",
                               webhook_url=self.webhook_url, name=self.name)
 
     @property
-    def new_app_url(self) -> str:
+    def manifest(self) -> dict[str, Any]:
+        return self.manifest_for(self.base_url)
+
+    def new_app_url(self, state: str) -> str:
         where = f"/organizations/{quote(self.org, safe='')}" if self.org else ""
-        return f"{self.github_url.rstrip('/')}{where}/settings/apps/new?state={self.state}"
+        return f"{self.github_url.rstrip('/')}{where}/settings/apps/new?state={state}"
 
 
 FLOW = web.AppKey("flow", Flow)
@@ -235,63 +346,111 @@ def _page(status: int, title: str, body: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/html", headers=_HEADERS)
 
 
+def _again(request: web.Request) -> str:
+    return f"<p><a href='http://{html.escape(request.host)}/'>Start again</a>.</p>"
+
+
 async def start_page(request: web.Request) -> web.Response:
-    """An auto-submitting form that POSTs the manifest to GitHub's new-App page."""
+    """An auto-submitting form that POSTs the manifest to GitHub's new-App page, for the browser that holds
+    the open flow's cookie (which this page sets when it opens a flow)."""
     flow = request.app[FLOW]
-    manifest = html.escape(json.dumps(flow.manifest), quote=True)
-    return _page(200, "Register triage-lead on GitHub", (
-        f"<form id='manifest' method='post' action='{html.escape(flow.new_app_url, quote=True)}'>"
+    if flow.result.done():
+        return _page(200, "Already done", "<p>The App's credentials are saved. You can close this tab.</p>")
+    trip = flow.trips.start(request.cookies.get(COOKIE, ""))
+    if trip is None:
+        log.warning("setup: the set-up page was opened by a browser or program without the open flow's cookie; "
+                    "refused. If that was not you, stop the set-up: something on this machine may be trying to "
+                    "register its own App in your name")
+        return _page(409, "This set-up is already open in another browser", (
+            "<p>A set-up started from this page is already on its way to GitHub, from another browser or "
+            "another program on this computer, so this one cannot start. If you did not open it, stop "
+            "<code>python -m bot setup</code> (Ctrl-C) and run it again.</p>"))
+    manifest = html.escape(json.dumps(flow.manifest_for(f"http://{request.host}")), quote=True)
+    resp = _page(200, "Register triage-lead on GitHub", (
+        f"<form id='manifest' method='post' action='{html.escape(flow.new_app_url(trip.state), quote=True)}'>"
         f"<input type='hidden' name='manifest' value=\"{manifest}\">"
         "<p>Sending you to GitHub to create the App…</p><button type='submit'>Create the GitHub App</button></form>"
         "<script>document.getElementById('manifest').submit()</script>"))
+    # Lax: sent on GitHub's top-level redirect back here, never on a cross-site request a page makes.
+    resp.set_cookie(COOKIE, trip.secret, max_age=flow.trips.seconds_left(), path="/", httponly=True, samesite="Lax")
+    return resp
 
 
 async def _convert(session: aiohttp.ClientSession, api_url: str, code: str) -> dict[str, Any]:
     gh = GitHubAPI(session, "triage-lead-setup", base_url=api_url)
     data = await gh.post("/app-manifests/{code}/conversions", url_vars={"code": code}, data=b"")
-    if not isinstance(data, dict) or not isinstance(data.get("id"), int) or not isinstance(data.get("pem"), str):
-        raise SetupError("GitHub's answer to the code exchange has no App id or private key")
+    if not isinstance(data, dict):
+        raise SetupError("GitHub's answer to the code exchange is not an App")
     return data
 
 
+def _claim_refused(request: web.Request, claim: Claim) -> web.Response:
+    if claim is Claim.WRONG_BROWSER:
+        log.warning("setup: GitHub's redirect came back without the cookie of the browser that started the flow; "
+                    "refused, nothing written")
+        return _page(403, "This is not the browser that started the set-up", (
+            "<p>The redirect carries the right <code>state</code> but not the cookie this page set in the browser "
+            "that started the set-up (another browser, another program, or cookies blocked for this address), "
+            "so nothing was saved. Finish in the browser that opened the page.</p>"))
+    return _page(400, "This is not the set-up you started", (
+        "<p>The <code>state</code> does not match an open set-up: it was used already, it expired "
+        f"({int(request.app[FLOW].state_ttl // 60)} minutes after the page opened), or it belongs to another "
+        "session. Nothing was saved.</p>" + _again(request)))
+
+
 async def done_page(request: web.Request) -> web.Response:
-    """GitHub's redirect back: check the nonce, exchange the code, save the credentials, finish."""
+    """GitHub's redirect back: claim the open flow, exchange the code, check the App, save the credentials."""
     flow = request.app[FLOW]
-    again = f"<p><a href='{html.escape(flow.base_url)}/'>Start again</a>.</p>"
     state, code = request.query.get("state", ""), request.query.get("code", "")
-    if not hmac.compare_digest(state.encode(), flow.state.encode()):
-        return _page(400, "This is not the set-up you started",
-                     "<p>The <code>state</code> does not match this set-up session, so nothing was saved.</p>" + again)
     if not code:
-        return _page(400, "No code from GitHub", "<p>GitHub did not send a code back.</p>" + again)
+        return _page(400, "No code from GitHub", "<p>GitHub did not send a code back.</p>" + _again(request))
     async with flow.lock:
         if flow.result.done():
             return _page(200, "Already done", "<p>The App's credentials are saved. You can close this tab.</p>")
+        if (claim := flow.trips.claim(state, request.cookies.get(COOKIE, ""))) is not Claim.TAKEN:
+            return _claim_refused(request, claim)
         try:
             app = await _convert(request.app[SESSION], flow.api_url, code)
         except gidgethub.BadRequest as exc:
             return _page(400, "GitHub did not accept the code", (
                 f"<p>GitHub answered {html.escape(str(exc.status_code))} ({html.escape(str(exc))}). A code works "
-                "once and expires after an hour.</p>" + again))
+                "once and expires after an hour.</p>" + _again(request)))
         except (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError, SetupError) as exc:
-            return _page(502, "Could not exchange the code", f"<p>{html.escape(str(exc) or type(exc).__name__)}</p>" + again)
-        values = {"GITHUB_APP_ID": str(app["id"]), "GITHUB_PRIVATE_KEY": app["pem"].strip().replace("\r\n", "\n")
-                  .replace("\n", "\\n")}
-        if isinstance(app.get("webhook_secret"), str) and app["webhook_secret"]:
-            values["GITHUB_WEBHOOK_SECRET"] = app["webhook_secret"]
-        try:
-            write_env(flow.env_path, values, force=flow.force)
-        except (OSError, SetupError, SettingsError) as exc:
-            manage = str(app.get("html_url") or "")
-            flow.result.set_exception(SetupError(f"the App was created ({manage}) but {flow.env_path} could not be "
-                                                 f"written: {exc}; on its settings page generate a new private key "
-                                                 "and set a webhook secret"))
-            return _page(500, "The App was created, but its credentials could not be saved", (
-                f"<p>{html.escape(str(exc))}</p><p>Generate a new private key and set a webhook secret on the "
-                "App's settings page: "
-                f"<a href='{html.escape(manage)}'>{html.escape(manage)}</a>.</p>"))
-        flow.result.set_result({k: app.get(k) for k in ("id", "slug", "name", "html_url", "owner")}
-                               | {"keys": sorted(values)})
+            return _page(502, "Could not exchange the code",
+                         f"<p>{html.escape(str(exc) or type(exc).__name__)}</p>" + _again(request))
+        if missing := missing_credentials(app):
+            log.warning("setup: GitHub's answer to the code exchange has no %s; nothing written", ", ".join(missing))
+            return _page(502, "GitHub's answer cannot be saved", (
+                f"<p>GitHub's answer to the code exchange has no {html.escape(', '.join(missing))}, so nothing was "
+                "saved.</p>" + _again(request)))
+        if why := wrong_app(app, name=flow.manifest["name"], org=flow.org):
+            log.warning("setup: %s; nothing written to %s", why, flow.env_path)
+            return _page(409, "This is not the App this set-up asked for", (
+                f"<p>{html.escape(why)}. Nothing was saved to <code>{html.escape(str(flow.env_path))}</code>.</p>"
+                "<p>If you changed the App's name or account on GitHub's page, that App was created but its keys "
+                "were not saved: delete it in its settings on GitHub (or generate a private key there by hand), "
+                "and run the set-up again with <code>--name</code> and <code>--org</code> matching it. Otherwise "
+                "another program on this computer may have tried to slip in its own App.</p>" + _again(request)))
+        return _save(flow, app)
+
+
+def _save(flow: Flow, app: Mapping[str, Any]) -> web.Response:
+    """Write the checked App's credentials to the .env file and finish the set-up."""
+    values = {"GITHUB_APP_ID": str(app["id"]), "GITHUB_WEBHOOK_SECRET": app["webhook_secret"],
+              "GITHUB_PRIVATE_KEY": app["pem"].strip().replace("\r\n", "\n").replace("\n", "\\n")}
+    try:
+        write_env(flow.env_path, values, force=flow.force)
+    except (OSError, SetupError, SettingsError) as exc:
+        manage = str(app.get("html_url") or "")
+        flow.result.set_exception(SetupError(f"the App was created ({manage}) but {flow.env_path} could not be "
+                                             f"written: {exc}; on its settings page generate a new private key "
+                                             "and set a webhook secret"))
+        return _page(500, "The App was created, but its credentials could not be saved", (
+            f"<p>{html.escape(str(exc))}</p><p>Generate a new private key and set a webhook secret on the "
+            "App's settings page: "
+            f"<a href='{html.escape(manage)}'>{html.escape(manage)}</a>.</p>"))
+    flow.result.set_result({k: app.get(k) for k in ("id", "slug", "name", "html_url", "owner")}
+                           | {"keys": sorted(values)})
     return _page(200, "Done", "<p>The App is registered and its credentials are saved. You can close this tab; "
                               "the terminal shows the next steps.</p>")
 
@@ -330,12 +489,10 @@ def next_steps(app: Mapping[str, Any], flow: Flow) -> list[str]:
     steps = [f"Install it on a repository: {html_url}/installations/new"]
     if not flow.manifest["hook_attributes"].get("active"):
         steps.append(f"Set its webhook URL to https://<your host>/webhook and tick Active: {settings_url}")
-    if "GITHUB_WEBHOOK_SECRET" not in app["keys"]:
-        steps.append(f"GitHub sent no webhook secret: choose one at {settings_url} and add GITHUB_WEBHOOK_SECRET "
-                     f"to {flow.env_path}")
     default_env = flow.env_path.resolve() == Path(".env").resolve()
     steps.append("Run the bot: python -m bot " + ("" if default_env else f"--env-file {flow.env_path} ") + "serve")
-    return [f"Registered the GitHub App {app.get('name')!r} (id {app.get('id')}): {html_url}",
+    return [f"Registered the GitHub App {app.get('name')!r} (id {app.get('id')}) owned by "
+            f"{owner.get('login')!r}: {html_url}",
             f"Wrote {', '.join(app['keys'])} to {flow.env_path} (mode 0600).", "Next:",
             *(f"  {n}. {step}" for n, step in enumerate(steps, 1))]
 
@@ -343,14 +500,16 @@ def next_steps(app: Mapping[str, Any], flow: Flow) -> list[str]:
 async def run_setup(*, github_url: str = "https://github.com", api_url: str, port: int, env_path: Path,
                     manifest_path: Path, open_browser: bool, org: str | None = None, force: bool = False,
                     webhook_url: str | None = None, name: str | None = None, host: str = "127.0.0.1",
-                    out: Callable[[str], None] = print) -> Path:
-    """Serve the set-up page on ``host:port`` until GitHub's redirect brings a code; returns the .env path."""
+                    out: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic,
+                    state_ttl: float = STATE_TTL) -> Path:
+    """Serve the set-up page on ``host:port`` until GitHub's redirect brings the code of the App this flow
+    asked for; returns the .env path."""
     if webhook_url and urlparse(webhook_url).scheme not in ("https", "http"):
         raise SetupError("--webhook-url must start with https://")
     app_yml = read_manifest(manifest_path)
     check_env(env_path, force=force)
     flow = Flow(app_yml=app_yml, github_url=github_url, api_url=api_url, env_path=env_path, org=org, force=force,
-                webhook_url=webhook_url, name=name)
+                webhook_url=webhook_url, name=name, clock=clock, state_ttl=state_ttl)
     runner = web.AppRunner(make_setup_app(flow), access_log=None)  # the redirect's URL carries the code
     await runner.setup()
     try:
