@@ -35,18 +35,19 @@ def _env(args: argparse.Namespace) -> dict[str, str]:
 
 
 async def _serve(settings: settings_mod.Settings) -> None:
-    from aiohttp import web
-
     from bot.runtime import Runtime
 
     runtime = await Runtime(settings).start()
-    runner = web.AppRunner(runtime.web_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "0.0.0.0", settings.port)
-    await site.start()
+    try:
+        runners = await runtime.listen()
+    except BaseException:
+        await runtime.close()
+        raise
     # Listening already; load the agent side (about a second of imports) off the event loop meanwhile.
     asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "bot.pipeline")
-    logging.getLogger("bot").info("serving on port %d (GitHub API %s)", settings.port, settings.github_api_url)
+    logging.getLogger("bot").info("serving on port %d%s (GitHub API %s)", settings.port,
+                                  "" if settings.metrics_port is None else f", /metrics on {settings.metrics_port}",
+                                  settings.github_api_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -54,7 +55,8 @@ async def _serve(settings: settings_mod.Settings) -> None:
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
         await runtime.close()
 
 

@@ -9,9 +9,8 @@ Parsing and validation are pure; ``fetch`` does the I/O.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
-import posixpath
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +18,13 @@ import yaml
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 from jsonschema import Draft202012Validator
+from pathspec import GitIgnoreSpec
 
 from bot.github.contents import FileText, Unreadable, read_file
 
 PATH = ".github/triage-lead.yml"
+# Workflows, this config and the repository's agents: a change there changes what runs and who judges it.
+DEFAULT_PROTECTED = (".github/", ".claude/")
 _NAME = {"type": "string", "pattern": "^[a-z0-9-]+$"}
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -37,7 +39,13 @@ SCHEMA: dict[str, Any] = {
                                    "day_tokens": {"type": "integer", "minimum": 1000}}},
         "models": {"type": "object", "additionalProperties": False,
                    "properties": {t: {"type": "string", "minLength": 1} for t in ("opus", "sonnet", "haiku")}},
-        "protected_paths": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "protected_paths": {"type": "array", "items": {"type": "string", "minLength": 1},
+                            "description": "gitignore patterns implementers may never change, over the defaults "
+                                           "(.github/ and .claude/); a folder pattern (ending in /) matches at any "
+                                           "depth unless it starts with /; case is ignored"},
+        "allow_workflow_changes": {"type": "boolean",
+                                   "description": "true lets implementers change .github/ (workflows, this file) "
+                                                  "and .claude/ (agents), protected by default"},
         "escalation_mentions": {"type": "array", "items": {"type": "string", "pattern": r"^@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$"}},
         "dry_run": {"type": "boolean"},
         "approval": {"type": "object", "additionalProperties": False,
@@ -57,21 +65,104 @@ class RepoConfig:
     day_tokens: int | None = None
     models: Mapping[str, str] = field(default_factory=dict)
     protected_paths: tuple[str, ...] = ()
+    allow_workflow_changes: bool = False
     escalation_mentions: tuple[str, ...] = ()
     dry_run: bool = False
     approval_not_author: bool = False
     source: str = "defaults"
+    # Compiled once here, not per path checked. The defaults are a spec of their own so that a `!` pattern
+    # in protected_paths can never reopen them: only allow_workflow_changes does.
+    _protection: tuple[GitIgnoreSpec, ...] = field(init=False, repr=False, compare=False)
+    # The protected folders themselves: a change whose path names one (``.github``) would replace the whole
+    # folder (a tree entry overrides base_tree's entry of the same path), so it is refused too.
+    _folders: GitIgnoreSpec = field(init=False, repr=False, compare=False)
+    # The folders that hold a protected file named in full (`/deploy/prod.tf` → `deploy`): replaced whole by a
+    # change at their path, the file would go with them. (prefix, at any depth?)
+    _holders: tuple[tuple[str, bool], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lists = ([] if self.allow_workflow_changes else [DEFAULT_PROTECTED]) + [self.protected_paths]
+        object.__setattr__(self, "_protection", tuple(GitIgnoreSpec.from_lines(gitignore_lines(ps))
+                                                      for ps in lists if ps))
+        folders = [p for ps in lists for p in ps if p.rstrip(" ").endswith("/") and not p.startswith("!")]
+        object.__setattr__(self, "_folders", GitIgnoreSpec.from_lines(gitignore_lines(folders)))
+        object.__setattr__(self, "_holders", tuple(h for ps in lists for p in ps if not p.startswith("!")
+                                                   for h in _holding_folders(p)))
 
     def protected(self, path: str) -> bool:
-        """Whether implementers may not touch ``path`` (glob patterns; a trailing / means a folder).
-        A path that climbs out of the repository (absolute, or through ..) is always protected."""
-        norm = posixpath.normpath(path.replace("\\", "/"))
-        if norm.startswith(("/", "../")) or norm == "..":
-            return True
-        return any(norm.startswith(p) if p.endswith("/") else fnmatch.fnmatchcase(norm, p) for p in self.protected_paths)
+        """Whether implementers may not touch ``path``. A path that climbs out (``..``) or names nothing is
+        always protected: no honest change needs one."""
+        norm = normalise_path(path)
+        return (norm is None or any(_spec_protects(spec, norm) for spec in self._protection)
+                or self._folders.match_file(norm + "/")
+                or any(norm == f or (deep and norm.endswith("/" + f)) for f, deep in self._holders))
+
+    def protection_rule(self) -> str:
+        """What protects paths in this repository, for the message refusing a change (constant text only)."""
+        own = "the configuration's `protected_paths`"
+        if self.allow_workflow_changes:
+            return f"{own} protect them"
+        return "`.github/` and `.claude/` are protected unless the configuration sets `allow_workflow_changes: true`" \
+            + (f", and {own} add more" if self.protected_paths else "")
 
     def mention_line(self) -> str:
         return " ".join(m if m.startswith("@") else f"@{m}" for m in self.escalation_mentions) + (" " if self.escalation_mentions else "")
+
+
+def _holding_folders(pattern: str) -> list[tuple[str, bool]]:
+    """The folders on the way to what ``pattern`` names, up to its first wildcard (``migrations/*.sql`` →
+    ``migrations``; ``/deploy/prod.tf`` → ``deploy``), lower-cased, each with whether it may sit at any depth
+    (as gitignore reads it: a pattern without an inner slash, or one starting with ``**/``)."""
+    body = pattern.strip().lower()
+    deep = body.startswith("**/") or "/" not in body.rstrip("/")
+    parts = [p for p in body.removeprefix("**/").strip("/").split("/") if p]
+    literal: list[str] = []
+    for part in parts[:-1]:  # the last part is what is named itself (handled by the specs)
+        if any(c in part for c in "*?[\\"):
+            break
+        literal.append(part)
+    return [("/".join(literal[:i]), deep) for i in range(1, len(literal) + 1)]
+
+
+def normalise_path(path: str) -> str | None:
+    """A repository path as one canonical, lower-case string (``./a//B`` -> ``a/b``; a backslash counts as a
+    separator), or None when it has a ``..`` segment or no name at all."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts).lower()
+
+
+def gitignore_lines(patterns: Iterable[str]) -> list[str]:
+    """``protected_paths`` as the gitignore lines they compile to: lower-cased (pathspec cannot ignore case),
+    and a folder pattern with an inner slash (``.github/workflows/``) made to match at any depth, which
+    gitignore would anchor at the root. A leading ``/`` still anchors it."""
+    return [_any_depth(p.lower()) for p in patterns]
+
+
+def _any_depth(pattern: str) -> str:
+    neg = "!" if pattern.startswith("!") else ""
+    body = pattern[len(neg):].rstrip(" ")  # gitignore drops trailing spaces; the folder's / is before them
+    if body.endswith("/") and "/" in body[:-1] and not body.startswith(("/", "**/")):
+        return f"{neg}**/{body}"
+    return pattern
+
+
+def _spec_protects(spec: GitIgnoreSpec, path: str) -> bool:
+    """gitignore's rule that a file inside an excluded folder stays excluded whatever a later ``!`` says:
+    pathspec matches the file alone, so each folder on the way is asked too."""
+    parts = path.split("/")
+    return any(spec.match_file("/".join(parts[:i]) + "/") for i in range(1, len(parts))) or spec.match_file(path)
+
+
+def _pattern_errors(patterns: Iterable[str], source: str) -> list[str]:
+    errors = []
+    for i, pattern in enumerate(patterns):
+        try:
+            GitIgnoreSpec.from_lines(gitignore_lines([pattern]))
+        except (ValueError, re.error) as exc:
+            errors.append(f"{source}: protected_paths.{i}: '{pattern}' is not a gitignore pattern ({exc})")
+    return errors
 
 
 def parse(text: str, *, known_workflows: set[str], source: str = PATH) -> tuple[RepoConfig, list[str]]:
@@ -90,6 +181,7 @@ def parse(text: str, *, known_workflows: set[str], source: str = PATH) -> tuple[
         for key, names in (("workflows", data.get("workflows") or []), ("labels", (data.get("labels") or {}).values())):
             errors += [f"{source}: {key}: '{n}' is not a workflow (known: {', '.join(sorted(known_workflows))})"
                        for n in names if n not in known_workflows]
+        errors += _pattern_errors(data.get("protected_paths") or (), source)
     if errors:
         return RepoConfig(), errors
     budgets = data.get("budgets") or {}
@@ -100,6 +192,7 @@ def parse(text: str, *, known_workflows: set[str], source: str = PATH) -> tuple[
         run_tokens=budgets.get("run_tokens"), day_tokens=budgets.get("day_tokens"),
         models=dict(data.get("models") or {}),
         protected_paths=tuple(data.get("protected_paths") or ()),
+        allow_workflow_changes=bool(data.get("allow_workflow_changes", False)),
         escalation_mentions=tuple(data.get("escalation_mentions") or ()),
         dry_run=bool(data.get("dry_run", False)),
         approval_not_author=bool((data.get("approval") or {}).get("not_author", False)),

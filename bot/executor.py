@@ -28,6 +28,7 @@ from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.github import changes
 from bot.github.errors import explain
+from bot.github.outgoing import keeping
 from bot.github.writes import create_issue_once, digest, upsert_comment
 from bot.markers import marker
 from bot.store import Posted, RunRecord, StepRecord, Store
@@ -217,13 +218,16 @@ class Executor:
 
     def _guard_paths(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> AgentOutcome:
         """Paths the repository protects are never changed by an implementer: such a result escalates."""
-        touched = [c.get("path", "") for c in (outcome.result or {}).get("changes") or []
+        touched = [str(c.get("path", "")) for c in (outcome.result or {}).get("changes") or []
                    if isinstance(c, dict) and self.config.protected(str(c.get("path", "")))]
         if not touched:
             return outcome
+        # The paths are the model's text: inline code through the renderer, so none can mention, link or mark.
+        named = ", ".join(render.code_span(p) for p in touched[:5])
+        more = f" and {len(touched) - 5} more" if len(touched) > 5 else ""
         return AgentOutcome(result=None, usage=outcome.usage, error_kind="out-of-scope",
-                            error=f"{action.agent} proposed changes to protected paths ({', '.join(touched[:5])}), "
-                                  "which this repository's configuration does not allow.")
+                            error=f"{action.agent} proposed changes to protected paths ({named}{more}), which "
+                                  f"implementers may not change: {self.config.protection_rule()}.")
 
     async def _record_usage(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> None:
         u = outcome.usage
@@ -288,7 +292,9 @@ class Executor:
             await self._tasks(state, action)
         elif isinstance(action, E.Escalate):
             n = len(run.decisions)
-            await self._comment(state, marker("escalation", rid, n), render.escalation(run, wf, state.data.get("mention", "")))
+            mention = str(state.data.get("mention", ""))
+            with keeping(*mention.split()):  # the team this repository asks to be told: the one live mention
+                await self._comment(state, marker("escalation", rid, n), render.escalation(run, wf, mention))
             repo, number = self._where(state)
             await self.gh.post(f"/repos/{repo}/issues/{number}/labels", data={"labels": [NEEDS_DECISION]})
         elif isinstance(action, E.ResolveEscalation):

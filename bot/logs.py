@@ -52,6 +52,18 @@ def printable(text: str) -> str:
     return _CONTROL.sub("?", text)
 
 
+CLIP = 100  # characters of an attacker-chosen value a log line keeps
+_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clip(value: object, limit: int = CLIP) -> str:
+    """An outsider's value (a header, a payload field, a parser's echo of either) fit for one log line: control
+    characters and newlines replaced, at most ``limit`` characters then "…". Anyone can send a 7,000-character
+    delivery id or a header with a newline in it; the operators' log must stay readable and one record a line."""
+    text = str(value)
+    return _ONE_LINE.sub("?", text[:limit]) + ("…" if len(text) > limit else "")
+
+
 def secrets() -> tuple[str, ...]:
     """The registered secret values (for redacting what is posted, too)."""
     return tuple(_secrets)

@@ -40,6 +40,21 @@ def markers_in(text: str) -> list[str]:
     return _MARKER.findall(text or "")
 
 
+# Spacing and case variants too: no marker-like text passes, whatever a reader (or a later regex) makes of it.
+_FORGED = re.compile(r"<!--(\s*)triage-lead(\s*):", re.I)
+
+
 def neutralise(text: str) -> str:
     """Break any marker in untrusted text so nobody can forge one the bot would later edit."""
-    return text.replace("<!-- triage-lead:", "<!-- triage-lead\u200b:")
+    return _FORGED.sub(lambda m: f"{m.group()[:-1]}\u200b:", text)
+
+
+_WRITTEN = re.compile(r"\n\n(<!-- triage-lead:[A-Za-z0-9_.:/#-]+ -->\n)\Z")
+
+
+def split_trailing(text: str) -> tuple[str, str]:
+    """(``text`` before its marker, the marker) for a body :func:`with_marker` wrote, whose one live marker is
+    its last line (every other was broken); (``text``, "") for any other text, whatever marker it ends with.
+    The GitHub client defuses the first part of what the bot posts and keeps the marker as it is."""
+    m = _WRITTEN.search(text)
+    return (text[:m.start(1)], m.group(1)) if m else (text, "")

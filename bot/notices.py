@@ -60,7 +60,7 @@ def where_to_tell(event: object, catalog: Catalog, *, any_label: bool = False) -
     if isinstance(event, events.CiFailure) and event.pull_numbers:
         from bot.render import code_span  # the renderer pulls in the agent side: loaded when first needed
 
-        return event.pull_numbers[0], f"the failed check `{code_span(event.name, 200)}`"
+        return event.pull_numbers[0], f"the failed check {code_span(event.name, 200)}"
     return None
 
 

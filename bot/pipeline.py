@@ -7,10 +7,10 @@ executor. Errors a person should read become comments; the rest are log lines fo
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot import commands, config, engine, events, pull_review, render, triage
+from bot import commands, config, engine, events, pull_review, render, replies, triage
 from bot.agents import AgentRuntime, Budget, ModelMap
 from bot.catalog import Catalog
 from bot.repo_view import RepoView, RepoViews
@@ -55,6 +55,7 @@ class Deps:
     agent_options: dict[str, Any] = field(default_factory=dict)  # tests shorten retry waits
     metrics: Metrics | None = None  # the runtime's, shared with /metrics
     views: RepoViews | None = None  # the catalog and config each repository sees
+    clock: Callable[[], float] = field(default_factory=lambda: time.time)  # the reply limits' (tests move it)
 
     def __post_init__(self) -> None:
         if self.views is None:
@@ -102,11 +103,15 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
     day = 0
     if state.record.installation_id:
         day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()))
-    budget = Budget(run_tokens=cfg.run_tokens or deps.settings.run_token_budget,
-                    day_tokens=cfg.day_tokens or deps.settings.day_token_budget, run_used=used, day_used=day)
+    # The operator's limits are ceilings; every call reserves its tokens in the store, shared by all workers.
+    budget = Budget.ceilings(run=deps.settings.run_token_budget, day=deps.settings.day_token_budget,
+                             repo_run=cfg.run_tokens, repo_day=cfg.day_tokens, run_used=used, day_used=day,
+                             run_id=state.record.id, installation_id=state.record.installation_id,
+                             repo=state.record.repo, ledger=deps.store)
     secrets = secret_values(deps.settings)
     agents = AgentRuntime(gh=gh, anthropic=deps.anthropic, models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
-                          budget=budget, concurrency=deps.model_slots, secrets=secrets, **deps.agent_options)
+                          budget=budget, concurrency=deps.model_slots, secrets=secrets,
+                          hosts=deps.settings.allowed_link_hosts, **deps.agent_options)
     return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
                     max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run,
                     config=cfg, metrics=deps.metrics, app_id=deps.settings.app_id)
@@ -249,7 +254,7 @@ async def _check_config_change(gh: GitHubAPI, deps: Deps, item: events.WorkItem,
         "name": "triage-lead / config", "head_sha": item.head_sha, "status": "completed",
         "conclusion": "failure" if errors else "success",
         "output": {"title": f"{len(errors)} problem(s) in {config.PATH}" if errors else f"{config.PATH} is valid",
-                   "summary": render.clip("\n".join(f"- `{render.code_span(e)}`" for e in errors), 60_000)
+                   "summary": render.clip("\n".join(f"- {render.code_span(e)}" for e in errors), 60_000)
                    or "The configuration is valid."}})
     await deps.store.remember_posted(Posted(marker=mark, repo=item.repo, kind="check_run", github_id=check["id"]))
 
@@ -303,11 +308,6 @@ async def role_of(gh: GitHubAPI, repo: str, login: str) -> str:
     return str(data.get("role_name") or data.get("permission") or "none")
 
 
-async def _reply(gh: GitHubAPI, deps: Deps, c: events.Comment, key: str, body: str) -> None:
-    await upsert_comment(gh, deps.store, repo=c.repo, number=c.number,
-                         mark=marker("reply", c.comment_id, digest(key)), body=body, bot_login=deps.bot_login)
-
-
 async def _requeue_failed(deps: Deps, thread: str) -> bool:
     """``/retry`` first re-runs the thread's failed jobs (oldest first; they run after this one, in order).
 
@@ -329,8 +329,8 @@ async def _requeue_failed(deps: Deps, thread: str) -> bool:
 
 
 async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
-    wanted = commands.new_commands(c.body, c.previous_body if c.action == "edited" else None)
-    if not wanted:
+    previous = c.previous_body if c.action == "edited" else None
+    if commands.request(c.body, previous).command is None:
         log.info("%s: comment %s holds no new command", c.thread, c.comment_id)
         return
     # Re-read the comment: act only on commands still there, so an edit after the event cannot swap them.
@@ -341,72 +341,97 @@ async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
             return  # deleted since
         raise
     # A body GitHub left out (it is optional in the description) says nothing of an edit: keep the event's.
-    current = set(commands.parse(fresh["body"] if isinstance(fresh.get("body"), str) else c.body))
-    for cmd in (x for x in wanted if x in current):
-        await _command(c, cmd, gh, deps)
-
-
-async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps: Deps) -> None:
-    key = f"{c.comment_id}:{cmd.name}:{cmd.arg}"
-    if not cmd.known:
-        # A near miss of ours gets a hint; other bots' commands (/lgtm, /assign) and paths (/tmp) get nothing.
-        close = difflib.get_close_matches(cmd.name, commands.KNOWN, n=1, cutoff=0.75)
-        if close:
-            await _reply(gh, deps, c, key, render.unknown_command(cmd.name, close[0]))
-        else:
-            log.info("%s: /%s is not a triage-lead command", c.thread, cmd.name)
+    req = commands.request(c.body, previous, fresh["body"] if isinstance(fresh.get("body"), str) else c.body)
+    if req.command is None:
+        log.info("%s: the command of comment %s was edited away before it ran", c.thread, c.comment_id)
         return
+    if req.ignored:
+        log.info("%s: comment %s: acting on %s only, %d other command lines ignored", c.thread, c.comment_id,
+                 req.command.line[:40], len(req.ignored))
+    answer = await _command(c, req.command, gh, deps)
+    if req.ignored:  # named in the same one reply (or, for a command whose effect is its answer, alone)
+        answer = "\n\n".join(filter(None, [answer, render.ignored_commands(req.command.line, req.ignored_lines())]))
+    if answer:
+        cmd = req.command
+        await replies.post_reply(gh, deps.store, deps.settings, c, body=render.clip(answer), command=cmd.line,
+                                 mark=marker("reply", c.comment_id, digest(f"{c.comment_id}:{cmd.name}:{cmd.arg}")),
+                                 now=deps.clock(), bot_login=deps.bot_login)
+
+
+async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps: Deps) -> str | None:
+    """Act on a comment's one command; the reply to post (None when the command's effect is its answer)."""
+    if not cmd.known:  # a near miss of ours (commands.request keeps no other unknown word)
+        return render.unknown_command(cmd.name, cmd.guess or "help")
     if cmd.name == "help":
-        await _reply(gh, deps, c, key, render.help_text())
-        return
+        return render.help_text()
     active = await deps.store.active_run(f"{c.repo}#{c.number}")
     if cmd.name == "status":
-        if active is None:
-            await _reply(gh, deps, c, key, "No triage-lead workflow is running on this thread.")
-        else:
-            state = open_state(active)
-            wf = deps.catalog.workflows[state.run.workflow]
-            body = render.status(state.run, wf, announce=state.data.get("announce", ""),
-                                 usage=state.data.get("usage", {}), links=state.data.get("links", {}))
-            if any(step.kind == "context" for step in wf.steps):  # a project: the handoff travels with /status
-                body += "\n\n" + render.context_document(state.run, wf)
-            await _reply(gh, deps, c, key, body)
-        return
+        return _status(active, deps)
     # Whoever made this delivery commands: on an edit that is the editor (GitHub lets an App or an admin edit
     # anyone's comment), never the comment's author.
     actor = c.sender.login
     role = await role_of(gh, c.repo, actor)
     if not commands.may_run(cmd.name, role):
-        await _reply(gh, deps, c, key, render.refusal(actor, cmd.name, role))
-        return
+        return render.refusal(actor, cmd.name, role)
     acted = marker("acted", c.repo, c.comment_id, digest(cmd.name, cmd.arg))
     if await deps.store.find_posted(acted) is not None:
         log.info("%s: /%s of comment %s was acted on already; an edit does not run it twice", c.thread, cmd.name,
                  c.comment_id)
-        return
-    await gh.post(f"/repos/{c.repo}/issues/comments/{c.comment_id}/reactions", data={"content": "eyes"})
+        return None
     if cmd.name == "retry" and await _requeue_failed(deps, c.thread):
+        await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
         await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
-        await _reply(gh, deps, c, key, "The work that failed on this thread is queued again.")
-        return
+        return "The work that failed on this thread is queued again."
     if active is None:
-        await _reply(gh, deps, c, key, f"No triage-lead workflow is running on this thread, so `/{cmd.name}` has nothing to act on.")
-        return
+        return f"No triage-lead workflow is running on this thread, so `/{cmd.name}` has nothing to act on."
     head, moved = None, None
     if c.is_pull_request:
         pull = await gh.getitem(f"/repos/{c.repo}/pulls/{c.number}")
         head = str(pull["head"]["sha"])  # the head now, not the one a lost push event would have told us
         if cmd.name == "approve" and await _author_may_not_approve(gh, deps, c, actor, pull):
-            await _reply(gh, deps, c, key, f"@{actor} opened this pull request, and this repository's configuration "
-                         "(`approval: {not_author: true}`) asks someone else to approve the bot's change to it.")
-            return
+            return (f"@{actor} opened this pull request, and this repository's configuration "
+                    "(`approval: {not_author: true}`) asks someone else to approve the bot's change to it.")
         old = (active.data.get("run") or {}).get("head_sha")
         if old and head != old:
             moved = await changed_since(gh, c.repo, old, head)
     signal = engine.Command(cmd.name, actor, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
                             head_sha=head, moved=moved)
-    await resume(gh, deps, active, signal, f"{c.delivery_id}:{cmd.name}:{cmd.arg}")
+    delivery = f"{c.delivery_id}:{cmd.name}:{cmd.arg}"
+    unchanged = await _changes_nothing(gh, deps, active, signal, delivery)
+    if unchanged is None:
+        await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
+        await resume(gh, deps, active, signal, delivery)
     await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
+    return unchanged
+
+
+def _status(active: RunRecord | None, deps: Deps) -> str:
+    if active is None:
+        return "No triage-lead workflow is running on this thread."
+    state = open_state(active)
+    wf = deps.catalog.workflows[state.run.workflow]
+    body = render.status(state.run, wf, announce=state.data.get("announce", ""),
+                         usage=state.data.get("usage", {}), links=state.data.get("links", {}))
+    if any(step.kind == "context" for step in wf.steps):  # a project: the handoff travels with /status
+        body += "\n\n" + render.context_document(state.run, wf)
+    return body
+
+
+async def _changes_nothing(gh: GitHubAPI, deps: Deps, record: RunRecord, signal: engine.Command,
+                           delivery: str) -> str | None:
+    """What the engine answers a command that changes nothing (``/retry`` with nothing failed, ``/approve`` with
+    nothing waiting): that answer is a reply like any other, under the reply limits, and the run is left as it
+    is. None when the command changes the run (or was applied already, and its outbox is still to be worked):
+    then it goes through the executor."""
+    state = open_state(record)
+    if delivery in (state.data.get("applied") or ()):
+        return None
+    ctx = state.data["ctx"]
+    view = await deps.view(gh, ctx["repo"], ctx.get("default_branch") or "main")
+    after, actions = engine.advance(state.run, signal, view.catalog.workflows[state.run.workflow])
+    if not actions or not all(isinstance(a, engine.Reply) for a in actions) or after.to_dict() != state.run.to_dict():
+        return None
+    return "\n\n".join(a.text for a in actions if isinstance(a, engine.Reply))
 
 
 async def _author_may_not_approve(gh: GitHubAPI, deps: Deps, c: events.Comment, actor: str,

@@ -1,23 +1,27 @@
 """Markdown for every kind of post the bot makes. Pure: records in, strings out.
 
-Model output reaching these functions has already been cleaned (mentions neutralised, secrets
-redacted) by the agent runtime; everything here is still clipped to GitHub's comment limit.
+Model output reaching these functions has already been cleaned (secrets redacted, defused as prose) by the
+agent runtime. Names people or models chose (file paths, labels, check names, errors quoting them) go into
+:func:`code_span`, whole texts (file contents, log lines) into :func:`block`, both sized by bot/defuse.py so
+nothing inside can close them; the GitHub client defuses whatever is posted once more. Everything here is
+clipped to GitHub's comment limit.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.agents.sanitize import clean_for_github
+from bot import defuse
+from bot.agents.sanitize import clean_for_github, redact
 from bot.catalog import Workflow
 from bot.engine import TRIGGERS, Run
 from bot.logs import secrets as logged_secrets
 
 HELP_HINT = "Comment `/help` to see the commands."
-GITHUB_LIMIT = 65_536
+GITHUB_LIMIT = defuse.GITHUB_LIMIT
+clip = defuse.clip  # the one cut (bot/defuse.py); render's callers name it render.clip
 FOLD_OVER = 1_500  # step outputs longer than this are folded in <details>
 ICONS = {"pending": "⬜", "running": "🔄", "done": "✅", "skipped": "⏭️", "failed": "❌", "waiting": "⏸️"}
 STATE_LINE = {"running": "🔄 Running", "waiting": "⏸️ Waiting for `/approve`", "escalated": "🚨 Escalated — waiting for a decision",
@@ -32,26 +36,18 @@ COMMANDS = {
 }
 
 
-def clip(text: str, limit: int = GITHUB_LIMIT - 200) -> str:
-    """Cut to GitHub's 65,536-character body limit, saying so."""
-    if len(text) <= limit:
-        return text
-    note = "\n\n_…cut: this post was longer than GitHub allows._"
-    return text[: limit - len(note)] + note
-
-
 def ask_for_label(reason: str, labels: Mapping[str, str]) -> str:
     by_workflow: dict[str, list[str]] = {}
     for label, workflow in labels.items():
-        by_workflow.setdefault(workflow, []).append(f"`{label}`")
-    rows = "\n".join(f"| {w} | {', '.join(ls[:4])} |" for w, ls in sorted(by_workflow.items()))
+        by_workflow.setdefault(workflow, []).append(code_span(label, 100))
+    rows = "\n".join(f"| {code_span(w, 100)} | {', '.join(ls[:4])} |" for w, ls in sorted(by_workflow.items()))
     return ("**principal-software-engineer (Lead)**: I can't place this in a workflow with confidence "
             f"({reason}), so I won't guess. Add one of these labels and I'll start:\n\n"
             f"| workflow | labels |\n|---|---|\n{rows}")
 
 
 def _mermaid(run: Run, wf: Workflow) -> str:
-    lines = ["```mermaid", "flowchart LR"]
+    lines = ["flowchart LR"]
     for step in wf.steps:
         lines.append(f'    {_node(step.id)}["{step.title}<br/>{run.steps[step.id].agent or step.agent}"]')
     for step in wf.steps:
@@ -65,9 +61,8 @@ def _mermaid(run: Run, wf: Workflow) -> str:
         if cls:
             lines.append(f"    class {_node(step.id)} {cls}")
     lines += ["    classDef done fill:#d4f7d4,stroke:#2da44e", "    classDef current fill:#fff3b0,stroke:#bf8700,stroke-width:3px",
-              "    classDef failed fill:#ffd8d3,stroke:#cf222e", "    classDef skipped fill:#eeeeee,stroke:#999,stroke-dasharray: 4 4",
-              "```"]
-    return "\n".join(lines)
+              "    classDef failed fill:#ffd8d3,stroke:#cf222e", "    classDef skipped fill:#eeeeee,stroke:#999,stroke-dasharray: 4 4"]
+    return defuse.block("\n".join(lines), "mermaid")
 
 
 def _node(step_id: str) -> str:
@@ -94,8 +89,8 @@ def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], l
             extra += f" · _{step.when.text}_"
         link = f" — [output]({links[step.id]})" if step.id in links else ""
         rows.append(f"- {ICONS.get(st.status, '⬜')} **{step.title}** ({agent}){extra}{link}")
-    at_work = ", ".join(f"`{run.steps[s].agent}` on {wf.step(s).title}" for s in run.running()) or "nobody"
-    parts = [f"### triage-lead · {wf.title} (`{wf.name}`)", "", f"> {clean_for_github(announce)}", "",
+    at_work = ", ".join(f"{code_span(run.steps[s].agent or '', 100)} on {wf.step(s).title}" for s in run.running()) or "nobody"
+    parts = [f"### triage-lead · {wf.title} ({code_span(wf.name, 100)})", "", f"> {clean_for_github(announce)}", "",
              f"**State:** {STATE_LINE.get(run.state, run.state)} · **At work:** {at_work} · "
              f"**Review rejections:** {run.rejections}/{wf.max_rejections}", "",
              *([f"> ⚠️ {clean_for_github(note, logged_secrets())}.", ""] if note else []),
@@ -119,13 +114,16 @@ def _criteria(result: Mapping[str, Any]) -> str:
 def step_output(wf: Workflow, step_id: str, iteration: int, agent: str, result: Mapping[str, Any]) -> str:
     """One comment per step's output, headed with the agent and step."""
     step = wf.step(step_id)
-    head = f"#### {step.title} · `{agent}`" + (f" · iteration {iteration}" if iteration > 1 else "")
+    head = f"#### {step.title} · {code_span(agent, 100)}" + (f" · iteration {iteration}" if iteration > 1 else "")
     parts = [head, "", _fold(str(result.get("summary") or "(no summary)"))]
     if result.get("findings"):
         parts += ["", "**Findings**", *[f"- {f}" for f in result["findings"]]]
     if result.get("changes"):
-        parts += ["", "**Proposed changes**", *[f"- `{c.get('path')}`: {c.get('reason', '')}" for c in result["changes"]]]
-        code = "\n\n".join(f"`{c.get('path')}`\n```\n{c.get('content', '')}\n```" for c in result["changes"])
+        # Paths and contents are the model's (or a file's) own: inline code and a block neither can close.
+        parts += ["", "**Proposed changes**", *[f"- {code_span(str(c.get('path')), 300)}: {_one_line(c.get('reason', ''))}"
+                                                for c in result["changes"]]]
+        code = "\n\n".join(f"{code_span(str(c.get('path')), 300)}\n{defuse.block(str(c.get('content', '')))}"
+                            for c in result["changes"])
         parts += ["", f"<details><summary>Full contents of {len(result['changes'])} file(s)</summary>\n\n{code}\n\n</details>"]
     if result.get("context"):
         ctx = result["context"]
@@ -136,7 +134,7 @@ def step_output(wf: Workflow, step_id: str, iteration: int, agent: str, result: 
         parts += ["", "**Pass criteria**", criteria]
     flags = {k: v for k, v in (result.get("flags") or {}).items()}
     if flags:
-        parts += ["", "Flags: " + ", ".join(f"`{k}={str(v).lower()}`" for k, v in flags.items())]
+        parts += ["", "Flags: " + ", ".join(code_span(f"{k}={str(v).lower()}", 100) for k, v in flags.items())]
     return clip("\n".join(parts))
 
 
@@ -167,7 +165,7 @@ def context_document(run: Run, wf: Workflow) -> str:
 def skipped(wf: Workflow, step_id: str) -> str:
     step = wf.step(step_id)
     condition = step.when.text if step.when else "not needed"
-    return f"#### {step.title} · `{step.agent}` · skipped\n\nCondition not met: _{condition}_. The workflow moves on."
+    return f"#### {step.title} · {code_span(step.agent, 100)} · skipped\n\nCondition not met: _{condition}_. The workflow moves on."
 
 
 def _findings(title: str, items: list[Mapping[str, Any]]) -> list[str]:
@@ -176,8 +174,8 @@ def _findings(title: str, items: list[Mapping[str, Any]]) -> list[str]:
     out = [f"**{title}:**"]
     for f in items:  # a path is a file name someone chose (or the model wrote): inert, whatever it holds
         spot = f"{f['path']}:{f['line']}" if f.get("path") and f.get("line") else str(f.get("path") or "")
-        where = f" (`{code_span(spot, 300)}`)" if spot else ""
-        out.append(f"- {f.get('text', '')}{where}")
+        where = f" ({code_span(spot, 300)})" if spot else ""
+        out.append(f"- {_one_line(f.get('text', ''))}{where}")
     return out
 
 
@@ -211,10 +209,10 @@ def pull_verdict(*, sha: str, headline: str, findings: list[Mapping[str, Any]], 
         lines.append("**Deterministic checks**: none failed.")
     lines += ["", "They cover: " + "; ".join(covered) + "."]
     if unchecked:
-        lines += ["", f"**Not checked** (no diff from GitHub): " + ", ".join(f"`{code_span(u, 200)}`" for u in unchecked[:20])
+        lines += ["", "**Not checked** (no diff from GitHub): " + ", ".join(code_span(u, 200) for u in unchecked[:20])
                   + (f" and {len(unchecked) - 20} more" if len(unchecked) > 20 else "") + "."]
     if review is None:
-        lines += ["", f"**No model reviewed this change**: `{code_span(no_model or 'no model is configured')}`. Passing "
+        lines += ["", f"**No model reviewed this change**: {code_span(no_model or 'no model is configured')}. Passing "
                       "the checks above is not an approval: a person must review the pull request."]
     else:
         lines += ["", f"**Model review**: {review.get('verdict', 'REJECTED')}", ""]
@@ -233,8 +231,8 @@ def _finding_line(f: Mapping[str, Any]) -> str:
     text = str(f.get("text", ""))
     if where and text.startswith(f"{where}: "):
         text = text[len(where) + 2:]
-    return f"- {'❌' if f.get('severity') == 'critical' else '⚠️'} " + (f"`{code_span(str(where))}`: " if where else "") \
-        + code_span(text, 1_000)
+    return f"- {'❌' if f.get('severity') == 'critical' else '⚠️'} " + (f"{code_span(str(where))}: " if where else "") \
+        + _one_line(redact(text, logged_secrets()), 1_000)
 
 
 def escalation(run: Run, wf: Workflow, mention: str = "") -> str:
@@ -309,19 +307,19 @@ def unknown_command(name: str, guess: str) -> str:
 
 
 def _block(text: str) -> str:
-    """``text`` as a code block no line of it can close (a fence longer than any run of backticks in it)."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}\n{text}\n{fence}"
+    """``text`` (a log line, a failure signature) as a code block no line of it can close, tokens redacted."""
+    return defuse.block(redact(text, logged_secrets()))
 
 
 def code_span(text: str, limit: int = 600) -> str:
-    """Untrusted text to sit inside single backticks: one line (a newline would end the span), no backtick of
-    its own to close it, no control characters, cleaned (tokens and keys redacted, mentions defused) and cut
-    to ``limit``. The caller puts the backticks around it."""
-    flat = " ".join("".join(c if c.isprintable() else " " for c in text.replace("`", "'")).split())
-    # An HTML comment opened inside the span could swallow the closing backtick where a renderer differs.
-    return clean_for_github(flat, logged_secrets())[:limit].replace("<!--", "<!-\u200b-")
+    """Untrusted text (a file name, a path, a label, an error quoting one) as inline code, backticks included:
+    one line, tokens and keys redacted, cut to ``limit``, between backtick runs nothing inside can close."""
+    return defuse.code_span(redact(str(text), logged_secrets()), limit)
+
+
+def _one_line(text: object, limit: int = 2_000) -> str:
+    """Prose (a finding, a reason) on one line, so it stays inside the list item it is written into."""
+    return " ".join(str(text or "").split())[:limit]
 
 
 def config_problems(errors: tuple[str, ...] | list[str], fallback: str) -> tuple[str, str]:
@@ -329,7 +327,7 @@ def config_problems(errors: tuple[str, ...] | list[str], fallback: str) -> tuple
     doing = (f"Until it is fixed, triage-lead runs on {fallback}." if fallback else
              "The rest of the configuration applies; what is listed is ignored.")
     body = ("triage-lead could not read or use part of its set-up on the default branch:\n\n"
-            + "\n".join(f"- `{code_span(e)}`" for e in errors[:30]) + f"\n\n{doing} "
+            + "\n".join(f"- {code_span(e)}" for e in errors[:30]) + f"\n\n{doing} "
             "This issue is opened once for each distinct set of problems.")
     title = ("triage-lead: its configuration could not be used" if fallback
              else "triage-lead: part of its set-up was ignored")
@@ -342,7 +340,7 @@ def failure_note(what: str, cause: str, hint: str, *, command: bool = False) -> 
     `/retry` never replays someone's old command against a newer head."""
     again = ("Comment the command again to run it (or `/retry`, where it had already set work going)." if command else
              "Someone with write access can comment `/retry` on this thread to run it again.")
-    return clip(f"⚠️ triage-lead could not finish its work on {what}: `{code_span(cause)}`"
+    return clip(f"⚠️ triage-lead could not finish its work on {what}: {code_span(cause)}"
                 + (f"\n\n{hint}" if hint else "") + f"\n\n{again}")
 
 
@@ -352,7 +350,7 @@ def pending_note(what: str, *, running: bool, error: str | None, retry_at: float
 
     if error:
         wait = max(0, round(retry_at - time.time()))
-        why = (f"Its last try failed (`{code_span(error.splitlines()[0])[:300]}`); it tries again "
+        why = (f"Its last try failed ({code_span((error.splitlines() or [''])[0], 300)}); it tries again "
                + (f"in about {wait} s." if wait else "now."))
     elif running:
         why = "It is working on it now."
@@ -362,10 +360,10 @@ def pending_note(what: str, *, running: bool, error: str | None, retry_at: float
 
 
 def ci_failure_issue(name: str, signature: str, first_error: str, sha: str, url: str | None) -> tuple[str, str]:
-    """Check names and log lines are untrusted (a fork's workflow chooses them): defused and shown as code."""
-    name, first_error, signature = (clean_for_github(x) for x in (name, first_error, signature))
-    title = clip(f"CI failure: {name}: {first_error}", 200)
-    body = "\n".join([f"The check **{name}** failed on the default branch at `{sha[:12]}`.", "",
+    """Check names and log lines are untrusted (a fork's workflow chooses them): the name as inline code, the
+    log lines as blocks nothing inside can close, the title defused as prose."""
+    title = clip(" ".join(clean_for_github(f"CI failure: {name}: {first_error}", logged_secrets()).split()), 200)
+    body = "\n".join([f"The check {code_span(name, 200)} failed on the default branch at `{sha[:12]}`.", "",
                       "First error:", _block(first_error), "", f"Details: <{url}>" if url else "",
                       "", "Failure signature:", _block(signature), "",
                       "A repeat of the same failure is noted here instead of opening another issue."])
@@ -373,9 +371,26 @@ def ci_failure_issue(name: str, signature: str, first_error: str, sha: str, url:
 
 
 def ci_repeat(name: str, sha: str, url: str | None) -> str:
-    return (f"The same failure of **{clean_for_github(name)}** happened again at `{sha[:12]}`."
+    return (f"The same failure of {code_span(name, 200)} happened again at `{sha[:12]}`."
             + (f" Details: <{url}>" if url else ""))
 
 
 def as_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True)
+
+
+def ignored_commands(acted: str, lines: list[tuple[str, int]], shown: int = 5) -> str:
+    """A comment's other command lines, named once in its one reply: a comment acts on its first command only,
+    so a pasted list of commands costs one reply, not one each. ``lines``: (line, times), first seen first."""
+    named = ", ".join(code_span(line, 80) + (f" ({n} times)" if n > 1 else "") for line, n in lines[:shown])
+    rest = sum(n for _, n in lines[shown:])
+    return (f"I act on one command per comment, its first: {code_span(acted, 80)}. Ignored: {named}"
+            + (f" and {rest} more" if rest else "") + ".")
+
+
+def over_reply_limit(login: str, command: str, minutes: int, *, per_minute: int, per_hour: int) -> str:
+    """Said once a window to someone whose commands outrun the reply limits (not an @-mention: no ping)."""
+    return (f"{code_span(login, 60)}: you're over the reply limit ({per_minute} replies a minute per person on a "
+            f"thread, {per_hour} an hour per repository), so I haven't answered {code_span(command, 80)} and "
+            f"won't answer more of your commands here for now; try again in {max(1, minutes)} "
+            f"minute{'s' if minutes > 1 else ''}.")

@@ -22,7 +22,7 @@ from bot.jobs import Outcome, make_jobs
 from bot.logs import add_secret, log_context
 from bot.metrics import Metrics
 from bot.notices import Notices
-from bot.server import make_app
+from bot.server import make_app, make_metrics_app
 from bot.settings import Settings
 from bot.store import Job, open_store
 
@@ -56,7 +56,7 @@ class Runtime:
         self.metrics = Metrics()
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.github = GitHubApp(self.settings, self.session, max_wait=self.github_max_wait,
-                                backoff=self.github_backoff)
+                                backoff=self.github_backoff, store=self.store)  # writes paced across workers
         self.github.on_rate_limit = self.metrics.rate_limit
         self._deps: Deps | None = None
         self._login_tried = -BOT_LOGIN_RETRY
@@ -65,7 +65,8 @@ class Runtime:
         self.jobs = make_jobs(self.settings.database_url, self.store, self.handle,
                               concurrency=self.settings.job_concurrency, retry_base=self.settings.job_retry_base,
                               on_failed=self.job_failed, on_done=self.job_done)
-        self.app = make_app(self.store, self.settings.webhook_secret or "", self.jobs.kick, metrics=self.metrics)
+        self.app = make_app(self.store, self.settings.webhook_secret or "", self.jobs.kick, metrics=self.metrics,
+                            settings=self.settings)
         await self.jobs.start()
         # Apart from the job slots: a thread hears within seconds even when every slot is busy.
         self._tasks = [asyncio.create_task(self.notices.run_forever(), name="acknowledger")]
@@ -139,3 +140,22 @@ class Runtime:
 
     def web_app(self) -> web.Application:
         return self.app
+
+    async def listen(self, host: str = "0.0.0.0") -> list[web.AppRunner]:
+        """Serve as ``serve`` does: the webhook app on ``port``, and ``/metrics`` alone on ``metrics_port`` when
+        set. The connection limits (header timeout, lingering) travel with the apps. The runners, to clean up."""
+        apps = [(self.app, self.settings.port)]
+        if self.settings.metrics_port is not None:
+            apps.append((make_metrics_app(self.app), self.settings.metrics_port))
+        runners: list[web.AppRunner] = []
+        try:
+            for app, port in apps:
+                runner = web.AppRunner(app, access_log=None)
+                runners.append(runner)
+                await runner.setup()
+                await web.TCPSite(runner, host, port).start()
+        except BaseException:
+            for runner in runners:
+                await runner.cleanup()
+            raise
+        return runners

@@ -183,7 +183,7 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
         metrics_token=env.get("TRIAGE_LEAD_METRICS_TOKEN") or None,
         metrics_port=_int(env, "TRIAGE_LEAD_METRICS_PORT", None, hi=65535),
         body_deadline=_float(env, "TRIAGE_LEAD_BODY_DEADLINE", 10.0, hi=300),
-        unverified_bytes=_int(env, "TRIAGE_LEAD_UNVERIFIED_BYTES", 32 * 1024 * 1024, lo=1024),  # type: ignore[arg-type]
+        unverified_bytes=_int(env, "TRIAGE_LEAD_UNVERIFIED_BYTES", 32 * 1024 * 1024, lo=25 * 1024 * 1024),  # type: ignore[arg-type]
         header_timeout=_float(env, "TRIAGE_LEAD_HEADER_TIMEOUT", 5.0, hi=300),
         model_overrides=tuple((tier, env[f"TRIAGE_LEAD_MODEL_{tier.upper()}"].strip())
                               for tier in ("opus", "sonnet", "haiku") if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),

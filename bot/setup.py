@@ -315,6 +315,9 @@ class Flow:
     result: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     trips: OpenFlow = field(init=False)
+    # In the link printed on the terminal (Jupyter's way): a program that finds the port cannot open the page,
+    # so it cannot be the first to start a registration under the manifest's name.
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
     def __post_init__(self) -> None:
         self.trips = OpenFlow(self.clock, self.state_ttl)
@@ -328,6 +331,10 @@ class Flow:
     @property
     def manifest(self) -> dict[str, Any]:
         return self.manifest_for(self.base_url)
+
+    @property
+    def link(self) -> str:
+        return f"{self.base_url}/?token={self.token}"
 
     def new_app_url(self, state: str) -> str:
         where = f"/organizations/{quote(self.org, safe='')}" if self.org else ""
@@ -347,7 +354,8 @@ def _page(status: int, title: str, body: str) -> web.Response:
 
 
 def _again(request: web.Request) -> str:
-    return f"<p><a href='http://{html.escape(request.host)}/'>Start again</a>.</p>"
+    token = quote(request.app[FLOW].token, safe="")
+    return f"<p><a href='http://{html.escape(request.host)}/?token={token}'>Start again</a>.</p>"
 
 
 async def start_page(request: web.Request) -> web.Response:
@@ -356,6 +364,11 @@ async def start_page(request: web.Request) -> web.Response:
     flow = request.app[FLOW]
     if flow.result.done():
         return _page(200, "Already done", "<p>The App's credentials are saved. You can close this tab.</p>")
+    if not hmac.compare_digest(request.query.get("token", "").encode(), flow.token.encode()):
+        log.warning("setup: the set-up page was opened without the link printed on the terminal; refused")
+        return _page(403, "Open the link the terminal printed", (
+            "<p>This page starts a registration only from the link <code>python -m bot setup</code> printed "
+            "(it carries a one-time token).</p>"))
     trip = flow.trips.start(request.cookies.get(COOKIE, ""))
     if trip is None:
         log.warning("setup: the set-up page was opened by a browser or program without the open flow's cookie; "
@@ -515,10 +528,10 @@ async def run_setup(*, github_url: str = "https://github.com", api_url: str, por
     try:
         await web.TCPSite(runner, host, port).start()
         flow.base_url = f"http://{host}:{runner.addresses[0][1]}"
-        out(f"Open {flow.base_url}/ in a browser to register the GitHub App on {github_url} "
+        out(f"Open {flow.link} in a browser to register the GitHub App on {github_url} "
             f"(waiting for GitHub to send you back; Ctrl-C stops).")
         if open_browser:
-            await asyncio.get_running_loop().run_in_executor(None, webbrowser.open, f"{flow.base_url}/")
+            await asyncio.get_running_loop().run_in_executor(None, webbrowser.open, flow.link)
         app = await flow.result
     finally:
         await runner.cleanup()

@@ -6,7 +6,8 @@ import pytest
 
 from bot.agents import apply_gate, check, clean_for_github, fence, result_schema
 from bot.agents.logs import excerpt, failures
-from bot.agents.sanitize import GITHUB_MAX_CHARS, clean_result
+from bot.agents.sanitize import clean_result
+from bot.defuse import GITHUB_LIMIT
 from bot.agents.schemas import validation_error, workflow_names
 from bot.catalog import load_catalog
 from tests.test_agents_common import analyze, review
@@ -129,11 +130,12 @@ def test_fence_strips_hidden_text_and_escapes_the_closing_tag() -> None:
     assert fence('a" onload="x', "t").startswith('<untrusted source="a onloadx">')
 
 
-def test_clean_for_github_defuses_mentions_but_not_emails_or_code() -> None:
+def test_clean_for_github_defuses_mentions_but_not_emails_even_in_the_models_own_code() -> None:
+    """Model output is untrusted, its fences too (rendered after a list item's dash, a fence no longer holds)."""
     text = "Thanks @alice, cc @octo-org/core and @everyone; mail bob@example.com\n```py\n@app.route('/')\n```\n`@x`"
     out = clean_for_github(text)
     assert "@\u200balice" in out and "@\u200bocto-org/core" in out and "@\u200beveryone" in out
-    assert "bob@example.com" in out and "@app.route" in out and "`@x`" in out
+    assert "bob@example.com" in out and "@\u200bapp.route" in out and "`@\u200bx`" in out
     assert clean_for_github(out) == out
 
 
@@ -143,7 +145,7 @@ def test_clean_for_github_redacts_breaks_markers_and_clips() -> None:
     assert out.count("[redacted]") == 2 and "ghs_" not in out and "hunter2secret" not in out
     assert "<!-- triage-lead:" not in out
     long = clean_for_github("a" * 70_000)
-    assert len(long) == GITHUB_MAX_CHARS and long.endswith("65,536-character limit]")
+    assert len(long) == GITHUB_LIMIT - 200 and long.endswith("longer than GitHub allows._")
 
 
 def test_clean_result_keeps_code_intact_but_redacts_it() -> None:

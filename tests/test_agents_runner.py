@@ -113,17 +113,20 @@ async def test_spend_limit_is_not_retried(fake: FakeAnthropic, claude, gh, sandb
 
 
 async def test_budget_reached_mid_run_stops_before_the_next_call(fake: FakeAnthropic, claude, gh, sandbox) -> None:
+    """Each call reserves its input estimate plus max_tokens (16,000 here): the first fits in 20,000, the second,
+    on top of what the first used, does not, and is never made."""
     sandbox.add_issue(REPO, title="t", body="b")
     sandbox.set_file(REPO, "README.md", "hello")
     fake.script(Reply.tool_use("read_file", {"path": "README.md"}), analyze())
-    budget = Budget(run_tokens=500, day_tokens=1_000_000, run_used=0, day_used=10)
+    budget = Budget(run_tokens=20_000, day_tokens=1_000_000, run_used=0, day_used=10)
     outcome = await make_runtime(gh, claude, budget=budget).run(make_request("error-investigation", "analyze",
                                                                              context(1)))
     assert outcome.result is None and outcome.error_kind == "budget" and len(fake.requests) == 1
-    assert outcome.usage.calls == 1 and budget.run_used == outcome.usage.tokens > 500
+    assert outcome.usage.calls == 1 and budget.run_used == outcome.usage.tokens < 20_000
     assert budget.day_used == 10 + outcome.usage.tokens
-    assert outcome.error == (f"token budget reached: this run has used {budget.run_used:,} of its 500 tokens, "
-                             "so no further model calls are made for it.")
+    assert re.fullmatch(f"token budget reached: this run has used {budget.run_used:,} of its 20,000 tokens and the "
+                        r"next model call could need up to [\d,]+ more, so no further model calls are made for it\.",
+                        outcome.error), outcome.error
 
 
 async def test_stable_prefix_is_cached_across_turns_and_steps(fake: FakeAnthropic, claude, gh, sandbox) -> None:
@@ -212,7 +215,7 @@ async def test_untrusted_text_stays_data_and_output_is_defused(fake: FakeAnthrop
     assert "@everyone" not in result["summary"] and "@\u200beveryone" in result["summary"]
     assert "@\u200bocto-org/core" in result["summary"] and "me@example.com" in result["summary"]
     assert token not in result["summary"] and "[redacted]" in result["summary"]
-    assert result["findings"] == ["see `@decorator` usage"]
+    assert result["findings"] == ["see `@\u200bdecorator` usage"]  # model prose, code spans too (issue 13)
 
 
 async def test_gate_overrides_a_model_approval(fake: FakeAnthropic, claude, gh, sandbox) -> None:
@@ -246,3 +249,16 @@ async def test_github_failure_under_review_is_an_api_error_not_a_rejection(fake,
     outcome = await make_runtime(gh, claude).run(make_request("security-fix", "review", context(pr["number"], pr=True)))
     assert outcome.result is None and outcome.error_kind == "api-error" and fake.requests == []
     assert outcome.error == "GitHub could not be read for the REVIEW step (HTTP 503)."
+
+
+async def test_model_prose_keeps_links_to_the_hosts_the_operator_allows(fake: FakeAnthropic, claude, gh,
+                                                                        sandbox) -> None:
+    """TRIAGE_LEAD_LINK_HOSTS and the GitHub host reach the model's prose too: the client cannot bring back
+    a link cleaned away before it."""
+    sandbox.add_issue(REPO, title="t", body="b")
+    fake.script(analyze(summary="See [the docs](https://docs.python.org/3/x) and [this](https://evil.example/?d=1)"))
+    outcome = await make_runtime(gh, claude, hosts=frozenset({"github.com", "docs.python.org"})).run(
+        make_request("error-investigation", "analyze", context(1)))
+    summary = outcome.result["summary"]
+    assert "[the docs](https://docs.python.org/3/x)" in summary
+    assert "evil.example" not in summary and "this" in summary

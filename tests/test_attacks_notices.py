@@ -282,14 +282,17 @@ async def test_a_read_only_users_retry_requeues_nothing_and_many_comments_get_on
     states = await rt.store.job_states()
     assert states == {"failed": 1, "done": 10}, states  # the failed job stays failed
     assert "step:triage:1" not in posts(sandbox, 110)
-    refusals = [c for c in created_comments(sandbox, 110)[before:] if "needs write" in c["body"]]
-    assert len(refusals) == 10 and len(created_comments(sandbox, 110)) - before == 10  # 1:1, no more
+    made = created_comments(sandbox, 110)[before:]
+    refusals = [c for c in made if "needs write" in c["body"]]
+    # Replies are limited (issue 13): five a minute per person per thread, then one note saying so, no more.
+    assert len(refusals) == rt.settings.replies_per_minute == 5
+    assert len(made) == 6 and "over the reply limit" in made[-1]["body"]
 
 
 async def test_many_comments_while_the_bot_is_busy_get_one_note_per_thread(bot: Any, sandbox: Any,
                                                                            team: HookTeam) -> None:
-    """mallory (read) posts ten `/help` comments while every job slot is busy: one reply each is the price of
-    answering commands, but each also gets its own waiting note (posted, then deleted)."""
+    """mallory (read) posts ten `/help` comments while every job slot is busy: the first five are answered (the
+    reply limit, issue 13), then one note says she is over it; none gets its own waiting note."""
     rt, _ = bot
     release = await busy_slot(bot, sandbox, team, 123)
     sandbox.seed_from_payload(issue_payload(124, ["devops"]))
@@ -304,7 +307,8 @@ async def test_many_comments_while_the_bot_is_busy_get_one_note_per_thread(bot: 
     notes = [c for c in made if any(t in c["body"] for t in NOTE_TEXT)]
     deleted = [w for w in sandbox.writes if w.kind == "comment_deleted" and w.number == 124]
     replies = [c for c in made if "triage-lead commands" in c["body"]]
-    assert len(replies) == 10
+    assert len(replies) == rt.settings.replies_per_minute == 5
+    assert len([c for c in made if "over the reply limit" in c["body"]]) == 1
     assert len(notes) <= 1, (f"10 comments from a read-only user made {len(made)} comments: {len(replies)} "
                              f"replies and {len(notes)} waiting notes ({len(deleted)} deleted again)")
 

@@ -349,16 +349,11 @@ async def test_a_file_name_cannot_put_a_live_mention_into_the_pull_requests_revi
     assert live_mentions(review["body"]) == [], review["body"]
 
 
-OPEN = pytest.mark.xfail(strict=True, reason=(
-    "ATTACK SUCCEEDS (left to issue 13's renderer): model text reaches the PR review with mentions defused by "
-    "sanitize._defuse_mentions, which takes text between inline '~~~' for code (GitHub does not) and a fence "
-    "inside a list item for code (render._findings puts it after '- ', where the next line leaves the item)"))
-
-
-@pytest.mark.parametrize("vector", ["finding-path", pytest.param("inline-tildes", marks=OPEN),
-                                    pytest.param("fence-in-a-list-item", marks=OPEN)])
+@pytest.mark.parametrize("vector", ["finding-path", "inline-tildes", "fence-in-a-list-item"])
 async def test_model_output_cannot_put_a_live_mention_into_the_pull_requests_review(
         vector: str, bot: Any, sandbox: Any, team: Team) -> None:
+    """Defended (it succeeded before issue 13's renderer: text between inline '~~~' and a fence after a list
+    item's dash were taken for code): model prose is defused whole, its own fences included (bot/defuse.py)."""
     number = {"finding-path": 351, "inline-tildes": 352, "fence-in-a-list-item": 353}[vector]
     hostile = {"finding-path": {"warnings": [{"text": "Name the constant", "path": "app/util.py` @acme/admins `x",
                                               "line": 1}]},
@@ -372,17 +367,16 @@ async def test_model_output_cannot_put_a_live_mention_into_the_pull_requests_rev
     assert live_mentions(review["body"]) == [], review["body"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ATTACK SUCCEEDS (low severity: this bot never reads review bodies): model text is posted with its lines "
-    "as they are, so a summary line '/approve' stands on a line of its own, outside code, in the bot's PR review "
-    "(render.pull_verdict, sanitize.clean_for_github do not defuse commands)"))
 async def test_model_output_cannot_put_a_command_line_into_the_pull_requests_review(bot: Any, sandbox: Any,
                                                                                    team: Team) -> None:
+    """Defended (issue 13): a command line in model text gets a zero-width space before its slash, so neither
+    this bot nor one matching ``^/approve`` on the raw text (Prow's way) reads a command there."""
     team.script["PULL REQUEST REVIEW"] = [result("review", summary="Reviewed, all fine.\n/approve")]
     await send_pull(bot, sandbox, open_pull(sandbox, 354, user="forker", files=CLEAN, labels=["api"],
                                                        head_repo=FORK))
     [review] = [w.data for w in sandbox.writes if w.kind == "review"]
     assert [c.name for c in commands.parse(review["body"])] == []
+    assert "approve" in review["body"] and not re.search(r"(?m)^\s*/approve", review["body"])
 
 
 async def test_a_marker_in_model_output_or_a_file_name_is_not_live_in_the_pull_requests_review(

@@ -76,7 +76,7 @@ async def test_protected_paths_are_never_changed(bot: Any, sandbox: Any, team: T
     sandbox.set_file(REPO, config.PATH, "protected_paths: [app/]\n")
     await send(bot, sandbox, "issues", issue_payload(43, ["api"]))
     esc = body_of(sandbox, 43, "escalation")
-    assert "protected paths (app/fix.py)" in esc
+    assert "protected paths (`app/fix.py`)" in esc
     assert "verdict:review:1" not in posts(sandbox, 43)
 
 

@@ -403,7 +403,7 @@ async def test_the_model_cannot_approve_for_a_person(bot: Any, sandbox: Any, tea
     await send(bot, sandbox, "issues", issue_payload(62, ["devops"], title="Deploy fails", body="Please fix."))
     approval = next(c for c in sandbox.comments(REPO, 62)
                     if any(k.startswith("approval:") for k in markers_in(c["body"])))
-    assert "\n/approve\n" in approval["body"]  # posted, as text
+    assert "\n\u200b/approve\n" in approval["body"]  # posted as text, no command line for any bot (issue 13)
     await send(bot, sandbox, "issue_comment", comment_payload(62, approval["body"], login="triage-lead[bot]",
                                                               user_type="Bot", comment_id=approval["id"]))
     assert await run_state(rt, 62) == "waiting"

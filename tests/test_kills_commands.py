@@ -62,3 +62,18 @@ def test_write_roles_may_run_every_command(name: str, role: str) -> None:
 def test_other_roles_may_run_only_status_and_help(role: str) -> None:
     assert [n for n in commands.KNOWN if commands.may_run(n, role)] == ["status", "help"]
     assert commands.may_run("frobnicate", role)  # unknown: refused elsewhere, not for want of permission
+
+
+def test_a_comment_asks_for_its_first_command_of_ours_and_names_the_rest_of_ours_as_ignored() -> None:
+    # Other bots' commands and paths are not ours: neither acted on nor named. A near miss is ours (it gets a hint).
+    req = commands.request("/lgtm\n/tmp is full\n/statu\n/help\n/approve 2\n/help")
+    assert req.command == commands.Parsed("statu", known=False) and req.command.guess == "status"
+    assert req.ignored_lines() == [("/help", 2), ("/approve 2", 1)]
+    assert commands.request("/lgtm\n/tmp is full") == commands.Request(None)
+
+
+def test_on_an_edit_the_first_new_command_still_there_is_the_one() -> None:
+    assert commands.request("/help\n/status\n/cancel", previous="/help").command.name == "status"
+    # Edited again before the job ran: /status is gone, so /cancel is the one.
+    req = commands.request("/help\n/status\n/cancel", previous="/help", current="/help\n/cancel")
+    assert (req.command.name, req.ignored) == ("cancel", ())

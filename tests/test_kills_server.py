@@ -21,7 +21,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import server
+from bot import ingress, server
 from bot.metrics import Metrics
 from bot.store import Delivery, StoreUnavailable, open_store
 from tests.conftest import INSTALLATION, load_fixture, webhook_headers
@@ -69,16 +69,26 @@ def test_sign_is_githubs_header_value() -> None:
     assert server.sign("k", b"body") == "sha256=" + hmac.new(b"k", b"body", hashlib.sha256).hexdigest()
 
 
-def test_only_a_sha256_signature_of_this_body_with_this_secret_passes() -> None:
-    good = server.sign("k", b"body")
-    assert server.signature_ok("k", b"body", good)
-    assert server.signature_ok("k", b"body", f"{good} \t")  # blanks after a header value are not part of it
-    assert not server.signature_ok("k", b"body", None)
-    assert not server.signature_ok("k", b"body", "")
-    assert not server.signature_ok("k", b"body", good.replace("sha256=", "sha1="))
-    assert not server.signature_ok("k", b"body", good.replace("sha256=", "SHA256="))
-    assert not server.signature_ok("k", b"other", good)
-    assert not server.signature_ok("other", b"body", good)
+PING = json.dumps({"zen": "z", "hook_id": 1}).encode()
+
+
+@pytest.mark.parametrize("header, status", [
+    (server.sign(SECRET, PING), 200),
+    (server.sign(SECRET, PING) + " \t", 200),  # blanks after a header value are not part of it
+    (None, 401), ("", 401),
+    (server.sign(SECRET, PING).replace("sha256=", "sha1="), 401),
+    (server.sign(SECRET, PING).replace("sha256=", "SHA256="), 401),
+    (server.sign(SECRET, PING).upper().replace("SHA256=", "sha256="), 401),
+    (server.sign(SECRET, b"other"), 401),
+    (server.sign("other", PING), 401),
+    (server.sign(SECRET, PING)[:-1], 401),
+])
+async def test_only_a_sha256_signature_of_this_body_with_this_secret_passes(
+        app: App, header: str | None, status: int) -> None:
+    sent = {k: v for k, v in (webhook_headers("ping", PING, secret=SECRET) | {"X-Hub-Signature-256": header}).items()
+            if v is not None}
+    resp = await app.client.post("/webhook", data=PING, headers=sent)
+    assert resp.status == status
 
 
 # ---- every answer, and what it counts -----------------------------------------------------------------------
@@ -255,7 +265,7 @@ async def test_what_operators_must_act_on_is_logged_with_the_delivery_and_the_ca
 # ---- the size cap ---------------------------------------------------------------------------------------------
 
 async def test_the_cap_is_on_bodies_larger_than_max_body(aiohttp_client: Any, tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.setattr(server, "MAX_BODY", 2000)
+    monkeypatch.setattr(ingress, "MAX_BODY", 2000)
     store = await open_store(f"sqlite:///{tmp_path / 'cap.sqlite3'}")
     metrics = Metrics()
     client = await aiohttp_client(server.make_app(store, SECRET, lambda thread: None, metrics))

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import bound, log_context, setup_logging
+from bot.logs import bound, clip, log_context, setup_logging
 
 
 class Tty(io.StringIO):
@@ -75,3 +75,15 @@ def test_plain_text_at_a_terminal_and_set_up_twice_is_one_handler(restore_root: 
         logging.getLogger("bot").warning("careful")
     (line,) = out.getvalue().splitlines()
     assert line.endswith("WARNING bot: careful [delivery_id=d-1]") and not line.startswith("{")
+
+
+def test_an_outsiders_value_is_clipped_to_one_short_line(restore_root: None) -> None:
+    out = io.StringIO()
+    setup_logging("INFO", json=False, stream=out)
+    head = "d-1\n2026-01-01 00:00:00,000 ERROR bot: forged line\x1b[2J"
+    logging.getLogger("bot.server").warning("rejected delivery %s", clip(head + "z" * 500))
+    (line,) = out.getvalue().splitlines()  # the newline in the value does not start a record of its own
+    assert line.endswith("WARNING bot.server: rejected delivery d-1?2026-01-01 00:00:00,000 ERROR bot: forged line?[2J"
+                         + "z" * (100 - len(head)) + "…")
+    assert clip("d-1") == "d-1" and clip("x" * 100) == "x" * 100 and clip("x" * 101) == "x" * 100 + "…"
+    assert clip(None) == "None" and clip("abc", limit=2) == "ab…"

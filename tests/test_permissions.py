@@ -124,15 +124,15 @@ async def test_commands_by_role(role: str, bot: Any, sandbox: Any, team: Team) -
     if role in WRITERS:
         assert after == ["done", "escalated", "waiting", "cancelled"]
         done = replies(sandbox, A, writes)[-1]
-        assert f"Approved by @{login}" in done and "Proposed changes" in done
+        assert f"Approved by @\u200b{login}" in done and "Proposed changes" in done
         assert len(sandbox.written("pull")) == 1
-        assert f"@{login} asked for a decision: please decide" in "\n".join(replies(sandbox, B, writes))
+        assert f"@\u200b{login} asked for a decision: please decide" in "\n".join(replies(sandbox, B, writes))
         assert "needs-decision" in labels(sandbox, B)
         record = await rt.store.active_run(f"{REPO}#{C}")
         assert record.data["run"]["decisions"][-1]["by"] == login and "needs-decision" not in labels(sandbox, C)
         again = markers_in("\n".join(replies(sandbox, C, writes)))
         assert any(k.startswith("approval:") and k.endswith(":2") for k in again)  # the approval step ran again
-        assert f"Cancelled by @{login}." in "\n".join(replies(sandbox, D, writes))
+        assert f"Cancelled by @\u200b{login}." in "\n".join(replies(sandbox, D, writes))
         assert sorted(w.data["subject_id"] for w in reactions) == [9103, 9104, 9105, 9106]
         return
 
@@ -143,7 +143,7 @@ async def test_commands_by_role(role: str, bot: Any, sandbox: Any, team: Team) -
     shown = {"outside": "read", "revoked": "none"}.get(role, role)
     for number, command in ((A, "approve"), (B, "escalate"), (C, "retry"), (D, "cancel")):
         [refusal] = [r for r in replies(sandbox, number, writes) if f"`/{command}` needs" in r]
-        assert refusal.startswith(f"@{login} `/{command}` needs write, maintain or admin access to this repository "
+        assert refusal.startswith(f"@\u200b{login} `/{command}` needs write, maintain or admin access to this repository "
                                   f"(yours is `{shown}`), so I haven't acted on it.")
         assert "`/status` and `/help` are open to everyone." in refusal
     assert reactions == []

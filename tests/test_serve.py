@@ -80,3 +80,30 @@ async def test_serve_answers_and_works_then_stops_on_sigterm(sandbox: Any, app_k
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"Traceback" not in err
+
+
+async def test_serve_drops_half_sent_requests_and_serves_metrics_on_their_own_port_with_a_token(
+        sandbox: Any, app_keys: tuple[str, str], tmp_path: Path) -> None:
+    """The process as deployed takes the ingress and metrics settings from its environment."""
+    port, metrics_port = free_port(), free_port()
+    env = serve_env(sandbox, app_keys, tmp_path, port, TRIAGE_LEAD_HEADER_TIMEOUT="0.5",
+                    TRIAGE_LEAD_METRICS_PORT=str(metrics_port), TRIAGE_LEAD_METRICS_TOKEN="m-t0ken")
+    proc = await start_serve(env, port)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /webhook HTTP/1.1\r\nHost: bot\r\nX-GitHub-Ev")  # and nothing more
+        assert await asyncio.wait_for(reader.read(), 5.0) == b""  # closed by the server, well before 5 s
+        writer.close()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": "Bearer m-t0ken"}) as r:
+                assert r.status == 404
+            own = f"http://127.0.0.1:{metrics_port}/metrics"
+            async with http.get(own) as r:
+                assert r.status == 401
+            async with http.get(own, headers={"Authorization": "Bearer m-t0ken"}) as r:
+                assert r.status == 200 and "triage_lead_webhook_deliveries" in await r.text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err

@@ -38,13 +38,13 @@ class Browser:
     """A browser's view of the set-up pages: it keeps the page's cookie (aiohttp's default jar refuses cookies
     from an IP address; a browser takes them)."""
 
-    def __init__(self, base: str) -> None:
-        self.base = base
+    def __init__(self, base: str, token: str = "") -> None:
+        self.base, self.token = base, token  # a stranger has no token: only the terminal shows it
         self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         self.set_cookie = ""
 
     async def open(self) -> tuple[int, str]:
-        async with self.http.get(self.base + "/") as resp:
+        async with self.http.get(self.base + "/", params={"token": self.token}) as resp:
             assert resp.headers["Cache-Control"] == "no-store"
             self.set_cookie = resp.headers.get("Set-Cookie", "")
             return resp.status, await resp.text()
@@ -69,8 +69,8 @@ class Browser:
 class Setup(Browser):
     """A running ``run_setup``, seen from the browser of the person who started it."""
 
-    def __init__(self, task: asyncio.Task[Path], base: str, lines: list[str]) -> None:
-        super().__init__(base)
+    def __init__(self, task: asyncio.Task[Path], base: str, token: str, lines: list[str]) -> None:
+        super().__init__(base, token)
         self.task, self.lines = task, lines
 
 
@@ -89,13 +89,15 @@ async def start(sandbox: Any, tmp_path: Path) -> Any:
             await asyncio.sleep(0.01)
         if task.done():
             task.result()  # raises what run_setup raised
-        base = re.search(r"(http://127\.0\.0\.1:\d+)/", lines[0]).group(1)  # type: ignore[union-attr]
-        running.append(Setup(task, base, lines))
+        link = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=([\w-]+)", lines[0])
+        assert link is not None, lines[0]
+        running.append(Setup(task, link.group(1), link.group(2), lines))
         return running[-1]  # type: ignore[return-value]
 
-    def stranger(s: Setup) -> Browser:
-        """Another program on the machine: it reaches the same port, without the person's cookie."""
-        running.append(Browser(s.base))
+    def stranger(s: Setup, knows_link: bool = False) -> Browser:
+        """Another program on the machine: it reaches the same port, without the person's cookie, and without
+        the link the terminal printed unless ``knows_link`` (another browser of the person's, say)."""
+        running.append(Browser(s.base, s.token if knows_link else ""))
         return running[-1]
 
     go.stranger = stranger  # type: ignore[attr-defined]
@@ -144,7 +146,7 @@ async def test_org_and_webhook_url_options(start: Any) -> None:
 async def test_github_sends_the_browser_back_to_the_name_it_used(start: Any) -> None:
     s = await start()  # a cookie set for localhost is not sent to 127.0.0.1: the redirect must come back to it
     local = "localhost:" + s.base.rsplit(":", 1)[1]
-    async with s.http.get(s.base + "/", headers={"Host": local}) as resp:
+    async with s.http.get(s.base + "/", params={"token": s.token}, headers={"Host": local}) as resp:
         text = html.unescape(await resp.text())
     assert resp.status == 200 and f'"redirect_url": "http://{local}/setup/done"' in text
 
@@ -238,8 +240,8 @@ async def test_a_second_start_is_refused_while_one_is_open(start: Any, sandbox: 
     clock = Clock()
     s = await start(clock=clock)
     state = await s.state()
-    other = start.stranger(s)
-    status, page = await other.open()  # another program (or browser) opens the page: no state, no cookie
+    other = start.stranger(s, knows_link=True)
+    status, page = await other.open()  # another browser with the link opens the page: no state, no cookie
     assert status == 409 and "already open in another browser" in page and "Ctrl-C" in page
     assert "state=" not in page and state not in page and not other.set_cookie
     assert "opened by a browser or program without the open flow's cookie" in caplog.text
@@ -271,13 +273,19 @@ async def test_a_program_that_opens_the_page_first_cannot_slip_in_its_app(start:
     my_app(sandbox, "code-theirs", name="mallory-bot", login="mallory", id=4242)
     s = await start()
     other = start.stranger(s)  # it polls the port and opens the page before the person's browser does
+    status, page = await other.open()  # without the printed link it cannot start a registration at all
+    assert status == 403 and "Open the link the terminal printed" in page and "state=" not in page
+    assert not other.set_cookie
+    assert await s.state()  # the person's own flow starts as if nothing happened
+    s2 = await start()  # and one that has the link (it read the terminal) still cannot slip in its App
+    other = start.stranger(s2, knows_link=True)
     state = await other.state()
-    status, page = await s.open()  # the person sees the alarm, not a page that silently works
+    status, page = await s2.open()  # the person sees the alarm, not a page that silently works
     assert status == 409 and "If you did not open it" in page and state not in page
     status, page = await other.done(code="code-theirs", state=state)
     assert status == 409 and "&#x27;mallory-bot&#x27; owned by &#x27;mallory&#x27;" in page
-    assert not (tmp_path / ".env").exists() and not s.task.done()
-    assert [r.levelname for r in caplog.records if r.name == "bot.setup"] == ["WARNING", "WARNING"]
+    assert not (tmp_path / ".env").exists() and not s2.task.done()
+    assert [r.levelname for r in caplog.records if r.name == "bot.setup"] == ["WARNING"] * 3
 
 
 @pytest.mark.parametrize("org,name,login,kind,why", [

@@ -128,7 +128,7 @@ async def test_an_edit_commands_as_its_editor_never_as_the_comments_author(bot: 
     await send(bot, sandbox, "issue_comment", comment_payload(100, "Nice work", login="maintainer", comment_id=9102))
     await edit(bot, sandbox, 100, 9102, "Nice work\n/approve", sender="reader")
     refusal = sandbox.comments(REPO, 100)[-1]["body"]
-    assert "@reader `/approve` needs write, maintain or admin access" in refusal and "`read`" in refusal
+    assert "@\u200breader `/approve` needs write, maintain or admin access" in refusal and "`read`" in refusal
     assert "@maintainer" not in refusal
     assert await run_state(rt, 100) == "waiting"
     assert not [w for w in sandbox.writes if w.kind == "reaction"]
@@ -138,7 +138,7 @@ async def test_an_edit_commands_as_its_editor_never_as_the_comments_author(bot: 
     await edit(bot, sandbox, 100, 9103, "Can this go in?\n/approve", sender="maintainer")
     assert posts(sandbox, 100)[-1] == "done"
     done = body_of(sandbox, 100, "done")
-    assert "Approved by @maintainer" in done and "@reader" not in done
+    assert "Approved by @\u200bmaintainer" in done and "reader" not in done
     assert [w.data["subject_id"] for w in sandbox.writes if w.kind == "reaction"] == [9103]
 
 
@@ -179,15 +179,15 @@ async def test_a_pull_requests_author_approves_only_where_the_repository_allows_
 
     await send(bot, sandbox, "issue_comment", comment_payload(102, "/approve", login="alice", comment_id=9301, pull=True))
     if not not_author:
-        assert posts(sandbox, 102)[-1] == "done" and "Approved by @alice" in body_of(sandbox, 102, "done")
+        assert posts(sandbox, 102)[-1] == "done" and "Approved by @\u200balice" in body_of(sandbox, 102, "done")
         return
     reply = sandbox.comments(REPO, 102)[-1]["body"]
-    assert "@alice opened this pull request" in reply and "not_author: true" in reply
+    assert "@\u200balice opened this pull request" in reply and "not_author: true" in reply
     assert await run_state(rt, 102) == "waiting" and "done" not in posts(sandbox, 102)
     assert not [w for w in sandbox.writes if w.kind == "pull"]
 
     await send(bot, sandbox, "issue_comment", comment_payload(102, "/approve", login="bob", comment_id=9302, pull=True))
-    assert posts(sandbox, 102)[-1] == "done" and "Approved by @bob" in body_of(sandbox, 102, "done")
+    assert posts(sandbox, 102)[-1] == "done" and "Approved by @\u200bbob" in body_of(sandbox, 102, "done")
 
 
 # ---- 4. forged markers ------------------------------------------------------------------------------
@@ -339,12 +339,12 @@ async def test_one_tech_debt_issue_per_title_across_runs_and_within_one(bot: Any
 async def test_the_run_budget_from_settings_refuses_the_next_step_in_this_job_and_the_next(
         bot: Any, sandbox: Any, team: Team) -> None:
     rt, _ = bot
-    rt.deps.settings = rt.deps.settings.with_overrides(run_token_budget=100)
+    rt.deps.settings = rt.deps.settings.with_overrides(run_token_budget=21_000)
     sandbox.set_permission(REPO, "maintainer", "write")
     await send(bot, sandbox, "issues", issue_payload(112, ["api"]))
-    assert [c.title for c in team.calls] == ["TRIAGE"]  # its one call spends more than the budget (~2,000)
+    assert [c.title for c in team.calls] == ["TRIAGE"]  # the next call could need ~19,500 more (estimate + max_tokens)
     esc = body_of(sandbox, 112, "escalation")
-    assert "token budget reached: this run has used" in esc and "of its 100 tokens" in esc
+    assert "token budget reached: this run has used" in esc and "of its 21,000 tokens" in esc
     assert await run_state(rt, 112) == "escalated"
     # Run again in a new job: the tokens the run spent count there too (the budget is built from the store).
     await send(bot, sandbox, "issue_comment", comment_payload(112, "/approve 1", comment_id=9401))

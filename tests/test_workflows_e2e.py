@@ -124,7 +124,7 @@ async def test_each_workflow_end_to_end(workflow: str, bot: Any, sandbox: Any, t
     await send(bot, sandbox, "issue_comment", comment_payload(number, "/approve"))
     assert posts(sandbox, number)[-1] == "done"
     done = body_of(sandbox, number, "done")
-    assert "Approved by @maintainer" in done
+    assert "Approved by @\u200bmaintainer" in done  # named, not pinged (issue 13)
     pulls = [w for w in sandbox.writes if w.kind == "pull"]
     if any(s.startswith("step:implementation") or s.startswith("step:fix") for s in expected):
         assert len(pulls) == 1 and pulls[0].data["draft"] is True
@@ -189,7 +189,7 @@ async def test_approve_permissions_and_the_bot_itself(bot: Any, sandbox: Any, te
     sandbox.set_permission(REPO, "reader", "read")
     await send(bot, sandbox, "issue_comment", comment_payload(15, "/approve", login="reader", comment_id=1))
     refusal = sandbox.comments(REPO, 15)[-1]["body"]
-    assert "@reader `/approve` needs write, maintain or admin access" in refusal and "`read`" in refusal
+    assert "@\u200breader `/approve` needs write, maintain or admin access" in refusal and "`read`" in refusal
     writes = len(sandbox.writes)
     await send(bot, sandbox, "issue_comment", comment_payload(15, "/approve", login="triage-lead[bot]",
                                                               user_type="Bot", comment_id=2))
@@ -293,7 +293,7 @@ async def test_same_ci_failure_twice_on_the_default_branch(bot: Any, sandbox: An
     assert len(issues) == 1 and issues[0].data["title"].startswith("CI failure: Octocoders-linter")
     number = sandbox.issue(REPO, issues[0].number)["number"] if issues[0].number else None
     comments = [c["body"] for c in sandbox.comments(REPO, number)]
-    assert any("The same failure of **Octocoders-linter** happened again" in b for b in comments)
+    assert any("The same failure of `Octocoders-linter` happened again" in b for b in comments)
     assert sum(1 for b in comments if "triage-lead:status:" in b) == 1  # one investigation, not two
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
+import math
 import random
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import anthropic
@@ -24,8 +27,24 @@ _BILLING = re.compile(r"(?i)spend(?:ing)? limit|billing|credit (?:balance|limit)
                       r"usage limit|quota|payment")
 
 
+# Budgets reserve a call's input before it is made, from its request alone. The tokenizer averages about four
+# characters of English per token and three and a half of code; three errs high, and non-ASCII text is
+# counted as JSON escapes it (six characters each) since such text splits into more tokens per character.
+CHARS_PER_TOKEN = 3
+
+
+def input_estimate(request: Mapping[str, Any]) -> int:
+    """An upper estimate of the input tokens (cached or not) a ``messages.create`` request will be billed."""
+    return math.ceil(len(json.dumps(request, default=str)) / CHARS_PER_TOKEN)
+
+
 class ApiFailure(Exception):
-    """The call failed for good; `str(exc)` is a plain sentence for people."""
+    """The call failed for good; `str(exc)` is a plain sentence for people. ``unanswered``: attempts that timed
+    out or lost their connection, which the API may have served (and billed) all the same."""
+
+    def __init__(self, message: str, unanswered: int = 0) -> None:
+        super().__init__(message)
+        self.unanswered = unanswered
 
 
 def _detail(e: anthropic.APIStatusError) -> str:
@@ -84,6 +103,7 @@ class ModelCaller:
 
     async def create(self, **kwargs: Any) -> Message:
         """The API's reply, or ApiFailure once retrying cannot help."""
+        unanswered = 0
         for attempt in range(1, self.attempts + 1):
             try:
                 return await self._once(kwargs)
@@ -104,10 +124,12 @@ class ModelCaller:
             except anthropic.APIConnectionError as e:  # includes timeouts
                 wait = self._backoff(attempt)
                 last = "timed out" if isinstance(e, anthropic.APITimeoutError) else "could not connect"
+                unanswered += 1
             except anthropic.APIError as e:  # e.g. a reply the SDK could not parse
                 raise ApiFailure(f"The Anthropic API call failed ({type(e).__name__}: {str(e)[:200]}).") from None
             if attempt == self.attempts:
                 break
             log.warning("anthropic call failed (%s); retry %d/%d in %.2fs", last, attempt, self.attempts - 1, wait)
             await asyncio.sleep(wait)
-        raise ApiFailure(f"The Anthropic API was unavailable after {self.attempts} attempts (last: {last}).")
+        raise ApiFailure(f"The Anthropic API was unavailable after {self.attempts} attempts (last: {last}).",
+                         unanswered)

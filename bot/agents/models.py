@@ -1,4 +1,5 @@
-"""Model tiers, prices and token budgets: the one place a tier becomes a model id and tokens become dollars.
+"""Model tiers, prices and token budgets: the one place a tier becomes a model id and tokens become dollars,
+and where a model call reserves its tokens under every ceiling before it is made.
 
 Agents name a tier (``opus`` | ``sonnet`` | ``haiku``) in their front matter; which model serves a tier
 is deployment configuration (settings, per-repository config), so it is decided here and nowhere else.
@@ -6,10 +7,18 @@ is deployment configuration (settings, per-repository config), so it is decided 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 TIERS = ("opus", "sonnet", "haiku")
 DEFAULT_MODELS: Mapping[str, str] = MappingProxyType({
@@ -100,21 +109,105 @@ class ModelMap:
                      u.cache_creation_input_tokens, 1, round(cost, 6))
 
 
+# ---- token budgets ------------------------------------------------------------------------------
+
+class Ledger(Protocol):
+    """Where token reservations are kept: the store (one ledger for every worker) or a :class:`LocalLedger`.
+
+    ``reserve`` takes `amount` under every (key, cap) or under none (False when any key would pass its cap);
+    ``settle`` replaces a reservation's amount by what the call really used; ``spent`` is settled + reserved.
+    """
+
+    async def reserve(self, reservation: str, amount: int, caps: Sequence[tuple[str, int]]) -> bool: ...
+    async def settle(self, reservation: str, actual: int) -> None: ...
+    async def spent(self, key: str) -> int: ...
+
+
+class LocalLedger:
+    """A ledger in this process's memory: for a Budget without a store (tests, one-off tools)."""
+
+    def __init__(self) -> None:
+        self._spent: Counter[str] = Counter()
+        self._open: dict[str, tuple[int, tuple[str, ...]]] = {}
+
+    async def reserve(self, reservation: str, amount: int, caps: Sequence[tuple[str, int]]) -> bool:
+        if any(self._spent[key] + amount > cap for key, cap in caps):
+            return False
+        for key, _ in caps:
+            self._spent[key] += amount
+        self._open[reservation] = (amount, tuple(key for key, _ in caps))
+        return True
+
+    async def settle(self, reservation: str, actual: int) -> None:
+        if reservation not in self._open:  # settled already
+            return
+        amount, keys = self._open.pop(reservation)
+        for key in keys:
+            self._spent[key] += actual - amount
+
+    async def spent(self, key: str) -> int:
+        return self._spent[key]
+
+
+def utc_day() -> str:
+    """Today's date in UTC, as day budgets count it."""
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def within(operator: int, repo: int | None) -> int:
+    """A repository's limit applies only below the operator's: its config may lower a ceiling, never raise it."""
+    return operator if repo is None else min(operator, repo)
+
+
+class BudgetExceeded(Exception):
+    """No room for the next model call; ``str(exc)`` is the sentence people are shown."""
+
+
+@dataclass
+class Cap:
+    key: str  # the ledger's key: run:<id>, day:<installation>:<date>, day:<owner/name>:<date>
+    limit: int
+    whose: str  # "run" | "installation" | "repository"
+
+
+@dataclass
+class Hold:
+    """Tokens reserved for one model call; the caller sets ``actual`` once the call has answered."""
+
+    id: str
+    amount: int
+    actual: int = 0
+
+
 @dataclass
 class Budget:
-    """Token limits the runtime checks before every model call (None: no limit).
+    """Token ceilings every model call is reserved under before it is made (None: no limit).
 
-    The engine builds one per job from its stored counters: ``run_used`` (tokens this run already spent)
-    and ``day_used`` (tokens the installation spent today). The runtime adds each call's tokens to both
-    as it spends, so the engine can store them back afterwards (or add ``AgentOutcome.usage.tokens``).
-    Parallel steps sharing a Budget may each finish the call they started, so a limit can be passed
-    by at most one call per step in flight.
+    The pipeline builds one per job: ``run_tokens`` (the operator's per-run limit, or the repository's if
+    lower), ``day_tokens`` (the operator's per installation and UTC day) and ``repo_day_tokens`` (the
+    repository's own per day, from its config), with ``run_used`` and ``day_used`` from its stored counters.
+    Each call reserves its input estimate plus ``max_tokens`` in the ``ledger`` under every cap at once, and
+    is settled with what it used: steps in parallel, concurrent jobs and other workers sharing the store's
+    ledger can never pass a cap together.
     """
 
     run_tokens: int | None = None
     day_tokens: int | None = None
     run_used: int = 0
     day_used: int = 0
+    repo_day_tokens: int | None = None
+    run_id: str = "run"
+    installation_id: int | None = None
+    repo: str = ""
+    ledger: Ledger = field(default_factory=LocalLedger)
+    today: Callable[[], str] = utc_day
+
+    @classmethod
+    def ceilings(cls, *, run: int, day: int, repo_run: int | None, repo_day: int | None, **rest: Any) -> Budget:
+        """The operator's per-run and per-installation-day limits as ceilings a repository's config (``repo_*``)
+        can only lower; its day limit caps that repository's own spending, within the installation's."""
+        return cls(run_tokens=within(run, repo_run), day_tokens=day,
+                   repo_day_tokens=None if repo_day is None else within(day, repo_day), **rest)
 
     def add(self, tokens: int) -> None:
         self.run_used += tokens
@@ -129,3 +222,71 @@ class Budget:
             return (f"token budget reached: this installation has used {self.day_used:,} of its "
                     f"{self.day_tokens:,} tokens for today, so no further model calls are made until tomorrow.")
         return None
+
+    def caps(self) -> list[Cap]:
+        """Every limit a call now counts against (the day's keys are today's: a run may cross midnight)."""
+        day = self.today()
+        wanted = [(f"run:{self.run_id}", self.run_tokens, "run"),
+                  (f"day:{self.installation_id or 0}:{day}", self.day_tokens, "installation"),
+                  (f"day:{self.repo.lower()}:{day}", self.repo_day_tokens if self.repo else None, "repository")]
+        return [Cap(key, limit, whose) for key, limit, whose in wanted if limit is not None]
+
+    @asynccontextmanager
+    async def hold(self, amount: int) -> AsyncIterator[Hold]:
+        """Reserve `amount` tokens for one model call, or raise BudgetExceeded saying which cap has no room.
+
+        On leaving, the reservation is settled with ``Hold.actual``: what the call used, or 0 when it raised.
+        """
+        if (why := self.exceeded()) is not None:
+            raise BudgetExceeded(why)
+        caps = self.caps()
+        held = Hold(f"{self.run_id}:{uuid.uuid4().hex}", amount)
+        if not await self._reserve(held, [(c.key, c.limit) for c in caps]):
+            raise BudgetExceeded(await self._refusal(caps, amount))
+        try:
+            yield held
+        finally:
+            self.add(held.actual)
+            await self._settle(held.id, held.actual)
+
+    async def _reserve(self, held: Hold, caps: list[tuple[str, int]]) -> bool:
+        """The ledger's answer. A job cancelled meanwhile (shutdown, a lost claim) does not leave a reservation
+        behind: the store's write may still land after the cancellation, so it is given back once it has."""
+        task = asyncio.ensure_future(self.ledger.reserve(held.id, held.amount, caps))
+        try:
+            return await asyncio.shield(task)
+        except BaseException:
+            def give_back(t: asyncio.Future[bool]) -> None:
+                if not t.cancelled() and t.exception() is None and t.result():
+                    asyncio.ensure_future(self._settle(held.id, 0))
+            task.add_done_callback(give_back)
+            raise
+
+    async def _settle(self, reservation: str, actual: int) -> None:
+        """Settle, shielded from the job's cancellation; a store that cannot is logged, never raised over the
+        call's own outcome (the reservation then stays counted in full: a ceiling errs on the safe side)."""
+        try:
+            await asyncio.shield(self.ledger.settle(reservation, actual))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("budget: reservation %s could not be settled with %s tokens (%s); it stays counted at "
+                      "the amount reserved", reservation, actual, exc)
+
+    async def _refusal(self, caps: list[Cap], amount: int) -> str:
+        """The sentence for a reservation that did not fit: the first cap without room for `amount`."""
+        for cap in caps:
+            used = await self.ledger.spent(cap.key)
+            if used + amount > cap.limit:
+                return _sentence(cap, used, amount)
+        return (f"token budget reached: the next model call could need up to {amount:,} tokens, more than its "
+                "budgets have room for, so it was not made.")
+
+
+def _sentence(cap: Cap, used: int, amount: int) -> str:
+    need = f"and the next model call could need up to {amount:,} more"
+    if cap.whose == "run":
+        return (f"token budget reached: this run has used {used:,} of its {cap.limit:,} tokens {need}, so no "
+                "further model calls are made for it.")
+    return (f"token budget reached: this {cap.whose} has used {used:,} of its {cap.limit:,} tokens for today "
+            f"{need}, so no further model calls are made until tomorrow.")

@@ -20,10 +20,11 @@ import aiohttp
 import anthropic
 import gidgethub
 import gidgethub.abc
+from anthropic.types import Message
 
 from bot.agents import gate, offline, prompts
-from bot.agents.calls import ApiFailure, ModelCaller
-from bot.agents.models import Budget, ModelMap, Usage
+from bot.agents.calls import ApiFailure, ModelCaller, input_estimate
+from bot.agents.models import Budget, BudgetExceeded, ModelMap, Usage
 from bot.agents.request import AgentOutcome, AgentRequest
 from bot.agents.sanitize import clean_for_github, clean_result
 from bot.agents.schemas import KINDS, result_schema, validation_error
@@ -70,7 +71,8 @@ class AgentRuntime:
                  models: ModelMap, budget: Budget, max_turns: int = 12, max_tool_bytes: int = 20_000,
                  call_timeout: float = 120.0, concurrency: asyncio.Semaphore | None = None,
                  max_tokens: int = 16_000, attempts: int = 4, retry_base: float = 1.0,
-                 max_retry_wait: float = 60.0, secrets: tuple[str, ...] = ()) -> None:
+                 max_retry_wait: float = 60.0, secrets: tuple[str, ...] = (),
+                 hosts: frozenset[str] = frozenset({"github.com"})) -> None:
         self.gh = gh
         self.anthropic = anthropic
         self.models = models
@@ -79,6 +81,7 @@ class AgentRuntime:
         self.max_tool_bytes = max_tool_bytes
         self.max_tokens = max_tokens
         self.secrets = secrets
+        self.hosts = hosts  # links to these stay live in model prose (the GitHub host, TRIAGE_LEAD_LINK_HOSTS)
         self.caller = None if anthropic is None else ModelCaller(
             anthropic, attempts=attempts, retry_base=retry_base, max_retry_wait=max_retry_wait,
             timeout=call_timeout, concurrency=concurrency)
@@ -107,7 +110,7 @@ class AgentRuntime:
         result = gate.apply_gate(outcome.result, findings) if findings is not None else outcome.result
         secrets = (*self.secrets, *filter(None, [getattr(self.gh, "oauth_token", None),
                                                  getattr(self.anthropic, "api_key", None)]))
-        return replace(outcome, result=clean_result(result, secrets))
+        return replace(outcome, result=clean_result(result, secrets, hosts=self.hosts))
 
     async def _refresh(self, request: AgentRequest, reader: RepoReader) -> tuple[AgentRequest, list[str]]:
         """The request with the issue/PR title and body as GitHub has them now, and the labels."""
@@ -133,6 +136,22 @@ class AgentRuntime:
             return gate.check(None, await reader.pull_files(ctx.number)), f"pull request #{ctx.number}"
         return [], "any change (none was proposed)"
 
+    async def _call(self, tier: str, request: dict[str, Any]) -> tuple[Message, Usage]:
+        """One model call, reserved under every budget cap first (its input estimate plus ``max_tokens``) and
+        settled with what it used, or 0 when it failed with an answer (a timeout or a lost connection may have
+        been billed, so it keeps what was reserved): the one place the model is called."""
+        assert self.caller is not None
+        async with self.budget.hold(input_estimate(request) + int(request["max_tokens"])) as held:
+            try:
+                reply = await self.caller.create(**request)
+            except ApiFailure as exc:
+                # Each attempt that timed out may have been served and billed all the same: a ceiling counts it.
+                held.actual = held.amount * exc.unanswered
+                raise
+            spent = self.models.usage(tier, reply.usage)
+            held.actual = spent.tokens
+        return reply, spent
+
     async def _run_model(self, request: AgentRequest, tools: Tools,
                          findings: list[gate.Finding] | None) -> AgentOutcome:
         assert self.caller is not None
@@ -150,18 +169,17 @@ class AgentRuntime:
         messages: list[dict[str, Any]] = [prompts.first_message(request, findings)]
         usage, calls, corrected = Usage(), 0, False
         while True:
-            if (exceeded := self.budget.exceeded()) is not None:
-                return AgentOutcome(None, usage, exceeded, "budget")
             final = calls >= self.max_turns - 1
             extra = {"tool_choice": {"type": "none"}} if final and definitions else {}
             try:
-                reply = await self.caller.create(**base, **extra, messages=_with_moving_breakpoint(messages))
+                reply, spent = await self._call(tier, {**base, **extra,
+                                                       "messages": _with_moving_breakpoint(messages)})
+            except BudgetExceeded as e:
+                return AgentOutcome(None, usage, str(e), "budget")
             except ApiFailure as e:
                 return AgentOutcome(None, usage, str(e), "api-error")
             calls += 1
-            spent = self.models.usage(tier, reply.usage)
             usage += spent
-            self.budget.add(spent.tokens)
             content = [b.model_dump(mode="json", exclude_none=True) for b in reply.content]
             messages.append({"role": "assistant", "content": content or [{"type": "text", "text": "(no answer)"}]})
             uses = [b for b in reply.content if b.type == "tool_use"]

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
+from bot.defuse import code_span
 from bot.markers import marker, with_marker
 from bot.store import Posted, Store
 
@@ -163,7 +164,7 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
         sha = await _push_to_pull(gh, store, repo, ctx["head_ref"], run_id, files, message, base_sha)
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="push", github_id=0, number=number, url=sha))
         return None, sha
-    branch = f"triage-lead/{run_id[:18]}"
+    branch = branch_for(run_id)
     # On a same-repository PR the change was made on the PR's code: it is proposed into the PR's branch, so it
     # shows only the bot's change and merging it updates the PR.
     into = ctx["head_ref"] if same_repo_pr else default
@@ -171,24 +172,37 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
     # (where `on: push` workflows run with its secrets). A fork's change starts from the base it was compared with.
     start = base_sha if same_repo_pr or not ctx.get("is_pull_request") else ctx.get("base_sha")
     await _branch_for_pull(gh, store, repo, branch, into, run_id, files, message, start)
-    pull = await _open_pull(gh, repo, branch, into, title, _pull_body(ctx, workflow, files, mark))
+    pull = await _open_pull(gh, repo, branch, into, title, _pull_body(ctx, workflow, files, mark), closing_line(ctx))
     await store.remember_posted(Posted(marker=mark, repo=repo, kind="pull", github_id=pull["id"],
                                        number=pull["number"], url=pull.get("html_url")))
     return pull.get("html_url"), None
 
 
+def branch_for(run_id: str) -> str:
+    """The bot's branch for a run: plain characters only, whatever the delivery id that named the run holds."""
+    return "triage-lead/" + (re.sub(r"[^A-Za-z0-9_-]", "-", run_id[:18]) or "run")
+
+
+def closing_line(ctx: dict[str, Any]) -> str:
+    """The pull request's first line: ``Closes #N`` for the issue it was made for (the one closing keyword the
+    bot writes itself: the GitHub client lets it through, and no other), ``For #N`` on a pull request."""
+    number = ctx.get("number")
+    return f"Closes #{number}" if number and not ctx.get("is_pull_request") else f"For #{number}"
+
+
 def _pull_body(ctx: dict[str, Any], workflow: str, files: list[dict[str, str]], mark: str) -> str:
     number = ctx.get("number")
-    closes = f"Closes #{number}" if number and not ctx.get("is_pull_request") else f"For #{number}"
-    return with_marker(f"{closes}\n\nChanges proposed by triage-lead's `{workflow}` workflow, reviewed by its "
-                       f"code-review gate and approved on #{number}. Files: "
-                       + ", ".join(f"`{f['path']}`" for f in files), mark)
+    return with_marker(f"{closing_line(ctx)}\n\nChanges proposed by triage-lead's {code_span(workflow, 100)} "
+                       f"workflow, reviewed by its code-review gate and approved on #{number}. Files: "
+                       + ", ".join(code_span(f["path"], 300) for f in files[:50])
+                       + (f" and {len(files) - 50} more" if len(files) > 50 else ""), mark)
 
 
-async def _open_pull(gh: GitHubAPI, repo: str, branch: str, base: str, title: str, body: str) -> dict[str, Any]:
+async def _open_pull(gh: GitHubAPI, repo: str, branch: str, base: str, title: str, body: str,
+                     keep: str) -> dict[str, Any]:
     try:
-        return await gh.post(f"/repos/{repo}/pulls", data={"title": title[:200], "head": branch, "base": base,
-                                                           "body": body, "draft": True})
+        return await gh.post(f"/repos/{repo}/pulls", data={"title": title[:200], "head": branch, "base": base,  # type: ignore[call-arg]
+                                                           "body": body, "draft": True}, keep=[keep])
     except BadRequest as exc:  # a retried step: the PR exists from the first attempt
         if exc.status_code != 422:
             raise

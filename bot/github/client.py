@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +16,8 @@ from gidgethub import sansio
 from gidgethub.aiohttp import GitHubAPI
 
 from bot.github.auth import Token, TokenCache, app_jwt, parse_expiry
-from bot.github.pacing import WRITES, WritePacer
+from bot.github.outgoing import outgoing
+from bot.github.pacing import WRITES, LocalSlots, Slots, WritePacer
 from bot.logs import add_secret
 from bot.settings import Settings
 
@@ -77,13 +79,17 @@ class GitHub(GitHubAPI):
 
     An installation's client holds no token: each request asks ``token`` for the current one (a long step
     outlives a token's hour), and a 401 makes it forget that one, take a fresh one and send again, once.
+
+    Every write's text passes one renderer on its way out (bot/github/outgoing.py): whatever built it, nothing
+    posted pings, links outside ``hosts``, commands or closes, except what a call names in ``keep=``.
     """
 
     def __init__(self, session: aiohttp.ClientSession, *args: Any, max_wait: float = 120.0,
                  max_attempts: int = 5, backoff: float = 1.0, pacer: WritePacer | None = None,
                  token: TokenSource | None = None, forget_token: Callable[[str | None], None] | None = None,
-                 **kwargs: Any) -> None:
+                 hosts: frozenset[str] = frozenset({"github.com"}), **kwargs: Any) -> None:
         super().__init__(session, USER_AGENT, *args, **kwargs)
+        self.hosts = hosts  # hosts whose links and images stay live in what the bot posts
         self.max_wait = max_wait
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -91,6 +97,18 @@ class GitHub(GitHubAPI):
         self.token, self.forget_token = token, forget_token
         self.on_rate_limit: Callable[..., None] | None = None  # told each response's rate limit (metrics)
         self.bucket: int | str = "app"  # whose limit: an installation id, or "app" for JWT calls
+
+    async def post(self, url: str, url_vars: Mapping[str, Any] | None = {}, *, data: Any,
+                   keep: Collection[str] = (), **kwargs: Any) -> Any:
+        return await super().post(url, url_vars, data=outgoing(url, data, hosts=self.hosts, keep=keep), **kwargs)
+
+    async def patch(self, url: str, url_vars: Mapping[str, Any] | None = {}, *, data: Any,
+                    keep: Collection[str] = (), **kwargs: Any) -> Any:
+        return await super().patch(url, url_vars, data=outgoing(url, data, hosts=self.hosts, keep=keep), **kwargs)
+
+    async def put(self, url: str, url_vars: Mapping[str, Any] | None = {}, *, data: Any = b"",
+                  keep: Collection[str] = (), **kwargs: Any) -> Any:
+        return await super().put(url, url_vars, data=outgoing(url, data, hosts=self.hosts, keep=keep), **kwargs)
 
     async def _request(self, method: str, url: str, headers: Mapping[str, str],
                        body: bytes = b"") -> tuple[int, Mapping[str, str], bytes]:
@@ -144,7 +162,10 @@ class GitHubApp:
     """The App's view of GitHub: one HTTP session, the app JWT, and cached installation tokens."""
 
     def __init__(self, settings: Settings, session: aiohttp.ClientSession, *, max_wait: float = 120.0,
-                 backoff: float = 1.0) -> None:
+                 backoff: float = 1.0, store: Slots | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """`store`: where every worker counts the installation's writes (without one, this process alone does);
+        `clock` and `sleep`: the write pacers' (tests pass a virtual clock)."""
         self.pacers: dict[int, WritePacer] = {}
         if not settings.has_app:
             raise ValueError("GitHubApp needs GITHUB_APP_ID and a private key")
@@ -152,6 +173,8 @@ class GitHubApp:
         self.session = session
         self.max_wait = max_wait
         self.backoff = backoff
+        self.slots: Slots = store if store is not None else LocalSlots()
+        self._clock, self._sleep = clock, sleep
         self.tokens = TokenCache(self._fetch_token)
         # Parsed once: PyJWT parses PEM text on every signature, about 50 ms of blocked event loop each.
         self._key = load_pem_private_key(settings.private_key.encode(), password=None)  # type: ignore[union-attr]
@@ -159,7 +182,7 @@ class GitHubApp:
 
     def _client(self, bucket: int | str = "app", **auth: Any) -> GitHub:
         gh = GitHub(self.session, base_url=self.settings.github_api_url, max_wait=self.max_wait,
-                    backoff=self.backoff, **auth)
+                    backoff=self.backoff, hosts=self.settings.allowed_link_hosts, **auth)
         gh.on_rate_limit, gh.bucket = self.on_rate_limit, bucket
         return gh
 
@@ -192,11 +215,19 @@ class GitHubApp:
     async def installation(self, installation_id: int) -> GitHub:
         """A client acting as the installation: each request takes the cache's current token (fetched at once
         here, so an uninstalled App is known before any work), and its writes are paced."""
-        pacer = self.pacers.setdefault(installation_id, WritePacer(
-            per_minute=self.settings.writes_per_minute, spacing=self.settings.write_spacing))
         await self.tokens.get(installation_id)
-        return self._client(installation_id, pacer=pacer, token=lambda: self.tokens.get(installation_id),
+        return self._client(installation_id, pacer=self.pacer(installation_id),
+                            token=lambda: self.tokens.get(installation_id),
                             forget_token=lambda sent: self.tokens.forget(installation_id, sent))
+
+    def pacer(self, installation_id: int) -> WritePacer:
+        """The installation's write pacer in this process (its windows are counted in the store, if any)."""
+        if installation_id not in self.pacers:
+            s = self.settings
+            self.pacers[installation_id] = WritePacer(
+                installation_id, per_minute=s.writes_per_minute, per_hour=s.writes_per_hour, spacing=s.write_spacing,
+                slots=self.slots, clock=self._clock, sleep=self._sleep)
+        return self.pacers[installation_id]
 
     async def bot_login(self) -> str:
         """The App's bot account login ("<slug>[bot]"), to recognise the bot's own comments."""

@@ -1,0 +1,92 @@
+"""A webhook body, read before anyone knows who sent it: what an unsigned request may hold, and for how long.
+
+Anyone on the internet can open connections to ``/webhook`` and announce 25 MB bodies. Until the HMAC checks,
+a request is held to GitHub's size cap (413 as soon as Content-Length or the stream passes it), to a deadline
+for the whole body (408), and to its share of one budget of unverified bytes for the whole app (503 before
+reading on, when the bytes it has sent would pass it). The HMAC is computed as the body streams in, and nothing
+is parsed before it checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import math
+import re
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+TOO_LARGE = "payload larger than GitHub's 25 MB cap"
+BAD_SIGNATURE = "missing or bad X-Hub-Signature-256"
+_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")  # GitHub's form; anything else cannot verify, so is not read
+
+
+@dataclass
+class InFlight:
+    """Bytes of not-yet-verified bodies one app holds, across all its connections (one event loop: no lock)."""
+
+    cap: int
+    held: int = 0
+
+    def take(self, n: int) -> bool:
+        """Reserve ``n`` bytes; False, reserving nothing, when that would pass the cap."""
+        if self.held + n > self.cap:
+            return False
+        self.held += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.held -= n
+
+
+class Refused(Exception):
+    """The answer to a body that was not read to a verified end; ``outcome`` is a ``metrics.OUTCOMES`` value."""
+
+    def __init__(self, status: int, outcome: str, error: str, *, retry_after: int | None = None) -> None:
+        super().__init__(error)
+        self.status, self.outcome, self.error, self.retry_after = status, outcome, error, retry_after
+
+
+async def read_signed(request: web.Request, secret: str, in_flight: InFlight, deadline: float) -> bytes:
+    """The raw body, once its ``X-Hub-Signature-256`` checks; else :class:`Refused`.
+
+    Bytes are reserved as they arrive. The reservation is given back as soon as the signature is checked,
+    whatever the answer.
+    """
+    declared = request.content_length
+    if declared is not None and declared > MAX_BODY:
+        raise Refused(413, "too_large", TOO_LARGE)
+    header = (request.headers.get("X-Hub-Signature-256") or "").strip()
+    if not _SIGNATURE.fullmatch(header):
+        raise Refused(401, "rejected_signature", BAD_SIGNATURE)
+    held = 0
+    mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+    parts: list[bytes] = []
+    try:
+        async with asyncio.timeout(deadline):
+            while chunk := await request.content.readany():
+                if held + len(chunk) > MAX_BODY:
+                    raise Refused(413, "too_large", TOO_LARGE)
+                # Bytes as they arrive, not as announced: an announcement costs nothing to make, so counting it
+                # would let two liars with 16 MB headers fill the cap for every real delivery.
+                if not in_flight.take(len(chunk)):
+                    raise Refused(503, "over_capacity", "too many unverified bodies in flight; retry later",
+                                  retry_after=max(1, math.ceil(deadline)))
+                held += len(chunk)
+                mac.update(chunk)
+                parts.append(chunk)
+    except TimeoutError:
+        raise Refused(408, "too_slow", f"body did not arrive within {deadline:g} s") from None
+    except HttpProcessingError:  # bad chunked encoding, a body shorter than its Content-Length
+        raise Refused(400, "malformed", "malformed request body") from None
+    except ConnectionError:  # the client went away mid-body: nobody reads this answer
+        raise Refused(400, "disconnected", "connection lost before the body arrived") from None
+    finally:
+        in_flight.give(held)
+    if not hmac.compare_digest(("sha256=" + mac.hexdigest()).encode(), header.encode()):
+        raise Refused(401, "rejected_signature", BAD_SIGNATURE)
+    return b"".join(parts)
