@@ -286,7 +286,11 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
         decision = triage.Decision(None, "a project's task cannot itself be a multi-session project", 0.0, ())
     if decision.workflow is None:
         if item.action in ("opened", "reopened", "ready_for_review") and not view.config.dry_run:
-            await upsert_comment(gh, deps.store, repo=item.repo, number=item.number, mark=marker("ask-label", item.thread),
+            mark = marker("ask-label", item.thread)
+            if await deps.store.find_posted(mark) is not None:  # asked once: reopening again and again costs nothing
+                log.info("%s: a label was asked for already; not asking again on %s", item.thread, item.action)
+                return
+            await upsert_comment(gh, deps.store, repo=item.repo, number=item.number, mark=mark,
                                  body=render.ask_for_label(decision.reason, view.catalog.triage.get("labels") or {}),
                                  bot_login=deps.bot_login)
         return

@@ -152,3 +152,24 @@ async def test_replying_is_scoped_to_its_block() -> None:
     assert pacer._normal == 0 and pacer._no_normal.is_set()
     await pacer.acquire()  # after the block: a normal write again
     assert pacer.waited == 1.0 and pacer._no_normal.is_set()
+
+
+async def test_replies_alone_leave_a_share_of_every_window_to_the_runs() -> None:
+    """Another worker's runs cannot be seen waiting: replies may fill only REPLY_SHARE of a minute and an hour,
+    so a run's write always finds room, whichever worker the flood of replies is on."""
+    vt = VirtualTime()
+    replies = WritePacer(7, per_minute=80, per_hour=500, spacing=0.0, clock=vt.clock, sleep=vt.sleep)
+    runs = WritePacer(7, per_minute=80, per_hour=500, spacing=0.0, slots=replies.slots, clock=vt.clock,
+                      sleep=vt.sleep)  # a second worker on the same counters
+    replies.slots = seen = Recorder(replies.slots)
+
+    async def reply() -> None:
+        with replying():
+            await replies.acquire()
+    flood = [asyncio.ensure_future(reply()) for _ in range(100)]
+    await until(lambda: len(seen.granted) == 60, "sixty replies let through")
+    for _ in range(20):  # the other worker's run writes at once, within the same minute
+        await runs.acquire()
+    assert runs.waited == 0 and most_in_any(60, seen.granted) == 60
+    await asyncio.gather(*flood)
+    assert most_in_any(60, seen.granted) == 60

@@ -7,7 +7,8 @@ rate limit that stalls every run of the installation. So each write first takes 
 process's memory when there is no store. One pacer per installation per process.
 
 Writes issued inside :func:`replying` (command replies) are low priority: each waits while a write of a run
-of the same installation is waiting in this process, so a flood of comments cannot hold up the workflows.
+of the same installation is waiting in this process, and, since other workers' runs cannot be seen waiting,
+replies alone may fill only part of each window (REPLY_SHARE): the rest is always left for the runs.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 LONG_WAIT = 30.0  # a wait this long means a minute's or an hour's writes are used up: operators hear of it
 Window = tuple[str, int, float]  # (key, events allowed, seconds)
+REPLY_SHARE = 0.75  # of a minute's and an hour's writes, what replies may take: runs keep the rest in every worker
 _replying: ContextVar[bool] = ContextVar("triage_lead_replying", default=False)
 
 
@@ -82,6 +84,9 @@ class WritePacer:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.installation_id, self.per = installation_id, (per_minute, per_hour)
         self.limits = windows(installation_id, per_minute=per_minute, per_hour=per_hour, spacing=spacing)
+        # The same keys (every write counts in them), a lower count for a reply to be let through.
+        self.reply_limits = windows(installation_id, per_minute=int(per_minute * REPLY_SHARE),
+                                    per_hour=int(per_hour * REPLY_SHARE), spacing=spacing)
         self.slots: Slots = slots if slots is not None else LocalSlots()
         self._clock, self._sleep = clock, sleep
         self._lock = asyncio.Lock()  # one writer of this process asks the store at a time, in arrival order
@@ -111,7 +116,7 @@ class WritePacer:
             await self._no_normal.wait()
         async with self._lock:
             while not (low and self._normal):
-                wait = await self.slots.take_slots(self.limits, self._clock())
+                wait = await self.slots.take_slots(self.reply_limits if low else self.limits, self._clock())
                 if wait <= 0:
                     return True
                 self.waited += wait
