@@ -20,10 +20,10 @@ from bot.github.writes import upsert_comment
 from bot.markers import marker
 from bot.settings import Settings
 from bot.store import Store
+from bot.store.limits import Limit
 
 log = logging.getLogger(__name__)
 
-Limit = tuple[str, int, float]  # (key, events allowed, window in seconds), as Store.take_slots takes them
 
 
 def reply_limits(c: events.Comment, settings: Settings) -> list[Limit]:

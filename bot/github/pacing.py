@@ -22,12 +22,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Protocol
 
-from bot.store.limits import window_wait
+from bot.store.limits import Limit, window_wait
 
 log = logging.getLogger(__name__)
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 LONG_WAIT = 30.0  # a wait this long means a minute's or an hour's writes are used up: operators hear of it
-Window = tuple[str, int, float]  # (key, events allowed, seconds)
+Window = Limit  # (key, events allowed, seconds)
 REPLY_SHARE = 0.75  # of a minute's and an hour's writes, what replies may take: runs keep the rest in every worker
 _replying: ContextVar[bool] = ContextVar("triage_lead_replying", default=False)
 
