@@ -61,10 +61,10 @@ def table(rows: Iterable[dict[str, Any]], columns: list[str], title: str = "") -
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     if title:
         print(f"\n{title}")
-    print("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |")
+    print("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells:
-        print("| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |")
+        print("| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + " |")
     sys.stdout.flush()
 
 
@@ -143,7 +143,7 @@ async def wait_http_ok(url: str, *, timeout: float = 30.0, interval: float = 0.0
                 writer.close()
             if status.split()[1:2] == [b"200"]:
                 return time.monotonic()
-        except (OSError, asyncio.TimeoutError, IndexError):
+        except (TimeoutError, OSError, IndexError):
             pass
         await asyncio.sleep(interval)
     raise TimeoutError(f"{url} did not answer 200 within {timeout} s")
@@ -155,7 +155,7 @@ async def stop(proc: asyncio.subprocess.Process, timeout: float = 30.0) -> int:
         proc.terminate()
         try:
             await asyncio.wait_for(proc.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
     return proc.returncode  # type: ignore[return-value]
@@ -182,7 +182,7 @@ class PgSchema:
         self.name = f"bench_{tag}_{uuid.uuid4().hex[:8]}"
         self.url = f"{PG_BASE}?options=-csearch_path%3D{self.name}"
 
-    def __enter__(self) -> "PgSchema":
+    def __enter__(self) -> PgSchema:
         import psycopg
 
         with psycopg.connect(PG_BASE, autocommit=True) as conn:

@@ -49,7 +49,7 @@ async def main(args: argparse.Namespace) -> None:
                     async with http.post(args.url, data=body, headers=headers) as r:
                         await r.read()
                         status = r.status
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     errors += 1
                     continue
                 latencies.append(time.perf_counter() - t0)

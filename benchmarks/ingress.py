@@ -234,7 +234,7 @@ async def store_ceiling(target: str, args: argparse.Namespace, seconds: float = 
 
                     async def worker() -> None:
                         nonlocal done
-                        while time.monotonic() < deadline:
+                        while time.monotonic() < deadline:  # noqa: B023 (awaited within this iteration)
                             await store.accept_delivery(Delivery(
                                 id=str(uuid.uuid4()), event="issues", action="opened", installation_id=C.INSTALLATION,
                                 repo=C.REPO, thread=f"{C.REPO}#{done % THREADS}", payload=payload))

@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 import _common as C
+import aiohttp
 
 
 async def template_run(tmp: Path) -> Any:

@@ -41,9 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 import _common as C
+import aiohttp
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,7 +52,7 @@ class InProcessFakes:
 
     placement = "inprocess"
 
-    async def start(self, delay: float) -> "InProcessFakes":
+    async def start(self, delay: float) -> InProcessFakes:
         self._cm = C.fakes(delay=delay)
         self.gh, self.fake, self.team, self.private_key = await self._cm.__aenter__()
         self.github_url, self.anthropic_url = self.gh.url, self.fake.url
@@ -86,7 +85,7 @@ class SubprocessFakes:
 
     placement = "subprocess"
 
-    async def start(self, delay: float) -> "SubprocessFakes":
+    async def start(self, delay: float) -> SubprocessFakes:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, str(HERE / "_fakes_server.py"), "--delay", str(delay), cwd=C.ROOT,
             stdout=asyncio.subprocess.PIPE)

@@ -261,7 +261,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="triage-lead: a GitHub App that runs a team of LLM specialists")
+    parser = argparse.ArgumentParser(prog="python -m bot",
+                                     description="triage-lead: a GitHub App that runs a team of LLM specialists")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: INFO for serve, WARNING otherwise)")
     parser.add_argument("--env-file", default=".env", metavar="PATH",
                         help="KEY=value file that serve and worker read under the environment, and setup writes "

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
+
 def _default_root() -> Path:
     """workflows/ beside the package (a checkout, an editable install), else where a wheel installs it."""
     beside = Path(__file__).resolve().parent.parent / "workflows"

@@ -46,7 +46,8 @@ SCHEMA: dict[str, Any] = {
         "allow_workflow_changes": {"type": "boolean",
                                    "description": "true lets implementers change .github/ (workflows, this file) "
                                                   "and .claude/ (agents), protected by default"},
-        "escalation_mentions": {"type": "array", "items": {"type": "string", "pattern": r"^@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$"}},
+        "escalation_mentions": {"type": "array", "items": {
+            "type": "string", "pattern": r"^@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$"}},
         "dry_run": {"type": "boolean"},
         "approval": {"type": "object", "additionalProperties": False,
                      "properties": {"not_author": {"type": "boolean",
@@ -106,7 +107,8 @@ class RepoConfig:
             + (f", and {own} add more" if self.protected_paths else "")
 
     def mention_line(self) -> str:
-        return " ".join(m if m.startswith("@") else f"@{m}" for m in self.escalation_mentions) + (" " if self.escalation_mentions else "")
+        return (" ".join(m if m.startswith("@") else f"@{m}" for m in self.escalation_mentions)
+                + (" " if self.escalation_mentions else ""))
 
 
 def _holding_folders(pattern: str) -> list[tuple[str, bool]]:

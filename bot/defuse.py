@@ -361,7 +361,8 @@ def _www(m: re.Match[str], hosts: frozenset[str]) -> str:
 
 
 # [label]: destination, also inside quotes and list items; the destination may sit on the next line.
-_DEFINITION = re.compile(r"(?:\A|(?<=[\n\r]))((?:[ \t]*(?:>|[-+*](?=[ \t])|\d{1,9}[.)](?=[ \t])))*[ \t]*\[(?:[^\[\]\\]|\\.){1,999}\])"
+_DEFINITION = re.compile(r"(?:\A|(?<=[\n\r]))"
+                         r"((?:[ \t]*(?:>|[-+*](?=[ \t])|\d{1,9}[.)](?=[ \t])))*[ \t]*\[(?:[^\[\]\\]|\\.){1,999}\])"
                          r":([ \t]*(?:(?:\r\n|\r|\n)[ \t]*)?)(<(?:[^<>\n\r\\]|\\.)*>|\S+)")
 
 
@@ -399,5 +400,6 @@ def _line_of(m: re.Match[str]) -> str:
 
 
 # A line whose first word is /word (not a path: /usr/lib); lines end wherever any bot may think they do.
-_COMMAND = re.compile(r"(?:\A|(?<=[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]))((?:[^\S\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]|\ufeff)*+)"
+_COMMAND = re.compile(r"(?:\A|(?<=[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]))"
+                      r"((?:[^\S\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]|\ufeff)*+)"
                       r"(?=/[A-Za-z][A-Za-z0-9_-]*(?![A-Za-z0-9_/-]))")

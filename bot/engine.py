@@ -189,7 +189,7 @@ class Run:
     stale_from: str | None = None  # a push made this implement step's change stale while a decision was pending
 
     @classmethod
-    def new(cls, run_id: str, workflow: Workflow, head_sha: str | None = None, on_pull: bool = False) -> "Run":
+    def new(cls, run_id: str, workflow: Workflow, head_sha: str | None = None, on_pull: bool = False) -> Run:
         return cls(id=run_id, workflow=workflow.name, steps={s.id: StepState() for s in workflow.steps},
                    head_sha=head_sha, on_pull=on_pull)
 
@@ -197,7 +197,7 @@ class Run:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Run":
+    def from_dict(cls, data: dict[str, Any]) -> Run:
         data = dict(data)
         data["steps"] = {k: StepState(**v) for k, v in data.get("steps", {}).items()}
         return cls(**data)
@@ -452,7 +452,8 @@ def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
 def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Action], chosen: int | None) -> None:
     esc = run.escalation or {}
     stage = esc.get("stage") or _current(run, wf)
-    title = "Run the step again (/retry)" if chosen is None else (esc.get("options") or [{}])[chosen - 1].get("title", action)
+    title = ("Run the step again (/retry)" if chosen is None
+             else (esc.get("options") or [{}])[chosen - 1].get("title", action))
     run.decisions.append({"stage": stage, "trigger": esc.get("trigger"), "option": chosen, "by": cmd.actor,
                           "choice": title})
     run.escalation = None

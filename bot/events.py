@@ -8,7 +8,7 @@ does not have its shape is a :class:`Malformed`, so the server can answer 400 an
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -283,7 +283,8 @@ def _ci(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> CiFa
 
 def _installation(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Installation:
     repos = p.get("repositories") or []
-    names = tuple(r["full_name"] for r in repos if isinstance(r, Mapping) and isinstance(r.get("full_name"), str)) if isinstance(repos, list) else ()
+    names = tuple(r["full_name"] for r in repos
+                  if isinstance(r, Mapping) and isinstance(r.get("full_name"), str)) if isinstance(repos, list) else ()
     account = _get(p, "installation.account.login", str, optional=True) or ""
     return Installation(
         event=event,
@@ -296,7 +297,7 @@ def _installation(event: str, action: str, p: Mapping[str, Any], delivery_id: st
     )
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str, str, Mapping[str, Any], str], Event | Ignored]] = {
     "issues": _issue,
     "issue_comment": _comment,
     "pull_request": _pull,

@@ -18,19 +18,18 @@ from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from bot import engine as E
-from bot import render
-from bot import pull_review
+from bot import pull_review, render
 from bot.agents import AgentOutcome, AgentRequest, AgentRuntime, RepoContext, Usage, gate
 from bot.agents.tools import RepoReader
 from bot.catalog import Catalog, Step, Workflow
 from bot.config import RepoConfig
-from bot.logs import log_context
-from bot.metrics import Metrics
 from bot.github import changes
 from bot.github.errors import explain
 from bot.github.outgoing import keeping
 from bot.github.writes import create_issue_once, digest, upsert_comment
+from bot.logs import log_context
 from bot.markers import marker
+from bot.metrics import Metrics
 from bot.store import Posted, RunRecord, StepRecord, Store
 
 log = logging.getLogger(__name__)
@@ -185,7 +184,8 @@ class Executor:
     def _context(self, state: RunState) -> RepoContext:
         c = state.data["ctx"]
         return RepoContext(repo=c["repo"], number=c.get("number"), is_pull_request=bool(c.get("is_pull_request")),
-                           head_sha=state.run.head_sha or c.get("head_sha"), default_branch=c.get("default_branch") or "main",
+                           head_sha=state.run.head_sha or c.get("head_sha"),
+                           default_branch=c.get("default_branch") or "main",
                            title=c.get("title") or "", body=c.get("body") or "", ci=c.get("ci"))
 
     async def _call_agent(self, state: RunState, action: E.RunAgent) -> tuple[E.RunAgent, AgentOutcome]:
@@ -261,8 +261,9 @@ class Executor:
         wf = self._wf(state)
         body = render.status(state.run, wf, announce=state.data.get("announce", wf.announce),
                              usage=state.data.get("usage", {}), links=state.data.get("links", {}),
-                             note="; ".join(filter(None, [state.data.get("stopped") and f"Stopped: {state.data['stopped']}", *(
-                                 f"GitHub refused {d}" for d in state.data.get("dropped", [])[-3:])])))
+                             note="; ".join(filter(None, [
+                                 state.data.get("stopped") and f"Stopped: {state.data['stopped']}",
+                                 *(f"GitHub refused {d}" for d in state.data.get("dropped", [])[-3:])])))
         if state.data.get("status_body") == body:
             return  # nothing changed: save GitHub a write
         await self._comment(state, marker("status", state.run.id), body)
@@ -278,7 +279,8 @@ class Executor:
         if isinstance(action, E.PostStep):
             st = run.steps[action.step]
             posted = await self._comment(state, marker("step", rid, action.step, action.iteration),
-                                         render.step_output(wf, action.step, action.iteration, st.agent or "", st.result or {}))
+                                         render.step_output(wf, action.step, action.iteration, st.agent or "",
+                                                            st.result or {}))
             state.data.setdefault("links", {})[action.step] = posted.url or ""
             if wf.step(action.step).kind == "context":
                 await self._comment(state, marker("context", rid), render.context_document(run, wf))
@@ -402,7 +404,8 @@ class Executor:
     async def _tech_debt(self, state: RunState, wf: Workflow, action: E.FileTechDebt) -> None:
         result = state.run.steps[action.step].result or {}
         items = [dict(i) for i in result.get("tech_debt") or []] + [
-            {"title": f"Suggestion: {s.get('text', '')}"[:200], "body": s.get("text", ""), **({"path": s["path"]} if s.get("path") else {})}
+            {"title": f"Suggestion: {s.get('text', '')}"[:200], "body": s.get("text", ""),
+             **({"path": s["path"]} if s.get("path") else {})}
             for s in result.get("suggestions") or []]
         repo, number = self._where(state)
         status_url = f"#{number}"

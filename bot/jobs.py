@@ -185,7 +185,11 @@ class LocalJobs:
 
     def _later(self, delay: float, thread: str) -> None:
         self._idle.clear()  # a retry is pending: the runner is not idle yet
-        timer = asyncio.get_running_loop().call_later(delay, lambda: (self._timers.discard(timer), self.kick(thread)))
+        def fire() -> None:
+            self._timers.discard(timer)
+            self.kick(thread)
+
+        timer = asyncio.get_running_loop().call_later(delay, fire)
         self._timers.add(timer)
 
     async def drained(self, timeout: float | None = None) -> None:
@@ -206,7 +210,7 @@ class LocalJobs:
 
 
 def make_jobs(database_url: str, store: Store, handler: Handler, *, concurrency: int = 8,
-              retry_base: float = 5.0, on_failed: OnFailed | None = None, on_done: OnDone | None = None) -> "LocalJobs":
+              retry_base: float = 5.0, on_failed: OnFailed | None = None, on_done: OnDone | None = None) -> LocalJobs:
     """The job queue for a database: in-process on SQLite, procrastinate workers on PostgreSQL."""
     if database_url.startswith("sqlite"):
         return LocalJobs(store, handler, concurrency=concurrency, retry_base=retry_base, on_failed=on_failed,

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import IO
 
@@ -38,9 +38,11 @@ def scrub(text: str) -> str:
     """``text`` with every registered secret value replaced by ``[redacted]``."""
     if not _secrets:
         return text
-    if _secret_pattern[0] is None:
-        _secret_pattern[0] = re.compile("|".join(re.escape(v) for v in sorted(_secrets, key=len, reverse=True)))
-    return _secret_pattern[0].sub("[redacted]", text)
+    pattern = _secret_pattern[0]
+    if pattern is None:
+        pattern = _secret_pattern[0] = re.compile(
+            "|".join(re.escape(v) for v in sorted(_secrets, key=len, reverse=True)))
+    return pattern.sub("[redacted]", text)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -102,7 +104,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
                     .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,

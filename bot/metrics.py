@@ -32,11 +32,17 @@ _EVENT = re.compile(r"[a-z_]{1,50}")
 class UsageLike(Protocol):
     """What a model call spent (``bot.agents.Usage`` has these)."""
 
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int
-    cache_creation_input_tokens: int
-    cost_usd: float
+    # read-only: a frozen dataclass satisfies the protocol
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cache_read_input_tokens(self) -> int: ...
+    @property
+    def cache_creation_input_tokens(self) -> int: ...
+    @property
+    def cost_usd(self) -> float: ...
 
 
 class RunStates(Protocol):

@@ -12,8 +12,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
@@ -21,15 +21,15 @@ from gidgethub.abc import GitHubAPI
 from bot import commands, config, engine, events, pull_review, render, replies, triage
 from bot.agents import AgentRuntime, Budget, ModelMap
 from bot.catalog import Catalog
-from bot.repo_view import RepoView, RepoViews
 from bot.executor import Executor, RunState
 from bot.github.changes import made_by_run
+from bot.github.client import GitHubApp
 from bot.github.contents import Unreadable
 from bot.github.writes import create_issue_once, digest, upsert_comment
-from bot.github.client import GitHubApp
-from bot.markers import marker, trailing
 from bot.logs import secrets as logged_secrets
+from bot.markers import marker, trailing
 from bot.metrics import Metrics
+from bot.repo_view import RepoView, RepoViews
 from bot.settings import Settings
 from bot.store import Job, JobInfo, Posted, RunRecord, Store
 
@@ -109,7 +109,8 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
                              run_id=state.record.id, installation_id=state.record.installation_id,
                              repo=state.record.repo, ledger=deps.store)
     secrets = secret_values(deps.settings)
-    agents = AgentRuntime(gh=gh, anthropic=deps.anthropic, models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
+    agents = AgentRuntime(gh=gh, anthropic=deps.anthropic,
+                          models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
                           budget=budget, concurrency=deps.model_slots, secrets=secrets,
                           hosts=deps.settings.allowed_link_hosts, **deps.agent_options)
     return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
@@ -275,7 +276,8 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
         await _on_push(gh, deps, item, active)
         return
     if active is not None:
-        log.info("%s already has run %s (%s); %s.%s not started", item.thread, active.id, active.state, item.event, item.action)
+        log.info("%s already has run %s (%s); %s.%s not started",
+                 item.thread, active.id, active.state, item.event, item.action)
         return
     label_map = {k.lower(): v for k, v in (view.catalog.triage.get("labels") or {}).items()}
     if item.action == "labeled" and (item.added_label or "").lower() not in label_map:

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import periodic
@@ -84,7 +84,7 @@ async def redeliver(app: GitHubApp, since: timedelta, *, now: datetime | None = 
     """Ask GitHub to redeliver the failed deliveries of the last ``since``. ``claim(guid, id)`` (the sweep's)
     must say yes first, so no delivery is asked for twice, by this process or another; ``limit`` bounds one
     pass."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     cutoff = now - since
     gh = app.app_client()
     recent: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ clipped to GitHub's comment limit.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot import defuse
@@ -24,8 +24,8 @@ GITHUB_LIMIT = defuse.GITHUB_LIMIT
 clip = defuse.clip  # the one cut (bot/defuse.py); render's callers name it render.clip
 FOLD_OVER = 1_500  # step outputs longer than this are folded in <details>
 ICONS = {"pending": "⬜", "running": "🔄", "done": "✅", "skipped": "⏭️", "failed": "❌", "waiting": "⏸️"}
-STATE_LINE = {"running": "🔄 Running", "waiting": "⏸️ Waiting for `/approve`", "escalated": "🚨 Escalated — waiting for a decision",
-              "done": "✅ Done", "cancelled": "⏹️ Cancelled"}
+STATE_LINE = {"running": "🔄 Running", "waiting": "⏸️ Waiting for `/approve`",
+              "escalated": "🚨 Escalated — waiting for a decision", "done": "✅ Done", "cancelled": "⏹️ Cancelled"}
 COMMANDS = {
     "/approve": "approve the step waiting for approval; after an escalation `/approve N` picks option N",
     "/escalate [reason]": "stop the workflow here and ask for a decision",
@@ -60,8 +60,10 @@ def _mermaid(run: Run, wf: Workflow) -> str:
         cls = classes.get(run.steps[step.id].status)
         if cls:
             lines.append(f"    class {_node(step.id)} {cls}")
-    lines += ["    classDef done fill:#d4f7d4,stroke:#2da44e", "    classDef current fill:#fff3b0,stroke:#bf8700,stroke-width:3px",
-              "    classDef failed fill:#ffd8d3,stroke:#cf222e", "    classDef skipped fill:#eeeeee,stroke:#999,stroke-dasharray: 4 4"]
+    lines += ["    classDef done fill:#d4f7d4,stroke:#2da44e",
+              "    classDef current fill:#fff3b0,stroke:#bf8700,stroke-width:3px",
+              "    classDef failed fill:#ffd8d3,stroke:#cf222e",
+              "    classDef skipped fill:#eeeeee,stroke:#999,stroke-dasharray: 4 4"]
     return defuse.block("\n".join(lines), "mermaid")
 
 
@@ -89,7 +91,8 @@ def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], l
             extra += f" · _{step.when.text}_"
         link = f" — [output]({links[step.id]})" if step.id in links else ""
         rows.append(f"- {ICONS.get(st.status, '⬜')} **{step.title}** ({agent}){extra}{link}")
-    at_work = ", ".join(f"{code_span(run.steps[s].agent or '', 100)} on {wf.step(s).title}" for s in run.running()) or "nobody"
+    at_work = ", ".join(f"{code_span(run.steps[s].agent or '', 100)} on {wf.step(s).title}"
+                        for s in run.running()) or "nobody"
     parts = [f"### triage-lead · {wf.title} ({code_span(wf.name, 100)})", "", f"> {clean_for_github(announce)}", "",
              f"**State:** {STATE_LINE.get(run.state, run.state)} · **At work:** {at_work} · "
              f"**Review rejections:** {run.rejections}/{wf.max_rejections}", "",
@@ -124,7 +127,8 @@ def step_output(wf: Workflow, step_id: str, iteration: int, agent: str, result: 
                                                 for c in result["changes"]]]
         code = "\n\n".join(f"{code_span(str(c.get('path')), 300)}\n{defuse.block(str(c.get('content', '')))}"
                             for c in result["changes"])
-        parts += ["", f"<details><summary>Full contents of {len(result['changes'])} file(s)</summary>\n\n{code}\n\n</details>"]
+        parts += ["", f"<details><summary>Full contents of {len(result['changes'])} file(s)</summary>"
+                      f"\n\n{code}\n\n</details>"]
     if result.get("context"):
         ctx = result["context"]
         for key in ("goals", "constraints", "decisions", "progress"):
@@ -165,7 +169,8 @@ def context_document(run: Run, wf: Workflow) -> str:
 def skipped(wf: Workflow, step_id: str) -> str:
     step = wf.step(step_id)
     condition = step.when.text if step.when else "not needed"
-    return f"#### {step.title} · {code_span(step.agent, 100)} · skipped\n\nCondition not met: _{condition}_. The workflow moves on."
+    return (f"#### {step.title} · {code_span(step.agent, 100)} · skipped\n\n"
+            f"Condition not met: _{condition}_. The workflow moves on.")
 
 
 def _findings(title: str, items: list[Mapping[str, Any]]) -> list[str]:
@@ -240,7 +245,8 @@ def escalation(run: Run, wf: Workflow, mention: str = "") -> str:
     esc = run.escalation or {}
     stage = esc.get("stage") or ""
     title = wf.step(stage).title if stage in run.steps else stage
-    options = "\n".join(f"{i}. **{o['title']}** - {o.get('tradeoff', '')}" for i, o in enumerate(esc.get("options") or [], 1))
+    options = "\n".join(f"{i}. **{o['title']}** - {o.get('tradeoff', '')}"
+                        for i, o in enumerate(esc.get("options") or [], 1))
     return clip("\n".join([
         "## Escalation Required", "",
         f"**Issue**: {esc.get('issue', '')}",
@@ -265,7 +271,7 @@ def approval_request(result: Mapping[str, Any], wf: Workflow, *, head: str | Non
 
 
 def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None, debt: list[str],
-             tasks: list[str] = ()) -> str:
+             tasks: Sequence[str] = ()) -> str:
     by = (run.approval or {}).get("by")
     parts = [f"### ✅ {wf.title} workflow complete", ""]
     if by:

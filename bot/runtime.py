@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -46,7 +44,7 @@ class Runtime:
         self.catalog = catalog or load_catalog()
         self.agent_options = agent_options or {}
 
-    async def start(self) -> "Runtime":
+    async def start(self) -> Runtime:
         # Never logged: the App's secrets and each line of its key (installation tokens register as issued).
         key = self.settings.private_key or ""
         for value in (self.settings.webhook_secret, self.settings.anthropic_api_key, key,

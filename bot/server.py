@@ -43,7 +43,7 @@ STORE = web.AppKey("store", Store)
 SETTINGS = web.AppKey("settings", Settings)  # the ingress limits and the metrics token are read from it
 IN_FLIGHT = web.AppKey("in_flight", InFlight)  # unverified body bytes held, shared by every connection
 SECRET = web.AppKey("secret", str)
-ON_ACCEPTED = web.AppKey("on_accepted", Callable[[str], None])
+ON_ACCEPTED = web.AppKey[Callable[[str], None]]("on_accepted")  # a Callable is no class: the type goes in []
 METRICS = web.AppKey("metrics", Metrics)
 HEALTH = web.AppKey("health", list)  # [the probe in flight], shared by the /healthz calls that arrive meanwhile
 

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -73,7 +74,7 @@ class Settings:
     def has_app(self) -> bool:
         return self.app_id is not None and self.private_key is not None
 
-    def with_overrides(self, **changes: object) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
 
@@ -148,7 +149,8 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
     private_key = _private_key(env)
     secret = env.get("GITHUB_WEBHOOK_SECRET") or None
     if require_app:
-        for name, value in (("GITHUB_APP_ID", app_id), ("GITHUB_PRIVATE_KEY", private_key), ("GITHUB_WEBHOOK_SECRET", secret)):
+        required = (("GITHUB_APP_ID", app_id), ("GITHUB_PRIVATE_KEY", private_key), ("GITHUB_WEBHOOK_SECRET", secret))
+        for name, value in required:
             if value is None:
                 hint = " (or GITHUB_PRIVATE_KEY_PATH)" if name == "GITHUB_PRIVATE_KEY" else ""
                 raise SettingsError(f"{name}{hint} is required to serve the GitHub App")
@@ -186,5 +188,6 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
         unverified_bytes=_int(env, "TRIAGE_LEAD_UNVERIFIED_BYTES", 32 * 1024 * 1024, lo=25 * 1024 * 1024),  # type: ignore[arg-type]
         header_timeout=_float(env, "TRIAGE_LEAD_HEADER_TIMEOUT", 5.0, hi=300),
         model_overrides=tuple((tier, env[f"TRIAGE_LEAD_MODEL_{tier.upper()}"].strip())
-                              for tier in ("opus", "sonnet", "haiku") if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),
+                              for tier in ("opus", "sonnet", "haiku")
+                              if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),
     )

@@ -284,7 +284,8 @@ def wrong_app(app: Mapping[str, Any], *, name: str, org: str | None) -> str | No
     cannot know (it holds no token): there the name ties the App to this flow, and an App owned by an
     organization is refused.
     """
-    owner = app.get("owner") if isinstance(app.get("owner"), dict) else {}
+    raw_owner = app.get("owner")
+    owner: dict[str, Any] = raw_owner if isinstance(raw_owner, dict) else {}
     login, kind = str(owner.get("login") or ""), owner.get("type")
     name_ok = app.get("name") == name
     owner_ok = login.casefold() == org.casefold() if org else kind == "User"  # logins ignore case on GitHub
@@ -428,7 +429,7 @@ async def done_page(request: web.Request) -> web.Response:
             return _page(400, "GitHub did not accept the code", (
                 f"<p>GitHub answered {html.escape(str(exc.status_code))} ({html.escape(str(exc))}). A code works "
                 "once and expires after an hour.</p>" + _again(request)))
-        except (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError, SetupError) as exc:
+        except (TimeoutError, gidgethub.GitHubException, aiohttp.ClientError, SetupError) as exc:
             return _page(502, "Could not exchange the code",
                          f"<p>{html.escape(str(exc) or type(exc).__name__)}</p>" + _again(request))
         if missing := missing_credentials(app):
@@ -496,7 +497,8 @@ def make_setup_app(flow: Flow) -> web.Application:
 def next_steps(app: Mapping[str, Any], flow: Flow) -> list[str]:
     """What to print once the credentials are saved (no secret among them)."""
     html_url = str(app.get("html_url") or "")
-    owner = app.get("owner") if isinstance(app.get("owner"), dict) else {}
+    raw_owner = app.get("owner")
+    owner: dict[str, Any] = raw_owner if isinstance(raw_owner, dict) else {}
     org_path = f"/organizations/{owner.get('login')}" if owner.get("type") == "Organization" else ""
     settings_url = f"{flow.github_url.rstrip('/')}{org_path}/settings/apps/{app.get('slug')}"
     steps = [f"Install it on a repository: {html_url}/installations/new"]

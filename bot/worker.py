@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import logging
 import signal
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
@@ -49,7 +50,8 @@ class _RetryWhenInterrupted(procrastinate.BaseRetryStrategy):
         if isinstance(exception, (asyncio.CancelledError, JobAborted)):
             return procrastinate.RetryDecision(retry_in={"seconds": 0})
         if isinstance(exception, JobRetry):
-            return procrastinate.RetryDecision(retry_in={"seconds": exception.delay})
+            # retry_in takes whole seconds only: the delay may have a fraction
+            return procrastinate.RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=exception.delay))
         return None
 
 

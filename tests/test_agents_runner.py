@@ -13,8 +13,7 @@ import pytest
 from bot.agents import Budget, ModelMap
 from bot.agents.runner import LAST_TURN_NOTE
 from bot.sandbox.anthropic import FakeAnthropic, Reply
-from tests.test_agents_common import (REPO, analyze, claude, context, fake, gh, make_request,  # noqa: F401
-                                      make_runtime, review)
+from tests.test_agents_common import REPO, analyze, claude, context, fake, gh, make_request, make_runtime, review  # noqa: F401
 
 APP_PY = "def divide(a, b):\n    return a / b\n"
 PATCH = ("@@ -1,2 +1,4 @@\n def divide(a, b):\n+    if b == 0:\n+        raise ValueError('b must not be 0')\n"

@@ -8,8 +8,19 @@ import pytest
 
 from bot import config
 from bot.catalog import load_catalog
-from tests.test_workflows_e2e import (REPO, Team, body_of, bot, comment_payload, fake, issue_payload,  # noqa: F401
-                                      posts, result, send, team)
+from tests.test_workflows_e2e import (  # noqa: F401
+    REPO,
+    Team,
+    body_of,
+    bot,
+    comment_payload,
+    fake,
+    issue_payload,
+    posts,
+    result,
+    send,
+    team,
+)
 
 KNOWN = set(load_catalog().workflows)
 

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from gidgethub import BadRequest, GitHubBroken
+from gidgethub import GitHubBroken
 
 from bot.github.changes import RUN_TRAILER, BranchMoved, deliver, trailers
 from bot.github.client import GitHub

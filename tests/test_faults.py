@@ -24,11 +24,10 @@ import pytest
 from bot.markers import markers_in
 from bot.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
+from bot.sandbox.team import STEP
 from bot.settings import Settings
 from tests.conftest import load_fixture, post_webhook
-from bot.sandbox.team import STEP
-from tests.test_workflows_e2e import (REPO, Team, bot, comment_payload, fake, issue_payload,  # noqa: F401
-                                      posts)
+from tests.test_workflows_e2e import REPO, Team, bot, comment_payload, fake, issue_payload, posts  # noqa: F401
 
 DEVOPS = ["status", "step:triage:1", "skip:architecture-review", "step:implementation:1", "verdict:review:1",
           "approval"]  # a benign devops-pipeline run on an issue, up to the request for approval

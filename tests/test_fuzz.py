@@ -210,7 +210,7 @@ def draw_mutant(data: st.DataObject, bases: list[tuple[str, dict[str, Any]]]) ->
                          label="path")
         op = data.draw(st.sampled_from(["drop", "replace", "replace", "wrap"]), label="op")
         kind = json_type(leaf(payload, path))
-        value = data.draw(JUNK.filter(lambda v: json_type(v) != kind) if identity(path) else JUNK, label="value")
+        value = data.draw(JUNK.filter(lambda v, kind=kind: json_type(v) != kind) if identity(path) else JUNK, label="value")
         mutate(payload, path, op, value if op == "replace" else None)
     if isinstance(payload.get("comment"), dict) and data.draw(st.booleans()):
         payload["comment"]["body"] = data.draw(COMMENT, label="comment")

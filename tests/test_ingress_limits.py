@@ -209,7 +209,7 @@ async def test_an_announcement_alone_holds_nothing(serve: Serve) -> None:
     """Bodies announced to fill the cap but never sent cannot hold it against the deliveries behind them."""
     bot = await serve(unverified_bytes=26 * MiB, body_deadline=30.0)
     liars = [await asyncio.open_connection("127.0.0.1", bot.port) for _ in range(2)]
-    for (_, w), size in zip(liars, (25 * MiB, MiB - 10)):  # together: all of the cap but 10 bytes
+    for (_, w), size in zip(liars, (25 * MiB, MiB - 10), strict=True):  # together: all of the cap but 10 bytes
         w.write(webhook_head(size))
         await w.drain()
     await asyncio.sleep(0.2)  # (if they counted, they would be counted by now; without a count there is no race)

@@ -28,9 +28,9 @@ import pytest
 from bot.markers import markers_in
 from bot.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic, Reply
+from bot.sandbox.team import STEP
 from bot.settings import Settings
 from tests.conftest import SECRET, load_fixture, post_webhook
-from bot.sandbox.team import STEP
 from tests.test_workflows_e2e import REPO, Team, bot, comment_payload, fake, issue_payload, result  # noqa: F401
 
 API_KEY = "sk-ant-test-key"  # what the e2e `bot` fixture configures

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from bot.github.client import TokenRefused, Uninstalled
@@ -39,7 +38,7 @@ class Answer(Exception):
 
 
 def test_transient_answers_are_retried_and_refusals_are_not() -> None:
-    retried = [ConnectionError(), asyncio.TimeoutError(), StoreUnavailable("locked"), Answer(502), Answer(429),
+    retried = [ConnectionError(), TimeoutError(), StoreUnavailable("locked"), Answer(502), Answer(429),
                Answer(401), Answer(403, "You have exceeded a secondary rate limit"),
                Answer(403, headers={"x-ratelimit-remaining": "0"}), TokenRefused(1, 422, "bad"), Uninstalled(1)]
     assert [judge(e, 1, 5.0).retry_in for e in retried] == [5.0] * len(retried)

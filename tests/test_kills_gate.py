@@ -11,8 +11,7 @@ import copy
 
 import pytest
 
-from bot.agents.gate import (INJECTION_CRITERION, SECRETS_CRITERION, TESTS_CRITERION, Finding, apply_gate,
-                             check, secrets_in)
+from bot.agents.gate import INJECTION_CRITERION, SECRETS_CRITERION, TESTS_CRITERION, Finding, apply_gate, check, secrets_in
 
 KEY = "AKIAABCDEFGHIJKLMNOP"
 TEST_FILE = {"path": "tests/test_app.py", "content": "def test_ok():\n    assert True\n"}

@@ -29,13 +29,11 @@ import pytest
 from bot.catalog import Catalog, load_catalog
 from bot.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
-from bot.sandbox.mutate import (CONTENT_SHAPES, Mutator, allows_null, content_shape, empty_page, inline, mutate,
-                                mutate_answer)
+from bot.sandbox.mutate import CONTENT_SHAPES, Mutator, allows_null, content_shape, empty_page, inline, mutate, mutate_answer
+from bot.settings import Settings
 from tests.conftest import APP_ID, INSTALLATION, load_fixture, load_github_openapi
 from tests.test_faults import assert_nothing_posted_twice, comment_on, deliver
-from bot.settings import Settings
-from tests.test_workflows_e2e import (EXPECTED, REPO, Team, fake, issue_payload, posts, pr_payload,  # noqa: F401
-                                      team)
+from tests.test_workflows_e2e import EXPECTED, REPO, Team, fake, issue_payload, posts, pr_payload, team  # noqa: F401
 
 # ---- 1. the pure mutations ------------------------------------------------------------------------
 

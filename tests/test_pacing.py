@@ -61,7 +61,7 @@ async def until(condition: Callable[[], bool], what: str) -> None:
             await asyncio.sleep(0.001)
     try:
         await asyncio.wait_for(poll(), 10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError(f"never happened: {what}") from None
 
 
@@ -73,7 +73,7 @@ def most_in_any(window: float, times: list[float]) -> int:
 
 def closest(times: list[float]) -> float:
     times = sorted(times)
-    return min((b - a for a, b in zip(times, times[1:])), default=float("inf"))
+    return min((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
 
 
 async def test_writes_through_the_client_are_spaced_reads_are_not(sandbox: Any, settings: Any) -> None:

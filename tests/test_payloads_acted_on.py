@@ -151,6 +151,6 @@ async def test_the_bug_label_starts_a_workflow_on_a_real_issue(webhook_examples:
         await runtime.jobs.drained(60)
         repo = case.payload["repository"]["full_name"]
         bodies = [c["body"] for c in sandbox.comments(repo, case.payload["issue"]["number"])]
-        labels = [l["name"] for l in sandbox.issue(repo, case.payload["issue"]["number"])["labels"]]
+        labels = [label["name"] for label in sandbox.issue(repo, case.payload["issue"]["number"])["labels"]]
     assert any("error-investigation" in b for b in bodies), bodies
     assert "needs-decision" in labels or any("Ready to proceed" in b for b in bodies), (labels, bodies)

@@ -14,8 +14,7 @@ import pytest
 from bot import config
 from bot.sandbox.team import Team, result
 from tests.test_attacks_verdicts import live_mentions
-from tests.test_workflows_e2e import (REPO, body_of, bot, comment_payload, fake, issue_payload,  # noqa: F401
-                                      posts, send, team)
+from tests.test_workflows_e2e import REPO, body_of, bot, comment_payload, fake, issue_payload, posts, send, team  # noqa: F401
 
 KNOWN: set[str] = set()
 DEFAULT_PROTECTED = [".github/workflows/x.yml", ".github/triage-lead.yml", ".claude/agents/a.md",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -24,10 +24,10 @@ def test_parse_since() -> None:
 
 
 async def test_failed_deliveries_in_the_window_are_redelivered_once(sandbox: Any, settings: Any) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     old = sandbox.add_hook_delivery(status_code=502, delivered_at=iso(now - timedelta(hours=5)))
     ok = sandbox.add_hook_delivery(status_code=202, delivered_at=iso(now - timedelta(minutes=50)))
-    failed = sandbox.add_hook_delivery(status_code=503, guid="g-failed", delivered_at=iso(now - timedelta(minutes=40)))
+    sandbox.add_hook_delivery(status_code=503, guid="g-failed", delivered_at=iso(now - timedelta(minutes=40)))
     again = sandbox.add_hook_delivery(status_code=503, guid="g-failed", redelivery=True,
                                       delivered_at=iso(now - timedelta(minutes=30)))
     fixed = sandbox.add_hook_delivery(status_code=500, guid="g-fixed", delivered_at=iso(now - timedelta(minutes=20)))

@@ -8,7 +8,7 @@ signature) is not; and no delivery is asked for twice, by one process or by seve
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.runtime import Runtime
@@ -21,7 +21,7 @@ def iso(dt: datetime) -> str:
 
 async def test_the_sweep_asks_for_failed_deliveries_once_each_across_processes(sandbox: Any,
                                                                                 settings: Settings) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sandbox.add_hook_delivery(status_code=502, guid="g-old", delivered_at=iso(now - timedelta(hours=5)))  # newest last
     sandbox.add_hook_delivery(status_code=503, guid="g-store-down", delivered_at=iso(now - timedelta(minutes=5)))
     sandbox.add_hook_delivery(status_code=0, guid="g-no-answer", delivered_at=iso(now - timedelta(minutes=4)))
@@ -51,7 +51,7 @@ async def test_the_sweep_asks_for_failed_deliveries_once_each_across_processes(s
 
 
 async def test_an_ask_github_refused_is_asked_again_next_pass(sandbox: Any, settings: Settings) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sandbox.add_hook_delivery(status_code=503, guid="g-retry", delivered_at=iso(now - timedelta(minutes=5)))
     sandbox.fail("POST", r"/app/hook/deliveries/\d+/attempts", 502, times=1)
     rt = await Runtime(settings.with_overrides(redeliver_every=0.1)).start()
@@ -72,7 +72,7 @@ async def test_one_pass_asks_for_at_most_its_limit(sandbox: Any, settings: Setti
     from bot.github.client import GitHubApp
     from bot.redeliver import redeliver
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i in range(3):
         sandbox.add_hook_delivery(status_code=503, guid=f"g-{i}", delivered_at=iso(now - timedelta(minutes=5 - i)))
     async with aiohttp.ClientSession() as session:

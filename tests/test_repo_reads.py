@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from bot import config
-from tests.test_workflows_e2e import (REPO, Team, body_of, bot, fake, issue_payload, posts, send,  # noqa: F401
-                                      team)
+from tests.test_workflows_e2e import REPO, Team, body_of, bot, fake, issue_payload, posts, send, team  # noqa: F401
 
 CONFIG_URL = rf"/repos/{REPO}/contents/\.github/triage-lead\.yml"
 GOOD = "labels: {needs-fix: backend-feature}\n"

@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-
 from bot import retention
 from bot.server import make_app
 from bot.store import Delivery, SQLiteStore, StoreUnavailable
@@ -127,7 +126,7 @@ async def _procrastinate_pruning(store: Any) -> None:
         assert await store.accept_delivery(delivery(0, k))
     ids = [r["id"] for r in await store._all("SELECT id FROM procrastinate_jobs ORDER BY id")]
     # Finished through procrastinate's own function, as a worker does: four succeeded, one failed, one to do.
-    for job_id, status in zip(ids, ["succeeded"] * 4 + ["failed"]):
+    for job_id, status in zip(ids, ["succeeded"] * 4 + ["failed"], strict=False):
         await store._exec("SELECT procrastinate_finish_job_v1(%s, %s, false)", (job_id, status))
     events_of_kept = await scalar(store, f"SELECT COUNT(*) FROM procrastinate_events WHERE job_id >= {ids[4]}")
     now = await scalar(store, "SELECT EXTRACT(EPOCH FROM NOW())")

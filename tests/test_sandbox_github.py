@@ -210,7 +210,7 @@ async def test_issue_create_validate_and_list(sandbox, gh):
         await gh.post(f"/repos/{REPO}/issues", data={"body": "no title"})
     assert exc.value.status_code == 422 and exc.value.errors[0]["field"] == "title"
     made = await gh.post(f"/repos/{REPO}/issues", data={"title": "Flaky test", "labels": ["ci"]})
-    assert made["number"] == 1 and [l["name"] for l in made["labels"]] == ["ci"]
+    assert made["number"] == 1 and [label["name"] for label in made["labels"]] == ["ci"]
     await gh.patch(f"/repos/{REPO}/issues/1", data={"state": "closed"})
     sandbox.add_issue(REPO, title="Other", labels=["bug"])
     open_ = [i["number"] async for i in gh.getiter(f"/repos/{REPO}/issues")]
@@ -222,16 +222,16 @@ async def test_issue_create_validate_and_list(sandbox, gh):
 async def test_labels_add_and_remove(sandbox, gh):
     sandbox.add_issue(REPO, title="t", labels=["bug"])
     labels = await gh.post(f"/repos/{REPO}/issues/1/labels", data={"labels": ["needs triage", "bug"]})
-    assert [l["name"] for l in labels] == ["bug", "needs triage"]
+    assert [label["name"] for label in labels] == ["bug", "needs triage"]
     left = await gh.delete(f"/repos/{REPO}/issues/1/labels/needs%20triage")
-    assert left is None or [l["name"] for l in left] == ["bug"]
-    assert [l["name"] for l in sandbox.issue(REPO, 1)["labels"]] == ["bug"]
+    assert left is None or [label["name"] for label in left] == ["bug"]
+    assert [label["name"] for label in sandbox.issue(REPO, 1)["labels"]] == ["bug"]
     with pytest.raises(BadRequest) as exc:
         await gh.delete(f"/repos/{REPO}/issues/1/labels/needs%20triage")
     assert exc.value.status_code == 404
     assert [(w.kind, w.data) for w in sandbox.writes] == [
         ("labels", {"labels": ["needs triage", "bug"]}), ("label_removed", {"name": "needs triage"})]
-    names = [l["name"] async for l in gh.getiter(f"/repos/{REPO}/labels")]
+    names = [label["name"] async for label in gh.getiter(f"/repos/{REPO}/labels")]
     assert sorted(names) == ["bug", "needs triage"]  # adding unknown labels creates them, as on GitHub
     with pytest.raises(InvalidField):
         await gh.post(f"/repos/{REPO}/labels", data={"name": "BUG"})
@@ -447,7 +447,7 @@ async def test_seed_from_issues_opened_payload(session, keys):
         assert (repo["id"], repo["default_branch"]) == (900, "trunk")
         issue = await gh.getitem("/repos/octo/gadgets/issues/17")
         assert (issue["id"], issue["title"], issue["body"]) == (5550001, "App crashes on save", "Steps: click save")
-        assert issue["user"]["login"] == "reporter" and [l["name"] for l in issue["labels"]] == ["bug"]
+        assert issue["user"]["login"] == "reporter" and [label["name"] for label in issue["labels"]] == ["bug"]
         await gh.post("/repos/octo/gadgets/issues/17/comments", data={"body": "Thanks!"})
         assert sb.comments("octo/gadgets", 17)[0]["body"] == "Thanks!"
         assert sb.writes[0].repo == "octo/gadgets" and sb.writes[0].number == 17

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from bot import settings as settings_mod
-from bot.setup import MANIFEST_KEYS, STATE_TTL, SetupError, build_manifest, github_web_url, load_dotenv, run_setup
 from bot.settings import SettingsError
+from bot.setup import MANIFEST_KEYS, STATE_TTL, SetupError, build_manifest, github_web_url, load_dotenv, run_setup
 from tests.conftest import ROOT
 
 WEB = "https://github.example"

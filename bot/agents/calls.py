@@ -48,8 +48,9 @@ class ApiFailure(Exception):
 
 
 def _detail(e: anthropic.APIStatusError) -> str:
-    body = e.body if isinstance(e.body, dict) else {}
-    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    body: dict[str, Any] = e.body if isinstance(e.body, dict) else {}
+    raw_err = body.get("error")
+    err: dict[str, Any] = raw_err if isinstance(raw_err, dict) else body
     kind, message = err.get("type", ""), err.get("message") or e.message
     return f"{e.status_code} {kind}: {str(message)[:200]}".replace("  ", " ")
 

@@ -44,7 +44,7 @@ def _path_hit(path: str, pattern: str) -> bool:
 
 
 def _score(spec: Mapping[str, Any], text: str, paths: list[str], checks: list[str]) -> tuple[int, list[str]]:
-    score, why = 0, []
+    score, why = 0, list[str]()
     for phrase, weight in (spec.get("text") or {}).items():
         if _text_hit(text, str(phrase)):
             score, why = score + int(weight), why + [f'"{phrase}"']
@@ -72,7 +72,7 @@ def classify(triage: Mapping[str, Any], *, title: str, body: str, labels: Iterab
     text = strip_hidden(f"{title}\n{body}").lower()
     paths, checks = list(paths), list(checks)
     by_label = {str(k).lower(): v for k, v in (triage.get("labels") or {}).items()}
-    labelled = sorted({(by_label[l.lower()], l) for l in labels if l.lower() in by_label},
+    labelled = sorted({(by_label[lab.lower()], lab) for lab in labels if lab.lower() in by_label},
                       key=lambda wl: rank.get(wl[0], len(rank)))
     if labelled:
         workflow, label = labelled[0]

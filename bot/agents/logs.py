@@ -40,7 +40,7 @@ def excerpt(log: str, context: int = 4, max_lines: int = 250) -> str:
     hits = [i for i, line in enumerate(lines) if _SIGNAL.search(line)]
     if not hits:
         tail = lines[-40:]
-        return ("… (%d earlier lines)\n" % (len(lines) - len(tail)) if len(lines) > len(tail) else "") + "\n".join(tail)
+        return (f"… ({len(lines) - len(tail)} earlier lines)\n" if len(lines) > len(tail) else "") + "\n".join(tail)
     keep: set[int] = set()
     for i in hits:
         # a traceback's frames follow its header, so keep more after it

@@ -56,7 +56,8 @@ def context_text(ctx: RepoContext) -> str:
     what = "Pull request" if ctx.is_pull_request else "Issue"
     lines = ["## Repository context", f"Repository: {ctx.repo} (default branch {ctx.default_branch})"]
     if ctx.number is not None:
-        commit = (f", head commit {ctx.head_sha}" if ctx.is_pull_request else f"; the repository as of commit {ctx.head_sha}")
+        commit = (f", head commit {ctx.head_sha}" if ctx.is_pull_request
+                  else f"; the repository as of commit {ctx.head_sha}")
         lines.append(f"{what} #{ctx.number}" + (commit if ctx.head_sha else ""))
     elif ctx.head_sha:
         lines.append(f"Commit {ctx.head_sha}")

@@ -49,8 +49,10 @@ def parse_result(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | No
     m = _JSON_FENCE.match(text)
     try:
         value = json.loads(m[1] if m else text)
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         return None, f"the answer is not JSON ({e.msg} at character {e.pos})"
+    except ValueError as e:  # not a syntax error: e.g. an integer too long to convert
+        return None, f"the answer is not JSON ({e})"
     problem = validation_error(value, schema)
     return (value, None) if problem is None else (None, problem)
 
@@ -123,7 +125,7 @@ class AgentRuntime:
             log.warning("cannot re-read %s#%s, using the webhook's copy: %r", ctx.repo, ctx.number, e)
             return request, []
         fresh = replace(ctx, title=issue.get("title") or "", body=issue.get("body") or "")
-        return replace(request, context=fresh), [l.get("name", "") for l in issue.get("labels") or []]
+        return replace(request, context=fresh), [lab.get("name", "") for lab in issue.get("labels") or []]
 
     async def _gate(self, request: AgentRequest, reader: RepoReader) -> tuple[list[gate.Finding], str]:
         """The gate's findings on what is under review: the changes earlier steps proposed, else the PR's diff."""
@@ -187,7 +189,7 @@ class AgentRuntime:
                 results = await asyncio.gather(*(tools.call(u.name, dict(u.input or {})) for u in uses))
                 blocks: list[dict[str, Any]] = [{"type": "tool_result", "tool_use_id": u.id, "content": text,
                                                  **({"is_error": True} if err else {})}
-                                                for u, (text, err) in zip(uses, results)]
+                                                for u, (text, err) in zip(uses, results, strict=True)]
                 if calls >= self.max_turns - 1:
                     blocks.append({"type": "text", "text": LAST_TURN_NOTE})
                 messages.append({"role": "user", "content": blocks})

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.agents.gate import REDACTED, TOKEN_PATTERNS
-from bot.defuse import GITHUB_LIMIT, clip, defuse
+from bot.defuse import clip, defuse
 
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 # Zero-width and joiner characters, invisible operators, BOM, bidi embeddings/overrides and isolates, and

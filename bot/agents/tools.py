@@ -65,7 +65,7 @@ class RepoReader:
     async def pull_files(self, number: int) -> list[dict]:
         """Every changed file of a pull request, all pages (GitHub lists at most 3,000; a verdict that only saw
         the first page would miss a credential in file 101)."""
-        url_vars = {"owner": self.owner, "repo": self.name, "number": number, "per_page": 100}
+        url_vars: dict[str, str | int] = {"owner": self.owner, "repo": self.name, "number": number, "per_page": 100}
         return [f async for f in self.gh.getiter("/repos/{owner}/{repo}/pulls/{number}/files{?per_page}",
                                                   url_vars=url_vars)]
 
@@ -134,7 +134,7 @@ def _listing(entries: list[dict]) -> str:
 
 def format_issue(issue: dict, comments: Iterable[dict] = ()) -> str:
     kind = "Pull request" if "pull_request" in issue else "Issue"
-    labels = ", ".join(l.get("name", "") for l in issue.get("labels") or [])
+    labels = ", ".join(lab.get("name", "") for lab in issue.get("labels") or [])
     head = (f"{kind} #{issue.get('number')} [{issue.get('state')}] {issue.get('title')}\n"
             f"by {(issue.get('user') or {}).get('login')}; labels: {labels or 'none'}\n\n{issue.get('body') or ''}")
     parts = [f"--- comment {c.get('id')} by {(c.get('user') or {}).get('login')} at {c.get('created_at')}\n"
@@ -226,7 +226,7 @@ class Tools:
             return f"{name} failed: GitHub answered {int(e.status_code)} ({str(e)[:200] or 'no message'})", True
         except (ToolError, TypeError, ValueError, KeyError) as e:
             return f"{name} failed: {str(e)[:300]}", True
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             return f"{name} failed: GitHub could not be reached ({type(e).__name__})", True
         return fence(label, bound(text, self.max_bytes)), False
 

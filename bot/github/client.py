@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 import gidgethub
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from gidgethub import sansio
 from gidgethub.aiohttp import GitHubAPI
 

@@ -18,7 +18,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Union
+from typing import Any
 
 from aiohttp import web
 
@@ -110,8 +110,8 @@ class Reply:
         return cls(([{"type": "text", "text": text}] if text else []) + blocks, stop_reason="tool_use")
 
 
-ReplyLike = Union[Reply, dict, str]
-Responder = Callable[[dict[str, Any]], Union[ReplyLike, Awaitable[ReplyLike]]]
+ReplyLike = Reply | dict | str
+Responder = Callable[[dict[str, Any]], ReplyLike | Awaitable[ReplyLike]]
 
 
 @dataclasses.dataclass
@@ -271,6 +271,7 @@ class FakeAnthropic:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            err: FakeAPIError | None
             try:
                 body = await self._read_json(request)
             except FakeAPIError as e:

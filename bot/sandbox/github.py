@@ -11,8 +11,9 @@ return JSON-able data, ``(data, status)`` or an aiohttp response.
 Write kinds (``SandboxGitHub.writes``; data is the request body plus the ids noted):
 comment, comment_edit, comment_deleted (id, body) · issue, issue_edit, pull, pull_edit (+number) ·
 labels (POST; data["labels"] = names sent), labels_set (PUT), label_removed (name), label_created ·
-reaction (content, subject "issue"|"comment", subject_id; only when new) · review (+id) · review_dismissal (review_id, message) ·
-check_run, check_run_edit (+id) · ref, ref_update (ref, sha, force) · blob, tree, commit (+sha) ·
+reaction (content, subject "issue"|"comment", subject_id; only when new) · review (+id) ·
+review_dismissal (review_id, message) · check_run, check_run_edit (+id) · ref, ref_update (ref, sha, force) ·
+blob, tree, commit (+sha) ·
 contents (PUT; +path, branch, commit) · redelivery (delivery_id, guid) · manifest_conversion.
 Token creation is not a write: see ``tokens_issued``.
 """
@@ -29,15 +30,30 @@ import secrets
 import string
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from aiohttp import web
 
-from .github_state import (API, DOCS, WEB, ApiError, RecordedRequest, Repo, SandboxState, Write, b64_lines,
-                           custom_invalid, invalid, iso, node_id, public)
+from .github_state import (
+    API,
+    DOCS,
+    WEB,
+    ApiError,
+    RecordedRequest,
+    Repo,
+    SandboxState,
+    Write,
+    b64_lines,
+    custom_invalid,
+    invalid,
+    iso,
+    node_id,
+    public,
+)
 
 if TYPE_CHECKING:
     from .mutate import Mutator
@@ -112,7 +128,7 @@ class SandboxGitHub(SandboxState):
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "SandboxGitHub":
+    async def __aenter__(self) -> SandboxGitHub:
         await self.start()
         return self
 
@@ -308,7 +324,8 @@ class SandboxGitHub(SandboxState):
         try:
             if not token or jwt.get_unverified_header(token).get("alg") != "RS256":
                 raise bad
-            claims = jwt.decode(token, key, algorithms=["RS256"], options={
+            # no key: the signature is not checked, and PyJWT ignores the key
+            claims = jwt.decode(token, key if key is not None else "", algorithms=["RS256"], options={
                 "verify_signature": key is not None, "verify_exp": False, "verify_iat": False,
                 "verify_nbf": False, "verify_iss": False, "verify_aud": False})
         except jwt.PyJWTError:
@@ -516,9 +533,10 @@ class SandboxGitHub(SandboxState):
     # ---- issues, comments, labels, reactions ---------------------------------------------
     def h_issues(self, rq: web.Request) -> Any:
         repo, q = rq[REPO], rq.query
-        want = {l.strip().lower() for l in q.get("labels", "").split(",") if l.strip()}
+        want = {lab.strip().lower() for lab in q.get("labels", "").split(",") if lab.strip()}
         items = [i for i in sorted(repo.issues.values(), key=lambda i: i["number"], reverse=q.get("direction") != "asc")
-                 if q.get("state", "open") in ("all", i["state"]) and want <= {l["name"].lower() for l in i["labels"]}
+                 if q.get("state", "open") in ("all", i["state"])
+                 and want <= {lab["name"].lower() for lab in i["labels"]}
                  and q.get("creator", i["user"]["login"]).lower() == i["user"]["login"].lower()]
         return self._page(rq, items, lambda i: self.issue_json(repo, i))
 
@@ -528,7 +546,7 @@ class SandboxGitHub(SandboxState):
         labels = labels.get("labels") if isinstance(labels, dict) else labels
         if not isinstance(labels, list):
             raise invalid("Label", "labels")
-        return [l["name"] if isinstance(l, dict) else str(l) for l in labels]
+        return [lab["name"] if isinstance(lab, dict) else str(lab) for lab in labels]
 
     def h_create_issue(self, rq: web.Request) -> Any:
         repo, b = rq[REPO], self._body(rq)
@@ -605,7 +623,7 @@ class SandboxGitHub(SandboxState):
         issue, names = self.get_issue(repo, n), self._names(rq[BODY] if rq[BODY] is not None else [])
         if rq.method == "PUT":
             issue["labels"] = []
-        have = {l["name"].lower() for l in issue["labels"]}
+        have = {lab["name"].lower() for lab in issue["labels"]}
         issue["labels"] += [self.label(repo, x) for x in dict.fromkeys(names) if x.lower() not in have]
         self._write("labels_set" if rq.method == "PUT" else "labels", repo, n, {"labels": names})
         return issue["labels"]
@@ -613,7 +631,7 @@ class SandboxGitHub(SandboxState):
     def h_remove_label(self, rq: web.Request) -> Any:
         repo, n, name = rq[REPO], self._num(rq), rq.match_info["name"]
         issue = self.get_issue(repo, n)
-        keep = [l for l in issue["labels"] if l["name"].lower() != name.lower()]
+        keep = [lab for lab in issue["labels"] if lab["name"].lower() != name.lower()]
         if len(keep) == len(issue["labels"]):
             raise ApiError(404, "Label does not exist")
         issue["labels"] = keep
@@ -745,12 +763,16 @@ class SandboxGitHub(SandboxState):
         repo, q = rq[REPO], rq.query
         if "check_suite_id" in rq.match_info:
             sid = self._get(repo.check_suites, self._num(rq, "check_suite_id"))["id"]
-            match = lambda r: r["check_suite"]["id"] == sid
+
+            def match(r: dict) -> bool:
+                return bool(r["check_suite"]["id"] == sid)
         else:
             ref = rq.match_info["ref"]
             if (sha := self.resolve(repo, ref) or (ref if HEX40.fullmatch(ref) else None)) is None:
                 raise ApiError(422, f"No commit found for SHA: {ref}")
-            match = lambda r: r["head_sha"] == sha
+
+            def match(r: dict) -> bool:
+                return bool(r["head_sha"] == sha)
         runs = [r for r in sorted(repo.check_runs.values(), key=lambda r: r["id"], reverse=True) if match(r)
                 and q.get("check_name", r["name"]) == r["name"] and q.get("status", r["status"]) == r["status"]]
         return self._page(rq, runs, key="check_runs")
@@ -866,7 +888,8 @@ class SandboxGitHub(SandboxState):
         repo, b = rq[REPO], self._body(rq)
         if not isinstance(b.get("message"), str):
             raise invalid("Commit", "message")
-        if self._objects.get(b.get("tree"), {}).get("type") != "tree":
+        tree = b.get("tree")
+        if not isinstance(tree, str) or self._objects.get(tree, {}).get("type") != "tree":
             raise ApiError(422, "Tree SHA does not exist")
         parents = [self._commit_sha(p, "Parent SHA does not exist or is not a commit object")
                    for p in b.get("parents") or []]
@@ -908,7 +931,7 @@ class SandboxGitHub(SandboxState):
                                                                   b.get("author"), b.get("committer"))
         self._write("contents", repo, None, {k: v for k, v in b.items() if k != "content"}
                     | {"path": path, "branch": branch, "commit": sha})
-        content = self.content_json(repo, path, self.lookup(self.commit_tree(sha), path), branch, False)
+        content = self.content_json(repo, path, self._must(self.lookup(self.commit_tree(sha), path)), branch, False)
         return {"content": content, "commit": self.git_commit_json(repo, sha)}, 200 if old else 201
 
     def h_commits(self, rq: web.Request) -> Any:

@@ -15,9 +15,10 @@ import hashlib
 import re
 import shlex
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 API = "http://api.sandbox.invalid"
 WEB = "https://github.com"
@@ -141,7 +142,7 @@ def repo_urls(full_name: str) -> dict:
 
 
 def iso(t: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if t is None else t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def node_id(prefix: str, ident: Any) -> str:
@@ -167,8 +168,8 @@ def git_sha(kind: str, data: bytes) -> str:
 
 def patch_stats(patch: str) -> tuple[int, int]:
     lines = patch.splitlines()
-    return (sum(l.startswith("+") and not l.startswith("+++") for l in lines),
-            sum(l.startswith("-") and not l.startswith("---") for l in lines))
+    return (sum(ln.startswith("+") and not ln.startswith("+++") for ln in lines),
+            sum(ln.startswith("-") and not ln.startswith("---") for ln in lines))
 
 
 def patch_status(patch: str) -> str:
@@ -185,7 +186,8 @@ def make_patch(old: str, new: str) -> str:
 
 def apply_patch(old: str, patch: str) -> str:
     """Best-effort application of a hunks-only patch; falls back to the patch's new side."""
-    src, out, pos = old.splitlines(keepends=True), [], 0
+    src, pos = old.splitlines(keepends=True), 0
+    out: list[str] = []
     try:
         for line in patch.splitlines():
             if m := re.match(r"@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@", line):
@@ -205,7 +207,25 @@ def apply_patch(old: str, patch: str) -> str:
                 out[-1] = out[-1].rstrip("\n")
         return "".join(out + src[pos:])
     except (ValueError, IndexError):
-        return "".join(l[1:] + "\n" for l in patch.splitlines() if l[:1] in ("+", " "))
+        return "".join(ln[1:] + "\n" for ln in patch.splitlines() if ln[:1] in ("+", " "))
+
+
+def _qual_ok(key: str, v: str, issue: dict, labels: set[str], is_pr: bool) -> bool:
+    """Whether ``issue`` satisfies one ``key:v`` search qualifier; unknown qualifiers match."""
+    if key == "is":
+        return {"issue": not is_pr, "pr": is_pr, "open": issue["state"] == "open",
+                "closed": issue["state"] == "closed"}.get(v, True)
+    if key == "type":
+        return (v == "pr") == is_pr
+    if key == "state":
+        return issue["state"] == v
+    if key == "label":
+        return bool(labels & {x.strip() for x in v.split(",")})
+    if key == "author":
+        return issue["user"]["login"].lower() == v
+    if key == "no":
+        return not labels if v == "label" else True
+    return True
 
 
 class SandboxState:
@@ -222,7 +242,7 @@ class SandboxState:
         self._deliveries: dict[int, dict] = {}
         self._manifests: dict[str, dict] = {}
         slug = bot_login.removesuffix("[bot]")
-        self.app_info = {"id": app_id, "slug": slug, "node_id": node_id("A", app_id), "name": slug,
+        self.app_info: dict[str, Any] = {"id": app_id, "slug": slug, "node_id": node_id("A", app_id), "name": slug,
                          "description": "", "external_url": f"{WEB}/apps/{slug}",
                          "owner": self.user("octo-org", "Organization"), "html_url": f"{WEB}/apps/{slug}",
                          "created_at": iso(), "updated_at": iso(), "events": [],
@@ -335,8 +355,8 @@ class SandboxState:
             "id": iid, "node_id": node_id("I", iid), "url": url, "repository_url": repo.api,
             "labels_url": url + "/labels{/name}", "comments_url": url + "/comments", "events_url": url + "/events",
             "html_url": f"{WEB}/{repo.full_name}/issues/{n}", "number": n, "title": title, "body": body,
-            "user": self.user(user, user_type), "labels": [self.label(repo, l) for l in labels], "state": state,
-            "state_reason": None, "locked": False, "assignee": (people or [None])[0], "assignees": people,
+            "user": self.user(user, user_type), "labels": [self.label(repo, name) for name in labels], "state": state,
+            "state_reason": None, "locked": False, "assignee": people[0] if people else None, "assignees": people,
             "milestone": None, "comments": 0, "created_at": now, "updated_at": now,
             "closed_at": now if state == "closed" else None, "author_association": self._assoc(repo, user)}
         return repo.issues[n]
@@ -623,10 +643,19 @@ class SandboxState:
 
     def diff_files(self, repo: Repo, base: str, head: str) -> list[dict]:
         old, new = self.flatten(self.commit_tree(base)), self.flatten(self.commit_tree(head))
-        text = lambda e: self.blob_text(e[2]) if e and e[1] == "blob" else ""
-        return [self._file_entry(repo, path, "added" if o is None else "removed" if n is None else "modified",
-                                 make_patch(text(o), text(n)), (n or o)[2], head)
-                for path in sorted(old.keys() | new.keys()) if (o := old.get(path)) != (n := new.get(path))]
+
+        def text(e: tuple[str, str, str] | None) -> str:
+            return self.blob_text(e[2]) if e and e[1] == "blob" else ""
+
+        files = []
+        for path in sorted(old.keys() | new.keys()):
+            o, n = old.get(path), new.get(path)
+            entry = n or o
+            if o == n or entry is None:  # unchanged (entry is None only when both sides lack the path)
+                continue
+            status = "added" if o is None else "removed" if n is None else "modified"
+            files.append(self._file_entry(repo, path, status, make_patch(text(o), text(n)), entry[2], head))
+        return files
 
     def git_commit_json(self, repo: Repo, sha: str) -> dict:
         c = self.obj(sha, "commit")
@@ -882,7 +911,7 @@ class SandboxState:
 
     def _seed_issue(self, repo: Repo, ip: dict) -> None:
         u, n = ip.get("user") or {}, ip.get("number")
-        labels = [self.label(repo, l["name"]) for l in ip.get("labels") or [] if "name" in l]
+        labels = [self.label(repo, lab["name"]) for lab in ip.get("labels") or [] if "name" in lab]
         if n in repo.issues:
             repo.issues[n].update(title=ip.get("title") or "", body=ip.get("body"), state=ip.get("state", "open"),
                                   labels=labels)
@@ -907,7 +936,7 @@ class SandboxState:
                              head_repo=head_repo if head_repo and head_repo.lower() != repo.full_name.lower() else None,
                              number=pr.get("number"), draft=bool(pr.get("draft")), state=pr.get("state", "open"))
         issue = repo.issues[made["number"]]
-        issue["labels"] = [self.label(repo, l["name"]) for l in pr.get("labels") or [] if "name" in l]
+        issue["labels"] = [self.label(repo, lab["name"]) for lab in pr.get("labels") or [] if "name" in lab]
         if pr.get("id"):
             issue["__pull"]["id"] = self._new_id(pr["id"])
 
@@ -935,16 +964,8 @@ class SandboxState:
             c["body"] for c in repo.comments.values() if "comments" in where and c["__number"] == issue["number"]])
         if not all(t in text.lower() for t in terms):
             return False
-        is_pr, labels = "__pull" in issue, {l["name"].lower() for l in issue["labels"]}
+        is_pr, labels = "__pull" in issue, {lab["name"].lower() for lab in issue["labels"]}
         for key, value, neg in quals:
-            v = value.lower()
-            ok = {"is": lambda: {"issue": not is_pr, "pr": is_pr, "open": issue["state"] == "open",
-                                 "closed": issue["state"] == "closed"}.get(v, True),
-                  "type": lambda: (v == "pr") == is_pr,
-                  "state": lambda: issue["state"] == v,
-                  "label": lambda: bool(labels & {x.strip() for x in v.split(",")}),
-                  "author": lambda: issue["user"]["login"].lower() == v,
-                  "no": lambda: not labels if v == "label" else True}.get(key, lambda: True)()
-            if ok == neg:
+            if _qual_ok(key, value.lower(), issue, labels, is_pr) == neg:
                 return False
         return True

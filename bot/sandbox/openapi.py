@@ -126,7 +126,7 @@ class GitHubOpenAPI:
             routes.sort(key=lambda r: _specificity(r.operation.template))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "GitHubOpenAPI":
+    def from_file(cls, path: str | Path) -> GitHubOpenAPI:
         return cls(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def __len__(self) -> int:
@@ -186,7 +186,7 @@ class GitHubOpenAPI:
         path = raw_path.split("?", 1)[0]
         for route in self._routes.get(method.upper(), []):
             if m := route.regex.fullmatch(path):
-                return Match(route.operation, {n: unquote(v) for n, v in zip(route.names, m.groups())})
+                return Match(route.operation, {n: unquote(v) for n, v in zip(route.names, m.groups(), strict=True)})
         return None
 
     def _validator(self, op: Operation, kind: str, schema: dict) -> Draft4Validator:

@@ -23,7 +23,7 @@ def result(kind: str, flags: dict[str, bool] | None = None, **extra: Any) -> dic
     """A valid result for a step kind (the agent runtime validates it against the kind's schema)."""
     base: dict[str, Any] = {"summary": f"{kind} done", "passed": True, "criteria": [], "flags": flags or {},
                             "escalate": None}
-    base |= {
+    by_kind: dict[str, dict[str, Any]] = {
         "triage": {"workflow": None, "subclass": None, "reason": "scripted", "confidence": 0.9},
         "analyze": {"findings": ["scripted finding at app.py:1"]},
         "validate": {"findings": ["validated"]},
@@ -33,7 +33,8 @@ def result(kind: str, flags: dict[str, bool] | None = None, **extra: Any) -> dic
         "review": {"verdict": "APPROVED", "critical": [], "warnings": [], "suggestions": [], "tech_debt": []},
         "approval": {"deployment_plan": None},
         "context": {"context": {"goals": ["g"], "constraints": [], "decisions": [], "progress": []}, "tasks": []},
-    }[kind]
+    }
+    base |= by_kind[kind]
     return base | extra
 
 

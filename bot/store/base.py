@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -78,7 +78,7 @@ class RunRecord:
     data: dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: Any) -> "RunRecord | None":
+    def from_row(cls, row: Any) -> RunRecord | None:
         """A ``runs`` row (either database's) as a record; None for no row."""
         if row is None:
             return None
@@ -103,7 +103,7 @@ class StepRecord:
     cost_usd: float = 0.0
 
     @classmethod
-    def from_row(cls, r: Any) -> "StepRecord":
+    def from_row(cls, r: Any) -> StepRecord:
         """A ``steps`` row (either database's) as a record."""
         return cls(run_id=r["run_id"], step_id=r["step_id"], iteration=r["iteration"], status=r["status"],
                    output=None if r["output"] is None else json.loads(r["output"]),

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.store.base import FINAL_STATES, Delivery, Job, JobInfo, Posted, job_info, RunRecord, StepRecord, StoreUnavailable
+from bot.store.base import FINAL_STATES, Delivery, Job, JobInfo, Posted, RunRecord, StepRecord, StoreUnavailable, job_info
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS
 
@@ -240,7 +240,8 @@ class SQLiteStore:
         return await self._run(tx)
 
     async def job_states(self) -> dict[str, int]:
-        return await self._run(lambda db: {r[0]: r[1] for r in db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")})
+        return await self._run(
+            lambda db: {r[0]: r[1] for r in db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")})
 
     async def jobs_for(self, delivery_id: str) -> list[dict[str, Any]]:
         # On the webhook's connection: a redelivery asks this, and must answer within GitHub's patience.
@@ -283,7 +284,8 @@ class SQLiteStore:
         return RunRecord.from_row(row)
 
     async def run_states(self) -> dict[str, int]:
-        return await self._run(lambda db: {r[0]: r[1] for r in db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state")})
+        return await self._run(
+            lambda db: {r[0]: r[1] for r in db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state")})
 
     async def save_step(self, step: StepRecord) -> None:
         await self._run(lambda db: db.execute(
@@ -411,7 +413,8 @@ class SQLiteStore:
 
     async def failed_jobs(self, thread: str | None = None, limit: int = 100) -> list[JobInfo]:
         """Failed jobs, newest first (of one thread, if given)."""
-        where, args = ("WHERE j.state = 'failed' AND j.thread = ?", (thread,)) if thread else ("WHERE j.state = 'failed'", ())
+        where, args = (("WHERE j.state = 'failed' AND j.thread = ?", (thread,)) if thread
+                       else ("WHERE j.state = 'failed'", ()))
         rows = await self._run(lambda db: db.execute(
             self._INFO + f" {where} ORDER BY j.id DESC LIMIT ?", (*args, limit)).fetchall())
         return [job_info(r) for r in rows]
@@ -420,7 +423,8 @@ class SQLiteStore:
         """A failed job goes back to the queue with its attempts reset; False if it was not failed. (On the
         webhook's connection: a redelivery does this, and must answer within GitHub's patience.)"""
         cur = await self._run_hook(lambda db: db.execute(
-            "UPDATE jobs SET state = 'queued', attempts = 0, run_after = 0, updated_at = ? WHERE id = ? AND state = 'failed'",
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_after = 0, updated_at = ? "
+            "WHERE id = ? AND state = 'failed'",
             (time.time(), job_id)))
         return bool(cur.rowcount)
 
@@ -464,7 +468,8 @@ class SQLiteStore:
                 break
         asked = await self._run(lambda db: db.execute(
             "DELETE FROM redeliveries WHERE requested_at <= ?", (cutoff,)).rowcount)  # GitHub keeps 3 days
-        # Window counters look back an hour at most (a day's events are plenty); settled reservations are kept as long as payloads.
+        # Window counters look back an hour at most (a day's events are plenty); settled reservations are kept
+        # as long as payloads.
         events = await self._run(lambda db: db.execute(
             "DELETE FROM limit_events WHERE at <= ?", ((time.time() if now is None else now) - 86_400,)).rowcount)
         settled = await self._run(lambda db: db.execute(
