@@ -310,7 +310,8 @@ def _review(run: Run, wf: Workflow, step: Step, st: StepState, actions: list[Act
         _escalate(run, step.id, "repeated-rejections", actions,
                   issue=f"The code-reviewer rejected the change {run.rejections} times without resolution.")
         return
-    assert step.gate is not None  # the validator guarantees every review step has a gate
+    if step.gate is None:  # the catalog's validator refuses a review step without one
+        raise ValueError(f"review step {step.id!r} of {wf.name!r} has no gate to send a rejection back to")
     _reopen(run, wf, step.gate.on_reject, until=step.id, feedback=result)
     _schedule(run, wf, actions)
 
@@ -470,7 +471,8 @@ def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Ac
     if action == "retry":
         if esc.get("trigger") == "repeated-rejections":
             run.rejections = 0
-            assert step.gate is not None
+            if step.gate is None:
+                raise ValueError(f"review step {step.id!r} of {wf.name!r} has no gate to send a rejection back to")
             _reopen(run, wf, step.gate.on_reject, until=step.id, feedback=run.steps[step.id].result)
         else:
             run.steps[stage].status = PENDING

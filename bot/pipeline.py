@@ -62,7 +62,8 @@ class Deps:
             self.views = RepoViews(self.catalog, self.store)
 
     async def view(self, gh: GitHubAPI, repo: str, branch: str) -> RepoView:
-        assert self.views is not None
+        if self.views is None:
+            raise RuntimeError("Deps.views is set when Deps is made")
         return await self.views.get(gh, repo, branch)
 
 

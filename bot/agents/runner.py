@@ -142,7 +142,8 @@ class AgentRuntime:
         """One model call, reserved under every budget cap first (its input estimate plus ``max_tokens``) and
         settled with what it used, or 0 when it failed with an answer (a timeout or a lost connection may have
         been billed, so it keeps what was reserved): the one place the model is called."""
-        assert self.caller is not None
+        if self.caller is None:  # run() sends steps without a model client to the offline backend
+            raise RuntimeError("a model call was asked of an agent runtime without a model client")
         async with self.budget.hold(input_estimate(request) + int(request["max_tokens"])) as held:
             try:
                 reply = await self.caller.create(**request)
@@ -156,7 +157,8 @@ class AgentRuntime:
 
     async def _run_model(self, request: AgentRequest, tools: Tools,
                          findings: list[gate.Finding] | None) -> AgentOutcome:
-        assert self.caller is not None
+        if self.caller is None:  # run() sends steps without a model client to the offline backend
+            raise RuntimeError("a model call was asked of an agent runtime without a model client")
         tier = request.agent.model
         schema = result_schema(request.step.kind, request.flags_wanted)
         definitions = tools.all_definitions()

@@ -125,7 +125,8 @@ class GitHub(GitHubAPI):
         """(the token sent, if ours; the answer)."""
         token = None
         if own_token:
-            assert self.token is not None
+            if self.token is None:
+                raise RuntimeError("an installation request without a token source")
             token = await self.token()
             headers = {**headers, "authorization": f"token {token}"}
         status, resp_headers, data = await super()._request(method, url, headers, body)
@@ -191,7 +192,8 @@ class GitHubApp:
         return self._client(oauth_token=None)
 
     def jwt(self) -> str:
-        assert self.settings.app_id is not None
+        if self.settings.app_id is None:
+            raise ValueError("the App's JWT needs GITHUB_APP_ID")
         return app_jwt(self.settings.app_id, self._key)
 
     async def _fetch_token(self, installation_id: int) -> Token:

@@ -179,7 +179,8 @@ class PostgresStore:
             job = await (await conn.execute(
                 "INSERT INTO jobs (delivery_id, thread, state, created_at, updated_at)"
                 " VALUES (%s, %s, 'queued', %s, %s) RETURNING id", (d.id, d.thread, now, now))).fetchone()
-            assert job is not None
+            if job is None:
+                raise StoreUnavailable(f"the job row of delivery {d.id} was not returned")
             await conn.execute(_DEFER, {"queue": QUEUE, "task": TASK, "lock": d.thread, "queueing_lock": d.id,
                                         "args": Jsonb({"job_id": job["id"], "delivery_id": d.id})})
             return True
@@ -211,7 +212,8 @@ class PostgresStore:
     async def _with_delivery(self, conn: psycopg.AsyncConnection[Any], row: dict[str, Any]) -> Job:
         d = await (await conn.execute("SELECT event, payload FROM deliveries WHERE id = %s",
                                       (row["delivery_id"],))).fetchone()
-        assert d is not None
+        if d is None:
+            raise RuntimeError(f"job {row['id']} has no delivery row {row['delivery_id']!r}")
         return self._job({**row, **d})
 
     async def begin_job(self, job_id: int) -> Job | None:
@@ -527,7 +529,8 @@ class PostgresStore:
                 break
         while True:
             row = await self._one(self._PRUNE_QUEUE, {"queue": QUEUE, "cutoff": cutoff, "batch": PRUNE_BATCH})
-            assert row is not None
+            if row is None:
+                raise RuntimeError("the procrastinate pruning query returned no row")
             counts["procrastinate_jobs"] += int(row["jobs"])
             counts["procrastinate_events"] += int(row["events"])
             if row["jobs"] < PRUNE_BATCH:
