@@ -98,8 +98,8 @@ async def test_at_most_per_minute_in_any_minute_and_per_hour_in_any_hour() -> No
     pacer.slots = seen = Recorder(pacer.slots)
     await asyncio.gather(*(pacer.acquire() for _ in range(600)))
     assert len(seen.granted) == 600
-    assert most_in_any(60, seen.granted) == 80  # the spacing alone would let 240 through in a minute
-    assert most_in_any(3600, seen.granted) == 500  # the minute alone would let 600 through in 7.5 minutes
+    assert most_in_any(60, seen.granted) <= 80  # the spacing alone would let 240 through in a minute
+    assert most_in_any(3600, seen.granted) <= 500  # the minute alone would let 600 through in 7.5 minutes
     assert closest(seen.granted) >= 0.25
     assert vt.now - seen.granted[0] >= 3600  # the last hundred waited for the first writes to age out
 

@@ -67,8 +67,10 @@ async def test_600_writes_in_an_hour_from_two_workers_keep_githubs_limits(
         await asyncio.gather(*(post_comments(gh, 100, f"w{w}j{j}") for w, gh in enumerate(clients) for j in range(3)))
     granted = seen[0].granted + seen[1].granted
     assert len(sandbox.written("comment")) == 600 and len(seen[0].granted) == len(seen[1].granted) == 300
-    assert most_in_any(60, granted) == 80, "more than 80 content writes in a minute"
-    assert most_in_any(3600, granted) == 500, "more than 500 content writes in an hour"
+    # At most: how full a minute gets depends on how the virtual clock moves between the writers (a flake seen
+    # once in CI at 73); the spacing alone would let 120 through, the minute alone 600 within the hour.
+    assert most_in_any(60, granted) <= 80, "more than 80 content writes in a minute"
+    assert most_in_any(3600, granted) <= 500, "more than 500 content writes in an hour"
     assert closest(granted) >= 0.5, "two writes closer than the spacing"
     assert max(granted) - min(granted) >= 3600  # the last hundred had to wait for the hour
 
