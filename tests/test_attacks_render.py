@@ -313,3 +313,19 @@ def test_a_finding_stays_in_its_list_item_whatever_lines_it_has() -> None:
     text = verdict(wf, "review", 1, {"verdict": "REJECTED", "critical": [{"text": "one\n\n# two\n- three"}]},
                    rejections=1)
     assert "- one # two - three" in text
+
+
+async def test_model_prose_keeps_links_to_the_hosts_the_operator_allows(bot: Any, sandbox: Any, team: Team) -> None:
+    """TRIAGE_LEAD_LINK_HOSTS reaches the agents too: a link the model writes to an allowed host stays live in the
+    step's comment (the client cannot bring back a link cleaned away before it), one to another host does not."""
+    answer = team.respond
+
+    async def respond(request: dict[str, Any]) -> Any:
+        out = await answer(request)
+        live = "[report](https://ci.example.com/r/1)"
+        return dict(out, summary=f"See {live} and [that]({EVIL}).") if isinstance(out, dict) else out
+
+    team.fake.responder = respond
+    await send(bot, sandbox, "issues", issue_payload(24, ["api"]))
+    bodies = [c["body"] for c in sandbox.comments(REPO, 24)]
+    assert any("See [report](https://ci.example.com/r/1) and that." in b for b in bodies), bodies
