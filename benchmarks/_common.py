@@ -238,7 +238,7 @@ def comment_payload(number: int, body: str, login: str = "maintainer", comment_i
 
 
 def webhook_headers(event: str, body: bytes, delivery: str | None = None) -> dict[str, str]:
-    from bot.server import sign
+    from bot.web.server import sign
 
     return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
             "X-Hub-Signature-256": sign(SECRET, body), "Content-Type": "application/json",

@@ -60,7 +60,7 @@ async def one_run(label: str, *, rejections: int, tool_turns: int, min_cache_tok
     import aiohttp
     from aiohttp import web
 
-    from bot.runtime import Runtime
+    from bot.run.runtime import Runtime
 
     async with C.fakes(min_cache_tokens=min_cache_tokens, tool_turns=tool_turns) as (gh, fake, team, private):
         gh.set_permission(C.REPO, "maintainer", "maintain")

@@ -68,7 +68,7 @@ def payloads(mode: str) -> list[dict[str, Any]]:
 
 
 def write_bodies(path: Path, items: list[dict[str, Any]]) -> int:
-    from bot.server import sign
+    from bot.web.server import sign
 
     size = 0
     with path.open("w", encoding="utf-8") as f:

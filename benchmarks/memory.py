@@ -33,7 +33,7 @@ async def template_run(tmp: Path) -> Any:
     """A RunRecord waiting for /approve, made by the real bot."""
     from aiohttp import web
 
-    from bot.runtime import Runtime
+    from bot.run.runtime import Runtime
 
     async with C.fakes() as (gh, fake, team, private):
         settings = C.bot_settings(gh, fake, private, f"sqlite:///{tmp / 'template.sqlite3'}")

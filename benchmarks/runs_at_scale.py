@@ -1,6 +1,6 @@
 """How far one process scales: 200 issues opened at once, every model call answered after 0.5 s.
 
-The bot is an in-process :class:`bot.runtime.Runtime` on SQLite with its web app on a loopback port; the
+The bot is an in-process :class:`bot.run.runtime.Runtime` on SQLite with its web app on a loopback port; the
 200 ``issues.opened`` deliveries are posted to it concurrently over HTTP. The sandbox GitHub and
 FakeAnthropic (every step answered with a valid result by the scripted Team, after ``--delay``) run in
 a child process by default (``--fakes subprocess``), so their CPU is not charged to the bot's event
@@ -140,7 +140,7 @@ async def batch(fakes: Any, *, name: str, n: int, first: int, label: str, model_
     """Open ``n`` issues at once against a fresh Runtime; wait until every job has finished."""
     from aiohttp import web
 
-    from bot.runtime import Runtime
+    from bot.run.runtime import Runtime
     from bot.settings import Settings
 
     await fakes.seed(first, n, label, installations)

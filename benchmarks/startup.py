@@ -8,7 +8,7 @@ Side by side, interleaved round by round so machine drift hits every row alike:
 * ``python -c pass`` and ``python -c "import anthropic"`` (to exit): the interpreter and the model SDK alone.
 
 ``/healthz`` is polled every 5 ms over a raw socket. Then ``python -X importtime`` names the slowest imports
-of ``bot.runtime`` (what ``serve`` imports before it listens).
+of ``bot.run.runtime`` (what ``serve`` imports before it listens).
 
     python benchmarks/startup.py            # ~1 minute
 """
@@ -48,8 +48,8 @@ async def time_to_exit(code: str) -> float:
 
 
 async def slowest_imports(n: int = 8) -> list[dict[str, Any]]:
-    """``-X importtime`` of ``bot.runtime``: the top-level packages that took longest (cumulative)."""
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-X", "importtime", "-c", "import bot.runtime",
+    """``-X importtime`` of ``bot.run.runtime``: the top-level packages that took longest (cumulative)."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-X", "importtime", "-c", "import bot.run.runtime",
                                                 cwd=C.ROOT, stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate()
     rows = []
@@ -59,7 +59,7 @@ async def slowest_imports(n: int = 8) -> list[dict[str, Any]]:
             continue
         name = parts[2].rstrip()
         depth = (len(name) - len(name.lstrip())) // 2
-        if depth <= 1:  # bot.runtime itself and what it imports directly
+        if depth <= 1:  # bot.run.runtime itself and what it imports directly
             rows.append({"module": name.strip(), "cumulative_ms": round(int(parts[1]) / 1000, 1)})
     return sorted(rows, key=lambda r: -r["cumulative_ms"])[:n]
 
@@ -124,7 +124,7 @@ async def main(args: argparse.Namespace) -> int:
         C.emit({"bench": "startup", "import": imp["module"], "cumulative_ms": imp["cumulative_ms"]})
     C.table(rows, ["target", "median_s", "min_s", "max_s", "ratio_to_bare", "meets_1_5s"],
             title=f"start-up: launch to 200 on /healthz (or to exit), {args.rounds} interleaved rounds")
-    C.table(imports, ["module", "cumulative_ms"], title="slowest imports under `import bot.runtime` (-X importtime)")
+    C.table(imports, ["module", "cumulative_ms"], title="slowest imports under `import bot.run.runtime` (-X importtime)")
     return 0
 
 

@@ -18,33 +18,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import IO
 
+from bot.core.secrets import add_secret, scrub, secrets  # noqa: F401  (re-exported: the log side registers them)
+
 CONTEXT_FIELDS = ("delivery_id", "run_id")
-MAX_SECRETS = 20_000  # installation tokens of the last hours, the App's own secrets: the newest are kept
-_secrets: dict[str, None] = {}  # insertion-ordered: the oldest go first
-_secret_pattern: list[re.Pattern[str] | None] = [None]
-
-
-def add_secret(value: str | None) -> None:
-    """Redact ``value`` from every log line from now on (installation tokens, keys), whatever its format."""
-    if not value or len(value) < 8 or value in _secrets:
-        return
-    _secrets[value] = None
-    while len(_secrets) > MAX_SECRETS:
-        del _secrets[next(iter(_secrets))]
-    _secret_pattern[0] = None
-
-
-def scrub(text: str) -> str:
-    """``text`` with every registered secret value replaced by ``[redacted]``."""
-    if not _secrets:
-        return text
-    pattern = _secret_pattern[0]
-    if pattern is None:
-        pattern = _secret_pattern[0] = re.compile(
-            "|".join(re.escape(v) for v in sorted(_secrets, key=len, reverse=True)))
-    return pattern.sub("[redacted]", text)
-
-
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -66,9 +42,6 @@ def clip(value: object, limit: int = CLIP) -> str:
     return _ONE_LINE.sub("?", text[:limit]) + ("…" if len(text) > limit else "")
 
 
-def secrets() -> tuple[str, ...]:
-    """The registered secret values (for redacting what is posted, too)."""
-    return tuple(_secrets)
 _context: ContextVar[Mapping[str, str]] = ContextVar("triage_lead_log_context", default=MappingProxyType({}))
 
 

@@ -46,7 +46,7 @@ class Settings:
     max_issues_per_run: int = 15
     job_retry_base: float = 5.0  # seconds before a failed job's first retry; x4 each time, six attempts
     ack_after: float = 20.0  # seconds a delivery may wait unseen before its thread gets a note (GitHub: within 60)
-    keep_payload_days: float = 14.0  # days a finished delivery's payload is kept (bot/retention.py)
+    keep_payload_days: float = 14.0  # days a finished delivery's payload is kept (bot/run/retention.py)
     redeliver_every: float = 300.0  # seconds between sweeps of GitHub's delivery log for failed deliveries; 0: off
     writes_per_hour: int = 500  # GitHub's hourly limit on content-creating requests, per installation
     # Hosts whose links and images may appear live in what the bot posts (besides the GitHub host itself):

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from bot.runtime import Runtime
+from bot.run.runtime import Runtime
 from bot.sandbox.keys import throwaway_key
-from bot.server import sign
 from bot.settings import Settings
+from bot.web.server import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

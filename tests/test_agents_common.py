@@ -13,7 +13,7 @@ import anthropic
 import pytest
 
 from bot.agents import AgentRequest, AgentRuntime, Budget, ModelMap, RepoContext, Usage
-from bot.catalog import load_catalog
+from bot.core.catalog import load_catalog
 from bot.github.client import GitHub, GitHubApp
 from bot.sandbox.anthropic import FakeAnthropic
 from bot.settings import Settings

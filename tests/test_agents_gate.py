@@ -6,10 +6,10 @@ import pytest
 
 from bot.agents import apply_gate, check, clean_for_github, fence, result_schema
 from bot.agents.logs import excerpt, failures
-from bot.agents.sanitize import clean_result
 from bot.agents.schemas import validation_error, workflow_names
-from bot.catalog import load_catalog
-from bot.defuse import GITHUB_LIMIT
+from bot.core.catalog import load_catalog
+from bot.core.defuse import GITHUB_LIMIT
+from bot.core.sanitize import clean_result
 from tests.test_agents_common import analyze, review
 
 TEST_FILE = {"path": "tests/test_app.py", "content": "def test_ok():\n    assert True\n"}

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from bot import commands, config
+from bot.core import commands, config
+from bot.core.markers import marker, markers_in
 from bot.github.writes import digest
-from bot.markers import marker, markers_in
 from tests.conftest import ROOT, SECRET, load_fixture, log_lines, post_webhook
 from tests.test_faults import HookTeam, comment_on, team  # noqa: F401
 from tests.test_injection import MENTION

@@ -16,7 +16,7 @@ What got through:
 4. protected paths: a file proposed at the path of a folder that holds a protected *file* (README's example
    ``/deploy/prod.tf`` and a change at ``deploy``) is not protected, yet committed through the Git Trees API it
    replaces that folder, the protected file with it. (A file at a protected *folder's* own path, ``.github``, was
-   let through too when this was written; bot/config.py now refuses it and the tests of it pass.)
+   let through too when this was written; bot/core/config.py now refuses it and the tests of it pass.)
 5. ingress: reservations are taken for the Content-Length a client *announces*: two idle connections announcing
    25 MB and 7 MB (zero body bytes sent) hold the whole 32 MiB unverified budget, and GitHub's real deliveries
    are refused 503 for as long as the attacker keeps reconnecting.
@@ -38,15 +38,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-import bot.defuse as defuse_module
-from bot import config
-from bot.defuse import defuse
-from bot.markers import markers_in
-from bot.runtime import Runtime
+import bot.core.defuse as defuse_module
+from bot.core import config
+from bot.core.defuse import defuse
+from bot.core.markers import markers_in
+from bot.run.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from bot.sandbox.team import Team
-from bot.server import IN_FLIGHT, sign
 from bot.settings import Settings
+from bot.web.server import IN_FLIGHT, sign
 from tests.conftest import INSTALLATION, SECRET, load_fixture
 from tests.test_defuse import _parser, audit
 from tests.test_ingress_limits import Serve, serve, webhook_head  # noqa: F401
@@ -189,7 +189,7 @@ WORKFLOWS_ONLY = config.RepoConfig(protected_paths=(".github/workflows/",), allo
 def test_a_file_at_a_protected_folders_own_path_is_protected(cfg: config.RepoConfig, path: str) -> None:
     """The Git Trees API writes the bot's changes as ``{"path": p, "type": "blob"}`` over ``base_tree``; a tree
     holds one entry per name, so a blob named ``.github`` takes the place of the folder ``.github/``. (Held since
-    bot/config.py asks the path itself as a folder; it did not when this attack was first written.)"""
+    bot/core/config.py asks the path itself as a folder; it did not when this attack was first written.)"""
     assert cfg.protected(path)
 
 

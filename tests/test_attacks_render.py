@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from bot.defuse import ZWSP
-from bot.markers import markers_in, trailing
+from bot.core.defuse import ZWSP
+from bot.core.markers import markers_in, trailing
 from bot.sandbox.team import Team, result
 from bot.settings import Settings
 from tests.conftest import load_fixture
@@ -242,8 +242,8 @@ async def test_the_client_defuses_every_write_and_keeps_only_what_the_call_names
     """Text no renderer touched (a helper's own f-string, say) is defused on its way out: a comment's body,
     its edit, an issue's title, a dismissal's message; the bot's marker stays last, and ``keep=`` lets through
     exactly the line it names."""
+    from bot.core.markers import marker
     from bot.github.outgoing import keeping
-    from bot.markers import marker
 
     repo, mark = "Codertocat/render-test", marker("status", "run-1")
     made = await gh.post(f"/repos/{repo}/issues/1/comments", data={"body": f"{HOSTILE}\n\n{mark}\n"})
@@ -279,8 +279,8 @@ def test_a_branch_for_a_run_is_plain_whatever_the_delivery_id() -> None:
 
 
 def test_a_body_that_defusing_lengthens_past_githubs_limit_is_cut_and_keeps_its_marker() -> None:
+    from bot.core.markers import marker
     from bot.github.outgoing import LIMIT, outgoing
-    from bot.markers import marker
 
     mark = marker("status", "run-1")
     body = "@a " * 21_800 + f"\n\n{mark}\n"
@@ -306,8 +306,8 @@ async def test_only_the_hosts_the_operator_allows_keep_their_links(details: str,
 
 def test_a_finding_stays_in_its_list_item_whatever_lines_it_has() -> None:
     """Display, not defence: a multi-line finding is one list item (a blank line in it would end the list)."""
-    from bot.catalog import load_catalog
-    from bot.render import verdict
+    from bot.core.catalog import load_catalog
+    from bot.core.render import verdict
 
     wf = load_catalog().workflows["backend-feature"]
     text = verdict(wf, "review", 1, {"verdict": "REJECTED", "critical": [{"text": "one\n\n# two\n- three"}]},

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from bot import commands
-from bot.markers import markers_in, trailing
-from bot.pull_review import CHECK, external_id, review_marker
+from bot.core import commands
+from bot.core.markers import markers_in, trailing
+from bot.run.pull_review import CHECK, external_id, review_marker
 from bot.sandbox.anthropic import Reply
 from bot.sandbox.github_state import iso
 from bot.sandbox.team import Team, result
@@ -353,7 +353,7 @@ async def test_a_file_name_cannot_put_a_live_mention_into_the_pull_requests_revi
 async def test_model_output_cannot_put_a_live_mention_into_the_pull_requests_review(
         vector: str, bot: Any, sandbox: Any, team: Team) -> None:
     """Defended (it succeeded before issue 13's renderer: text between inline '~~~' and a fence after a list
-    item's dash were taken for code): model prose is defused whole, its own fences included (bot/defuse.py)."""
+    item's dash were taken for code): model prose is defused whole, its own fences included (bot/core/defuse.py)."""
     number = {"finding-path": 351, "inline-tildes": 352, "fence-in-a-list-item": 353}[vector]
     hostile = {"finding-path": {"warnings": [{"text": "Name the constant", "path": "app/util.py` @acme/admins `x",
                                               "line": 1}]},

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from bot.agents.models import Budget, BudgetExceeded
-from bot.markers import markers_in
-from bot.runtime import Runtime
+from bot.core.markers import markers_in
+from bot.run.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from bot.sandbox.team import Team
 from bot.settings import Settings

@@ -1,4 +1,4 @@
-"""The shipped agent/workflow catalog (workflows/) and its loader/validator (bot/catalog.py)."""
+"""The shipped agent/workflow catalog (workflows/) and its loader/validator (bot/core/catalog.py)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from bot.catalog import (
+from bot.core.catalog import (
     DEFAULT_ROOT,
     TOOLS,
     Catalog,

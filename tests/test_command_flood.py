@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bot.runtime import Runtime
+from bot.run.runtime import Runtime
 from bot.settings import Settings
 from tests.conftest import load_fixture, post_webhook
 from tests.test_workflows_e2e import REPO, bot, comment_payload, fake, issue_payload, posts, team  # noqa: F401

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot import config
-from bot.catalog import load_catalog
+from bot.core import config
+from bot.core.catalog import load_catalog
 from tests.test_workflows_e2e import (  # noqa: F401
     REPO,
     Team,

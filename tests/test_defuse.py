@@ -1,4 +1,4 @@
-"""bot/defuse.py: one rule at a time, then arbitrary text, each output read back by an independent oracle.
+"""bot/core/defuse.py: one rule at a time, then arbitrary text, each output read back by an independent oracle.
 
 The oracle (:func:`audit`) does not share a line with the code under test: it parses the output as CommonMark
 with GitHub's tables and strikethrough (markdown-it-py, accepting every link scheme, as a renderer before the
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.defuse import ZWSP, block, code_span, defuse
-from bot.markers import markers_in
+from bot.core.defuse import ZWSP, block, code_span, defuse
+from bot.core.markers import markers_in
 
 HOSTS = frozenset({"github.com", "ghe.example.com"})
 
@@ -283,7 +283,7 @@ def test_each_pass_alone_leaves_nothing_live(text: str) -> None:
     """A text can take several passes to settle (below); each one's output is inert by itself already: a fence
     that defusing turned live is not trusted, a link that a removal completed is read again, a link inside
     another's target is read too."""
-    from bot.defuse import _pass
+    from bot.core.defuse import _pass
 
     assert audit(_pass(text, HOSTS, frozenset(), True)) == []
 
@@ -295,7 +295,7 @@ def test_what_takes_several_passes_comes_out_as_it_stays(text: str) -> None:
 
 def test_a_text_full_of_links_costs_a_bounded_number_of_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past a thousand ``](`` every one is broken at once (allowed links too) instead of each being read."""
-    import bot.defuse as d
+    import bot.core.defuse as d
 
     reads: list[int] = []
     real = d._target

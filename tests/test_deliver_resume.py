@@ -20,9 +20,9 @@ import pytest
 from aiohttp import web
 from gidgethub import GitHubBroken
 
+from bot.core.markers import marker
 from bot.github.changes import RUN_TRAILER, BranchMoved, deliver, trailers
 from bot.github.client import GitHub
-from bot.markers import marker
 from bot.sandbox.github import SandboxGitHub
 from bot.sandbox.github_state import ApiError
 from bot.store import Store, open_store

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot import engine as E
-from bot.catalog import load_catalog
+from bot.core import engine as E
+from bot.core.catalog import load_catalog
 
 CATALOG = load_catalog()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from bot import events
+from bot.core import events
 from tests.conftest import INSTALLATION, load_fixture
 
 

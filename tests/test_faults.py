@@ -5,7 +5,7 @@ overloaded, rate-limited or timing out for longer than the runtime retries; the 
 when a webhook arrives; the process dying mid-run. Each must end in a completed run or in a readable
 escalation on the thread, and nothing may be posted twice.
 
-The GitHub client's timeout is fixed (``aiohttp.ClientTimeout(total=30)`` in ``bot/runtime.py``, no
+The GitHub client's timeout is fixed (``aiohttp.ClientTimeout(total=30)`` in ``bot/run/runtime.py``, no
 parameter), so a request that outlives it would take 30 s to test: a slow gateway timeout (a 504 after a
 delay, what GitHub's front end answers when its backend is too slow) stands in for it. The model call's
 timeout is a parameter (``agent_options["call_timeout"]``) and is tested for real.
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from bot.markers import markers_in
-from bot.runtime import Runtime
+from bot.core.markers import markers_in
+from bot.run.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from bot.sandbox.team import STEP
 from bot.settings import Settings

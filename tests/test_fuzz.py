@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import commands, events
-from bot.runtime import Runtime
+from bot.core import commands, events
+from bot.run.runtime import Runtime
 from bot.settings import Settings
 from tests.conftest import FIXTURES, INSTALLATION, webhook_headers
 

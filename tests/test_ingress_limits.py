@@ -24,10 +24,10 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import ingress
-from bot.runtime import Runtime
-from bot.server import HTTP_LOG, IN_FLIGHT, LINGER, sign
+from bot.run.runtime import Runtime
 from bot.settings import Settings
+from bot.web import ingress
+from bot.web.server import HTTP_LOG, IN_FLIGHT, LINGER, sign
 from tests.conftest import SECRET, log_lines
 from tests.test_serve import free_port
 
@@ -406,7 +406,7 @@ async def test_an_outsiders_long_values_are_clipped_in_log_lines(serve: Serve) -
                 async with http.post(f"{bot.url}/webhook", data=body, headers={"X-GitHub-Event": "issues"} | sent):
                     pass
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    server_lines = [line["message"] for line in lines if line["logger"] == "bot.server"]
+    server_lines = [line["message"] for line in lines if line["logger"] == "bot.web.server"]
     assert server_lines == [
         f"rejected delivery {'x' * 100}…: missing or bad signature",
         f"ignored delivery d-long-action (issues): issues.{'y' * 93}…",

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from bot.markers import markers_in
-from bot.runtime import Runtime
+from bot.core.markers import markers_in
+from bot.run.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic, Reply
 from bot.sandbox.team import STEP
 from bot.settings import Settings

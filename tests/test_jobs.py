@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.github.client import TokenRefused, Uninstalled
-from bot.jobs import MAX_ATTEMPTS, NOT_FOUND_ATTEMPTS, LocalJobs, judge, retry_delay
+from bot.run.jobs import MAX_ATTEMPTS, NOT_FOUND_ATTEMPTS, LocalJobs, judge, retry_delay
 from bot.store import Delivery, Job, SQLiteStore, StoreUnavailable
 
 

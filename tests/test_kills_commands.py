@@ -1,6 +1,6 @@
 """The command parser's edges that mutation testing found untested (benchmarks/mutation.py commands).
 
-Each test fails on a mutant of bot/commands.py that the other tests let through: a quote's edge cases, what
+Each test fails on a mutant of bot/core/commands.py that the other tests let through: a quote's edge cases, what
 an HTML comment leaves behind, CRLF bodies, the argument's default and cap, unknown commands, and who may
 run what.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import commands
+from bot.core import commands
 
 
 def names(body: str) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot import engine as E
+from bot.core import engine as E
 from tests.test_engine import CHANGED, A, drive, impl, kinds, ok, review, waiting_on_pull, wf
 
 C = "c0ffee1" + "d" * 33  # a head whose 7-character prefix is easy to spot in a reply

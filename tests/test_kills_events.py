@@ -1,6 +1,6 @@
 """Payload parsing edges that mutation testing found untested (benchmarks/mutation.py events).
 
-Each test fails on a mutant of bot/events.py that the other tests let through. Payloads are small dicts in
+Each test fails on a mutant of bot/core/events.py that the other tests let through. Payloads are small dicts in
 GitHub's shape, so every field the parser reads is visible in the test.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot import events
+from bot.core import events
 
 REPO = "octo-org/hello.world"
 USER = {"login": "Mona", "type": "User"}

@@ -1,7 +1,7 @@
 """The webhook app's answers, counts and redelivery rule, which mutation testing found untested
 (benchmarks/mutation.py server).
 
-Each test fails on a mutant of bot/server.py that the other tests let through. The app runs on a real SQLite
+Each test fails on a mutant of bot/web/server.py that the other tests let through. The app runs on a real SQLite
 store and nothing else: no job runner, no GitHub. What GitHub's delivery log shows a person (status and body
 of each answer) is asserted whole.
 """
@@ -21,9 +21,9 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import ingress, server
-from bot.metrics import Metrics
 from bot.store import Delivery, StoreUnavailable, open_store
+from bot.web import ingress, server
+from bot.web.metrics import Metrics
 from tests.conftest import INSTALLATION, load_fixture, webhook_headers
 
 SECRET = "kills-secret"
@@ -238,7 +238,7 @@ async def test_a_store_that_cannot_answer_is_a_503_github_can_redeliver(app: App
 
 async def test_what_operators_must_act_on_is_logged_with_the_delivery_and_the_cause(
         app: App, monkeypatch: Any, caplog: Any) -> None:
-    caplog.set_level(logging.INFO, logger="bot.server")
+    caplog.set_level(logging.INFO, logger="bot.web.server")
     payload = load_fixture("issues.opened.json")
     await app.post("issues", payload, delivery="d-1", **{"X-Hub-Signature-256": "sha256=00"})
     body = json.dumps(payload).encode()

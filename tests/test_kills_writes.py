@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 from gidgethub import BadRequest
 
+from bot.core.markers import marker, with_marker
 from bot.github.client import GitHub
 from bot.github.writes import BOT_LABEL, create_issue_once, digest, is_own, is_own_marked, upsert_comment
-from bot.markers import marker, with_marker
 from bot.store import Posted, Store, open_store
 from tests.conftest import INSTALLATION
 

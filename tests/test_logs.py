@@ -34,19 +34,19 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
 async def test_json_line_carries_the_bound_delivery_id(restore_root: None) -> None:
     out = io.StringIO()  # not a terminal: JSON by default
     setup_logging("INFO", stream=out)
-    log = logging.getLogger("bot.jobs")
+    log = logging.getLogger("bot.run.jobs")
     with log_context(delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958"):
         log.info("job %s started", 7)
 
         async def step() -> None:  # a task started inside the block inherits the binding
             with log_context(run_id="run-1"):
-                logging.getLogger("bot.executor").warning("step done")
+                logging.getLogger("bot.run.executor").warning("step done")
 
         await asyncio.create_task(step())
     log.debug("not shown at INFO")
     log.info("after the job")
     first, second, third = lines(out)
-    assert first["message"] == "job 7 started" and first["level"] == "INFO" and first["logger"] == "bot.jobs"
+    assert first["message"] == "job 7 started" and first["level"] == "INFO" and first["logger"] == "bot.run.jobs"
     assert first["delivery_id"] == "72d3162e-cc78-11e3-81ab-4c9367dc0958" and "run_id" not in first
     assert str(first["time"]).endswith("Z") and "T" in str(first["time"])
     assert second["delivery_id"] == first["delivery_id"] and second["run_id"] == "run-1"
@@ -59,7 +59,7 @@ def test_a_traceback_is_one_field(restore_root: None) -> None:
     try:
         {}["missing"]
     except KeyError:
-        logging.getLogger("bot.jobs").exception("job failed")
+        logging.getLogger("bot.run.jobs").exception("job failed")
     text = out.getvalue()
     assert text.count("\n") == 1  # one record, one line
     (record,) = lines(out)
@@ -81,9 +81,9 @@ def test_an_outsiders_value_is_clipped_to_one_short_line(restore_root: None) -> 
     out = io.StringIO()
     setup_logging("INFO", json=False, stream=out)
     head = "d-1\n2026-01-01 00:00:00,000 ERROR bot: forged line\x1b[2J"
-    logging.getLogger("bot.server").warning("rejected delivery %s", clip(head + "z" * 500))
+    logging.getLogger("bot.web.server").warning("rejected delivery %s", clip(head + "z" * 500))
     (line,) = out.getvalue().splitlines()  # the newline in the value does not start a record of its own
-    assert line.endswith("WARNING bot.server: rejected delivery d-1?2026-01-01 00:00:00,000 ERROR bot: forged line?[2J"
+    assert line.endswith("WARNING bot.web.server: rejected delivery d-1?2026-01-01 00:00:00,000 ERROR bot: forged line?[2J"
                          + "z" * (100 - len(head)) + "…")
     assert clip("d-1") == "d-1" and clip("x" * 100) == "x" * 100 and clip("x" * 101) == "x" * 100 + "…"
     assert clip(None) == "None" and clip("abc", limit=2) == "ab…"

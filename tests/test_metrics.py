@@ -10,9 +10,9 @@ from gidgethub.sansio import RateLimit
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.agents import Usage
-from bot.metrics import Metrics
-from bot.server import make_app
 from bot.store import open_store
+from bot.web.metrics import Metrics
+from bot.web.server import make_app
 from tests.conftest import load_fixture, post_webhook, webhook_headers
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

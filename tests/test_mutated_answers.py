@@ -26,8 +26,8 @@ import aiohttp
 import jwt
 import pytest
 
-from bot.catalog import Catalog, load_catalog
-from bot.runtime import Runtime
+from bot.core.catalog import Catalog, load_catalog
+from bot.run.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from bot.sandbox.mutate import CONTENT_SHAPES, Mutator, allows_null, content_shape, empty_page, inline, mutate, mutate_answer
 from bot.settings import Settings
@@ -427,7 +427,7 @@ def _seen(sandbox: Any, number: int | None, mark: int) -> list[str]:
 
 def _report(seed: int, sandbox: Any, caplog: Any) -> str:
     """What a failing case saw: its mutations (each distinct one once), the job runner's lines, the last traceback."""
-    failures = [r.getMessage() for r in caplog.records if r.name == "bot.jobs" and "failed" in r.getMessage()]
+    failures = [r.getMessage() for r in caplog.records if r.name == "bot.run.jobs" and "failed" in r.getMessage()]
     tracebacks = [caplog.handler.format(r) for r in caplog.records if r.exc_info]
     seen = list(dict.fromkeys(sandbox.mutations))
     return "\n".join([f"seed {seed}: {len(sandbox.mutations)} mutation(s), {len(seen)} distinct:", *seen[:200],
@@ -437,7 +437,7 @@ def _report(seed: int, sandbox: Any, caplog: Any) -> str:
 @pytest.mark.parametrize(("kind", "workflow", "seed"), CASES, ids=[f"{k}-{w}-s{s}" for k, w, s in CASES])
 async def test_the_bot_under_mutated_answers(kind: str, workflow: str, seed: int, bot: Any, sandbox: Any,
                                              team: Team, api: Any, caplog: Any) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.jobs")  # the job runner logs a failed attempt's traceback at DEBUG
+    caplog.set_level(logging.DEBUG, logger="bot.run.jobs")  # the job runner logs a failed attempt's traceback at DEBUG
     rt, _ = bot
     seed_repo_files(sandbox)
     ctx = Ctx(bot, sandbox, api, seed, EXPECTED[workflow][0])
@@ -448,7 +448,7 @@ async def test_the_bot_under_mutated_answers(kind: str, workflow: str, seed: int
     assert "failed" not in states and set(states) <= {"done"}, f"job states {states}\n{why}"
     # A failed attempt counts too: its retry asks again and gets other mutations (they are drawn per request),
     # where GitHub would have answered the same, so the retry's success would hide the crash.
-    attempts = [r.getMessage() for r in caplog.records if r.name == "bot.jobs" and "failed (attempt" in r.getMessage()]
+    attempts = [r.getMessage() for r in caplog.records if r.name == "bot.run.jobs" and "failed (attempt" in r.getMessage()]
     assert not attempts, f"a job attempt failed (then retried)\n{why}"
     since = [(w.kind, w.number) for w in sandbox.writes[mark:]]
     assert _seen(sandbox, number, mark), f"nothing visible on the thread after {kind}; writes: {since}\n{why}"

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot.periodic import every
-from bot.runtime import Runtime
+from bot.run.periodic import every
+from bot.run.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from bot.settings import Settings
 from tests.conftest import ROOT, load_fixture, post_webhook

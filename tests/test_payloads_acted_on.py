@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot import commands, events
-from bot.runtime import Runtime
+from bot.core import commands, events
+from bot.run.runtime import Runtime
 from bot.sandbox.github import SandboxGitHub
 from bot.settings import Settings
 from tests.conftest import APP_ID, SECRET, post_webhook

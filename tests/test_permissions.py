@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.markers import markers_in
+from bot.core.markers import markers_in
 from tests.conftest import load_fixture, post_webhook
 from tests.test_workflows_e2e import REPO, Team, bot, comment_payload, fake, issue_payload, posts, team  # noqa: F401
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from bot.markers import markers_in
-from bot.runtime import Runtime
+from bot.core.markers import markers_in
+from bot.run.runtime import Runtime
 from bot.sandbox.github import SandboxGitHub
 from bot.settings import Settings
 from bot.store.postgres import PostgresStore

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from bot.runtime import Runtime
+from bot.run.runtime import Runtime
 from bot.settings import Settings
 from bot.store import Delivery, StoreUnavailable
 from bot.store.migrations import MIGRATIONS

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from bot.markers import markers_in
-from bot.runtime import Runtime
+from bot.core.markers import markers_in
+from bot.run.procrastinate import ProcrastinateJobs, work
+from bot.run.runtime import Runtime
 from bot.settings import Settings
 from bot.store import Job
 from bot.store.postgres import PostgresStore
-from bot.worker import ProcrastinateJobs, work
 from tests.conftest import load_fixture, post_webhook
 from tests.test_postgres_store import delivery, fresh_schema
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot import config
+from bot.core import config
 from bot.sandbox.team import Team, result
 from tests.test_attacks_verdicts import live_mentions
 from tests.test_workflows_e2e import REPO, body_of, bot, comment_payload, fake, issue_payload, posts, send, team  # noqa: F401

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from bot.github.client import GitHubApp
-from bot.redeliver import parse_since, redeliver
+from bot.run.redeliver import parse_since, redeliver
 
 
 def iso(dt: datetime) -> str:

@@ -11,7 +11,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.runtime import Runtime
+from bot.run.runtime import Runtime
 from bot.settings import Settings
 
 
@@ -70,7 +70,7 @@ async def test_one_pass_asks_for_at_most_its_limit(sandbox: Any, settings: Setti
     import aiohttp
 
     from bot.github.client import GitHubApp
-    from bot.redeliver import redeliver
+    from bot.run.redeliver import redeliver
 
     now = datetime.now(UTC)
     for i in range(3):

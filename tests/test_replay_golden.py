@@ -26,7 +26,7 @@ def normalised(text: str) -> str:
 
 
 def replayed(fixture: Path) -> str:
-    done = subprocess.run([sys.executable, "-m", "bot", "replay", str(fixture)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "bot", "replay", str(fixture.relative_to(ROOT))], capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     return normalised(done.stdout)

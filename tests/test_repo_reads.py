@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot import config
+from bot.core import config
 from tests.test_workflows_e2e import REPO, Team, body_of, bot, fake, issue_payload, posts, send, team  # noqa: F401
 
 CONFIG_URL = rf"/repos/{REPO}/contents/\.github/triage-lead\.yml"
@@ -153,7 +153,7 @@ async def test_an_unreadable_agent_file_is_skipped_and_named(shape: str, bot: An
 
 
 async def test_an_agents_folder_of_many_files_is_read_up_to_the_cap(bot: Any, sandbox: Any, team: Team) -> None:
-    from bot.repo_view import MAX_AGENT_FILES
+    from bot.run.repo_view import MAX_AGENT_FILES
 
     listing = [entry(f".claude/agents/a{i}.md") for i in range(MAX_AGENT_FILES + 5)]  # none of them readable
     sandbox.fail("GET", AGENTS_URL, 200, body=listing, times=-1)

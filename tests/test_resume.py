@@ -11,8 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.markers import markers_in
-from bot.runtime import Runtime
+from bot.core.markers import markers_in
+from bot.run.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from tests.conftest import load_fixture, post_webhook, webhook_headers
 from tests.test_serve import free_port, serve_env, start_serve, until

@@ -1,4 +1,4 @@
-"""Retention (bot/retention.py): under steady load the stored payloads stay bounded, and nothing needed is lost.
+"""Retention (bot/run/retention.py): under steady load the stored payloads stay bounded, and nothing needed is lost.
 
 Run on SQLite and on PostgreSQL (skipped, saying why, where no server answers). The payload bytes with and
 without pruning are printed (``-s``) for the record.
@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bot import retention
-from bot.server import make_app
+from bot.run import retention
 from bot.store import Delivery, SQLiteStore, StoreUnavailable
+from bot.web.server import make_app
 from tests.conftest import SECRET, load_fixture, post_webhook
 from tests.test_store import store  # noqa: F401  (SQLite and PostgreSQL, skipped without a server)
 
@@ -160,7 +160,7 @@ async def test_the_loop_logs_what_it_pruned_and_survives_an_unavailable_store_an
     store.troubles = [StoreUnavailable("database is locked"), ValueError("a bug")]
     await store.open()
     await run_batch(store, 0, fail=False)
-    caplog.set_level(logging.INFO, logger="bot.retention")
+    caplog.set_level(logging.INFO, logger="bot.run.retention")
     loop = asyncio.create_task(retention.run_forever(store, keep_days=0, every=0.01))
     try:
         for _ in range(500):
@@ -172,7 +172,7 @@ async def test_the_loop_logs_what_it_pruned_and_survives_an_unavailable_store_an
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
         await store.close()
-    records = [r for r in caplog.records if r.name == "bot.retention"]
+    records = [r for r in caplog.records if r.name == "bot.run.retention"]
     lines = [(r.levelname, r.getMessage()) for r in records]
     assert lines[0] == ("WARNING", "retention: store unavailable, will try again: database is locked")
     assert lines[1] == ("ERROR", "retention: pruning failed, will try again") and records[1].exc_info is not None

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from bot import settings as settings_mod
+from bot.cli.setup import MANIFEST_KEYS, STATE_TTL, SetupError, build_manifest, github_web_url, load_dotenv, run_setup
 from bot.settings import SettingsError
-from bot.setup import MANIFEST_KEYS, STATE_TTL, SetupError, build_manifest, github_web_url, load_dotenv, run_setup
 from tests.conftest import ROOT
 
 WEB = "https://github.example"
@@ -245,7 +245,7 @@ async def test_a_second_start_is_refused_while_one_is_open(start: Any, sandbox: 
     assert status == 409 and "already open in another browser" in page and "Ctrl-C" in page
     assert "state=" not in page and state not in page and not other.set_cookie
     assert "opened by a browser or program without the open flow's cookie" in caplog.text
-    assert [r.levelname for r in caplog.records if r.name == "bot.setup"] == ["WARNING"]
+    assert [r.levelname for r in caplog.records if r.name == "bot.cli.setup"] == ["WARNING"]
     assert await s.state() == state  # the person's own reload goes on with their flow
     clock.now += STATE_TTL
     assert (await other.open())[0] == 200  # once the open flow expires, a new one may start
@@ -285,7 +285,7 @@ async def test_a_program_that_opens_the_page_first_cannot_slip_in_its_app(start:
     status, page = await other.done(code="code-theirs", state=state)
     assert status == 409 and "&#x27;mallory-bot&#x27; owned by &#x27;mallory&#x27;" in page
     assert not (tmp_path / ".env").exists() and not s2.task.done()
-    assert [r.levelname for r in caplog.records if r.name == "bot.setup"] == ["WARNING"] * 3
+    assert [r.levelname for r in caplog.records if r.name == "bot.cli.setup"] == ["WARNING"] * 3
 
 
 @pytest.mark.parametrize("org,name,login,kind,why", [
@@ -303,7 +303,7 @@ async def test_a_different_app_writes_nothing(start: Any, sandbox: Any, tmp_path
     assert f"GitHub returned the App &#x27;{name}&#x27; owned by &#x27;{login}&#x27;" in page
     assert f"this set-up asked for &#x27;triage-lead&#x27; owned by {wanted}" in page
     assert "Nothing was saved" in page and not (tmp_path / ".env").exists() and not s.task.done()
-    warning = [r for r in caplog.records if r.name == "bot.setup" and r.levelname == "WARNING"]
+    warning = [r for r in caplog.records if r.name == "bot.cli.setup" and r.levelname == "WARNING"]
     assert len(warning) == 1 and f"'{name}' owned by '{login}'" in warning[0].getMessage()
     assert "nothing written" in warning[0].getMessage()
 

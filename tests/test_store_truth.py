@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from bot.runtime import Runtime
-from bot.server import make_app
+from bot.run.runtime import Runtime
 from bot.store import SQLiteStore, StoreUnavailable
+from bot.web.server import make_app
 from tests.conftest import SECRET, load_fixture, post_webhook
 
 # Generous for a busy 2-core CI machine; the store's budget is under 1 s, and the old behaviour took 10 s and more.

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from bot.markers import marker, markers_in, trailing
-from bot.pull_review import CHECK, external_id, review_marker
+from bot.core.markers import marker, markers_in, trailing
+from bot.run.pull_review import CHECK, external_id, review_marker
 from tests.conftest import APP_ID, INSTALLATION, load_fixture, post_webhook
 from tests.test_workflows_e2e import REPO, Team, body_of, bot, comment_payload, fake, issue_payload, posts, result, team  # noqa: F401
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.jobs import NOT_FOUND_ATTEMPTS
-from bot.markers import markers_in
+from bot.core.markers import markers_in
+from bot.run.jobs import NOT_FOUND_ATTEMPTS
 from tests.conftest import INSTALLATION, load_fixture, post_webhook, webhook_headers
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from bot.markers import markers_in
-from bot.runtime import Runtime
+from bot.core.markers import markers_in
+from bot.run.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
 from bot.sandbox.team import Team, result
 from bot.settings import Settings
@@ -416,8 +416,8 @@ async def test_a_failure_while_delivering_an_approved_change_is_retried(bot: Any
 
 
 async def test_an_issue_filed_before_a_crash_is_found_without_search(bot: Any, sandbox: Any, team: Team) -> None:
+    from bot.core.markers import marker
     from bot.github.writes import create_issue_once
-    from bot.markers import marker
 
     rt, _ = bot
     gh = await rt.github.installation(2311213)

@@ -10,8 +10,8 @@ from bot.agents.gate import Finding, apply_gate, check
 from bot.agents.models import Budget, ModelMap, Usage
 from bot.agents.request import AgentOutcome, AgentRequest, RepoContext
 from bot.agents.runner import AgentRuntime
-from bot.agents.sanitize import clean_for_github, fence
 from bot.agents.schemas import result_schema
+from bot.core.sanitize import clean_for_github, fence
 
 __all__ = ["AgentOutcome", "AgentRequest", "AgentRuntime", "Budget", "Finding", "ModelMap", "RepoContext", "Usage",
            "apply_gate", "check", "clean_for_github", "fence", "result_schema"]

@@ -14,20 +14,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-# Credential shapes, shared with sanitize.clean_for_github (which redacts them from posted text).
-TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("GitHub token", re.compile(r"\b(?:gh[opsur]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b")),
-    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("Stripe live key", re.compile(r"\b[sr]k_live_[A-Za-z0-9]{16,}\b")),
-    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    ("Anthropic API key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
-    ("OpenAI API key", re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
-    # The whole block where it is whole (so redaction removes the key material), else the BEGIN line.
-    ("private key", re.compile(r"-----BEGIN (?:RSA |EC |OPENSSH |DSA |ENCRYPTED )?PRIVATE KEY-----"
-                               r"(?:[\s\S]*?-----END (?:RSA |EC |OPENSSH |DSA |ENCRYPTED )?PRIVATE KEY-----)?")),
-)
-REDACTED = "[redacted]"
+from bot.core.secrets import REDACTED, TOKEN_PATTERNS
+
 _GENERIC_SECRET = re.compile(
     r"""(?i)\b\w*(?:password|passwd|pwd|secret|token|api_?key)\w*["']?\s*[:=]\s*["']([^"'\s]{8,})["']""")
 _PLACEHOLDER = re.compile(r"[{}$<>]|^(?:x+|\*+|changeme|example\w*|placeholder|dummy\w*|your[-_].*)$", re.I)

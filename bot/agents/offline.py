@@ -14,14 +14,14 @@ from typing import Any
 
 import gidgethub
 
-from bot import catalog
 from bot.agents import logs
-from bot.agents.classify import classify
 from bot.agents.gate import INJECTION_CRITERION, SECRETS_CRITERION, TESTS_CRITERION, Finding
 from bot.agents.models import Usage
 from bot.agents.request import AgentOutcome, AgentRequest
-from bot.agents.sanitize import strip_hidden
 from bot.agents.tools import RepoReader, first_line
+from bot.core import catalog
+from bot.core.classify import classify
+from bot.core.sanitize import strip_hidden
 
 log = logging.getLogger(__name__)
 GREEN = ("success", "neutral", "skipped")

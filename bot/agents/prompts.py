@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.agents.gate import Finding
 from bot.agents.request import AgentRequest, RepoContext
-from bot.agents.sanitize import UNTRUSTED_RULE, fence
+from bot.core.sanitize import UNTRUSTED_RULE, fence
 
 EPHEMERAL = {"type": "ephemeral"}
 

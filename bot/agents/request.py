@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from bot.agents.models import Usage
 
 if TYPE_CHECKING:
-    from bot import catalog
+    from bot.core import catalog
 
 ERROR_KINDS = ("no-model", "invalid-result", "budget", "api-error")
 

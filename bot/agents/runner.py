@@ -26,9 +26,9 @@ from bot.agents import gate, offline, prompts
 from bot.agents.calls import ApiFailure, ModelCaller, input_estimate
 from bot.agents.models import Budget, BudgetExceeded, ModelMap, Usage
 from bot.agents.request import AgentOutcome, AgentRequest
-from bot.agents.sanitize import clean_for_github, clean_result
 from bot.agents.schemas import KINDS, result_schema, validation_error
 from bot.agents.tools import RepoReader, Tools
+from bot.core.sanitize import clean_for_github, clean_result
 
 log = logging.getLogger(__name__)
 _JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)

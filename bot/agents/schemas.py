@@ -15,7 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from bot import catalog
+from bot.core import catalog
 
 KINDS = ("triage", "analyze", "implement", "review", "approval", "validate", "context")
 VERDICTS = ("APPROVED", "REJECTED")

@@ -22,7 +22,7 @@ import gidgethub
 import gidgethub.abc
 
 from bot.agents import logs
-from bot.agents.sanitize import fence
+from bot.core.sanitize import fence
 
 FAILED = ("failure", "timed_out", "cancelled", "action_required", "startup_failure")
 _SCOPE_QUALIFIER = re.compile(r"(?i)(?:^|\s)-?(?:repo|org|user|owner):\S+")

@@ -20,8 +20,8 @@ from urllib.parse import urlencode
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.defuse import code_span
-from bot.markers import marker, with_marker
+from bot.core.defuse import code_span
+from bot.core.markers import marker, with_marker
 from bot.store import Posted, Store
 
 RUN_TRAILER = "Triage-Lead-Run"

@@ -15,8 +15,8 @@ import re
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from bot.defuse import GITHUB_LIMIT, clip, defuse
-from bot.markers import split_trailing
+from bot.core.defuse import GITHUB_LIMIT, clip, defuse
+from bot.core.markers import split_trailing
 
 # Keys whose strings GitHub renders as Markdown or shows as text: titles, bodies, review and inline comments,
 # check-run output (title, summary, text, annotations), commit and dismissal messages.

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.markers import markers_in, trailing, with_marker
+from bot.core.markers import markers_in, trailing, with_marker
 from bot.store import Posted, Store
 
 log = logging.getLogger(__name__)

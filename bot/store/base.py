@@ -165,6 +165,6 @@ class Store(Protocol):
     async def spent(self, key: str) -> int: ...  # settled + reserved under a key
     # Write a small row (a few KB), commit, delete it; StoreUnavailable saying why if the store cannot.
     async def probe_write(self) -> None: ...
-    # Retention (bot/retention.py): payloads of done deliveries received before now - older_than_seconds
+    # Retention (bot/run/retention.py): payloads of done deliveries received before now - older_than_seconds
     # become '{}' (rows stay), plus finished queue jobs on PostgreSQL; counts of what was pruned.
     async def prune(self, older_than_seconds: float, now: float | None = None) -> dict[str, int]: ...

@@ -105,7 +105,7 @@ MIGRATIONS: list[str] = [
         pad TEXT NOT NULL
     );
     """,
-    # 6: retention (bot/retention.py) replaces the payload of a finished delivery with '{}' after some days and
+    # 6: retention (bot/run/retention.py) replaces the payload of a finished delivery with '{}' after some days and
     # keeps the row (its id is how a redelivery is recognised). This index holds only the payloads not yet
     # pruned, so the hourly pass reads those, not every delivery ever received.
     """

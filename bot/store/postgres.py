@@ -24,7 +24,7 @@ from bot.store.base import FINAL_STATES, Delivery, Job, JobInfo, Posted, RunReco
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS
 
-# The procrastinate queue and task every delivery's job goes to; bot/worker.py registers the task.
+# The procrastinate queue and task every delivery's job goes to; bot/run/procrastinate.py registers the task.
 QUEUE = "triage-lead"
 TASK = "triage-lead.process-job"
 
@@ -486,7 +486,7 @@ class PostgresStore:
         return await self._one("SELECT 1 AS x FROM posted WHERE repo = %s AND number = %s AND created_at >= %s LIMIT 1",
                                (repo, number, since)) is not None
 
-    # ---- the truth about the store: /healthz and retention (bot/retention.py) --------------------
+    # ---- the truth about the store: /healthz and retention (bot/run/retention.py) --------------------
     async def probe_write(self) -> None:
         """Prove the store takes a write now: a row with a few KB, committed, deleted. Raises StoreUnavailable.
 

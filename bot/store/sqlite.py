@@ -446,7 +446,7 @@ class SQLiteStore:
             (repo, number, since)).fetchone())
         return row is not None
 
-    # ---- retention (bot/retention.py) ----------------------------------------------------------
+    # ---- retention (bot/run/retention.py) ----------------------------------------------------------
     # Payloads of deliveries whose job is done, received before the cutoff; the row stays. The literal '{}'
     # matches migration 6's partial index, which holds only payloads not yet pruned.
     # EXISTS, not a join: the planner then starts from that index rather than from every done job.

@@ -14,10 +14,10 @@ import math
 
 from gidgethub.abc import GitHubAPI
 
-from bot import events, render
+from bot.core import events, render
+from bot.core.markers import marker
 from bot.github.pacing import replying
 from bot.github.writes import upsert_comment
-from bot.markers import marker
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.limits import Limit

@@ -18,20 +18,21 @@ from urllib.parse import quote
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot import commands, config, engine, events, pull_review, render, replies, triage
 from bot.agents import AgentRuntime, Budget, ModelMap
-from bot.catalog import Catalog
-from bot.executor import Executor, RunState
+from bot.core import commands, config, engine, events, render, triage
+from bot.core.catalog import Catalog
+from bot.core.markers import marker, trailing
+from bot.core.secrets import secrets as logged_secrets
 from bot.github.changes import made_by_run
 from bot.github.client import GitHubApp
 from bot.github.contents import Unreadable
 from bot.github.writes import create_issue_once, digest, upsert_comment
-from bot.logs import secrets as logged_secrets
-from bot.markers import marker, trailing
-from bot.metrics import Metrics
-from bot.repo_view import RepoView, RepoViews
+from bot.run import pull_review, replies
+from bot.run.executor import Executor, RunState
+from bot.run.repo_view import RepoView, RepoViews, read_config_at
 from bot.settings import Settings
 from bot.store import Job, JobInfo, Posted, RunRecord, Store
+from bot.web.metrics import Metrics
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -244,7 +245,7 @@ async def _check_config_change(gh: GitHubAPI, deps: Deps, item: events.WorkItem,
     """A PR that changes .github/triage-lead.yml gets a check run saying whether the new file is valid."""
     if config.PATH not in paths or not item.head_sha:
         return
-    found = await config.read_at(gh, item.repo, item.head_sha)
+    found = await read_config_at(gh, item.repo, item.head_sha)
     if isinstance(found, Unreadable):
         errors = [f"{config.PATH} could not be read: {found.reason}"]
     else:

@@ -8,6 +8,8 @@ webhook secret are generated for the run.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import secrets
 import uuid
@@ -18,11 +20,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.runtime import Runtime
+from bot import settings as settings_mod
+from bot.cli.common import fail, read_payload, start_logging
+from bot.run.runtime import Runtime
 from bot.sandbox.github import SandboxGitHub
 from bot.sandbox.keys import throwaway_key
-from bot.server import sign
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
+from bot.web.server import sign
 
 SANDBOX_APP_ID = 1
 
@@ -92,3 +96,19 @@ def transcript(result: ReplayResult, event: str, source: str) -> str:
             lines.append("```json\n" + json.dumps(data, indent=2, sort_keys=True)[:4000] + "\n```")
         lines.append("")
     return "\n".join(lines)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    path = Path(args.payload)
+    payload = read_payload(path)
+    if isinstance(payload, str):
+        return fail(payload)
+    try:
+        settings = settings_mod.load(require_app=False)
+    except SettingsError as exc:
+        return fail(str(exc))
+    start_logging(args.log_level or "WARNING")
+    event = args.event or event_name_for(path)
+    result = asyncio.run(replay(payload, event, settings=settings))
+    print(transcript(result, event, str(path)))
+    return 0 if result.status < 400 else 1

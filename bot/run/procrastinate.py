@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
 from procrastinate.exceptions import JobAborted
 
-from bot.jobs import Handler, judge
-from bot.settings import Settings
+from bot.run.jobs import Handler, judge
 from bot.store import Store, StoreUnavailable
 from bot.store.postgres import QUEUE, TASK, PostgresStore
 
@@ -44,7 +41,7 @@ class JobRetry(Exception):
 
 class _RetryWhenInterrupted(procrastinate.BaseRetryStrategy):
     """A job cut short by its worker's shutdown goes back to the queue at once; one that failed in a way
-    that may pass is retried after the delay of bot.jobs.retry_delay; any other failure stays failed."""
+    that may pass is retried after the delay of bot.run.jobs.retry_delay; any other failure stays failed."""
 
     def get_retry_decision(self, *, exception: BaseException, job: Any) -> procrastinate.RetryDecision | None:
         if isinstance(exception, (asyncio.CancelledError, JobAborted)):
@@ -143,41 +140,8 @@ async def work(store: PostgresStore, handler: Handler, *, concurrency: int, stop
             raise RuntimeError("the procrastinate worker stopped on its own; see the log above")
 
 
-async def run_worker(settings: Settings, concurrency: int, *, stalled_after: float = STALLED_AFTER) -> None:
-    """``python -m bot worker``: the bot's store, GitHub App client and pipeline, fed by procrastinate.
-
-    Runs until SIGTERM or SIGINT, then lets running jobs finish for up to ``SHUTDOWN_GRACE`` seconds.
-    """
-    from bot.runtime import Runtime  # the same wiring as ``serve``: store, GitHub App, pipeline handler
-
-    runtime = await Runtime(settings).start()
-    try:
-        if not isinstance(runtime.store, PostgresStore):
-            raise ValueError("the worker needs DATABASE_URL=postgresql://...")
-        # The pipeline and the anthropic SDK load now, not inside the first job: that import blocks the event
-        # loop for about a second, and a heartbeat late by more than --stalled-after gets a live worker's
-        # jobs handed to another.
-        await asyncio.to_thread(importlib.import_module, "bot.pipeline")
-        runtime.deps  # noqa: B018  (built now, on the loop, from the modules just loaded)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        log.info("worker running %d jobs at a time (GitHub API %s)", concurrency, settings.github_api_url)
-        try:
-            await work(runtime.store, runtime.handle, concurrency=concurrency, stop=stop,
-                       stalled_after=stalled_after, retry_base=settings.job_retry_base,
-                       on_failed=runtime.job_failed, on_done=runtime.job_done)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-    finally:
-        await runtime.close()
-    log.info("worker stopped")
-
-
 class ProcrastinateJobs:
-    """The web process's side of the queue on PostgreSQL, with the interface of :class:`bot.jobs.LocalJobs`.
+    """The web process's side of the queue on PostgreSQL, with the interface of :class:`bot.run.jobs.LocalJobs`.
 
     Nothing runs here: ``accept_delivery`` already enqueued the job and procrastinate's NOTIFY wakes a
     worker. ``handler`` and ``concurrency`` belong to the workers and are kept only for the same signature.

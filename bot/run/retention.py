@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 
-from bot import periodic
+from bot.run import periodic
 from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)

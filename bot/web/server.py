@@ -1,6 +1,6 @@
 """The aiohttp app: ``POST /webhook``, ``GET /healthz`` and ``GET /metrics``. Nothing slow on this path.
 
-A delivery is verified (HMAC of the raw body as it streams in, within the limits of :mod:`bot.ingress`,
+A delivery is verified (HMAC of the raw body as it streams in, within the limits of :mod:`bot.web.ingress`,
 before anything is parsed), parsed, recorded with its job in one transaction, and answered with 202; the
 work runs after, from the store. Values an outsider chose (headers, payload fields) are clipped in log lines.
 """
@@ -19,12 +19,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot import events
-from bot.ingress import MAX_BODY, InFlight, Refused, read_signed
+from bot.core import events
 from bot.logs import clip
-from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import Delivery, Store, StoreUnavailable
+from bot.web.ingress import MAX_BODY, InFlight, Refused, read_signed
+from bot.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 # aiohttp's own connection-level messages (requests it could not parse, clients gone mid-request) go to this

@@ -28,11 +28,11 @@ from urllib.parse import quote
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot import render
 from bot.agents import gate
 from bot.agents.gate import Finding
+from bot.core import render
+from bot.core.markers import marker, markers_in, with_marker
 from bot.github.writes import digest, is_own, is_own_marked
-from bot.markers import marker, markers_in, with_marker
 from bot.store import Posted, Store
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import aiohttp
 
 from bot.github.client import TokenRefused, Uninstalled
 from bot.github.errors import explain
-from bot.periodic import every
+from bot.run.periodic import every
 from bot.store import Job, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -207,14 +207,3 @@ class LocalJobs:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def make_jobs(database_url: str, store: Store, handler: Handler, *, concurrency: int = 8,
-              retry_base: float = 5.0, on_failed: OnFailed | None = None, on_done: OnDone | None = None) -> LocalJobs:
-    """The job queue for a database: in-process on SQLite, procrastinate workers on PostgreSQL."""
-    if database_url.startswith("sqlite"):
-        return LocalJobs(store, handler, concurrency=concurrency, retry_base=retry_base, on_failed=on_failed,
-                         on_done=on_done)
-    from bot.worker import ProcrastinateJobs  # PostgreSQL only: keeps procrastinate off the SQLite path
-
-    return ProcrastinateJobs(store, handler, concurrency=concurrency)  # type: ignore[return-value]

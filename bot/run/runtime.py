@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from bot.catalog import Catalog, load_catalog
+from bot.core.catalog import Catalog, load_catalog
 from bot.github.client import GitHubApp
-from bot.jobs import Outcome, make_jobs
 from bot.logs import add_secret, log_context
-from bot.metrics import Metrics
-from bot.notices import Notices
-from bot.server import make_app, make_metrics_app
+from bot.run.jobs import Handler, LocalJobs, OnDone, OnFailed, Outcome
+from bot.run.notices import Notices
 from bot.settings import Settings
-from bot.store import Job, open_store
+from bot.store import Job, Store, open_store
+from bot.web.metrics import Metrics
+from bot.web.server import make_app, make_metrics_app
 
 if TYPE_CHECKING:
-    from bot.pipeline import Deps
+    from bot.run.pipeline import Deps
 
 log = logging.getLogger(__name__)
 BOT_LOGIN_RETRY = 300.0  # seconds between attempts to learn the App's login, when GitHub would not say
@@ -69,12 +69,12 @@ class Runtime:
         # Apart from the job slots: a thread hears within seconds even when every slot is busy.
         self._tasks = [asyncio.create_task(self.notices.run_forever(), name="acknowledger")]
         if self.settings.redeliver_every > 0:  # GitHub never redelivers a failed delivery by itself
-            from bot.redeliver import sweep_forever
+            from bot.run.redeliver import sweep_forever
 
             self._tasks.append(asyncio.create_task(sweep_forever(self.github, self.store,
                                                                  every=self.settings.redeliver_every),
                                                    name="redelivery sweep"))
-        from bot.retention import run_forever as retention
+        from bot.run.retention import run_forever as retention
 
         self._tasks.append(asyncio.create_task(retention(self.store, keep_days=self.settings.keep_payload_days),
                                                name="retention"))
@@ -91,7 +91,7 @@ class Runtime:
     def deps(self) -> Deps:
         """What jobs need; built on first use (it imports the pipeline and the anthropic SDK)."""
         if self._deps is None:
-            from bot.pipeline import Deps
+            from bot.run.pipeline import Deps
 
             self._deps = Deps(settings=self.settings, store=self.store, github=self.github, catalog=self.catalog,
                               anthropic=self._anthropic(), model_slots=asyncio.Semaphore(self.settings.model_concurrency),
@@ -120,7 +120,7 @@ class Runtime:
 
     async def handle(self, job: Job) -> None:
         """Process one job (the in-process runner and procrastinate workers both call this)."""
-        from bot import pipeline
+        from bot.run import pipeline
 
         with log_context(delivery_id=job.delivery_id):
             await self._learn_login()
@@ -157,3 +157,14 @@ class Runtime:
                 await runner.cleanup()
             raise
         return runners
+
+
+def make_jobs(database_url: str, store: Store, handler: Handler, *, concurrency: int = 8,
+              retry_base: float = 5.0, on_failed: OnFailed | None = None, on_done: OnDone | None = None) -> LocalJobs:
+    """The job queue for a database: in-process on SQLite, procrastinate workers on PostgreSQL."""
+    if database_url.startswith("sqlite"):
+        return LocalJobs(store, handler, concurrency=concurrency, retry_base=retry_base, on_failed=on_failed,
+                         on_done=on_done)
+    from bot.run.procrastinate import ProcrastinateJobs  # PostgreSQL only: keeps procrastinate off the SQLite path
+
+    return ProcrastinateJobs(store, handler, concurrency=concurrency)  # type: ignore[return-value]

@@ -3,7 +3,7 @@
 Probot's convention: a repository's own file wins; without one, the file of the same path in the
 organisation's ``.github`` repository applies. Strictly validated — an unknown key or a wrong type is
 an error naming the key — and a broken file never silences the bot: it runs on defaults and says so.
-Parsing and validation are pure; ``fetch`` does the I/O.
+Parsing and validation are pure; ``bot.run.repo_view`` reads the file.
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from gidgethub import BadRequest
-from gidgethub.abc import GitHubAPI
 from jsonschema import Draft202012Validator
 from pathspec import GitIgnoreSpec
-
-from bot.github.contents import FileText, Unreadable, read_file
 
 PATH = ".github/triage-lead.yml"
 # Workflows, this config and the repository's agents: a change there changes what runs and who judges it.
@@ -209,41 +205,6 @@ class Source:
     name: str  # "owner/repo:.github/triage-lead.yml"
     text: str | None
     problem: str | None = None
-
-
-async def _read(gh: GitHubAPI, repo: str, ref: str | None = None) -> FileText | Unreadable | None:
-    return await read_file(gh, repo, PATH, ref)
-
-
-async def _read_org(gh: GitHubAPI, owner: str) -> FileText | Unreadable | None:
-    """The organisation's file; an organisation ``.github`` repository the App cannot see (GitHub answers 403
-    or 404 for those) has no file for it."""
-    try:
-        return await _read(gh, f"{owner}/.github")
-    except BadRequest as exc:
-        if exc.status_code == 403:
-            return None
-        raise
-
-
-async def fetch(gh: GitHubAPI, repo: str, default_branch: str) -> Source | None:
-    """The config that applies: the repository's, else its organisation's; None when neither has one."""
-    found = await _read(gh, repo, default_branch)
-    name = f"{repo}:{PATH}"
-    owner = repo.split("/")[0]
-    if found is None and repo.lower() != f"{owner}/.github".lower():
-        found = await _read_org(gh, owner)
-        name = f"{owner}/.github:{PATH}"
-    if found is None:
-        return None
-    if isinstance(found, Unreadable):
-        return Source(name, None, f"{name} could not be read: {found.reason}")
-    return Source(name, found.text)
-
-
-async def read_at(gh: GitHubAPI, repo: str, ref: str) -> FileText | Unreadable | None:
-    """The config file as a pull request's head has it (for the PR's config check, never for acting)."""
-    return await _read(gh, repo, ref)
 
 
 def apply_to_catalog(catalog: Any, cfg: RepoConfig) -> Any:

@@ -4,7 +4,7 @@ In: issue bodies, comments, diffs, logs and files reach the model only inside a 
 ``<untrusted>`` block, with hidden text removed (HTML comments and invisible characters are where
 injected instructions hide, since people reading the issue never see them).
 Out: whatever the model wrote is posted only after credentials are redacted and it is defused as prose
-(bot/defuse.py, fences included: the model writes its own) and cut to what GitHub accepts.
+(bot/core/defuse.py, fences included: the model writes its own) and cut to what GitHub accepts.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from bot.agents.gate import REDACTED, TOKEN_PATTERNS
-from bot.defuse import clip, defuse
+from bot.core.defuse import clip, defuse
+from bot.core.secrets import REDACTED, TOKEN_PATTERNS
 
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 # Zero-width and joiner characters, invisible operators, BOM, bidi embeddings/overrides and isolates, and

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 
 def _default_root() -> Path:
     """workflows/ beside the package (a checkout, an editable install), else where a wheel installs it."""
-    beside = Path(__file__).resolve().parent.parent / "workflows"
+    beside = Path(__file__).resolve().parents[2] / "workflows"
     if beside.is_dir():
         return beside
     return Path(sys.prefix) / "share" / "triage-lead" / "workflows"

@@ -13,6 +13,7 @@ double quotes for values with spaces. The private key is one line with ``\\n`` e
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hmac
 import html
@@ -36,6 +37,8 @@ import yaml
 from aiohttp import web
 from gidgethub.aiohttp import GitHubAPI
 
+from bot import settings as settings_mod
+from bot.cli.common import fail, start_logging
 from bot.logs import printable
 from bot.settings import SettingsError
 
@@ -156,7 +159,7 @@ def write_env(path: Path, values: Mapping[str, str], *, force: bool) -> None:
 def default_manifest() -> Path:
     """``app.yml`` in the working folder, else the one beside the package (a clone or editable install)."""
     here = Path("app.yml")
-    return here if here.exists() else Path(__file__).resolve().parent.parent / "app.yml"
+    return here if here.exists() else Path(__file__).resolve().parents[2] / "app.yml"
 
 
 def github_web_url(api_url: str) -> str:
@@ -540,3 +543,25 @@ async def run_setup(*, github_url: str = "https://github.com", api_url: str, por
     for line in next_steps(app, flow):
         out(line)
     return env_path
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Register the GitHub App from app.yml through GitHub's manifest flow and write its keys to --env-file."""
+    try:
+        settings = settings_mod.load(require_app=False)  # the environment only: the .env file is what this writes
+    except SettingsError as exc:
+        return fail(str(exc))
+    start_logging(args.log_level or "WARNING")
+    api_url = args.api_url or settings.github_api_url
+    try:
+        asyncio.run(run_setup(github_url=args.github_url or github_web_url(api_url), api_url=api_url, port=args.port,
+                              env_path=Path(args.env_file), manifest_path=Path(args.manifest or default_manifest()),
+                              open_browser=not args.no_browser, org=args.org, force=args.force,
+                              webhook_url=args.webhook_url, name=args.name))
+    except SetupError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot serve the set-up page on port {args.port}: {exc.strerror}")
+    except KeyboardInterrupt:
+        return fail("set-up stopped before GitHub sent the App back; nothing was written")
+    return 0

@@ -2,7 +2,7 @@
 
 Model output reaching these functions has already been cleaned (secrets redacted, defused as prose) by the
 agent runtime. Names people or models chose (file paths, labels, check names, errors quoting them) go into
-:func:`code_span`, whole texts (file contents, log lines) into :func:`block`, both sized by bot/defuse.py so
+:func:`code_span`, whole texts (file contents, log lines) into :func:`block`, both sized by bot/core/defuse.py so
 nothing inside can close them; the GitHub client defuses whatever is posted once more. Everything here is
 clipped to GitHub's comment limit.
 """
@@ -13,15 +13,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot import defuse
-from bot.agents.sanitize import clean_for_github, redact
-from bot.catalog import Workflow
-from bot.engine import TRIGGERS, Run
-from bot.logs import secrets as logged_secrets
+from bot.core import defuse
+from bot.core.catalog import Workflow
+from bot.core.engine import TRIGGERS, Run
+from bot.core.sanitize import clean_for_github, redact
+from bot.core.secrets import secrets as logged_secrets
 
 HELP_HINT = "Comment `/help` to see the commands."
 GITHUB_LIMIT = defuse.GITHUB_LIMIT
-clip = defuse.clip  # the one cut (bot/defuse.py); render's callers name it render.clip
+clip = defuse.clip  # the one cut (bot/core/defuse.py); render's callers name it render.clip
 FOLD_OVER = 1_500  # step outputs longer than this are folded in <details>
 ICONS = {"pending": "⬜", "running": "🔄", "done": "✅", "skipped": "⏭️", "failed": "❌", "waiting": "⏸️"}
 STATE_LINE = {"running": "🔄 Running", "waiting": "⏸️ Waiting for `/approve`",

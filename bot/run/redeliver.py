@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import periodic
 from bot.github.client import GitHubApp
+from bot.run import periodic
 from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -23,17 +23,17 @@ from collections.abc import Callable
 
 from gidgethub import BadRequest
 
-from bot import commands, events
-from bot.catalog import Catalog
+from bot.core import commands, events
+from bot.core.catalog import Catalog
+from bot.core.markers import marker
 from bot.github.client import GitHubApp
 from bot.github.writes import upsert_comment
-from bot.jobs import Outcome, transient
 from bot.logs import log_context, scrub
-from bot.markers import marker
-from bot.metrics import Metrics
-from bot.periodic import every
+from bot.run.jobs import Outcome, transient
+from bot.run.periodic import every
 from bot.settings import Settings
 from bot.store import Job, JobInfo, Store
+from bot.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def where_to_tell(event: object, catalog: Catalog, *, any_label: bool = False) -
         names = [f"`/{c.name}`" for c in commands.parse(event.body) if c.known]
         return (event.number, f"{', '.join(names[:3])} in comment {event.comment_id}") if names else None
     if isinstance(event, events.CiFailure) and event.pull_numbers:
-        from bot.render import code_span  # the renderer pulls in the agent side: loaded when first needed
+        from bot.core.render import code_span  # the renderer pulls in the agent side: loaded when first needed
 
         return event.pull_numbers[0], f"the failed check {code_span(event.name, 200)}"
     return None
@@ -125,7 +125,7 @@ class Notices:
                 self._silent(job, f"no thread to tell: {outcome.reason}")
                 return
             event, number, what = target
-            from bot.render import failure_note
+            from bot.core.render import failure_note
 
             async with self._lock(job.delivery_id):
                 await self._post(job, event, number, failure_note(what, outcome.cause, outcome.hint,
@@ -170,7 +170,7 @@ class Notices:
                 now = await self.store.job_info(info.job.id)  # it may have ended meanwhile
                 if now is None or now.state not in ("queued", "running") or await self._shown(now, event, number):
                     return False
-                from bot.render import pending_note
+                from bot.core.render import pending_note
 
                 body = pending_note(what, running=now.state == "running", error=now.error, retry_at=now.run_after)
                 if not await self._post(info.job, event, number, body):

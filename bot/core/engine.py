@@ -13,7 +13,7 @@ import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bot.catalog import Step, Workflow
+from bot.core.catalog import Step, Workflow
 
 # Run states.
 RUNNING, WAITING, ESCALATED, DONE, CANCELLED = "running", "waiting", "escalated", "done", "cancelled"

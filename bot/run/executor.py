@@ -17,20 +17,21 @@ from typing import Any
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot import engine as E
-from bot import pull_review, render
 from bot.agents import AgentOutcome, AgentRequest, AgentRuntime, RepoContext, Usage, gate
 from bot.agents.tools import RepoReader
-from bot.catalog import Catalog, Step, Workflow
-from bot.config import RepoConfig
+from bot.core import engine as E
+from bot.core import render
+from bot.core.catalog import Catalog, Step, Workflow
+from bot.core.config import RepoConfig
+from bot.core.markers import marker
 from bot.github import changes
 from bot.github.errors import explain
 from bot.github.outgoing import keeping
 from bot.github.writes import create_issue_once, digest, upsert_comment
 from bot.logs import log_context
-from bot.markers import marker
-from bot.metrics import Metrics
+from bot.run import pull_review
 from bot.store import Posted, RunRecord, StepRecord, Store
+from bot.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bot.agents.classify import classify
-from bot.catalog import Catalog
-from bot.events import CiFailure, WorkItem
+from bot.core.catalog import Catalog
+from bot.core.classify import classify
+from bot.core.events import CiFailure, WorkItem
 
 
 @dataclass(frozen=True)

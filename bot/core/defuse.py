@@ -19,7 +19,7 @@ import html
 import re
 from collections.abc import Collection
 
-from bot.markers import neutralise
+from bot.core.markers import neutralise
 
 ZWSP = "\u200b"  # invisible, yet it breaks every pattern below (no renderer or bot takes it for a space)
 IMAGE_REMOVED = "(image removed)"

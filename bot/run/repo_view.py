@@ -15,11 +15,12 @@ import logging
 from dataclasses import dataclass
 
 from cachetools import TTLCache
+from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot import config
-from bot.catalog import Catalog, with_repo_agents
-from bot.github.contents import Unreadable, list_dir, read_file
+from bot.core import config
+from bot.core.catalog import Catalog, with_repo_agents
+from bot.github.contents import FileText, Unreadable, list_dir, read_file
 from bot.github.writes import digest
 from bot.store import Store
 
@@ -78,7 +79,7 @@ class RepoViews:
             problems += agent_errors
             for problem in agent_errors:
                 log.warning("%s: %s", repo, problem)
-        source = await config.fetch(gh, repo, branch)
+        source = await fetch_config(gh, repo, branch)
         if source is None:
             return RepoView(catalog, config.RepoConfig(), tuple(problems), digest(*problems) if problems else "")
         errors = [source.problem] if source.problem else []
@@ -101,3 +102,40 @@ class RepoViews:
                 return cfg, "the last configuration of this repository that could be read"
         return config.RepoConfig(dry_run=True, source="dry run: no usable configuration"), \
             "dry-run (it posts only its status comment) until the file can be read"
+
+
+# ---- the config file ---------------------------------------------------------------------------
+
+async def _read(gh: GitHubAPI, repo: str, ref: str | None = None) -> FileText | Unreadable | None:
+    return await read_file(gh, repo, config.PATH, ref)
+
+
+async def _read_org(gh: GitHubAPI, owner: str) -> FileText | Unreadable | None:
+    """The organisation's file; an organisation ``.github`` repository the App cannot see (GitHub answers 403
+    or 404 for those) has no file for it."""
+    try:
+        return await _read(gh, f"{owner}/.github")
+    except BadRequest as exc:
+        if exc.status_code == 403:
+            return None
+        raise
+
+
+async def fetch_config(gh: GitHubAPI, repo: str, default_branch: str) -> config.Source | None:
+    """The config that applies: the repository's, else its organisation's; None when neither has one."""
+    found = await _read(gh, repo, default_branch)
+    name = f"{repo}:{config.PATH}"
+    owner = repo.split("/")[0]
+    if found is None and repo.lower() != f"{owner}/.github".lower():
+        found = await _read_org(gh, owner)
+        name = f"{owner}/.github:{config.PATH}"
+    if found is None:
+        return None
+    if isinstance(found, Unreadable):
+        return config.Source(name, None, f"{name} could not be read: {found.reason}")
+    return config.Source(name, found.text)
+
+
+async def read_config_at(gh: GitHubAPI, repo: str, ref: str) -> FileText | Unreadable | None:
+    """The config file as a pull request's head has it (for the PR's config check, never for acting)."""
+    return await _read(gh, repo, ref)

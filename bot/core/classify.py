@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from bot.agents.sanitize import strip_hidden
+from bot.core.sanitize import strip_hidden
 
 MIN_SCORE = 3  # below this, keywords are too thin to pick a workflow
 

@@ -1,0 +1,52 @@
+"""``python -m bot serve``: the webhook server and, on SQLite, the job runner in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+
+from bot import settings as settings_mod
+from bot.cli.common import env, fail, start_logging
+from bot.settings import SettingsError
+
+
+async def _serve(settings: settings_mod.Settings) -> None:
+    from bot.run.runtime import Runtime
+
+    runtime = await Runtime(settings).start()
+    try:
+        runners = await runtime.listen()
+    except BaseException:
+        await runtime.close()
+        raise
+    # Listening already; load the agent side (about a second of imports) off the event loop meanwhile.
+    asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "bot.run.pipeline")
+    logging.getLogger("bot").info("serving on port %d%s (GitHub API %s)", settings.port,
+                                  "" if settings.metrics_port is None else f", /metrics on {settings.metrics_port}",
+                                  settings.github_api_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        await runtime.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_mod.load(env(args), require_app=True)
+    except SettingsError as exc:
+        return fail(str(exc))
+    start_logging(args.log_level or "INFO")
+    try:
+        asyncio.run(_serve(settings))
+    except OSError as exc:
+        return fail(f"cannot serve on port {settings.port}: {exc.strerror}")
+    return 0
