@@ -19,7 +19,7 @@ RUN useradd --system --user-group --uid 10001 --home-dir /app --no-create-home -
 WORKDIR /app
 
 # Dependencies first, in their own layer: it is rebuilt only when pyproject.toml changes.
-# The install is editable because the bot reads workflows/ beside its package (bot/core/catalog.py).
+# The install is editable because the bot reads workflows/ beside its package (bot/core/workflow.py).
 COPY pyproject.toml README.md ./
 RUN mkdir bot && touch bot/__init__.py \
  && pip install -e . \

@@ -57,6 +57,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "server": ("bot/web/server.py", ["tests/test_kills_server.py", "tests/test_webhook.py", "tests/test_metrics.py"]),
     "events": ("bot/core/events.py", ["tests/test_kills_events.py", "tests/test_events.py", "tests/test_fuzz.py"]),
     "engine": ("bot/core/engine.py", ["tests/test_kills_engine.py", "tests/test_engine.py"]),
+    "run_records": ("bot/core/run_records.py", ["tests/test_kills_engine.py", "tests/test_engine.py"]),
 }
 
 # What mutmut's exit codes mean (mutmut.stats.status_by_exit_code), folded into the columns printed here.

@@ -62,8 +62,8 @@ async def triage(request: AgentRequest, reader: RepoReader, labels: list[str]) -
         except gidgethub.HTTPException as e:
             log.warning("offline triage: cannot list files of %s#%s: %s", ctx.repo, ctx.number, e)
     checks = [str(ctx.ci.get("name", ""))] if ctx.ci else []
-    c = classify(catalog.load_catalog().triage, title=ctx.title, body=ctx.body, labels=labels, paths=paths,
-                 checks=checks)
+    shipped = catalog.load_catalog()  # read once per process, not per event
+    c = classify(shipped.triage, title=ctx.title, body=ctx.body, labels=labels, paths=paths, checks=checks)
     chosen = f"**{c.workflow}**" + (f" ({c.subclass})" if c.subclass else "") if c.workflow else "no workflow"
     summary = (f"Triage without a model (ANTHROPIC_API_KEY is not set), from labels and keywords: {chosen}.\n\n"
                f"Evidence: {c.reason}.")

@@ -18,6 +18,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from pathspec import GitIgnoreSpec
 
+from bot.core.workflow import Catalog, Workflow
+
 PATH = ".github/triage-lead.yml"
 # Workflows, this config and the repository's agents: a change there changes what runs and who judges it.
 DEFAULT_PROTECTED = (".github/", ".claude/")
@@ -207,13 +209,13 @@ class Source:
     problem: str | None = None
 
 
-def apply_to_catalog(catalog: Any, cfg: RepoConfig) -> Any:
+def apply_to_catalog(catalog: Catalog, cfg: RepoConfig) -> Catalog:
     """The catalog as this repository sees it: its label map and review-iteration limit."""
     if not cfg.labels and cfg.max_review_iterations is None:
         return catalog
     triage = dict(catalog.triage)
     triage["labels"] = {**{k.lower(): v for k, v in (triage.get("labels") or {}).items()}, **cfg.labels}
-    workflows = catalog.workflows
+    workflows: Mapping[str, Workflow] = catalog.workflows
     if cfg.max_review_iterations is not None:
         workflows = {n: dataclasses.replace(w, max_rejections=cfg.max_review_iterations) for n, w in workflows.items()}
     return dataclasses.replace(catalog, triage=triage, workflows=workflows)

@@ -11,6 +11,10 @@ space in a decorator, an e-mail address in a code span); missing a case is the b
 Only closed fenced code blocks that GitHub certainly renders as code are left as they are (GitHub notifies and
 links nobody from code); everything else is prose. A fence inside a list, a quote or raw HTML, an unclosed one,
 indented code and inline code spans are prose. Pure: no I/O.
+
+One module because the block finder, the link parser and the pattern passes are one CommonMark reading of one
+text, checked against each other (:func:`_pass` runs again when defusing changed which blocks are code), and
+tests count the link parser's reads through this module's ``_target``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Collection
+from typing import Literal
 
 from bot.core.markers import neutralise
 
@@ -134,6 +139,10 @@ _HTML = ((re.compile(r" {0,3}<(?:pre|script|style|textarea)(?=[\s>]|$)", re.I),
          (re.compile(r" {0,3}</?[A-Za-z]"), None))
 
 
+# Where an HTML block ends: False when not in one, None at a blank line, else at the pattern's match.
+_HtmlEnd = re.Pattern[str] | None | Literal[False]
+
+
 def _lines(text: str) -> list[str]:
     """``text`` cut where CommonMark ends lines (\\n, \\r\\n or \\r), each with its ending."""
     return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z", text)
@@ -149,13 +158,13 @@ def _code_blocks(text: str) -> list[tuple[int, int]]:
     for line in lines:
         starts.append(starts[-1] + len(line))
     spans: list[tuple[int, int]] = []
-    html_end: re.Pattern[str] | None | bool = False  # False: not in HTML; None: HTML until a blank line
+    html_end: _HtmlEnd = False  # False: not in HTML; None: HTML until a blank line
     container, after_blank, i = False, True, 0
     while i < len(lines):
         line = lines[i].rstrip("\r\n")
         blank = not line.strip(" \t")
         if html_end is not False:
-            if (blank if html_end is None else html_end.search(line)):  # type: ignore[union-attr]
+            if (blank if html_end is None else html_end.search(line)):
                 html_end = False
             after_blank, i = blank, i + 1
             continue
@@ -184,7 +193,7 @@ def _closing(lines: list[str], i: int, fence: str) -> int | None:
     return None
 
 
-def _html_start(line: str) -> re.Pattern[str] | None | bool:
+def _html_start(line: str) -> _HtmlEnd:
     for start, end in _HTML:
         if m := start.match(line):
             if end is not None and end.search(line, m.end()):

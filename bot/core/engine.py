@@ -4,210 +4,58 @@ A :class:`Run` is a plain, serialisable record; a signal is what happened (start
 result or failure, a person's command, a push); actions are what should happen next. The executor
 performs the actions and feeds their outcomes back as signals, storing the run after each step.
 No I/O and no clock here, so every workflow can be tested without GitHub or a model, and a crashed
-run resumes by reading its record again.
+run resumes by reading its record again. The records (run, signals, actions) are bot/core/run_records.py,
+re-exported here so that callers name them ``engine.X``.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bot.core.catalog import Step, Workflow
+from bot.core.run_records import (
+    ACTIVE,
+    CANCELLED,
+    DONE,
+    ESCALATED,
+    FAILED,
+    FINISHED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    TRIGGERS,
+    WAITING,
+    Action,
+    AgentDone,
+    AgentFailed,
+    AskApproval,
+    Command,
+    DeliveryRefused,
+    Escalate,
+    FileTasks,
+    FileTechDebt,
+    Finish,
+    HeadMoved,
+    Option,
+    PostSkip,
+    PostStep,
+    PostVerdict,
+    Reply,
+    ResolveEscalation,
+    ReviewPull,
+    Run,
+    RunAgent,
+    Signal,
+    Start,
+    StepState,
+    escalation_options,
+)
+from bot.core.workflow import Step, Workflow
 
-# Run states.
-RUNNING, WAITING, ESCALATED, DONE, CANCELLED = "running", "waiting", "escalated", "done", "cancelled"
-# Step states.
-PENDING, ACTIVE, FINISHED, SKIPPED, FAILED = "pending", "running", "done", "skipped", "failed"
-
-# The spec's five escalation triggers, plus the two ways a run can stop that the spec implies:
-# a person asking (/escalate) and a step that could not produce a usable result.
-TRIGGERS = {
-    "conflicting-requirements": "Conflicting requirements",
-    "security-vs-speed": "Security vs. speed trade-off",
-    "breaking-change": "Breaking change",
-    "repeated-rejections": "Multiple review rejections",
-    "out-of-scope": "Out of scope",
-    "requested": "Escalation requested",
-}
-
-
-# ---- signals -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Start:
-    pass
-
-
-@dataclass(frozen=True)
-class AgentDone:
-    step: str
-    iteration: int
-    result: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class AgentFailed:
-    step: str
-    iteration: int
-    error: str
-    kind: str = "api-error"  # no-model | invalid-result | budget | api-error
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str  # approve | escalate | cancel | retry
-    actor: str
-    option: int | None = None
-    reason: str = ""
-    head_sha: str | None = None  # the pull request's head when the command ran (asked of GitHub, not the event)
-    moved: tuple[str, ...] | None = None  # when that head is not the run's: the files changed since (None: unknown)
-
-
-@dataclass(frozen=True)
-class HeadMoved:
-    """New commits on the pull request. ``paths``: the files they change (None when GitHub could not say, e.g.
-    after a force-push); ``own``: the commit is this run's own delivered fix, which makes nothing stale."""
-
-    sha: str
-    paths: tuple[str, ...] | None = None
-    own: bool = False
-
-
-@dataclass(frozen=True)
-class DeliveryRefused:
-    """The approved change could not be committed as a fast-forward: the branch moved to ``sha`` meanwhile."""
-
-    sha: str
-
-
-Signal = Start | AgentDone | AgentFailed | Command | HeadMoved | DeliveryRefused
-
-
-# ---- actions -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RunAgent:
-    step: str
-    iteration: int
-    agent: str
-
-
-@dataclass(frozen=True)
-class PostStep:
-    step: str
-    iteration: int
-
-
-@dataclass(frozen=True)
-class PostSkip:
-    step: str
-
-
-@dataclass(frozen=True)
-class PostVerdict:
-    step: str
-    iteration: int
-
-
-@dataclass(frozen=True)
-class FileTechDebt:
-    step: str
-    iteration: int
-
-
-@dataclass(frozen=True)
-class FileTasks:
-    step: str
-
-
-@dataclass(frozen=True)
-class Escalate:
-    pass
-
-
-@dataclass(frozen=True)
-class ResolveEscalation:
-    pass
-
-
-@dataclass(frozen=True)
-class AskApproval:
-    step: str
-
-
-@dataclass(frozen=True)
-class Finish:
-    """The run is done: open the approved change (if any) and post the Lead's closing summary."""
-
-
-@dataclass(frozen=True)
-class ReviewPull:
-    """Judge the pull request itself at its head (``sha`` names the push that asked; the head is read anew):
-    its own verdict, posted as the PR review and the check run, never mixed with the workflow's gate."""
-
-    sha: str
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A short answer on the thread to a command that changed nothing."""
-
-    text: str
-
-
-Action = (RunAgent | PostStep | PostSkip | PostVerdict | FileTechDebt | FileTasks | Escalate
-          | ResolveEscalation | AskApproval | Finish | ReviewPull | Reply)
-
-
-# ---- the run record ------------------------------------------------------------------------
-
-@dataclass
-class StepState:
-    status: str = PENDING
-    iteration: int = 0
-    agent: str | None = None
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    feedback: dict[str, Any] | None = None  # the review that sent this step back
-
-
-@dataclass
-class Run:
-    id: str
-    workflow: str
-    state: str = RUNNING
-    steps: dict[str, StepState] = field(default_factory=dict)
-    rejections: int = 0
-    escalation: dict[str, Any] | None = None
-    approval: dict[str, Any] | None = None
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    # The commit the run reads and builds on: the PR's head (it follows pushes), else the default branch's
-    # head when the run started. An approved change is committed on it, never on whatever is newest.
-    head_sha: str | None = None
-    on_pull: bool = False  # the run is about a pull request: the PR itself is judged at each head
-    stale_from: str | None = None  # a push made this implement step's change stale while a decision was pending
-
-    @classmethod
-    def new(cls, run_id: str, workflow: Workflow, head_sha: str | None = None, on_pull: bool = False) -> Run:
-        return cls(id=run_id, workflow=workflow.name, steps={s.id: StepState() for s in workflow.steps},
-                   head_sha=head_sha, on_pull=on_pull)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Run:
-        data = dict(data)
-        data["steps"] = {k: StepState(**v) for k, v in data.get("steps", {}).items()}
-        return cls(**data)
-
-    def flags(self) -> dict[str, dict[str, Any]]:
-        """Each finished step's ``flags``: what conditional steps and routes read."""
-        return {sid: (st.result or {}).get("flags") or {} for sid, st in self.steps.items() if st.result}
-
-    def running(self) -> list[str]:
-        return [sid for sid, st in self.steps.items() if st.status == ACTIVE]
+__all__ = ["ACTIVE", "Action", "AgentDone", "AgentFailed", "AskApproval", "CANCELLED", "Command", "DONE",
+           "DeliveryRefused", "ESCALATED", "Escalate", "FAILED", "FINISHED", "FileTasks", "FileTechDebt", "Finish",
+           "HeadMoved", "PENDING", "PostSkip", "PostStep", "PostVerdict", "RUNNING", "Reply", "ResolveEscalation",
+           "ReviewPull", "Run", "RunAgent", "SKIPPED", "Signal", "Start", "StepState", "TRIGGERS", "WAITING", "advance"]
 
 
 # ---- the machine ---------------------------------------------------------------------------
@@ -224,7 +72,7 @@ def advance(run: Run, signal: Signal, wf: Workflow) -> tuple[Run, list[Action]]:
     elif isinstance(signal, AgentDone):
         _agent_done(run, wf, signal, actions)
     elif isinstance(signal, AgentFailed):
-        _agent_failed(run, wf, signal, actions)
+        _agent_failed(run, signal, actions)
     elif isinstance(signal, Command):
         _command(run, wf, signal, actions)
     elif isinstance(signal, HeadMoved):
@@ -324,37 +172,12 @@ def _reopen(run: Run, wf: Workflow, start: str, *, until: str, feedback: dict[st
     run.steps[start].feedback = feedback
 
 
-def _agent_failed(run: Run, wf: Workflow, sig: AgentFailed, actions: list[Action]) -> None:
+def _agent_failed(run: Run, sig: AgentFailed, actions: list[Action]) -> None:
     if _stale(run, sig.step, sig.iteration):
         return
     st = run.steps[sig.step]
     st.status, st.error = FAILED, sig.error
     _escalate(run, sig.step, "out-of-scope", actions, issue=sig.error, failure=sig.kind)
-
-
-def _options(trigger: str, proposal: dict[str, Any] | None, failure: str | None) -> list[dict[str, str]]:
-    """The choices offered in an escalation; each maps to what ``/approve N`` does."""
-    stop = {"title": "Stop this workflow", "tradeoff": "Nothing more is done; the thread stays open for people.",
-            "action": "stop"}
-    if trigger == "repeated-rejections":
-        return [{"title": "Accept the change with the reviewer's open findings",
-                 "tradeoff": "Ships known issues; they are filed as tech-debt follow-ups.", "action": "continue"},
-                {"title": "Give the implementer another round of review iterations",
-                 "tradeoff": "More time and tokens; the reviewer's findings go back as feedback.", "action": "retry"},
-                stop]
-    if trigger == "requested":
-        return [{"title": "Resume where the workflow stopped", "tradeoff": "The step in progress runs again.",
-                 "action": "retry"}, stop]
-    if proposal and isinstance(proposal.get("options"), list) and proposal["options"]:
-        picked = [{"title": str(o.get("title", "")), "tradeoff": str(o.get("tradeoff", "")), "action": "decide"}
-                  for o in proposal["options"] if isinstance(o, dict)]
-        return picked + [stop]
-    retry = {"title": "Run the step again", "action": "retry",
-             "tradeoff": "Worth it once the cause is fixed (a model configured, a budget raised)."
-             if failure in ("no-model", "budget") else "Costs another attempt; the result may differ."}
-    skip = {"title": "Skip this step and continue", "action": "continue",
-            "tradeoff": "Later steps run without this step's output."}
-    return [retry, skip, stop]
 
 
 def _escalate(run: Run, stage: str, trigger: str, actions: list[Action], *, issue: str = "",
@@ -364,7 +187,7 @@ def _escalate(run: Run, stage: str, trigger: str, actions: list[Action], *, issu
     for st in run.steps.values():  # parallel steps still out: their results are stale now; they run again
         if st.status == ACTIVE:
             st.status = PENDING
-    options = _options(trigger, proposal, failure)
+    options = escalation_options(trigger, proposal, failure)
     recommendation = (proposal or {}).get("recommendation") or "Option 1."
     run.state = ESCALATED
     run.escalation = {
@@ -402,12 +225,17 @@ def _command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
             actions.append(Reply("No step has failed, so there is nothing to retry; the workflow carries on "
                                  "from where it is."))
             return
-        options = (run.escalation or {}).get("options") or []
+        options = _offered(run)
         # Recorded as the retry option it is; where none was offered (a model's own options), as a plain retry,
         # never as an option nobody chose.
         chosen = next((i for i, o in enumerate(options, 1) if o.get("action") == "retry"), None)
         _moved_at_command(run, wf, cmd, actions)
         _resolve(run, wf, "retry", cmd, actions, chosen=chosen)
+
+
+def _offered(run: Run) -> list[Option]:
+    """The options of the run's escalation ([] when it has none)."""
+    return (run.escalation.get("options") if run.escalation else None) or []
 
 
 def _moved_at_command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> bool:
@@ -428,7 +256,7 @@ def _current(run: Run, wf: Workflow) -> str:
 
 def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> None:
     if run.state == ESCALATED:
-        options = (run.escalation or {}).get("options") or []
+        options = _offered(run)
         n = 1 if cmd.option is None else cmd.option
         if not 1 <= n <= len(options):
             actions.append(Reply(f"There is no option {n}; choose 1 to {len(options)}."))
@@ -451,11 +279,13 @@ def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
 
 
 def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Action], chosen: int | None) -> None:
-    esc = run.escalation or {}
-    stage = esc.get("stage") or _current(run, wf)
+    esc = run.escalation
+    stage = (esc.get("stage") if esc else None) or _current(run, wf)
+    trigger = esc.get("trigger") if esc else None
+    options = _offered(run)  # `chosen` counts in them
     title = ("Run the step again (/retry)" if chosen is None
-             else (esc.get("options") or [{}])[chosen - 1].get("title", action))
-    run.decisions.append({"stage": stage, "trigger": esc.get("trigger"), "option": chosen, "by": cmd.actor,
+             else options[chosen - 1].get("title", action) if options else action)
+    run.decisions.append({"stage": stage, "trigger": trigger, "option": chosen, "by": cmd.actor,
                           "choice": title})
     run.escalation = None
     actions.append(ResolveEscalation())
@@ -469,7 +299,7 @@ def _resolve(run: Run, wf: Workflow, action: str, cmd: Command, actions: list[Ac
         return
     step = wf.step(stage)
     if action == "retry":
-        if esc.get("trigger") == "repeated-rejections":
+        if trigger == "repeated-rejections":
             run.rejections = 0
             if step.gate is None:
                 raise ValueError(f"review step {step.id!r} of {wf.name!r} has no gate to send a rejection back to")

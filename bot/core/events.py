@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, TypeVar, overload
 
 # The (event, action) pairs the bot acts on; None means "no action field" or "any action".
 HANDLED: dict[str, frozenset[str]] = {
@@ -23,6 +23,7 @@ HANDLED: dict[str, frozenset[str]] = {
     "installation": frozenset({"created", "deleted", "suspend", "unsuspend", "new_permissions_accepted"}),
 }
 CI_FAILED = frozenset({"failure", "timed_out"})
+CiSource = Literal["check_run", "check_suite", "workflow_run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ class Comment(Base):
 class CiFailure(Base):
     """A failed check run, check suite or workflow run."""
 
-    source: Literal["check_run", "check_suite", "workflow_run"]
+    source: CiSource
     ci_id: int
     name: str
     conclusion: str
@@ -125,21 +126,45 @@ class _Shape(Exception):
     """Raised inside the parser when a field has the wrong type; becomes Malformed."""
 
 
-def _get(obj: Any, path: str, kind: type | tuple[type, ...], *, optional: bool = False) -> Any:
-    value: Any = obj
+_T = TypeVar("_T", str, int)
+
+
+def _at(obj: object, path: str, *, optional: bool) -> object:
+    """The value at dotted ``path`` (None when absent and ``optional``); _Shape when absent otherwise."""
+    value = obj
     for part in path.split("."):
         if not isinstance(value, Mapping) or part not in value or value[part] is None:
             if optional:
                 return None
             raise _Shape(f"missing {path}")
         value = value[part]
+    return value
+
+
+@overload
+def _get(obj: object, path: str, kind: type[_T]) -> _T: ...
+@overload
+def _get(obj: object, path: str, kind: type[_T], *, optional: Literal[True]) -> _T | None: ...
+def _get(obj: object, path: str, kind: type[_T], *, optional: bool = False) -> _T | None:
+    """The string or integer at ``path``; _Shape when it is missing (unless ``optional``) or of another type."""
+    value = _at(obj, path, optional=optional)
+    if value is None:
+        return None
     # bool is an int in Python; GitHub ids are never booleans.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _Shape(f"{path} has the wrong type")
     return value
 
 
-def _actor(obj: Any, path: str) -> Actor:
+def _object(obj: object, path: str) -> Mapping[str, Any]:
+    """The JSON object at ``path``; _Shape when it is missing or not an object."""
+    value = _at(obj, path, optional=False)
+    if not isinstance(value, Mapping):
+        raise _Shape(f"{path} has the wrong type")
+    return value
+
+
+def _actor(obj: object, path: str) -> Actor:
     return Actor(login=_get(obj, f"{path}.login", str), type=_get(obj, f"{path}.type", str, optional=True) or "User")
 
 
@@ -150,7 +175,7 @@ def _labels(issue: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(lab["name"] for lab in raw if isinstance(lab, Mapping) and isinstance(lab.get("name"), str))
 
 
-def parse(event: str, payload: Any, delivery_id: str) -> Event | Ignored | Malformed:
+def parse(event: str, payload: object, delivery_id: str) -> Event | Ignored | Malformed:
     """Turn one delivery into an event, or say why it is ignored or malformed."""
     if not isinstance(payload, Mapping):
         return Malformed("payload is not a JSON object")
@@ -181,7 +206,18 @@ def _repo(p: Mapping[str, Any]) -> str:
     return name
 
 
-def _base(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> dict[str, Any]:
+class _BaseFields(TypedDict):
+    """What every event carries (see :class:`Base`)."""
+
+    event: str
+    action: str
+    delivery_id: str
+    installation_id: int
+    repo: str
+    sender: Actor
+
+
+def _base(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> _BaseFields:
     return {
         "event": event,
         "action": action,
@@ -193,7 +229,7 @@ def _base(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> di
 
 
 def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem:
-    issue = _get(p, "issue", Mapping)
+    issue = _object(p, "issue")
     return WorkItem(
         **_base(event, action, p, delivery_id),
         number=_get(p, "issue.number", int),
@@ -207,7 +243,7 @@ def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> W
 
 
 def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem:
-    pr = _get(p, "pull_request", Mapping)
+    pr = _object(p, "pull_request")
     return WorkItem(
         **_base(event, action, p, delivery_id),
         number=_get(p, "pull_request.number", int),
@@ -226,7 +262,7 @@ def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Wo
 
 
 def _comment(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Comment:
-    issue = _get(p, "issue", Mapping)
+    issue = _object(p, "issue")
     previous = _get(p, "changes.body.from", str, optional=True)
     return Comment(
         **_base(event, action, p, delivery_id),
@@ -247,30 +283,31 @@ def _pull_numbers(obj: Mapping[str, Any]) -> tuple[int, ...]:
 
 
 def _ci(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> CiFailure | Ignored:
-    obj = _get(p, event, Mapping)
+    obj = _object(p, event)
     conclusion = _get(p, f"{event}.conclusion", str, optional=True)
-    if conclusion not in CI_FAILED:
+    if conclusion is None or conclusion not in CI_FAILED:
         return Ignored(f"{event} concluded {conclusion or 'without a conclusion'}: nothing failed")
+    source: CiSource
     if event == "check_run":
-        name = _get(p, f"{event}.name", str)
-        suite = obj.get("check_suite") if isinstance(obj.get("check_suite"), Mapping) else {}
+        source, name = "check_run", _get(p, f"{event}.name", str)
+        suite = found if isinstance(found := obj.get("check_suite"), Mapping) else {}
         head_branch = _get(suite, "head_branch", str, optional=True)
-        output = obj.get("output") if isinstance(obj.get("output"), Mapping) else {}
+        output = found if isinstance(found := obj.get("output"), Mapping) else {}
         summary = "\n".join(str(output[k]) for k in ("title", "summary") if isinstance(output.get(k), str))
     elif event == "check_suite":
-        name = _get(p, f"{event}.app.name", str, optional=True) or "check suite"
+        source, name = "check_suite", _get(p, f"{event}.app.name", str, optional=True) or "check suite"
         head_branch = _get(p, f"{event}.head_branch", str, optional=True)
         summary = ""
-    else:
-        name = _get(p, f"{event}.name", str)
+    else:  # workflow_run: _PARSERS sends no other event here
+        source, name = "workflow_run", _get(p, f"{event}.name", str)
         head_branch = _get(p, f"{event}.head_branch", str, optional=True)
         summary = ""
     return CiFailure(
         **_base(event, action, p, delivery_id),
-        source=event,  # type: ignore[arg-type]
+        source=source,
         ci_id=_get(p, f"{event}.id", int),
         name=name,
-        conclusion=conclusion,  # type: ignore[arg-type]
+        conclusion=conclusion,
         head_sha=_get(p, f"{event}.head_sha", str),
         head_branch=head_branch,
         default_branch=_get(p, "repository.default_branch", str, optional=True),

@@ -1,49 +1,55 @@
-"""Markdown for every kind of post the bot makes. Pure: records in, strings out.
+"""Markdown for a workflow run's thread: the status comment, each step's output or skip, the gate's verdicts,
+escalations, the approval request, the project context and the closing summary. Pure: records in, strings out.
 
 Model output reaching these functions has already been cleaned (secrets redacted, defused as prose) by the
 agent runtime. Names people or models chose (file paths, labels, check names, errors quoting them) go into
-:func:`code_span`, whole texts (file contents, log lines) into :func:`block`, both sized by bot/core/defuse.py so
+:func:`code_span`, whole texts (file contents, log lines) into a block, both sized by bot/core/defuse.py so
 nothing inside can close them; the GitHub client defuses whatever is posted once more. Everything here is
-clipped to GitHub's comment limit.
+clipped to GitHub's comment limit. The bot's other texts (command replies, notices, filed issues, the pull
+request's own verdict) are bot/core/texts.py; they are re-exported here, so callers name every post
+``render.X``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.core import defuse
-from bot.core.catalog import Workflow
+from bot.core.defuse import clip
 from bot.core.engine import TRIGGERS, Run
-from bot.core.sanitize import clean_for_github, redact
+from bot.core.sanitize import clean_for_github
 from bot.core.secrets import secrets as logged_secrets
+from bot.core.texts import (
+    HELP_HINT,
+    ask_for_label,
+    ci_failure_issue,
+    ci_repeat,
+    code_span,
+    config_problems,
+    failure_note,
+    findings_list,
+    fold,
+    help_text,
+    ignored_commands,
+    one_line,
+    over_reply_limit,
+    pending_note,
+    pull_verdict,
+    refusal,
+    tech_debt_issue,
+    unknown_command,
+)
+from bot.core.workflow import Workflow
 
-HELP_HINT = "Comment `/help` to see the commands."
-GITHUB_LIMIT = defuse.GITHUB_LIMIT
-clip = defuse.clip  # the one cut (bot/core/defuse.py); render's callers name it render.clip
-FOLD_OVER = 1_500  # step outputs longer than this are folded in <details>
+__all__ = ["HELP_HINT", "approval_request", "ask_for_label", "ci_failure_issue", "ci_repeat", "clip",
+           "code_span", "config_problems", "context_document", "escalation", "failure_note", "finished", "help_text",
+           "ignored_commands", "over_reply_limit", "pending_note", "pull_verdict", "refusal", "skipped", "status",
+           "step_output", "tech_debt_issue", "unknown_command", "usage_line", "verdict"]
+
 ICONS = {"pending": "⬜", "running": "🔄", "done": "✅", "skipped": "⏭️", "failed": "❌", "waiting": "⏸️"}
 STATE_LINE = {"running": "🔄 Running", "waiting": "⏸️ Waiting for `/approve`",
               "escalated": "🚨 Escalated — waiting for a decision", "done": "✅ Done", "cancelled": "⏹️ Cancelled"}
-COMMANDS = {
-    "/approve": "approve the step waiting for approval; after an escalation `/approve N` picks option N",
-    "/escalate [reason]": "stop the workflow here and ask for a decision",
-    "/status": "show where the workflow stands",
-    "/retry": "run the failed or escalated step again",
-    "/cancel": "stop the workflow",
-    "/help": "show this list",
-}
-
-
-def ask_for_label(reason: str, labels: Mapping[str, str]) -> str:
-    by_workflow: dict[str, list[str]] = {}
-    for label, workflow in labels.items():
-        by_workflow.setdefault(workflow, []).append(code_span(label, 100))
-    rows = "\n".join(f"| {code_span(w, 100)} | {', '.join(ls[:4])} |" for w, ls in sorted(by_workflow.items()))
-    return ("**principal-software-engineer (Lead)**: I can't place this in a workflow with confidence "
-            f"({reason}), so I won't guess. Add one of these labels and I'll start:\n\n"
-            f"| workflow | labels |\n|---|---|\n{rows}")
 
 
 def _mermaid(run: Run, wf: Workflow) -> str:
@@ -102,12 +108,6 @@ def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], l
     return clip("\n".join(parts))
 
 
-def _fold(text: str) -> str:
-    if len(text) <= FOLD_OVER:
-        return text
-    return f"<details><summary>Full output ({len(text):,} characters)</summary>\n\n{text}\n\n</details>"
-
-
 def _criteria(result: Mapping[str, Any]) -> str:
     items = result.get("criteria") or []
     return "\n".join(f"- {'✅' if c.get('met') else '❌'} {c.get('criterion', '')}"
@@ -118,12 +118,12 @@ def step_output(wf: Workflow, step_id: str, iteration: int, agent: str, result: 
     """One comment per step's output, headed with the agent and step."""
     step = wf.step(step_id)
     head = f"#### {step.title} · {code_span(agent, 100)}" + (f" · iteration {iteration}" if iteration > 1 else "")
-    parts = [head, "", _fold(str(result.get("summary") or "(no summary)"))]
+    parts = [head, "", fold(str(result.get("summary") or "(no summary)"))]
     if result.get("findings"):
         parts += ["", "**Findings**", *[f"- {f}" for f in result["findings"]]]
     if result.get("changes"):
         # Paths and contents are the model's (or a file's) own: inline code and a block neither can close.
-        parts += ["", "**Proposed changes**", *[f"- {code_span(str(c.get('path')), 300)}: {_one_line(c.get('reason', ''))}"
+        parts += ["", "**Proposed changes**", *[f"- {code_span(str(c.get('path')), 300)}: {one_line(c.get('reason', ''))}"
                                                 for c in result["changes"]]]
         code = "\n\n".join(f"{code_span(str(c.get('path')), 300)}\n{defuse.block(str(c.get('content', '')))}"
                             for c in result["changes"])
@@ -173,25 +173,14 @@ def skipped(wf: Workflow, step_id: str) -> str:
             f"Condition not met: _{condition}_. The workflow moves on.")
 
 
-def _findings(title: str, items: list[Mapping[str, Any]]) -> list[str]:
-    if not items:
-        return [f"**{title}:** None"]
-    out = [f"**{title}:**"]
-    for f in items:  # a path is a file name someone chose (or the model wrote): inert, whatever it holds
-        spot = f"{f['path']}:{f['line']}" if f.get("path") and f.get("line") else str(f.get("path") or "")
-        where = f" ({code_span(spot, 300)})" if spot else ""
-        out.append(f"- {_one_line(f.get('text', ''))}{where}")
-    return out
-
-
 def verdict(wf: Workflow, step_id: str, iteration: int, result: Mapping[str, Any], *, rejections: int) -> str:
     step = wf.step(step_id)
     v = result.get("verdict", "REJECTED")
     icon = "✅" if v == "APPROVED" else "❌"
     parts = [f"#### {step.title} · `code-reviewer` · iteration {iteration}", "", f"## {icon} {v}", "",
-             *_findings("Critical", result.get("critical") or []), "",
-             *_findings("Warnings", result.get("warnings") or []), "",
-             *_findings("Suggestions", result.get("suggestions") or []), "", _fold(str(result.get("summary") or ""))]
+             *findings_list("Critical", result.get("critical") or []), "",
+             *findings_list("Warnings", result.get("warnings") or []), "",
+             *findings_list("Suggestions", result.get("suggestions") or []), "", fold(str(result.get("summary") or ""))]
     if v != "APPROVED":
         target = wf.step(step.gate.on_reject).title if step.gate else "the implementer"
         left = wf.max_rejections - rejections
@@ -200,49 +189,9 @@ def verdict(wf: Workflow, step_id: str, iteration: int, result: Mapping[str, Any
     return clip("\n".join(parts))
 
 
-def pull_verdict(*, sha: str, headline: str, findings: list[Mapping[str, Any]], review: Mapping[str, Any] | None,
-                 covered: tuple[str, ...], no_model: str = "", unchecked: list[str] | None = None) -> str:
-    """The pull request's own verdict at one head: what the checks found, what the model said, and what was
-    covered, so a pass is never read as more than it is. Locations are file names the PR's author chose: inert."""
-    own = {(f.get("path"), f.get("line")) for f in findings}  # the gate's findings, merged into the model's review
-    lines = [f"## triage-lead review of `{sha[:12]}`: {headline}", ""]
-    for title, severity in (("Deterministic checks that failed (MUST PASS)", "critical"),
-                            ("Deterministic warnings (for a person to weigh)", "warning")):
-        items = [f for f in findings if f.get("severity") == severity]
-        lines += [f"**{title}**:", *(_finding_line(f) for f in items)] if items else []
-    if not any(f.get("severity") == "critical" for f in findings):
-        lines.append("**Deterministic checks**: none failed.")
-    lines += ["", "They cover: " + "; ".join(covered) + "."]
-    if unchecked:
-        lines += ["", "**Not checked** (no diff from GitHub): " + ", ".join(code_span(u, 200) for u in unchecked[:20])
-                  + (f" and {len(unchecked) - 20} more" if len(unchecked) > 20 else "") + "."]
-    if review is None:
-        lines += ["", f"**No model reviewed this change**: {code_span(no_model or 'no model is configured')}. Passing "
-                      "the checks above is not an approval: a person must review the pull request."]
-    else:
-        lines += ["", f"**Model review**: {review.get('verdict', 'REJECTED')}", ""]
-        for title, key in (("Critical", "critical"), ("Warnings", "warnings"), ("Suggestions", "suggestions")):
-            items = [i for i in review.get(key) or [] if isinstance(i, Mapping)
-                     and not (i.get("path") and (i.get("path"), i.get("line")) in own)]
-            if items:
-                lines += [*_findings(title, items), ""]
-        lines.append(_fold(str(review.get("summary") or "")))
-    return clip("\n".join(lines))
-
-
-def _finding_line(f: Mapping[str, Any]) -> str:
-    """One deterministic finding: its location (a file name the PR's author chose) and text, both inert."""
-    where = f.get("path") and (f"{f['path']}:{f['line']}" if f.get("line") else str(f["path"]))
-    text = str(f.get("text", ""))
-    if where and text.startswith(f"{where}: "):
-        text = text[len(where) + 2:]
-    return f"- {'❌' if f.get('severity') == 'critical' else '⚠️'} " + (f"{code_span(str(where))}: " if where else "") \
-        + _one_line(redact(text, logged_secrets()), 1_000)
-
-
 def escalation(run: Run, wf: Workflow, mention: str = "") -> str:
     """The spec's escalation format, with the commands that answer it."""
-    esc = run.escalation or {}
+    esc: Mapping[str, Any] = run.escalation or {}  # none: an empty form, as it always was
     stage = esc.get("stage") or ""
     title = wf.step(stage).title if stage in run.steps else stage
     options = "\n".join(f"{i}. **{o['title']}** - {o.get('tradeoff', '')}"
@@ -272,7 +221,7 @@ def approval_request(result: Mapping[str, Any], wf: Workflow, *, head: str | Non
 
 def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None, debt: list[str],
              tasks: Sequence[str] = ()) -> str:
-    by = (run.approval or {}).get("by")
+    by = run.approval.get("by") if run.approval else None
     parts = [f"### ✅ {wf.title} workflow complete", ""]
     if by:
         parts.append(f"- Approved by @{by}")
@@ -288,115 +237,3 @@ def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None
         which = f"option {d['option']} ({d['choice']})" if d.get("option") else str(d.get("choice"))
         parts.append(f"- Decision at {d['stage']}: {which} by @{d['by']}")
     return "\n".join(parts)
-
-
-def tech_debt_issue(item: Mapping[str, Any], *, run_link: str, step_title: str) -> tuple[str, str]:
-    title = clip(str(item.get("title") or item.get("text") or "Follow-up"), 200)
-    body = "\n".join([str(item.get("body") or item.get("text") or ""), "",
-                      f"Deferred during {step_title} of {run_link}. Filed by triage-lead as a tech-debt follow-up."])
-    return title, clip(body)
-
-
-def help_text() -> str:
-    rows = "\n".join(f"| `{cmd}` | {what} |" for cmd, what in COMMANDS.items())
-    return ("**triage-lead commands** (on a line of their own; `/approve`, `/escalate`, `/retry` and `/cancel` "
-            f"need write access)\n\n| command | what it does |\n|---|---|\n{rows}")
-
-
-def refusal(actor: str, command: str, permission: str) -> str:
-    return (f"@{actor} `/{command}` needs write, maintain or admin access to this repository "
-            f"(yours is `{permission}`), so I haven't acted on it. `/status` and `/help` are open to everyone.")
-
-
-def unknown_command(name: str, guess: str) -> str:
-    return f"`/{name}` isn't a command I know; did you mean `/{guess}`? {HELP_HINT}"
-
-
-def _block(text: str) -> str:
-    """``text`` (a log line, a failure signature) as a code block no line of it can close, tokens redacted."""
-    return defuse.block(redact(text, logged_secrets()))
-
-
-def code_span(text: str, limit: int = 600) -> str:
-    """Untrusted text (a file name, a path, a label, an error quoting one) as inline code, backticks included:
-    one line, tokens and keys redacted, cut to ``limit``, between backtick runs nothing inside can close."""
-    return defuse.code_span(redact(str(text), logged_secrets()), limit)
-
-
-def _one_line(text: object, limit: int = 2_000) -> str:
-    """Prose (a finding, a reason) on one line, so it stays inside the list item it is written into."""
-    return " ".join(str(text or "").split())[:limit]
-
-
-def config_problems(errors: tuple[str, ...] | list[str], fallback: str) -> tuple[str, str]:
-    """The issue saying what the bot could not read or use of a repository's set-up, and what it does instead."""
-    doing = (f"Until it is fixed, triage-lead runs on {fallback}." if fallback else
-             "The rest of the configuration applies; what is listed is ignored.")
-    body = ("triage-lead could not read or use part of its set-up on the default branch:\n\n"
-            + "\n".join(f"- {code_span(e)}" for e in errors[:30]) + f"\n\n{doing} "
-            "This issue is opened once for each distinct set of problems.")
-    title = ("triage-lead: its configuration could not be used" if fallback
-             else "triage-lead: part of its set-up was ignored")
-    return title, clip(body)
-
-
-def failure_note(what: str, cause: str, hint: str, *, command: bool = False) -> str:
-    """A job ended without doing its work: what failed (quoted: GitHub's messages echo what people wrote),
-    what would fix it (our own text), how to run it again. A command is run again by commenting it again:
-    `/retry` never replays someone's old command against a newer head."""
-    again = ("Comment the command again to run it (or `/retry`, where it had already set work going)." if command else
-             "Someone with write access can comment `/retry` on this thread to run it again.")
-    return clip(f"⚠️ triage-lead could not finish its work on {what}: {code_span(cause)}"
-                + (f"\n\n{hint}" if hint else "") + f"\n\n{again}")
-
-
-def pending_note(what: str, *, running: bool, error: str | None, retry_at: float) -> str:
-    """A delivery is taking longer than usual: say that it was received and why it waits."""
-    import time
-
-    if error:
-        wait = max(0, round(retry_at - time.time()))
-        why = (f"Its last try failed ({code_span((error.splitlines() or [''])[0], 300)}); it tries again "
-               + (f"in about {wait} s." if wait else "now."))
-    elif running:
-        why = "It is working on it now."
-    else:
-        why = "It is queued behind other work."
-    return f"⏳ triage-lead received {what} and will post here when it has something to show. {why}"
-
-
-def ci_failure_issue(name: str, signature: str, first_error: str, sha: str, url: str | None) -> tuple[str, str]:
-    """Check names and log lines are untrusted (a fork's workflow chooses them): the name as inline code, the
-    log lines as blocks nothing inside can close, the title defused as prose."""
-    title = clip(" ".join(clean_for_github(f"CI failure: {name}: {first_error}", logged_secrets()).split()), 200)
-    body = "\n".join([f"The check {code_span(name, 200)} failed on the default branch at `{sha[:12]}`.", "",
-                      "First error:", _block(first_error), "", f"Details: <{url}>" if url else "",
-                      "", "Failure signature:", _block(signature), "",
-                      "A repeat of the same failure is noted here instead of opening another issue."])
-    return title, body
-
-
-def ci_repeat(name: str, sha: str, url: str | None) -> str:
-    return (f"The same failure of {code_span(name, 200)} happened again at `{sha[:12]}`."
-            + (f" Details: <{url}>" if url else ""))
-
-
-def as_json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True)
-
-
-def ignored_commands(acted: str, lines: list[tuple[str, int]], shown: int = 5) -> str:
-    """A comment's other command lines, named once in its one reply: a comment acts on its first command only,
-    so a pasted list of commands costs one reply, not one each. ``lines``: (line, times), first seen first."""
-    named = ", ".join(code_span(line, 80) + (f" ({n} times)" if n > 1 else "") for line, n in lines[:shown])
-    rest = sum(n for _, n in lines[shown:])
-    return (f"I act on one command per comment, its first: {code_span(acted, 80)}. Ignored: {named}"
-            + (f" and {rest} more" if rest else "") + ".")
-
-
-def over_reply_limit(login: str, command: str, minutes: int, *, per_minute: int, per_hour: int) -> str:
-    """Said once a window to someone whose commands outrun the reply limits (not an @-mention: no ping)."""
-    return (f"{code_span(login, 60)}: you're over the reply limit ({per_minute} replies a minute per person on a "
-            f"thread, {per_hour} an hour per repository), so I haven't answered {code_span(command, 80)} and "
-            f"won't answer more of your commands here for now; try again in {max(1, minutes)} "
-            f"minute{'s' if minutes > 1 else ''}.")
