@@ -1,9 +1,40 @@
 """The schema, as an append-only list of migrations: never edit one that has shipped, add another.
 
-The SQL is kept to what SQLite and PostgreSQL both accept, so one list serves both stores.
+The SQL is kept to what SQLite and PostgreSQL both accept, so one list serves both stores. A step that
+SQL cannot express (a change of the JSON a column holds) is a :class:`RowMigration`: Python run by each
+store over every row of one table, in the same transaction as the rest of its version.
 """
 
-MIGRATIONS: list[str] = [
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.store.run_format import upgrade_column
+
+
+@dataclass(frozen=True)
+class RowMigration:
+    """Every row of ``table`` gets its ``column`` replaced by ``convert(key, text)``; None leaves the row.
+
+    Rows are read in pages of ``batch`` in key order, so a large table is never held in memory at once."""
+
+    table: str
+    key: str
+    column: str
+    convert: Callable[[str, str], str | None]
+    batch: int = 500
+
+    def page_sql(self, param: str) -> str:
+        """The next page: rows with a key after the last one seen (``param``: the driver's placeholder)."""
+        return (f"SELECT {self.key} AS k, {self.column} AS v FROM {self.table} WHERE {self.key} > {param}"
+                f" ORDER BY {self.key} LIMIT {self.batch}")
+
+    def update_sql(self, param: str) -> str:
+        return f"UPDATE {self.table} SET {self.column} = {param} WHERE {self.key} = {param}"
+
+
+MIGRATIONS: list[str | RowMigration] = [
     # 1: deliveries as received, and the job that processes each (one per delivery).
     """
     CREATE TABLE deliveries (
@@ -134,4 +165,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (reservation, key)
     );
     """,
+    # 8: every stored run's data in format version 2 (bot/store/run_format.py): all keys present, the run
+    # context with from_fork and base_sha whatever started the run.
+    RowMigration(table="runs", key="id", column="data", convert=upgrade_column),
 ]

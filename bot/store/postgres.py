@@ -2,7 +2,8 @@
 
 Several processes (``serve`` and any number of ``worker``) share one database, so the schema is
 migrated under an advisory lock, and a delivery, our job row and its procrastinate job are written in
-one transaction: after the webhook's 2xx nothing can be lost, and a rollback enqueues nothing.
+one transaction: after the webhook's 2xx nothing can be lost, and a rollback enqueues nothing. The job
+queue's methods are in bot/store/postgres_jobs.py.
 """
 
 from __future__ import annotations
@@ -17,20 +18,17 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from bot.store.base import FINAL_STATES, Delivery, Job, JobInfo, Posted, RunRecord, StepRecord, StoreUnavailable, job_info
+from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUnavailable
 from bot.store.limits import Cap, Limit, fits, window_wait
-from bot.store.migrations import MIGRATIONS
+from bot.store.migrations import MIGRATIONS, RowMigration
+from bot.store.postgres_jobs import QUEUE, TASK, PostgresJobs
 
-# The procrastinate queue and task every delivery's job goes to; bot/run/procrastinate.py registers the task.
-QUEUE = "triage-lead"
-TASK = "triage-lead.process-job"
+__all__ = ["QUEUE", "TASK", "PostgresStore", "postgres_sql"]  # QUEUE, TASK: procrastinate registers its task by them
 
 # Advisory-lock keys (any constant bigint; they only need to differ from each other).
 _MIGRATE_LOCK = 0x7472_6961_6765_01  # "triage" + 1: schema changes, one process at a time
-_STALLED_LOCK = 0x7472_6961_6765_02  # one worker at a time re-queues the jobs of dead workers
 _LIMIT_LOCKS = 0x7472_6961  # the first key of the two-key advisory locks taken per limit key (hashtext is the second)
 
 # Connection trouble (server down, network, pool exhausted or closed) is what the webhook answers 503 for.
@@ -49,15 +47,6 @@ def postgres_sql(sql: str) -> str:
     """A migration from the shared list in PostgreSQL's dialect: SQLite's rowid key becomes a sequence."""
     return re.sub(r"\bINTEGER PRIMARY KEY\b", "BIGSERIAL PRIMARY KEY", sql)
 
-
-# Enqueue through procrastinate's own function, so the insert is exactly what ``defer_async`` would do,
-# but inside our transaction. ``lock`` = thread: procrastinate runs one job per lock at a time, oldest
-# first. ``queueing_lock`` = delivery id: a second "todo" job for the same delivery is refused.
-_DEFER = """
-SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
-    %(queue)s, %(task)s, 0, %(lock)s, %(queueing_lock)s, %(args)s, NULL
-)::procrastinate_job_to_defer_v1])) AS id
-"""
 
 # Procrastinate only wakes idle workers (LISTEN/NOTIFY) when a job is inserted. A job held back by its
 # thread's lock would then wait for the next poll after its predecessor finished; this trigger sends
@@ -78,7 +67,18 @@ CREATE TRIGGER triage_lead_wake_workers AFTER UPDATE OF status ON procrastinate_
 """
 
 
-class PostgresStore:
+async def _rewrite_rows(conn: psycopg.AsyncConnection[Any], step: RowMigration) -> None:
+    """A Python migration step, page by page, inside the caller's transaction."""
+    last = ""
+    while rows := await (await conn.execute(step.page_sql("%s"), (last,))).fetchall():
+        for key, value in rows:
+            new = step.convert(key, value)
+            if new is not None:
+                await conn.execute(step.update_sql("%s"), (new, key))
+        last = rows[-1][0]
+
+
+class PostgresStore(PostgresJobs):
     """The :class:`~bot.store.base.Store` on PostgreSQL; ``pool`` is shared with procrastinate in workers."""
 
     def __init__(self, database_url: str, *, max_size: int = 10, timeout: float = 5.0,
@@ -141,10 +141,14 @@ class PostgresStore:
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
                                " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
             done = {row[0] for row in await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()}
-            for version, sql in enumerate(MIGRATIONS, start=1):
-                if version not in done:
-                    await conn.execute(postgres_sql(sql))  # no parameters: several statements in one call
-                    await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, time.time()))
+            for version, step in enumerate(MIGRATIONS, start=1):
+                if version in done:
+                    continue
+                if isinstance(step, RowMigration):
+                    await _rewrite_rows(conn, step)
+                else:
+                    await conn.execute(postgres_sql(step))  # no parameters: several statements in one call
+                await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, time.time()))
             row = await (await conn.execute("SELECT to_regclass('procrastinate_jobs')")).fetchone()
             if row is None or row[0] is None:
                 await conn.execute(SchemaManager.get_schema())
@@ -160,135 +164,6 @@ class PostgresStore:
     async def schema_version(self) -> int:
         row = await self._one("SELECT MAX(version) AS v FROM schema_migrations")
         return int(row["v"] or 0) if row else 0
-
-    # ---- deliveries and jobs -------------------------------------------------------------
-    async def accept_delivery(self, d: Delivery) -> bool:
-        """Record a delivery, our job row and its procrastinate job in one transaction; False if already seen.
-
-        Concurrent copies of one delivery id serialise on the primary key: the others wait for the
-        first to commit, then insert nothing and enqueue nothing.
-        """
-        now = time.time()
-        async with self._tx() as conn:
-            cur = await conn.execute(
-                "INSERT INTO deliveries (id, event, action, installation_id, repo, thread, received_at, payload)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                (d.id, d.event, d.action, d.installation_id, d.repo, d.thread, now, json.dumps(d.payload)))
-            if cur.rowcount == 0:
-                return False
-            job = await (await conn.execute(
-                "INSERT INTO jobs (delivery_id, thread, state, created_at, updated_at)"
-                " VALUES (%s, %s, 'queued', %s, %s) RETURNING id", (d.id, d.thread, now, now))).fetchone()
-            if job is None:
-                raise StoreUnavailable(f"the job row of delivery {d.id} was not returned")
-            await conn.execute(_DEFER, {"queue": QUEUE, "task": TASK, "lock": d.thread, "queueing_lock": d.id,
-                                        "args": Jsonb({"job_id": job["id"], "delivery_id": d.id})})
-            return True
-
-    @staticmethod
-    def _job(row: dict[str, Any]) -> Job:
-        return Job(id=row["id"], delivery_id=row["delivery_id"], thread=row["thread"], event=row["event"],
-                   payload=json.loads(row["payload"]), attempts=row["attempts"])
-
-    async def claim_job(self, thread: str) -> Job | None:
-        """Take the oldest queued job of a thread, unless one of that thread is already running."""
-        async with self._tx() as conn:
-            # Claims of one thread queue on this lock, so "busy?" and "take it" cannot interleave.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("thread:" + thread,))
-            busy = await (await conn.execute(
-                "SELECT 1 FROM jobs WHERE thread = %s AND state = 'running' LIMIT 1", (thread,))).fetchone()
-            if busy:
-                return None
-            # The thread's oldest queued job, unless it waits for its retry (later ones wait behind it).
-            row = await (await conn.execute(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = %s WHERE id = ("
-                " SELECT id FROM jobs WHERE thread = %s AND state = 'queued' ORDER BY id LIMIT 1)"
-                " AND run_after <= %s RETURNING id, delivery_id, thread, attempts",
-                (time.time(), thread, time.time()))).fetchone()
-            if row is None:
-                return None
-            return await self._with_delivery(conn, row)
-
-    async def _with_delivery(self, conn: psycopg.AsyncConnection[Any], row: dict[str, Any]) -> Job:
-        d = await (await conn.execute("SELECT event, payload FROM deliveries WHERE id = %s",
-                                      (row["delivery_id"],))).fetchone()
-        if d is None:
-            raise RuntimeError(f"job {row['id']} has no delivery row {row['delivery_id']!r}")
-        return self._job({**row, **d})
-
-    async def begin_job(self, job_id: int) -> Job | None:
-        """Mark a job running for the procrastinate task that was handed it; None if it already finished.
-
-        Procrastinate's lock already keeps one job per thread running, so there is no "busy?" check.
-        A job found done or failed was finished by a worker that died before procrastinate heard of it.
-        """
-        async with self._tx() as conn:
-            row = await (await conn.execute(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = %s"
-                " WHERE id = %s AND state IN ('queued', 'running') RETURNING id, delivery_id, thread, attempts",
-                (time.time(), job_id))).fetchone()
-            return None if row is None else await self._with_delivery(conn, row)
-
-    async def finish_job(self, job_id: int, *, error: str | None = None) -> None:
-        await self._exec("UPDATE jobs SET state = %s, error = %s, updated_at = %s WHERE id = %s",
-                         ("failed" if error else "done", error, time.time(), job_id))
-
-    async def requeue_job(self, job_id: int) -> None:
-        """A running job was interrupted (worker shutting down): it is queued again."""
-        await self._exec("UPDATE jobs SET state = 'queued', updated_at = %s WHERE id = %s AND state = 'running'",
-                         (time.time(), job_id))
-
-    async def retry_job(self, job_id: int, *, after: float, error: str) -> None:
-        """A failed job goes back to the queue, to be taken again ``after`` seconds from now. Its thread is told
-        again of the wait (noted_at cleared): the note then says why it waits and until when."""
-        await self._exec("UPDATE jobs SET state = 'queued', error = %s, run_after = %s, updated_at = %s,"
-            " noted_at = NULL WHERE id = %s",
-                         (error, time.time() + after, time.time(), job_id))
-
-    async def recover(self) -> list[str]:
-        """At start-up of an in-process runner: running jobs go back to the queue; threads with work.
-
-        Workers do not call this (other workers' jobs are running): see :meth:`requeue_stalled`.
-        """
-        async with self._tx() as conn:
-            await conn.execute("UPDATE jobs SET state = 'queued', updated_at = %s WHERE state = 'running'",
-                               (time.time(),))
-            rows = await (await conn.execute(
-                "SELECT thread FROM jobs WHERE state = 'queued' GROUP BY thread ORDER BY MIN(id)")).fetchall()
-            return [r["thread"] for r in rows]
-
-    async def requeue_stalled(self, seconds_since_heartbeat: float) -> list[int]:
-        """Put the jobs of workers silent for ``seconds_since_heartbeat`` back in the queue; their job ids.
-
-        Uses procrastinate's own queries (stalled workers, stalled jobs, retry) in one transaction, with
-        our job rows set back to queued in the same one. The advisory lock makes one worker do it at a
-        time, so a job another checker just re-queued (and a live worker took) is never re-queued again.
-        """
-        from procrastinate.sql import queries
-
-        async with self._tx() as conn:
-            got = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (_STALLED_LOCK,))).fetchone()
-            if not got or not got["got"]:
-                return []
-            await conn.execute(queries["prune_stalled_workers"], {"seconds_since_heartbeat": seconds_since_heartbeat})
-            stalled = await (await conn.execute(queries["select_stalled_jobs_by_heartbeat"], {
-                "queue": QUEUE, "task_name": TASK, "seconds_since_heartbeat": seconds_since_heartbeat})).fetchall()
-            ours: list[int] = []
-            for job in stalled:
-                await conn.execute(queries["retry_job"], {"job_id": job["id"], "retry_at": None, "new_priority": None,
-                                                          "new_queue_name": None, "new_lock": None})
-                job_id = (job["args"] or {}).get("job_id")
-                if job_id is not None:
-                    await conn.execute("UPDATE jobs SET state = 'queued', updated_at = %s"
-                                       " WHERE id = %s AND state = 'running'", (time.time(), job_id))
-                    ours.append(int(job_id))
-            return ours
-
-    async def job_states(self) -> dict[str, int]:
-        return {r["state"]: int(r["n"]) for r in await self._all("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")}
-
-    async def jobs_for(self, delivery_id: str) -> list[dict[str, Any]]:
-        return await self._all("SELECT * FROM jobs WHERE delivery_id = %s", (delivery_id,))
 
     # ---- what the bot posted ---------------------------------------------------------------
     async def remember_posted(self, p: Posted) -> None:
@@ -422,64 +297,9 @@ class PostgresStore:
         row = await self._one("SELECT source, text FROM repo_configs WHERE repo = %s", (repo,))
         return (row["source"], row["text"]) if row else None
 
-    # ---- jobs as people see them: the acknowledger, /retry, `python -m bot jobs` ------------------
-    _INFO = ("SELECT j.id, j.delivery_id, j.thread, j.attempts, j.state, j.error, j.run_after, j.created_at,"
-             " d.event, d.payload FROM jobs j JOIN deliveries d ON d.id = j.delivery_id")
-
-    async def unnoted_jobs(self, older_than: float, limit: int = 50) -> list[JobInfo]:
-        """Jobs queued or running for ``older_than`` seconds whose thread was not told of them yet."""
-        rows = await self._all(
-            self._INFO + " WHERE j.state IN ('queued', 'running') AND j.noted_at IS NULL AND j.created_at <= %s"
-            " ORDER BY j.id LIMIT %s", (time.time() - older_than, limit))
-        return [job_info(r) for r in rows]
-
-    async def mark_noted(self, job_id: int) -> bool:
-        """Claim the telling of a job's thread; False if another process told it already."""
-        row = await self._one("UPDATE jobs SET noted_at = %s WHERE id = %s AND noted_at IS NULL RETURNING id",
-                              (time.time(), job_id))
-        return row is not None
-
-    async def job_info(self, job_id: int) -> JobInfo | None:
-        row = await self._one(self._INFO + " WHERE j.id = %s", (job_id,))
-        return job_info(row) if row else None
-
-    async def failed_jobs(self, thread: str | None = None, limit: int = 100) -> list[JobInfo]:
-        """Failed jobs, newest first (of one thread, if given)."""
-        if thread:
-            rows = await self._all(self._INFO + " WHERE j.state = 'failed' AND j.thread = %s ORDER BY j.id DESC LIMIT %s",
-                                   (thread, limit))
-        else:
-            rows = await self._all(self._INFO + " WHERE j.state = 'failed' ORDER BY j.id DESC LIMIT %s", (limit,))
-        return [job_info(r) for r in rows]
-
-    async def requeue_failed(self, job_id: int) -> bool:
-        """A failed job goes back to the queue (a new procrastinate job, in the same transaction) with its
-        attempts reset; False if it was not failed."""
-        async with self._tx() as conn:
-            row = await (await conn.execute(
-                "UPDATE jobs SET state = 'queued', attempts = 0, run_after = 0, updated_at = %s"
-                " WHERE id = %s AND state = 'failed' RETURNING id, delivery_id, thread", (time.time(), job_id))).fetchone()
-            if row is None:
-                return False
-            waiting = await (await conn.execute(  # its procrastinate job may still be waiting: one is enough
-                "SELECT 1 FROM procrastinate_jobs WHERE queueing_lock = %s AND status = 'todo'",
-                (row["delivery_id"],))).fetchone()
-            if waiting:
-                return True
-            await conn.execute(_DEFER, {"queue": QUEUE, "task": TASK, "lock": row["thread"],
-                                        "queueing_lock": row["delivery_id"],
-                                        "args": Jsonb({"job_id": row["id"], "delivery_id": row["delivery_id"]})})
-            return True
-
     async def forget_posted(self, marker: str) -> None:
         """The bot deleted what it had posted under ``marker``."""
         await self._exec("DELETE FROM posted WHERE marker = %s", (marker,))
-
-    async def queued_threads(self) -> list[str]:
-        """Threads with a job that may run now (a job re-queued by another process, a timer lost)."""
-        rows = await self._all("SELECT thread FROM jobs WHERE state = 'queued' AND run_after <= %s"
-                               " GROUP BY thread ORDER BY MIN(id)", (time.time(),))
-        return [r["thread"] for r in rows]
 
     async def posted_since(self, repo: str, number: int, since: float) -> bool:
         """Whether the bot created anything on a thread since ``since`` (unix time)."""
@@ -545,18 +365,4 @@ class PostgresStore:
                 "DELETE FROM spend_reservations WHERE settled = 1 AND at <= %s", (cutoff,))).rowcount
         return counts
 
-    async def claim_redelivery(self, guid: str, delivery_id: int) -> bool:
-        """Record that the sweep asks GitHub to redeliver ``guid``; False if it (or another process) did."""
-        row = await self._one("INSERT INTO redeliveries (guid, delivery_id, requested_at) VALUES (%s, %s, %s)"
-                              " ON CONFLICT (guid) DO NOTHING RETURNING guid", (guid, delivery_id, time.time()))
-        return row is not None
 
-    async def release_redelivery(self, guid: str) -> None:
-        """The ask for ``guid`` did not reach GitHub: the next sweep may ask again."""
-        await self._exec("DELETE FROM redeliveries WHERE guid = %s", (guid,))
-
-    async def dismiss_failed(self, job_id: int) -> bool:
-        """A failed job nobody will retry: its payload may go at the next retention pass; False if not failed."""
-        row = await self._one("UPDATE jobs SET state = 'dismissed', updated_at = %s WHERE id = %s AND state = 'failed'"
-                              " RETURNING id", (time.time(), job_id))
-        return row is not None

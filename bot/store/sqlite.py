@@ -5,7 +5,8 @@ Jobs, runs and everything else share one connection (a long busy timeout: a job 
 The webhook path (``accept_delivery``, ``probe_write``) has its own connection and thread with a busy
 timeout under a second, counted from when the call was made: GitHub gives up on a delivery after 10 s,
 so a locked file must answer 503 at once, never after waiting behind a job's longer wait. WAL mode keeps
-a webhook's insert under a millisecond on ordinary disks, and readers never wait for writers.
+a webhook's insert under a millisecond on ordinary disks, and readers never wait for writers. The job
+queue's methods are in bot/store/sqlite_jobs.py.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from bot.store.base import FINAL_STATES, Delivery, Job, JobInfo, Posted, RunRecord, StepRecord, StoreUnavailable, job_info
+from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUnavailable
 from bot.store.limits import Cap, Limit, fits, window_wait
-from bot.store.migrations import MIGRATIONS
+from bot.store.migrations import MIGRATIONS, RowMigration
+from bot.store.sqlite_jobs import SQLiteJobs, rollback
 
 T = TypeVar("T")
 
@@ -47,14 +49,18 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     return db
 
 
-def _rollback(db: sqlite3.Connection) -> None:
-    """Roll back if a transaction is still open: SQLite rolls back by itself on SQLITE_FULL or SQLITE_BUSY,
-    and a second ROLLBACK would raise "no transaction is active" over the error that says what happened."""
-    if db.in_transaction:
-        db.execute("ROLLBACK")
+def _rewrite_rows(db: sqlite3.Connection, step: RowMigration) -> None:
+    """A Python migration step, page by page, inside the caller's transaction."""
+    last = ""
+    while rows := db.execute(step.page_sql("?"), (last,)).fetchall():
+        for row in rows:
+            new = step.convert(row["k"], row["v"])
+            if new is not None:
+                db.execute(step.update_sql("?"), (new, row["k"]))
+        last = rows[-1]["k"]
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteJobs):
     def __init__(self, database_url: str) -> None:
         self.path = sqlite_path(database_url)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
@@ -123,17 +129,20 @@ class SQLiteStore:
     def _migrate(db: sqlite3.Connection) -> None:
         db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
         done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
-        for version, sql in enumerate(MIGRATIONS, start=1):
+        for version, step in enumerate(MIGRATIONS, start=1):
             if version in done:
                 continue
             db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in filter(str.strip, sql.split(";")):
-                    db.execute(statement)
+                if isinstance(step, RowMigration):
+                    _rewrite_rows(db, step)
+                else:
+                    for statement in filter(str.strip, step.split(";")):
+                        db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
                 db.execute("COMMIT")
             except BaseException:
-                _rollback(db)
+                rollback(db)
                 raise
 
     def _shut(self, attr: str) -> None:
@@ -167,86 +176,6 @@ class SQLiteStore:
             db.execute("INSERT INTO health_probe (at, pad) VALUES (?, ?)", (time.time(), os.urandom(2048).hex()))
             db.execute("DELETE FROM health_probe")  # every row: one left by a probe that failed half-way too
         await self._run_hook(tx)
-
-    async def accept_delivery(self, d: Delivery) -> bool:
-        """Record a delivery and enqueue its job in one transaction; False if already seen."""
-        def tx(db: sqlite3.Connection) -> bool:
-            now = time.time()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = db.execute(
-                    "INSERT INTO deliveries (id, event, action, installation_id, repo, thread, received_at, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    (d.id, d.event, d.action, d.installation_id, d.repo, d.thread, now, json.dumps(d.payload)),
-                )
-                if cur.rowcount == 0:
-                    db.execute("ROLLBACK")
-                    return False
-                db.execute(
-                    "INSERT INTO jobs (delivery_id, thread, state, created_at, updated_at) VALUES (?, ?, 'queued', ?, ?)",
-                    (d.id, d.thread, now, now),
-                )
-                db.execute("COMMIT")
-                return True
-            except BaseException:
-                _rollback(db)
-                raise
-        return await self._run_hook(tx)
-
-    async def claim_job(self, thread: str) -> Job | None:
-        """Take the oldest queued job of a thread, unless one of that thread is already running."""
-        def tx(db: sqlite3.Connection) -> Job | None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                busy = db.execute("SELECT 1 FROM jobs WHERE thread = ? AND state = 'running'", (thread,)).fetchone()
-                row = None if busy else db.execute(
-                    "SELECT j.id, j.delivery_id, j.thread, j.attempts, j.run_after, d.event, d.payload FROM jobs j"
-                    " JOIN deliveries d ON d.id = j.delivery_id WHERE j.thread = ? AND j.state = 'queued'"
-                    " ORDER BY j.id LIMIT 1", (thread,)).fetchone()
-                if row is not None and row["run_after"] > time.time():
-                    row = None  # the thread's oldest job waits for its retry: later ones wait behind it
-                if row is not None:
-                    db.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ?",
-                               (time.time(), row["id"]))
-                db.execute("COMMIT")
-            except BaseException:
-                _rollback(db)
-                raise
-            if row is None:
-                return None
-            return Job(id=row["id"], delivery_id=row["delivery_id"], thread=row["thread"], event=row["event"],
-                       payload=json.loads(row["payload"]), attempts=row["attempts"] + 1)
-        return await self._run(tx)
-
-    async def finish_job(self, job_id: int, *, error: str | None = None) -> None:
-        state = "failed" if error else "done"
-        await self._run(lambda db: db.execute(
-            "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?", (state, error, time.time(), job_id)))
-
-    async def retry_job(self, job_id: int, *, after: float, error: str) -> None:
-        """A failed job goes back to the queue, to be taken again ``after`` seconds from now. Its thread is told
-        again of the wait (noted_at cleared): the note then says why it waits and until when."""
-        await self._run(lambda db: db.execute(
-            "UPDATE jobs SET state = 'queued', error = ?, run_after = ?, updated_at = ?,"
-            " noted_at = NULL WHERE id = ?",
-            (error, time.time() + after, time.time(), job_id)))
-
-    async def recover(self) -> list[str]:
-        """At start-up: jobs a dead process left running go back to the queue; return threads with work."""
-        def tx(db: sqlite3.Connection) -> list[str]:
-            db.execute("UPDATE jobs SET state = 'queued', updated_at = ? WHERE state = 'running'", (time.time(),))
-            return [r[0] for r in db.execute(
-                "SELECT thread FROM jobs WHERE state = 'queued' GROUP BY thread ORDER BY MIN(id)")]
-        return await self._run(tx)
-
-    async def job_states(self) -> dict[str, int]:
-        return await self._run(
-            lambda db: {r[0]: r[1] for r in db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")})
-
-    async def jobs_for(self, delivery_id: str) -> list[dict[str, Any]]:
-        # On the webhook's connection: a redelivery asks this, and must answer within GitHub's patience.
-        return await self._run_hook(lambda db: [dict(r) for r in db.execute(
-            "SELECT * FROM jobs WHERE delivery_id = ?", (delivery_id,))])
 
     async def remember_posted(self, p: Posted) -> None:
         await self._run(lambda db: db.execute(
@@ -333,7 +262,7 @@ class SQLiteStore:
                 db.execute("COMMIT")
                 return wait
             finally:
-                _rollback(db)
+                rollback(db)
         return await self._run(take)
 
     async def reserve(self, reservation: str, amount: int, caps: Sequence[Cap], now: float | None = None) -> bool:
@@ -353,7 +282,7 @@ class SQLiteStore:
                 db.execute("COMMIT")
                 return True
             finally:
-                _rollback(db)
+                rollback(db)
         return await self._run(take)
 
     async def settle(self, reservation: str, actual: int) -> None:
@@ -367,7 +296,7 @@ class SQLiteStore:
                            (actual, reservation))
                 db.execute("COMMIT")
             finally:
-                _rollback(db)
+                rollback(db)
         await self._run(settle)
 
     async def spent(self, key: str) -> int:
@@ -390,54 +319,9 @@ class SQLiteStore:
             "SELECT source, text FROM repo_configs WHERE repo = ?", (repo,)).fetchone())
         return (row["source"], row["text"]) if row else None
 
-    # ---- jobs as people see them: the acknowledger, /retry, `python -m bot jobs` ------------------
-    _INFO = ("SELECT j.id, j.delivery_id, j.thread, j.attempts, j.state, j.error, j.run_after, j.created_at,"
-             " d.event, d.payload FROM jobs j JOIN deliveries d ON d.id = j.delivery_id")
-
-    async def unnoted_jobs(self, older_than: float, limit: int = 50) -> list[JobInfo]:
-        """Jobs queued or running for ``older_than`` seconds whose thread was not told of them yet."""
-        rows = await self._run(lambda db: db.execute(
-            self._INFO + " WHERE j.state IN ('queued', 'running') AND j.noted_at IS NULL AND j.created_at <= ?"
-            " ORDER BY j.id LIMIT ?", (time.time() - older_than, limit)).fetchall())
-        return [job_info(r) for r in rows]
-
-    async def mark_noted(self, job_id: int) -> bool:
-        """Claim the telling of a job's thread; False if another process told it already."""
-        cur = await self._run(lambda db: db.execute(
-            "UPDATE jobs SET noted_at = ? WHERE id = ? AND noted_at IS NULL", (time.time(), job_id)))
-        return bool(cur.rowcount)
-
-    async def job_info(self, job_id: int) -> JobInfo | None:
-        row = await self._run_hook(lambda db: db.execute(self._INFO + " WHERE j.id = ?", (job_id,)).fetchone())
-        return job_info(row) if row else None
-
-    async def failed_jobs(self, thread: str | None = None, limit: int = 100) -> list[JobInfo]:
-        """Failed jobs, newest first (of one thread, if given)."""
-        where, args = (("WHERE j.state = 'failed' AND j.thread = ?", (thread,)) if thread
-                       else ("WHERE j.state = 'failed'", ()))
-        rows = await self._run(lambda db: db.execute(
-            self._INFO + f" {where} ORDER BY j.id DESC LIMIT ?", (*args, limit)).fetchall())
-        return [job_info(r) for r in rows]
-
-    async def requeue_failed(self, job_id: int) -> bool:
-        """A failed job goes back to the queue with its attempts reset; False if it was not failed. (On the
-        webhook's connection: a redelivery does this, and must answer within GitHub's patience.)"""
-        cur = await self._run_hook(lambda db: db.execute(
-            "UPDATE jobs SET state = 'queued', attempts = 0, run_after = 0, updated_at = ? "
-            "WHERE id = ? AND state = 'failed'",
-            (time.time(), job_id)))
-        return bool(cur.rowcount)
-
     async def forget_posted(self, marker: str) -> None:
         """The bot deleted what it had posted under ``marker``."""
         await self._run(lambda db: db.execute("DELETE FROM posted WHERE marker = ?", (marker,)))
-
-    async def queued_threads(self) -> list[str]:
-        """Threads with a job that may run now (a job re-queued by another process, a timer lost)."""
-        rows = await self._run(lambda db: db.execute(
-            "SELECT thread FROM jobs WHERE state = 'queued' AND run_after <= ? GROUP BY thread ORDER BY MIN(id)",
-            (time.time(),)).fetchall())
-        return [r[0] for r in rows]
 
     async def posted_since(self, repo: str, number: int, since: float) -> bool:
         """Whether the bot created anything on a thread since ``since`` (unix time)."""
@@ -476,19 +360,4 @@ class SQLiteStore:
             "DELETE FROM spend_reservations WHERE settled = 1 AND at <= ?", (cutoff,)).rowcount)
         return {"payloads": pruned, "redeliveries": asked, "limit_events": events, "reservations": settled}
 
-    async def claim_redelivery(self, guid: str, delivery_id: int) -> bool:
-        """Record that the sweep asks GitHub to redeliver ``guid``; False if it (or another process) did."""
-        cur = await self._run(lambda db: db.execute(
-            "INSERT INTO redeliveries (guid, delivery_id, requested_at) VALUES (?, ?, ?) ON CONFLICT (guid) DO NOTHING",
-            (guid, delivery_id, time.time())))
-        return bool(cur.rowcount)
 
-    async def release_redelivery(self, guid: str) -> None:
-        """The ask for ``guid`` did not reach GitHub: the next sweep may ask again."""
-        await self._run(lambda db: db.execute("DELETE FROM redeliveries WHERE guid = ?", (guid,)))
-
-    async def dismiss_failed(self, job_id: int) -> bool:
-        """A failed job nobody will retry: its payload may go at the next retention pass; False if not failed."""
-        cur = await self._run_hook(lambda db: db.execute(
-            "UPDATE jobs SET state = 'dismissed', updated_at = ? WHERE id = ? AND state = 'failed'", (time.time(), job_id)))
-        return bool(cur.rowcount)

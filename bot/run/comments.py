@@ -1,0 +1,165 @@
+"""Comments: the one command a comment holds, checked against who sent it, then applied to the thread's run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from gidgethub import BadRequest
+from gidgethub.abc import GitHubAPI
+
+from bot.core import commands, engine, events, render
+from bot.core.markers import marker
+from bot.github.writes import digest
+from bot.run import replies
+from bot.run.runs import Deps, changed_since, resume
+from bot.run.state import RunState
+from bot.store import JobInfo, Posted, RunRecord
+
+log = logging.getLogger(__name__)
+
+
+async def role_of(gh: GitHubAPI, repo: str, login: str) -> str:
+    """The collaborator's role, asked of GitHub when the command runs (never author_association)."""
+    try:
+        data = await gh.getitem(f"/repos/{repo}/collaborators/{login}/permission")
+    except BadRequest as exc:
+        if exc.status_code in (403, 404):
+            return "none"
+        raise
+    return str(data.get("role_name") or data.get("permission") or "none")
+
+
+async def _requeue_failed(deps: Deps, thread: str) -> bool:
+    """``/retry`` first re-runs the thread's failed jobs (oldest first; they run after this one, in order).
+
+    A command's job only once its command was applied to the run (what is left is the run's own outbox, such
+    as delivering the approved change): re-run before that, someone's old `/approve` would approve whatever
+    the head is by then. Such a command is run again by commenting it again; its failure note says so. Old
+    failures of earlier runs stay as they are: `/retry` is about the work at hand."""
+    active = await deps.store.active_run(thread)
+    applied = tuple(RunState.open(active).data.applied) if active is not None else ()
+    # Only this run's: the jobs since the one that started it. With no run, the newest failure alone.
+    started = [r["id"] for r in await deps.store.jobs_for(active.id)] if active is not None else []
+
+    def safe(info: JobInfo) -> bool:
+        return info.job.event != "issue_comment" or any(a.startswith(f"{info.job.delivery_id}:") for a in applied)
+
+    failed = sorted((i for i in await deps.store.failed_jobs(thread, limit=10) if safe(i)), key=lambda i: i.job.id)
+    failed = [i for i in failed if i.job.id >= started[0]] if started else failed[-1:]
+    return any([await deps.store.requeue_failed(info.job.id) for info in failed])
+
+
+async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
+    previous = c.previous_body if c.action == "edited" else None
+    if commands.request(c.body, previous).command is None:
+        log.info("%s: comment %s holds no new command", c.thread, c.comment_id)
+        return
+    # Re-read the comment: act only on commands still there, so an edit after the event cannot swap them.
+    try:
+        fresh = await gh.getitem(f"/repos/{c.repo}/issues/comments/{c.comment_id}")
+    except BadRequest as exc:
+        if exc.status_code == 404:
+            return  # deleted since
+        raise
+    # A body GitHub left out (it is optional in the description) says nothing of an edit: keep the event's.
+    req = commands.request(c.body, previous, fresh["body"] if isinstance(fresh.get("body"), str) else c.body)
+    if req.command is None:
+        log.info("%s: the command of comment %s was edited away before it ran", c.thread, c.comment_id)
+        return
+    if req.ignored:
+        log.info("%s: comment %s: acting on %s only, %d other command lines ignored", c.thread, c.comment_id,
+                 req.command.line[:40], len(req.ignored))
+    answer = await _command(c, req.command, gh, deps)
+    if req.ignored:  # named in the same one reply (or, for a command whose effect is its answer, alone)
+        answer = "\n\n".join(filter(None, [answer, render.ignored_commands(req.command.line, req.ignored_lines())]))
+    if answer:
+        cmd = req.command
+        await replies.post_reply(gh, deps.store, deps.settings, c, body=render.clip(answer), command=cmd.line,
+                                 mark=marker("reply", c.comment_id, digest(f"{c.comment_id}:{cmd.name}:{cmd.arg}")),
+                                 now=deps.clock(), bot_login=deps.bot_login)
+
+
+async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps: Deps) -> str | None:
+    """Act on a comment's one command; the reply to post (None when the command's effect is its answer)."""
+    if not cmd.known:  # a near miss of ours (commands.request keeps no other unknown word)
+        return render.unknown_command(cmd.name, cmd.guess or "help")
+    if cmd.name == "help":
+        return render.help_text()
+    active = await deps.store.active_run(f"{c.repo}#{c.number}")
+    if cmd.name == "status":
+        return _status(active, deps)
+    # Whoever made this delivery commands: on an edit that is the editor (GitHub lets an App or an admin edit
+    # anyone's comment), never the comment's author.
+    actor = c.sender.login
+    role = await role_of(gh, c.repo, actor)
+    if not commands.may_run(cmd.name, role):
+        return render.refusal(actor, cmd.name, role)
+    acted = marker("acted", c.repo, c.comment_id, digest(cmd.name, cmd.arg))
+    if await deps.store.find_posted(acted) is not None:
+        log.info("%s: /%s of comment %s was acted on already; an edit does not run it twice", c.thread, cmd.name,
+                 c.comment_id)
+        return None
+    if cmd.name == "retry" and await _requeue_failed(deps, c.thread):
+        await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
+        await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
+        return "The work that failed on this thread is queued again."
+    if active is None:
+        return f"No triage-lead workflow is running on this thread, so `/{cmd.name}` has nothing to act on."
+    head, moved = None, None
+    if c.is_pull_request:
+        pull = await gh.getitem(f"/repos/{c.repo}/pulls/{c.number}")
+        head = str(pull["head"]["sha"])  # the head now, not the one a lost push event would have told us
+        if cmd.name == "approve" and await _author_may_not_approve(gh, deps, c, actor, pull):
+            return (f"@{actor} opened this pull request, and this repository's configuration "
+                    "(`approval: {not_author: true}`) asks someone else to approve the bot's change to it.")
+        old = RunState.open(active).run.head_sha
+        if old and head != old:
+            moved = await changed_since(gh, c.repo, old, head)
+    signal = engine.Command(cmd.name, actor, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
+                            head_sha=head, moved=moved)
+    delivery = f"{c.delivery_id}:{cmd.name}:{cmd.arg}"
+    unchanged = await _changes_nothing(gh, deps, active, signal, delivery)
+    if unchanged is None:
+        await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
+        await resume(gh, deps, active, signal, delivery)
+    await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
+    return unchanged
+
+
+def _status(active: RunRecord | None, deps: Deps) -> str:
+    if active is None:
+        return "No triage-lead workflow is running on this thread."
+    state = RunState.open(active)
+    wf = deps.catalog.workflows[state.run.workflow]
+    body = render.status(state.run, wf, announce=state.data.announce or "", usage=dataclasses.asdict(state.data.usage),
+                         links=state.data.links)
+    if any(step.kind == "context" for step in wf.steps):  # a project: the handoff travels with /status
+        body += "\n\n" + render.context_document(state.run, wf)
+    return body
+
+
+async def _changes_nothing(gh: GitHubAPI, deps: Deps, record: RunRecord, signal: engine.Command,
+                           delivery: str) -> str | None:
+    """What the engine answers a command that changes nothing (``/retry`` with nothing failed, ``/approve`` with
+    nothing waiting): that answer is a reply like any other, under the reply limits, and the run is left as it
+    is. None when the command changes the run (or was applied already, and its outbox is still to be worked):
+    then it goes through the executor."""
+    state = RunState.open(record)
+    if delivery in state.data.applied:
+        return None
+    view = await deps.view(gh, state.data.ctx.repo, state.data.ctx.branch)
+    after, actions = engine.advance(state.run, signal, view.catalog.workflows[state.run.workflow])
+    if not actions or not all(isinstance(a, engine.Reply) for a in actions) or after.to_dict() != state.run.to_dict():
+        return None
+    return "\n\n".join(a.text for a in actions if isinstance(a, engine.Reply))
+
+
+async def _author_may_not_approve(gh: GitHubAPI, deps: Deps, c: events.Comment, actor: str,
+                                  pull: dict[str, Any]) -> bool:
+    """Separation of duties, when the repository asks for it: a PR's author does not approve the bot's change."""
+    view = await deps.view(gh, c.repo, str((pull.get("base") or {}).get("repo", {}).get("default_branch") or "main"))
+    author = str((pull.get("user") or {}).get("login") or "")
+    return view.config.approval_not_author and author.lower() == actor.lower()

@@ -1,0 +1,148 @@
+"""What a job needs (:class:`Deps`), and starting and resuming a run through the executor.
+
+The handlers (bot/run/work.py, comments.py, ci.py) decide; these make the decision a stored run and work it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from gidgethub import BadRequest
+from gidgethub.abc import GitHubAPI
+
+from bot.agents import AgentRuntime, Budget, ModelMap
+from bot.core import engine, triage
+from bot.core.catalog import Catalog
+from bot.core.secrets import secrets as logged_secrets
+from bot.github.client import GitHubApp
+from bot.run.executor import Executor
+from bot.run.repo_view import RepoView, RepoViews
+from bot.run.state import RunContext, RunData, RunState
+from bot.settings import Settings
+from bot.store import RunRecord, Store
+from bot.web.metrics import Metrics
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deps:
+    """What a job needs from the outside world."""
+
+    settings: Settings
+    store: Store
+    github: GitHubApp
+    catalog: Catalog
+    anthropic: AsyncAnthropic | None = None
+    bot_login: str | None = None
+    model_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    agent_options: dict[str, Any] = field(default_factory=dict)  # tests shorten retry waits
+    metrics: Metrics | None = None  # the runtime's, shared with /metrics
+    views: RepoViews | None = None  # the catalog and config each repository sees
+    clock: Callable[[], float] = field(default_factory=lambda: time.time)  # the reply limits' (tests move it)
+
+    def __post_init__(self) -> None:
+        if self.views is None:
+            self.views = RepoViews(self.catalog, self.store)
+
+    async def view(self, gh: GitHubAPI, repo: str, branch: str) -> RepoView:
+        if self.views is None:
+            raise RuntimeError("Deps.views is set when Deps is made")
+        return await self.views.get(gh, repo, branch)
+
+
+async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
+    view = await deps.view(gh, state.data.ctx.repo, state.data.ctx.branch)
+    cfg = view.config
+    used = state.data.usage.tokens
+    day = 0
+    if state.record.installation_id:
+        day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()))
+    # The operator's limits are ceilings; every call reserves its tokens in the store, shared by all workers.
+    budget = Budget.ceilings(run=deps.settings.run_token_budget, day=deps.settings.day_token_budget,
+                             repo_run=cfg.run_tokens, repo_day=cfg.day_tokens, run_used=used, day_used=day,
+                             run_id=state.record.id, installation_id=state.record.installation_id,
+                             repo=state.record.repo, ledger=deps.store)
+    secrets = secret_values(deps.settings)
+    agents = AgentRuntime(gh=gh, anthropic=deps.anthropic,
+                          models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
+                          budget=budget, concurrency=deps.model_slots, secrets=secrets,
+                          hosts=deps.settings.allowed_link_hosts, **deps.agent_options)
+    return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
+                    max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run,
+                    config=cfg, metrics=deps.metrics, app_id=deps.settings.app_id)
+
+
+def secret_values(settings: Settings) -> tuple[str, ...]:
+    """What must never be posted: the App's secrets, each line of its key (a model may echo a fragment), and
+    every installation token handed out lately (registered with the log redaction as they are issued)."""
+    values = tuple(s for s in (settings.webhook_secret, settings.anthropic_api_key) if s)
+    if settings.private_key:
+        values += (settings.private_key.strip(),) + tuple(
+            line for line in settings.private_key.splitlines() if len(line) >= 40)
+    return values + logged_secrets()
+
+
+async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, number: int, installation_id: int,
+                    decision: triage.Decision, ctx: RunContext) -> RunState:
+    """Store a new run of the workflow triage chose (so a crash from here on resumes it), then start it."""
+    repo = ctx.repo
+    view = await deps.view(gh, repo, ctx.branch)
+    wf = view.catalog.workflows[decision.workflow or ""]
+    run = engine.Run.new(run_id, wf, head_sha=ctx.head_sha or await _branch_head(gh, repo, ctx.default_branch),
+                         on_pull=ctx.is_pull_request)
+    data = RunData(run=run, ctx=ctx, announce=triage.announce(decision, view.catalog), decision=decision.to_json(),
+                   mention=view.config.mention_line())
+    record = RunRecord(id=run_id, thread=f"{repo}#{number}", repo=repo, number=number, installation_id=installation_id,
+                       workflow=wf.name, state=run.state, data=data.to_json())
+    await deps.store.save_run(record)
+    state = RunState(record=record, data=data)
+    executor = await executor_for(gh, deps, state)
+    return await executor.apply(state, engine.Start(), run_id)
+
+
+async def resume(gh: GitHubAPI, deps: Deps, record: RunRecord, signal: engine.Signal, delivery_id: str) -> RunState:
+    """Apply a signal to a stored run (in any stored format: see bot/run/state.py) and work its outbox."""
+    state = RunState.open(record)
+    executor = await executor_for(gh, deps, state)
+    return await executor.apply(state, signal, delivery_id)
+
+
+async def _read(gh: GitHubAPI, url: str, *, absent: tuple[int, ...]) -> Any:
+    """GET ``url``; None when GitHub answers one of the ``absent`` statuses (what there is not to read)."""
+    try:
+        return await gh.getitem(url)
+    except BadRequest as exc:
+        if exc.status_code in absent:
+            return None
+        raise
+
+
+async def _branch_head(gh: GitHubAPI, repo: str, branch: str | None) -> str | None:
+    """The commit a run on an issue reads and builds on: the default branch's head when it starts. None for an
+    empty repository (no branch yet): then there is nothing to pin."""
+    ref = await _read(gh, f"/repos/{repo}/git/ref/heads/{quote(branch or 'main', safe='/')}", absent=(404, 409))
+    return str(((ref or {}).get("object") or {}).get("sha") or "") or None
+
+
+async def changed_since(gh: GitHubAPI, repo: str, old: str | None, new: str) -> tuple[str, ...] | None:
+    """The files the commits from ``old`` to ``new`` change; None when GitHub cannot say (no old head, a
+    force-push that dropped it, or more files than a comparison lists), which counts as "maybe all"."""
+    if not old:
+        return None
+    found = await _read(gh, f"/repos/{repo}/compare/{old}...{new}?per_page=100", absent=(404, 422)) or {}
+    files = found.get("files")
+    if found.get("status") not in ("ahead", "identical") or not isinstance(files, list) or len(files) >= 300:
+        return None
+    paths = {str(f.get("filename")) for f in files if isinstance(f, dict)}
+    paths |= {str(f["previous_filename"]) for f in files if isinstance(f, dict) and f.get("previous_filename")}
+    return tuple(sorted(paths))
