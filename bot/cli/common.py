@@ -23,7 +23,7 @@ def start_logging(level: str) -> None:
 
 def env(args: argparse.Namespace) -> dict[str, str]:
     """The --env-file (default .env) under the real environment: a variable set in the environment wins."""
-    from bot.cli.setup import load_dotenv
+    from bot.cli.envfile import load_dotenv  # loaded only by the verbs that read it
 
     return {**load_dotenv(Path(args.env_file)), **os.environ}
 

@@ -1,4 +1,4 @@
-"""The command line: one parser, one module per verb (``bot/cli/<verb>.py``)."""
+"""The command line: one parser, one module per verb (``bot/cli/<verb>.py``; ``setup`` keeps its parts beside it)."""
 
 from __future__ import annotations
 
