@@ -55,3 +55,28 @@ def test_the_shipped_catalog_is_shared_and_an_explicit_root_is_read_afresh(tmp_p
     path.write_text(path.read_text().replace(f"title: {before}", "title: Edited"))
     assert load_catalog(copy).workflows["backend-feature"].title == "Edited"
     assert load_catalog().workflows["backend-feature"].title == before
+
+
+def test_the_shared_catalogs_triage_data_cannot_be_written_into() -> None:
+    """One repository's code path writing into the shared label map or a keyword list would reach every other
+    repository's runs in the process: the shipped triage data is read-only all the way down."""
+    shared = load_catalog()
+    with pytest.raises(TypeError):
+        shared.triage["labels"]["zzz"] = "security-fix"  # type: ignore[index]
+    spec = next(iter(shared.triage["keywords"].values()))
+    with pytest.raises(TypeError):
+        spec["text"]["zzz"] = 9  # type: ignore[index]
+    with pytest.raises(TypeError):
+        shared.triage["priority"][0] = "zzz"  # type: ignore[index]
+    assert "zzz" not in load_catalog().triage["labels"]
+
+
+def test_a_copy_of_the_shared_triage_data_is_a_plain_one_its_holder_may_change() -> None:
+    """A run holding a piece of triage data is deep-copied at every engine step: the copy must be writable and
+    must not reach the shared catalog."""
+    import copy
+
+    mine = copy.deepcopy(dict(load_catalog().triage))
+    mine["labels"]["zzz"] = "security-fix"
+    mine["priority"].append("zzz")
+    assert "zzz" not in load_catalog().triage["labels"] and "zzz" not in load_catalog().triage["priority"]

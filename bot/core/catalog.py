@@ -3,7 +3,7 @@ the one place callers import it from (the records are bot/core/workflow.py, the 
 
 The shipped catalog is read and parsed once per process (:func:`load_catalog` without a root) and shared: a
 per-event caller (offline triage, a runtime) pays for it once, not ~100 ms each time. Nobody changes it (its
-top-level mappings are read-only): a repository's view of it is a new catalog (``with_repo_agents``,
+mappings are read-only, the triage data all the way down): a repository's view of it is a new catalog (``with_repo_agents``,
 ``config.apply_to_catalog``). An explicit ``root`` is read afresh each time (``validate --root``, tests editing
 a copy). No network.
 """
@@ -141,8 +141,48 @@ def _load(root: Path) -> tuple[Catalog, list[str]]:
         else:
             raw[src], workflows[path.stem] = ("schema.json", data), _workflow(data, src)
     errors += [f"{root.name}/triage.yml: missing"] if triage is None else []
-    return Catalog(MappingProxyType(agents), MappingProxyType(workflows), MappingProxyType(triage or {}), root,
+    return Catalog(MappingProxyType(agents), MappingProxyType(workflows), _frozen(triage or {}), root,
                    MappingProxyType(raw)), errors
+
+
+def _refuse(self: object, *args: object, **kwargs: object) -> None:
+    raise TypeError("the shipped catalog is shared and read-only; build a new one (config.apply_to_catalog)")
+
+
+class _Table(dict[str, Any]):
+    """A dict that refuses every write (a dict still, so readers' isinstance checks and comparisons hold); a copy
+    (copy, deepcopy, pickle) is a plain dict a caller may change."""
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        return dict, (dict(self),)
+
+
+class _Items(list[Any]):
+    """A list that refuses every write (a list still, so readers' isinstance checks and comparisons hold); a copy
+    (copy, deepcopy, pickle) is a plain list a caller may change."""
+
+    def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
+        return list, (list(self),)
+
+
+# Set after the classes so each writer keeps dict's and list's declared signature for the type checker.
+for _writer in ("__setitem__", "__delitem__", "__ior__", "clear", "pop", "popitem", "setdefault", "update"):
+    setattr(_Table, _writer, _refuse)
+for _writer in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend", "insert", "pop", "remove",
+                "clear", "sort", "reverse"):
+    setattr(_Items, _writer, _refuse)
+
+
+def _frozen(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Triage data read-only all the way down: the shipped catalog is shared by every repository's runs, so a
+    write into a nested label map or keyword list would reach all of them."""
+    def freeze(value: object) -> object:
+        if isinstance(value, dict):
+            return _Table({k: freeze(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return _Items(freeze(v) for v in value)
+        return value
+    return MappingProxyType({k: freeze(v) for k, v in data.items()})
 
 
 def load_catalog(root: Path | None = None) -> Catalog:

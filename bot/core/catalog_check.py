@@ -98,12 +98,12 @@ def _check_triage(t: Mapping[str, Any], src: str, cat: Catalog) -> list[str]:
     # The schema reports a wrong type; here a part of the wrong type only must not crash: it reads as empty.
     def items(key: str) -> list[Any]:
         value = t.get(key)
-        return value if isinstance(value, list) else []
+        return list(value) if isinstance(value, list | tuple) else []  # the shipped catalog's are frozen tuples
 
-    def table(key: str) -> dict[Any, Any]:
+    def table(key: str) -> Mapping[Any, Any]:
         value = t.get(key)
-        return value if isinstance(value, dict) else {}
-    wfs, rows = cat.workflows, [(i, r) for i, r in enumerate(items("quick_reference")) if isinstance(r, dict)]
+        return value if isinstance(value, Mapping) else {}
+    wfs, rows = cat.workflows, [(i, r) for i, r in enumerate(items("quick_reference")) if isinstance(r, Mapping)]
     refs = [(f"labels.{k}", v) for k, v in table("labels").items()]
     refs += [(f"priority[{i}]", v) for i, v in enumerate(items("priority"))]
     refs += [(f"{key}.{k}", k) for key in ("keywords", "subclass_keywords") for k in table(key)]
@@ -112,7 +112,7 @@ def _check_triage(t: Mapping[str, Any], src: str, cat: Catalog) -> list[str]:
     out += [f"{src}: priority: workflow {n!r} is missing" for n in wfs if n not in items("priority")]
     for name, per in table("subclass_keywords").items():
         out += [f"{src}: subclass_keywords.{name}.{k}: not a subclass of {name}"
-                for k in (per if isinstance(per, dict) else ()) if name in wfs and k not in wfs[name].subclasses]
+                for k in (per if isinstance(per, Mapping) else ()) if name in wfs and k not in wfs[name].subclasses]
     for i, row in rows:
         who = [("start_with", row.get("start_with"))] + [("key_reviewers", a) for a in row.get("key_reviewers") or []]
         out += [f"{src}: quick_reference[{i}].{k}: unknown agent {a!r}" for k, a in who if a not in cat.agents]

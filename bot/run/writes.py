@@ -174,7 +174,7 @@ class Writes:
         await self._save(state)
         await pull_review.post(self.gh, self.store, repo=repo, number=number, verdict=verdict,
                                bot_login=self.bot_login, app_id=self.app_id, details_url=pull.get("html_url"))
-        # The run that judges this PR, so a push after it finished is still judged (see pipeline.on_work_item).
+        # The run that judges this PR, so a push after it finished is still judged (see bot/run/work.py on_work_item).
         await self.store.remember_posted(Posted(marker=pull_review.judged_marker(repo, number), repo=repo,
                                                 kind="seen", github_id=0, number=number, url=state.run.id))
 
