@@ -166,14 +166,16 @@ def config_problems(errors: tuple[str, ...] | list[str], fallback: str) -> tuple
     return title, clip(body)
 
 
-def failure_note(what: str, cause: str, hint: str, *, command: bool = False) -> str:
+def failure_note(what: str, cause: str, hint: str, *, command: bool = False, retry: bool = True) -> str:
     """A job ended without doing its work: what failed (quoted: GitHub's messages echo what people wrote),
     what would fix it (our own text), how to run it again. A command is run again by commenting it again:
-    `/retry` never replays someone's old command against a newer head."""
-    again = ("Comment the command again to run it (or `/retry`, where it had already set work going)." if command else
+    `/retry` never replays someone's old command against a newer head. ``retry=False``: running it again
+    cannot help (the hint says what does), so the note does not offer it."""
+    again = ("" if not retry else
+             "Comment the command again to run it (or `/retry`, where it had already set work going)." if command else
              "Someone with write access can comment `/retry` on this thread to run it again.")
     return clip(f"⚠️ triage-lead could not finish its work on {what}: {code_span(cause)}"
-                + (f"\n\n{hint}" if hint else "") + f"\n\n{again}")
+                + (f"\n\n{hint}" if hint else "") + (f"\n\n{again}" if again else ""))
 
 
 def pending_note(what: str, *, running: bool, error: str | None, retry_at: float) -> str:

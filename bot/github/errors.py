@@ -9,6 +9,7 @@ import aiohttp
 from bot.github.client import TokenRefused, Uninstalled
 from bot.logs import printable, scrub
 from bot.store import StoreUnavailable
+from bot.store.run_format import StoredRunError
 
 # Matched on GitHub's message, lower-cased.
 _HINTS = (
@@ -29,8 +30,15 @@ _CATEGORIES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], 
 )
 
 
+# A run whose stored state cannot be read fails the same way however often it is tried: only ending it helps.
+UNREADABLE_RUN = ("`/retry` would read the same stored state and fail the same way. A maintainer can comment "
+                  "`/cancel` to end that run; the next event on this thread then starts a new one.")
+
+
 def explain(exc: BaseException) -> tuple[str, str]:
     """(what failed, what would fix it) in a person's words; the hint may be empty."""
+    if isinstance(exc, StoredRunError):
+        return _unreadable(exc), UNREADABLE_RUN
     status = getattr(exc, "status_code", None)
     message = printable(scrub(" ".join(str(exc).split())))[:300]  # redacted before it is cut
     if status is not None:
@@ -43,3 +51,11 @@ def explain(exc: BaseException) -> tuple[str, str]:
                      "an error inside triage-lead (the operators' log has the details)")
     lowered = message.lower()
     return cause, next((h for key, h in _HINTS if key in lowered), "")
+
+
+def _unreadable(exc: StoredRunError) -> str:
+    """Said on the thread and, as the failed job's reason, in the operators' ERROR line: the run, and the field
+    that cannot be read (StoredRunError names fields and types, never a stored value; redacted all the same)."""
+    run_id = printable(scrub(str(exc.run_id)))[:80]
+    what = printable(scrub(" ".join(str(exc.what).split())))[:300]
+    return f"the stored state of run {run_id} cannot be read ({what})"

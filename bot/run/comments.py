@@ -15,7 +15,7 @@ from bot.core.markers import marker
 from bot.github.writes import digest
 from bot.run import replies
 from bot.run.runs import Deps, changed_since, resume
-from bot.run.state import RunState
+from bot.run.state import RunState, StoredRunError, stored_applied, stored_head, unreadable
 from bot.store import JobInfo, Posted, RunRecord
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ async def _requeue_failed(deps: Deps, thread: str) -> bool:
     the head is by then. Such a command is run again by commenting it again; its failure note says so. Old
     failures of earlier runs stay as they are: `/retry` is about the work at hand."""
     active = await deps.store.active_run(thread)
-    applied = tuple(RunState.open(active).data.applied) if active is not None else ()
+    applied = stored_applied(active) if active is not None else ()  # raw: /retry works whatever else is broken
     # Only this run's: the jobs since the one that started it. With no run, the newest failure alone.
     started = [r["id"] for r in await deps.store.jobs_for(active.id)] if active is not None else []
 
@@ -108,6 +108,8 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         return "The work that failed on this thread is queued again."
     if active is None:
         return f"No triage-lead workflow is running on this thread, so `/{cmd.name}` has nothing to act on."
+    if cmd.name == "cancel" and (broken := unreadable(active)) is not None:
+        return await _cancel_unreadable(c, gh, deps, active, broken, acted)
     head, moved = None, None
     if c.is_pull_request:
         pull = await gh.getitem(f"/repos/{c.repo}/pulls/{c.number}")
@@ -115,7 +117,7 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         if cmd.name == "approve" and await _author_may_not_approve(gh, deps, c, actor, pull):
             return (f"@{actor} opened this pull request, and this repository's configuration "
                     "(`approval: {not_author: true}`) asks someone else to approve the bot's change to it.")
-        old = RunState.open(active).run.head_sha
+        old = stored_head(active)
         if old and head != old:
             moved = await changed_since(gh, c.repo, old, head)
     signal = engine.Command(cmd.name, actor, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
@@ -127,6 +129,19 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         await resume(gh, deps, active, signal, delivery)
     await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
     return unchanged
+
+
+async def _cancel_unreadable(c: events.Comment, gh: GitHubAPI, deps: Deps, record: RunRecord, why: StoredRunError,
+                             acted: str) -> str:
+    """``/cancel`` of a run whose stored state cannot be read: the engine cannot end it, so the store marks the
+    record cancelled as it is (its data kept for the operators) and the thread is free for a new run."""
+    log.warning("%s: run %s cancelled by %s without reading its state: %s", c.thread, record.id, c.sender.login, why)
+    await deps.store.save_run(dataclasses.replace(record, state=engine.CANCELLED))
+    await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
+    await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
+    return (f"Run {render.code_span(record.id, 80)} is cancelled. Its stored state could not be read, so it ended "
+            "where it stood (its status comment, if any, still shows it as it was). The next event on this thread "
+            "starts a new run.")
 
 
 def _status(active: RunRecord | None, deps: Deps) -> str:

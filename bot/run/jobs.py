@@ -18,6 +18,7 @@ from bot.github.client import TokenRefused, Uninstalled
 from bot.github.errors import explain
 from bot.run.periodic import every
 from bot.store import Job, Store, StoreUnavailable
+from bot.store.run_format import StoredRunError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Outcome:
     tell: bool = True
     cause: str = ""  # for a person: what failed, in words
     hint: str = ""  # for a person: what would fix it, where known
+    retry: bool = True  # whether running it again can help (a run whose stored state cannot be read: it cannot)
 
 
 def _rate_limited(exc: BaseException) -> bool:
@@ -78,7 +80,8 @@ def judge(exc: BaseException, attempts: int, base: float) -> Outcome:
     limit = NOT_FOUND_ATTEMPTS if isinstance(exc, Uninstalled) or getattr(exc, "status_code", None) == 404 \
         else MAX_ATTEMPTS
     delay = retry_delay(attempts, base, limit) if transient(exc) else None
-    return Outcome(delay, reason, tell=not isinstance(exc, Uninstalled), cause=cause, hint=hint)
+    return Outcome(delay, reason, tell=not isinstance(exc, Uninstalled), cause=cause, hint=hint,
+                   retry=not isinstance(exc, StoredRunError))
 
 
 def retry_delay(attempt: int, base: float, limit: int = MAX_ATTEMPTS) -> float | None:

@@ -129,7 +129,8 @@ class Notices:
 
             async with self._lock(job.delivery_id):
                 await self._post(job, event, number, failure_note(what, outcome.cause, outcome.hint,
-                                                                  command=isinstance(event, events.Comment)))
+                                                                  command=isinstance(event, events.Comment),
+                                                                  retry=outcome.retry))
 
     async def job_done(self, job: Job) -> None:
         """A job succeeded: a note it left (queued, retrying, failed before a /retry) has said its piece."""

@@ -22,7 +22,8 @@ from bot.run.pull_review import Verdict
 from bot.store import RunRecord
 from bot.store.run_format import VERSION, StoredRunError, upgrade
 
-__all__ = ["CiRef", "Counters", "RunContext", "RunData", "RunState", "RunUsage", "StoredRunError", "run_context"]
+__all__ = ["CiRef", "Counters", "RunContext", "RunData", "RunState", "RunUsage", "StoredRunError", "run_context",
+           "stored_applied", "stored_head", "unreadable"]
 
 T = TypeVar("T")
 
@@ -146,19 +147,25 @@ class RunData:
 
     @classmethod
     def from_json(cls, data: Any, run_id: str = "?") -> RunData:
-        """A stored run's data, from any stored format this code knows; StoredRunError saying what is wrong."""
+        """A stored run's data, from any stored format this code knows; StoredRunError saying what is wrong.
+        The engine's run and the outbox are read first (each by its own reader) and handed to the record."""
         data = upgrade(data, run_id)
         data.pop("version")
+        run, outbox = _take(data, "run", run_id), _take(data, "outbox", run_id)
         try:
-            run = E.Run.from_dict(data.pop("run"))
-        except (TypeError, AttributeError, KeyError) as exc:
-            raise StoredRunError(f"run {run_id}: stored engine run is not readable: {exc}") from exc
-        outbox = data.pop("outbox")
+            engine_run = E.Run.from_dict(run)
+        except (TypeError, AttributeError, KeyError) as exc:  # their messages name fields and types, not values
+            raise StoredRunError(run_id, f"stored engine run is not readable: {type(exc).__name__}: {exc}") from exc
         if not isinstance(outbox, list):
-            raise StoredRunError(f"run {run_id}: stored outbox is {type(outbox).__name__}, not a list")
-        state = _record(cls, {**data, "run": None, "outbox": []}, f"run {run_id}")
-        state.run, state.outbox = run, [load_action(a, run_id) for a in outbox]
-        return state
+            raise StoredRunError(run_id, f"stored outbox is {_kind(outbox)}, not a list")
+        actions = [load_action(a, run_id) for a in outbox]
+        return _record(cls, data, run_id, "", given={"run": engine_run, "outbox": actions})
+
+
+def _take(data: dict[str, Any], key: str, run_id: str) -> Any:
+    if key not in data:
+        raise StoredRunError(run_id, f"stored data has no {key!r}")
+    return data.pop(key)
 
 
 def dump_action(action: E.Action) -> dict[str, Any]:
@@ -167,10 +174,34 @@ def dump_action(action: E.Action) -> dict[str, Any]:
 
 def load_action(item: Any, run_id: str = "?") -> E.Action:
     kind = item.get("type") if isinstance(item, dict) else None
-    if kind not in ACTIONS:
-        raise StoredRunError(f"run {run_id}: stored outbox holds {item!r}, not an action")
-    return typing.cast(E.Action, _record(ACTIONS[kind], {k: v for k, v in item.items() if k != "type"},
-                                         f"run {run_id}: outbox {kind}"))
+    if not isinstance(kind, str) or kind not in ACTIONS:
+        said = f"type {kind[:60]!r}" if isinstance(kind, str) else f"{_kind(item)} without a type"
+        raise StoredRunError(run_id, f"stored outbox holds {said}, not an action")
+    return typing.cast(E.Action, _record(ACTIONS[kind], {k: v for k, v in item.items() if k != "type"}, run_id,
+                                         "outbox"))
+
+
+def unreadable(record: RunRecord) -> StoredRunError | None:
+    """Why a stored run cannot be opened, or None when it can."""
+    try:
+        RunData.from_json(record.data, record.id)
+    except StoredRunError as exc:
+        return exc
+    return None
+
+
+def stored_head(record: RunRecord) -> str | None:
+    """The head commit a stored run last read, from the raw record (any format, however broken the rest):
+    a push compares it with GitHub's before it needs the whole run."""
+    run = record.data.get("run") if isinstance(record.data, dict) else None
+    head = run.get("head_sha") if isinstance(run, dict) else None
+    return head if isinstance(head, str) else None
+
+
+def stored_applied(record: RunRecord) -> tuple[str, ...]:
+    """The deliveries a stored run applied, from the raw record (any format, however broken the rest)."""
+    applied = record.data.get("applied") if isinstance(record.data, dict) else None
+    return tuple(a for a in applied if isinstance(a, str)) if isinstance(applied, list) else ()
 
 
 @dataclass
@@ -210,42 +241,56 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _record(cls: type[T], data: Any, where: str) -> T:
-    """``cls`` from stored data: every key must be a field, every required field present, every value of its
-    field's type (records nested in it are read the same way)."""
+def _record(cls: type[T], data: Any, run_id: str, where: str, given: dict[str, Any] | None = None) -> T:
+    """``cls`` from stored data at ``where`` (a path such as ``ctx.ci``; "" for the top): every key must be a
+    field, every required field present, every value of its field's type (records nested in it are read the
+    same way). ``given``: fields read already, by their own readers (the engine's run, the outbox)."""
     if not isinstance(data, dict):
-        raise StoredRunError(f"{where}: {cls.__name__} stored as {type(data).__name__}, not an object")
+        raise StoredRunError(run_id, f"stored {where or 'data'} is {_kind(data)}, not an object ({cls.__name__})")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
+    given = given or {}
+    names = {f.name for f in dataclasses.fields(cls)} - set(given)  # type: ignore[arg-type]
+    unknown = sorted(str(k)[:60] for k in set(data) - names)
     if unknown:
-        raise StoredRunError(f"{where}: {cls.__name__} has unknown keys: {', '.join(unknown)}")
-    values = {k: _value(hints[k], v, f"{where}: {cls.__name__}.{k}") for k, v in data.items()}
+        raise StoredRunError(run_id, f"stored {where or 'data'} ({cls.__name__}) has unknown keys: "
+                                     f"{', '.join(unknown)}")
+    values = {k: _value(hints[k], v, run_id, f"{where}.{k}" if where else k) for k, v in data.items()}
     try:
-        return cls(**values)
-    except TypeError as exc:  # a required field is missing
-        raise StoredRunError(f"{where}: {exc}") from exc
+        return cls(**values, **given)
+    except TypeError as exc:  # a required field is missing (the message names it)
+        raise StoredRunError(run_id, f"stored {where or 'data'}: {exc}") from exc
 
 
-def _value(hint: Any, value: Any, where: str) -> Any:
-    """``value`` checked against (and, for records, loaded as) ``hint``."""
+def _value(hint: Any, value: Any, run_id: str, where: str) -> Any:
+    """``value`` checked against (and, for records, loaded as) ``hint``. A union is read only as ``X | None``:
+    with several types a stored value could be read as the wrong one, so such a field is a TypeError (the
+    code's mistake, not the data's) until it gets its own reader."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if value is None and (hint is type(None) or type(None) in args or hint is Any):
-        return None
     if origin in (typing.Union, types.UnionType):
-        hint = next(a for a in args if a is not type(None))
+        members = [a for a in args if a is not type(None)]
+        if len(members) != 1:
+            raise TypeError(f"{where}: {hint} has several types; the loader reads X | None only")
+        if value is None:
+            return None
+        hint = members[0]
         origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any or (hint is E.Run and value is None):  # the engine's run is read by its own from_dict
+    if hint is Any:
         return value
     if dataclasses.is_dataclass(hint):
-        return _record(typing.cast(type, hint), value, where)
+        return _record(typing.cast(type, hint), value, run_id, where)
     if origin is list and isinstance(value, list):
-        return [_value(args[0], v, where) for v in value] if args else value
+        return [_value(args[0], v, run_id, f"{where}[{i}]") for i, v in enumerate(value)] if args else value
     if origin is dict and isinstance(value, dict):
-        return {k: _value(args[1], v, f"{where}[{k!r}]") for k, v in value.items()} if args else value
+        return {k: _value(args[1], v, run_id, f"{where}[{str(k)[:60]!r}]") for k, v in value.items()} \
+            if args else value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     plain = isinstance(hint, type) and origin is None
     if plain and isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):  # True is no int here
         return value
-    raise StoredRunError(f"{where}: {value!r} is not {getattr(hint, '__name__', hint)}")
+    raise StoredRunError(run_id, f"stored {where} is {_kind(value)}, not {getattr(hint, '__name__', hint)}")
+
+
+def _kind(value: Any) -> str:
+    """A stored value's type, by name: never the value, which may be a title, a body, a model's output."""
+    return "null" if value is None else type(value).__name__

@@ -15,7 +15,7 @@ from bot.github.writes import create_issue_once, upsert_comment
 from bot.run import pull_review
 from bot.run.repo_view import RepoView, read_config_at
 from bot.run.runs import Deps, changed_since, resume, start_run
-from bot.run.state import RunContext, RunState, run_context
+from bot.run.state import RunContext, run_context, stored_head, unreadable
 from bot.store import Posted, RunRecord
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: Run
         log.info("%s: push with no workflow running and no earlier verdict; nothing to judge", item.thread)
         return
     head = str((await gh.getitem(f"/repos/{item.repo}/pulls/{item.number}"))["head"]["sha"])
-    old = RunState.open(run).run.head_sha
+    old = stored_head(run)  # raw: a push that moves nothing needs no more of the run, however broken the rest
     if head == old:
         log.info("%s: push event for %s, but the head is still %s; nothing new", item.thread,
                  (item.head_sha or "")[:7], head[:7])
@@ -117,6 +117,8 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
         await _on_push(gh, deps, item, active)
         return
     if active is not None:
+        if (broken := unreadable(active)) is not None:
+            raise broken  # not skipped in silence: the thread hears why, and that `/cancel` frees it (errors.py)
         log.info("%s already has run %s (%s); %s.%s not started",
                  item.thread, active.id, active.state, item.event, item.action)
         return

@@ -7,15 +7,21 @@ store over every row of one table, in the same transaction as the rest of its ve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.store.run_format import upgrade_column
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RowMigration:
-    """Every row of ``table`` gets its ``column`` replaced by ``convert(key, text)``; None leaves the row.
+    """Every row of ``table`` gets its ``column`` replaced by ``convert(key, text)``; None leaves the row (it is
+    current already). ``convert`` raises ValueError for a row it cannot convert: that row is left as it is, and
+    logged and counted by :class:`RowPass` (the version is applied all the same: one bad row must not stop
+    the service from starting).
 
     Rows are read in pages of ``batch`` in key order, so a large table is never held in memory at once."""
 
@@ -32,6 +38,34 @@ class RowMigration:
 
     def update_sql(self, param: str) -> str:
         return f"UPDATE {self.table} SET {self.column} = {param} WHERE {self.key} = {param}"
+
+
+@dataclass
+class RowPass:
+    """One pass of a :class:`RowMigration` over its table, as each store runs it: :meth:`convert` per row, then
+    :meth:`finish`, which says at ERROR how many rows were left unconverted (they fail when they are read)."""
+
+    step: RowMigration
+    left: int = 0
+    keys: list[str] = field(default_factory=list)  # the first of them, for the operator to look at
+    shown: int = 20
+
+    def convert(self, key: str, text: str) -> str | None:
+        try:
+            return self.step.convert(key, text)
+        except ValueError as exc:
+            log.warning("%s.%s of %s left as it was: %s", self.step.table, self.step.column, key, exc)
+            self.left += 1
+            if len(self.keys) < self.shown:
+                self.keys.append(key)
+            return None
+
+    def finish(self) -> None:
+        if self.left:
+            more = f" and {self.left - len(self.keys)} more" if self.left > len(self.keys) else ""
+            log.error("migration of %s.%s: %d row(s) left unconverted (each logged above; reading one fails "
+                      "the same way): %s%s", self.step.table, self.step.column, self.left, ", ".join(self.keys),
+                      more)
 
 
 MIGRATIONS: list[str | RowMigration] = [

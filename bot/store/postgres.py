@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUnavailable
 from bot.store.limits import Cap, Limit, fits, window_wait
-from bot.store.migrations import MIGRATIONS, RowMigration
+from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.postgres_jobs import QUEUE, TASK, PostgresJobs
 
 __all__ = ["QUEUE", "TASK", "PostgresStore", "postgres_sql"]  # QUEUE, TASK: procrastinate registers its task by them
@@ -69,13 +69,14 @@ CREATE TRIGGER triage_lead_wake_workers AFTER UPDATE OF status ON procrastinate_
 
 async def _rewrite_rows(conn: psycopg.AsyncConnection[Any], step: RowMigration) -> None:
     """A Python migration step, page by page, inside the caller's transaction."""
-    last = ""
+    last, tally = "", RowPass(step)
     while rows := await (await conn.execute(step.page_sql("%s"), (last,))).fetchall():
         for key, value in rows:
-            new = step.convert(key, value)
+            new = tally.convert(key, value)
             if new is not None:
                 await conn.execute(step.update_sql("%s"), (new, key))
         last = rows[-1][0]
+    tally.finish()
 
 
 class PostgresStore(PostgresJobs):

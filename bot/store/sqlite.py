@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUnavailable
 from bot.store.limits import Cap, Limit, fits, window_wait
-from bot.store.migrations import MIGRATIONS, RowMigration
+from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.sqlite_jobs import SQLiteJobs, rollback
 
 T = TypeVar("T")
@@ -51,13 +51,14 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
 
 def _rewrite_rows(db: sqlite3.Connection, step: RowMigration) -> None:
     """A Python migration step, page by page, inside the caller's transaction."""
-    last = ""
+    last, tally = "", RowPass(step)
     while rows := db.execute(step.page_sql("?"), (last,)).fetchall():
         for row in rows:
-            new = step.convert(row["k"], row["v"])
+            new = tally.convert(row["k"], row["v"])
             if new is not None:
                 db.execute(step.update_sql("?"), (new, row["k"]))
         last = rows[-1]["k"]
+    tally.finish()
 
 
 class SQLiteStore(SQLiteJobs):
