@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.core.markers import markers_in
-from bot.run.procrastinate import ProcrastinateJobs, work
+from bot.run.pg_worker import ProcrastinateJobs, work
 from bot.run.runtime import Runtime
 from bot.settings import Settings
 from bot.store import Job

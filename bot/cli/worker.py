@@ -10,7 +10,7 @@ import signal
 
 from bot import settings as settings_mod
 from bot.cli.common import env, fail, start_logging
-from bot.run.procrastinate import STALLED_AFTER, work
+from bot.run.pg_worker import STALLED_AFTER, work
 from bot.run.runtime import Runtime
 from bot.settings import Settings, SettingsError
 from bot.store import StoreUnavailable

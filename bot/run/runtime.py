@@ -165,6 +165,6 @@ def make_jobs(database_url: str, store: Store, handler: Handler, *, concurrency:
     if database_url.startswith("sqlite"):
         return LocalJobs(store, handler, concurrency=concurrency, retry_base=retry_base, on_failed=on_failed,
                          on_done=on_done)
-    from bot.run.procrastinate import ProcrastinateJobs  # PostgreSQL only: keeps procrastinate off the SQLite path
+    from bot.run.pg_worker import ProcrastinateJobs  # PostgreSQL only: keeps procrastinate off the SQLite path
 
     return ProcrastinateJobs(store, handler, concurrency=concurrency)  # type: ignore[return-value]

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from bot.store.base import Delivery, Job, JobInfo, StoreUnavailable, job_info
 
-# The procrastinate queue and task every delivery's job goes to; bot/run/procrastinate.py registers the task.
+# The procrastinate queue and task every delivery's job goes to; bot/run/pg_worker.py registers the task.
 QUEUE = "triage-lead"
 TASK = "triage-lead.process-job"
 # Advisory-lock key (bot/store/postgres.py holds the others): one worker at a time re-queues dead workers' jobs.
