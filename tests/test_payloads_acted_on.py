@@ -59,11 +59,15 @@ def cases_for(event: str, examples: list[tuple[str, dict[str, Any]]]) -> list[Ca
         label = f"{event}.{p['action']}#{i}"
         if event in CI:
             failed = p[event].get("conclusion") in events.CI_FAILED
-            out.append(Case(label, event, p, "acted" if failed else "ignored"))
+            # A run of another repository's commit (a fork's) without a pull request here is not this one's.
+            head_repo = (p[event].get("head_repository") or {}).get("full_name")
+            failure = "another repository's" if head_repo not in (None, p["repository"]["full_name"]) \
+                and not p[event].get("pull_requests") else "acted"
+            out.append(Case(label, event, p, failure if failed else "ignored"))
             if not failed:
                 v = copy.deepcopy(p)
                 v[event] |= {"conclusion": "failure", "status": "completed"}
-                out.append(Case(label + "+failure", event, v, "acted"))
+                out.append(Case(label + "+failure", event, v, failure))
         elif event == "issue_comment":
             out.append(Case(label, event, p, "acted" if commands.parse(p["comment"]["body"]) else "no command"))
             v = copy.deepcopy(p)

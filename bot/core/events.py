@@ -102,6 +102,7 @@ class CiFailure(Base):
     summary: str = ""
     details_url: str | None = None
     app_slug: str | None = None
+    head_repo: str | None = None  # a workflow run's head repository (check runs and suites do not say)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +316,7 @@ def _ci(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> CiFa
         summary=summary,
         details_url=_get(p, f"{event}.details_url", str, optional=True) or _get(p, f"{event}.html_url", str, optional=True),
         app_slug=_get(p, f"{event}.app.slug", str, optional=True),
+        head_repo=_get(p, f"{event}.head_repository.full_name", str, optional=True),
     )
 
 

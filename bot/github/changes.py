@@ -13,9 +13,10 @@ could otherwise make the bot believe its fix was delivered.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
@@ -24,10 +25,13 @@ from bot.core.defuse import code_span
 from bot.core.markers import marker, with_marker
 from bot.store import Posted, Store
 
+log = logging.getLogger(__name__)
+
 RUN_TRAILER = "Triage-Lead-Run"
 # How far back from a branch head to look for our commit: others may have pushed on top meanwhile.
 LOOKBACK = 20
 _TRAILER_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*)\s*:\s*(.*)")
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 class BranchMoved(Exception):
@@ -59,6 +63,32 @@ def trailers(message: str) -> list[tuple[str, str]]:
 def made_by_run(message: str, run_id: str) -> bool:
     # Keys compare case-insensitively, as git does.
     return any(k.lower() == RUN_TRAILER.lower() and v == run_id for k, v in trailers(message))
+
+
+async def on_branch(gh: GitHubAPI, repo: str, branch: str, sha: str | None) -> bool:
+    """Whether commit ``sha`` is on ``branch`` of ``repo`` (its head or an ancestor), asked of GitHub: the
+    three-dot comparison ``branch...sha`` is "identical" or "behind" exactly then. A fork's commit is known to
+    its upstream too (a fork network shares its objects) and compares "ahead" or "diverged"; a commit GitHub
+    does not know there (404, 422) is on no branch of it. One read."""
+    if not sha or not _SHA.fullmatch(sha):
+        return False
+    try:
+        found = await gh.getitem(f"/repos/{repo}/compare/{quote(branch, safe='/')}...{sha}?per_page=1")
+    except BadRequest as exc:
+        if exc.status_code in (404, 422):
+            return False
+        raise
+    return found.get("status") in ("identical", "behind")
+
+
+async def _issue_start(gh: GitHubAPI, repo: str, default: str, sha: str | None) -> str | None:
+    """Where an issue's change starts: the commit its run read, when that commit is on the default branch, else
+    the branch's head (None). A run's head can come from a webhook (a CI failure's commit), and a commit on no
+    branch of this repository (a fork's) must never become the parent of a branch pushed here."""
+    if sha is None or await on_branch(gh, repo, default, sha):
+        return sha
+    log.warning("%s: %s is not on %s: the change starts from the branch's head instead", repo, sha[:12], default)
+    return None
 
 
 def _made_marker(run_id: str, sha: str) -> str:
@@ -170,7 +200,10 @@ async def deliver(gh: GitHubAPI, store: Store, *, run_id: str, ctx: dict[str, An
     into = ctx["head_ref"] if same_repo_pr else default
     # Never a fork's commit as the base: the branch would carry the fork author's commits into this repository
     # (where `on: push` workflows run with its secrets). A fork's change starts from the base it was compared with.
-    start = base_sha if same_repo_pr or not ctx.get("is_pull_request") else ctx.get("base_sha")
+    # An issue's change starts from the commit its run read only once that commit is known to be on the default
+    # branch (a CI failure's run reads the failing commit, which a webhook named).
+    start = (base_sha if same_repo_pr else ctx.get("base_sha") if ctx.get("is_pull_request")
+             else await _issue_start(gh, repo, default, base_sha))
     await _branch_for_pull(gh, store, repo, branch, into, run_id, files, message, start)
     pull = await _open_pull(gh, repo, branch, into, title, _pull_body(ctx, workflow, files, mark), closing_line(ctx))
     await store.remember_posted(Posted(marker=mark, repo=repo, kind="pull", github_id=pull["id"],

@@ -1,4 +1,8 @@
 """CI failures: on a pull request a run investigates it; on the default branch one issue per distinct failure.
+
+A failure counts as the default branch's only when its commit is on that branch. A fork's run arrives without
+pull requests (GitHub lists none for a fork) and names the fork's branch, often called like ours: taken at its
+word, it would open an issue here and start a run whose change is built on the fork's commit.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from gidgethub.abc import GitHubAPI
 
 from bot.core import engine, events, render, triage
 from bot.core.markers import marker
+from bot.github.changes import on_branch
 from bot.github.writes import create_issue_once, digest, upsert_comment
+from bot.logs import clip
 from bot.run.runs import Deps, resume, start_run
 from bot.run.state import CiRef, run_context
 from bot.store import Posted
@@ -59,6 +65,17 @@ async def _first_error(f: events.CiFailure, gh: GitHubAPI) -> tuple[str, str]:
     return name, (found.errors or found.tests or lines or [f"{f.conclusion}"])[0]
 
 
+async def _not_on_default(f: events.CiFailure, gh: GitHubAPI, default: str) -> str | None:
+    """Why a failure naming the default branch is not proven to be on it (None: it is). A workflow run says
+    which repository its commit came from, so a fork's run is told apart without a read; a check run or suite
+    does not, so GitHub is asked whether the commit is on the default branch (one read)."""
+    if f.head_repo:  # a workflow run's head_repository; check runs and suites leave it out, so GitHub is asked
+        return None if f.head_repo.lower() == f.repo.lower() else f"it ran on {f.head_repo}'s commit {f.head_sha[:12]}"
+    if await on_branch(gh, f.repo, default, f.head_sha):
+        return None
+    return f"its commit {f.head_sha[:12]} is not on it (a fork's, or unknown here)"
+
+
 async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
     own = await deps.store.load_run(f.delivery_id)
     if own is not None:  # this delivery's run was started before the process died
@@ -87,6 +104,10 @@ async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
         return
     if f.head_branch != default:
         log.info("CI failure %s on branch %s without a pull request: not investigated", f.name, f.head_branch)
+        return
+    if (why := await _not_on_default(f, gh, default)) is not None:
+        log.info("CI failure %s named branch %s without a pull request but %s: not investigated", clip(f.name),
+                 clip(default), clip(why, 200))
         return
     job, first = await _first_error(f, gh)
     signature = f"{job}: {normalise(first)}"

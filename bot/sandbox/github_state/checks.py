@@ -3,6 +3,7 @@ runs and their jobs (each job also a check run with the same id, as on GitHub) a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from .apps import AppsState
@@ -30,6 +31,17 @@ class ChecksState(AppsState):
             "after": head_sha, "pull_requests": [], "app": self.app_info, "created_at": iso(), "updated_at": iso(),
             "check_runs_url": f"{repo.api}/check-suites/{sid}/check-runs", "head_commit": {"id": head_sha}}
         return repo.check_suites[sid]
+
+    def _pushed(self, repo: Repo, head_sha: str, head_branch: str | None) -> None:
+        """CI runs on a pushed commit: a commit this repository does not know yet becomes the newest of its branch
+        (the branch's tree, under the given sha), so asking GitHub whether it is on the branch says it is. A
+        commit already known (a fork's, a pull request's) is left where it is."""
+        key = f"refs/heads/{head_branch or repo.data['default_branch']}"
+        if head_sha in self._objects or not re.fullmatch(r"[0-9a-f]{40}", head_sha) or key not in repo.refs:
+            return
+        parent = repo.refs[key]
+        self._objects[head_sha] = self._objects[parent] | {"parents": [parent], "message": "Pushed"}
+        repo.refs[key] = head_sha
 
     def suite_json(self, repo: Repo, suite: dict) -> dict:
         """Status/conclusion derived from the suite's runs, worst conclusion first, as GitHub does."""
@@ -83,6 +95,8 @@ class ChecksState(AppsState):
                       details_url: str | None = None, external_id: str = "", app: dict | None = None) -> dict:
         """A check run as CI (or, with ``app``, another GitHub App) would create it."""
         repo = self.repo(full_name)
+        if head_sha:
+            self._pushed(repo, head_sha, head_branch)
         data = {"name": name, "head_sha": head_sha or self.branch_sha(repo, None), "status": status,
                 "conclusion": conclusion if status == "completed" else None, "output": output or {},
                 "details_url": details_url, "external_id": external_id, "app": app}
@@ -98,6 +112,7 @@ class ChecksState(AppsState):
         repo = self.repo(full_name)
         head_branch = head_branch or repo.data["default_branch"]
         head_sha = head_sha or self.resolve(repo, head_branch) or self.branch_sha(repo, None)
+        self._pushed(repo, head_sha, head_branch)
         rid, suite = self._new_id(id), self._suite(repo, head_sha, check_suite_id, head_branch)
         url = f"{repo.api}/actions/runs/{rid}"
         run = repo.runs[rid] = {

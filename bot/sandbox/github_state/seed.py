@@ -39,6 +39,8 @@ class SandboxState(PullsState, ChecksState, SearchState):
                 u = c.get("user") or {}
                 self._make_comment(repo, repo.issues[number], c.get("body") or "", u.get("login", "octocat"),
                                    u.get("type"), c.get("id"))
+        if isinstance(cs := p.get("check_suite"), dict) and isinstance(cs.get("head_sha"), str):
+            self._pushed(repo, cs["head_sha"], cs.get("head_branch"))
         if isinstance(cs := p.get("check_suite"), dict) and cs.get("id") not in repo.check_suites:
             self._suite(repo, cs.get("head_sha") or self.branch_sha(repo, None), cs.get("id"), cs.get("head_branch"))
         for ci in (p.get("check_run"), p.get("check_suite"), p.get("workflow_run")):
