@@ -207,7 +207,7 @@ def escalation(run: Run, wf: Workflow, mention: str = "") -> str:
         f"{mention}Reply `/approve N` to choose option N (`/approve` alone takes option 1), or `/cancel`.".strip()]))
 
 
-def approval_request(result: Mapping[str, Any], wf: Workflow, *, head: str | None = None) -> str:
+def approval_request(result: Mapping[str, Any], *, head: str | None = None) -> str:
     """The Lead's summary in the shape of the spec's Step 5 example, asking for /approve (for ``head``, on a PR:
     an approval holds for that commit only)."""
     parts = ["#### APPROVAL · `principal-software-engineer`", "", str(result.get("summary") or "")]

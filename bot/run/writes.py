@@ -135,7 +135,7 @@ class Writes:
             # Asked again after a push: the same comment, edited to name the new head (a reply says so), so a
             # busy pull request does not grow a request per push.
             await self._comment(state, marker("approval", rid, st.iteration),
-                                render.approval_request(st.result or {}, wf, head=run.head_sha if run.on_pull else None))
+                                render.approval_request(st.result or {}, head=run.head_sha if run.on_pull else None))
         elif isinstance(action, E.Finish):
             await self._finish(state, wf)
         elif isinstance(action, E.ReviewPull):
