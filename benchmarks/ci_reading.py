@@ -1,0 +1,282 @@
+"""How today's readers of CI output do on real CI failure logs: held-back and tuning parts side by side.
+
+The logs are ``benchmarks/ci_logs/<id>.log`` (pasted in public issue threads, see that folder's README), with
+their failing tests, root error line and infrastructure kind written down in ``index.jsonl`` before any
+tuning. Two readers of CI output run on each log, each through its real entry point and a local fake of the
+GitHub API (no network, no model):
+
+* ``error-detective``: ``bot.agents.offline.error_detective`` (which uses ``bot.agents.logs.failures``) for
+  a failed workflow run, through the real ``RepoReader``; what people get is its result's ``summary``.
+* ``ci-issue``: ``bot.run.ci._first_error`` for a failed GitHub Actions check run, rendered by
+  ``texts.ci_failure_issue`` into the issue title and body the bot opens on the default branch.
+
+Each log is fed twice: ``pasted`` (the text as people pasted it) and ``job-log`` (served the way GitHub
+serves a job log: a BOM, an Actions timestamp on every line, and the runner's closing
+``##[error]Process completed with exit code 1.`` that every failed Actions job ends with). The files are
+never changed; the wrapping happens here.
+
+Counted, per reader, mode and part:
+
+* ``tests``: logs whose every failing test (as written in the index) appears in the output, out of the
+  logs that have failing tests;
+* ``root``: logs whose root error line appears in the output (whitespace collapsed, leading log decoration
+  such as a timestamp, ``##[error]``, ``Error:`` or pytest's ``E`` allowed to go: see ``core``), out of all logs;
+* ``infra``: infrastructure failures recognised — an output line, once the text quoted from the log is
+  taken out, says "infrastructure" and names the kind (runner, memory, timeout, network, rate limit, disk,
+  cancelled) — out of the infrastructure logs; ``infra_false``: the same claim on a log that is not one;
+* ``out_lines`` / ``log_lines``: lines people get against lines of log, summed (and the ratio);
+* ``reads``: GitHub API reads per failure; ``signatures`` (ci-issue only): distinct failure signatures,
+  and ``trailer``: first errors that are the exit-code trailer.
+
+    python benchmarks/ci_reading.py [--mode pasted|job-log|both] [--verbose] [--by-framework]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import _common as C
+
+from bot.agents import offline
+from bot.agents.request import AgentRequest, RepoContext
+from bot.agents.tools import RepoReader
+from bot.core import events, texts
+from bot.core.catalog import load_catalog
+from bot.run import ci
+
+LOGS = Path(__file__).resolve().parent / "ci_logs"
+REPO = "octo-org/ci-logs"
+HEAD = "5a1c0ffee5a1c0ffee5a1c0ffee5a1c0ffee5a1c"
+RUN_ID, JOB_ID = 4242, 9001
+TRAILER = "##[error]Process completed with exit code 1."
+KIND_WORDS = {"runner-lost": ("runner",), "oom": ("memory", "oom"), "killed": ("killed", "memory"),
+              "timeout": ("timeout", "timed out", "time limit"), "network": ("network",),
+              "rate-limit": ("rate limit", "rate-limit"), "disk-full": ("disk", "space"),
+              "cancelled": ("cancel",)}
+READERS = ("error-detective", "ci-issue")
+DECORATION = re.compile(r"^\s*(?:\ufeff?\d{4}-\d\d-\d\dT[\d:.]+Z|##\[error\]|(?:Error|ERROR|error):(?=\s+\S)|E(?=\s{2,})|"
+                        r"\[(?:ERROR|error)\]|npm ERR!|#\d+(?=\s)|\d+\.\d+(?=\s)|\u2502)\s*")
+
+
+@dataclass
+class Case:
+    """One log of the set with what was written down about it."""
+
+    id: str
+    framework: str
+    text: str
+    failing_tests: list[str]
+    root_error: str
+    infrastructure: str | None
+    split: str
+
+
+@dataclass
+class Reading:
+    """What one reader made of one log: the text people get, GitHub reads, and the failure signature."""
+
+    output: str
+    reads: int
+    signature: str = ""
+    first_error: str = ""
+
+
+class FakeGitHub:
+    """The few GitHub reads the two readers make, answered from one log; counts them. Anything else fails
+    loudly, so a reader that starts reading more shows up here instead of silently getting nothing."""
+
+    def __init__(self, log: str) -> None:
+        self.log = log
+        self.reads = 0
+
+    async def getitem(self, url: str, url_vars: dict[str, Any] | None = None, **_: Any) -> Any:
+        self.reads += 1
+        if "/logs" in url:
+            return self.log
+        if "/actions/runs/" in url and "/jobs" in url:
+            return {"jobs": [{"id": JOB_ID, "name": "test", "conclusion": "failure"}]}
+        if "/commits{" in url:
+            return []  # no history: the "since the last green commit" part stays empty
+        raise AssertionError(f"unexpected GitHub read {url} {url_vars}")
+
+
+def load(split: str | None = None) -> list[Case]:
+    """The cases of the index (one part of it when `split` is given), sorted by id."""
+    cases = []
+    for line in (LOGS / "index.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if split and row["split"] != split:
+            continue
+        text = (LOGS / f"{row['id']}.log").read_text(encoding="utf-8")
+        cases.append(Case(row["id"], row["framework"], text, row["failing_tests"], row["root_error"],
+                          row["infrastructure"], row["split"]))
+    return cases
+
+
+def as_job_log(text: str) -> str:
+    """`text` as GitHub serves a failed job's log: BOM, timestamps, and the runner's exit-code trailer."""
+    lines = text.splitlines() + [TRAILER]
+    stamped = [f"2026-01-01T00:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i % 10}000000Z {line}"
+               for i, line in enumerate(lines)]
+    return "\ufeff" + "\n".join(stamped) + "\n"
+
+
+async def error_detective(log: str) -> Reading:
+    """The offline error-detective's DETECT step on a failed workflow run whose one failed job logged `log`."""
+    catalog = load_catalog()
+    step = catalog.workflows["error-investigation"].step("detect")
+    ci_ref = {"source": "workflow_run", "id": RUN_ID, "name": "CI", "head_sha": HEAD, "summary": "1 job failed"}
+    ctx = RepoContext(repo=REPO, number=1, is_pull_request=False, head_sha=HEAD, default_branch="main",
+                      title="CI failed", body="", ci=ci_ref)
+    request = AgentRequest(run_id="bench", step_id=step.id, iteration=1, agent=catalog.agents[step.agent], step=step,
+                           task=step.task, inputs={}, feedback=None, context=ctx,
+                           flags_wanted={f.name: f.text for f in step.sets})
+    gh = FakeGitHub(log)
+    outcome = await offline.error_detective(request, RepoReader(gh, REPO))  # type: ignore[arg-type]
+    return Reading(str((outcome.result or {}).get("summary", "")), gh.reads)
+
+
+async def ci_issue(log: str) -> Reading:
+    """The issue the bot opens for a failed Actions check run on the default branch whose job logged `log`."""
+    failure = events.CiFailure(event="check_run", action="completed", delivery_id="bench", installation_id=1,
+                               repo=REPO, sender=events.Actor("github-actions[bot]", "Bot"), source="check_run",
+                               ci_id=JOB_ID, name="test", conclusion="failure", head_sha=HEAD, head_branch="main",
+                               default_branch="main", app_slug="github-actions")
+    gh = FakeGitHub(log)
+    job, first = await ci._first_error(failure, gh)  # type: ignore[arg-type]
+    signature = f"{job}: {ci.normalise(first)}"
+    title, body = texts.ci_failure_issue(job, signature, first, HEAD, None)
+    return Reading(f"{title}\n{body}", gh.reads, signature, first)
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def core(line: str) -> str:
+    """`line` without the decoration a reader may fairly drop when it quotes it: an Actions timestamp,
+    ``##[error]``, ``Error:``, pytest's ``E``, Maven's ``[ERROR]``, ``npm ERR!``, a BuildKit step number or
+    elapsed time, a box-drawing bar. Never the text of the error itself."""
+    previous = None
+    while previous != line:
+        previous, line = line, DECORATION.sub("", line, count=1)
+    return squash(line)
+
+
+def unquoted(output: str, log: str) -> str:
+    """`output` with every log line it quotes taken out (case-insensitively), so a claim is the reader's own."""
+    rest = squash(output).lower()
+    for line in sorted({squash(x).lower() for x in log.splitlines()}, key=len, reverse=True):
+        if len(line) >= 8:
+            rest = rest.replace(line, " ")
+    return rest
+
+
+def says_infra(output: str, log: str, kind: str | None) -> bool:
+    """Whether the reader says, in its own words, that this is an infrastructure failure (of `kind`)."""
+    rest = unquoted(output, log)
+    if "infrastructure" not in rest:
+        return False
+    words = KIND_WORDS.get(kind or "", ()) if kind else tuple(w for ws in KIND_WORDS.values() for w in ws)
+    return any(w in rest for w in words)
+
+
+def score(case: Case, reading: Reading, fed: str) -> dict[str, Any]:
+    out = squash(reading.output)
+    return {"id": case.id, "framework": case.framework, "split": case.split,
+            "has_tests": bool(case.failing_tests),
+            "tests": bool(case.failing_tests) and all(squash(t) in out for t in case.failing_tests),
+            "root": core(case.root_error) in out,
+            "is_infra": case.infrastructure is not None,
+            "infra": case.infrastructure is not None and says_infra(reading.output, fed, case.infrastructure),
+            "infra_false": case.infrastructure is None and says_infra(reading.output, fed, None),
+            "out_lines": len(reading.output.splitlines()), "log_lines": len(case.text.splitlines()),
+            "reads": reading.reads, "signature": reading.signature,
+            "trailer": "exit code" in reading.first_error.lower()}
+
+
+async def run_all(cases: list[Case], mode: str) -> dict[str, list[dict[str, Any]]]:
+    """Per reader, one scored row per case."""
+    rows: dict[str, list[dict[str, Any]]] = {r: [] for r in READERS}
+    for case in cases:
+        fed = as_job_log(case.text) if mode == "job-log" else case.text
+        rows["error-detective"].append(score(case, await error_detective(fed), fed))
+        rows["ci-issue"].append(score(case, await ci_issue(fed), fed))
+    return rows
+
+
+def summary(rows: list[dict[str, Any]], reader: str, mode: str, part: str) -> dict[str, Any]:
+    """The figures of one reader on one part of the set."""
+    with_tests = [r for r in rows if r["has_tests"]]
+    infra = [r for r in rows if r["is_infra"]]
+    out_lines, log_lines = sum(r["out_lines"] for r in rows), sum(r["log_lines"] for r in rows)
+    figures: dict[str, Any] = {
+        "reader": reader, "mode": mode, "part": part, "logs": len(rows),
+        "tests": f"{sum(r['tests'] for r in with_tests)}/{len(with_tests)}",
+        "root": f"{sum(r['root'] for r in rows)}/{len(rows)}",
+        "infra": f"{sum(r['infra'] for r in infra)}/{len(infra)}",
+        "infra_false": sum(r["infra_false"] for r in rows),
+        "out_lines": out_lines, "log_lines": log_lines, "out/log": round(out_lines / max(log_lines, 1), 3),
+        "reads": round(sum(r["reads"] for r in rows) / max(len(rows), 1), 2)}
+    if reader == "ci-issue":
+        figures["signatures"] = f"{len({r['signature'] for r in rows})}/{len(rows)}"
+        figures["trailer"] = sum(r["trailer"] for r in rows)
+    return figures
+
+
+def by_framework(rows: list[dict[str, Any]], reader: str, mode: str) -> list[dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[r["framework"]].append(r)
+    return [{"reader": reader, "mode": mode, "framework": fw, "logs": len(g),
+             "tests": f"{sum(r['tests'] for r in g if r['has_tests'])}/{sum(r['has_tests'] for r in g)}",
+             "root": f"{sum(r['root'] for r in g)}/{len(g)}"} for fw, g in sorted(groups.items())]
+
+
+def _flags(row: dict[str, Any]) -> str:
+    marks = [("T" if row["tests"] else "t") if row["has_tests"] else "-", "R" if row["root"] else "r",
+             ("I" if row["infra"] else "i") if row["is_infra"] else "-"]
+    return "".join(marks)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("pasted", "job-log", "both"), default="both")
+    parser.add_argument("--verbose", action="store_true", help="one line per log and reader (T/R/I: named/quoted/"
+                        "recognised; lower case: missed; -: not applicable)")
+    parser.add_argument("--by-framework", action="store_true", help="tests and root errors per framework")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)  # the readers log a warning per unreadable output; the figures say it
+    cases = load()
+    modes = ("pasted", "job-log") if args.mode == "both" else (args.mode,)
+    figures, per_fw = [], []
+    for mode in modes:
+        rows = await run_all(cases, mode)
+        for reader in READERS:
+            for part in ("held-back", "tuning"):
+                figures.append(summary([r for r in rows[reader] if r["split"] == part], reader, mode, part))
+            per_fw += by_framework(rows[reader], reader, mode)
+            if args.verbose:
+                for r in rows[reader]:
+                    print(f"{mode:8} {reader:16} {r['split']:9} {_flags(r)} {r['out_lines']:4}/{r['log_lines']:<4} "
+                          f"{r['id']}")
+    for f in figures:
+        C.emit(f)
+    columns = ["reader", "mode", "part", "logs", "tests", "root", "infra", "infra_false", "out_lines", "log_lines",
+               "out/log", "reads", "signatures", "trailer"]
+    C.table(figures, columns, "Today's readers of CI output on benchmarks/ci_logs (held-back first)")
+    if args.by_framework:
+        C.table(per_fw, ["reader", "mode", "framework", "logs", "tests", "root"], "Per framework (both parts)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+
