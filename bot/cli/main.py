@@ -50,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("--root", help="a workflows/ folder (default: the one shipped with the bot)")
     val.set_defaults(func="triage:cmd_validate")
     tri = sub.add_parser("triage", help="print the Lead's decision for a payload as JSON, posting nothing")
-    tri.add_argument("payload", help="a payload file named <event>.<action>.json")
-    tri.add_argument("--event", help="the X-GitHub-Event name, if the file name does not say it")
+    tri.add_argument("payload", help="a webhook payload (any file name; no installation needed), the JSON of "
+                                     "`gh issue view N --json title,body,labels` or `gh pr view N --json "
+                                     "title,body,labels,files`, or - for stdin")
+    tri.add_argument("--event", help="the X-GitHub-Event name; wins over the file name and the payload's shape")
+    tri.add_argument("--explain", action="store_true",
+                     help="add an \"evidence\" key: for and against each workflow, and why the winner won")
     tri.set_defaults(func="triage:cmd_triage")
     args = parser.parse_args(argv)
     # Each verb's module loads only when it runs: `validate` need not import the agent side.

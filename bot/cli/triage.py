@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from bot.cli.common import fail, read_payload
+from bot.cli.common import fail
+from bot.core.events import Ignored
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -26,20 +29,51 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    """The Lead's decision for a payload, as JSON, without posting anything."""
-    from bot.cli.replay import event_name_for
-    from bot.core import events, triage
+    """The Lead's decision for what a person has (a payload, gh issue/pr view JSON; ``-`` is stdin), as JSON."""
+    from bot.core import shapes, triage
     from bot.core.catalog import load_catalog
 
-    path = Path(args.payload)
-    payload = read_payload(path)
+    source = "stdin" if args.payload == "-" else args.payload
+    payload = read_json(sys.stdin.read if args.payload == "-" else Path(args.payload).read_text, source)
     if isinstance(payload, str):
         return fail(payload)
-    event = events.parse(args.event or event_name_for(path), payload, "triage-cli")
-    if isinstance(event, (events.Ignored, events.Malformed)):
-        print(json.dumps({"workflow": None, "reason": event.reason, "confidence": 0.0, "labels_used": []}, indent=2))
-        return 0
-    if not isinstance(event, (events.WorkItem, events.CiFailure)):
-        return fail(f"{event.event} events are not triaged")
-    print(json.dumps(triage.decide(event, load_catalog()).to_json(), indent=2))
+    try:
+        placed = shapes.place(payload, args.event or (None if args.payload == "-" else _event_in_name(args.payload)))
+    except shapes.ShapeError as exc:
+        return fail(f"{source}: {exc}")
+    if isinstance(placed, Ignored):
+        decision: dict[str, Any] = {"workflow": None, "reason": placed.reason, "confidence": 0.0, "labels_used": []}
+        evidence: dict[str, Any] = {"decided_by": "ignored", "why": placed.reason}
+    else:
+        for note in placed.notes:
+            print(f"triage-lead: note: {note}", file=sys.stderr)
+        made, evidence = triage.explain(placed.event, load_catalog(), paths=placed.paths)
+        decision, evidence = made.to_json(), {"input": placed.form, "paths": list(placed.paths), **evidence}
+    print(json.dumps({**decision, "evidence": evidence} if args.explain else decision, indent=2))
     return 0
+
+
+def _event_in_name(path: str) -> str | None:
+    """The event a ``<event>.<action>.json`` file name (Probot's convention) says, when it names one the bot
+    knows (``issues.opened.json``, not ``issue.json`` or ``bug-report.json``: those are placed by shape)."""
+    from bot.core.events import HANDLED
+
+    name = Path(path).name.split(".", 1)[0]
+    return name if name in HANDLED else None
+
+
+def read_json(read: Callable[[], str], source: str) -> Any:
+    """The JSON object ``read`` returns, or a one-line sentence saying why it cannot be had."""
+    try:
+        text = read()
+    except OSError as exc:
+        return f"cannot read {source}: {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        return f"{source} is not text (UTF-8), so not JSON"
+    if not text.strip():
+        return f"{source} is empty"
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # deep nesting recurses
+        return f"{source} is not JSON: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    return payload if isinstance(payload, dict) else f"{source} does not hold a JSON object"

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.core.catalog import Catalog
 from bot.core.classify import classify
+from bot.core.classify import explain as explain_classification
 from bot.core.events import CiFailure, WorkItem
 
 
@@ -52,6 +53,23 @@ def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str
     if c.workflow is not None and c.workflow not in allowed:
         return Decision(None, f"{c.reason}, but {c.workflow} is turned off for this repository", c.confidence, used)
     return Decision(c.workflow, c.reason, c.confidence, used, c.subclass)
+
+
+def explain(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str] = (),
+            checks: Iterable[str] = (), enabled: Iterable[str] | None = None) -> tuple[Decision, dict[str, Any]]:
+    """:func:`decide`'s decision, unchanged, with its evidence as JSON (``python -m bot triage --explain``)."""
+    paths, checks = list(paths), list(checks)
+    decision = decide(event, catalog, paths=paths, checks=checks, enabled=enabled)
+    if isinstance(event, CiFailure):
+        return decision, {"decided_by": "ci", "why": decision.reason if decision.workflow is None else
+                          "a failed or timed-out check starts error-investigation by itself (the spec); "
+                          "its content is not scored"}
+    c, evidence = explain_classification(catalog.triage, title=event.title, body=event.body, labels=event.labels,
+                                         paths=paths, checks=checks)
+    data = evidence.to_json()
+    if c.workflow != decision.workflow:  # the repository turned the chosen workflow off
+        data["why"] += f"; {c.workflow} is turned off for this repository"
+    return decision, data
 
 
 def announce(decision: Decision, catalog: Catalog) -> str:
