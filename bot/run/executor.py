@@ -184,7 +184,7 @@ class Executor(Writes):
         u = outcome.usage
         if self.metrics is not None:
             self.metrics.tokens(u)
-        state.data.usage.add(u)
+        state.data.usage += u
         await self.store.save_step(StepRecord(
             run_id=state.run.id, step_id=action.step, iteration=action.iteration,
             status="done" if outcome.result is not None else "failed", output=outcome.result or {"error": outcome.error},

@@ -22,7 +22,7 @@ from bot.run.pull_review import Verdict
 from bot.store import RunRecord
 from bot.store.run_format import VERSION, StoredRunError, upgrade
 
-__all__ = ["CiRef", "Counters", "RunContext", "RunData", "RunState", "RunUsage", "StoredRunError", "run_context",
+__all__ = ["CiRef", "Counters", "RunContext", "RunData", "RunState", "StoredRunError", "run_context",
            "stored_applied", "stored_head", "unreadable"]
 
 T = TypeVar("T")
@@ -85,27 +85,6 @@ def run_context(repo: str, number: int | None, *, head_sha: str | None, default_
 
 
 @dataclass
-class RunUsage:
-    """What a run's model calls spent so far (the status comment and the run's token budget read it)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    calls: int = 0
-    cost_usd: float = 0.0
-
-    def add(self, u: Usage) -> None:
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(u, f.name))
-
-    @property
-    def tokens(self) -> int:
-        return (self.input_tokens + self.output_tokens + self.cache_read_input_tokens
-                + self.cache_creation_input_tokens)
-
-
-@dataclass
 class Counters:
     """Comments and issues a run created (edits do not count), against the per-run caps."""
 
@@ -124,7 +103,7 @@ class RunData:
     mention: str = ""  # the team this repository asks to be told of an escalation
     outbox: list[E.Action] = field(default_factory=list)  # asked for by the engine, not yet done
     applied: list[str] = field(default_factory=list)  # the last deliveries applied, so none is applied twice
-    usage: RunUsage = field(default_factory=RunUsage)
+    usage: Usage = field(default_factory=Usage)  # what its model calls spent so far (status comment, run budget)
     created: Counters = field(default_factory=Counters)
     dropped: list[str] = field(default_factory=list)  # writes GitHub refused for good, as said on the status
     stopped: str | None = None  # why a run was stopped (a cap reached)
