@@ -132,3 +132,15 @@ async def test_an_issues_change_never_starts_from_a_commit_off_the_default_branc
     branch = sandbox.resolve(sandbox.repo(REPO), changes.branch_for("run-on-a-fork-commit"))
     assert sandbox.obj(branch, "commit")["parents"] == [master]
     assert fork_sha not in sandbox.ancestors(branch)
+
+
+@pytest.mark.parametrize("answer", [[], None, "identical", {"status": None}, {"status": ["identical"]}, {}])
+async def test_a_compare_answer_of_another_shape_proves_nothing(answer: Any) -> None:
+    """GitHub's description allows odd answers (a proxy's, a truncated one): none counts as "on the branch"."""
+    from bot.github.changes import on_branch
+
+    class Answers:
+        async def getitem(self, url: str) -> Any:
+            return answer
+
+    assert await on_branch(Answers(), "o/r", "main", "a" * 40) is False  # type: ignore[arg-type]

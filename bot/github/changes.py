@@ -78,7 +78,8 @@ async def on_branch(gh: GitHubAPI, repo: str, branch: str, sha: str | None) -> b
         if exc.status_code in (404, 422):
             return False
         raise
-    return found.get("status") in ("identical", "behind")
+    # Any other answer (no status, another shape) proves nothing: the commit is not taken as on the branch.
+    return isinstance(found, dict) and found.get("status") in ("identical", "behind")
 
 
 async def _issue_start(gh: GitHubAPI, repo: str, default: str, sha: str | None) -> str | None:
