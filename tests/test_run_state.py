@@ -391,3 +391,20 @@ async def test_the_migration_on_postgres(pg_url: str, monkeypatch: pytest.Monkey
         assert "1 row(s) left unconverted" in summary and "odd-pg" in summary
     finally:
         await store.close()
+
+
+async def test_a_row_that_is_not_json_is_a_stored_run_error(tmp_path: Path) -> None:
+    """Not JSON is as unreadable as a wrong field: StoredRunError (final, never retried), naming the run only."""
+    path = tmp_path / "garbled.sqlite3"
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        row = {**fixture("issue-waiting-approval"), "id": "garbled", "data": '{"run": ghp_secret'}
+        with sqlite3.connect(path) as db:
+            db.execute(f"INSERT INTO runs ({', '.join(COLUMNS)}, created_at, updated_at)"
+                       f" VALUES ({', '.join('?' * len(COLUMNS))}, 0, 0)", [row[c] for c in COLUMNS])
+        with pytest.raises(StoredRunError, match="^run garbled: stored data is not JSON") as caught:
+            await store.load_run("garbled")
+        assert "ghp_" not in str(caught.value)
+    finally:
+        await store.close()

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.store.run_format import StoredRunError
+
 
 class StoreUnavailable(Exception):
     """The database cannot be reached or written; the webhook answers 503 so GitHub records a failure."""
@@ -82,9 +84,12 @@ class RunRecord:
         """A ``runs`` row (either database's) as a record; None for no row."""
         if row is None:
             return None
+        try:
+            data = json.loads(row["data"])
+        except (TypeError, ValueError) as exc:  # not JSON: as unreadable as a wrong field, and as final (no retry)
+            raise StoredRunError(str(row["id"]), f"stored data is not JSON ({type(exc).__name__})") from None
         return cls(id=row["id"], thread=row["thread"], repo=row["repo"], number=row["number"],
-                   installation_id=row["installation_id"], workflow=row["workflow"], state=row["state"],
-                   data=json.loads(row["data"]))
+                   installation_id=row["installation_id"], workflow=row["workflow"], state=row["state"], data=data)
 
 
 @dataclass(frozen=True, slots=True)
