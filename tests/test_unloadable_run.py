@@ -127,3 +127,28 @@ async def test_a_push_that_moves_nothing_reads_only_the_head(bot: Any, sandbox: 
     await break_run(bot, 72, newer_format)
     sync = copy.deepcopy(p) | {"action": "synchronize"}
     await send(bot, sandbox, "pull_request", sync)  # no failed job
+
+
+async def test_a_push_after_a_finished_run_that_cannot_be_read(bot: Any, sandbox: Any, team: Team,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The run that judged a pull request is over; its state no longer reads. A push is not a failed job telling
+    people to /cancel a run that has ended, push after push: one ERROR line names the run and the field."""
+    from bot.run.pull_review import judged_marker
+
+    rt, _ = bot
+    sandbox.set_permission(REPO, "maintainer", "write")
+    p = pr_payload(sandbox, 73, ["api"])
+    await send(bot, sandbox, "pull_request", p)
+    await send(bot, sandbox, "issue_comment", comment_payload(73, "/cancel", pull=True, comment_id=731))
+    known = await rt.store.find_posted(judged_marker(REPO, 73))
+    assert known is not None and known.url
+    record = await rt.store.load_run(known.url)
+    assert record is not None and record.state == "cancelled"
+    await rt.store.save_run(dataclasses.replace(record, data={**record.data, "version": 3}))
+    seen = len(said(sandbox, 73))
+    sync = copy.deepcopy(p) | {"action": "synchronize"}
+    sync["pull_request"]["head"]["sha"] = sandbox.set_file(REPO, "docs/more.md", "more\n",
+                                                           ref=p["pull_request"]["head"]["ref"])
+    assert (await deliver(bot, sandbox, "pull_request", sync)).get("failed", 0) == 0
+    assert new_comments(sandbox, 73, seen) == []
+    assert any(record.id in line and "format version 3" in line and "not judged" in line for line in errors(caplog))

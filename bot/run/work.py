@@ -40,6 +40,12 @@ async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: Run
         log.info("%s: push event for %s, but the head is still %s; nothing new", item.thread,
                  (item.head_sha or "")[:7], head[:7])
         return
+    if active is None and (broken := unreadable(run)) is not None:
+        # A finished run holds no thread: failing the job would tell people to /cancel a run that is over, on
+        # every push. The verdict stays on the head it judged; the new head simply has none from this run.
+        log.error("%s: push to %s not judged: the run that judged this pull request cannot be read (%s)",
+                  item.thread, head[:12], broken)
+        return
     own = head == item.head_sha and await _own_push(gh, deps, item, run.id)
     paths = None if own or active is None else await changed_since(gh, item.repo, old, head)
     await resume(gh, deps, run, engine.HeadMoved(head, paths, own), item.delivery_id)
