@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bot.agents import apply_gate, check, clean_for_github, fence, result_schema
-from bot.agents.logs import excerpt, failures
+from bot.agents.logs import excerpt
 from bot.agents.schemas import validation_error, workflow_names
 from bot.core.catalog import load_catalog
+from bot.core.ci_output.reading import read
+from bot.core.ci_output.records import Evidence
 from bot.core.defuse import GITHUB_LIMIT
 from bot.core.sanitize import clean_result
 from tests.test_agents_common import analyze, review
@@ -192,10 +194,9 @@ PYTEST_LOG = """2024-05-01T10:00:00.1000000Z ##[group]Run pytest -q
 
 def test_log_failures_and_excerpt() -> None:
     noisy = "\n".join(f"tests/test_x.py::test_{i} PASSED" for i in range(5000)) + "\n" + PYTEST_LOG
-    f = failures(noisy)
-    assert f.tests == ["tests/test_api.py::test_create_user"] and f.exit_codes == ["1"]
-    assert "assert 500 == 201" in f.errors and "Process completed with exit code 1." in f.errors
-    assert "sqlalchemy.exc.OperationalError: could not connect to server (at app/db.py:42 in connect)" in f.errors
+    r = read(Evidence(job="tests", log=noisy))  # the one reader of CI output: the trailer is never the error
+    assert r.tests == ("tests/test_api.py::test_create_user",) and r.root is not None
+    assert r.root.line.split() == ["E", "assert", "500", "==", "201"]  # the test's own failure, first in the log
     short = excerpt(noisy)
     assert "FAILED tests/test_api.py::test_create_user" in short and len(short) < 3000
     assert "lines skipped" in short and "2024-05-01T" not in short

@@ -237,6 +237,18 @@ def test_triage_data(catalog: Catalog) -> None:
     assert rows["Database"]["key_reviewers"] == ["database-optimization", "code-reviewer"]
 
 
+def test_triage_keywords_are_words_stems_or_known_shapes(catalog: Catalog) -> None:
+    """A misspelt shape ("(stack-trace)") or a "*" inside a phrase would silently never match."""
+    from bot.core.classify import SHAPES
+
+    sets = [*catalog.triage["keywords"].values(),
+            *(s for per in catalog.triage["subclass_keywords"].values() for s in per.values())]
+    for phrase in (str(p) for s in sets for p in (s.get("text") or {})):
+        assert phrase in SHAPES or not phrase.startswith("("), phrase
+        assert "*" not in phrase.rstrip("*") and phrase == phrase.strip() and phrase, phrase
+    assert set(SHAPES) <= {str(p) for s in sets for p in (s.get("text") or {})}  # every shape is weighed
+
+
 def test_schemas_are_strict_draft_2020_12() -> None:
     for name in ("schema.json", "agent.schema.json", "triage.schema.json"):
         schema = json.loads((DEFAULT_ROOT / name).read_text())

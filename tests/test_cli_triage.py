@@ -134,7 +134,8 @@ def test_an_action_the_bot_ignores_is_still_placed_with_a_note(
 def test_gh_issue_view_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, decision, err = call(capsys, saved(tmp_path, GH_ISSUE), explain=True)
     assert (code, err) == (0, "")
-    assert decision["workflow"] == "error-investigation" and decision["labels_used"] == ["bug"]
+    # a `bug` label on a slow-query report: the label is weighed with the content, not obeyed (issue 15)
+    assert decision["workflow"] == "database-performance" and decision["labels_used"] == ["bug"]
     assert decision["evidence"]["input"] == "gh issue view JSON"
     placed = shapes.place(GH_ISSUE)
     assert isinstance(placed, shapes.Placed) and isinstance(placed.event, events.WorkItem)
@@ -206,15 +207,15 @@ def test_explain_shows_labels_for_one_workflow_and_keywords_for_another(
     explained = call(capsys, path, explain=True)[1]
     evidence = explained.pop("evidence")
     assert explained == plain and set(plain) == DECISION_KEYS  # --explain only adds
-    assert evidence["decided_by"] == "label" and "labels decide before keywords" in evidence["why"]
+    assert evidence["decided_by"] == "keywords" and "labels and content weighed together" in evidence["why"]
     assert evidence["threshold"] == classify.MIN_SCORE and evidence["priority"][0] == "security-fix"
     case = {w["workflow"]: w for w in evidence["workflows"]}
-    assert evidence["workflows"][0]["workflow"] == "error-investigation"  # the winner first
-    assert case["error-investigation"]["labels"] == [{"label": "bug", "used": True}]
+    assert evidence["workflows"][0]["workflow"] == "database-performance"  # the winner first
+    assert case["error-investigation"]["labels"] == [{"label": "bug", "used": False}]
+    assert "is below database-performance's" in case["error-investigation"]["verdict"]
     db = case["database-performance"]
-    assert {h["pattern"] for h in db["hits"]} >= {"slow query", "full table scan", "explain", "index"}
+    assert {h["pattern"] for h in db["hits"]} >= {"slow quer*", "full table scan*", "explain", "index"}
     assert db["score"] == sum(h["weight"] for h in db["hits"]) and db["labels"] == []
-    assert "but labels decide before keywords" in db["verdict"]
     assert case["security-fix"]["hits"] == []  # words hidden in an HTML comment never score
 
 
@@ -232,7 +233,7 @@ def test_explain_of_a_keyword_decision_gives_the_score_the_tie_break_and_the_con
     _, ev = classify.explain(triage_data, title="x", body="", labels=["bug", "security"])
     case = {k.workflow: k for k in ev.candidates}
     assert case["security-fix"].labels_used and not case["error-investigation"].labels_used
-    assert "security-fix comes first in priority" in case["error-investigation"].verdict
+    assert "is below security-fix's 10" in case["error-investigation"].verdict  # a repo's label outweighs `bug`
 
 
 def test_explain_never_changes_a_decision() -> None:

@@ -135,13 +135,15 @@ def test_every_sandbox_route_is_a_github_operation(api: Any) -> None:
     # Routes GitHub serves but does not describe, each for a reason:
     extra = {("GET", "/repos/{owner}/{repo}/git/refs/{ref}"),  # the older spelling of git/ref/{ref}
              ("GET", "/repos/{owner}/{repo}/contents"),  # the root directory, as contents/ is
-             ("GET", "/_sandbox/logs/{owner}/{repo}/{job_id}")}  # the sandbox's own log download
+             ("GET", "/_sandbox/logs/{owner}/{repo}/{job_id}"),  # the sandbox's own log download
+             ("GET", "/_sandbox/artifacts/{owner}/{repo}/{artifact_id}")}  # and artifact download
     routes = {(r.method, r.resource.canonical) for r in SandboxGitHub().build_app().router.routes()
               if r.method != "HEAD"}
     sample = {name: "1" if name.endswith(("_id", "_number")) else "x"
               for name in ("owner", "repo", "issue_number", "comment_id", "pull_number", "installation_id",
                            "check_run_id", "check_suite_id", "run_id", "job_id", "delivery_id", "code", "name",
-                           "username", "ref", "path", "file_sha", "tree_sha", "commit_sha")} | {"basehead": "a...b", "review_id": "1"}
+                           "username", "ref", "path", "file_sha", "tree_sha", "commit_sha", "artifact_id", "workflow_id")} | {
+                  "basehead": "a...b", "review_id": "1", "archive_format": "zip"}
     undescribed = {(m, t) for m, t in routes if api.match(m, t.format(**sample)) is None}
     assert undescribed == extra
 

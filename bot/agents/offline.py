@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import gidgethub
 
-from bot.agents import logs
+from bot.agents.ci_evidence import CiTarget, Gathered, gather
 from bot.agents.gate import INJECTION_CRITERION, SECRETS_CRITERION, TESTS_CRITERION, Finding
 from bot.agents.models import Usage
-from bot.agents.request import AgentOutcome, AgentRequest
-from bot.agents.tools import RepoReader, first_line
+from bot.agents.request import AgentOutcome, AgentRequest, RepoContext
+from bot.agents.tools import RepoReader
 from bot.core import catalog
+from bot.core.ci_output import digest
+from bot.core.ci_output.reading import FullReading, read_all
+from bot.core.ci_output.records import Context, Evidence
 from bot.core.classify import classify
 from bot.core.sanitize import strip_hidden
 
 log = logging.getLogger(__name__)
-GREEN = ("success", "neutral", "skipped")
+FROM_CHECK = "the failed check"
+NOTHING_FOUND = "No failing test or error line was found; a model is needed for a deeper look."
+MAX_FINDINGS = 50  # failing tests listed per job in the findings (the digest shows fewer)
 _DATABASE = re.compile(r"(?i)\b(?:sql\w*|psycopg\d?|sqlalchemy|postgres\w*|mysql|sqlite\d?|database|deadlock|"
                        r"migrations?|integrityerror|operationalerror|connection pool|ora-\d+)\b")
 _STOPWORDS = frozenset("""about after again also because been before being could does doing during each from have
@@ -48,11 +53,6 @@ def _base(request: AgentRequest, summary: str, passed: bool, flags: Mapping[str,
             "escalate": None}
 
 
-def _code_block(lines: Iterable[str]) -> str:
-    body = "\n".join(line.replace("```", "'''") for line in lines)
-    return f"```text\n{body}\n```"
-
-
 async def triage(request: AgentRequest, reader: RepoReader, labels: list[str]) -> AgentOutcome:
     ctx = request.context
     paths: list[str] = []
@@ -74,75 +74,53 @@ async def triage(request: AgentRequest, reader: RepoReader, labels: list[str]) -
     return AgentOutcome(result, Usage(), offline=True)
 
 
-async def _ci_texts(reader: RepoReader, ci: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(label, text) of the failing CI output: workflow-run job logs, check-run output and job logs."""
-    source, ident = ci.get("source"), int(ci.get("id") or 0)
-    if source == "workflow_run":
-        return [(f"job {name}", text) for name, text in await reader.failed_job_logs(run_id=ident)]
-    runs = [await reader.check_run(ident)] if source == "check_run" else await reader.suite_runs(ident)
-    out: list[tuple[str, str]] = []
-    for run in runs:
-        if source == "check_suite" and run.get("conclusion") not in ("failure", "timed_out", "cancelled"):
-            continue
-        o = run.get("output") or {}
-        text = "\n".join(filter(None, [o.get("title"), o.get("summary"), o.get("text")]))
-        out.append((f"check {run.get('name')}", text))
-        try:  # an Actions job has the id of its check run
-            out += [(f"job {run.get('name')}", t) for _, t in await reader.failed_job_logs(job_id=int(run["id"]))]
-        except gidgethub.HTTPException:
-            pass
+def _target(ci: Mapping[str, Any]) -> CiTarget | None:
+    """The CI failure a run context names, or None when its id is not a number (a context of another shape)."""
+    ident = ci.get("id")
+    if not isinstance(ident, int) or isinstance(ident, bool):
+        return None
+    return CiTarget(source=str(ci.get("source") or ""), id=ident, name=str(ci.get("name") or ""),
+                    head_sha=str(ci.get("head_sha") or ""), summary=str(ci.get("summary") or ""))
+
+
+async def _gathered(reader: RepoReader, ctx: RepoContext) -> tuple[Gathered, str]:
+    """What GitHub says about the run's CI failure (the same gather as the CI-failure issue's), and where it
+    came from; a run without one reads the log people pasted in the issue."""
+    target = _target(ctx.ci) if ctx.ci else None
+    if target is not None:
+        try:
+            return await gather(reader, target, default_branch=ctx.default_branch or "main"), FROM_CHECK
+        except gidgethub.HTTPException as e:
+            log.warning("offline error-detective: cannot read CI output for %s: %s", ctx.repo, e)
+    return Gathered(evidence=[Evidence(job="issue body", log=strip_hidden(ctx.body))]), "the issue's text"
+
+
+def _findings(readings: list[FullReading], context: Context) -> list[str]:
+    """One line per failing test, root error, infrastructure failure and the commits since green."""
+    out: list[str] = []
+    for r in readings:
+        out += [f"Failing test: {t}" for t in r.tests[:MAX_FINDINGS]]
+        out += [f"Error: {r.root.line}"] if r.root else []
+        out += [f"Infrastructure failure: {r.infra.kind}: {r.infra.line}"] if r.infra else []
+    if context.since_green:
+        where = (f"since the last green commit {context.green_sha[:10]}" if context.green_sha
+                 else "before this failure (no green commit found)")
+        out.append(f"Commits {where}: " + "; ".join(f"{sha[:10]} {msg[:100]}" for sha, msg in context.since_green))
     return out
 
 
-async def _since_green(reader: RepoReader, head: str, depth: int = 10) -> tuple[str | None, list[dict]]:
-    """(last green sha, commits after it, newest first): green = every check run on the commit succeeded."""
-    commits = await reader.commits(sha=head, per_page=depth + 1)
-    for i, c in enumerate(commits[1:], 1):
-        runs = await reader.commit_runs(c["sha"])
-        if runs and all(r.get("status") == "completed" and r.get("conclusion") in GREEN for r in runs):
-            return c["sha"], commits[:i]
-    return None, commits
-
-
 async def error_detective(request: AgentRequest, reader: RepoReader) -> AgentOutcome:
-    ctx = request.context
-    texts: list[tuple[str, str]] = []
-    if ctx.ci:
-        try:
-            texts += await _ci_texts(reader, ctx.ci)
-        except gidgethub.HTTPException as e:
-            log.warning("offline error-detective: cannot read CI output for %s: %s", ctx.repo, e)
-    texts.append(("issue body", strip_hidden(ctx.body)))
-    found = logs.Failures()
-    for _, text in texts:
-        f = logs.failures(text)
-        for kind in ("tests", "errors", "exit_codes"):
-            for value in getattr(f, kind):
-                found.add(kind, value)
-    findings = [f"Failing test: {t}" for t in found.tests] + [f"Error: {e}" for e in found.errors]
-    findings += [f"Exit code: {', '.join(found.exit_codes)}"] if found.exit_codes else []
-    parts = ["Log analysis without a model (ANTHROPIC_API_KEY is not set): failing tests and errors "
-             f"extracted from {', '.join(label for label, _ in texts)}."]
-    if found.tests:
-        parts.append("**Failing tests**\n" + "\n".join(f"- `{t}`" for t in found.tests))
-    if found.errors:
-        parts.append("**Errors**\n" + _code_block(found.errors))
-    if found.exit_codes:
-        parts.append(f"**Exit code(s)**: {', '.join(found.exit_codes)}")
+    """The failure read by the one reader of CI output, and its digest: what the CI-failure issue says too."""
+    gathered, where = await _gathered(reader, request.context)
+    readings, context = read_all(gathered.evidence, gathered.on_default, default_branch=request.context.default_branch,
+                                 green_sha=gathered.green_sha, since_green=gathered.since_green)
+    found = [r for r in readings if r.tests or r.root or r.infra]
+    parts = [f"Log analysis without a model (ANTHROPIC_API_KEY is not set), from {where}."]
+    if readings and (found or where == FROM_CHECK):  # an issue's text that names no failure is no log to quote
+        parts.append(digest.render(readings[0], context, readings[1:]))
     if not found:
-        parts.append("No failing test or error line was found; a model is needed for a deeper look.")
-    head = (ctx.ci or {}).get("head_sha") or ctx.head_sha
-    if head:
-        try:
-            green, since = await _since_green(reader, head)
-        except gidgethub.HTTPException as e:
-            green, since = None, []
-            log.warning("offline error-detective: cannot list commits of %s: %s", ctx.repo, e)
-        lines = [f"{c['sha'][:10]} {first_line(c['commit']['message'])[:100]}" for c in since]
-        where = f"since the last green commit {green[:10]}" if green else f"on {head[:10]} (no green commit found)"
-        if lines:
-            findings.append(f"Commits {where}: " + "; ".join(lines))
-            parts.append(f"**Commits {where}**\n" + "\n".join(f"- {line}" for line in lines))
+        parts.append(NOTHING_FOUND)
+    findings = _findings(readings, context)
     database = any(_DATABASE.search(x) for x in findings)
     result = _base(request, "\n\n".join(parts), bool(found), {"database_related": database})
     result["findings"] = findings

@@ -22,6 +22,7 @@ import gidgethub
 import gidgethub.abc
 
 from bot.agents import logs
+from bot.core.ci_output.reports import useful_annotations
 from bot.core.sanitize import fence
 
 FAILED = ("failure", "timed_out", "cancelled", "action_required", "startup_failure")
@@ -274,8 +275,8 @@ class Tools:
                  f"Summary:\n{out.get('summary') or ''}"]
         if out.get("text"):
             lines.append(f"Text:\n{logs.excerpt(out['text'])}")
-        lines += [f"{a.get('annotation_level')}: {a.get('path')}:{a.get('start_line')} {a.get('title') or ''} "
-                  f"{a.get('message') or ''}" for a in notes]
+        # The same annotations the one reader of CI output reads: the runner's exit-code trailer left out.
+        lines += [f"{a.level}: {a.path}:{a.start_line} {a.title} {a.message}" for a in useful_annotations(notes)]
         return "\n".join(lines)
 
     async def _get_job_log(self, run_id: int | None = None, job_id: int | None = None) -> str:

@@ -1,11 +1,27 @@
-"""The Lead's deterministic triage: labels first, then weighted keywords, from ``workflows/triage.yml``.
+"""The Lead's deterministic triage: labels and content weighed together, from ``workflows/triage.yml``.
 
-Used when no model is configured. Matching follows the rules in the header of ``triage.yml``:
-labels (lowercase) map to workflows and the first in ``priority`` wins; otherwise each keyword hit in
-the title and body, each matching changed path and each matching failing check adds its weight.
-Hidden text (HTML comments, invisible characters) is stripped first: people cannot see it, so it
-must not steer the triage. :func:`explain` returns the same classification with the evidence behind it
-(every workflow's labels, hits, score and verdict) for ``python -m bot triage --explain``.
+Used when no model is configured. A label is strong evidence, not a verdict: a ``bug`` label on a
+slow-query report still loses to the words "slow query" and "full table scan". Every workflow gathers
+evidence: its labels (a label the repository chose, like ``security`` or ``ci``, weighs more than an
+issue-type label an issue template sets by itself, like ``bug`` or ``enhancement``; prefixes such as
+``kind/`` or ``type:`` and emoji are read through), its keywords in the title (counted twice: the title
+says what the issue is about) and in the body's prose, the shape of the body (a stack trace, a task list
+of linked issues), a PR's changed paths and a CI failure's check names. The highest score at or above
+:data:`MIN_SCORE` wins; scores within :data:`MARGIN` tie, and a tie goes to the workflow the title speaks
+for, then by ``priority``. The Lead asks for a label instead of guessing when
+the evidence is thin, when a label says no work is wanted (``duplicate``, ``wontfix``), or when the
+evidence that no workflow fits (a ``question`` or ``documentation`` label, a README typo) weighs as much
+as the best workflow's.
+
+Read like a maintainer reads: hidden text (HTML comments, invisible characters) is stripped, since people
+cannot see it; so are an issue template's headings, its checkbox boilerplate ("I have searched the existing
+issues") and its environment sections (where "Docker" is how someone installed the tool, not the subject);
+a keyword right after a negation ("not a security issue", "doesn't crash") does not count, nor one called
+as a function (``alert(1)``), an @mention or a link's query string; code blocks count only through the
+shape of what they hold. :func:`explain` returns the same classification with the
+evidence behind it, from the same scoring, for ``python -m bot triage --explain``.
+
+Long because the scoring and its evidence (--explain) must stay one piece of code, or they drift apart.
 """
 
 from __future__ import annotations
@@ -14,12 +30,32 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from bot.core.sanitize import strip_hidden
 
-MIN_SCORE = 3  # below this, keywords are too thin to pick a workflow
+# Below this the evidence is too thin to pick a workflow and the Lead asks for a label: one hint word in the
+# title (2 x 2) or a few in the body are not enough; an issue-type label nothing contradicts (5), a repository's
+# own label (10) or a word naming the kind of work (3+) in the title is. On the tuning part 4 to 6 place alike.
+MIN_SCORE = 5
+LABEL_WEIGHT = 10  # a label the repository chose for a kind of work ("security", "ci", "perf", "epic")
+TYPE_LABEL_WEIGHT = 5  # an issue-type label that issue templates set by themselves ("bug", "enhancement")
+TITLE_FACTOR = 2  # a keyword in the title counts twice
+MARGIN = 1  # scores this close are a tie: the workflow the title speaks for wins it, then the one first in priority
+# Issue-type labels (GitHub's defaults and their common spellings, as named in the label map): templates apply
+# them, so they say which form the reporter filled in more than what the issue is about.
+TYPE_LABELS = frozenset({"bug", "defect", "enhancement", "feature", "improvement"})
+# Labels that say a maintainer will start no work: no workflow, whatever the content.
+CLOSING_LABELS = frozenset({"duplicate", "invalid", "wontfix", "won't fix", "spam", "not planned"})
+# Evidence that no workflow fits: a question or documentation label, a title about docs, typos or naming.
+NONE_LABELS = frozenset({"question", "documentation", "docs"})
+NONE_TITLE = {"typo": 4, "typos": 4, "readme": 3, "documentation": 3, "docs": 3, "example": 3, "how to": 3,
+              "question": 3, "rename": 3, "renaming": 3}
+# A maintainer triages on the opening of a report, and every keyword is a scan of the text: a longer body
+# (GitHub allows 65,536 characters, a payload from elsewhere any size) is read up to here.
+MAX_BODY = 20_000
 
 
 @dataclass(frozen=True)
@@ -30,8 +66,106 @@ class Classification:
     confidence: float
 
 
-def _text_hit(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(phrase.lower())}(?!\w)", text) is not None
+@dataclass(frozen=True)
+class Hit:
+    """One label, keyword, body shape, changed path or failing check that scored for a workflow."""
+
+    kind: Literal["label", "title", "body", "shape", "path", "check"]
+    pattern: str  # as written in triage.yml (a label: the name it matched in the label map)
+    matched: str  # what it matched: the phrase, the label as on GitHub, the changed file, the check's name
+    weight: int
+
+    @property
+    def why(self) -> str:
+        if self.kind in ("title", "body"):
+            return f'"{self.pattern}"' + (" in the title" if self.kind == "title" else "")
+        if self.kind == "label":
+            return f"label '{self.matched}'"
+        return self.pattern if self.kind == "shape" else f"{self.kind} {self.matched}"
+
+
+# ---- reading the issue like a maintainer ------------------------------------------------------------
+
+_FENCED = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
+_HEADING = re.compile(r"^[ \t]{0,3}(?:#{1,6}[ \t]*(.*?)[ \t#]*|\*\*([^*\n]{1,80})\*\*:?|([A-Z][\w /]{1,30}):)[ \t]*$")
+_NOISE_SECTION = re.compile(r"environment|system info|\bversions?\b|platform|operating system|\bos\b|desktop|"
+                            r"smartphone|device|browser|checklist|prerequisite|before submitting|code of conduct",
+                            re.I)
+_CHECKBOX = re.compile(r"^[ \t]*(?:[-*+]|\d+\.)[ \t]+\[[ xX]\][ \t]*(.*)$")
+_BOILERPLATE = re.compile(r"^(?:i\b|i'|my\b|this (?:is|issue)|searched|(?:have )?read\b|agree|confirm|"
+                          r"(?:the )?(?:issue|bug) (?:is|has|exists))", re.I)
+_LINKED = re.compile(r"#\d+|github\.com/[^/\s]+/[^/\s]+/(?:issues|pull)/\d+|\b\w[\w.-]*/\w[\w.-]*#\d+")
+_MENTION = re.compile(r"(?<![\w@])@[\w-]+(?:/[\w.-]+)?")
+_LINK_QUERY = re.compile(r"(https?://[^\s?#)>\]]*)[?#][^\s)>\]]*")
+_EXCEPTION_NAME = re.compile(r"([a-z])(Error|Exception)\b")
+_NEGATED = re.compile(r"(?:\bnot|\bnever|n't|\bno longer)\s+(?:(?:a|an|the|any|be|been|really|even)\s+)?$")
+# What a crash or stack trace looks like, in most languages' words.
+_TRACE = re.compile(
+    r"Traceback \(most recent call last\)|^\s+at [\w$.<>/]+[.(:]|^\s*File \".+\", line \d+|panicked at|"
+    r"goroutine \d+ \[|Exception in thread|\b[\w.]*(?:Exception|Error): |segmentation fault|SIGSEGV|"
+    r"core dumped|^\s*#\d+\s+0x[0-9a-f]+", re.M | re.I)
+
+
+@dataclass(frozen=True)
+class Text:
+    """An issue as a maintainer reads it: its title, the prose of its body, and the shapes its body holds."""
+
+    title: str
+    prose: str
+    shapes: frozenset[str]
+
+
+SHAPES = ("(stack trace)", "(task list of linked issues)")  # written so in triage.yml's text keywords
+
+
+def read(title: str, body: str) -> Text:
+    """The title and the body's prose, lowercased, without hidden text, code blocks and template noise."""
+    body = strip_hidden((body or "")[:MAX_BODY])
+    prose, tasks = _prose(_FENCED.sub("\n", body))
+    traced = _TRACE.search(f"{title}\n{body}") is not None
+    tracks = sum(_LINKED.search(t) is not None for t in tasks) >= 3  # a tracking issue lists its parts as issues
+    shapes = frozenset(name for name, present in zip(SHAPES, (traced, tracks), strict=True) if present)
+    return Text(_words(strip_hidden(title or "")), _words(prose), shapes)
+
+
+def _words(text: str) -> str:
+    """Lowercase, identifiers read as words: DASHBOARD_TOKEN says "token", slow_query_log "slow query", and an
+    exception's name its kind (TypeError "type error", NullPointerException "nullpointer exception"). Who is
+    mentioned (@acme/security-team) and a link's query string (?token=...) say nothing of the subject."""
+    text = _LINK_QUERY.sub(r"\1", _MENTION.sub(" ", text))
+    return _EXCEPTION_NAME.sub(r"\1 \2", text).lower().replace("_", " ")
+
+
+def _prose(body: str) -> tuple[str, list[str]]:
+    """The body without template headings, checkbox boilerplate and environment sections; its task items."""
+    kept: list[str] = []
+    tasks: list[str] = []
+    noise = False
+    for line in body.splitlines():
+        if heading := _HEADING.match(line):
+            noise = bool(_NOISE_SECTION.search(next(g for g in heading.groups() if g is not None)))
+            continue
+        if noise:
+            continue
+        if box := _CHECKBOX.match(line):
+            if _BOILERPLATE.match(box.group(1)):
+                continue
+            tasks.append(box.group(1))
+        kept.append(line)
+    return "\n".join(kept), tasks
+
+
+@lru_cache(maxsize=4096)
+def _phrase(phrase: str) -> re.Pattern[str]:
+    """A keyword as a pattern: on word boundaries; a trailing ``*`` makes it a stem ("migrat*"). A word called
+    as a function is code, not prose: ``alert(1)`` in an XSS proof of concept is no production alert."""
+    core = re.escape(phrase.rstrip("*").lower())
+    return re.compile(rf"(?<!\w){core}" + (r"(?!\()" if phrase.endswith("*") else r"(?![\w(])"))
+
+
+def _said(text: str, phrase: str) -> bool:
+    """Whether ``text`` says ``phrase`` at least once other than right after a negation."""
+    return any(not _NEGATED.search(text[max(0, m.start() - 30):m.start()]) for m in _phrase(phrase).finditer(text))
 
 
 def _path_hit(path: str, pattern: str) -> bool:
@@ -44,23 +178,35 @@ def _path_hit(path: str, pattern: str) -> bool:
     return path == pattern or name == pattern or path.endswith(f"/{pattern}")
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One keyword, changed path or failing check that scored for a workflow, and its weight."""
-
-    kind: Literal["text", "path", "check"]
-    pattern: str  # as written in triage.yml
-    matched: str  # what it matched: the phrase, the changed file, the check's name
-    weight: int
-
-    @property
-    def why(self) -> str:
-        return f'"{self.pattern}"' if self.kind == "text" else f"{self.kind} {self.matched}"
+def label_names(label: str) -> list[str]:
+    """The names a label goes by, most specific first: 'Type: Bug 🐛' → 'type: bug', 'type', 'bug'."""
+    name = re.sub(r":[a-z0-9_+-]+:", " ", label.lower())  # :wrench: emoji codes
+    name = re.sub(r"\s+", " ", re.sub(r"[^\w\s/:+.&'-]|_", " ", name)).strip(" .-")
+    parts = [p.strip(" .-") for p in re.split(r"[/:]", name)]  # "ci/cd" itself is tried first, as the whole
+    words = [w for p in parts for w in re.split(r"[\s.&-]+", p)]
+    return list(dict.fromkeys(n for n in (name, *parts, *words) if n))
 
 
-def _hits(spec: Mapping[str, Any], text: str, paths: list[str], checks: list[str]) -> list[Hit]:
-    hits = [Hit("text", str(phrase), str(phrase), int(weight))
-            for phrase, weight in (spec.get("text") or {}).items() if _text_hit(text, str(phrase))]
+def _label_hits(labels: Iterable[str], label_map: Mapping[str, str]) -> dict[str, list[Hit]]:
+    """Each mapped label as a hit for its workflow, the first of its names the map knows."""
+    out: dict[str, list[Hit]] = {}
+    for label in labels:
+        if known := next((n for n in label_names(label) if n in label_map), None):
+            weight = TYPE_LABEL_WEIGHT if known in TYPE_LABELS else LABEL_WEIGHT
+            out.setdefault(label_map[known], []).append(Hit("label", known, label, weight))
+    return out
+
+
+def _hits(spec: Mapping[str, Any], text: Text, paths: list[str], checks: list[str]) -> list[Hit]:
+    hits: list[Hit] = []
+    for phrase, weight in (spec.get("text") or {}).items():
+        phrase, weight = str(phrase), int(weight)
+        if phrase in SHAPES:
+            hits += [Hit("shape", phrase, phrase, weight)] if phrase in text.shapes else []
+        elif _said(text.title, phrase):
+            hits.append(Hit("title", phrase, phrase, weight * TITLE_FACTOR))
+        elif _said(text.prose, phrase):
+            hits.append(Hit("body", phrase, phrase, weight))
     for pattern, weight in (spec.get("paths") or {}).items():
         if path := next((p for p in paths if _path_hit(p, str(pattern))), None):
             hits.append(Hit("path", str(pattern), path, int(weight)))
@@ -70,45 +216,126 @@ def _hits(spec: Mapping[str, Any], text: str, paths: list[str], checks: list[str
     return hits
 
 
-def _score(spec: Mapping[str, Any], text: str, paths: list[str], checks: list[str]) -> tuple[int, list[str]]:
-    hits = _hits(spec, text, paths, checks)
-    return sum(h.weight for h in hits), [h.why for h in hits]
+# ---- weighing ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    """One workflow's evidence and score."""
+
+    workflow: str
+    hits: tuple[Hit, ...]
+
+    @property
+    def score(self) -> int:
+        return sum(h.weight for h in self.hits)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(h.matched for h in self.hits if h.kind == "label")
+
+    @property
+    def in_title(self) -> bool:
+        return any(h.kind == "title" for h in self.hits)
 
 
-def _subclass(triage: Mapping[str, Any], workflow: str, text: str, paths: list[str], checks: list[str]) -> str | None:
+@dataclass(frozen=True)
+class Weighed:
+    """Every workflow's case, best first (ties by priority), and the evidence that none fits."""
+
+    cases: tuple[Case, ...]
+    against: tuple[Hit, ...]  # evidence for asking: a question/docs label, a title about docs or naming
+    closing: str | None  # a label saying no work is wanted ("duplicate"), as on GitHub
+    text: Text
+
+    @property
+    def top(self) -> Case | None:
+        return self.cases[0] if self.cases else None
+
+    @property
+    def second(self) -> int:
+        return self.cases[1].score if len(self.cases) > 1 else 0
+
+    @property
+    def against_score(self) -> int:
+        return sum(h.weight for h in self.against)
+
+
+def weigh(triage: Mapping[str, Any], *, title: str, body: str, labels: Iterable[str] = (),
+          paths: Iterable[str] = (), checks: Iterable[str] = ()) -> Weighed:
+    """Every workflow's evidence for an item, the way :func:`classify` and :func:`explain` both read it."""
+    labels, paths, checks = [str(lab) for lab in labels], list(paths), list(checks)
+    rank = {str(w): i for i, w in enumerate(triage.get("priority") or [])}
+    text = read(title, body)
+    label_map = {str(k).lower(): str(v) for k, v in (triage.get("labels") or {}).items()}
+    by_label = _label_hits(labels, label_map)
+    keywords = triage.get("keywords") or {}
+    names = set(map(str, keywords)) | set(by_label) | set(rank)
+    cases = [Case(w, (*by_label.get(w, ()), *_hits(keywords.get(w) or {}, text, paths, checks))) for w in names]
+    closing = next((lab for lab in labels if CLOSING_LABELS & set(label_names(lab))), None)
+    return Weighed(_ordered(cases, rank), tuple(_against(labels, text)), closing, text)
+
+
+def _ordered(cases: list[Case], rank: Mapping[str, int]) -> tuple[Case, ...]:
+    """Best first. Scores within MARGIN of the best tie: the title's workflow first, then priority."""
+    cases = sorted(cases, key=lambda c: (-c.score, rank.get(c.workflow, len(rank)), c.workflow))
+    best = cases[0].score if cases else 0
+    tied = [c for c in cases if c.score >= MIN_SCORE and best - c.score <= MARGIN]  # too thin to win a tie
+    tied.sort(key=lambda c: (not c.in_title, rank.get(c.workflow, len(rank)), c.workflow))
+    return (*tied, *cases[len(tied):])
+
+
+def _against(labels: list[str], text: Text) -> list[Hit]:
+    # A docs label says the work is documentation, which no workflow does: it outweighs any one workflow's
+    # label; "question" is often set by a template, so it counts as an issue-type label.
+    hits = [Hit("label", known, lab, TYPE_LABEL_WEIGHT if known == "question" else 2 * LABEL_WEIGHT) for lab in labels
+            for known in [next((n for n in label_names(lab) if n in NONE_LABELS), None)] if known]
+    return hits + [Hit("title", w, w, weight * TITLE_FACTOR) for w, weight in NONE_TITLE.items()
+                   if _said(text.title, w)]
+
+
+def _confidence(top: int, second: int) -> float:
+    """0.5 on a tie, rising with the lead over the runner-up and with the strength of the evidence; at most 0.9."""
+    lead = max(0, top - second) / top  # a tie the margin rule broke is still a tie
+    return round(min(0.9, 0.5 + 0.4 * lead * min(1.0, top / (2 * MIN_SCORE))), 2)
+
+
+def _subclass(triage: Mapping[str, Any], workflow: str, text: Text, paths: list[str], checks: list[str]) -> str | None:
     per = (triage.get("subclass_keywords") or {}).get(workflow) or {}
-    scored = [(_score(spec, text, paths, checks)[0], name) for name, spec in per.items()]
+    scored = [(sum(h.weight for h in _hits(spec, text, paths, checks)), str(name)) for name, spec in per.items()]
     best = max(scored, default=(0, None), key=lambda s: s[0])
     return best[1] if best[0] > 0 else None
+
+
+def _asks(w: Weighed) -> str | None:
+    """Why the Lead asks for a label instead of placing the item, or None when it places it."""
+    top = w.top
+    if w.closing:
+        return f"label '{w.closing}' says no work is wanted"
+    if top is None or top.score < MIN_SCORE:
+        closest = f"; the closest was {top.workflow} (score {top.score})" if top and top.score else ""
+        return f"no label or keyword clearly matches a workflow{closest}"
+    if w.against_score >= top.score:
+        return (f"the evidence that no workflow fits ({', '.join(h.why for h in w.against)}: "
+                f"{w.against_score}) weighs as much as {top.workflow}'s {top.score}")
+    return None
 
 
 def classify(triage: Mapping[str, Any], *, title: str, body: str, labels: Iterable[str] = (),
              paths: Iterable[str] = (), checks: Iterable[str] = ()) -> Classification:
     """The workflow for an issue, PR or CI failure, with its evidence; workflow None when nothing is clear."""
-    priority = list(triage.get("priority") or [])
-    rank = {w: i for i, w in enumerate(priority)}
-    text = strip_hidden(f"{title}\n{body}").lower()
     paths, checks = list(paths), list(checks)
-    by_label = {str(k).lower(): v for k, v in (triage.get("labels") or {}).items()}
-    labelled = sorted({(by_label[lab.lower()], lab) for lab in labels if lab.lower() in by_label},
-                      key=lambda wl: rank.get(wl[0], len(rank)))
-    if labelled:
-        workflow, label = labelled[0]
-        others = sorted({w for w, _ in labelled[1:] if w != workflow})
-        note = f" (over {', '.join(others)}, by priority)" if others else ""
-        return Classification(workflow, _subclass(triage, workflow, text, paths, checks),
-                              f"label '{label}' maps to {workflow}{note}", 0.9)
-    scores = sorted(((*_score(spec, text, paths, checks), w) for w, spec in (triage.get("keywords") or {}).items()),
-                    key=lambda s: (-s[0], rank.get(s[2], len(rank))))
-    if not scores or scores[0][0] < MIN_SCORE:
-        hint = f"; the closest was {scores[0][2]} (score {scores[0][0]})" if scores and scores[0][0] else ""
-        return Classification(None, None, f"no label or keyword clearly matches a workflow{hint}", 0.1)
-    (top, why, workflow), second = scores[0], scores[1][0] if len(scores) > 1 else 0
-    confidence = round(min(0.85, top / (top + second + 2)), 2)
-    reason = f"keywords for {workflow} (score {top}): {', '.join(why[:8])}"
-    if second:
-        reason += f"; next best {scores[1][2]} (score {second})"
-    return Classification(workflow, _subclass(triage, workflow, text, paths, checks), reason, confidence)
+    w = weigh(triage, title=title, body=body, labels=labels, paths=paths, checks=checks)
+    return _decide(triage, w, paths, checks)
+
+
+def _decide(triage: Mapping[str, Any], w: Weighed, paths: list[str], checks: list[str]) -> Classification:
+    top = w.top
+    if (asked := _asks(w)) is not None or top is None:
+        return Classification(None, None, asked or "no workflow is configured", 0.1)
+    reason = f"{', '.join(h.why for h in top.hits[:8])} point to {top.workflow} (score {top.score}"
+    reason += f"; next best {w.cases[1].workflow}, {w.second})" if w.second else ")"
+    return Classification(top.workflow, _subclass(triage, top.workflow, w.text, paths, checks), reason,
+                          _confidence(top.score, w.second))
 
 
 # ---- the evidence behind a classification (``python -m bot triage --explain``) ----------------------
@@ -119,7 +346,7 @@ class Candidate:
 
     workflow: str
     labels: tuple[str, ...]
-    labels_used: bool  # True when these labels made the decision
+    labels_used: bool  # True when this workflow won and its labels were part of the evidence
     hits: tuple[Hit, ...]
     score: int
     verdict: str  # one sentence: why it won or lost
@@ -135,15 +362,18 @@ class Evidence:
     """Everything :func:`classify` weighed, for a person checking a decision; never read by the bot itself."""
 
     decided_by: Literal["label", "keywords", "nothing"]
-    why: str  # why the winner won (or why nothing did): priority, confidence, the threshold
+    why: str  # why the winner won (or why nothing did): the threshold, the evidence against, confidence
     threshold: int
     priority: tuple[str, ...]
-    candidates: tuple[Candidate, ...]  # the winner first, then the labelled, then by score
+    candidates: tuple[Candidate, ...]  # the winner first, then by score
+    against: tuple[Hit, ...]  # the evidence that no workflow fits
     subclasses: tuple[tuple[str, int, tuple[Hit, ...]], ...]  # the winner's subclasses: name, score, hits
 
     def to_json(self) -> dict[str, Any]:
         return {"decided_by": self.decided_by, "why": self.why, "threshold": self.threshold,
                 "priority": list(self.priority), "workflows": [c.to_json() for c in self.candidates],
+                "no_workflow": {"score": sum(h.weight for h in self.against),
+                                "hits": [asdict(h) for h in self.against]},
                 "subclasses": [{"subclass": name, "score": score, "hits": [asdict(h) for h in hits]}
                                for name, score, hits in self.subclasses]}
 
@@ -151,61 +381,53 @@ class Evidence:
 def explain(triage: Mapping[str, Any], *, title: str, body: str, labels: Iterable[str] = (),
             paths: Iterable[str] = (), checks: Iterable[str] = ()) -> tuple[Classification, Evidence]:
     """:func:`classify`'s result, unchanged, with the evidence for and against every workflow."""
-    labels, paths, checks = list(labels), list(paths), list(checks)
-    c = classify(triage, title=title, body=body, labels=labels, paths=paths, checks=checks)
-    priority = tuple(str(w) for w in triage.get("priority") or [])
-    rank = {w: i for i, w in enumerate(priority)}
-    text = strip_hidden(f"{title}\n{body}").lower()
-    by_label = {str(k).lower(): str(v) for k, v in (triage.get("labels") or {}).items()}
-    keywords = triage.get("keywords") or {}
-    mapped = {lab: by_label[lab.lower()] for lab in labels if lab.lower() in by_label}
+    paths, checks = list(paths), list(checks)
+    w = weigh(triage, title=title, body=body, labels=labels, paths=paths, checks=checks)
+    c = _decide(triage, w, paths, checks)
+    winner = next((k for k in w.cases if k.workflow == c.workflow), None)
     decided_by: Literal["label", "keywords", "nothing"] = (
-        "label" if mapped else "keywords" if c.workflow else "nothing")
-    cases = []
-    for w in set(keywords) | set(by_label.values()) | set(priority):
-        hits = tuple(_hits(keywords.get(w) or {}, text, paths, checks))
-        labs = tuple(lab for lab, to in mapped.items() if to == w)
-        cases.append((w, labs, hits, sum(h.weight for h in hits)))
-    cases.sort(key=lambda k: (k[0] != c.workflow, not k[1], -k[3], rank.get(k[0], len(rank)), k[0]))
-    top = next((score for w, _, _, score in cases if w == c.workflow), 0)
-    candidates = tuple(Candidate(w, labs, decided_by == "label" and w == c.workflow, hits, score,
-                                 _verdict(decided_by, w, labs, score, c.workflow, top))
-                       for w, labs, hits, score in cases)
+        "nothing" if winner is None else "label" if winner.labels else "keywords")
+    cases = sorted(w.cases, key=lambda k: k.workflow != c.workflow)  # stable: the winner first, then by score
+    candidates = tuple(Candidate(k.workflow, k.labels, k is winner and bool(k.labels), k.hits, k.score,
+                                 _verdict(k, winner, w)) for k in cases)
     per = ((triage.get("subclass_keywords") or {}).get(c.workflow) or {}) if c.workflow else {}
     subclasses = tuple((str(name), sum(h.weight for h in hs), tuple(hs))
-                       for name, spec in per.items() for hs in [_hits(spec, text, paths, checks)])
-    return c, Evidence(decided_by, _why(decided_by, c, candidates), MIN_SCORE, priority, candidates, subclasses)
+                       for name, spec in per.items() for hs in [_hits(spec, w.text, paths, checks)])
+    priority = tuple(str(p) for p in triage.get("priority") or [])
+    return c, Evidence(decided_by, _why(c, w), MIN_SCORE, priority, candidates, w.against, subclasses)
 
 
-def _verdict(decided_by: str, workflow: str, labels: tuple[str, ...], score: int, winner: str | None,
-             top: int) -> str:
+def _verdict(case: Case, winner: Case | None, w: Weighed) -> str:
     """Why one workflow won or lost, in a sentence."""
-    named = ", ".join(f"'{lab}'" for lab in labels)
-    if decided_by == "label":
-        if workflow == winner:
-            return f"chosen: label {named} maps here, and labels decide before keywords"
-        if labels:
-            return f"label {named} maps here, but {winner} comes first in priority"
-        return f"scored {score}, but labels decide before keywords" if score else "no label or keyword for it"
-    if workflow == winner:
-        return f"chosen: the highest score, {score}, at least the threshold {MIN_SCORE}"
-    if not score:
+    named = f" (label {', '.join(repr(lab) for lab in case.labels)} among them)" if case.labels else ""
+    if case is winner:
+        best = "the highest score" if case.score >= w.second else f"a tie within {MARGIN} won"
+        return f"chosen: {best}, {case.score}{named}, at least the threshold {MIN_SCORE}"
+    if not case.score:
         return "nothing scored for it"
     if winner is None:
-        return f"score {score} is below the threshold {MIN_SCORE}"
-    if score == top:
-        return f"ties with {winner} at {score}, but {winner} comes first in priority"
-    return f"score {score} is below {winner}'s {top}"
+        if case.score < MIN_SCORE:
+            return f"score {case.score}{named} is below the threshold {MIN_SCORE}"
+        return f"score {case.score}{named}, but the Lead asks: {_asks(w)}"
+    if abs(winner.score - case.score) <= MARGIN:
+        return f"ties with {winner.workflow} (within {MARGIN}) at {case.score}{named}, but {_tie_break(winner, case)}"
+    return f"score {case.score}{named} is below {winner.workflow}'s {winner.score}"
 
 
-def _why(decided_by: str, c: Classification, candidates: tuple[Candidate, ...]) -> str:
-    """Why the winner won, or why nothing did: priority, confidence and the threshold for asking."""
-    if decided_by == "label":
-        return f"labels decide before keywords: {c.reason}; confidence {c.confidence} for a label"
-    if decided_by == "nothing":
-        return (f"no label maps to a workflow and no score reaches the threshold {MIN_SCORE}: "
-                "the bot asks for a label instead of guessing")
-    top = candidates[0].score
-    second = max((k.score for k in candidates[1:]), default=0)
-    return (f"{c.workflow} has the highest score, {top} (threshold {MIN_SCORE}), next best {second}; "
-            f"confidence {c.confidence} = {top}/({top}+{second}+2), at most 0.85")
+def _why(c: Classification, w: Weighed) -> str:
+    """Why the winner won, or why nothing did: the threshold, the evidence against, the confidence."""
+    if c.workflow is None:
+        return f"{c.reason}: the bot asks for a label instead of guessing (threshold {MIN_SCORE})"
+    winner, runner_up = w.cases[0], w.cases[1] if len(w.cases) > 1 else None
+    tie = (f", a tie (within {MARGIN}) {_tie_break(winner, runner_up)}"
+           if runner_up and runner_up.score and winner.score - runner_up.score <= MARGIN else "")
+    return (f"labels and content weighed together; {c.workflow} wins with {winner.score} (threshold {MIN_SCORE}), "
+            f"next best {w.second}{tie}; no-workflow evidence {w.against_score}; confidence {c.confidence}, "
+            "0.5 on a tie rising with the lead and the evidence, at most 0.9")
+
+
+def _tie_break(winner: Case, loser: Case) -> str:
+    """How the margin rule broke a tie, in words."""
+    if winner.in_title and not loser.in_title:
+        return f"{winner.workflow} won: the title speaks for it"
+    return f"{winner.workflow} won: it comes first in priority"

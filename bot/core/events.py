@@ -3,14 +3,19 @@
 Only the events and actions the bot acts on become events; everything else is an
 :class:`Ignored` with a reason, on purpose. A payload that claims to be an event we act on but
 does not have its shape is a :class:`Malformed`, so the server can answer 400 and say why.
+
+Long because every event the bot acts on is parsed here, each beside the shape checks they all share.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, TypeVar, overload
+
+from bot.core.markers import marker
 
 # The (event, action) pairs the bot acts on; None means "no action field" or "any action".
 HANDLED: dict[str, frozenset[str]] = {
@@ -121,6 +126,35 @@ class Ignored:
 @dataclass(frozen=True, slots=True)
 class Malformed:
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CiSuccess(Ignored):
+    """A check run that succeeded. Ignored like any success, except by the one handler that asks: when the bot
+    posted about a failure of the same check at the same commit, that failure was flaky. GitHub sends a success
+    for every check of every push, so the server enqueues one only when :func:`failure_seen` was recorded."""
+
+    event: str
+    action: str
+    delivery_id: str
+    installation_id: int
+    repo: str
+    ci_id: int
+    name: str
+    head_sha: str
+    pull_numbers: tuple[int, ...] = ()
+    details_url: str | None = None
+
+    @property
+    def thread(self) -> str:
+        return f"{self.repo}#{self.pull_numbers[0]}" if self.pull_numbers else self.repo
+
+
+def failure_seen(repo: str, name: str, sha: str) -> str:
+    """The store key recorded when the bot posted about check `name` failing at `sha` (hashed: a check's name
+    is free text, and a marker takes simple tokens only)."""
+    key = hashlib.sha256("\x00".join((repo.lower(), name, sha)).encode()).hexdigest()[:24]
+    return marker("ci-failed", key)
 
 
 class _Shape(Exception):
@@ -283,9 +317,25 @@ def _pull_numbers(obj: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(pr["number"] for pr in raw if isinstance(pr, Mapping) and isinstance(pr.get("number"), int))
 
 
+def _success(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> CiSuccess | Ignored:
+    """A successful check run, or (its fields of another shape) a plain Ignored: a success is never worth a 400."""
+    why = "check_run concluded success: nothing failed"
+    try:
+        return CiSuccess(why, event=event, action=action, delivery_id=delivery_id,
+                         installation_id=_get(p, "installation.id", int), repo=_repo(p),
+                         ci_id=_get(p, "check_run.id", int), name=_get(p, "check_run.name", str),
+                         head_sha=_get(p, "check_run.head_sha", str), pull_numbers=_pull_numbers(_object(p, event)),
+                         details_url=_get(p, "check_run.details_url", str, optional=True)
+                         or _get(p, "check_run.html_url", str, optional=True))
+    except _Shape:
+        return Ignored(why)
+
+
 def _ci(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> CiFailure | Ignored:
     obj = _object(p, event)
     conclusion = _get(p, f"{event}.conclusion", str, optional=True)
+    if conclusion == "success" and event == "check_run":
+        return _success(event, action, p, delivery_id)
     if conclusion is None or conclusion not in CI_FAILED:
         return Ignored(f"{event} concluded {conclusion or 'without a conclusion'}: nothing failed")
     source: CiSource

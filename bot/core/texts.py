@@ -41,7 +41,7 @@ def one_line(text: object, limit: int = 2_000) -> str:
     return " ".join(str(text or "").split())[:limit]
 
 
-def _block(text: str) -> str:
+def block(text: str) -> str:
     """``text`` (a log line, a failure signature) as a code block no line of it can close, tokens redacted."""
     return defuse.block(redact(text, logged_secrets()))
 
@@ -193,15 +193,23 @@ def pending_note(what: str, *, running: bool, error: str | None, retry_at: float
     return f"⏳ triage-lead received {what} and will post here when it has something to show. {why}"
 
 
-def ci_failure_issue(name: str, signature: str, first_error: str, sha: str, url: str | None) -> tuple[str, str]:
-    """Check names and log lines are untrusted (a fork's workflow chooses them): the name as inline code, the
-    log lines as blocks nothing inside can close, the title defused as prose."""
-    title = clip(" ".join(clean_for_github(f"CI failure: {name}: {first_error}", logged_secrets()).split()), 200)
+def ci_failure_issue(name: str, headline: str, digest: str, signature: str, sha: str,
+                     url: str | None) -> tuple[str, str]:
+    """The issue for a failure on the default branch: ``digest`` is bot/core/ci_output/digest.py's rendering
+    (built from these helpers). Check names and log lines are untrusted (a fork's workflow chooses them): the
+    title is defused as prose, the signature quoted as a block nothing inside can close."""
+    title = clip(" ".join(clean_for_github(f"CI failure: {name}: {headline}", logged_secrets()).split()), 200)
     body = "\n".join([f"The check {code_span(name, 200)} failed on the default branch at `{sha[:12]}`.", "",
-                      "First error:", _block(first_error), "", f"Details: <{url}>" if url else "",
-                      "", "Failure signature:", _block(signature), "",
+                      digest, "", f"Details: <{url}>" if url else "",
+                      "", "Failure signature:", block(signature), "",
                       "A repeat of the same failure is noted here instead of opening another issue."])
-    return title, body
+    return title, clip(body)
+
+
+def ci_flaky(name: str, sha: str, url: str | None) -> str:
+    """Said once on the thread the bot posted a failure on, when the same check then passed at the same commit."""
+    return (f"**Flaky**: the check {code_span(name, 200)} failed at `{sha[:12]}` and then passed on the same "
+            "commit, so this failure may not be caused by the change." + (f" Passing run: <{url}>" if url else ""))
 
 
 def ci_repeat(name: str, sha: str, url: str | None) -> str:

@@ -9,7 +9,7 @@ gets ``workflow=None``, and the bot asks for a label instead of guessing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from bot.core.catalog import Catalog
@@ -37,6 +37,16 @@ def _labels_used(labels: Iterable[str], label_map: Mapping[str, str]) -> tuple[s
     return tuple(label for label in labels if label.lower() in lowered)
 
 
+def _steered(event: WorkItem, label_map: Mapping[str, Any]) -> str | None:
+    """The workflow of a label a person has just added, when the content alone decides nothing: labels present
+    at opening are evidence weighed with the text, but adding one is how people steer the bot (only people with
+    triage access can)."""
+    if event.action != "labeled" or not event.added_label:
+        return None
+    found = {str(k).lower(): v for k, v in label_map.items()}.get(event.added_label.lower())
+    return found if isinstance(found, str) else None
+
+
 def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str] = (),
            checks: Iterable[str] = (), enabled: Iterable[str] | None = None) -> Decision:
     """The workflow for an issue, PR or CI failure. ``enabled`` limits the workflows a repo turned on."""
@@ -50,6 +60,9 @@ def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str
     c = classify(triage, title=event.title, body=event.body, labels=event.labels, paths=paths, checks=checks)
     used = _labels_used(event.labels, triage.get("labels") or {})
     allowed = set(catalog.workflows) if enabled is None else set(enabled) & set(catalog.workflows)
+    if c.workflow is None and (steered := _steered(event, triage.get("labels") or {})) is not None:
+        c = replace(c, workflow=steered, confidence=1.0,
+                                reason=f"label '{event.added_label}' was just added: {steered} ({c.reason})")
     if c.workflow is not None and c.workflow not in allowed:
         return Decision(None, f"{c.reason}, but {c.workflow} is turned off for this repository", c.confidence, used)
     return Decision(c.workflow, c.reason, c.confidence, used, c.subclass)

@@ -3,17 +3,25 @@
 A failure counts as the default branch's only when its commit is on that branch. A fork's run arrives without
 pull requests (GitHub lists none for a fork) and names the fork's branch, often called like ours: taken at its
 word, it would open an issue here and start a run whose change is built on the fork's commit.
+
+The issue is read as the error-detective reads a failure (gather, one reader, one digest), so both say the same.
+Where the bot posted about a check failing at a commit, it records so; a success of that check at that commit
+(a re-run that passed) is then said to be flaky there, once.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 
-from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.core import engine, events, render, triage
+from bot.agents.ci_evidence import CiTarget, gather
+from bot.agents.tools import RepoReader
+from bot.core import engine, events, render, texts, triage
+from bot.core.ci_output import digest as ci_digest
+from bot.core.ci_output import reading
+from bot.core.ci_output.reading import FullReading, read_all
+from bot.core.ci_output.records import Context, Evidence
 from bot.core.markers import marker
 from bot.github.changes import on_branch
 from bot.github.writes import create_issue_once, digest, upsert_comment
@@ -25,44 +33,49 @@ from bot.store import Posted
 log = logging.getLogger(__name__)
 
 
-_NOISE = [(re.compile(r"\b[0-9a-f]{7,40}\b"), "<sha>"), (re.compile(r"\d+(\.\d+)?"), "<n>"),
-          (re.compile(r"/tmp/\S+|/home/\S+"), "<path>"), (re.compile(r"\s+"), " ")]
+async def read_failure(f: events.CiFailure, gh: GitHubAPI, default: str) -> tuple[list[FullReading], Context]:
+    """The failure read the way the error-detective reads it (bot/agents/ci_evidence.gather, then one reader):
+    the failed jobs' readings, the one people read first leading, and the failure's context. A GitHub Actions
+    failure arrives as a check run per job, a check suite and a workflow run: each reads the failing job's log,
+    so they share a signature."""
+    target = CiTarget(source=f.source, id=f.ci_id, name=f.name, head_sha=f.head_sha, summary=f.summary)
+    got = await gather(RepoReader(gh, f.repo), target, default_branch=default)
+    readings, context = read_all(got.evidence, got.on_default, default_branch=default, green_sha=got.green_sha,
+                                 since_green=got.since_green)
+    if not readings:  # nothing gathered (no job, no output): the event's own summary is all there is
+        readings, context = read_all([Evidence(job=f.name, log=f.summary)], [], default_branch=default,
+                                     green_sha=got.green_sha, since_green=got.since_green)
+    return readings, context
 
 
-def normalise(line: str) -> str:
-    """The first error with run-specific noise (numbers, shas, temp paths) removed: the failure's signature."""
-    out = line.strip().lower()
-    for pattern, repl in _NOISE:
-        out = pattern.sub(repl, out)
-    return out[:200]
+def issue_text(f: events.CiFailure, readings: list[FullReading], context: Context) -> tuple[str, str, str, str]:
+    """(job, signature, title, body) of the issue for a failure on the default branch: the first failed job's
+    digest, the others named in it."""
+    first = readings[0]
+    signature = reading.signature(first, unique=f"{f.source}-{f.ci_id}")
+    title, body = render.ci_failure_issue(first.job, ci_digest.headline(first),
+                                          ci_digest.render(first, context, readings[1:]), signature, f.head_sha,
+                                          f.details_url)
+    return first.job, signature, title, body
 
 
-async def _first_error(f: events.CiFailure, gh: GitHubAPI) -> tuple[str, str]:
-    """(the failing job's name, its first error). A GitHub Actions failure arrives as a check run per job,
-    a check suite and a workflow run: all are read from the failing job's log, so they share a signature."""
-    from bot.agents.logs import failures
+async def _remember_failure(deps: Deps, f: events.CiFailure, names: list[str], number: int) -> None:
+    """Record that the bot posted about these checks failing at this commit on #`number`: a success of one of
+    them at the same commit is then worth a job (the failure was flaky); every other success is dropped unread."""
+    for name in dict.fromkeys(names):
+        await deps.store.remember_posted(Posted(marker=events.failure_seen(f.repo, name, f.head_sha), repo=f.repo,
+                                                kind="seen", github_id=0, number=number))
 
-    name, text = f.name, f.summary
-    if f.source == "check_run" and f.app_slug == "github-actions":
-        try:
-            text = str(await gh.getitem(f"/repos/{f.repo}/actions/jobs/{f.ci_id}/logs"))  # job id = check run id
-        except BadRequest as exc:  # logs expire (90 days by default) or are not readable: use the output
-            if exc.status_code not in (404, 410):
-                raise
-            text = ""
-    if f.source == "check_run" and not text.strip():
-        run = await gh.getitem(f"/repos/{f.repo}/check-runs/{f.ci_id}")
-        out = run.get("output") or {}
-        text = "\n".join(str(out.get(k) or "") for k in ("title", "summary", "text"))
-    elif f.source == "workflow_run":
-        jobs = await gh.getitem(f"/repos/{f.repo}/actions/runs/{f.ci_id}/jobs")
-        failed = [j for j in jobs.get("jobs", []) if j.get("conclusion") in events.CI_FAILED]
-        if failed:
-            name = str(failed[0].get("name") or name)
-            text = str(await gh.getitem(f"/repos/{f.repo}/actions/jobs/{failed[0]['id']}/logs"))
-    found = failures(text or "")
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    return name, (found.errors or found.tests or lines or [f"{f.conclusion}"])[0]
+
+async def on_ci_success(s: events.CiSuccess, gh: GitHubAPI, deps: Deps) -> None:
+    """A check that failed at a commit passed at the same commit: say "flaky" once where the failure was posted."""
+    seen = await deps.store.find_posted(events.failure_seen(s.repo, s.name, s.head_sha))
+    if seen is None or not seen.number:  # the server looked it up; a job queued before a purge finds nothing
+        log.info("check %s passed at %s: no failure of it was posted, nothing to say", clip(s.name), s.head_sha[:12])
+        return
+    await upsert_comment(gh, deps.store, repo=s.repo, number=seen.number, bot_login=deps.bot_login,
+                         mark=marker("ci-flaky", digest(s.repo, s.name, s.head_sha)),
+                         body=texts.ci_flaky(s.name, s.head_sha, s.details_url))
 
 
 async def _not_on_default(f: events.CiFailure, gh: GitHubAPI, default: str) -> str | None:
@@ -101,6 +114,7 @@ async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
                           title=pr.get("title", ""), body=pr.get("body") or "", ci=ci)
         await start_run(gh, deps, run_id=f.delivery_id, number=number,
                         installation_id=f.installation_id, decision=decision, ctx=ctx)
+        await _remember_failure(deps, f, [f.name], number)
         return
     if f.head_branch != default:
         log.info("CI failure %s on branch %s without a pull request: not investigated", f.name, f.head_branch)
@@ -109,11 +123,12 @@ async def on_ci_failure(f: events.CiFailure, gh: GitHubAPI, deps: Deps) -> None:
         log.info("CI failure %s named branch %s without a pull request but %s: not investigated", clip(f.name),
                  clip(default), clip(why, 200))
         return
-    job, first = await _first_error(f, gh)
-    signature = f"{job}: {normalise(first)}"
-    title, body = render.ci_failure_issue(job, signature, first, f.head_sha, f.details_url)
+    readings, context = await read_failure(f, gh, default)
+    job, signature, title, body = issue_text(f, readings, context)
     issue, created = await create_issue_once(gh, deps.store, repo=f.repo, mark=marker("ci", digest(f.repo, signature)),
                                              title=title, body=body, labels=["ci-failure"], bot_login=deps.bot_login)
+    names = [r.job for r in readings] + ([f.name] if f.source == "check_run" else [])
+    await _remember_failure(deps, f, names, int(issue.number or 0))
     seen = marker("ci-seen", digest(f.repo, signature, f.head_sha))  # this failure at this commit
     opened_by = marker("ci-opened-by", f.delivery_id)
     if created:

@@ -1,9 +1,9 @@
 """One job, end to end: the stored delivery → a typed event → the handler of its kind → the engine.
 
 Each handler first decides (pure: triage, command parsing, the engine) and then acts through the
-executor: work items in bot/run/work.py, comments and their commands in comments.py, CI failures in
-ci.py; bot/run/runs.py starts and resumes runs. Errors a person should read become comments; the rest are
-log lines for operators.
+executor: work items in bot/run/work.py, comments and their commands in comments.py, CI failures (and the
+success that makes one flaky) in ci.py; bot/run/runs.py starts and resumes runs. Errors a person should read
+become comments; the rest are log lines for operators.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from bot.core import events
-from bot.run.ci import on_ci_failure
+from bot.run.ci import on_ci_failure, on_ci_success
 from bot.run.comments import on_comment
 from bot.run.runs import Deps
 from bot.run.work import on_work_item, own_task
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 async def process(job: Job, deps: Deps) -> None:
     event = events.parse(job.event, job.payload, job.delivery_id)
+    if isinstance(event, events.CiSuccess):  # the server queued it: a failure of this check here was posted
+        await on_ci_success(event, await deps.github.installation(event.installation_id), deps)
+        return
     if isinstance(event, (events.Ignored, events.Malformed)):
         log.info("job %s: %s", job.id, event.reason)  # the server filtered these; payload kept for audit
         return

@@ -102,7 +102,19 @@ async def webhook(request: web.Request) -> web.Response:
         log.warning("rejected delivery %s (%s): %s", clip(delivery_id), clip(event_name), clip(parsed.reason))
         _count(request, event_name, "malformed")
         return _answer(400, error=parsed.reason)
-    if isinstance(parsed, events.Ignored):
+    if isinstance(parsed, events.CiSuccess):
+        try:  # GitHub sends a success for every check of every push: one keyed read, no write, for most
+            wanted = await request.app[STORE].find_posted(events.failure_seen(parsed.repo, parsed.name,
+                                                                              parsed.head_sha)) is not None
+        except StoreUnavailable as exc:
+            log.error("store unavailable for delivery %s: %s", clip(delivery_id), exc)
+            _count(request, event_name, "store_unavailable")
+            return _answer(503, error="store unavailable; redeliver later")
+        if not wanted:
+            _count(request, event_name, "ignored")
+            return _answer(200, status="ignored", reason=f"{parsed.reason}; no failure of this check at this "
+                                                         "commit was reported")
+    elif isinstance(parsed, events.Ignored):
         log.info("ignored delivery %s (%s): %s", clip(delivery_id), clip(event_name), clip(parsed.reason))
         _count(request, event_name, "ignored")
         return _answer(200, status="ignored", reason=parsed.reason)

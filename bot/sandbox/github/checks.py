@@ -1,5 +1,6 @@
 """Checks and Actions routes of the sandbox GitHub: check runs (created and edited by the App), suites,
-annotations, workflow runs, jobs, and job logs (a redirect to an unauthenticated download URL)."""
+annotations, workflow runs (of the repository or of one workflow), jobs, job logs and artifacts (both a
+redirect to an unauthenticated download URL; an expired one answers 410)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class CheckRoutes(Handlers):
         cr, run, job, t = "{check_run_id:\\d+}", "{run_id:\\d+}", "{job_id:\\d+}", "token"
         return [
             ("GET", f"/_sandbox/logs/{{owner}}/{{repo}}/{job}", self.h_log_download, None),
+            ("GET", "/_sandbox/artifacts/{owner}/{repo}/{artifact_id:\\d+}", self.h_artifact_download, None),
             ("POST", f"{R}/check-runs", self.h_create_check_run, t),
             ("GET", f"{R}/check-runs/{cr}", self.h_check_run, t),
             ("PATCH", f"{R}/check-runs/{cr}", self.h_check_run, t),
@@ -31,6 +33,9 @@ class CheckRoutes(Handlers):
             ("GET", f"{R}/actions/runs", self.h_runs, t),
             ("GET", f"{R}/actions/runs/{run}", lambda rq: self._get(rq[REPO].runs, self._num(rq, "run_id")), t),
             ("GET", f"{R}/actions/runs/{run}/jobs", self.h_jobs, t),
+            ("GET", f"{R}/actions/runs/{run}/artifacts", self.h_artifacts, t),
+            ("GET", f"{R}/actions/artifacts/{{artifact_id:\\d+}}/{{archive_format}}", self.h_artifact_zip, t),
+            ("GET", f"{R}/actions/workflows/{{workflow_id}}/runs", self.h_runs, t),
             ("GET", f"{R}/actions/jobs/{job}", lambda rq: self._get(rq[REPO].jobs, self._num(rq, "job_id")), t),
             ("GET", f"{R}/actions/jobs/{job}/logs", self.h_job_logs, t),
         ]
@@ -69,12 +74,40 @@ class CheckRoutes(Handlers):
         return self._page(rq, runs, key="check_runs")
 
     def h_runs(self, rq: web.Request) -> Any:
+        """The repository's runs, or one workflow's (by id or file name), newest first, with GitHub's filters."""
         repo, q = rq[REPO], rq.query
+        workflow = rq.match_info.get("workflow_id")
         runs = [r for r in sorted(repo.runs.values(), key=lambda r: r["id"], reverse=True)
                 if all(q.get(k, r[f]) == r[f] for k, f in (("branch", "head_branch"), ("event", "event"),
                                                           ("head_sha", "head_sha")))
-                and q.get("status") in (None, r["status"], r["conclusion"])]
+                and q.get("status") in (None, r["status"], r["conclusion"])
+                and q.get("check_suite_id") in (None, str(r["check_suite_id"]))
+                and workflow in (None, str(r["workflow_id"]), r["path"].rsplit("/", 1)[-1])]
+        if workflow is not None and not runs and not any(
+                workflow in (str(r["workflow_id"]), r["path"].rsplit("/", 1)[-1]) for r in repo.runs.values()):
+            raise ApiError(404)  # an unknown workflow, not one without matching runs
         return self._page(rq, runs, key="workflow_runs")
+
+    def h_artifacts(self, rq: web.Request) -> Any:
+        run = self._get(rq[REPO].runs, self._num(rq, "run_id"))
+        found = [a for a in run["__artifacts"] if rq.query.get("name", a["name"]) == a["name"]]
+        return self._page(rq, found, key="artifacts")
+
+    def h_artifact_zip(self, rq: web.Request) -> Any:
+        """302 to a short-lived download URL; 410 once the artifact has expired, as GitHub does."""
+        repo = rq[REPO]
+        artifact = self._must(self.find_artifact(repo, self._num(rq, "artifact_id")))
+        if rq.match_info["archive_format"] != "zip":
+            raise ApiError(404)
+        if artifact["expired"]:
+            raise ApiError(410, "Artifact has expired")
+        url = f"{rq.scheme}://{rq.host}/_sandbox/artifacts/{repo.full_name}/{artifact['id']}?sig={secrets.token_hex(8)}"
+        return web.Response(status=302, headers={"Location": url})
+
+    def h_artifact_download(self, rq: web.Request) -> Any:
+        repo = self._get(self._repos, f"{rq.match_info['owner']}/{rq.match_info['repo']}".lower())
+        artifact = self._must(self.find_artifact(repo, self._num(rq, "artifact_id")))
+        return web.Response(body=artifact["__data"], content_type="application/zip")
 
     def h_jobs(self, rq: web.Request) -> Any:
         repo = rq[REPO]
@@ -85,9 +118,13 @@ class CheckRoutes(Handlers):
         """302 to an unauthenticated, short-lived download URL, as GitHub does."""
         repo = rq[REPO]
         job = self._get(repo.jobs, self._num(rq, "job_id"))
+        if job["__log"] is None:  # logs expire (90 days by default, less by the repository's settings)
+            raise ApiError(410, "Gone")
         url = f"{rq.scheme}://{rq.host}/_sandbox/logs/{repo.full_name}/{job['id']}?sig={secrets.token_hex(8)}"
         return web.Response(status=302, headers={"Location": url})
 
     def h_log_download(self, rq: web.Request) -> Any:
         repo = self._get(self._repos, f"{rq.match_info['owner']}/{rq.match_info['repo']}".lower())
-        return web.Response(text=self._get(repo.jobs, self._num(rq, "job_id"))["__log"], content_type="text/plain")
+        log = self._get(repo.jobs, self._num(rq, "job_id"))["__log"]  # bytes: a log GitHub cannot decode either
+        return web.Response(body=log if isinstance(log, bytes) else log.encode(), content_type="text/plain",
+                            charset="utf-8")

@@ -1,10 +1,12 @@
 """Checks and Actions in the sandbox GitHub's model: check suites and runs (with annotations), workflow
-runs and their jobs (each job also a check run with the same id, as on GitHub) and job logs."""
+runs and their jobs (each job also a check run with the same id, as on GitHub), job logs (a ``None`` log has
+expired: 410) and a run's artifacts (zip bytes, a listed size that may differ from them, expiry)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from .apps import AppsState
 from .base import WEB, Repo, custom_invalid, invalid, iso, node_id, public
@@ -86,7 +88,9 @@ class ChecksState(AppsState):
             run["completed_at"] = data.get("completed_at") or run["completed_at"] or iso()
         out = data.get("output") or {}
         run["output"].update({k: out[k] for k in ("title", "summary", "text") if k in out})
-        run["__annotations"] += [{k: a.get(k) for k in ANNOTATION_KEYS} for a in out.get("annotations", [])]
+        run["__annotations"] += [{k: a.get(k) for k in ANNOTATION_KEYS}
+                                 | {"blob_href": f"{WEB}/{repo.full_name}/blob/{run['head_sha']}/{a.get('path')}"}
+                                 for a in out.get("annotations", [])]
         run["output"]["annotations_count"] = len(run["__annotations"])
 
     def add_check_run(self, full_name: str, *, name: str = "ci", head_sha: str | None = None,
@@ -114,24 +118,56 @@ class ChecksState(AppsState):
         head_sha = head_sha or self.resolve(repo, head_branch) or self.branch_sha(repo, None)
         self._pushed(repo, head_sha, head_branch)
         rid, suite = self._new_id(id), self._suite(repo, head_sha, check_suite_id, head_branch)
+        # One workflow per file, as on GitHub: its runs share the workflow's id.
+        workflow_id = next((r["workflow_id"] for r in repo.runs.values() if r["path"] == path), None) or self._new_id()
         url = f"{repo.api}/actions/runs/{rid}"
         run = repo.runs[rid] = {
             "id": rid, "name": name, "node_id": node_id("WFR", rid), "head_branch": head_branch, "head_sha": head_sha,
             "path": path, "display_title": name, "run_number": len(repo.runs) + 1, "run_attempt": 1, "event": event,
             "status": status, "conclusion": conclusion, "check_suite_id": suite["id"], "url": url,
+            "workflow_id": workflow_id, "workflow_url": f"{repo.api}/actions/workflows/{workflow_id}",
             "html_url": f"{WEB}/{repo.full_name}/actions/runs/{rid}", "created_at": iso(), "updated_at": iso(),
             "pull_requests": [{"number": n, "url": f"{repo.api}/pulls/{n}"} for n in pull_requests],
-            "jobs_url": url + "/jobs", "logs_url": url + "/logs", "actor": self.user("octocat"),
-            "head_commit": {"id": head_sha}, "repository": self.repo_json(repo, brief=True)}
+            "jobs_url": url + "/jobs", "logs_url": url + "/logs", "artifacts_url": url + "/artifacts",
+            "check_suite_url": f"{repo.api}/check-suites/{suite['id']}", "cancel_url": url + "/cancel",
+            "rerun_url": url + "/rerun", "actor": self.user("octocat"),
+            "head_repository": self.repo_json(repo, brief=True),
+            "head_commit": {"id": head_sha}, "repository": self.repo_json(repo, brief=True), "__artifacts": []}
         for j in jobs or []:
             self._add_job(repo, run, j)
         return public(run)
 
+    def add_artifact(self, full_name: str, run_id: int, name: str, data: bytes, *, size_in_bytes: int | None = None,
+                     expired: bool = False, id: int | None = None) -> dict:
+        """An artifact a run uploaded: its zip `data`, listed with `size_in_bytes` (default: the true size; GitHub's
+        listing and the download can disagree) and `expired` (its download then answers 410)."""
+        repo = self.repo(full_name)
+        run, aid = repo.runs[run_id], self._new_id(id)
+        expires = datetime.now(UTC) + (timedelta(days=-1) if expired else timedelta(days=90))
+        artifact = {"id": aid, "node_id": node_id("AR", aid), "name": name,
+                    "size_in_bytes": len(data) if size_in_bytes is None else size_in_bytes,
+                    "url": f"{repo.api}/actions/artifacts/{aid}",
+                    "archive_download_url": f"{repo.api}/actions/artifacts/{aid}/zip", "expired": expired,
+                    "created_at": iso(), "updated_at": iso(), "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "digest": None, "workflow_run": {"id": run["id"], "repository_id": repo.data["id"],
+                                                     "head_repository_id": repo.data["id"],
+                                                     "head_branch": run["head_branch"], "head_sha": run["head_sha"]},
+                    "__data": data}
+        run["__artifacts"].append(artifact)
+        return public(artifact)
+
+    def find_artifact(self, repo: Repo, artifact_id: int) -> dict | None:
+        return next((a for r in repo.runs.values() for a in r.get("__artifacts", []) if a["id"] == artifact_id), None)
+
     def _add_job(self, repo: Repo, run: dict, j: dict) -> dict:
+        """One job ({name, conclusion, log, status?, steps?, id?, annotations?, output?}); a ``None`` log has
+        expired (410), ``annotations`` and ``output`` go on its check run as a reporter would put them."""
         status = j.get("status") or "completed"
         conc = (j.get("conclusion") or "success") if status == "completed" else None
+        output = (j.get("output") or {}) | {"annotations": j.get("annotations") or []}
         cr = self.make_check_run(repo, {"name": j["name"], "head_sha": run["head_sha"], "status": status,
-                                        "conclusion": conc}, id=j.get("id"), suite_id=run["check_suite_id"])
+                                        "conclusion": conc, "output": output},
+                                 id=j.get("id"), suite_id=run["check_suite_id"])
         steps = j.get("steps") or [
             {"name": "Set up job", "status": "completed", "conclusion": "success", "number": 1},
             {"name": f"Run {j['name']}", "status": status, "conclusion": conc, "number": 2}]
