@@ -204,7 +204,8 @@ def main(args: argparse.Namespace) -> int:
     for part in (("held-back", "tuning") if args.part == "both" else (args.part,)):
         chosen = items if part == "all" else [i for i in items if i["split"] == part]
         # The held-back part's misses are never listed: reading them is how a held-back set stops being one.
-        run_part(part, chosen, deciders, misses=args.misses and part != "held-back")
+        # "all" holds the held-back part too, so it never lists them either.
+        run_part(part, chosen, deciders, misses=args.misses and part == "tuning")
     return 0
 
 
