@@ -68,10 +68,11 @@ def load(path: Path = DATA) -> list[dict[str, Any]]:
 
 
 def split_of(items: list[dict[str, Any]]) -> dict[str, str]:
-    """The split rule, recomputed: within each expected class, ordered by sha256(url), every third is held back."""
+    """The split rule, recomputed: within each batch (``added``) and expected class, ordered by sha256(url), every
+    third is held back. Per batch, so that adding issues never moves one between parts."""
     out: dict[str, str] = {}
-    for cls in {i["expected"] for i in items}:
-        ranked = sorted((i["url"] for i in items if i["expected"] == cls),
+    for group in {(i.get("added"), i["expected"]) for i in items}:
+        ranked = sorted((i["url"] for i in items if (i.get("added"), i["expected"]) == group),
                         key=lambda u: hashlib.sha256(u.encode()).hexdigest())
         out.update({u: "held-back" if k % 3 == 0 else "tuning" for k, u in enumerate(ranked)})
     return out

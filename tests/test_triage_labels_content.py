@@ -137,6 +137,15 @@ def test_labels_are_read_through_prefixes_and_emoji() -> None:
         assert weighed.top is not None and weighed.top.workflow == workflow and weighed.top.labels == (label,), label
 
 
+def test_a_label_matched_by_its_prefix_alone_weighs_like_an_issue_type_label() -> None:
+    """epic:dashboard names the epic an issue belongs to: one feature of it is still backend work."""
+    c = decide("[FR-5.4] CSV/Excel export", "Backend returns CSV for the filtered list.", ("backend", "epic:dashboard"))
+    assert c.workflow == "backend-feature", c.reason
+    weighed = classify.weigh(TRIAGE, title="x", body="", labels=("epic:dashboard",))
+    assert weighed.top is not None and weighed.top.workflow == "long-running-project"
+    assert weighed.top.score == classify.TYPE_LABEL_WEIGHT
+
+
 @pytest.mark.parametrize("labels", [("",), ("   ",), ("🐛",), ("/",), (":",), ("x" * 5000,), ("::bug::",)])
 def test_odd_labels_never_crash(labels: tuple[str, ...]) -> None:
     assert decide("Dashboard", "", labels).workflow is None
@@ -179,6 +188,19 @@ def test_mentions_link_queries_and_function_calls_are_not_words() -> None:
     assert not found["security-fix"] and not found["error-investigation"]
 
 
+def test_keywords_in_scripts_without_spaces_are_found_inside_words() -> None:
+    """Chinese runs words together: 漏洞 (vulnerability) ends 路径遍历漏洞, with no space before it."""
+    c = decide("路径遍历漏洞", "FileDownload.java中下载文件时未检验文件名，可能下载任意文件。")
+    assert c.workflow == "security-fix", c.reason
+
+
+def test_a_keyword_naming_tests_describes_tests_not_the_work() -> None:
+    """'Integration tests' are tests: failing ones are investigated, no integration is set up."""
+    c = decide("Integration tests are broken", "13 failed, 107 passed; the assertion error is new since Monday.")
+    assert c.workflow == "error-investigation", c.reason
+    assert decide("Slack integration", "Post build results to our channel.").workflow == "integration-setup"
+
+
 def test_a_score_below_the_threshold_cannot_win_a_tie() -> None:
     """backend-feature 5 (the label) against long-running-project 4 (a weak word in the title)."""
     c = decide("Second phase of the settings work", "", ("enhancement",))
@@ -218,11 +240,19 @@ def test_an_issue_type_label_nothing_contradicts_is_enough() -> None:
     ("Fix typo in README", "'recieve' should be 'receive' in the install section.", ()),
     ("Document the Slack integration setup", "A short example would help.", ("documentation",)),
     ("Question: how to run behind a proxy?", "Is there a setting for it?", ()),
+    ("Connect MYSQL Database ?", "", ()),  # a title asking, whatever it names
+    ("Docker setup", "I'm new to this and it won't start, what am I doing wrong? Please help.", ()),
+    ("[NOT FOR MERGE] See if CI fails on a failing unit test", "Just checking the CI loop; must not be merged.", ()),
 ])
 def test_an_issue_no_workflow_fits_asks(title: str, body: str, labels: tuple[str, ...]) -> None:
     c, evidence = classify.explain(TRIAGE, title=title, body=body, labels=labels)
     assert c.workflow is None, c.reason
     assert evidence.decided_by == "nothing" and evidence.against and "asks for a label" in evidence.why
+
+
+def test_a_question_shaped_title_still_places_a_report_whose_words_name_the_work() -> None:
+    c = decide("Why does the app crash on start?", "Segmentation fault (core dumped) right after the splash screen.")
+    assert c.workflow == "error-investigation", c.reason
 
 
 def test_a_duplicate_label_asks_whatever_the_content() -> None:

@@ -4,20 +4,24 @@ Used when no model is configured. A label is strong evidence, not a verdict: a `
 slow-query report still loses to the words "slow query" and "full table scan". Every workflow gathers
 evidence: its labels (a label the repository chose, like ``security`` or ``ci``, weighs more than an
 issue-type label an issue template sets by itself, like ``bug`` or ``enhancement``; prefixes such as
-``kind/`` or ``type:`` and emoji are read through), its keywords in the title (counted twice: the title
+``kind/`` or ``type:`` and emoji are read through, and a label matched only by its prefix, like ``epic:dashboard``,
+weighs like an issue-type label), its keywords in the title (counted twice: the title
 says what the issue is about) and in the body's prose, the shape of the body (a stack trace, a task list
 of linked issues), a PR's changed paths and a CI failure's check names. The highest score at or above
 :data:`MIN_SCORE` wins; scores within :data:`MARGIN` tie, and a tie goes to the workflow the title speaks
 for, then by ``priority``. The Lead asks for a label instead of guessing when
 the evidence is thin, when a label says no work is wanted (``duplicate``, ``wontfix``), or when the
-evidence that no workflow fits (a ``question`` or ``documentation`` label, a README typo) weighs as much
-as the best workflow's.
+evidence that no workflow fits (a ``question`` or ``documentation`` label, a README typo, a title that asks,
+a body asking for help with one's own setup, a pull request "not for merge") weighs as much as the best
+workflow's.
 
 Read like a maintainer reads: hidden text (HTML comments, invisible characters) is stripped, since people
 cannot see it; so are an issue template's headings, its checkbox boilerplate ("I have searched the existing
 issues") and its environment sections (where "Docker" is how someone installed the tool, not the subject);
-a keyword right after a negation ("not a security issue", "doesn't crash") does not count, nor one called
-as a function (``alert(1)``), an @mention or a link's query string; code blocks count only through the
+a keyword right after a negation ("not a security issue", "doesn't crash") does not count, nor one right
+before "tests" ("integration tests" are tests), one called as a function (``alert(1)``), an @mention or a
+link's query string; keywords in Chinese, Japanese or Korean are found inside words, which those scripts do
+not separate; code blocks count only through the
 shape of what they hold. :func:`explain` returns the same classification with the
 evidence behind it, from the same scoring, for ``python -m bot triage --explain``.
 
@@ -52,7 +56,16 @@ CLOSING_LABELS = frozenset({"duplicate", "invalid", "wontfix", "won't fix", "spa
 # Evidence that no workflow fits: a question or documentation label, a title about docs, typos or naming.
 NONE_LABELS = frozenset({"question", "documentation", "docs"})
 NONE_TITLE = {"typo": 4, "typos": 4, "readme": 3, "documentation": 3, "docs": 3, "example": 3, "how to": 3,
-              "question": 3, "rename": 3, "renaming": 3}
+              "question": 5, "rename": 3, "renaming": 3, "guide": 3, "tutorial": 3, "help": 2,
+              "not for merge": 5, "do not merge": 5}
+# A title asking something ("How do I …", "… ?") is a question until the rest of the report says otherwise: it
+# weighs like one hint word, so a report whose words name a kind of work still places ("Why does it crash?").
+QUESTION_TITLE = re.compile(r"\?\s*$|^\W*how (?:do|can|does|should|to)\b")
+QUESTION_WEIGHT = 5
+# Words of someone asking for help with their own setup rather than reporting a defect or asking for work.
+NONE_BODY = {"can you help": 3, "please help": 3, "help me": 3, "any tips": 3, "any idea": 2, "any ideas": 2,
+             "what am i doing wrong": 4, "support number": 4, "is there a way": 2, "how can i": 2, "how do i": 2,
+             "is it possible": 2}
 # A maintainer triages on the opening of a report, and every keyword is a scan of the text: a longer body
 # (GitHub allows 65,536 characters, a payload from elsewhere any size) is read up to here.
 MAX_BODY = 20_000
@@ -98,6 +111,7 @@ _LINKED = re.compile(r"#\d+|github\.com/[^/\s]+/[^/\s]+/(?:issues|pull)/\d+|\b\w
 _MENTION = re.compile(r"(?<![\w@])@[\w-]+(?:/[\w.-]+)?")
 _LINK_QUERY = re.compile(r"(https?://[^\s?#)>\]]*)[?#][^\s)>\]]*")
 _EXCEPTION_NAME = re.compile(r"([a-z])(Error|Exception)\b")
+_TESTS = re.compile(r"[ \t-]+tests?\b|[ \t]+testing\b")
 _NEGATED = re.compile(r"(?:\bnot|\bnever|n't|\bno longer)\s+(?:(?:a|an|the|any|be|been|really|even)\s+)?$")
 # What a crash or stack trace looks like, in most languages' words.
 _TRACE = re.compile(
@@ -155,17 +169,25 @@ def _prose(body: str) -> tuple[str, list[str]]:
     return "\n".join(kept), tasks
 
 
+# Chinese, Japanese and Korean run words together without spaces: a keyword in those scripts is found anywhere.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
 @lru_cache(maxsize=4096)
 def _phrase(phrase: str) -> re.Pattern[str]:
     """A keyword as a pattern: on word boundaries; a trailing ``*`` makes it a stem ("migrat*"). A word called
     as a function is code, not prose: ``alert(1)`` in an XSS proof of concept is no production alert."""
     core = re.escape(phrase.rstrip("*").lower())
+    if _CJK.search(phrase):
+        return re.compile(core)
     return re.compile(rf"(?<!\w){core}" + (r"(?!\()" if phrase.endswith("*") else r"(?![\w(])"))
 
 
 def _said(text: str, phrase: str) -> bool:
-    """Whether ``text`` says ``phrase`` at least once other than right after a negation."""
-    return any(not _NEGATED.search(text[max(0, m.start() - 30):m.start()]) for m in _phrase(phrase).finditer(text))
+    """Whether ``text`` says ``phrase`` at least once other than right after a negation, or right before "tests":
+    integration tests, performance tests and CI tests are tests, which say nothing of the kind of work."""
+    return any(not _NEGATED.search(text[max(0, m.start() - 30):m.start()]) and not _TESTS.match(text, m.end())
+               for m in _phrase(phrase).finditer(text))
 
 
 def _path_hit(path: str, pattern: str) -> bool:
@@ -178,21 +200,36 @@ def _path_hit(path: str, pattern: str) -> bool:
     return path == pattern or name == pattern or path.endswith(f"/{pattern}")
 
 
-def label_names(label: str) -> list[str]:
-    """The names a label goes by, most specific first: 'Type: Bug 🐛' → 'type: bug', 'type', 'bug'."""
+def _label_parts(label: str) -> tuple[str, list[str], list[str]]:
+    """A label's whole name, the names its value goes by, and those of its category prefix (if it has one)."""
     name = re.sub(r":[a-z0-9_+-]+:", " ", label.lower())  # :wrench: emoji codes
     name = re.sub(r"\s+", " ", re.sub(r"[^\w\s/:+.&'-]|_", " ", name)).strip(" .-")
     parts = [p.strip(" .-") for p in re.split(r"[/:]", name)]  # "ci/cd" itself is tried first, as the whole
-    words = [w for p in parts for w in re.split(r"[\s.&-]+", p)]
-    return list(dict.fromkeys(n for n in (name, *parts, *words) if n))
+    prefix = parts[:1] if len(parts) > 1 and parts[-1] else []
+    value = parts[len(prefix):]
+
+    def names(ps: list[str]) -> list[str]:
+        return [*ps, *(w for p in ps for w in re.split(r"[\s.&-]+", p))]
+
+    return name, names(value), names(prefix)
+
+
+def label_names(label: str) -> list[str]:
+    """The names a label goes by, most specific first: 'Type: Bug 🐛' → 'type: bug', 'bug', then its prefix 'type'."""
+    name, value, prefix = _label_parts(label)
+    return list(dict.fromkeys(n for n in (name, *value, *prefix) if n))
 
 
 def _label_hits(labels: Iterable[str], label_map: Mapping[str, str]) -> dict[str, list[Hit]]:
-    """Each mapped label as a hit for its workflow, the first of its names the map knows."""
+    """Each mapped label as a hit for its workflow, the first of its names the map knows. A prefix names a
+    category ("kind/", "area:"), so matched by its prefix alone a label weighs like an issue-type label: an
+    issue labelled epic:dashboard is one part of that epic, not the epic itself."""
     out: dict[str, list[Hit]] = {}
     for label in labels:
         if known := next((n for n in label_names(label) if n in label_map), None):
-            weight = TYPE_LABEL_WEIGHT if known in TYPE_LABELS else LABEL_WEIGHT
+            _, value, prefix = _label_parts(label)
+            by_prefix = known in prefix and known not in value
+            weight = TYPE_LABEL_WEIGHT if known in TYPE_LABELS or by_prefix else LABEL_WEIGHT
             out.setdefault(label_map[known], []).append(Hit("label", known, label, weight))
     return out
 
@@ -289,8 +326,11 @@ def _against(labels: list[str], text: Text) -> list[Hit]:
     # label; "question" is often set by a template, so it counts as an issue-type label.
     hits = [Hit("label", known, lab, TYPE_LABEL_WEIGHT if known == "question" else 2 * LABEL_WEIGHT) for lab in labels
             for known in [next((n for n in label_names(lab) if n in NONE_LABELS), None)] if known]
-    return hits + [Hit("title", w, w, weight * TITLE_FACTOR) for w, weight in NONE_TITLE.items()
-                   if _said(text.title, w)]
+    hits += [Hit("title", w, w, weight * TITLE_FACTOR) for w, weight in NONE_TITLE.items() if _said(text.title, w)]
+    hits += [Hit("body", w, w, weight) for w, weight in NONE_BODY.items() if _said(text.prose, w)]
+    if QUESTION_TITLE.search(text.title):
+        hits.append(Hit("shape", "(question)", text.title, QUESTION_WEIGHT * TITLE_FACTOR))
+    return hits
 
 
 def _confidence(top: int, second: int) -> float:

@@ -93,7 +93,7 @@ def _from_webhook(name: str, payload: Mapping[str, Any]) -> Placed:
     action = payload.get("action") if isinstance(payload.get("action"), str) else ""
     notes = []
     if action and action not in HANDLED[name]:
-        notes.append(f"the bot does not act on {name}.{action}; this is where the Lead would place its content")
+        notes.append(f"the bot does not act on {name}.{_printable(action)}; this is where the Lead would place its content")
     repo = payload.get("repository")
     full_name = repo.get("full_name") if isinstance(repo, Mapping) else None
     is_pr = name == "pull_request" or "pull_request" in item
@@ -165,3 +165,8 @@ def _paths(item: Mapping[str, Any]) -> tuple[str, ...]:
     if not all(isinstance(p, str) for p in paths):
         raise ShapeError('files holds an entry without a path (expected [{"path": ...}])')
     return tuple(str(p) for p in paths)
+
+
+def _printable(text: str) -> str:
+    """`text` without control characters: a saved payload's escapes must not reach the terminal."""
+    return "".join(ch for ch in text if ch.isprintable())[:100]
