@@ -27,14 +27,24 @@ def _tuning() -> list[tuple[str, str, list[str]]]:
 
 
 TUNING = _tuning()
+# Tuning logs whose index names the tests in another form than the reader does (written down before tuning).
+NAMED_OTHERWISE = {
+    **dict.fromkeys(("maven-couchdb-lucene-assert-that", "maven-fizzbuzz-wrapped-console",
+                     "maven-ranklib-file-utils-newline"),
+                    "the index keeps JUnit 4's legacy `method(pkg.Class)` as printed; the reader names it "
+                    "`pkg.Class.method`, Surefire's modern form, so both forms of one test are one name"),
+    "dotnet-xunit-roslyn-escaped-item-spanish": "the test shows only in a compiler-generated async frame "
+                                                "(`VB$StateMachine_106_<Test>.MoveNext()`), not read as a name",
+}
 
 
 def _read(path: Path) -> list[str]:
     return failing_tests(clean_lines(path.read_text(encoding="utf-8")))
 
 
-@pytest.mark.parametrize(("log_id", "expected"), [(i, t) for i, _, t in TUNING if t],
-                         ids=[f"{fw}:{i}" for i, fw, t in TUNING if t])
+@pytest.mark.parametrize(("log_id", "expected"), [
+    pytest.param(i, t, id=f"{fw}:{i}", marks=[pytest.mark.xfail(strict=True, reason=NAMED_OTHERWISE[i])]
+                 if i in NAMED_OTHERWISE else []) for i, fw, t in TUNING if t])
 def test_names_every_failing_test_of_a_tuning_log(log_id: str, expected: list[str]) -> None:
     """Exactly the tests written down for the log, in their order: no parent of a failed Go subtest, no suite
     or header already named in a longer form."""
@@ -146,6 +156,59 @@ def test_lines_of_a_runner_around_the_tests_are_read_through_its_prefix() -> Non
     text = ("#12 4.211 FAILED tests/test_api.py::test_health - assert 500 == 200\n"
             "api-1  | --- FAIL: TestHealth (0.01s)")
     assert failing_tests(clean_lines(text)) == ["tests/test_api.py::test_health", "TestHealth"]
+
+
+def test_a_nix_or_mock_build_prefix_is_read_through() -> None:
+    """Package builds prefix every line: Nix with ``       > `` (cargo-prmt-git-module-nix), Fedora mock with
+    ``BUILDSTDERR: ``; the test lines under them read as without."""
+    nix = ("       > test test_git_module ... FAILED\n       > failures:\n       >\n"
+           "       > ---- test_git_module stdout ----\n       > failures:\n       >     test_git_module")
+    assert failing_tests(clean_lines(nix)) == ["test_git_module"]
+    assert failing_tests(clean_lines("BUILDSTDERR: test input::tests::replace ... FAILED")) == [
+        "input::tests::replace"]
+
+
+def test_a_harness_printing_output_for_stdout_names_its_test() -> None:
+    """A harness printing ``---- name output ----`` (cargo-free-mint-initial-balance) names the test as libtest's
+    ``---- name stdout ----`` does."""
+    line = "---- tests::free_mint_test_integration::test_free_mint_initialization output ----"
+    assert failing_tests(clean_lines(line)) == ["tests::free_mint_test_integration::test_free_mint_initialization"]
+
+
+def test_testng_under_gradle_is_named_without_its_default_suite() -> None:
+    """TestNG run by Gradle prints its default suite and test names first (gradle-sphinx4-testng-lattice)."""
+    line = "Gradle suite > Gradle test > edu.cmu.sphinx.result.LatticeCompTest.testLatticeComp FAILED"
+    assert failing_tests(clean_lines(line)) == ["edu.cmu.sphinx.result.LatticeCompTest.testLatticeComp"]
+
+
+STEF = ("org.opentest4j.AssertionFailedError: record 847 seed 1134697243567416 optIdx 0 ==> expected: <true> but was: "
+        "<false>\n\tat app//org.junit.jupiter.api.AssertionFailureBuilder.build(AssertionFailureBuilder.java:151)\n"
+        "\tat app//org.junit.jupiter.api.Assertions.assertTrue(Assertions.java:210)\n"
+        "\tat app//com.example.oteltef.MetricsWriterTest.testMetricsWriteRead(MetricsWriterTest.java:85)")
+
+
+def test_a_pasted_assertion_trace_names_its_test_frame() -> None:
+    """Only the exception and its trace pasted (gradle-stef-metrics-writer-seed): the first frame of a test class
+    below the assertion, past the assertion library's own frames."""
+    assert failing_tests(clean_lines(STEF)) == ["com.example.oteltef.MetricsWriterTest.testMetricsWriteRead"]
+
+
+@pytest.mark.parametrize("text", [
+    STEF.split("\n", 1)[1],  # frames with no assertion above them: a crash's trace, not a failed test
+    "java.lang.IllegalStateException: boom\n\tat com.example.FooTest.setUp(FooTest.java:3)",
+    "java.lang.AssertionError\n" + "\tat com.example.Helper.check(Helper.java:1)\n" * 12
+    + "\tat com.example.FooTest.late(FooTest.java:9)",
+], ids=["no assertion", "not an assertion", "test frame past the frames read"])
+def test_a_trace_names_no_test_without_an_assertion_and_its_test_frame(text: str) -> None:
+    assert failing_tests(clean_lines(text)) == []
+
+
+def test_a_runners_own_line_names_the_test_before_any_frame() -> None:
+    """The frame is a fallback: Surefire's own line names the test when there is one."""
+    text = ("testRead(ciir.umass.edu.utilities.FileUtilsTest)  Time elapsed: 0.001 sec  <<< FAILURE!\n"
+            "org.junit.ComparisonFailure: expected:<it is a test[]\n"
+            "        at ciir.umass.edu.utilities.OtherTest.helper(OtherTest.java:13)")
+    assert failing_tests(clean_lines(text)) == ["ciir.umass.edu.utilities.FileUtilsTest.testRead"]
 
 
 def test_the_rerun_form_replaces_the_description_it_names() -> None:

@@ -48,9 +48,9 @@ class Kind(Enum):
 
 # Decoration a log puts before a message; the flag says the decoration itself marks an error.
 _DECORATION = re.compile(
-    r"^(?:\s+|##\[(?P<gha>error|warning|notice|debug)\]|\[\d\d-\d\d \d\d:\d\d:\d\d\.\d+\]"
+    r"^(?:\s+|##\[(?P<gha>error|warning|notice|debug)\]|\[\d\d-\d\d \d\d:\d\d:\d\d\.\d+\]|\d\d:\d\d:\d\d(?=\s)"
     r"|\[(?P<bracket>ERROR|error|FATAL|fatal|INFO|info|WARN(?:ING)?|warn(?:ing)?|DEBUG|debug)\]"
-    r"|#\d+(?=\s)|\d+\.\d+(?=\s)|(?P<npm>npm ERR!)|\u2502)")
+    r"|#\d+(?=\s)|\d+\.\d+(?=\s)|(?P<npm>npm ERR!)|\u2502|BUILDSTD(?:ERR|OUT): ?)")
 
 
 class _Rule:
@@ -90,7 +90,7 @@ _EXPLAINING = _Rule(
     r"|\S+?:\d+:\d+ - error\b|/\S+\.java:\[\d+,\d+\]|e: (?:file://)?\S+:\d+:\d+ |e: \S+: \(\d+, \d+\): "
     r"|\.{0,2}/?[\w./-]+\.go:\d+:\d+: \S"
     # a test's own message: go test's t.Errorf, testify, panics, ctest
-    r"|[\w./-]+_test\.go:\d+: \S|Error:\s{2,}\S|Error:\t|panic: |fatal error: "
+    r"|[\w./-]+_test\.go:\d+: \S|Error:\s{2,}\S|Error:\t|panic: |fatal error: |panicked at \S+:\d+:\d+:?$"
     r"|\d+/\d+ Test +#\d+: .*\*{3}(?:Failed|Exception|Timeout)"
     # exceptions: pytest's E lines, Python/JS/Ruby/.NET exceptions, qualified Java ones
     r"|E {2,}\S|(?:[A-Za-z_]\w*\.)+[A-Z]\w*(?:Error|Exception|Failure)\b|Exception in thread "
@@ -116,6 +116,15 @@ _MESSAGE_HEADER = _Rule(
 _BANNER = re.compile(r"^={3,}|^\u23af{3,}|^-{3,} .+ -{3,}$")
 _GENERIC = re.compile(r"^(?:error|Error|ERROR|fatal|Fatal|FATAL)\b(?! ?(?:Message|Trace|Output)s?:)[:\s]"
                       r"|^\S+: fatal error: |^E: \S|^Error response from daemon: |^FAILED \S+ - \S")
+# npm's own lines inside its ERR! block: the environment it prints first (npm 2-4) says nothing of the failure;
+# a ``network`` line that is not its advice names the network error the block is about
+_NPM_PREAMBLE = re.compile(r"^(?:Linux|Darwin|Windows_NT|argv|node|npm|syscall|path|cwd|command)\b")
+_NPM_NETWORK = re.compile(r"^network (?!This is|In most cases|If you are behind|'proxy' config|and is related)\S")
+NPM_BLOCK = 20  # lines of one npm ERR! block in which its explaining line is looked for
+# go test indents a test's t.Log/t.Error lines (``file.go:12: message``) under its ``--- FAIL:``
+_GO_MESSAGE = re.compile(r"^[\w./-]+\.go:\d+: \S")
+# infrastructure that ends the job whatever ran before: it explains the failure better than a generic error
+_HARD_INFRA = ("runner-lost", "disk-full", "oom", "killed", "timeout")
 _EXPECTED = re.compile(r"^Expected\b")
 _RECEIVED = re.compile(r"^(?:Received|Actual|but was|got)\b")
 # what sits between a header and its message: a location, a label, a stack frame, a rerun hint
@@ -135,17 +144,18 @@ class _Line:
 
     body: str
     marked: bool
+    npm: bool = False  # the decoration was npm's ``npm ERR!``
 
 
 def _read(line: str) -> _Line:
-    body, marked, previous = line[:SCAN_CHARS], False, None
+    body, marked, npm, previous = line[:SCAN_CHARS], False, False, None
     while previous != body:
         previous = body
         if m := _DECORATION.match(body):
-            marked = marked or m["gha"] == "error" or (m["bracket"] or "").lower() in ("error", "fatal") \
-                or bool(m["npm"])
+            npm = npm or bool(m["npm"])
+            marked = marked or npm or m["gha"] == "error" or (m["bracket"] or "").lower() in ("error", "fatal")
             body = body[m.end():]
-    return _Line(body.rstrip(), marked)
+    return _Line(body.rstrip(), marked, npm)
 
 
 def classify(line: str) -> Kind:
@@ -157,12 +167,19 @@ def _classify(read: _Line) -> Kind:
     body = read.body
     if not body:
         return Kind.OTHER
+    if read.npm and _NPM_PREAMBLE.match(body):
+        return Kind.OTHER
+    if read.npm and _NPM_NETWORK.match(body):
+        return Kind.EXPLAINING
     if _CASCADE.hit(body):
         return Kind.CASCADE
     if _MESSAGE_HEADER.hit(body) or _HEADER.hit(body):
         return Kind.HEADER
-    if _EXPLAINING.hit(body) or kind_of(body) not in (None, "cancelled"):
+    if _EXPLAINING.hit(body):
         return Kind.EXPLAINING
+    if (infra := kind_of(body)) not in (None, "cancelled"):
+        # ``Error: … ECONNRESET`` names the error code; the message under it says what failed
+        return Kind.GENERIC if infra == "network" and _GENERIC.match(body) else Kind.EXPLAINING
     if _BANNER.match(body):
         return Kind.BANNER
     if _GENERIC.match(body) or read.marked:
@@ -179,9 +196,12 @@ class _Scan:
         self._kinds: dict[int, Kind] = {}
 
     def body(self, i: int) -> str:
+        return self.read(i).body
+
+    def read(self, i: int) -> _Line:
         if i not in self._read:
             self._read[i] = _read(self.lines[i])
-        return self._read[i].body
+        return self._read[i]
 
     def kind(self, i: int) -> Kind:
         if i in self.noise:
@@ -210,6 +230,9 @@ class _Scan:
     def message(self, header: int) -> int | None:
         """The line after a message header that says what failed: the first that is not a location,
         label or stack frame."""
+        if self.body(header).startswith("--- FAIL: "):
+            return next((j for j in self.block(header) if j not in self.noise and _GO_MESSAGE.match(self.body(j))),
+                        None)
         if self.body(header).startswith("Traceback"):
             # a Python traceback's message is its first line back at the margin: the exception
             return next((j for j in self.block(header) if self.lines[j].strip() and j not in self.noise
@@ -244,9 +267,23 @@ def _first(scan: _Scan) -> int | None:
                 return found
             first_header = i if first_header is None else first_header
         elif kind is Kind.GENERIC:
-            near = range(i + 1, min(len(scan.lines), i + 1 + NEAR))
-            return next((j for j in near if scan.explaining(j)), i)
+            return _after_generic(scan, i)
     return first_header
+
+
+def _after_generic(scan: _Scan, i: int) -> int:
+    """The root error when generic line `i` comes first: a more specific line right after it (in an npm ERR!
+    block, anywhere in the block: npm prints its summary first), else a later line saying the infrastructure
+    ended the job, else `i` itself."""
+    end = i + 1 + NEAR
+    if scan.read(i).npm:
+        end = next((j for j in range(i + 1, min(len(scan.lines), i + 1 + NPM_BLOCK)) if not scan.read(j).npm),
+                   i + 1 + NPM_BLOCK)
+    found = next((j for j in range(i + 1, min(len(scan.lines), end)) if scan.explaining(j)), None)
+    if found is None:
+        found = next((j for j in range(i + 1, len(scan.lines))
+                      if j not in scan.noise and kind_of(scan.body(j)) in _HARD_INFRA), i)
+    return found
 
 
 def _span(scan: _Scan, i: int) -> tuple[int, int]:

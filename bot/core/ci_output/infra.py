@@ -23,7 +23,7 @@ _KINDS: tuple[tuple[InfraKind, str], ...] = (
                     r"|The hosted runner encountered an error while running your job|request to deprovision"),
     ("disk-full", r"(?i:No space left on device|\bENOSPC\b|not enough space on the disk"
                   r"|You are running out of disk space)"),
-    ("oom", r"JavaScript heap out of memory|^Killed$|Killed signal terminated program|\bOut of memory: Kill"
+    ("oom", r"JavaScript heap out of memory|(?:^|: )Killed$|Killed signal terminated program|\bOut of memory: Kill"
             r"|java\.lang\.OutOfMemoryError|Cannot allocate memory|(?:exit code|exit status|exited with code) 137\b"
             r"|(?:fatal|FATAL|error|ERROR)\b.*\bout of memory\b|^runtime: out of memory|terminated with signal 9\b"),
     ("rate-limit", r"(?i:API rate limit exceeded|secondary rate limit|\btoomanyrequests\b"

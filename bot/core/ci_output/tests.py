@@ -15,6 +15,9 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bot.core.ci_output.errors import MAX_LINES
+from bot.core.ci_output.frames import asserting_frame
+
 MAX_TESTS = 50
 MAX_NAME = 300  # characters of one name; longer is not a name people rerun but a hostile or garbled line
 MAX_LINE = 4000  # characters of a line that patterns see: keeps matching linear on a megabyte-long line
@@ -207,7 +210,7 @@ _DURATION = r"(?:< ?)?\d[\d.,]* ?(?:ms|s|m|h|sec)"
 
 FRAMEWORKS: tuple[Framework, ...] = (
     Framework("pytest", (
-        Rule(_c(r"^\s*(?:\[gw\d+\] (?:\[\s*\d+%\] )?)?(?:FAILED|FAIL|ERROR) (?P<name>[^\s:]+\.py(?:::[^\s\[]+)*(?:\[.*?\])?)"
+        Rule(_c(r"^\s*(?:\[gw\d+\] (?:\[\s*\d+%\] )?)?(?:FAILED|FAIL|ERROR) (?P<name>[^\s:]+\.py(?:::[^\s\[]+)*+(?:\[.*?\])?)"
                 r"(?: - .*)?$")),
         Rule(_c(r"^\s*(?P<name>[^\s:]+\.py::[^\s\[]+(?:\[.*?\])?) (?:FAILED|ERROR)(?:\s+\[\s*\d+%\])?$")),
         Rule(_c(r"^\s*_+ ERROR collecting (?P<name>\S+) _+$")),
@@ -228,7 +231,7 @@ FRAMEWORKS: tuple[Framework, ...] = (
     ), nested="/"),
     Framework("cargo test", (
         Rule(_c(r"^\s*test (?P<name>\S.*?) \.\.\. FAILED$")),
-        Rule(_c(r"^\s*---- (?P<name>\S.*?) stdout ----$")),
+        Rule(_c(r"^\s*---- (?P<name>\S.*?) (?:stdout|output) ----$")),
         # libtest runs each test on a thread named after it; `main` is a binary's own thread
         Rule(_c(r"^\s*thread '(?P<name>(?!main')[A-Za-z_]\w*(?:::\w+)*)' (?:\(\d+\) )?panicked at")),
         Rule(_c(r"^ {4}(?P<name>[A-Za-z_]\w*(?:::\w+)*|\S+\.rs - .+)$"), scope=Scope(_ANY, _c(r"^failures:$"))),
@@ -278,6 +281,7 @@ FRAMEWORKS: tuple[Framework, ...] = (
         Rule(_c(r"^(?:Failed tests|Tests in error):\s+(?P<name>\w+\([\w$.]+\)|[\w$.]+\.[\w$]+)"), _surefire),
     )),
     Framework("gradle", (
+        Rule(_c(r"^\s*Gradle suite > Gradle test > (?P<name>[\w$.]+) FAILED$")),  # TestNG's default suite names
         Rule(_c(r"^\s*(?P<name>[\w$.]+ > .+?) FAILED$")),
     )),
     Framework("ctest", (
@@ -311,8 +315,8 @@ class _Hit:
 
 _RULES: tuple[tuple[Framework, Rule], ...] = tuple((fw, rule) for fw in FRAMEWORKS for rule in fw.rules)
 # what a runner around the test runner puts before each line: BuildKit's `#12 3.456 ` (tests run in a
-# `docker build`), docker compose's `service-1  | `
-_WRAPPER = re.compile(r"^(?:#\d+ \d+\.\d+ |[\w.-]+\s+\| )")
+# `docker build`), docker compose's `service-1  | `, a Nix build's `       > `, Fedora mock's `BUILDSTDERR: `
+_WRAPPER = re.compile(r"^(?:#\d+ \d+\.\d+ |[\w.-]+\s+\| |\s*> |BUILDSTD(?:ERR|OUT): )")
 _SEPARATORS = re.compile(r"::|[.#/\\]| [>›] ")
 
 
@@ -356,7 +360,9 @@ def failing_tests(lines: list[str]) -> list[str]:
     ``MAX_TESTS``; ``[]`` when nothing failed as a test (a build, lint or infrastructure failure)."""
     opened: dict[int, bool] = {}
     hits: list[_Hit] = []
-    view = [_WRAPPER.sub("", full[:MAX_LINE], count=1) for full in lines]
+    # Only the end of a long log is read, as by the root-error scan: a hostile log of millions of lines costs
+    # no more than MAX_LINES of them.
+    view = [_WRAPPER.sub("", full[:MAX_LINE], count=1) for full in lines[-MAX_LINES:]]
     for i, line in enumerate(view):
         claimed = False
         for k, (framework, rule) in enumerate(_RULES):
@@ -377,4 +383,5 @@ def failing_tests(lines: list[str]) -> list[str]:
                 _add(hits, _Hit(name, framework, k, rule.suite), alias)
         if len(hits) >= _RAW_LIMIT:
             break
-    return [h.name for h in _prune(hits)][:MAX_TESTS]
+    named = [h.name for h in _prune(hits)][:MAX_TESTS]
+    return named or asserting_frame(view)
