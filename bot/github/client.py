@@ -1,4 +1,5 @@
-"""gidgethub's aiohttp client, with the retries GitHub's rate limits call for, and the App's clients."""
+"""gidgethub's aiohttp client, with the retries GitHub's rate limits call for, conditional reads (ETags), and the
+App's clients."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import gidgethub
+from cachetools import LRUCache
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from gidgethub import sansio
 from gidgethub.aiohttp import GitHubAPI
+from multidict import CIMultiDict
 
 from bot.github.auth import Token, TokenCache, app_jwt, parse_expiry
 from bot.github.outgoing import outgoing
@@ -53,6 +57,86 @@ def rate_limit_wait(status: int, headers: Mapping[str, str], message: str, now: 
     return None
 
 
+# ---- conditional reads ---------------------------------------------------------------------------------
+
+ReadKey = tuple[int | str, str, str]  # (installation id, URL with its query, Accept): never the token
+# What a 304 does not repeat but the parser needs: the 200's media type and its pagination.
+_KEPT_HEADERS = ("content-type", "link")
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """A GET's 200 kept for revalidation: its validators, and the bytes a 304 stands for. Bytes, not the parsed
+    body: each caller gets its own freshly parsed copy (nothing it changes reaches the next one), and the size
+    bound is exact."""
+
+    etag: str | None
+    last_modified: str | None
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class ReadCache:
+    """Conditional GETs, per process: the last 200 of each read that carried an ``ETag`` or ``Last-Modified``,
+    sent back as ``If-None-Match`` / ``If-Modified-Since``; GitHub's 304 then stands for that 200 and does not
+    count against the rate limit. GitHub decides freshness on every read: nothing is served without asking, so
+    a changed file is never stale. Only 200s are kept (a 404 asks again next time), bounded in count and
+    bytes. GitHub's ETag changes with the installation token (github/docs#34689), so the first read after a
+    token refresh is a 200 again."""
+
+    def __init__(self, *, max_entries: int = 2048, max_bytes: int = 32 * 2**20,
+                 max_entry_bytes: int = 2**20) -> None:
+        # Every entry weighs at least max_bytes / max_entries, so the byte bound also bounds the count.
+        self._floor = max(1, max_bytes // max_entries)
+        self.max_entry_bytes = min(max_entry_bytes, max_bytes)
+        self._entries: LRUCache[ReadKey, Validated] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda e: max(len(e.body), self._floor))
+        self.conditional = 0  # reads sent with a validator
+        self.not_modified = 0  # of those, answered 304 and served from here
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self, installation: int | str | None = None) -> None:
+        """Forget everything, or one installation's reads (its App was uninstalled)."""
+        if installation is None:
+            self._entries.clear()
+            return
+        for key in [k for k in self._entries if k[0] == installation]:
+            self._entries.pop(key, None)
+
+    def kept(self, key: ReadKey) -> Validated | None:
+        """What is kept for this read, if anything (its validators make the read conditional)."""
+        entry = self._entries.get(key)
+        self.conditional += entry is not None
+        return entry
+
+    @staticmethod
+    def validators(entry: Validated | None) -> dict[str, str]:
+        if entry is None:
+            return {}
+        return ({"if-none-match": entry.etag} if entry.etag else {}) | (
+            {"if-modified-since": entry.last_modified} if entry.last_modified else {})
+
+    def answer(self, key: ReadKey, sent: Validated | None, status: int, headers: Mapping[str, str],
+               body: bytes) -> tuple[int, Mapping[str, str], bytes]:
+        """The answer the caller sees. A 304 confirms the entry whose validators were ``sent`` (not whatever a
+        concurrent read has kept since) and becomes its 200, with the 304's fresh rate-limit headers; a 200 is
+        kept or replaces what was kept; a 404 or 410 forgets it. Other errors keep it (an outage)."""
+        if status == 304 and sent is not None:
+            self.not_modified += 1
+            merged = CIMultiDict(sent.headers)
+            merged.update((k, v) for k, v in headers.items() if k.lower() not in ("content-length", "content-type"))
+            return 200, merged, sent.body
+        etag, modified = headers.get("etag"), headers.get("last-modified")
+        if status == 200 and (etag or modified) and len(body) <= self.max_entry_bytes:
+            kept = tuple((k, headers[k]) for k in _KEPT_HEADERS if k in headers)
+            self._entries[key] = Validated(etag, modified, kept, body)
+        elif status in (200, 404, 410):  # no validators, too large, or gone: what was kept is no answer any more
+            self._entries.pop(key, None)
+        return status, headers, body
+
+
 class Uninstalled(Exception):
     """GitHub answered 404 to the installation-token request: the App was uninstalled (or the installation
     was deleted). Nothing can be posted for it."""
@@ -82,13 +166,18 @@ class GitHub(GitHubAPI):
 
     Every write's text passes one renderer on its way out (bot/github/outgoing.py): whatever built it, nothing
     posted pings, links outside ``hosts``, commands or closes, except what a call names in ``keep=``.
+
+    With ``reads``, its installation's GETs are conditional (:class:`ReadCache`): a repeated read that GitHub
+    answers 304 costs no rate limit, and the caller sees the 200 it stands for.
     """
 
     def __init__(self, session: aiohttp.ClientSession, *args: Any, max_wait: float = 120.0,
                  max_attempts: int = 5, backoff: float = 1.0, pacer: WritePacer | None = None,
                  token: TokenSource | None = None, forget_token: Callable[[str | None], None] | None = None,
-                 hosts: frozenset[str] = frozenset({"github.com"}), **kwargs: Any) -> None:
+                 hosts: frozenset[str] = frozenset({"github.com"}), reads: ReadCache | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(session, USER_AGENT, *args, **kwargs)
+        self.reads = reads  # conditional GETs, for an installation's own-token reads only
         self.hosts = hosts  # hosts whose links and images stay live in what the bot posts
         self.max_wait = max_wait
         self.max_attempts = max_attempts
@@ -113,12 +202,18 @@ class GitHub(GitHubAPI):
     async def _request(self, method: str, url: str, headers: Mapping[str, str],
                        body: bytes = b"") -> tuple[int, Mapping[str, str], bytes]:
         own_token = self.token is not None and "authorization" not in headers
+        # Only reads whose identity is the installation's are kept, keyed by its id: a caller's own token
+        # (``oauth_token=``/``jwt=``) may see something else, and the token itself never names an entry.
+        reads = self.reads if method == "GET" and own_token else None
+        key: ReadKey = (self.bucket, url, headers.get("accept", ""))
+        kept = reads.kept(key) if reads is not None else None
+        headers = {**headers, **ReadCache.validators(kept)}
         sent, answer = await self._send(method, url, headers, body, own_token)
         if answer[0] == 401 and own_token and self.forget_token is not None:
             log.info("github %s %s answered 401; retrying once with a fresh installation token", method, url)
             self.forget_token(sent)
             _, answer = await self._send(method, url, headers, body, own_token)
-        return answer
+        return answer if reads is None else reads.answer(key, kept, *answer)
 
     async def _send(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
                     own_token: bool) -> tuple[str | None, tuple[int, Mapping[str, str], bytes]]:
@@ -177,13 +272,16 @@ class GitHubApp:
         self.slots: Slots = store if store is not None else LocalSlots()
         self._clock, self._sleep = clock, sleep
         self.tokens = TokenCache(self._fetch_token)
+        # One per process, shared by every installation's client (keyed by installation); None: no conditional
+        # reads, every read in full (the benchmarks compare both).
+        self.reads: ReadCache | None = ReadCache()
         # Parsed once: PyJWT parses PEM text on every signature, about 50 ms of blocked event loop each.
         self._key = load_pem_private_key(settings.private_key.encode(), password=None)  # type: ignore[union-attr]
         self.on_rate_limit: Callable[..., None] | None = None  # set by the runtime: Metrics.rate_limit
 
     def _client(self, bucket: int | str = "app", **auth: Any) -> GitHub:
         gh = GitHub(self.session, base_url=self.settings.github_api_url, max_wait=self.max_wait,
-                    backoff=self.backoff, hosts=self.settings.allowed_link_hosts, **auth)
+                    backoff=self.backoff, hosts=self.settings.allowed_link_hosts, reads=self.reads, **auth)
         gh.on_rate_limit, gh.bucket = self.on_rate_limit, bucket
         return gh
 
@@ -217,7 +315,12 @@ class GitHubApp:
     async def installation(self, installation_id: int) -> GitHub:
         """A client acting as the installation: each request takes the cache's current token (fetched at once
         here, so an uninstalled App is known before any work), and its writes are paced."""
-        await self.tokens.get(installation_id)
+        try:
+            await self.tokens.get(installation_id)
+        except Uninstalled:
+            if self.reads is not None:
+                self.reads.clear(installation_id)  # nothing it read may be answered from memory again
+            raise
         return self._client(installation_id, pacer=self.pacer(installation_id),
                             token=lambda: self.tokens.get(installation_id),
                             forget_token=lambda sent: self.tokens.forget(installation_id, sent))

@@ -22,7 +22,8 @@ One module per resource, each a mixin of handlers with its own route table over 
 ``apps`` (the App, installations, tokens, hook deliveries, manifests; the JWT and token checks),
 ``issues`` (issues, comments, labels, reactions), ``pulls`` (pull requests, reviews), ``checks``
 (check runs and suites, workflow runs, jobs, job logs), ``git`` (refs, blobs, trees, git commits),
-``contents`` (files, commits, comparisons), ``search``; ``server`` wires them into one aiohttp app.
+``contents`` (files, commits, comparisons), ``search``; ``server`` wires them into one aiohttp app, and
+``etags`` answers conditional reads (ETags, 304s; ``SandboxGitHub.not_modified`` counts them).
 """
 
 from ..github_state import ApiError, RecordedRequest, Write

@@ -22,6 +22,7 @@ from ..github_state import API, DOCS, ApiError, RecordedRequest, Repo, Write, pu
 from .apps import AppRoutes
 from .checks import CheckRoutes
 from .contents import ContentRoutes
+from .etags import conditional
 from .git import GitRoutes
 from .handlers import BODY, INSTALLATION, REPO, Route
 from .pulls import PullRoutes
@@ -66,7 +67,9 @@ class SandboxGitHub(AppRoutes, PullRoutes, CheckRoutes, GitRoutes, ContentRoutes
         self.response_errors: list[str] = []
         self.validated = 0
         self.mutator: Mutator | None = None  # set it to mutate the JSON answers to reads (bot/sandbox/mutate.py)
-        self.requests: list[RecordedRequest] = []
+        self.requests: list[RecordedRequest] = []  # a 304's status is 304: see ``not_modified``
+        self.weak_etags = True  # W/"..." as GitHub mostly sends them; False: strong ones
+        self.honour_if_none_match = True  # False: ETags sent, If-None-Match ignored (always a full 200)
         self.tokens_issued = 0
         self.url = ""
         self._tokens = {}  # token -> (installation id, expiry)
@@ -161,12 +164,19 @@ class SandboxGitHub(AppRoutes, PullRoutes, CheckRoutes, GitRoutes, ContentRoutes
             resp = self._json(request, {"message": f"Sandbox error: {e!r}", "documentation_url": DOCS}, 500)
         if self.mutator is not None and request.method == "GET" and not request.path.startswith("/_sandbox/"):
             resp = self._mutated(request, resp)
+        if request.method == "GET" and not request.path.startswith("/_sandbox/"):  # after mutating: what was sent
+            resp = conditional(request, resp, cred, weak=self.weak_etags, honour=self.honour_if_none_match)
         rec.status = resp.status
         if checked and 200 <= resp.status < 300 and isinstance(resp, web.Response) and resp.text \
                 and resp.content_type == "application/json":
             self._conform_response(request, resp)
         self._stamp(request, resp)
         return resp
+
+    @property
+    def not_modified(self) -> int:
+        """Requests answered 304 (conditional reads that cost no rate limit)."""
+        return sum(1 for r in self.requests if r.status == 304)
 
     @property
     def mutations(self) -> list[str]:
@@ -249,9 +259,9 @@ class SandboxGitHub(AppRoutes, PullRoutes, CheckRoutes, GitRoutes, ContentRoutes
 
     def _stamp(self, rq: web.Request, resp: web.StreamResponse) -> None:
         """Plausible rate-limit headers. The sandbox never throttles by itself (remaining stays >= 1): simulate
-        exhaustion with ``fail(..., headers={"x-ratelimit-remaining": "0"})``."""
+        exhaustion with ``fail(..., headers={"x-ratelimit-remaining": "0"})``. A 304 uses none, as on GitHub."""
         resource = "search" if rq.path.startswith("/search/") else "core"
-        used = self._used[resource] = self._used.get(resource, 0) + 1
+        used = self._used[resource] = self._used.get(resource, 0) + (resp.status != 304)
         limit = 30 if resource == "search" else 5000
         for k, v in {"x-ratelimit-limit": limit, "x-ratelimit-remaining": max(1, limit - used),
                      "x-ratelimit-reset": self._reset, "x-ratelimit-used": used, "x-ratelimit-resource": resource,
