@@ -247,15 +247,17 @@ def webhook_headers(event: str, body: bytes, delivery: str | None = None) -> dic
 
 # ---- scripted specialists: the tests' shared team ----------------------------------------------
 
-from bot.sandbox.team import Team, rejected, result  # noqa: E402,F401  (re-exported for the scripts)
+from bot.sandbox.anthropic import Reply  # noqa: E402,F401  (re-exported for the scripts)
+from bot.sandbox.team import STEP, Team, rejected, result  # noqa: E402,F401
 
 
 @asynccontextmanager
-async def fakes(*, delay: float = 0.0, min_cache_tokens: int = 0,
+async def fakes(*, delay: float = 0.0, min_cache_tokens: int | None = 0,
                 tool_turns: int = 0) -> AsyncIterator[tuple[Any, Any, Team, str]]:
     """(sandbox GitHub, FakeAnthropic, Team, app private key): both fakes listening on loopback.
 
     The sandbox runs without GitHub's OpenAPI request check (that check is for tests, and costs CPU here).
+    ``min_cache_tokens`` None caches by each model's real minimum (see FakeAnthropic).
     """
     from bot.sandbox.anthropic import FakeAnthropic
     from bot.sandbox.github import SandboxGitHub

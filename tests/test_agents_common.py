@@ -12,7 +12,10 @@ import aiohttp
 import anthropic
 import pytest
 
-from bot.agents import AgentRequest, AgentRuntime, Budget, ModelMap, RepoContext, Usage
+from bot.agents import AgentRequest, AgentRuntime, Budget, ModelMap, RepoContext, Usage, prompts
+from bot.agents.request import RepoOverview
+from bot.agents.schemas import result_schema
+from bot.agents.tools import OverviewCache, RepoReader
 from bot.core.catalog import load_catalog
 from bot.github.client import GitHub, GitHubApp
 from bot.sandbox.anthropic import FakeAnthropic
@@ -101,6 +104,12 @@ def test_usage_adds_and_prices_cache() -> None:
 
     u = ModelMap().usage("sonnet", Raw())
     assert u.cost_usd == pytest.approx(3 + 15 + 3 * 1.25 + 3 * 0.1)
+
+    class Hour(Raw):
+        class cache_creation:  # noqa: N801  (the SDK's attribute name)
+            ephemeral_1h_input_tokens = 400_000
+
+    assert ModelMap().usage("sonnet", Hour()).cost_usd == pytest.approx(3 + 15 + 3 * (0.6 * 1.25 + 0.4 * 2) + 0.3)
     total = u + Usage(input_tokens=5, calls=1)
     assert total.calls == 2 and total.input_tokens == 1_000_005 and total.tokens == 4_000_005
 
@@ -112,3 +121,52 @@ def test_budget_sentences() -> None:
     assert b.exceeded() == ("token budget reached: this run has used 110 of its 100 tokens, so no further "
                             "model calls are made for it.")
     assert "installation has used 2,000 of its 1,000" in Budget(day_tokens=1000, day_used=2000).exceeded()
+
+
+# ---------------------------------------------------------------- the prompt's cached layout
+
+OVERVIEW = RepoOverview(commit="c" * 40, paths=("README.md", "bot/app.py", ".github/CONTRIBUTING.md"),
+                        readme=("README.md", "# Hello"), contributing=(".github/CONTRIBUTING.md", "Be kind."))
+
+
+def texts(message: dict[str, Any]) -> list[str]:
+    return [b["text"] for b in message["content"]]
+
+
+def test_every_step_of_a_run_shares_the_overview_and_context_and_runs_at_a_commit_share_the_overview() -> None:
+    ctx = context(7, title="Timeouts on upload", body="It fails")
+    steps = [make_request("backend-feature", "triage", ctx),
+             make_request("backend-feature", "review", ctx, iteration=2, feedback=review("REJECTED"))]
+    firsts = [prompts.first_message(r, None, OVERVIEW, result_schema(r.step.kind, r.flags_wanted)) for r in steps]
+    assert [[b.get("cache_control") for b in m["content"]] for m in firsts] == [[prompts.EPHEMERAL] * 2 + [None]] * 2
+    assert texts(firsts[0])[:2] == texts(firsts[1])[:2]  # nothing of a step above the breakpoints
+    assert texts(firsts[0])[2] != texts(firsts[1])[2] and '"verdict"' in texts(firsts[1])[2]
+    other = prompts.first_message(make_request("backend-feature", "triage", context(8, title="Other")), None, OVERVIEW)
+    assert texts(other)[0] == texts(firsts[0])[0] and texts(other)[1] != texts(firsts[0])[1]
+    assert "Be kind." in texts(other)[0] and "Timeouts" not in texts(firsts[0])[0]
+    base = prompts.base("claude-sonnet-4-6", 100, [{"name": "read_file"}])
+    assert all("cache_control" not in t for t in base["tools"]) and "output_config" not in base
+
+
+def test_a_large_tree_is_summarised_by_directory_within_its_budget() -> None:
+    paths = tuple(f"src/pkg{i}/module_{j}.py" for i in range(40) for j in range(50)) + ("README.md",)
+    text = prompts.tree_text(paths, 4_000)
+    assert len(text.encode()) <= 4_000 and "README.md" in text and "src/pkg7/ (50 files)" in text
+    assert prompts.tree_text(paths[:3]) == "\n".join(paths[:3])
+
+
+async def test_the_overview_is_read_once_per_commit_and_a_failure_leaves_the_step_without_it(gh: GitHub,
+                                                                                              sandbox: Any) -> None:
+    sandbox.set_file(REPO, "README.md", "# Hello\n")
+    sha = sandbox.set_file(REPO, ".github/CONTRIBUTING.md", "Be kind.")
+    cache, reader = OverviewCache(), RepoReader(gh, REPO)
+    first = await cache.get(reader, sha, "main")
+    assert first is not None and first.readme == ("README.md", "# Hello\n") and first.commit == sha
+    assert first.contributing == (".github/CONTRIBUTING.md", "Be kind.") and "bot" not in first.paths
+    reads = len(sandbox.requests)
+    assert await cache.get(reader, sha, "main") is first and len(sandbox.requests) == reads
+    await cache.get(reader, None, "main")
+    await cache.get(reader, None, "main")
+    assert len(sandbox.requests) == reads + 6  # a branch moves: read each time (tree, README, CONTRIBUTING)
+    sandbox.fail("GET", r".*/git/trees/.*", 500, times=-1)
+    assert await OverviewCache().get(reader, sha, "main") is None

@@ -27,6 +27,7 @@ DEFAULT_MODELS: Mapping[str, str] = MappingProxyType({
     "haiku": "claude-haiku-4-5",
 })
 CACHE_WRITE_FACTOR = 1.25  # a 5-minute cache write costs 1.25x the input price
+CACHE_WRITE_1H_FACTOR = 2.0  # a 1-hour cache write costs twice the input price
 CACHE_READ_FACTOR = 0.1    # a cache hit costs a tenth of the input price
 
 
@@ -102,8 +103,12 @@ class ModelMap:
         u = Usage(n("input_tokens"), n("output_tokens"), n("cache_read_input_tokens"),
                   n("cache_creation_input_tokens"), calls=1)
         p = self.prices.get(tier, DEFAULT_PRICES["sonnet"])
+        # The API splits cache writes by lifetime; a 1-hour entry costs more to write than a 5-minute one.
+        hour = min(u.cache_creation_input_tokens,
+                   int(getattr(getattr(raw, "cache_creation", None), "ephemeral_1h_input_tokens", 0) or 0))
         cost = (u.input_tokens * p.input + u.output_tokens * p.output
-                + u.cache_creation_input_tokens * p.input * CACHE_WRITE_FACTOR
+                + (u.cache_creation_input_tokens - hour) * p.input * CACHE_WRITE_FACTOR
+                + hour * p.input * CACHE_WRITE_1H_FACTOR
                 + u.cache_read_input_tokens * p.input * CACHE_READ_FACTOR) / 1_000_000
         return Usage(u.input_tokens, u.output_tokens, u.cache_read_input_tokens,
                      u.cache_creation_input_tokens, 1, round(cost, 6))

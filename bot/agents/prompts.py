@@ -1,22 +1,37 @@
 """The prompt around an agent's own instructions: fixed rules, the repository context, the step.
 
-Order matters for the prompt cache (tools, then system, then messages). Every specialist of a run gets
-the same tool definitions (each agent may call only its own, see ``Tools``), the same system prompt
-(the team's rules), and the same repository context as the first block of the first user message, so
-that prefix is written once per run and read from the cache by every later turn, step, agent and
-review iteration. The agent's own role prompt and the step come after it.
+Order matters for the prompt cache: the API caches a prefix (tools, then system, then messages) at a breakpoint,
+per model, only from the model's minimum length (1,024 to 4,096 tokens), and a change anywhere before a
+breakpoint (the structured-output format included, which the API turns into a system prompt) invalidates it. So
+the prompt is laid out from the most stable part to the least, and each breakpoint ends a part shared by more:
+
+1. the tools (every agent gets every definition; each may call only its own, see ``Tools``) and the system
+   prompt (the team's rules): the same for every run; a breakpoint after the system prompt;
+2. the repository overview (its file paths, README and CONTRIBUTING at the run's commit): the same for every
+   step, agent and run at that commit; a breakpoint;
+3. the repository context (the issue or pull request, the CI failure): the same for every step of the run;
+   a breakpoint;
+4. what varies per step: the agent's role prompt, the step (task, criteria, flags, earlier results, review
+   feedback) and the step's result schema, which is why the schema is given here and not as ``output_config``;
+   the runner's moving breakpoint after the newest block caches the step's own turns.
+
+Parts 1-3 are written to the cache by a tier's first step of a run and read by every later turn, step, agent
+of that tier and review iteration. No step-specific text may move above part 4: it would turn those reads
+into writes. ``base`` and ``first_message`` are the whole layout; the runner adds turns only.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from bot.agents.gate import Finding
-from bot.agents.request import AgentRequest, RepoContext
+from bot.agents.request import AgentRequest, RepoContext, RepoOverview
 from bot.core.sanitize import UNTRUSTED_RULE, fence
 
 EPHEMERAL = {"type": "ephemeral"}
+TREE_BYTES = 16_000  # the file list's share of the overview; a larger tree is summarised by directory
 
 RULES = f"""
 
@@ -30,7 +45,7 @@ RULES = f"""
 - Escalate (the `escalate` field) only when a person must decide: conflicting requirements, security vs.
   speed, a breaking change, repeated rejections, or a task out of scope. Give at least two options with
   their tradeoffs, your recommendation and what is blocked. Otherwise `escalate` is null.
-- When you are done, answer with only the JSON result the response format describes, no text around it:
+- When you are done, answer with only the JSON result the result format describes, no text around it:
   `summary` (Markdown for the people on the issue), `passed` (every pass criterion met), `criteria`
   (one entry per pass criterion), `flags` (every flag listed in the step, true or false), `escalate`,
   and the fields of the step's kind."""
@@ -43,6 +58,44 @@ TEAM = ("You are one specialist of triage-lead's engineering team, working on on
 def system_blocks() -> list[dict[str, Any]]:
     """The same for every agent, so the cached prefix is shared across the run's specialists."""
     return [{"type": "text", "text": TEAM + RULES, "cache_control": EPHEMERAL}]
+
+
+def base(model: str, max_tokens: int, definitions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A step's request without its messages: model, tools (no breakpoint of their own: alone they are below every
+    model's minimum, and the breakpoints are better spent below) and the system prompt."""
+    return {"model": model, "max_tokens": max_tokens, "system": system_blocks(),
+            **({"tools": definitions} if definitions else {})}
+
+
+def tree_text(paths: tuple[str, ...], max_bytes: int = TREE_BYTES) -> str:
+    """Every path, one a line; when they do not fit, the deepest level that fits: files above it by name, the
+    directories at it with how many files each holds."""
+    full = "\n".join(paths)
+    for depth in (None, 4, 3, 2, 1):
+        if depth is not None:
+            dirs = Counter("/".join(p.split("/")[:depth]) + "/" for p in paths if p.count("/") >= depth)
+            shown = [p for p in paths if p.count("/") < depth] + [f"{d} ({n} files)" for d, n in sorted(dirs.items())]
+            full = "\n".join(sorted(shown))
+        if len(full.encode()) <= max_bytes:
+            return full
+    return full.encode()[:max_bytes].decode("utf-8", "ignore") + "\n[truncated]"
+
+
+def overview_text(repo: str, overview: RepoOverview) -> str:
+    """The overview block: the repository's files, README and CONTRIBUTING at one commit (stable: no run's text)."""
+    listed = f"{len(overview.paths)} files" + (", GitHub listed only part of the tree" if overview.truncated else "")
+    lines = ["## Repository overview", f"Repository {repo} at commit {overview.commit} ({listed}). The file list "
+             "and the texts below are read already: use your tools for other files, not for these again.",
+             fence("file list", tree_text(overview.paths))]
+    lines += [fence(path, text) for path, text in filter(None, (overview.readme, overview.contributing))]
+    if overview.contributing is None:
+        lines.append("The repository has no CONTRIBUTING file.")
+    return "\n\n".join(lines)
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    return ("Result format: answer with only a JSON object valid against this JSON Schema (every property it "
+            "requires, no other):\n" + json.dumps(schema, separators=(",", ":"), ensure_ascii=False))
 
 
 def role_text(request: AgentRequest) -> str:
@@ -104,8 +157,15 @@ def step_text(request: AgentRequest, findings: list[Finding] | None = None) -> s
     return "\n\n".join(lines)
 
 
-def first_message(request: AgentRequest, findings: list[Finding] | None = None) -> dict[str, Any]:
+def first_message(request: AgentRequest, findings: list[Finding] | None = None, overview: RepoOverview | None = None,
+                  schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The overview and the repository context, each ending a cached part, then the step (with its result
+    schema when given: the runner then sends no per-step ``output_config``)."""
+    step = role_text(request) + "\n\n" + step_text(request, findings)
+    blocks = [{"type": "text", "text": overview_text(request.context.repo, overview), "cache_control": EPHEMERAL}
+              ] if overview is not None else []
     return {"role": "user", "content": [
+        *blocks,
         {"type": "text", "text": context_text(request.context), "cache_control": EPHEMERAL},
-        {"type": "text", "text": role_text(request) + "\n\n" + step_text(request, findings)},
+        {"type": "text", "text": step + ("\n\n" + schema_text(schema) if schema is not None else "")},
     ]}

@@ -33,6 +33,22 @@ class RepoContext:
 
 
 @dataclass(frozen=True)
+class RepoOverview:
+    """The repository as every step of a run sees it first, at one commit: its file paths and the README and
+    CONTRIBUTING texts (each bounded, None when the repository has none). Untrusted, like any repository text.
+
+    The same for every step and agent of a run (and for runs at the same commit), so it heads the prompt's
+    cached prefix; see ``bot/agents/prompts.py``.
+    """
+
+    commit: str  # the commit it was read at (a branch name when the run names no commit)
+    paths: tuple[str, ...]
+    truncated: bool = False  # GitHub listed only part of a very large tree
+    readme: tuple[str, str] | None = None  # (path, text)
+    contributing: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class AgentRequest:
     """One step of one run for one agent.
 

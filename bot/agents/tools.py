@@ -13,7 +13,9 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -22,9 +24,11 @@ import gidgethub
 import gidgethub.abc
 
 from bot.agents import logs
+from bot.agents.request import RepoOverview
 from bot.core.ci_output.reports import useful_annotations
 from bot.core.sanitize import fence
 
+log = logging.getLogger(__name__)
 FAILED = ("failure", "timed_out", "cancelled", "action_required", "startup_failure")
 _SCOPE_QUALIFIER = re.compile(r"(?i)(?:^|\s)-?(?:repo|org|user|owner):\S+")
 
@@ -110,6 +114,10 @@ class RepoReader:
     async def search_issues(self, query: str, per_page: int = 10) -> dict:
         q = f"repo:{self.repo} {_SCOPE_QUALIFIER.sub(' ', query).strip()}"
         return await self.gh.getitem("/search/issues{?q,per_page}", url_vars={"q": q, "per_page": per_page})
+
+    async def tree(self, ref: str) -> dict:
+        """Every path of the repository at ``ref`` (a commit sha or branch), in one read."""
+        return await self.get("/git/trees/{sha}{?recursive}", sha=ref, recursive=1)
 
     async def search_code(self, query: str, per_page: int = 20) -> dict:
         q = f"{_SCOPE_QUALIFIER.sub(' ', query).strip()} repo:{self.repo}"
@@ -290,3 +298,65 @@ class Tools:
         found = await self.reader.search_issues(query)
         return "\n".join(f"#{i['number']} [{i.get('state')}] {i.get('title')} ({i.get('html_url')})"
                          for i in found.get("items") or []) or "no matching issues"
+
+
+# ---------------------------------------------------------------- the overview every step starts from
+
+README_NAMES = ("readme.md", "readme.rst", "readme.txt", "readme")
+CONTRIBUTING_DIRS = ("", ".github/", "docs/")  # where GitHub itself looks for CONTRIBUTING
+
+
+def _find(paths: Iterable[str], names: Iterable[str], dirs: Iterable[str] = ("",)) -> str | None:
+    """The first of ``dirs`` x ``names`` (any case, any extension for a name without one) among ``paths``."""
+    by_lower = {p.lower(): p for p in paths}
+    for d in dirs:
+        for name in names:
+            hit = by_lower.get(d + name) or next((p for low, p in by_lower.items() if "." not in name
+                                                  and low.startswith(d + name + ".") and "/" not in low[len(d):]),
+                                                 None)
+            if hit:
+                return hit
+    return None
+
+
+async def read_overview(reader: RepoReader, ref: str, max_bytes: int = 20_000) -> RepoOverview:
+    """The repository's paths, README and CONTRIBUTING at ``ref``: one tree read and one read per file found."""
+    tree = await reader.tree(ref)
+    paths = tuple(e["path"] for e in tree.get("tree") or [] if e.get("type") == "blob")
+    wanted = [_find(paths, README_NAMES), _find(paths, ("contributing",), CONTRIBUTING_DIRS)]
+
+    async def text(path: str | None) -> tuple[str, str] | None:
+        return None if path is None else (path, bound(_decode(await reader.contents(path, ref)), max_bytes))
+
+    readme, contributing = await asyncio.gather(*(text(p) for p in wanted))
+    return RepoOverview(commit=ref, paths=paths, truncated=bool(tree.get("truncated")),
+                        readme=readme, contributing=contributing)
+
+
+class OverviewCache:
+    """Overviews by (repository, commit), most recent ``size`` kept. What a commit holds never changes, so every
+    step of a run (and every run at the same commit) reads the tree, README and CONTRIBUTING once per process;
+    a branch name moves, so an overview read by one is never kept."""
+
+    def __init__(self, size: int = 64, max_bytes: int = 20_000) -> None:
+        self.size = size
+        self.max_bytes = max_bytes
+        self._kept: OrderedDict[tuple[str, str], RepoOverview] = OrderedDict()
+
+    async def get(self, reader: RepoReader, ref: str | None, branch: str) -> RepoOverview | None:
+        """The overview at ``ref`` (or ``branch``), or None when GitHub cannot give it: a step works without."""
+        key = (reader.repo.lower(), ref or "")
+        if (kept := self._kept.get(key)) is not None:  # only a commit's is ever kept
+            self._kept.move_to_end(key)
+            return kept
+        try:
+            overview = await read_overview(reader, ref or branch, self.max_bytes)
+        except (gidgethub.HTTPException, aiohttp.ClientError, TimeoutError, KeyError, TypeError) as e:
+            log.warning("%s: no repository overview at %s (%r); the step starts without it", reader.repo,
+                        ref or branch, e)
+            return None
+        if ref:
+            self._kept[key] = overview
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return overview

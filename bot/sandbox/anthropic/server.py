@@ -34,9 +34,14 @@ class _Fault:
 
 
 class FakeAnthropic:
-    """In-process Messages API: scripted replies, injectable faults, latency, prompt caching."""
+    """In-process Messages API: scripted replies, injectable faults, latency, prompt caching.
 
-    def __init__(self, *, api_key: str = "test-key", delay: float = 0.0, min_cache_tokens: int = 0) -> None:
+    ``min_cache_tokens``: None applies each model's real minimum cacheable length (``MIN_CACHEABLE_TOKENS``), as
+    the cost benchmark does; a number replaces it for every model (0, the default, caches a prefix of any length,
+    so a test of the bot's breakpoints can use small prompts). Every other caching rule applies either way.
+    """
+
+    def __init__(self, *, api_key: str = "test-key", delay: float = 0.0, min_cache_tokens: int | None = 0) -> None:
         self.api_key = api_key
         self.delay = delay
         self.min_cache_tokens = min_cache_tokens
