@@ -1,7 +1,8 @@
 """The baseline for ingress.py: an aiohttp app whose ``POST /webhook`` only reads the body and answers 202.
 
-Run the same way ``serve`` runs its app (AppRunner, no access log), so the ratio between the two is the
-cost of what the bot does per delivery: HMAC check, JSON parse, typed event, store transaction, log line.
+Run the same way ``serve`` runs its app (AppRunner, no access log, uvloop's event loop when installed), so
+the ratio between the two is the cost of what the bot does per delivery: HMAC check, JSON parse, typed
+event, store transaction, log line. ``--asyncio`` runs it on asyncio's own loop instead.
 """
 
 from __future__ import annotations
@@ -37,4 +38,11 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    try:
+        import uvloop
+
+        factory = None if "--asyncio" in sys.argv else uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main(int(sys.argv[1])))

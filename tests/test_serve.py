@@ -107,3 +107,42 @@ async def test_serve_drops_half_sent_requests_and_serves_metrics_on_their_own_po
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"Traceback" not in err
+
+
+def test_lines_written_off_the_event_loop_keep_what_the_caller_bound() -> None:
+    import logging
+
+    from bot.logs import log_context, write_off_thread
+    from tests.conftest import log_lines
+
+    with log_lines(json=True) as out:
+        stop = write_off_thread()  # as serve runs: a thread formats and writes each line
+        try:
+            with log_context(delivery_id="d-9"):
+                logging.getLogger("bot.test").info("accepted %s", "d-9")
+        finally:
+            stop()  # writes what is queued
+        line = json.loads(out.getvalue().splitlines()[-1])
+    assert (line["message"], line["delivery_id"]) == ("accepted d-9", "d-9")
+
+
+async def test_jobs_wait_for_the_agent_side_to_be_imported() -> None:
+    """A job that imported the pipeline while another thread was importing it would block the event loop, and
+    every delivery with it, until that import ended: serve's jobs start only once it has."""
+    from types import SimpleNamespace
+
+    from bot.cli.serve import _jobs_wait_for_agent_side
+
+    ran: list[str] = []
+
+    async def handle(job: str) -> None:
+        ran.append(job)
+
+    runtime = SimpleNamespace(jobs=SimpleNamespace(handler=handle))
+    loaded = _jobs_wait_for_agent_side(runtime)
+    job = asyncio.create_task(runtime.jobs.handler("j-1"))
+    await asyncio.sleep(0)
+    assert ran == [] and not job.done()
+    loaded.set()
+    await job
+    assert ran == ["j-1"]

@@ -7,9 +7,12 @@ import asyncio
 import importlib
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 
 from bot import settings as settings_mod
 from bot.cli.common import env, fail, start_logging
+from bot.logs import write_off_thread
 from bot.settings import SettingsError
 
 
@@ -17,13 +20,15 @@ async def _serve(settings: settings_mod.Settings) -> None:
     from bot.run.runtime import Runtime
 
     runtime = await Runtime(settings).start()
+    loaded = _jobs_wait_for_agent_side(runtime)
     try:
         runners = await runtime.listen()
     except BaseException:
         await runtime.close()
         raise
     # Listening already; load the agent side (about a second of imports) off the event loop meanwhile.
-    asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "bot.run.pipeline")
+    importing = asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "bot.run.pipeline")
+    importing.add_done_callback(lambda _: loaded.set())
     logging.getLogger("bot").info("serving on port %d%s (GitHub API %s)", settings.port,
                                   "" if settings.metrics_port is None else f", /metrics on {settings.metrics_port}",
                                   settings.github_api_url)
@@ -39,14 +44,45 @@ async def _serve(settings: settings_mod.Settings) -> None:
         await runtime.close()
 
 
+def _jobs_wait_for_agent_side(runtime: Any) -> asyncio.Event:
+    """Jobs start once the agent side is imported; the event to set then.
+
+    A job imports the pipeline as it starts: were that import under way on another thread, the job would
+    wait for it on the event loop's own thread, and no delivery would be answered for the second or more
+    that the import takes (a burst at start-up saw no answer for seconds)."""
+    loaded = asyncio.Event()
+    handle = runtime.jobs.handler
+
+    async def after_import(job: Any) -> None:
+        await loaded.wait()
+        await handle(job)
+
+    runtime.jobs.handler = after_import
+    return loaded
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (its transports take a third less CPU per delivery than
+    asyncio's), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_mod.load(env(args), require_app=True)
     except SettingsError as exc:
         return fail(str(exc))
     start_logging(args.log_level or "INFO")
+    stop_logging = write_off_thread()  # a line per delivery: written by a thread, not the event loop
     try:
-        asyncio.run(_serve(settings))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(settings))
     except OSError as exc:
         return fail(f"cannot serve on port {settings.port}: {exc.strerror}")
+    finally:
+        stop_logging()
     return 0

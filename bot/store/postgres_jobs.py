@@ -16,6 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bot.store.base import Delivery, Job, JobInfo, StoreUnavailable, job_info
+from bot.store.sqlite_jobs import stored_payload
 
 # The procrastinate queue and task every delivery's job goes to; bot/run/pg_worker.py registers the task.
 QUEUE = "triage-lead"
@@ -60,7 +61,7 @@ class PostgresJobs:
             cur = await conn.execute(
                 "INSERT INTO deliveries (id, event, action, installation_id, repo, thread, received_at, payload)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                (d.id, d.event, d.action, d.installation_id, d.repo, d.thread, now, json.dumps(d.payload)))
+                (d.id, d.event, d.action, d.installation_id, d.repo, d.thread, now, stored_payload(d)))
             if cur.rowcount == 0:
                 return False
             job = await (await conn.execute(

@@ -15,9 +15,12 @@ import hmac
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+
+from bot.store.sqlite_jobs import read_payload
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 TOO_LARGE = "payload larger than GitHub's 25 MB cap"
@@ -90,3 +93,21 @@ async def read_signed(request: web.Request, secret: str, in_flight: InFlight, de
     if not hmac.compare_digest(("sha256=" + mac.hexdigest()).encode(), header.encode()):
         raise Refused(401, "rejected_signature", BAD_SIGNATURE)
     return b"".join(parts)
+
+
+class Body(dict[str, Any]):
+    """A delivery's payload that keeps the text it was parsed from: the store keeps that text as is (the signed
+    bytes, and no second encoding on the webhook's path). It equals, and reads as, the plain parsed dict."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, value: dict[str, Any] | None = None, raw: str | None = None) -> None:
+        super().__init__(value or {})
+        self.raw = raw
+
+
+def parse_body(body: bytes) -> tuple[str, Any]:
+    """The body as text and its JSON value; ValueError (UnicodeDecodeError is one) or RecursionError if not
+    UTF-8 JSON. The text is what is stored, so it must read back with ``json.loads`` as it parses here."""
+    text = body.decode("utf-8")
+    return text, read_payload(text)  # as the queue will read it back

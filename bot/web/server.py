@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from bot.core import events
 from bot.logs import clip
 from bot.settings import Settings
 from bot.store import Delivery, Store, StoreUnavailable
-from bot.web.ingress import MAX_BODY, InFlight, Refused, read_signed
+from bot.web.ingress import MAX_BODY, Body, InFlight, Refused, parse_body, read_signed
 from bot.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -87,8 +86,8 @@ async def webhook(request: web.Request) -> web.Response:
         _count(request, event_name, "malformed")
         return _answer(400, error="missing or malformed X-GitHub-Delivery or X-GitHub-Event header")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested thousands deep
+        raw, payload = parse_body(body)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         _count(request, event_name, "malformed")
         return _answer(400, error="body is not valid JSON")
     if not isinstance(payload, dict):
@@ -120,7 +119,7 @@ async def webhook(request: web.Request) -> web.Response:
         return _answer(200, status="ignored", reason=parsed.reason)
     delivery = Delivery(id=delivery_id, event=event_name, action=parsed.action,
                         installation_id=parsed.installation_id, repo=parsed.repo, thread=parsed.thread,
-                        payload=payload)
+                        payload=Body(payload, raw))
     try:
         fresh = await request.app[STORE].accept_delivery(delivery)
     except StoreUnavailable as exc:
