@@ -28,7 +28,7 @@ async def test_offline_error_detective_reads_the_job_log_and_commits_since_green
 
     assert outcome.offline and outcome.error is None and outcome.usage.calls == 0
     result = outcome.result
-    assert "Failing test: tests/test_api.py::test_create_user" in result["findings"]
+    assert "Failing test: `tests/test_api.py::test_create_user`" in result["findings"]
     assert any(f.startswith("Error: ") for f in result["findings"])
     assert not any("exit code" in f for f in result["findings"])  # the runner's trailer is never the error
     commits = next(f for f in result["findings"] if f.startswith("Commits"))
@@ -154,13 +154,19 @@ async def test_offline_error_detective_on_a_ci_reference_of_another_shape_reads_
     assert not [r for r in sandbox.requests if "/actions/" in r.path or "/check-runs/" in r.path]
 
 
-async def test_offline_error_detective_when_github_fails_the_ci_reads(gh, sandbox) -> None:
+@pytest.mark.parametrize("status", [400, 502])
+async def test_offline_error_detective_when_github_fails_the_ci_reads(gh, sandbox, status: int) -> None:
+    """A read GitHub refuses (4xx) leaves the issue's text to read; a broken GitHub (5xx, after the client's
+    retries) is no answer at all: the step fails for the job runner to retry, never a reading of nothing."""
     run = sandbox.add_workflow_run(REPO, name="CI", jobs=[{"name": "unit", "conclusion": "failure", "log": "x"}])
-    sandbox.fail("GET", rf"/repos/{REPO}/actions/runs/{run['id']}/jobs", 502, times=-1)
+    sandbox.fail("GET", rf"/repos/{REPO}/actions/runs/{run['id']}/jobs", status, times=-1)
     sandbox.add_issue(REPO, title="CI broke", body="")
     ci = {"source": "workflow_run", "id": run["id"], "name": "CI", "head_sha": run["head_sha"], "summary": ""}
     outcome = await make_runtime(gh, None).run(make_request("error-investigation", "detect", context(1, ci=ci)))
-    assert outcome.error is None and "from the issue's text" in outcome.result["summary"]
+    if status < 500:
+        assert outcome.error is None and "from the issue's text" in outcome.result["summary"]
+    else:
+        assert outcome.result is None and "HTTP 502" in (outcome.error or "")
 
 
 async def test_get_check_output_reads_the_annotations_the_reader_reads(gh, sandbox) -> None:
@@ -178,10 +184,10 @@ async def test_get_check_output_reads_the_annotations_the_reader_reads(gh, sandb
 
 def test_the_findings_name_a_bounded_number_of_failing_tests() -> None:
     from bot.agents.offline import MAX_FINDINGS, _findings
-    from bot.core.ci_output.reading import FullReading
+    from bot.core.ci_output.reading import Reading
     from bot.core.ci_output.records import Context
 
-    many = FullReading(job="unit", tests=tuple(f"t{i}" for i in range(500)))
+    many = Reading(job="unit", tests=tuple(f"t{i}" for i in range(500)))
     assert len(_findings([many], Context())) == MAX_FINDINGS
 
 

@@ -12,14 +12,14 @@ import markdown_it
 import pytest
 
 from bot.core.ci_output import digest
-from bot.core.ci_output.reading import FullReading, also_failing, normalise, read, read_all, signature
+from bot.core.ci_output.reading import Reading, also_failing, normalise, read, read_all, signature
 from bot.core.ci_output.records import Annotation, Context, Evidence, FailedCase, Infra, RootError
 
 TRAILER = "##[error]Process completed with exit code 1."
 
 
-def reading(**fields: object) -> FullReading:
-    return FullReading(**{"job": "tests", **fields})  # type: ignore[arg-type]
+def reading(**fields: object) -> Reading:
+    return Reading(**{"job": "tests", **fields})  # type: ignore[arg-type]
 
 
 def lines_of(text: str) -> int:
@@ -31,7 +31,7 @@ def lines_of(text: str) -> int:
 def test_report_cases_are_failing_tests_each_once_in_order() -> None:
     cases = (FailedCase("pkg.A.test_one", "boom"), FailedCase("pkg.B.test_two"), FailedCase("pkg.A.test_one", "again"))
     r = read(Evidence(job="unit", cases=cases))
-    assert r.tests == ("pkg.A.test_one", "pkg.B.test_two") and "report" in r.sources
+    assert r.tests == ("pkg.A.test_one", "pkg.B.test_two")
 
 
 def test_a_failure_annotation_is_the_root_error_and_says_where() -> None:
@@ -120,14 +120,20 @@ def test_normalise_keeps_what_tells_errors_apart() -> None:
     assert normalise("the defaced widget") == "the defaced widget"  # a word of hex letters is not a sha
 
 
-def test_the_signature_is_the_job_and_the_normalised_root_error() -> None:
-    a = reading(root=RootError("Error: ENOENT /tmp/abc123/x.json at 12:4"), tests=("t1",))
-    b = reading(root=RootError("Error: ENOENT /tmp/zzz999/x.json at 80:1"), tests=("t2",))
-    assert signature(a) == signature(b) and signature(a).startswith("tests: ")
+def test_without_a_failing_test_the_signature_is_the_job_and_the_normalised_root_error() -> None:
+    a = reading(root=RootError("Error: ENOENT /tmp/abc123/x.json at 12:4"))
+    b = reading(root=RootError("Error: ENOENT /tmp/zzz999/x.json at 80:1"))
+    assert signature(a) == signature(b) and signature(a).startswith("tests: error: enoent")
     assert signature(a) != signature(reading(job="lint", root=a.root))
 
 
-def test_without_a_root_error_the_sorted_failing_tests_then_the_infrastructure_kind() -> None:
+@pytest.mark.parametrize("generic", ["E       assert 1 == 2", "expect(received).toBe(expected) // Object.is equality"])
+def test_two_tests_failing_on_one_generic_line_have_two_signatures(generic: str) -> None:
+    a, b = (reading(root=RootError(generic), tests=(t,)) for t in ("test_parse", "test_refund"))
+    assert signature(a) != signature(b) and signature(a) == "tests: tests: test_parse"
+
+
+def test_the_sorted_failing_tests_then_the_infrastructure_kind() -> None:
     assert signature(reading(tests=("b", "a"))) == signature(reading(tests=("a", "b"))) == "tests: tests: a, b"
     many = reading(tests=tuple(f"tests/test_{i}.py::test_{i}" for i in range(500)))
     assert len(signature(many)) < 120 and signature(many) != signature(reading(tests=many.tests[:499]))
@@ -144,11 +150,14 @@ def test_two_different_unreadable_failures_never_share_a_signature() -> None:
     assert signature(one) == signature(again)  # the same failure run again: only numbers changed
 
 
-def test_an_empty_log_is_named_by_its_job_page_else_by_the_check() -> None:
+def test_an_empty_log_is_named_by_its_check_run_whatever_its_page_else_by_the_delivery() -> None:
     assert signature(read(Evidence(job="build")), unique="check_run-1") != \
         signature(read(Evidence(job="build")), unique="check_run-2")
-    paged = read(Evidence(job="build", log_url="https://github.com/o/r/actions/runs/1/job/7"))
-    assert signature(paged, unique="check_run-1").endswith("/job/7")
+    # A workflow run's delivery links the job's page, the check run's delivery the check's: one check run.
+    pages = ["https://github.com/o/r/actions/runs/1/job/7", "https://github.com/o/r/runs/7"]
+    as_read = {signature(read(Evidence(job="build", log_url=url, check_id=7)), unique=u)
+               for url, u in zip(pages, ["workflow_run-1", "check_run-7"], strict=True)}
+    assert as_read == {"build: empty log: check 7"}
 
 
 # ---- context -------------------------------------------------------------------------------------------------
@@ -159,6 +168,15 @@ def test_also_failing_on_the_default_branch_by_tests_or_by_root_error() -> None:
     assert also_failing(reading(root=RootError("boom 12")), [reading(root=RootError("boom 99"))]) == ("boom 12",)
     assert also_failing(mine, [reading(tests=("c",), root=RootError("other"))]) == ()
     assert also_failing(mine, []) == ()
+
+
+def test_other_tests_failing_on_the_default_branch_on_the_same_line_are_not_this_failure() -> None:
+    """The PR fails test_parse, main fails test_refund, both on `assert 1 == 2`: nothing is also failing."""
+    line = RootError("E       assert 1 == 2")
+    mine, main = reading(tests=("tests/test_a.py::test_parse",), root=line), reading(tests=("test_refund",), root=line)
+    assert also_failing(mine, [main]) == ()
+    assert also_failing(reading(root=line), [main]) == ()  # one side named a test: the lines are not compared
+    assert also_failing(mine, [reading(tests=("tests.test_a.test_parse",))]) == ("tests/test_a.py::test_parse",)
 
 
 def test_read_all_reads_every_job_and_the_first_leads_the_context() -> None:
@@ -173,13 +191,14 @@ def test_read_all_reads_every_job_and_the_first_leads_the_context() -> None:
 # ---- the digest ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("r, line", [
-    (reading(infra=Infra("runner-lost", "lost"), tests=("a",)), "Infrastructure failure (runner lost): not this change"),
+    (reading(infra=Infra("runner-lost", "lost")), "Infrastructure failure (runner lost): not this change"),
+    (reading(infra=Infra("runner-lost", "lost"), tests=("a",)), "1 failing test; the runner also reported: runner lost"),
     (reading(tests=("a", "b", "c")), "3 failing tests"),
     (reading(tests=("a",)), "1 failing test"),
     (reading(root=RootError("error: x")), "Build error"),
     (reading(tail=("what",)), "Failed; no failing test or error could be named"),
 ])
-def test_the_verdict_line(r: FullReading, line: str) -> None:
+def test_the_verdict_line(r: Reading, line: str) -> None:
     assert digest.render(r).startswith(f"**{line}** in `tests`.")
 
 

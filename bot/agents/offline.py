@@ -7,6 +7,7 @@ answers "no-model" instead of a fabricated result, so the engine can tell people
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping
@@ -21,10 +22,11 @@ from bot.agents.request import AgentOutcome, AgentRequest, RepoContext
 from bot.agents.tools import RepoReader
 from bot.core import catalog
 from bot.core.ci_output import digest
-from bot.core.ci_output.reading import FullReading, read_all
+from bot.core.ci_output.reading import Reading, read_all
 from bot.core.ci_output.records import Context, Evidence
 from bot.core.classify import classify
 from bot.core.sanitize import strip_hidden
+from bot.core.texts import code_span, one_line
 
 log = logging.getLogger(__name__)
 FROM_CHECK = "the failed check"
@@ -59,7 +61,9 @@ async def triage(request: AgentRequest, reader: RepoReader, labels: list[str]) -
     if ctx.is_pull_request and ctx.number is not None:
         try:
             paths = [f["filename"] for f in await reader.pull_files(ctx.number)]
-        except gidgethub.HTTPException as e:
+        except gidgethub.RateLimitExceeded:
+            raise  # a rate limit or a 5xx is for the job runner to retry, not a reason to triage without paths
+        except gidgethub.BadRequest as e:
             log.warning("offline triage: cannot list files of %s#%s: %s", ctx.repo, ctx.number, e)
     checks = [str(ctx.ci.get("name", ""))] if ctx.ci else []
     shipped = catalog.load_catalog()  # read once per process, not per event
@@ -89,35 +93,43 @@ async def _gathered(reader: RepoReader, ctx: RepoContext) -> tuple[Gathered, str
     target = _target(ctx.ci) if ctx.ci else None
     if target is not None:
         try:
-            return await gather(reader, target, default_branch=ctx.default_branch or "main"), FROM_CHECK
-        except gidgethub.HTTPException as e:
+            got = await gather(reader, target, default_branch=ctx.default_branch or "main")
+        except gidgethub.RateLimitExceeded:
+            raise  # gather degrades on a refused piece (4xx); a rate limit or a 5xx is the job runner's to retry
+        except gidgethub.BadRequest as e:
             log.warning("offline error-detective: cannot read CI output for %s: %s", ctx.repo, e)
+        else:
+            got.log_missing(log, f"offline error-detective on {ctx.repo}#{ctx.number}")
+            return got, FROM_CHECK
     return Gathered(evidence=[Evidence(job="issue body", log=strip_hidden(ctx.body))]), "the issue's text"
 
 
-def _findings(readings: list[FullReading], context: Context) -> list[str]:
-    """One line per failing test, root error, infrastructure failure and the commits since green."""
+def _findings(readings: list[Reading], context: Context) -> list[str]:
+    """One line per failing test, root error, infrastructure failure and the commits since green; what the log
+    says (a test's name, an error line) is anyone's text: each in a code span, cut."""
     out: list[str] = []
     for r in readings:
-        out += [f"Failing test: {t}" for t in r.tests[:MAX_FINDINGS]]
-        out += [f"Error: {r.root.line}"] if r.root else []
-        out += [f"Infrastructure failure: {r.infra.kind}: {r.infra.line}"] if r.infra else []
+        out += [f"Failing test: {code_span(t, 200)}" for t in r.tests[:MAX_FINDINGS]]
+        out += [f"Error: {code_span(r.root.line, 300)}"] if r.root else []
+        out += [f"Infrastructure failure: {r.infra.kind}: {code_span(r.infra.line, 300)}"] if r.infra else []
     if context.since_green:
         where = (f"since the last green commit {context.green_sha[:10]}" if context.green_sha
                  else "before this failure (no green commit found)")
-        out.append(f"Commits {where}: " + "; ".join(f"{sha[:10]} {msg[:100]}" for sha, msg in context.since_green))
+        out.append(f"Commits {where}: " + "; ".join(f"{sha[:10]} {one_line(msg, 100)}" for sha, msg in context.since_green))
     return out
 
 
 async def error_detective(request: AgentRequest, reader: RepoReader) -> AgentOutcome:
     """The failure read by the one reader of CI output, and its digest: what the CI-failure issue says too."""
     gathered, where = await _gathered(reader, request.context)
-    readings, context = read_all(gathered.evidence, gathered.on_default, default_branch=request.context.default_branch,
-                                 green_sha=gathered.green_sha, since_green=gathered.since_green)
+    # The reader runs in a thread: a long log is seconds of CPU, and the event loop serves everyone else.
+    readings, context = await asyncio.to_thread(read_all, gathered.evidence, gathered.on_default,
+                                                default_branch=request.context.default_branch,
+                                                green_sha=gathered.green_sha, since_green=gathered.since_green)
     found = [r for r in readings if r.tests or r.root or r.infra]
     parts = [f"Log analysis without a model (ANTHROPIC_API_KEY is not set), from {where}."]
     if readings and (found or where == FROM_CHECK):  # an issue's text that names no failure is no log to quote
-        parts.append(digest.render(readings[0], context, readings[1:]))
+        parts.append(digest.render(readings[0], context, readings[1:], gathered.missing))
     if not found:
         parts.append(NOTHING_FOUND)
     findings = _findings(readings, context)

@@ -144,16 +144,21 @@ class CiSuccess(Ignored):
     head_sha: str
     pull_numbers: tuple[int, ...] = ()
     details_url: str | None = None
+    app_slug: str | None = None  # the App that created the check run: another App may use the same name
 
     @property
     def thread(self) -> str:
         return f"{self.repo}#{self.pull_numbers[0]}" if self.pull_numbers else self.repo
 
 
-def failure_seen(repo: str, name: str, sha: str) -> str:
+def failure_seen(repo: str, name: str, sha: str, *, app: str | None = None) -> str:
     """The store key recorded when the bot posted about check `name` failing at `sha` (hashed: a check's name
-    is free text, and a marker takes simple tokens only)."""
-    key = hashlib.sha256("\x00".join((repo.lower(), name, sha)).encode()).hexdigest()[:24]
+    is free text, and a marker takes simple tokens only). With `app` (the slug of the App that created the
+    check run: unique, and GitHub sets it, no App can claim another's), a success matches only a failure of
+    the same App's check; without it, the key matches a check of that name of any App: the server's cheap
+    test of whether a success is worth a job at all, which the job then asks again with the App."""
+    parts = (repo.lower(), name, sha) if app is None else (repo.lower(), name, sha, f"app:{app}")
+    key = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
     return marker("ci-failed", key)
 
 
@@ -326,7 +331,8 @@ def _success(event: str, action: str, p: Mapping[str, Any], delivery_id: str) ->
                          ci_id=_get(p, "check_run.id", int), name=_get(p, "check_run.name", str),
                          head_sha=_get(p, "check_run.head_sha", str), pull_numbers=_pull_numbers(_object(p, event)),
                          details_url=_get(p, "check_run.details_url", str, optional=True)
-                         or _get(p, "check_run.html_url", str, optional=True))
+                         or _get(p, "check_run.html_url", str, optional=True),
+                         app_slug=_get(p, "check_run.app.slug", str, optional=True))
     except _Shape:
         return Ignored(why)
 

@@ -114,13 +114,24 @@ def _criteria(result: Mapping[str, Any]) -> str:
                      + (f" — {c['note']}" if c.get("note") else "") for c in items if isinstance(c, Mapping))
 
 
+MAX_FINDINGS = 20  # findings listed under a step's output; the rest are counted
+FINDING_CHARS = 500  # characters of one finding
+
+
+def _findings(findings: Sequence[Any]) -> list[str]:
+    """A step's findings, each on one line of its list item (a finding is an agent's, or a log's, text: a
+    newline in it would leave the list), at most :data:`MAX_FINDINGS` of them."""
+    shown = [f"- {one_line(f, FINDING_CHARS)}" for f in findings[:MAX_FINDINGS]]
+    return shown + ([f"- … and {len(findings) - MAX_FINDINGS} more"] if len(findings) > MAX_FINDINGS else [])
+
+
 def step_output(wf: Workflow, step_id: str, iteration: int, agent: str, result: Mapping[str, Any]) -> str:
     """One comment per step's output, headed with the agent and step."""
     step = wf.step(step_id)
     head = f"#### {step.title} · {code_span(agent, 100)}" + (f" · iteration {iteration}" if iteration > 1 else "")
     parts = [head, "", fold(str(result.get("summary") or "(no summary)"))]
-    if result.get("findings"):
-        parts += ["", "**Findings**", *[f"- {f}" for f in result["findings"]]]
+    if findings := result.get("findings"):
+        parts += ["", "**Findings**", *_findings(findings)]
     if result.get("changes"):
         # Paths and contents are the model's (or a file's) own: inline code and a block neither can close.
         parts += ["", "**Proposed changes**", *[f"- {code_span(str(c.get('path')), 300)}: {one_line(c.get('reason', ''))}"

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.core import defuse
 from bot.core.defuse import clip
-from bot.core.sanitize import clean_for_github, redact
+from bot.core.sanitize import clean_for_github, redact, strip_hidden
 from bot.core.secrets import secrets as logged_secrets
 
 HELP_HINT = "Comment `/help` to see the commands."
@@ -198,7 +198,9 @@ def ci_failure_issue(name: str, headline: str, digest: str, signature: str, sha:
     """The issue for a failure on the default branch: ``digest`` is bot/core/ci_output/digest.py's rendering
     (built from these helpers). Check names and log lines are untrusted (a fork's workflow chooses them): the
     title is defused as prose, the signature quoted as a block nothing inside can close."""
-    title = clip(" ".join(clean_for_github(f"CI failure: {name}: {headline}", logged_secrets()).split()), 200)
+    # Bidi overrides and invisible characters would make a title read differently from what it says.
+    title = clip(" ".join(clean_for_github(strip_hidden(f"CI failure: {name}: {headline}"), logged_secrets()).split()),
+                 200)
     body = "\n".join([f"The check {code_span(name, 200)} failed on the default branch at `{sha[:12]}`.", "",
                       digest, "", f"Details: <{url}>" if url else "",
                       "", "Failure signature:", block(signature), "",

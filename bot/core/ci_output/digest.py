@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.core.ci_output.reading import TRAILER, FullReading
+from bot.core.ci_output.reading import TRAILER, Reading
 from bot.core.ci_output.records import Annotation, Context, InfraKind
 from bot.core.texts import block, code_span, one_line
 
@@ -23,6 +23,7 @@ MAX_TAIL = 10
 MAX_COMMITS = 5
 MAX_EVIDENCE = 4  # annotations, and report cases, listed under <details>
 MAX_OTHERS = 4  # other failed jobs, named on one line
+MAX_MISSING = 4  # pieces GitHub would not give, named on one line
 MAX_AGREEING = 5  # tests also failing on the default branch
 LINE = 300  # characters of one quoted log line
 LEVELS = frozenset({"notice", "warning", "failure"})  # GitHub's annotation levels
@@ -31,34 +32,51 @@ KINDS: dict[InfraKind, str] = {
     "network": "network error", "rate-limit": "rate limited", "disk-full": "disk full", "cancelled": "cancelled"}
 
 
-def verdict(r: FullReading) -> str:
-    """One line: an infrastructure failure, the number of failing tests, an error, or nothing readable."""
-    if r.infra is not None:
-        return f"Infrastructure failure ({KINDS.get(r.infra.kind, r.infra.kind)}): not this change"
+def verdict(r: Reading) -> str:
+    """One line: the number of failing tests, an infrastructure failure, an error, or nothing readable. Named
+    failing tests are the change's failure whatever the runner also said: never "not this change" then."""
     if r.tests:
-        return f"{len(r.tests)} failing test{'s' if len(r.tests) != 1 else ''}"
+        also = f"; the runner also reported: {_kind(r.infra.kind)}" if r.infra is not None else ""
+        return f"{len(r.tests)} failing test{'s' if len(r.tests) != 1 else ''}{also}"
+    if r.infra is not None:
+        return f"Infrastructure failure ({_kind(r.infra.kind)}): not this change"
     if r.root is not None:
         return "Build error"
     return "Failed; no failing test or error could be named"
 
 
-def headline(r: FullReading) -> str:
+def headline(r: Reading) -> str:
     """What an issue title says failed (plain text: the title is defused as prose)."""
-    if r.infra is not None:
-        return f"infrastructure failure ({KINDS.get(r.infra.kind, r.infra.kind)})"
     if r.tests:
         return r.tests[0] + (f" and {len(r.tests) - 1} more" if len(r.tests) > 1 else "")
+    if r.infra is not None:
+        return f"infrastructure failure ({_kind(r.infra.kind)})"
     if r.root is not None:
         return r.root.line[:150]
     return "no error could be read from the log"
 
 
-def render(r: FullReading, context: Context | None = None, others: Sequence[FullReading] = ()) -> str:
-    """The digest of `r` (the failed job people read first), with `context` and one line for `others`."""
+def _kind(kind: InfraKind) -> str:
+    return KINDS.get(kind, kind)
+
+
+def render(r: Reading, context: Context | None = None, others: Sequence[Reading] = (),
+           missing: Sequence[str] = ()) -> str:
+    """The digest of `r` (the failed job people read first), with `context`, one line for `others` and one
+    for the `missing` pieces GitHub would not give (an expired log, a refused artifact)."""
     context = context or Context()
     sections = [[f"**{verdict(r)}** in {code_span(r.job, 200)}."], _context(context), _tests(r), _root(r),
-                _others(others), _commits(context), _evidence(r)]
+                _others(others), _commits(context), _missing(missing), _evidence(r)]
     return "\n\n".join("\n".join(s) for s in sections if s)
+
+
+def _missing(missing: Sequence[str]) -> list[str]:
+    """One line naming what could not be read, so a thin digest says why it is thin."""
+    if not missing:
+        return []
+    named = ", ".join(code_span(m, 160) for m in missing[:MAX_MISSING])  # names in them are anyone's
+    more = f" and {len(missing) - MAX_MISSING} more" if len(missing) > MAX_MISSING else ""
+    return [f"_Could not be read:_ {named}{more}."]
 
 
 def _more(shown: int, total: int, what: str = "more") -> list[str]:
@@ -77,7 +95,7 @@ def _context(c: Context) -> list[str]:
     return out
 
 
-def _tests(r: FullReading) -> list[str]:
+def _tests(r: Reading) -> list[str]:
     if not r.tests:
         return []
     return ([f"**Failing tests** ({len(r.tests)}):"] + [f"- {code_span(t, 200)}" for t in r.tests[:MAX_TESTS]]
@@ -89,7 +107,7 @@ def _quoted(lines: Sequence[str], limit: int) -> str:
     return block("\n".join(kept + ([f"… ({len(lines) - limit} more lines)"] if len(lines) > limit else [])))
 
 
-def _root(r: FullReading) -> list[str]:
+def _root(r: Reading) -> list[str]:
     if r.root is not None:
         where = f", line {r.root.line_number} of the log" if r.root.line_number else ""
         link = f": <{r.log_url}>" if r.log_url else ""
@@ -106,7 +124,7 @@ def _root(r: FullReading) -> list[str]:
     return []
 
 
-def _others(others: Sequence[FullReading]) -> list[str]:
+def _others(others: Sequence[Reading]) -> list[str]:
     if not others:
         return []
     named = ", ".join(f"{code_span(o.job, 100)} ({verdict(o).split(':')[0]})" for o in others[:MAX_OTHERS])
@@ -123,7 +141,7 @@ def _commits(c: Context) -> list[str]:
             + _more(MAX_COMMITS, len(c.since_green)))
 
 
-def _evidence(r: FullReading) -> list[str]:
+def _evidence(r: Reading) -> list[str]:
     if not (r.annotations or r.cases or r.noise_lines):  # nothing structured was read, no line set aside
         return []
     noise = (f"{r.noise_lines} of {r.log_lines} log lines matched green runs of the same job and were set aside."

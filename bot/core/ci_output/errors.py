@@ -80,7 +80,7 @@ _CASCADE = _Rule(
     r"|rake aborted!|Tasks: TOP => |\d+ tests? completed, \d+ failed|\d+ (?:failing|failed)$"
     r"|Error: Process completed|\d+% tests passed|Interrupted: \d+ errors? during"
     r"|Please refer to .* for the individual test results|After correcting the problems, you can resume",
-    r"Process completed with exit code \d+|InvocationError\b|There were failing tests|ELIFECYCLE"
+    r"Process completed with exit code -?\d+|InvocationError\b|There were failing tests|ELIFECYCLE"
     r"|ERR_PNPM_RECURSIVE_(?:RUN|EXEC)_FIRST_FAIL"
     r"|did not complete successfully: exit code")
 

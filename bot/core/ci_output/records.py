@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Literal
 
 InfraKind = Literal["runner-lost", "oom", "killed", "timeout", "network", "rate-limit", "disk-full", "cancelled"]
 Source = Literal["annotation", "report", "log", "output"]
+# The runner's closing line on every failed Actions job (a log line, its problem-matcher twin, or the runner's
+# annotation's message): it says the step failed, never why. Windows' crash codes are negative (-1073741819).
+# The one pattern for it: every reader of CI output drops it with this.
+TRAILER = re.compile(r"^(?:##\[error\]|Error: )?Process completed with exit code -?\d+\.?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,7 @@ class Evidence:
     cases: tuple[FailedCase, ...] = ()
     green_logs: tuple[str, ...] = ()
     log_url: str | None = None
+    check_id: int | None = None  # the job's check run: the same whichever delivery (run, suite, check) read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +80,9 @@ class Context:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """What one failed job says: failing tests, root error, infrastructure kind, and how much was noise."""
+    """What one failed job says: failing tests, root error, infrastructure kind, and how much was noise; with
+    the last non-noise lines of the log (for a failure nothing could be read from) and the annotations and
+    report cases it was read from (the digest lists them)."""
 
     job: str
     tests: tuple[str, ...] = ()
@@ -83,4 +91,7 @@ class Reading:
     log_lines: int = 0
     noise_lines: int = 0
     log_url: str | None = None
-    sources: tuple[Source, ...] = field(default_factory=tuple)
+    check_id: int | None = None
+    tail: tuple[str, ...] = ()
+    annotations: tuple[Annotation, ...] = ()
+    cases: tuple[FailedCase, ...] = ()

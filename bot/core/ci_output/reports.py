@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -20,7 +21,7 @@ import defusedxml
 import defusedxml.ElementTree
 from junitparser import Error, Failure, TestCase
 
-from bot.core.ci_output.records import Annotation, FailedCase
+from bot.core.ci_output.records import TRAILER, Annotation, FailedCase
 
 MAX_ANNOTATIONS = 50  # GitHub pages annotations by 50; one page is what a reader gets
 MAX_CASES = 100  # failed cases kept from one artifact (or one document)
@@ -31,14 +32,17 @@ MAX_TOTAL_BYTES = 32 * 2**20  # uncompressed, all XML entries of one zip togethe
 _CLIP = 300  # characters of a case's name or message
 _CLIP_ANNOTATION = 1000
 
-# The runner's own trailer on every failed Actions job: it says the step failed, never why.
-_EXIT_TRAILER = re.compile(r"Process completed with exit code -?\d+\.?")
 _RUNNER_PATH = ".github"  # the path GitHub gives annotations the runner itself writes
 _REPORT_NAME = re.compile(r"(?i)junit|xunit|nunit|trx|surefire|failsafe|test[-_. ]?(?:results?|reports?)|"
                           r"(?:^|[-_. ])(?:results?|reports?)(?:$|[-_. ])")
 _NOT_REPORT = re.compile(r"(?i)coverage|lcov|cobertura|benchmark|html")
 # What a zip member may hold besides its bytes: a broken or unsupported archive says so with any of these.
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, ValueError, OSError)
+# What one hostile case element may make the parsing of it raise (a bad attribute, a shape junitparser did not
+# expect): that case is skipped, the report's other cases still read.
+_CASE_ERRORS = (ValueError, TypeError, AttributeError)
+_NATIVE = {"test-case": "Failed", "test": "Fail"}  # NUnit 3's and xUnit v2's own elements, and their failed result
+_LINE = re.compile(r"[0-9]{1,9}")  # ASCII digits only: "²".isdigit() is true, int("²") raises
 
 
 # ---------------------------------------------------------------- annotations
@@ -57,7 +61,7 @@ def _annotation(raw: Mapping[str, Any]) -> Annotation | None:
     message, title = _text(raw.get("message"), _CLIP_ANNOTATION), _text(raw.get("title"), _CLIP)
     if not (message.strip() or title.strip()):
         return None
-    if path == _RUNNER_PATH and (level != "failure" or _EXIT_TRAILER.fullmatch(message.strip())):
+    if path == _RUNNER_PATH and (level != "failure" or TRAILER.match(message.strip())):
         # The runner's exit-code trailer, and its notices and warnings (deprecated Node versions, image
         # migrations): never the failure. Its other failures ("The operation was canceled.", "exceeded the
         # maximum execution time", "lost communication with the server") are kept: they name infrastructure.
@@ -81,10 +85,16 @@ def case_name(classname: str, name: str) -> str:
     """How a failed case is named: ``classname.name`` (pytest: ``tests.test_x.test_y``; Surefire:
     ``com.x.FooTest.testBar``), or the name alone when there is no class or the name already holds it
     (jest-junit repeats the describe block in both)."""
-    classname, name = classname.strip(), name.strip()
+    classname, name = _visible(classname).strip(), _visible(name).strip()
     if not classname or name.startswith(classname):
         return name[:_CLIP]
     return f"{classname}.{name}"[:_CLIP] if name else classname[:_CLIP]
+
+
+def _visible(text: str) -> str:
+    """`text` without control and format characters (bidi overrides and isolates, zero-width ones): a name
+    ``tests\u202egnp.exe`` would show as another one in a title."""
+    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
 
 
 def _message(result: Failure | Error) -> str:
@@ -100,7 +110,7 @@ def _case(elem: Element) -> FailedCase | None:
     name = case_name(elem.get("classname") or "", elem.get("name") or "")
     line = elem.get("line") or ""
     return FailedCase(name=name or "(unnamed test)", message=_message(failed[0]),
-                      file=(elem.get("file") or "")[:_CLIP] or None, line=int(line) if line.isdigit() else None)
+                      file=(elem.get("file") or "")[:_CLIP] or None, line=int(line) if _LINE.fullmatch(line) else None)
 
 
 def _parse(data: bytes) -> Element | None:
@@ -113,16 +123,33 @@ def _parse(data: bytes) -> Element | None:
     return root if isinstance(root, Element) else None
 
 
+def _native_case(elem: Element) -> FailedCase | None:
+    """A failed case of NUnit 3's own format (``<test-case result="Failed" fullname=…>``) or xUnit v2's
+    (``<test result="Fail" name=…>``), each with its ``<failure><message>``."""
+    if elem.get("result") != _NATIVE[elem.tag]:  # NUnit: Passed, Skipped, Inconclusive; xUnit: Pass, Skip, NotRun
+        return None
+    failure = elem.find("failure")
+    text = (failure.findtext("message") or "") if failure is not None else ""
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    name = case_name("", elem.get("fullname") or elem.get("name") or "")
+    return FailedCase(name=name or "(unnamed test)", message=first[:_CLIP])
+
+
 def _failed_cases(root: Element) -> Iterator[FailedCase]:
-    # Every <testcase>, however deep: JUnit roots are <testsuites> or <testsuite>, and some tools nest suites.
-    for elem in root.iter("testcase"):
-        if (case := _case(elem)) is not None:
+    # Every case, however deep: JUnit roots are <testsuites> or <testsuite>, and some tools nest suites; NUnit
+    # 3 nests <test-suite>s in a <test-run>, xUnit v2 <collection>s in <assemblies>.
+    for elem in root.iter():
+        try:
+            case = _case(elem) if elem.tag == "testcase" else _native_case(elem) if elem.tag in _NATIVE else None
+        except _CASE_ERRORS:  # one hostile case is skipped, not the report
+            continue
+        if case is not None:
             yield case
 
 
 def cases_from_xml(data: bytes) -> tuple[FailedCase, ...]:
-    """Failed or errored cases of one JUnit/xUnit XML document (not skipped ones), at most :data:`MAX_CASES`;
-    a malformed or hostile document has none."""
+    """Failed or errored cases of one JUnit XML document, or of NUnit 3's or xUnit v2's own (not skipped ones),
+    at most :data:`MAX_CASES`; a malformed or hostile document has none."""
     root = _parse(data)
     if root is None:
         return ()

@@ -210,8 +210,8 @@ _DURATION = r"(?:< ?)?\d[\d.,]* ?(?:ms|s|m|h|sec)"
 
 FRAMEWORKS: tuple[Framework, ...] = (
     Framework("pytest", (
-        Rule(_c(r"^\s*(?:\[gw\d+\] (?:\[\s*\d+%\] )?)?(?:FAILED|FAIL|ERROR) (?P<name>[^\s:]+\.py(?:::[^\s\[]+)*+(?:\[.*?\])?)"
-                r"(?: - .*)?$")),
+        Rule(_c(r"^\s*(?:\[gw\d+\] (?:\[\s*\d+%\] )?)?(?:FAILED|FAIL|ERROR) "
+                r"(?P<name>[^\s:]+\.py(?:::[^\s\[]+)*+(?:\[.*?\])?)(?: - .*)?$")),
         Rule(_c(r"^\s*(?P<name>[^\s:]+\.py::[^\s\[]+(?:\[.*?\])?) (?:FAILED|ERROR)(?:\s+\[\s*\d+%\])?$")),
         Rule(_c(r"^\s*_+ ERROR collecting (?P<name>\S+) _+$")),
         Rule(_c(r"^\s*ImportError while importing test module '(?P<path>[^']+)'"), _pytest_import),
