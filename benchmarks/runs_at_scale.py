@@ -17,21 +17,27 @@ Side by side, same fakes, same workflow (``--label``, default ``api`` = backend-
 6. 200 runs spread over 200 installations with GitHub's write pacing on (80 writes a minute each):
    every installation needs its own token, each minted with a freshly signed app JWT.
 
-``write_spacing=0`` and ``writes_per_minute`` lifted (a Settings field; the environment caps it at 80) for
-batches 1-5, which are on one installation: GitHub allows one installation 80 content-creating requests a
-minute, so 200 runs of ~13 writes each need at least 2,600 / 80 = 33 minutes there whatever the bot does.
+``write_spacing=0``, ``writes_per_minute`` and ``writes_per_hour`` lifted (Settings fields; the environment caps
+them at 80 and 500) for batches 1-5, which are on one installation: GitHub allows one installation 80
+content-creating requests a minute and 500 an hour, so 200 runs of ~13 writes each need at least
+2,600 / 80 = 33 minutes there (and over five hours by the hourly limit) whatever the bot does.
 Batch 6 keeps the real pacing and spreads the issues over installations instead.
 ``job_concurrency`` is raised because a job holds its slot for the whole run up to the approval wait,
 including every 0.5 s model call, so with the default 8 the runs go through in waves of eight.
 
     python benchmarks/runs_at_scale.py                 # ~2.5 minutes
     python benchmarks/runs_at_scale.py --runs 50 --no-default-jobs
+    python benchmarks/runs_at_scale.py --runs 50 --no-default-jobs --no-spread --profile /tmp/scale.prof
+
+``bot_cpu_ms_per_run`` is the bot process's CPU (every thread) over the batch divided by its runs;
+``loop_cpu_ms_per_run`` is the event loop's thread alone (the store's thread and others make up the rest).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import sqlite3
@@ -125,6 +131,20 @@ def payload(number: int, label: str, installations: int) -> dict[str, Any]:
     return C.spread(p, number % installations) if installations else p
 
 
+def threads_cpu() -> tuple[float, float]:
+    """CPU seconds of this process so far: (the main thread, which runs the event loop; every other thread, such
+    as the store's and the SDK's). Threads that ended are in neither."""
+    tick, pid, loop, rest = os.sysconf("SC_CLK_TCK"), os.getpid(), 0.0, 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        loop, rest = (loop + cpu, rest) if task.name == str(pid) else (loop, rest + cpu)
+    return loop, rest
+
+
 def run_times(db_path: Path) -> list[tuple[float, float]]:
     """(created_at, updated_at) of each run: when it started, and its last save (the approval wait)."""
     db = sqlite3.connect(db_path)
@@ -136,7 +156,8 @@ def run_times(db_path: Path) -> list[tuple[float, float]]:
 
 async def batch(fakes: Any, *, name: str, n: int, first: int, label: str, model_concurrency: int,
                 job_concurrency: int, tmp: Path, timeout: float, installations: int = 0,
-                writes_per_minute: int = 1_000_000, warm_login: bool = False) -> dict[str, Any]:
+                writes_per_minute: int = 1_000_000, writes_per_hour: int = 1_000_000, warm_login: bool = False,
+                profile: Path | None = None) -> dict[str, Any]:
     """Open ``n`` issues at once against a fresh Runtime; wait until every job has finished."""
     from aiohttp import web
 
@@ -150,7 +171,7 @@ async def batch(fakes: Any, *, name: str, n: int, first: int, label: str, model_
                         github_api_url=fakes.github_url, database_url=f"sqlite:///{db}",
                         anthropic_api_key=C.ANTHROPIC_KEY, anthropic_base_url=fakes.anthropic_url,
                         model_concurrency=model_concurrency, job_concurrency=job_concurrency,
-                        writes_per_minute=writes_per_minute)
+                        writes_per_minute=writes_per_minute, writes_per_hour=writes_per_hour)
     rt = await Runtime(settings, github_max_wait=5.0, github_backoff=0.01, agent_options=C.AGENT_OPTIONS).start()
     if warm_login:  # what-if: the App's login looked up once before the burst, not by every job that starts
         rt.deps.bot_login = await rt.github.bot_login()
@@ -170,12 +191,20 @@ async def batch(fakes: Any, *, name: str, n: int, first: int, label: str, model_
                 async with http.post(f"http://127.0.0.1:{port}/webhook", data=body,
                                      headers=C.webhook_headers("issues", body)) as r:
                     return r.status
+            profiler = cProfile.Profile(time.thread_time) if profile else None  # the event loop's thread alone
             cpu0, t0, wall0, fakes0 = time.process_time(), time.monotonic(), time.time(), fakes.cpu()
+            loop0, _ = threads_cpu()
+            if profiler:
+                profiler.enable()
             statuses = await asyncio.gather(*(post(b) for b in bodies))
             answered = time.monotonic() - t0
             await rt.jobs.drained(timeout)
             wall = time.monotonic() - t0
             cpu = time.process_time() - cpu0
+            loop_cpu = threads_cpu()[0] - loop0
+            if profiler and profile:
+                profiler.disable()
+                profiler.dump_stats(profile)
             fakes_cpu = fakes.cpu() - fakes0
         runs = await rt.store.run_states()
         jobs = await rt.store.job_states()
@@ -194,7 +223,9 @@ async def batch(fakes: Any, *, name: str, n: int, first: int, label: str, model_
                "app_jwt_calls": stats["app_jwt_calls"],
                "model_calls": stats["model_calls"], "model_calls_per_run": round(stats["model_calls"] / n, 2),
                "max_in_flight": stats["max_in_flight"], "github_requests": stats["github_requests"],
-               "bot_process_cpu_s": round(cpu, 2), "bot_cpu_pct_of_one_core": round(100 * cpu / wall, 0),
+               "bot_process_cpu_s": round(cpu, 2), "bot_cpu_ms_per_run": round(1000 * cpu / n, 1),
+               "loop_cpu_ms_per_run": round(1000 * loop_cpu / n, 1),
+               "bot_cpu_pct_of_one_core": round(100 * cpu / wall, 0),
                "fakes_cpu_pct_of_one_core": round(100 * fakes_cpu / wall, 0) if fakes.placement == "subprocess" else None,
                "load_avg_1m_after": round(os.getloadavg()[0], 2)}
     return record
@@ -213,13 +244,14 @@ async def scenario(placement: str, args: argparse.Namespace, tmp: Path) -> list[
         rows.append(one)
         C.emit(one)
         wide = await batch(fakes, name=f"{placement}-limit256", n=args.runs, first=1000, model_concurrency=256,
-                           job_concurrency=256, **common)
+                           job_concurrency=256, profile=args.profile, **common)
         wide["ratio_to_one_run"] = round(wide["total_s"] / critical, 2)
         wide["meets_ratio_1_5"] = wide["ratio_to_one_run"] <= 1.5
         rows.append(wide)
         C.emit(wide)
         warm = await batch(fakes, name=f"{placement}-limit256-login-known", n=args.runs, first=5000,
-                           model_concurrency=256, job_concurrency=256, warm_login=True, **common)
+                           model_concurrency=256, job_concurrency=256, warm_login=True,
+                           profile=args.profile and args.profile.with_suffix(".login-known.prof"), **common)
         warm["ratio_to_one_run"] = round(warm["total_s"] / critical, 2)
         rows.append(warm)
         C.emit(warm)
@@ -239,7 +271,8 @@ async def scenario(placement: str, args: argparse.Namespace, tmp: Path) -> list[
             C.emit(default)
         if args.spread:
             spread = await batch(fakes, name=f"{placement}-spread", n=args.runs, first=4000, model_concurrency=256,
-                                 job_concurrency=256, installations=args.runs, writes_per_minute=80, **common)
+                                 job_concurrency=256, installations=args.runs, writes_per_minute=80,
+                                 writes_per_hour=500, **common)
             spread["ratio_to_one_run"] = round(spread["total_s"] / critical, 2)
             rows.append(spread)
             C.emit(spread)
@@ -258,8 +291,8 @@ async def main(args: argparse.Namespace) -> int:
             rows += await scenario(placement, args, Path(tmp))
     C.table(rows, ["placement", "config", "runs", "installations", "model_concurrency", "job_concurrency", "total_s", "lower_bound_s",
                    "ratio_to_one_run", "max_in_flight", "model_calls", "runs_waiting", "jobs_failed",
-                   "run_start_max_s", "run_span_p50_s", "app_jwt_calls", "bot_process_cpu_s", "bot_cpu_pct_of_one_core",
-                   "fakes_cpu_pct_of_one_core"],
+                   "run_start_max_s", "run_span_p50_s", "app_jwt_calls", "bot_process_cpu_s", "bot_cpu_ms_per_run",
+                   "loop_cpu_ms_per_run", "bot_cpu_pct_of_one_core", "fakes_cpu_pct_of_one_core"],
             title=f"runs at scale: {C.LABELS.get(args.label)} runs to the approval wait, model calls answered after "
                   f"{args.delay} s")
     return 0
@@ -277,5 +310,8 @@ if __name__ == "__main__":
                         help="issues in the default-job-concurrency batch (default 40: five waves of eight)")
     parser.add_argument("--no-spread", dest="spread", action="store_false",
                         help="skip the batch spread over one installation per issue with GitHub's write pacing on")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a cProfile (CPU time) of the bot process during the limit256 batch to this file, "
+                             "and of the login-known batch beside it (with --fakes subprocess, without the fakes)")
     parser.add_argument("--timeout", type=float, default=150.0, help="give up on a batch after this many seconds")
     sys.exit(asyncio.run(main(parser.parse_args())))

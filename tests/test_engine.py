@@ -298,3 +298,20 @@ def test_retry_after_repeated_rejections_is_recorded_as_the_retry_option() -> No
     run, _ = drive(E.Run.new("r", w), w, {"review": [no, no, no]})
     run, actions = E.advance(run, E.Command("retry", "lead"), w)
     assert run.decisions[-1]["option"] == 2 and run.decisions[-1]["choice"].startswith("Give the implementer")
+
+
+def test_advance_leaves_the_given_run_as_it_was_and_shares_what_it_did_not_change() -> None:
+    w = wf("backend-feature")
+    no = review("REJECTED", critical=[{"text": "no tests"}])
+    run, _ = drive(E.Run.new("r", w), w, {"review": [no, no, no]})  # escalated: three rejections
+    signals: list[E.Signal] = [E.Command("approve", "lead", option=2), E.Command("escalate", "lead"),
+                               E.Command("approve", "lead", option=1), E.Command("cancel", "lead")]
+    for signal in signals:
+        before = run.to_dict()
+        new, _ = E.advance(run, signal, w)
+        assert run.to_dict() == before, signal  # steps, decisions and escalation of the old run untouched
+        assert new is not run and new.to_dict() != before
+        # No deep copy per step: a step's result (a model's whole output) is the same object in both runs.
+        done = [sid for sid, st in run.steps.items() if st.result]
+        assert done and all(new.steps[sid].result is run.steps[sid].result for sid in done)
+        run = new

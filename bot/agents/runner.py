@@ -10,6 +10,7 @@ outcome carries a sentence for people and an ``error_kind`` for the engine.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -64,6 +65,15 @@ def _with_moving_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, An
     content = [dict(b) for b in last["content"]]
     content[-1]["cache_control"] = prompts.EPHEMERAL
     return [*messages[:-1], {**last, "content": content}]
+
+
+@functools.lru_cache(maxsize=256)
+def _result_format(kind: str, flags: tuple[tuple[str, str], ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A step kind's result schema (with the flags it must set) and the ``output_config`` format the API takes for
+    it: the same for every step of that kind and flags, so built once, not on every call (the SDK's schema
+    transform walks the whole schema). Shared: neither is changed by a caller (the SDK copies the request)."""
+    schema = result_schema(kind, dict(flags))
+    return schema, {"type": "json_schema", "schema": anthropic.transform_schema(schema)}
 
 
 class AgentRuntime:
@@ -160,14 +170,14 @@ class AgentRuntime:
         if self.caller is None:  # run() sends steps without a model client to the offline backend
             raise RuntimeError("a model call was asked of an agent runtime without a model client")
         tier = request.agent.model
-        schema = result_schema(request.step.kind, request.flags_wanted)
+        schema, output_format = _result_format(request.step.kind, tuple(sorted(request.flags_wanted.items())))
         definitions = tools.all_definitions()
         if definitions:
             definitions[-1]["cache_control"] = prompts.EPHEMERAL
         base: dict[str, Any] = {
             "model": self.models.model_for(tier), "max_tokens": self.max_tokens,
             "system": prompts.system_blocks(),
-            "output_config": {"format": {"type": "json_schema", "schema": anthropic.transform_schema(schema)}},
+            "output_config": {"format": output_format},
             **({"tools": definitions} if definitions else {}),
         }
         messages: list[dict[str, Any]] = [prompts.first_message(request, findings)]

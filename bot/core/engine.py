@@ -10,7 +10,7 @@ re-exported here so that callers name them ``engine.X``.
 
 from __future__ import annotations
 
-import copy
+from dataclasses import replace
 from typing import Any
 
 from bot.core.run_records import (
@@ -62,7 +62,7 @@ __all__ = ["ACTIVE", "Action", "AgentDone", "AgentFailed", "AskApproval", "CANCE
 
 def advance(run: Run, signal: Signal, wf: Workflow) -> tuple[Run, list[Action]]:
     """Apply one signal; return the new run and what should happen next. ``run`` is not modified."""
-    run = copy.deepcopy(run)
+    run = _fork(run)
     actions: list[Action] = []
     if isinstance(signal, Start):
         if run.state == RUNNING and not run.running():
@@ -80,6 +80,14 @@ def advance(run: Run, signal: Signal, wf: Workflow) -> tuple[Run, list[Action]]:
     elif isinstance(signal, DeliveryRefused):
         _delivery_refused(run, wf, signal, actions)
     return run, actions
+
+
+def _fork(run: Run) -> Run:
+    """A copy of ``run`` that the machine may change without touching ``run``: the run and its step states are
+    copied, the values they hold are shared. The machine only ever assigns fields of a run and its steps and
+    appends to ``decisions``; it never changes a result, feedback, escalation or approval in place, so sharing
+    them is safe, and a step's result (a model's whole output) is not copied on every signal."""
+    return replace(run, steps={sid: replace(st) for sid, st in run.steps.items()}, decisions=list(run.decisions))
 
 
 def _stale(run: Run, step: str, iteration: int) -> bool:

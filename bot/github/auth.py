@@ -19,11 +19,49 @@ JWT_LIFETIME = 9 * 60
 TOKEN_MARGIN = 5 * 60
 
 
+# A signed JWT is used again for this long, so each is used with at least JWT_LIFETIME - JWT_REUSE (5 minutes)
+# still to live: a request that waits in a queue or a retry never carries an expired one.
+JWT_REUSE = 4 * 60
+
+
 def app_jwt(app_id: int | str, private_key: Any, now: float | None = None) -> str:
-    """The RS256 JWT that authenticates as the App itself."""
-    issued = int(time.time() if now is None else now) - JWT_BACKDATE
+    """The RS256 JWT that authenticates as the App itself. Without ``now``: the App's current one, signed again
+    only every few minutes (:class:`AppJWT`), per App and key object."""
+    if now is not None:
+        return _sign(app_id, private_key, now)
+    cached = _CURRENT.get(str(app_id))
+    if cached is None or cached.key is not private_key:
+        cached = _CURRENT[str(app_id)] = AppJWT(app_id, private_key)
+    return cached.get()
+
+
+def _sign(app_id: int | str, private_key: Any, now: float) -> str:
+    issued = int(now) - JWT_BACKDATE
     claims = {"iat": issued, "exp": issued + JWT_BACKDATE + JWT_LIFETIME, "iss": str(app_id)}
     return jwt.encode(claims, private_key, algorithm="RS256")
+
+
+class AppJWT:
+    """The App's JWT, signed once and used again for JWT_REUSE seconds. Each token request and App lookup
+    needs one, and an RS256 signature costs about a millisecond of the event loop: 200 installations starting
+    at once signed 200 of them."""
+
+    def __init__(self, app_id: int | str, key: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self.app_id, self.key, self._clock = app_id, key, clock
+        self._value: str | None = None
+        self._signed_at = 0.0
+        self.signed = 0  # signatures made (the tests count them)
+
+    def get(self) -> str:
+        now = self._clock()
+        # Renewed well before it expires; and at once if the clock went back (its iat could lie in the future).
+        if self._value is None or not 0 <= now - self._signed_at < JWT_REUSE:
+            self._value, self._signed_at = _sign(self.app_id, self.key, now), now
+            self.signed += 1
+        return self._value
+
+
+_CURRENT: dict[str, AppJWT] = {}  # app id -> its current JWT (one App per process in practice)
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,9 +129,15 @@ class Executor(Writes):
         # A finished run with actions still queued (the PR to open, the closing summary) stays active on its
         # thread as "finishing", so a retried job finds it and works them off instead of losing them.
         stored = "finishing" if state.run.state in (E.DONE, E.CANCELLED) and state.outbox else state.run.state
-        rec = dataclasses.replace(state.record, state=stored, data=state.data.to_json())
+        rec = dataclasses.replace(state.record, state=stored)
+        # Only what changed since the last save (a step's write changes the outbox, not the model's outputs);
+        # the whole run when the store's copy is not known to be current, or is gone.
+        changes = state.changes()
+        if changes is None or not await self.store.save_run_fields(rec, changes):
+            rec = dataclasses.replace(rec, data=state.data.to_json())
+            await self.store.save_run(rec)
         state.record = rec
-        await self.store.save_run(rec)
+        state.stored(changes)
 
     def _wf(self, state: RunState) -> Workflow:
         return self.catalog.workflows[state.run.workflow]

@@ -106,6 +106,7 @@ async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, number: int, inst
                        workflow=wf.name, state=run.state, data=data.to_json())
     await deps.store.save_run(record)
     state = RunState(record=record, data=data)
+    state.stored()  # what the store holds: later saves write what changes
     executor = await executor_for(gh, deps, state)
     return await executor.apply(state, engine.Start(), run_id)
 

@@ -9,9 +9,12 @@ naming it, never a silent loss. Data in an older stored format goes through the 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -119,10 +122,16 @@ class RunData:
 
     def to_json(self) -> dict[str, Any]:
         """The stored form (format VERSION of bot/store/run_format.py)."""
-        out = {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out = {name: _dump(getattr(self, name)) for name in FIELDS if name not in ("run", "outbox")}
         out["run"] = self.run.to_dict()
         out["outbox"] = [dump_action(a) for a in self.outbox]
         return {"version": VERSION, **out}
+
+    def encoded(self, name: str) -> str:
+        """One top-level key's stored form, as JSON text (what a partial save writes): the same value
+        :meth:`to_json` holds under ``name``, encoded in one pass of the C encoder."""
+        value = getattr(self, name)
+        return json.dumps([dump_action(a) for a in value] if name == "outbox" else value, default=_fields)
 
     @classmethod
     def from_json(cls, data: Any, run_id: str = "?") -> RunData:
@@ -139,6 +148,9 @@ class RunData:
             raise StoredRunError(run_id, f"stored outbox is {_kind(outbox)}, not a list")
         actions = [load_action(a, run_id) for a in outbox]
         return _record(cls, data, run_id, "", given={"run": engine_run, "outbox": actions})
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(RunData))
 
 
 def _take(data: dict[str, Any], key: str, run_id: str) -> Any:
@@ -185,14 +197,37 @@ def stored_applied(record: RunRecord) -> tuple[str, ...]:
 
 @dataclass
 class RunState:
-    """A run record opened for work: the stored record and its typed data."""
+    """A run record opened for work: the stored record and its typed data.
+
+    ``record`` holds the indexed columns as last saved; its ``data`` is the data as loaded (or first saved) and
+    goes stale as the run moves: the live data is ``data``. ``saved`` holds each top-level field of ``data`` as
+    the store last got it, so a save writes only the fields that changed (:meth:`changes`)."""
 
     record: RunRecord
     data: RunData
+    saved: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(cls, record: RunRecord) -> RunState:
-        return cls(record=record, data=RunData.from_json(record.data, record.id))
+        state = cls(record=record, data=RunData.from_json(record.data, record.id))
+        if record.data.get("version") == VERSION:  # an older row is converted in memory: its first save is whole
+            state.stored()
+        return state
+
+    def stored(self, changed: Iterable[str] | None = None) -> None:
+        """Note that the store now holds ``data`` as it is; ``changed``: only these fields were written (the others
+        were equal to what it held), so only they are copied again."""
+        if self.saved is None or changed is None:
+            self.saved = {name: _snapshot(getattr(self.data, name)) for name in FIELDS}
+        else:
+            self.saved |= {name: _snapshot(getattr(self.data, name)) for name in changed}
+
+    def changes(self) -> dict[str, str] | None:
+        """The top-level fields of ``data`` changed since the last save, each as its stored JSON text; None when
+        the next save must write the whole run (nothing is known of what the store holds)."""
+        if self.saved is None:
+            return None
+        return {name: self.data.encoded(name) for name in FIELDS if getattr(self.data, name) != self.saved[name]}
 
     @property
     def run(self) -> E.Run:
@@ -208,6 +243,29 @@ class RunState:
 
 
 # ---- the serialiser ---------------------------------------------------------------------------
+
+IMMUTABLE = (str, int, float, type(None))
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of a field's value that later changes to the value do not reach, for comparing with it. Shallow:
+    what the fields hold is replaced, never changed in place (the engine's run is rebuilt by every signal and
+    shares its steps' results), except the engine run's step states and decisions, which are copied too."""
+    if isinstance(value, E.Run):
+        return dataclasses.replace(value, steps={k: copy.copy(st) for k, st in value.steps.items()},
+                                   decisions=list(value.decisions))
+    params = getattr(type(value), "__dataclass_params__", None)  # a frozen record (a context, usage) never changes
+    if isinstance(value, IMMUTABLE) or (params is not None and params.frozen):
+        return value
+    return copy.copy(value)
+
+
+def _fields(value: Any) -> Any:
+    """``json.dumps``' hook for records: a dataclass as the mapping of its fields (nested ones come back here)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    raise TypeError(f"{type(value).__name__} is not stored data")
+
 
 def _dump(value: Any) -> Any:
     """Records as plain JSON-able data (dicts, lists, strings, numbers, None)."""

@@ -24,6 +24,7 @@ from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUna
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.postgres_jobs import QUEUE, TASK, PostgresJobs
+from bot.store.run_format import patch_keys
 
 __all__ = ["QUEUE", "TASK", "PostgresStore", "postgres_sql"]  # QUEUE, TASK: procrastinate registers its task by them
 
@@ -191,6 +192,15 @@ class PostgresStore(PostgresJobs):
             " updated_at = excluded.updated_at",
             (run.id, run.thread, run.repo, run.number, run.installation_id, run.workflow, run.state,
              json.dumps(run.data), now, now))
+
+    async def save_run_fields(self, run: RunRecord, fields: dict[str, str]) -> bool:
+        # jsonb's || replaces top-level keys (a null stays a null); the column stays text, as every reader expects.
+        patch = "{" + ",".join(f"{json.dumps(k)}: {fields[k]}" for k in patch_keys(fields)) + "}"
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE runs SET workflow = %s, state = %s, data = (data::jsonb || %s::jsonb)::text, updated_at = %s"
+                " WHERE id = %s", (run.workflow, run.state, patch, time.time(), run.id))
+            return cur.rowcount > 0
 
     async def load_run(self, run_id: str) -> RunRecord | None:
         return RunRecord.from_row(await self._one("SELECT * FROM runs WHERE id = %s", (run_id,)))

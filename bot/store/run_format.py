@@ -152,6 +152,16 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def patch_keys(fields: dict[str, str]) -> list[str]:
+    """The top-level keys a partial save writes (each value the key's JSON text), checked: a partial save writes
+    into a row of the current format only, and only keys of that format (a typo would leave a row no reader
+    takes). Raises ValueError naming the key."""
+    unknown = sorted(k for k in fields if k not in TOP)
+    if unknown:
+        raise ValueError(f"a run's data has no key {unknown[0][:60]!r}")
+    return list(fields)
+
+
 def upgrade_column(run_id: str, text: str) -> str | None:
     """The data migration's step for one ``runs`` row: its new ``data`` text, or None when it is current already.
     Raises ValueError (StoredRunError, or the JSON decoder's error) for a row it cannot convert: the migration

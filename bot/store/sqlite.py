@@ -24,6 +24,7 @@ from typing import TypeVar
 from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUnavailable
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
+from bot.store.run_format import patch_keys
 from bot.store.sqlite_jobs import SQLiteJobs, rollback
 
 T = TypeVar("T")
@@ -201,6 +202,17 @@ class SQLiteStore(SQLiteJobs):
                 (run.id, run.thread, run.repo, run.number, run.installation_id, run.workflow, run.state,
                  json.dumps(run.data), now, now))
         await self._run(tx)
+
+    async def save_run_fields(self, run: RunRecord, fields: dict[str, str]) -> bool:
+        keys = patch_keys(fields)
+        # json_set, not json_patch: a merge patch deletes a key whose new value is null.
+        data = "json_set(data" + ", ?, json(?)" * len(keys) + ")" if keys else "data"
+        paths = [v for k in keys for v in (f'$."{k}"', fields[k])]
+
+        def tx(db: sqlite3.Connection) -> bool:
+            return db.execute(f"UPDATE runs SET workflow = ?, state = ?, data = {data}, updated_at = ? WHERE id = ?",
+                              (run.workflow, run.state, *paths, time.time(), run.id)).rowcount > 0
+        return await self._run(tx)
 
     async def load_run(self, run_id: str) -> RunRecord | None:
         row = await self._run(lambda db: db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
