@@ -297,3 +297,34 @@ def test_hostile_bodies_are_read_quickly_and_never_crash(body: Any) -> None:
     started = time.monotonic()
     c = decide("Something", body)
     assert isinstance(c, Classification) and time.monotonic() - started < 5
+
+
+# ---- a label added after opening steers; a template's label is part of the opening ------------------------------
+
+
+def _labeled(sender_id: int, association: str) -> dict[str, Any]:
+    """``issues.labeled`` for "Typo in README" (nothing in it places it) with a ``bug`` label, as GitHub sends it."""
+    author = {"login": "reporter", "id": 11, "type": "User"}
+    sender = author if sender_id == 11 else {"login": "maintainer", "id": sender_id, "type": "User"}
+    return {"action": "labeled", "label": {"name": "bug"}, "sender": sender, "installation": {"id": 1},
+            "repository": {"full_name": "o/r", "name": "r", "owner": {"login": "o"}},
+            "issue": {"number": 5, "title": "Typo in README", "body": "The word 'recieve' is misspelt.",
+                      "labels": [{"name": "bug"}], "user": author, "author_association": association}}
+
+
+@pytest.mark.parametrize(("sender_id", "association", "steers"), [
+    (11, "NONE", False),  # an outsider's issue template set the label: the bot asked, and must not now start work
+    (11, "FIRST_TIME_CONTRIBUTOR", False),
+    (11, "OWNER", True),  # a maintainer labelling their own issue steers like anyone with triage access
+    (42, "NONE", True),  # a maintainer labelling an outsider's issue steers
+])
+def test_only_a_label_a_person_adds_steers(sender_id: int, association: str, steers: bool) -> None:
+    from bot.core import events
+    from bot.core.triage import decide
+
+    item = events.parse("issues", _labeled(sender_id, association), "d-1")
+    assert isinstance(item, events.WorkItem)
+    opened = decide(events.WorkItem(**{**{f: getattr(item, f) for f in item.__dataclass_fields__},
+                                       "action": "opened", "added_label": None}), load_catalog())
+    assert opened.workflow is None  # the content alone places nothing
+    assert decide(item, load_catalog()).workflow == ("error-investigation" if steers else None)

@@ -74,6 +74,9 @@ class WorkItem(Base):
     base_sha: str | None = None  # the base branch's commit the pull request was compared with
     draft: bool = False
     added_label: str | None = None  # for action "labeled"
+    # For "labeled": an outside author's own label, which only their issue template can set (GitHub sends
+    # "labeled" for those too). It is part of the opening, not a person steering the bot.
+    label_at_opening: bool = False
 
     @property
     def from_fork(self) -> bool:
@@ -279,7 +282,22 @@ def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> W
         author=_actor(p, "issue.user"),
         is_pull_request="pull_request" in issue,
         added_label=_get(p, "label.name", str, optional=True),
+        label_at_opening=_label_at_opening(action, p, issue),
     )
+
+
+# Who may label an issue by hand: people with triage access. Anyone else's label arrives only from the issue
+# template, as the item is opened (GitHub sends "labeled" for those too).
+MAINTAINERS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+
+
+def _label_at_opening(action: str, p: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
+    """Whether a "labeled" delivery is an outside author's own label, i.e. one their template set (see WorkItem)."""
+    if action != "labeled":
+        return False
+    sender, author = p.get("sender"), item.get("user")
+    ids = [who.get("id") if isinstance(who, Mapping) else None for who in (sender, author)]
+    return isinstance(ids[0], int) and ids[0] == ids[1] and item.get("author_association") not in MAINTAINERS
 
 
 def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem:
@@ -298,6 +316,7 @@ def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Wo
         base_sha=_get(p, "pull_request.base.sha", str, optional=True),
         draft=bool(pr.get("draft")),
         added_label=_get(p, "label.name", str, optional=True),
+        label_at_opening=_label_at_opening(action, p, pr),
     )
 
 

@@ -32,16 +32,17 @@ class Decision:
         return data
 
 
-def _labels_used(labels: Iterable[str], label_map: Mapping[str, str]) -> tuple[str, ...]:
-    lowered = {k.lower() for k in label_map}
-    return tuple(label for label in labels if label.lower() in lowered)
+def _labels_used(labels: Iterable[str], label_map: Mapping[str, str], workflow: str | None) -> tuple[str, ...]:
+    """The item's mapped labels that point at the workflow chosen: a label the content outweighed was not used."""
+    lowered = {str(k).lower(): v for k, v in label_map.items()}
+    return tuple(label for label in labels if workflow is not None and lowered.get(label.lower()) == workflow)
 
 
 def _steered(event: WorkItem, label_map: Mapping[str, Any]) -> str | None:
     """The workflow of a label a person has just added, when the content alone decides nothing: labels present
     at opening are evidence weighed with the text, but adding one is how people steer the bot (only people with
-    triage access can)."""
-    if event.action != "labeled" or not event.added_label:
+    triage access can, but an issue template's labels arrive as "labeled" too: those are part of the opening)."""
+    if event.action != "labeled" or not event.added_label or event.label_at_opening:
         return None
     found = {str(k).lower(): v for k, v in label_map.items()}.get(event.added_label.lower())
     return found if isinstance(found, str) else None
@@ -58,11 +59,11 @@ def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str
                         f"{event.head_branch or event.head_sha[:7]}", 1.0, ())
     triage = catalog.triage
     c = classify(triage, title=event.title, body=event.body, labels=event.labels, paths=paths, checks=checks)
-    used = _labels_used(event.labels, triage.get("labels") or {})
     allowed = set(catalog.workflows) if enabled is None else set(enabled) & set(catalog.workflows)
     if c.workflow is None and (steered := _steered(event, triage.get("labels") or {})) is not None:
         c = replace(c, workflow=steered, confidence=1.0,
                                 reason=f"label '{event.added_label}' was just added: {steered} ({c.reason})")
+    used = _labels_used(event.labels, triage.get("labels") or {}, c.workflow)
     if c.workflow is not None and c.workflow not in allowed:
         return Decision(None, f"{c.reason}, but {c.workflow} is turned off for this repository", c.confidence, used)
     return Decision(c.workflow, c.reason, c.confidence, used, c.subclass)
