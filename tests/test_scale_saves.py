@@ -100,3 +100,21 @@ async def test_a_run_stored_in_an_older_format_is_saved_whole_the_first_time(sto
     assert state.changes() == {}
     state.data = dataclasses.replace(state.data, mention="@o/team")
     assert set(state.changes() or {}) == {"mention"}
+
+
+async def test_text_no_merge_can_hold_and_the_order_of_steps_survive_every_save(store: Any) -> None:  # noqa: F811
+    """A NUL in issue text (jsonb refuses U+0000) and a NaN (SQLite's json() refuses it) are saved, and the steps
+    come back in the workflow's order (jsonb would reorder every object's keys): each backend either merges
+    faithfully or says it cannot, and the run is then saved whole."""
+    state = new_state("r5")
+    await store.save_run(state.record)
+    state.stored()
+    state.run, actions = E.advance(state.run, E.Start(), FLOW)
+    state.data.status_body = "a title with \x00 inside"
+    state.data.usage += Usage(cost_usd=float("nan"))
+    await save(store, state)
+    loaded = await store.load_run("r5")
+    assert loaded is not None and json.dumps(loaded.data) == json.dumps(state.data.to_json())  # NaN != NaN
+    again = RunData.from_json(loaded.data, "r5")
+    assert again.status_body == "a title with \x00 inside"
+    assert list(again.run.steps) == list(state.run.steps) == [s.id for s in FLOW.steps]

@@ -7,6 +7,7 @@ both the log lines and everything posted can redact them whatever their format.
 from __future__ import annotations
 
 import re
+import threading
 
 # Credential shapes, shared with sanitize.clean_for_github (which redacts them from posted text).
 TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -26,16 +27,22 @@ REDACTED = "[redacted]"
 MAX_SECRETS = 20_000  # installation tokens of the last hours, the App's own secrets: the newest are kept
 _secrets: dict[str, None] = {}  # insertion-ordered: the oldest go first
 _secret_pattern: list[re.Pattern[str] | None] = [None]
+# Log lines are scrubbed on the log thread while tokens are added on the event loop: one lock, so a pattern built
+# from the old secrets is never kept after a new one was added (it would leave that token in the logs).
+_lock = threading.Lock()
 
 
 def add_secret(value: str | None) -> None:
     """Redact ``value`` from every log line from now on (installation tokens, keys), whatever its format."""
-    if not value or len(value) < 8 or value in _secrets:
+    if not value or len(value) < 8:
         return
-    _secrets[value] = None
-    while len(_secrets) > MAX_SECRETS:
-        del _secrets[next(iter(_secrets))]
-    _secret_pattern[0] = None
+    with _lock:
+        if value in _secrets:
+            return
+        _secrets[value] = None
+        while len(_secrets) > MAX_SECRETS:
+            del _secrets[next(iter(_secrets))]
+        _secret_pattern[0] = None
 
 
 def scrub(text: str) -> str:
@@ -44,11 +51,15 @@ def scrub(text: str) -> str:
         return text
     pattern = _secret_pattern[0]
     if pattern is None:
-        pattern = _secret_pattern[0] = re.compile(
-            "|".join(re.escape(v) for v in sorted(_secrets, key=len, reverse=True)))
+        with _lock:
+            pattern = _secret_pattern[0]
+            if pattern is None:
+                pattern = _secret_pattern[0] = re.compile(
+                    "|".join(re.escape(v) for v in sorted(_secrets, key=len, reverse=True)))
     return pattern.sub(REDACTED, text)
 
 
 def secrets() -> tuple[str, ...]:
     """The registered secret values (for redacting what is posted, too)."""
-    return tuple(_secrets)
+    with _lock:
+        return tuple(_secrets)

@@ -115,8 +115,9 @@ class ReadCache:
     def validators(entry: Validated | None) -> dict[str, str]:
         if entry is None:
             return {}
-        return ({"if-none-match": entry.etag} if entry.etag else {}) | (
-            {"if-modified-since": entry.last_modified} if entry.last_modified else {})
+        if entry.etag:  # the strong validator alone: a date has one-second resolution, and a 304 to it could hide
+            return {"if-none-match": entry.etag}  # the bot's own write made in the same second (RFC 9110 13.1.3)
+        return {"if-modified-since": entry.last_modified} if entry.last_modified else {}
 
     def answer(self, key: ReadKey, sent: Validated | None, status: int, headers: Mapping[str, str],
                body: bytes) -> tuple[int, Mapping[str, str], bytes]:

@@ -194,13 +194,11 @@ class PostgresStore(PostgresJobs):
              json.dumps(run.data), now, now))
 
     async def save_run_fields(self, run: RunRecord, fields: dict[str, str]) -> bool:
-        # jsonb's || replaces top-level keys (a null stays a null); the column stays text, as every reader expects.
-        patch = "{" + ",".join(f"{json.dumps(k)}: {fields[k]}" for k in patch_keys(fields)) + "}"
-        async with self._tx() as conn:
-            cur = await conn.execute(
-                "UPDATE runs SET workflow = %s, state = %s, data = (data::jsonb || %s::jsonb)::text, updated_at = %s"
-                " WHERE id = %s", (run.workflow, run.state, patch, time.time(), run.id))
-            return cur.rowcount > 0
+        """Never partial here: the only in-database merge is jsonb's, which reorders every object's keys (the
+        steps' workflow order, the order of kept verdicts) and refuses U+0000, which any issue text may hold.
+        False: the caller saves the run whole, as it does for a row the store does not hold."""
+        patch_keys(fields)  # a key the format does not have is refused here as on SQLite
+        return False
 
     async def load_run(self, run_id: str) -> RunRecord | None:
         return RunRecord.from_row(await self._one("SELECT * FROM runs WHERE id = %s", (run_id,)))

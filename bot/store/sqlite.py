@@ -210,8 +210,14 @@ class SQLiteStore(SQLiteJobs):
         paths = [v for k in keys for v in (f'$."{k}"', fields[k])]
 
         def tx(db: sqlite3.Connection) -> bool:
-            return db.execute(f"UPDATE runs SET workflow = ?, state = ?, data = {data}, updated_at = ? WHERE id = ?",
-                              (run.workflow, run.state, *paths, time.time(), run.id)).rowcount > 0
+            try:
+                return db.execute(f"UPDATE runs SET workflow = ?, state = ?, data = {data}, updated_at = ? WHERE id = ?",
+                                  (run.workflow, run.state, *paths, time.time(), run.id)).rowcount > 0
+            except sqlite3.OperationalError as exc:
+                if "JSON" not in str(exc):
+                    raise
+                # SQLite's json() refuses what json.dumps may write (NaN, Infinity): the caller saves it whole.
+                return False
         return await self._run(tx)
 
     async def load_run(self, run_id: str) -> RunRecord | None:
