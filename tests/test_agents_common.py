@@ -170,3 +170,24 @@ async def test_the_overview_is_read_once_per_commit_and_a_failure_leaves_the_ste
     assert len(sandbox.requests) == reads + 6  # a branch moves: read each time (tree, README, CONTRIBUTING)
     sandbox.fail("GET", r".*/git/trees/.*", 500, times=-1)
     assert await OverviewCache().get(reader, sha, "main") is None
+
+
+async def test_runs_at_one_commit_wait_for_one_overview_read_and_a_huge_tree_is_cut(gh: GitHub, sandbox: Any) -> None:
+    import asyncio
+
+    from bot.agents import tools
+
+    sandbox.set_file(REPO, "README.md", "# Hello\n")
+    sha = sandbox.set_file(REPO, "app.py", "print(1)\n")
+    cache, reader = OverviewCache(), RepoReader(gh, REPO)
+    got = await asyncio.gather(*(cache.get(reader, sha, "main") for _ in range(20)))
+    assert all(g is got[0] and g is not None for g in got)
+    assert len([r for r in sandbox.requests if "/git/trees/" in r.path]) == 1
+    small = tools.MAX_OVERVIEW_PATHS
+    try:
+        tools.MAX_OVERVIEW_PATHS = 1  # the repository holds more than one file
+        cut = await OverviewCache().get(reader, sha, "main")
+    finally:
+        tools.MAX_OVERVIEW_PATHS = small
+    assert cut is not None and len(cut.paths) == 1 and cut.truncated
+

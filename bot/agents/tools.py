@@ -319,17 +319,24 @@ def _find(paths: Iterable[str], names: Iterable[str], dirs: Iterable[str] = ("",
     return None
 
 
+MAX_OVERVIEW_PATHS = 20_000
+
+
 async def read_overview(reader: RepoReader, ref: str, max_bytes: int = 20_000) -> RepoOverview:
     """The repository's paths, README and CONTRIBUTING at ``ref``: one tree read and one read per file found."""
     tree = await reader.tree(ref)
     paths = tuple(e["path"] for e in tree.get("tree") or [] if e.get("type") == "blob")
     wanted = [_find(paths, README_NAMES), _find(paths, ("contributing",), CONTRIBUTING_DIRS)]
+    # An overview is kept per commit: a 100k-file tree would hold ~10 MiB each. The prompt shows a summary
+    # bounded far below this anyway.
+    cut = len(paths) > MAX_OVERVIEW_PATHS
+    paths = paths[:MAX_OVERVIEW_PATHS]
 
     async def text(path: str | None) -> tuple[str, str] | None:
         return None if path is None else (path, bound(_decode(await reader.contents(path, ref)), max_bytes))
 
     readme, contributing = await asyncio.gather(*(text(p) for p in wanted))
-    return RepoOverview(commit=ref, paths=paths, truncated=bool(tree.get("truncated")),
+    return RepoOverview(commit=ref, paths=paths, truncated=cut or bool(tree.get("truncated")),
                         readme=readme, contributing=contributing)
 
 
@@ -342,6 +349,7 @@ class OverviewCache:
         self.size = size
         self.max_bytes = max_bytes
         self._kept: OrderedDict[tuple[str, str], RepoOverview] = OrderedDict()
+        self._reading: dict[tuple[str, str], asyncio.Future[RepoOverview | None]] = {}
 
     async def get(self, reader: RepoReader, ref: str | None, branch: str) -> RepoOverview | None:
         """The overview at ``ref`` (or ``branch``), or None when GitHub cannot give it: a step works without."""
@@ -349,6 +357,22 @@ class OverviewCache:
         if (kept := self._kept.get(key)) is not None:  # only a commit's is ever kept
             self._kept.move_to_end(key)
             return kept
+        if not ref:
+            return await self._read(reader, ref, branch, key)
+        # 200 runs started at one commit wait for one read rather than making 200.
+        if (reading := self._reading.get(key)) is not None:
+            return await asyncio.shield(reading)
+        task = self._reading[key] = asyncio.ensure_future(self._read(reader, ref, branch, key))
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._reading.pop(key, None)
+            else:
+                task.add_done_callback(lambda _: self._reading.pop(key, None))
+
+    async def _read(self, reader: RepoReader, ref: str | None, branch: str,
+                    key: tuple[str, str]) -> RepoOverview | None:
         try:
             overview = await read_overview(reader, ref or branch, self.max_bytes)
         except (gidgethub.HTTPException, aiohttp.ClientError, TimeoutError, KeyError, TypeError) as e:
