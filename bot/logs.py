@@ -112,20 +112,50 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """Marks the handler this module installed, so a second set-up replaces it instead of doubling lines."""
 
 
+MAX_QUEUED = 10_000  # lines waiting for the log thread: a stalled stderr must not hold a burst's worth of memory
+
+
+class _Listener(logging.handlers.QueueListener):
+    def enqueue_sentinel(self) -> None:
+        self.queue.put(self._sentinel)  # type: ignore[attr-defined]  # waits for room: the queue is bounded
+
+
 class _Queued(logging.handlers.QueueHandler):
     """Hands records to a thread that formats and writes them, so a line costs the event loop a few
     microseconds instead of a JSON encoding and a write. What is logged is fixed here, on the caller's side:
-    the message with its arguments, and the fields bound in the caller's context (another thread has none)."""
+    the message with its arguments, and the fields bound in the caller's context (another thread has none).
+
+    The queue is bounded: when the writer falls behind, INFO and DEBUG lines are dropped and counted (one
+    WARNING says how many, once there is room again); a WARNING or ERROR waits a moment for room."""
 
     def __init__(self, handlers: list[logging.Handler]) -> None:
-        q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        q: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=MAX_QUEUED)
         super().__init__(q)
-        self.listener = logging.handlers.QueueListener(q, *handlers, respect_handler_level=True)
+        self._bounded = q
+        self.listener = _Listener(q, *handlers, respect_handler_level=True)
+        self.dropped = 0
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record.msg, record.args = record.getMessage(), None
         record.bound_fields = _context.get()  # immutable (a MappingProxyType of a fresh dict): no copy needed
         return record  # exc_info kept: the queue stays in this process, nothing is pickled
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        wait = record.levelno >= logging.WARNING  # a warning or error waits a moment for room; the rest is dropped
+        if self.dropped:  # first, once there is room again: how many lines are missing before this one
+            note = logging.LogRecord("bot.logs", logging.WARNING, __file__, 0, f"{self.dropped} log lines below "
+                                     "WARNING were dropped: the log writer fell behind", None, None)
+            if self._put(self.prepare(note), wait=wait):
+                self.dropped = 0
+        if not self._put(record, wait=wait):
+            self.dropped += 1
+
+    def _put(self, record: logging.LogRecord, *, wait: bool) -> bool:
+        try:
+            self._bounded.put(record, block=wait, timeout=1.0 if wait else None)
+        except queue.Full:
+            return False
+        return True
 
 
 def setup_logging(level: str | int = "INFO", *, json: bool | None = None, stream: IO[str] | None = None) -> None:

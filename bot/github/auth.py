@@ -64,6 +64,11 @@ class AppJWT:
 _CURRENT: dict[str, AppJWT] = {}  # app id -> its current JWT (one App per process in practice)
 
 
+def forget_app_jwt(app_id: int | str) -> None:
+    """Sign a new JWT on the next call: GitHub refused the current one (401: a clock skew, a key rotated)."""
+    _CURRENT.pop(str(app_id), None)
+
+
 @dataclass(frozen=True, slots=True)
 class Token:
     value: str

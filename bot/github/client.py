@@ -19,7 +19,7 @@ from gidgethub import sansio
 from gidgethub.aiohttp import GitHubAPI
 from multidict import CIMultiDict
 
-from bot.github.auth import Token, TokenCache, app_jwt, parse_expiry
+from bot.github.auth import Token, TokenCache, app_jwt, forget_app_jwt, parse_expiry
 from bot.github.outgoing import outgoing
 from bot.github.pacing import WRITES, LocalSlots, Slots, WritePacer
 from bot.logs import add_secret
@@ -304,6 +304,8 @@ class GitHubApp:
         except gidgethub.BadRequest as exc:
             if exc.status_code == 404:
                 raise Uninstalled(installation_id) from None
+            if int(exc.status_code) == 401 and self.settings.app_id is not None:
+                forget_app_jwt(self.settings.app_id)  # the next try signs afresh instead of resending it
             if int(exc.status_code) in (401, 403, 422):
                 raise TokenRefused(installation_id, int(exc.status_code), str(exc)) from None
             raise
