@@ -29,8 +29,8 @@ from bot.settings import Settings
 from tests.conftest import load_fixture, post_webhook
 from tests.test_workflows_e2e import REPO, Team, bot, comment_payload, fake, issue_payload, posts  # noqa: F401
 
-DEVOPS = ["status", "step:triage:1", "skip:architecture-review", "step:implementation:1", "verdict:review:1",
-          "approval"]  # a benign devops-pipeline run on an issue, up to the request for approval
+DEVOPS = ["status", "step:triage:1", "step:implementation:1", "verdict:review:1",
+          "approval"]  # a skipped step is a row of the status comment, not a comment  # a benign devops-pipeline run on an issue, up to the request for approval
 AGENT_OPTIONS = {"retry_base": 0.01, "max_retry_wait": 1.0}  # as the e2e `bot` fixture
 
 
@@ -137,7 +137,7 @@ async def test_a_write_failing_mid_run_is_resumed_by_the_next_command(fault: str
     assert len([r for r in sandbox.requests if r.method == "POST" and r.path == comments and r.status == status]) == 9
     assert rt.metrics.silent_jobs.labels("issues")._value.get() == 1
     sandbox.clear_faults()
-    assert posts(sandbox, 40) == DEVOPS[:3]  # the failed POST did not land
+    assert posts(sandbox, 40) == DEVOPS[:2]  # the failed POST did not land
     record = await run_of(rt, 40)
     assert record.state == "running"
     assert {"type": "PostStep", "step": "implementation", "iteration": 1} in record.data["outbox"]
@@ -358,7 +358,7 @@ async def test_a_process_dying_mid_run_resumes_from_the_outbox_on_restart(settin
     status_id = next(c["id"] for c in sandbox.comments(REPO, 49) if "triage-lead:status:" in c["body"])
     await first.close()  # the process dies: the job is left 'running'
     release.set()
-    assert posts(sandbox, 49) == DEVOPS[:3]
+    assert posts(sandbox, 49) == DEVOPS[:2]
 
     second = await Runtime(s, github_max_wait=5.0, github_backoff=0.01, agent_options=AGENT_OPTIONS).start()
     try:

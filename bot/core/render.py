@@ -22,6 +22,7 @@ from bot.core.sanitize import clean_for_github
 from bot.core.secrets import secrets as logged_secrets
 from bot.core.texts import (
     HELP_HINT,
+    STATUS_CADENCE,
     ask_for_label,
     ci_failure_issue,
     ci_repeat,
@@ -44,8 +45,8 @@ from bot.core.workflow import Workflow
 
 __all__ = ["HELP_HINT", "approval_request", "ask_for_label", "ci_failure_issue", "ci_repeat", "clip",
            "code_span", "config_problems", "context_document", "escalation", "failure_note", "finished", "help_text",
-           "ignored_commands", "over_reply_limit", "pending_note", "pull_verdict", "refusal", "skipped", "status",
-           "step_output", "tech_debt_issue", "unknown_command", "usage_line", "verdict"]
+           "ignored_commands", "over_reply_limit", "pending_note", "pull_verdict", "refusal", "status",
+           "status_head", "step_output", "tech_debt_issue", "unknown_command", "usage_line", "verdict"]
 
 ICONS = {"pending": "⬜", "running": "🔄", "done": "✅", "skipped": "⏭️", "failed": "❌", "waiting": "⏸️"}
 STATE_LINE = {"running": "🔄 Running", "waiting": "⏸️ Waiting for `/approve`",
@@ -85,26 +86,38 @@ def usage_line(usage: Mapping[str, Any]) -> str:
             f"≈ ${float(usage.get('cost_usd', 0.0)):.4f}")
 
 
+def status_head(run: Run, wf: Workflow, *, announce: str, note: str = "") -> str:
+    """The status comment's first lines: what the run is about and its state. The executor edits the comment
+    whenever these change (a state change, a rejection, a stop, a refused write), so they are never stale."""
+    state = STATE_LINE.get(run.state, run.state)
+    return "\n".join([f"### triage-lead · {wf.title} ({code_span(wf.name, 100)})", "", f"> {clean_for_github(announce)}",
+                      "", f"**State:** {state} · **Review rejections:** {run.rejections}/{wf.max_rejections}", "",
+                      *([f"> ⚠️ {clean_for_github(note, logged_secrets())}.", ""] if note else [])])
+
+
+def _row(run: Run, wf: Workflow, step_id: str, links: Mapping[str, str]) -> str:
+    step, st = wf.step(step_id), run.steps[step_id]
+    agent = st.agent or step.agent
+    extra = f" · iteration {st.iteration}" if st.iteration > 1 else ""
+    if st.status == "skipped":  # a skipped step has no comment of its own: its reason is here
+        extra += f" · skipped, condition not met: _{step.when.text if step.when else 'not needed'}_"
+    elif step.when:
+        extra += f" · _{step.when.text}_"
+    link = f" — [output]({links[step_id]})" if step_id in links else ""
+    return f"- {ICONS.get(st.status, '⬜')} **{step.title}** ({agent}){extra}{link}"
+
+
 def status(run: Run, wf: Workflow, *, announce: str, usage: Mapping[str, Any], links: Mapping[str, str],
            note: str = "") -> str:
-    """The one status comment per run, edited in place as the run advances."""
-    rows = []
-    for step in wf.steps:
-        st = run.steps[step.id]
-        agent = st.agent or step.agent
-        extra = f" · iteration {st.iteration}" if st.iteration > 1 else ""
-        if step.when:
-            extra += f" · _{step.when.text}_"
-        link = f" — [output]({links[step.id]})" if step.id in links else ""
-        rows.append(f"- {ICONS.get(st.status, '⬜')} **{step.title}** ({agent}){extra}{link}")
+    """The one status comment per run. Its head (:func:`status_head`) is always current; the step list is as
+    of the last edit, which while the run works may be a few steps behind, and says so."""
+    rows = [_row(run, wf, step.id, links) for step in wf.steps]
     at_work = ", ".join(f"{code_span(run.steps[s].agent or '', 100)} on {wf.step(s).title}"
                         for s in run.running()) or "nobody"
-    parts = [f"### triage-lead · {wf.title} ({code_span(wf.name, 100)})", "", f"> {clean_for_github(announce)}", "",
-             f"**State:** {STATE_LINE.get(run.state, run.state)} · **At work:** {at_work} · "
-             f"**Review rejections:** {run.rejections}/{wf.max_rejections}", "",
-             *([f"> ⚠️ {clean_for_github(note, logged_secrets())}.", ""] if note else []),
-             *rows, "", f"**Usage:** {usage_line(usage)}", "",
-             "<details><summary>Workflow diagram</summary>\n", _mermaid(run, wf), "\n</details>", "", HELP_HINT]
+    progress = ([f"_Steps as of this update ({at_work} at work). {STATUS_CADENCE}_", ""] if run.state == "running"
+                else [])
+    parts = [status_head(run, wf, announce=announce, note=note), *progress, *rows, "", f"**Usage:** {usage_line(usage)}",
+             "", "<details><summary>Workflow diagram</summary>\n", _mermaid(run, wf), "\n</details>", "", HELP_HINT]
     return clip("\n".join(parts))
 
 
@@ -175,13 +188,6 @@ def context_document(run: Run, wf: Workflow) -> str:
     if handoff:
         parts += ["", "**Handoff for the next session**", "", handoff]
     return clip("\n".join(parts))
-
-
-def skipped(wf: Workflow, step_id: str) -> str:
-    step = wf.step(step_id)
-    condition = step.when.text if step.when else "not needed"
-    return (f"#### {step.title} · {code_span(step.agent, 100)} · skipped\n\n"
-            f"Condition not met: _{condition}_. The workflow moves on.")
 
 
 def verdict(wf: Workflow, step_id: str, iteration: int, result: Mapping[str, Any], *, rejections: int) -> str:

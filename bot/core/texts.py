@@ -19,6 +19,10 @@ from bot.core.sanitize import clean_for_github, redact, strip_hidden
 from bot.core.secrets import secrets as logged_secrets
 
 HELP_HINT = "Comment `/help` to see the commands."
+# Why the step list of a running run's status comment may lag: it is edited on state changes only (each edit
+# is a GitHub write; see bot/run/writes.py _status), while every step's result is a comment of its own.
+STATUS_CADENCE = ("This comment is updated when the run starts, waits for someone, is rejected or ends; each step's "
+                  "result is posted below as it finishes, and `/status` shows the live state.")
 FOLD_OVER = 1_500  # step outputs longer than this are folded in <details>
 COMMANDS = {
     "/approve": "approve the step waiting for approval; after an escalation `/approve N` picks option N",

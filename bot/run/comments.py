@@ -123,9 +123,10 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
     signal = engine.Command(cmd.name, actor, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
                             head_sha=head, moved=moved)
     delivery = f"{c.delivery_id}:{cmd.name}:{cmd.arg}"
-    unchanged = await _changes_nothing(gh, deps, active, signal, delivery)
+    unchanged, delivers = await _changes_nothing(gh, deps, active, signal, delivery)
     if unchanged is None:
-        await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
+        if not delivers:  # a delivery's completion comment, posted by this same job, is the command's answer
+            await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
         await resume(gh, deps, active, signal, delivery)
     await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
     return unchanged
@@ -157,19 +158,22 @@ def _status(active: RunRecord | None, deps: Deps) -> str:
 
 
 async def _changes_nothing(gh: GitHubAPI, deps: Deps, record: RunRecord, signal: engine.Command,
-                           delivery: str) -> str | None:
+                           delivery: str) -> tuple[str | None, bool]:
     """What the engine answers a command that changes nothing (``/retry`` with nothing failed, ``/approve`` with
     nothing waiting): that answer is a reply like any other, under the reply limits, and the run is left as it
     is. None when the command changes the run (or was applied already, and its outbox is still to be worked):
-    then it goes through the executor."""
+    then it goes through the executor. Second: whether the command ends the run's wait with a delivery (the
+    approved change and its completion comment, right after in this job), which then needs no 👀 of its own:
+    one GitHub write fewer per approval (issue 16)."""
     state = RunState.open(record)
     if delivery in state.data.applied:
-        return None
+        return None, False
     view = await deps.view(gh, state.data.ctx.repo, state.data.ctx.branch)
     after, actions = engine.advance(state.run, signal, view.catalog.workflows[state.run.workflow])
     if not actions or not all(isinstance(a, engine.Reply) for a in actions) or after.to_dict() != state.run.to_dict():
-        return None
-    return "\n\n".join(a.text for a in actions if isinstance(a, engine.Reply))
+        # A dry run posts no completion comment: there the 👀 stays the command's answer.
+        return None, not view.config.dry_run and any(isinstance(a, engine.Finish) for a in actions)
+    return "\n\n".join(a.text for a in actions if isinstance(a, engine.Reply)), False
 
 
 async def _author_may_not_approve(gh: GitHubAPI, deps: Deps, c: events.Comment, actor: str,

@@ -81,15 +81,20 @@ class Writes:
                                     bot_login=self.bot_login)
 
     async def _status(self, state: RunState) -> None:
+        """Post the status comment, or edit it when its head changed: the run's state, its rejections, a stop or
+        a refused write. A step finishing is not such a change: its own comment says so, and an edit per step
+        would cost a GitHub write per step (issue 16: at most 3 per step). What the comment says of the steps
+        is therefore as of its last edit, and it says so (render.status)."""
         wf = self._wf(state)
         data = state.data
-        body = render.status(state.run, wf, announce=wf.announce if data.announce is None else data.announce,
-                             usage=dataclasses.asdict(data.usage), links=data.links,
-                             note="; ".join(filter(None, [
-                                 data.stopped and f"Stopped: {data.stopped}",
-                                 *(f"GitHub refused {d}" for d in data.dropped[-3:])])))
-        if data.status_body == body:
-            return  # nothing changed: save GitHub a write
+        announce = wf.announce if data.announce is None else data.announce
+        note = "; ".join(filter(None, [data.stopped and f"Stopped: {data.stopped}",
+                                       *(f"GitHub refused {d}" for d in data.dropped[-3:])]))
+        head = render.status_head(state.run, wf, announce=announce, note=note)
+        if data.status_body is not None and data.status_body.startswith(head + "\n"):
+            return  # the comment already tells this state: save GitHub a write
+        body = render.status(state.run, wf, announce=announce, usage=dataclasses.asdict(data.usage), links=data.links,
+                             note=note)
         await self._comment(state, marker("status", state.run.id), body)
         data.status_body = body
         await self._save(state)
@@ -109,7 +114,7 @@ class Writes:
             if wf.step(action.step).kind == "context":
                 await self._comment(state, marker("context", rid), render.context_document(run, wf))
         elif isinstance(action, E.PostSkip):
-            await self._comment(state, marker("skip", rid, action.step), render.skipped(wf, action.step))
+            pass  # the status comment lists a skipped step and why (render.status); no comment of its own
         elif isinstance(action, E.PostVerdict):
             await self._verdict(state, wf, action)
         elif isinstance(action, E.FileTechDebt):
