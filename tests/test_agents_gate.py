@@ -177,6 +177,18 @@ def test_schemas_require_wanted_flags_and_two_escalation_options() -> None:
         result_schema("delegate")
 
 
+def test_validators_are_cached_per_schema_and_never_shared() -> None:
+    """The runner checks every answer of a step kind against one schema object: its validator is built once. Two
+    schemas (here they differ only in a flag's name) never share one, and each still checks what it says."""
+    from bot.agents.schemas import _validator
+
+    first, second = result_schema("analyze", {"flag_a": "set it"}), result_schema("analyze", {"flag_b": "set it"})
+    assert _validator(first) is _validator(first) and _validator(first).schema is first
+    assert _validator(second) is not _validator(first) and _validator(second).schema is second
+    assert validation_error(analyze(flags={"flag_a": True}), first) is None
+    assert "'flag_b' is a required property" in validation_error(analyze(flags={"flag_a": True}), second)
+
+
 PYTEST_LOG = """2024-05-01T10:00:00.1000000Z ##[group]Run pytest -q
 2024-05-01T10:00:03.1000000Z =================================== FAILURES ===================================
 2024-05-01T10:00:03.1000000Z _______________________________ test_create_user _______________________________

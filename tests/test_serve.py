@@ -124,25 +124,3 @@ def test_lines_written_off_the_event_loop_keep_what_the_caller_bound() -> None:
             stop()  # writes what is queued
         line = json.loads(out.getvalue().splitlines()[-1])
     assert (line["message"], line["delivery_id"]) == ("accepted d-9", "d-9")
-
-
-async def test_jobs_wait_for_the_agent_side_to_be_imported() -> None:
-    """A job that imported the pipeline while another thread was importing it would block the event loop, and
-    every delivery with it, until that import ended: serve's jobs start only once it has."""
-    from types import SimpleNamespace
-
-    from bot.cli.serve import _jobs_wait_for_agent_side
-
-    ran: list[str] = []
-
-    async def handle(job: str) -> None:
-        ran.append(job)
-
-    runtime = SimpleNamespace(jobs=SimpleNamespace(handler=handle))
-    loaded = _jobs_wait_for_agent_side(runtime)
-    job = asyncio.create_task(runtime.jobs.handler("j-1"))
-    await asyncio.sleep(0)
-    assert ran == [] and not job.done()
-    loaded.set()
-    await job
-    assert ran == ["j-1"]

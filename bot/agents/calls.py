@@ -3,23 +3,28 @@
 The SDK client is built with ``max_retries=0``: retrying here lets us honour ``retry-after`` with a
 cap, back off with jitter across concurrent runs, and never retry a spend or billing limit, where
 every retry is another refusal. Failures become `ApiFailure` carrying a sentence a person can act on.
+
+The SDK is not imported with this module: it takes a second to import (four on a loaded machine), and a
+delivery that needs no model (most of them) must not wait for it. ``LazyClient`` imports it on a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib
 import json
 import logging
 import math
 import random
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-import anthropic
-from anthropic.types import Message
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types import Message
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
@@ -79,11 +84,49 @@ def retry_after(headers: Any) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
+class LazyClient:
+    """The model client, made on first use: the SDK is imported on a thread (the event loop keeps answering
+    deliveries meanwhile), then ``make`` builds the client on the loop. ``start`` begins the import early."""
+
+    def __init__(self, make: Callable[[], anthropic.AsyncAnthropic], api_key: str | None = None) -> None:
+        self._make = make
+        self.api_key = api_key  # redacted from results like the real client's (see AgentRuntime.run)
+        self._imported: asyncio.Future[Any] | None = None
+        self._client: anthropic.AsyncAnthropic | None = None
+        self._closed = False
+
+    def start(self) -> asyncio.Future[Any]:
+        if self._imported is None:
+            self._imported = asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "anthropic")
+        return self._imported
+
+    async def get(self) -> anthropic.AsyncAnthropic:
+        if self._client is None:
+            await asyncio.shield(self.start())  # one import for every caller; a cancelled caller leaves it be
+            if self._closed:
+                raise ApiFailure("The bot is shutting down; the model was not called.")
+            if self._client is None:  # another caller may have made it while this one waited
+                self._client = self._make()
+        return self._client
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._client is not None:
+            await self._client.close()
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+
+async def resolve(client: anthropic.AsyncAnthropic | LazyClient) -> anthropic.AsyncAnthropic:
+    return await client.get() if isinstance(client, LazyClient) else client
+
+
 class ModelCaller:
     """``messages.create`` with retries on 429/5xx/529/connection errors, a per-call timeout and a
     semaphore bounding calls in flight across runs."""
 
-    def __init__(self, client: anthropic.AsyncAnthropic, *, attempts: int = 4, retry_base: float = 1.0,
+    def __init__(self, client: anthropic.AsyncAnthropic | LazyClient, *, attempts: int = 4, retry_base: float = 1.0,
                  max_retry_wait: float = 60.0, timeout: float = 120.0,
                  concurrency: asyncio.Semaphore | None = None) -> None:
         self.client = client
@@ -96,18 +139,21 @@ class ModelCaller:
     def _backoff(self, attempt: int) -> float:
         return min(self.retry_base * 2 ** (attempt - 1), self.max_retry_wait) * random.uniform(0.5, 1.0)
 
-    async def _once(self, kwargs: dict[str, Any]) -> Message:
+    async def _once(self, client: anthropic.AsyncAnthropic, kwargs: dict[str, Any]) -> Message:
         if self.concurrency is None:
-            return await self.client.messages.create(**kwargs, timeout=self.timeout)
+            return await client.messages.create(**kwargs, timeout=self.timeout)
         async with self.concurrency:
-            return await self.client.messages.create(**kwargs, timeout=self.timeout)
+            return await client.messages.create(**kwargs, timeout=self.timeout)
 
     async def create(self, **kwargs: Any) -> Message:
         """The API's reply, or ApiFailure once retrying cannot help."""
+        client = await resolve(self.client)
+        import anthropic  # imported by now (a client exists): a dictionary look-up, not an import
+
         unanswered = 0
         for attempt in range(1, self.attempts + 1):
             try:
-                return await self._once(kwargs)
+                return await self._once(client, kwargs)
             except anthropic.APIStatusError as e:
                 if is_billing_error(e):
                     raise ApiFailure(f"The Anthropic API refused the call because of a spend or billing limit "

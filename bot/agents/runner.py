@@ -15,21 +15,23 @@ import json
 import logging
 import re
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import anthropic
 import gidgethub
 import gidgethub.abc
-from anthropic.types import Message
 
 from bot.agents import gate, offline, prompts
-from bot.agents.calls import ApiFailure, ModelCaller, input_estimate
+from bot.agents.calls import ApiFailure, LazyClient, ModelCaller, input_estimate
 from bot.agents.models import Budget, BudgetExceeded, ModelMap, Usage
 from bot.agents.request import AgentOutcome, AgentRequest
 from bot.agents.schemas import KINDS, result_schema, validation_error
-from bot.agents.tools import RepoReader, Tools
+from bot.agents.tools import OverviewCache, RepoReader, Tools
 from bot.core.sanitize import clean_for_github, clean_result
+
+if TYPE_CHECKING:  # the SDK takes a second or more to import: loaded by the first model call (``LazyClient``)
+    import anthropic
+    from anthropic.types import Message
 
 log = logging.getLogger(__name__)
 _JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
@@ -68,18 +70,17 @@ def _with_moving_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, An
 
 
 @functools.lru_cache(maxsize=256)
-def _result_format(kind: str, flags: tuple[tuple[str, str], ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A step kind's result schema (with the flags it must set) and the ``output_config`` format the API takes for
-    it: the same for every step of that kind and flags, so built once, not on every call (the SDK's schema
-    transform walks the whole schema). Shared: neither is changed by a caller (the SDK copies the request)."""
-    schema = result_schema(kind, dict(flags))
-    return schema, {"type": "json_schema", "schema": anthropic.transform_schema(schema)}
+def _result_schema(kind: str, flags: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """A step kind's result schema with the flags it must set: the same for every step of that kind and flags, so
+    built once (and its validator with it, see ``validation_error``). Shared: never changed by a caller."""
+    return result_schema(kind, dict(flags))
 
 
 class AgentRuntime:
     """Runs agent steps for the engine; one instance may serve many runs at once."""
 
-    def __init__(self, *, gh: gidgethub.abc.GitHubAPI, anthropic: anthropic.AsyncAnthropic | None,
+    def __init__(self, *, gh: gidgethub.abc.GitHubAPI,
+                 anthropic: anthropic.AsyncAnthropic | LazyClient | None,
                  models: ModelMap, budget: Budget, max_turns: int = 12, max_tool_bytes: int = 20_000,
                  call_timeout: float = 120.0, concurrency: asyncio.Semaphore | None = None,
                  max_tokens: int = 16_000, attempts: int = 4, retry_base: float = 1.0,
@@ -94,6 +95,7 @@ class AgentRuntime:
         self.max_tokens = max_tokens
         self.secrets = secrets
         self.hosts = hosts  # links to these stay live in model prose (the GitHub host, TRIAGE_LEAD_LINK_HOSTS)
+        self.overviews = OverviewCache(max_bytes=max_tool_bytes)  # per (repository, commit): read once per process
         self.caller = None if anthropic is None else ModelCaller(
             anthropic, attempts=attempts, retry_base=retry_base, max_retry_wait=max_retry_wait,
             timeout=call_timeout, concurrency=concurrency)
@@ -170,17 +172,14 @@ class AgentRuntime:
         if self.caller is None:  # run() sends steps without a model client to the offline backend
             raise RuntimeError("a model call was asked of an agent runtime without a model client")
         tier = request.agent.model
-        schema, output_format = _result_format(request.step.kind, tuple(sorted(request.flags_wanted.items())))
+        schema = _result_schema(request.step.kind, tuple(sorted(request.flags_wanted.items())))
         definitions = tools.all_definitions()
-        if definitions:
-            definitions[-1]["cache_control"] = prompts.EPHEMERAL
-        base: dict[str, Any] = {
-            "model": self.models.model_for(tier), "max_tokens": self.max_tokens,
-            "system": prompts.system_blocks(),
-            "output_config": {"format": output_format},
-            **({"tools": definitions} if definitions else {}),
-        }
-        messages: list[dict[str, Any]] = [prompts.first_message(request, findings)]
+        # The result schema goes in the step's text, after the cached parts: as output_config it would change
+        # with every kind of step and invalidate the system prompt and messages the step before cached.
+        base = prompts.base(self.models.model_for(tier), self.max_tokens, definitions)
+        ctx = request.context
+        overview = await self.overviews.get(tools.reader, ctx.head_sha, ctx.default_branch)
+        messages: list[dict[str, Any]] = [prompts.first_message(request, findings, overview, schema)]
         usage, calls, corrected = Usage(), 0, False
         while True:
             final = calls >= self.max_turns - 1

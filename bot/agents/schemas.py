@@ -1,14 +1,15 @@
 """The JSON Schema of each step kind's result: what the model must return and what the engine may rely on.
 
-One schema per kind, built for the step's wanted flags. The same schema is sent to the API as
-structured output (after ``anthropic.transform_schema`` strips what the API does not enforce, such as
-``minItems: 2`` and ``maximum``) and enforced locally with ``jsonschema`` in full.
+One schema per kind, built for the step's wanted flags. The same schema is given to the model in the step's text
+(not as structured output: a per-step ``output_config`` would invalidate the cached prompt, see ``prompts``) and
+enforced locally with ``jsonschema`` in full.
 Nullable fields use ``anyOf`` with null, never a list of types, which the SDK's transform rejects.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -137,9 +138,29 @@ def _deepest(error: ValidationError) -> ValidationError:
     return error
 
 
+# Validators by the schema object they were built for: the runner reuses one schema object per step kind and flags
+# (and a fresh validator loses what the last one learnt: a quarter more time per check). Keyed by identity, not by
+# content (serialising the schema costs as much as the check), and each entry holds its schema, so no other schema
+# can be given the same id while the entry lives; the ``is`` check says so again.
+_VALIDATORS: OrderedDict[int, tuple[Schema, Draft202012Validator]] = OrderedDict()
+MAX_VALIDATORS = 256
+
+
+def _validator(schema: Schema) -> Draft202012Validator:
+    entry = _VALIDATORS.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        _VALIDATORS.move_to_end(id(schema))
+        return entry[1]
+    validator = Draft202012Validator(schema)
+    _VALIDATORS[id(schema)] = (schema, validator)
+    if len(_VALIDATORS) > MAX_VALIDATORS:
+        _VALIDATORS.popitem(last=False)
+    return validator
+
+
 def validation_error(result: Any, schema: Schema) -> str | None:
     """The first few schema violations as one line each, or None when `result` is valid."""
-    errors = sorted(Draft202012Validator(schema).iter_errors(result), key=lambda e: list(e.absolute_path))
+    errors = sorted(_validator(schema).iter_errors(result), key=lambda e: list(e.absolute_path))
     if not errors:
         return None
     lines = []

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any
 
 from bot import settings as settings_mod
 from bot.cli.common import env, fail, start_logging
@@ -20,15 +18,13 @@ async def _serve(settings: settings_mod.Settings) -> None:
     from bot.run.runtime import Runtime
 
     runtime = await Runtime(settings).start()
-    loaded = _jobs_wait_for_agent_side(runtime)
     try:
         runners = await runtime.listen()
     except BaseException:
         await runtime.close()
         raise
-    # Listening already; load the agent side (about a second of imports) off the event loop meanwhile.
-    importing = asyncio.get_running_loop().run_in_executor(None, importlib.import_module, "bot.run.pipeline")
-    importing.add_done_callback(lambda _: loaded.set())
+    # Listening already: load the agent side on a thread meanwhile (jobs await it; see Runtime.preload).
+    runtime.preload()
     logging.getLogger("bot").info("serving on port %d%s (GitHub API %s)", settings.port,
                                   "" if settings.metrics_port is None else f", /metrics on {settings.metrics_port}",
                                   settings.github_api_url)
@@ -42,23 +38,6 @@ async def _serve(settings: settings_mod.Settings) -> None:
         for runner in runners:
             await runner.cleanup()
         await runtime.close()
-
-
-def _jobs_wait_for_agent_side(runtime: Any) -> asyncio.Event:
-    """Jobs start once the agent side is imported; the event to set then.
-
-    A job imports the pipeline as it starts: were that import under way on another thread, the job would
-    wait for it on the event loop's own thread, and no delivery would be answered for the second or more
-    that the import takes (a burst at start-up saw no answer for seconds)."""
-    loaded = asyncio.Event()
-    handle = runtime.jobs.handler
-
-    async def after_import(job: Any) -> None:
-        await loaded.wait()
-        await handle(job)
-
-    runtime.jobs.handler = after_import
-    return loaded
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -31,6 +31,8 @@ from bot.web.metrics import Metrics
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
 
+    from bot.agents.calls import LazyClient
+
 log = logging.getLogger(__name__)
 
 
@@ -42,7 +44,7 @@ class Deps:
     store: Store
     github: GitHubApp
     catalog: Catalog
-    anthropic: AsyncAnthropic | None = None
+    anthropic: AsyncAnthropic | LazyClient | None = None  # LazyClient: the SDK imported off the event loop
     bot_login: str | None = None
     model_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
     agent_options: dict[str, Any] = field(default_factory=dict)  # tests shorten retry waits

@@ -1,15 +1,19 @@
 """Wires the parts together for ``serve``, ``replay`` and the tests: store, GitHub, jobs, web app.
 
-The agent side (the pipeline, the anthropic SDK: about a second to import) is loaded on first use, so
-``serve`` answers ``/healthz`` and takes deliveries before it is ready to think about them.
+The agent side is imported on a thread, never on the event loop, so ``serve`` answers ``/healthz`` and takes
+deliveries while it loads: the pipeline (half a second under load) by ``preload`` or the first job, which
+awaits it; the anthropic SDK (one to four seconds) after it, by the model client (``LazyClient``), so a
+delivery answered without a model (the "which workflow?" question) never waits for the SDK.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -26,6 +30,7 @@ from bot.web.metrics import Metrics
 from bot.web.server import make_app, make_metrics_app
 
 if TYPE_CHECKING:
+    from bot.agents.calls import LazyClient
     from bot.run.pipeline import Deps
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,8 @@ class Runtime:
                                 backoff=self.github_backoff, store=self.store)  # writes paced across workers
         self.github.on_rate_limit = self.metrics.rate_limit
         self._deps: Deps | None = None
+        self._pipeline: asyncio.Future[ModuleType] | None = None
+        self._closing = False
         self._login_tried = -BOT_LOGIN_RETRY
         self.notices = Notices(store=self.store, github=self.github, catalog=self.catalog, settings=self.settings,
                                metrics=self.metrics, bot_login=lambda: self._deps.bot_login if self._deps else None)
@@ -88,29 +95,57 @@ class Runtime:
     async def job_done(self, job: Job) -> None:
         await self.notices.job_done(job)
 
+    def preload(self) -> asyncio.Future[ModuleType]:
+        """Start importing the agent side on a thread, once: the pipeline, then the anthropic SDK (when a key is
+        set). A job that imported the pipeline itself would hold the event loop, and every delivery with it,
+        for as long as the import takes, or wait on the thread's import lock doing the same."""
+        if self._pipeline is None:
+            self._pipeline = asyncio.get_running_loop().run_in_executor(None, importlib.import_module,
+                                                                        "bot.run.pipeline")
+            self._pipeline.add_done_callback(self._start_model_client)
+        return self._pipeline
+
+    def _start_model_client(self, imported: asyncio.Future[ModuleType]) -> None:
+        """Once the pipeline is in: import the SDK on a thread too, so the first model call finds it loaded."""
+        if self._closing or imported.cancelled() or imported.exception() is not None:
+            return  # a failed import is the job's to report (handle awaits it); a closing runtime starts nothing
+        client = self.deps.anthropic
+        if client is not None and hasattr(client, "start"):
+            client.start()
+
     @property
     def deps(self) -> Deps:
-        """What jobs need; built on first use (it imports the pipeline and the anthropic SDK)."""
+        """What jobs need; built on first use (it imports the pipeline, on the caller's thread: ``handle`` awaits
+        ``preload`` first)."""
         if self._deps is None:
             from bot.run.pipeline import Deps
 
+            # Deps types the client as the SDK's; the lazy one stands in for it (ModelCaller resolves it).
             self._deps = Deps(settings=self.settings, store=self.store, github=self.github, catalog=self.catalog,
-                              anthropic=self._anthropic(), model_slots=asyncio.Semaphore(self.settings.model_concurrency),
+                              anthropic=self._anthropic(),
+                              model_slots=asyncio.Semaphore(self.settings.model_concurrency),
                               agent_options=dict(self.agent_options), metrics=self.metrics)
         return self._deps
 
-    def _anthropic(self) -> Any:
-        """The model client, or None for the offline backend when no key is configured."""
-        if not self.settings.anthropic_api_key:
+    def _anthropic(self) -> LazyClient | None:
+        """The model client, or None for the offline backend when no key is configured. Made on first use: the
+        SDK is imported on a thread then, if ``preload`` has not already."""
+        key = self.settings.anthropic_api_key
+        if not key:
             return None
-        import anthropic
+        from bot.agents.calls import LazyClient
 
-        # The agent runtime owns retries (it honours retry-after and never retries a spend limit). The SDK's
-        # aiohttp transport, not its default httpx stack: that one spent about 2 ms of the event loop per call and
-        # scans its whole pool on every request and response, so 200 runs at once cost more per run than one.
-        # One client (one connection pool) for every call of every run; closed by close().
-        return anthropic.AsyncAnthropic(api_key=self.settings.anthropic_api_key, base_url=self.settings.anthropic_base_url,
-                                        max_retries=0, http_client=anthropic.DefaultAioHttpClient())
+        def make() -> Any:
+            import anthropic  # imported already, on LazyClient's thread
+
+            # The agent runtime owns retries (it honours retry-after and never retries a spend limit). The SDK's
+            # aiohttp transport, not its default httpx stack: that one spent about 2 ms of the event loop per
+            # call and scans its whole pool on every request and response, so 200 runs at once cost more per run
+            # than one. One client (one connection pool) for every call of every run; closed by close().
+            return anthropic.AsyncAnthropic(api_key=key, base_url=self.settings.anthropic_base_url, max_retries=0,
+                                            http_client=anthropic.DefaultAioHttpClient())
+
+        return LazyClient(make, api_key=key)
 
     async def _learn_login(self) -> None:
         """The App's bot login, asked once (and again every few minutes while GitHub would not say)."""
@@ -124,13 +159,14 @@ class Runtime:
 
     async def handle(self, job: Job) -> None:
         """Process one job (the in-process runner and procrastinate workers both call this)."""
-        from bot.run import pipeline
+        pipeline = await asyncio.shield(self.preload())  # the loop answers deliveries while it loads
 
         with log_context(delivery_id=job.delivery_id):
             await self._learn_login()
             await pipeline.process(job, self.deps)
 
     async def close(self) -> None:
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
