@@ -93,7 +93,8 @@ def _pass(text: str, hosts: frozenset[str], keep: frozenset[str], code: bool) ->
             pieces.append((True, _everywhere(text[start:end])))
         last = end
     out = "".join(piece for _, piece in pieces)
-    if code and _code_blocks(out) != _spans_of(pieces):
+    # Unchanged text has the blocks already found (most texts: the last pass of every defuse), so it is not read again.
+    if code and (spans if out == text else _code_blocks(out)) != _spans_of(pieces):
         return _pass(text, hosts, keep, code=False)
     return out
 
@@ -143,9 +144,12 @@ _HTML = ((re.compile(r" {0,3}<(?:pre|script|style|textarea)(?=[\s>]|$)", re.I),
 _HtmlEnd = re.Pattern[str] | None | Literal[False]
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
 def _lines(text: str) -> list[str]:
     """``text`` cut where CommonMark ends lines (\\n, \\r\\n or \\r), each with its ending."""
-    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z", text)
+    return _LINE.findall(text)
 
 
 def _code_blocks(text: str) -> list[tuple[int, int]]:
@@ -153,6 +157,8 @@ def _code_blocks(text: str) -> list[tuple[int, int]]:
     spaces (none inside a list or a quote, where the item's indentation decides) outside raw HTML, closed by a
     line of the same character at least as long. After an unclosed fence GitHub renders the rest as code; here
     it is all prose."""
+    if "```" not in text and "~~~" not in text:  # no fence can open (_OPEN): spare the line-by-line read
+        return []
     lines = _lines(text)
     starts = [0]
     for line in lines:
@@ -194,6 +200,8 @@ def _closing(lines: list[str], i: int, fence: str) -> int | None:
 
 
 def _html_start(line: str) -> _HtmlEnd:
+    if "<" not in line[:4]:  # every start in _HTML is a '<' after at most 3 spaces: most lines are not one
+        return False
     for start, end in _HTML:
         if m := start.match(line):
             if end is not None and end.search(line, m.end()):
@@ -281,7 +289,7 @@ def _target(text: str, i: int) -> tuple[str, int] | None:
     CommonMark reads it; None if it is not one."""
     j = _space(text, i + 1)
     if text.startswith("<", j):
-        m = re.compile(r"<((?:[^<>\n\r\\]|\\.)*)>").match(text, j)
+        m = _POINTY.match(text, j)
         if m is None:
             return None
         dest, j = m.group(1), m.end()
@@ -312,9 +320,13 @@ _TITLES = {q: re.compile(rf"{re.escape(q)}(?:[^{re.escape(q + e)}\\]|\\.){{0,{_W
            for q, e in (('"', '"'), ("'", "'"), ("(", ")"))}
 
 
+_POINTY = re.compile(r"<((?:[^<>\n\r\\]|\\.)*)>")  # a destination in <...>
+_SPACE = re.compile(r"[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)?")
+
+
 def _space(text: str, i: int) -> int:
     """Past spaces and tabs, and at most one line ending."""
-    m = re.compile(r"[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)?").match(text, i)
+    m = _SPACE.match(text, i)
     return m.end() if m else i
 
 
