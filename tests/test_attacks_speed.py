@@ -3,12 +3,13 @@
 Each working attack is an ``xfail(strict=True)`` test asserting what should hold; the plain tests are attacks
 the speed changes withstood (group commit, conditional reads, partial saves, the cached App JWT, the log thread).
 
-What got through:
+What got through, each fixed since (its test now plain):
 
 1. App JWT: GitHub's 401 to a JWT call does not drop the cached JWT: the next try (and every App call for up to
    JWT_REUSE, 4 minutes) carries the very JWT GitHub refused.
 2. App JWT: a JWT call's retries reuse the one JWT passed in; four waits GitHub asks for (up to max_wait, 120 s,
-   each) on top of up to JWT_REUSE of age outlive its 9 minutes, and the last try goes out expired.
+   each) on top of up to JWT_REUSE of age outlive its 9 minutes, and the last try goes out expired. (Fixed: a
+   retry that would carry an expired JWT is not made; the caller's next try signs a fresh one.)
 3. logs: the queue to the log thread is unbounded: with the writer stalled (a full pipe, a stuck collector),
    every line of a burst sits in memory, where a direct write would have pushed back on the event loop.
 """
@@ -302,7 +303,6 @@ async def test_a_401_jwt_expired_is_answered_with_a_fresh_jwt(odd: Any, app_keys
         assert auth._CURRENT[str(gh_app.settings.app_id)].signed == 1
 
 
-@pytest.mark.xfail(strict=True, reason="ATTACK SUCCEEDS: retries after long rate-limit waits send an expired JWT")
 async def test_a_jwt_waited_on_through_retries_is_never_sent_expired(
     odd: Any,  # noqa: F811
     app_keys: tuple[str, str],
@@ -310,22 +310,41 @@ async def test_a_jwt_waited_on_through_retries_is_never_sent_expired(
 ) -> None:
     srv, url = odd
     srv.answers[TOKENS] = [(403, {"Retry-After": "110"}, {"message": "secondary rate limit"})] * 4 + [TOKEN]
-    waited = [0.0]
+    start, waited = time.time(), [0.0]
+    sent: list[tuple[float, str]] = []  # (virtual time, the JWT) of each try
 
-    async def sleep(_: Any, seconds: float) -> None:  # virtual time: the waits GitHub asked for, taken at once
+    def now(_: Any = None) -> float:  # virtual time: the waits GitHub asked for, taken at once
+        return start + waited[0]
+
+    async def sleep(_: Any, seconds: float) -> None:
         waited[0] += seconds
 
+    send = GitHub._request
+
+    async def recorded(gh: GitHub, method: str, url: str, headers: Any, body: bytes = b"") -> Any:
+        sent.append((now(), headers["authorization"].removeprefix("bearer ")))
+        return await send(gh, method, url, headers, body)
+
     monkeypatch.setattr(GitHub, "sleep", sleep)
+    monkeypatch.setattr(GitHub, "now", now)
+    monkeypatch.setattr(GitHub, "_request", recorded)
     async with aiohttp.ClientSession() as session:
         gh_app = await jwt_app(app_keys, url, session, max_wait=120.0)
         gh_app.jwt()
         current = auth._CURRENT[str(APP_ID)]
-        monkeypatch.setattr(current, "_clock", lambda: time.time() - (JWT_REUSE - 10))  # signed 230 s ago
-        current._value = None
-        await gh_app.tokens.get(1)
-    last = srv.sent("authorization")[-1].removeprefix("bearer ")
-    claims = jwt.decode(last, options={"verify_signature": False})
-    assert waited[0] == 440 and claims["exp"] > time.time() + waited[0]  # alive when the last try went out
+        signed = start - (JWT_REUSE - 10)  # the cached JWT was signed 230 s ago
+        current._value, current._signed_at = auth._sign(APP_ID, gh_app._key, signed), signed
+        monkeypatch.setattr(current, "_clock", now)
+        for _ in range(3):  # a refused token request is tried again, as the job's retry would
+            try:
+                await gh_app.tokens.get(1)
+                break
+            except TokenRefused:
+                pass
+    expiries = [jwt.decode(token, options={"verify_signature": False})["exp"] for _, token in sent]
+    times = [at for at, _ in sent]
+    assert all(exp > at for at, exp in zip(times, expiries, strict=True)), (times, expiries)  # none sent expired
+    assert len(sent) == 5 and waited[0] == 330  # every 403 was tried again, the third one by a fresh JWT
 
 
 # ---- the log thread ------------------------------------------------------------------------------------

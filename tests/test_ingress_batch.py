@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+import bot.store.sqlite_jobs as sqlite_jobs
 from bot.store import StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 from bot.web import server
@@ -139,3 +140,36 @@ async def test_every_202_survives_a_sigkill_right_after(sandbox: Any, app_keys: 
                                  "SELECT d.id FROM deliveries d JOIN jobs j ON j.delivery_id = d.id")}
     assert set(accepted) <= stored, sorted(set(accepted) - stored)[:5]
 
+
+
+async def test_a_writer_cancelled_before_it_ran_answers_503_and_the_next_delivery_is_written(store: Any) -> None:
+    first = asyncio.ensure_future(store.accept_delivery(delivery(1)))
+    await asyncio.sleep(0)  # the caller queued its delivery and started the writer, which has not run yet
+    intake = store._intake()
+    assert intake.writer is not None
+    intake.writer.cancel()  # what the loop's closing does to it
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(first, 5)
+    assert await asyncio.wait_for(store.accept_delivery(delivery(2)), 5)  # a hang fails, it is no figure
+
+
+async def test_a_caller_who_waited_out_the_budget_is_answered_503_and_not_written(store: Any) -> None:
+    intake = store._intake()
+    now = [100.0]
+    intake.clock = lambda: now[0]
+    late = asyncio.ensure_future(store.accept_delivery(delivery("late")))
+    await asyncio.sleep(0)  # queued at 100.0, its writer not yet run
+    now[0] += intake.budget + 0.1  # the writer starts past the budget: the lock was held meanwhile
+    fresh = asyncio.ensure_future(store.accept_delivery(delivery("fresh")))
+    with pytest.raises(StoreUnavailable, match="waited"):
+        await asyncio.wait_for(late, 5)
+    assert await asyncio.wait_for(fresh, 5)
+    assert rows(Path(store.path), "SELECT id FROM deliveries") == [("d-fresh",)]
+
+
+async def test_past_the_pending_cap_a_delivery_is_answered_503_at_once(store: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(sqlite_jobs, "MAX_PENDING", 3)
+    callers = [asyncio.ensure_future(store.accept_delivery(delivery(i))) for i in range(4)]
+    answers = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 5)
+    assert answers[:3] == [True] * 3 and isinstance(answers[3], StoreUnavailable), answers
+    assert "wait for the store" in str(answers[3])

@@ -13,13 +13,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import gidgethub
+import jwt as pyjwt
 from cachetools import LRUCache
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from gidgethub import sansio
 from gidgethub.aiohttp import GitHubAPI
 from multidict import CIMultiDict
 
-from bot.github.auth import Token, TokenCache, app_jwt, forget_app_jwt, parse_expiry
+from bot.github.auth import JWT_BACKDATE, Token, TokenCache, app_jwt, forget_app_jwt, parse_expiry
 from bot.github.outgoing import outgoing
 from bot.github.pacing import WRITES, LocalSlots, Slots, WritePacer
 from bot.logs import add_secret
@@ -187,6 +188,12 @@ class GitHub(GitHubAPI):
         self.token, self.forget_token = token, forget_token
         self.on_rate_limit: Callable[..., None] | None = None  # told each response's rate limit (metrics)
         self.bucket: int | str = "app"  # whose limit: an installation id, or "app" for JWT calls
+        # The JWT each App call carried, by (method, URL): gidgethub sends that one string on every retry.
+        self._jwts: dict[tuple[str, str], str] = {}
+
+    def now(self) -> float:
+        """Unix time, for rate-limit resets and JWT expiry (tests replace it, with ``sleep``, by a virtual clock)."""
+        return time.time()
 
     async def post(self, url: str, url_vars: Mapping[str, Any] | None = {}, *, data: Any,
                    keep: Collection[str] = (), **kwargs: Any) -> Any:
@@ -203,6 +210,8 @@ class GitHub(GitHubAPI):
     async def _request(self, method: str, url: str, headers: Mapping[str, str],
                        body: bytes = b"") -> tuple[int, Mapping[str, str], bytes]:
         own_token = self.token is not None and "authorization" not in headers
+        if headers.get("authorization", "").startswith("bearer "):
+            self._jwts[(method, url)] = headers["authorization"].removeprefix("bearer ")
         # Only reads whose identity is the installation's are kept, keyed by its id: a caller's own token
         # (``oauth_token=``/``jwt=``) may see something else, and the token itself never names an entry.
         reads = self.reads if method == "GET" and own_token else None
@@ -243,16 +252,32 @@ class GitHub(GitHubAPI):
         if attempt >= self.max_attempts:
             return False
         status = int(exception.status_code)
-        wait = rate_limit_wait(status, exception.headers, str(exception), time.time())
+        wait = rate_limit_wait(status, exception.headers, str(exception), self.now())
         # Creating an installation token twice is harmless, unlike creating a comment twice.
         safe = method in IDEMPOTENT or url.endswith("/access_tokens")
         if wait is None and status >= 500 and safe:
             wait = min(self.backoff * 2.0 ** (attempt - 1), 8.0 * self.backoff)
         if wait is None or wait > self.max_wait:
             return False
+        if self._jwt_expired_after(method, url, wait):
+            log.warning("github %s %s answered %s; not retrying in %.1fs: its JWT would have expired by then",
+                        method, url, status, wait)
+            return False  # the caller's next try signs a fresh JWT (the App's is renewed every JWT_REUSE)
         log.warning("github %s %s answered %s; retrying in %.1fs (attempt %d)", method, url, status, wait, attempt)
         await self.sleep(wait)
         return True
+
+    def _jwt_expired_after(self, method: str, url: str, wait: float) -> bool:
+        """Whether an App call's retry after ``wait`` would carry its JWT expired, or so nearly that GitHub's
+        clock, which may run ahead of ours by as much as the JWT is backdated for, finds it expired."""
+        token = self._jwts.get((method, url))
+        if token is None:
+            return False  # an installation's call: its token is asked for again on each try
+        try:  # ours or the caller's: its claims are read, never trusted (GitHub checks the signature)
+            expires = float(pyjwt.decode(token, options={"verify_signature": False, "verify_exp": False})["exp"])
+        except (pyjwt.PyJWTError, KeyError, TypeError, ValueError):
+            return False  # no expiry to read: GitHub's answer to the retry will say
+        return self.now() + wait >= expires - JWT_BACKDATE
 
 
 class GitHubApp:

@@ -25,12 +25,12 @@ from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUna
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.run_format import patch_keys
-from bot.store.sqlite_jobs import SQLiteJobs, rollback
+from bot.store.sqlite_jobs import HOOK_BUDGET, SQLiteJobs, rollback
 
 T = TypeVar("T")
 
 JOBS_BUSY_TIMEOUT = 10.0  # seconds a job's statement waits for another writer (another process, a backup)
-HOOK_BUSY_TIMEOUT = 0.8  # seconds a delivery may wait for the lock, time queued behind others included: 503 in < 1 s
+HOOK_BUSY_TIMEOUT = HOOK_BUDGET  # seconds a delivery may wait, queued or for the lock: 503 in < 1 s
 PRUNE_BATCH = 500  # rows per write transaction, so pruning never holds the lock long enough to 503 a delivery
 
 
