@@ -26,7 +26,6 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -47,7 +46,7 @@ from bot.store import StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 from bot.web import server
 from tests.conftest import APP_ID, INSTALLATION, SECRET, load_fixture, webhook_headers
-from tests.test_conditional_reads import PATH, REPO, Odd, client, odd  # noqa: F401
+from tests.test_conditional_reads import PATH, REPO, Odd, app, client, odd  # noqa: F401
 from tests.test_ingress_batch import rows, store  # noqa: F401
 from tests.test_scale_saves import new_state, save
 from tests.test_store import delivery
@@ -213,14 +212,6 @@ async def test_a_huge_etag_goes_back_as_sent(odd: Any) -> None:  # noqa: F811
         gh = await client(session, url, ReadCache())
         assert await gh.getitem("/huge") == await gh.getitem("/huge") == {"v": 1}
     assert srv.sent("if-none-match") == [None, huge]
-
-
-@pytest.fixture
-async def app(settings: Any, sandbox: Any) -> AsyncIterator[GitHubApp]:
-    sandbox.add_repo(REPO, installation_id=INSTALLATION, default_branch="master")
-    sandbox.set_file(REPO, PATH, "labels: {a: b}\n")
-    async with aiohttp.ClientSession() as session:
-        yield GitHubApp(settings, session, max_wait=1.0, backoff=0.01)
 
 
 async def test_a_read_after_the_bots_own_write_is_the_written_content(app: GitHubApp, sandbox: Any) -> None:

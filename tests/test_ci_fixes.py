@@ -30,18 +30,18 @@ from tests.test_workflows_e2e import REPO, bot, fake, send, team  # noqa: F401
 # ---- flaky on a pull request --------------------------------------------------------------------------------
 
 
+def _pull_run(sandbox: Any, sha: str, jobs: dict[int, tuple[str, list[str]]]) -> dict[str, Any]:
+    """A failed workflow run "CI" of pull request #2, its jobs {check run id: (name, log lines)}, all failed."""
+    return sandbox.add_workflow_run(
+        REPO, name="CI", head_sha=sha, head_branch="changes", event="pull_request", pull_requests=[2],
+        jobs=[{"id": i, "name": name, "conclusion": "failure", "log": job_log(log)} for i, (name, log) in jobs.items()],
+    )
+
+
 def _pull_workflow_failure(sandbox: Any, sha: str, job_id: int) -> dict[str, Any]:
     """A failed workflow run of pull request #2 (its job `tests` is check run `job_id`): the workflow_run
     GitHub sends, named after the workflow, not the job."""
-    wr = sandbox.add_workflow_run(
-        REPO,
-        name="CI",
-        head_sha=sha,
-        head_branch="changes",
-        event="pull_request",
-        pull_requests=[2],
-        jobs=[{"id": job_id, "name": "tests", "conclusion": "failure", "log": job_log(PYTEST)}],
-    )
+    wr = _pull_run(sandbox, sha, {job_id: ("tests", PYTEST)})
     p = load_fixture("check_run.completed.json")
     p.pop("check_run")
     return p | {
@@ -77,18 +77,7 @@ async def test_a_jobs_failure_arriving_during_the_pull_requests_run_is_recorded_
     """One job's failure starts the run; another job's failure arrives while it is active (no second run), and
     that job's re-run passes: still flaky, on the pull request."""
     sha = load_fixture("check_run.completed.json")["check_run"]["head_sha"]
-    sandbox.add_workflow_run(
-        REPO,
-        name="CI",
-        head_sha=sha,
-        head_branch="changes",
-        event="pull_request",
-        pull_requests=[2],
-        jobs=[
-            {"id": 880111, "name": "lint", "conclusion": "failure", "log": job_log(["E1 bad"])},
-            {"id": 880112, "name": "tests", "conclusion": "failure", "log": job_log(PYTEST)},
-        ],
-    )
+    _pull_run(sandbox, sha, {880111: ("lint", ["E1 bad"]), 880112: ("tests", PYTEST)})
     await send(bot, sandbox, "check_run", check_run(sha, 880111, name="lint", pull=2))
     rt, _ = bot
     assert await rt.store.active_run(f"{REPO}#2")  # what the second failure finds

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import signal
 
@@ -28,10 +27,10 @@ async def run_worker(settings: Settings, concurrency: int, *, stalled_after: flo
     try:
         if not isinstance(runtime.store, PostgresStore):
             raise ValueError("the worker needs DATABASE_URL=postgresql://...")
-        # The pipeline and the anthropic SDK load now, not inside the first job: that import blocks the event
-        # loop for about a second, and a heartbeat late by more than --stalled-after gets a live worker's
-        # jobs handed to another.
-        await asyncio.to_thread(importlib.import_module, "bot.run.pipeline")
+        # The pipeline loads now, on a thread, not inside the first job (the anthropic SDK follows on its own
+        # thread): on the loop that import blocks for about a second, and a heartbeat late by more than
+        # --stalled-after gets a live worker's jobs handed to another.
+        await runtime.preload()
         runtime.deps  # noqa: B018  (built now, on the loop, from the modules just loaded)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
