@@ -370,3 +370,8 @@ def test_the_cause_wins_over_the_cancellation_it_brings() -> None:
     lines = ["##[error]The operation was canceled.", "You are running out of disk space. Free space left: 0 MB"]
     found = recognise(lines)
     assert found is not None and found.kind == "disk-full"
+
+
+@pytest.mark.parametrize("code", ["1", "-1073741819"])  # Windows reports a crash as a negative exit code
+def test_the_runners_trailer_alone_is_never_the_root_error(code: str) -> None:
+    assert root_error([f"##[error]Process completed with exit code {code}."], frozenset()) is None
