@@ -8,6 +8,7 @@ lines that are not test names (summaries, passing tests, cascades), and hostile 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -27,28 +28,52 @@ def _tuning() -> list[tuple[str, str, list[str]]]:
 
 
 TUNING = _tuning()
-# Tuning logs whose index names the tests in another form than the reader does (written down before tuning).
-NAMED_OTHERWISE = {
-    **dict.fromkeys(("maven-couchdb-lucene-assert-that", "maven-fizzbuzz-wrapped-console",
-                     "maven-ranklib-file-utils-newline"),
-                    "the index keeps JUnit 4's legacy `method(pkg.Class)` as printed; the reader names it "
-                    "`pkg.Class.method`, Surefire's modern form, so both forms of one test are one name"),
-    "dotnet-xunit-roslyn-escaped-item-spanish": "the test shows only in a compiler-generated async frame "
-                                                "(`VB$StateMachine_106_<Test>.MoveNext()`), not read as a name",
-}
+
+
+def same_test(written: str, found: str) -> bool:
+    """Whether the name written in the index and the name the reader gives are one test in two naming
+    conventions, each naming it unambiguously: JUnit 4's ``method(pkg.Class)`` as printed and ``pkg.Class.method``
+    (Surefire's modern form, a JUnit report's ``classname.name``, the reader's), a test method written down
+    bare (as the paste shows it) and the reader's name for it qualified by its class (read from a stack frame), or a
+    ScalaTest test written as its line prints it and the reader's name for it under its spec (``Spec: test``)."""
+    legacy = re.fullmatch(r"(\w+)\(([\w$.]+)\)", written)
+    return found in (written, f"{legacy[2]}.{legacy[1]}" if legacy else written) or (
+        re.fullmatch(r"\w+", written) is not None and found.endswith("." + written)) or (
+        re.fullmatch(r"[A-Z][\w$]*: " + re.escape(written), found) is not None)
+
+
+def named_as_written(written: list[str], found: list[str]) -> bool:
+    """Each written test is exactly one found test, in the same order, with nothing more found."""
+    return len(written) == len(found) and all(same_test(w, f) for w, f in zip(written, found, strict=True))
 
 
 def _read(path: Path) -> list[str]:
     return failing_tests(clean_lines(path.read_text(encoding="utf-8")))
 
 
-@pytest.mark.parametrize(("log_id", "expected"), [
-    pytest.param(i, t, id=f"{fw}:{i}", marks=[pytest.mark.xfail(strict=True, reason=NAMED_OTHERWISE[i])]
-                 if i in NAMED_OTHERWISE else []) for i, fw, t in TUNING if t])
+@pytest.mark.parametrize(("log_id", "expected"), [pytest.param(i, t, id=f"{fw}:{i}") for i, fw, t in TUNING if t])
 def test_names_every_failing_test_of_a_tuning_log(log_id: str, expected: list[str]) -> None:
-    """Exactly the tests written down for the log, in their order: no parent of a failed Go subtest, no suite
-    or header already named in a longer form."""
-    assert _read(BENCH / f"{log_id}.log") == expected
+    """Exactly the tests written down for the log, in their order (in an equivalent naming convention: see
+    ``same_test``): no parent of a failed Go subtest, no suite or header already named in a longer form."""
+    found = _read(BENCH / f"{log_id}.log")
+    assert named_as_written(expected, found), found
+
+
+@pytest.mark.parametrize(("written", "found", "same"), [
+    ("testRead(ciir.umass.FileUtilsTest)", "ciir.umass.FileUtilsTest.testRead", True),
+    ("TestX", "Ns.FooTests.TestX", True),
+    ("pkg.A.test_x", "pkg.A.test_x", True),
+    ("testRead(ciir.umass.FileUtilsTest)", "ciir.umass.OtherTest.testRead", False),
+    ("testRead(FileUtilsTest)", "ciir.umass.FileUtilsTest.testRead", False),
+    ("TestX", "Ns.FooTests.TestXY", False),
+    ("should pop", "StackSpec: should pop", True),
+    ("should pop", "StackSpec: should pop twice", False),
+    ("should pop", "a.StackSpec: should pop", False),
+    ("Foo › TestX", "Bar.Foo › TestX", False),
+    ("a.b", "x.a.b", False),
+])
+def test_only_one_test_in_two_conventions_is_the_same_test(written: str, found: str, same: bool) -> None:
+    assert same_test(written, found) is same
 
 
 @pytest.mark.parametrize("log_id", [i for i, _, t in TUNING if not t])
@@ -175,6 +200,13 @@ def test_a_harness_printing_output_for_stdout_names_its_test() -> None:
     assert failing_tests(clean_lines(line)) == ["tests::free_mint_test_integration::test_free_mint_initialization"]
 
 
+def test_scalatest_under_a_community_builds_project_prefix_is_named_under_its_spec() -> None:
+    """sbt's community build tags each line with its time and project (sbt-util-logexchange-scalatest)."""
+    text = ("[17:48:27] [sbt-util] [info] LogExchangeSpec:\n"
+            "[17:48:27] [sbt-util] [info] - should match real StringTypeTag[Throwable] *** FAILED ***")
+    assert failing_tests(clean_lines(text)) == ["LogExchangeSpec: should match real StringTypeTag[Throwable]"]
+
+
 def test_testng_under_gradle_is_named_without_its_default_suite() -> None:
     """TestNG run by Gradle prints its default suite and test names first (gradle-sphinx4-testng-lattice)."""
     line = "Gradle suite > Gradle test > edu.cmu.sphinx.result.LatticeCompTest.testLatticeComp FAILED"
@@ -201,6 +233,27 @@ def test_a_pasted_assertion_trace_names_its_test_frame() -> None:
 ], ids=["no assertion", "not an assertion", "test frame past the frames read"])
 def test_a_trace_names_no_test_without_an_assertion_and_its_test_frame(text: str) -> None:
     assert failing_tests(clean_lines(text)) == []
+
+
+@pytest.mark.parametrize(("trace", "name"), [
+    # a VB async test's state machine, the trace localised (dotnet-xunit-roslyn-escaped-item-spanish)
+    ("Assert.Equal() Failure\nStack trace\n   en Xunit.Assert.Equal(String expected, String actual) en C:\\x.cs:línea 9\n"
+     "   en Ns.UnitTests.FooTests.VB$StateMachine_106_TestBar.MoveNext() en /_/src/Foo.vb:línea 22",
+     "Ns.UnitTests.FooTests.TestBar"),
+    # a C# async test's state machine
+    ("Xunit.Sdk.EqualException: Assert.Equal() Failure\n   at Ns.FooTests.<Adds_Two>d__3.MoveNext() in /src/FooTests.cs:line 40",
+     "Ns.FooTests.Adds_Two"),
+    # NUnit, the frame in German
+    ("NUnit.Framework.AssertionException:   Expected: 5\n  But was:  4\n   bei Ns.CalcTest.Adds() in C:\\CalcTest.cs:Zeile 12",
+     "Ns.CalcTest.Adds"),
+], ids=["vb state machine, spanish", "c# state machine", "nunit, german"])
+def test_a_pasted_dotnet_assertion_trace_names_its_test_frame(trace: str, name: str) -> None:
+    assert failing_tests(clean_lines(trace)) == [name]
+
+
+def test_a_dotnet_frame_below_no_assertion_names_no_test() -> None:
+    crash = "System.NullReferenceException: Object reference not set\n   at Ns.FooTests.Adds() in /src/FooTests.cs:line 4"
+    assert failing_tests(clean_lines(crash)) == []
 
 
 def test_a_runners_own_line_names_the_test_before_any_frame() -> None:

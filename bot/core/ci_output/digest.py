@@ -17,7 +17,8 @@ from bot.core.ci_output.reading import TRAILER, Reading
 from bot.core.ci_output.records import Annotation, Context, InfraKind
 from bot.core.texts import block, code_span, one_line
 
-MAX_TESTS = 8
+MAX_TESTS = 8  # listed one per line; the rest are named on one more line, as many as fit in MORE_TESTS_CHARS
+MORE_TESTS_CHARS = 600
 MAX_ROOT_LINES = 10
 MAX_TAIL = 10
 MAX_COMMITS = 5
@@ -26,6 +27,7 @@ MAX_OTHERS = 4  # other failed jobs, named on one line
 MAX_MISSING = 4  # pieces GitHub would not give, named on one line
 MAX_AGREEING = 5  # tests also failing on the default branch
 LINE = 300  # characters of one quoted log line
+ROOT_LINE = 1000  # characters of the root error's own line: an assertion often prints its values at the end
 LEVELS = frozenset({"notice", "warning", "failure"})  # GitHub's annotation levels
 KINDS: dict[InfraKind, str] = {
     "runner-lost": "runner lost", "oom": "out of memory", "killed": "killed", "timeout": "timed out",
@@ -96,14 +98,33 @@ def _context(c: Context) -> list[str]:
 
 
 def _tests(r: Reading) -> list[str]:
+    """The failing tests, one per line; past MAX_TESTS, the rest named on one line (every test is named, up to
+    MORE_TESTS_CHARS), so a run of nine or twenty failures names them all and one of 500 stays short."""
     if not r.tests:
         return []
     return ([f"**Failing tests** ({len(r.tests)}):"] + [f"- {code_span(t, 200)}" for t in r.tests[:MAX_TESTS]]
-            + _more(MAX_TESTS, len(r.tests)))
+            + _more_tests(r.tests[MAX_TESTS:]))
 
 
-def _quoted(lines: Sequence[str], limit: int) -> str:
-    kept = [line[:LINE] + ("…" if len(line) > LINE else "") for line in lines[:limit]]
+def _more_tests(rest: Sequence[str]) -> list[str]:
+    if not rest:
+        return []
+    named: list[str] = []
+    for t in rest:
+        span = code_span(t, 200)
+        if sum(len(n) + 2 for n in named) + len(span) > MORE_TESTS_CHARS:
+            break
+        named.append(span)
+    unlisted = f" and {len(rest) - len(named)} not listed" if len(named) < len(rest) else ""
+    return [f"- … and {len(rest)} more: {', '.join(named)}{unlisted}" if named else f"- … and {len(rest)} more"]
+
+
+def _clip(line: str, limit: int) -> str:
+    return line[:limit] + ("…" if len(line) > limit else "")
+
+
+def _quoted(lines: Sequence[str], limit: int, root: str | None = None) -> str:
+    kept = [_clip(line, ROOT_LINE if line == root else LINE) for line in lines[:limit]]
     return block("\n".join(kept + ([f"… ({len(lines) - limit} more lines)"] if len(lines) > limit else [])))
 
 
@@ -115,7 +136,8 @@ def _root(r: Reading) -> list[str]:
         # The context around the error may reach the runner's exit-code trailer: it is never quoted.
         context = tuple(line for line in r.root.context if not TRAILER.match(line.strip()))
         quoted = context if r.root.line in context else (r.root.line, *context)
-        return [f"**Root error**{f' ({source})' if source else ''}{where}{link}", _quoted(quoted, MAX_ROOT_LINES)]
+        return [f"**Root error**{f' ({source})' if source else ''}{where}{link}",
+                _quoted(quoted, MAX_ROOT_LINES, r.root.line)]
     if r.infra is not None:
         return ["**The runner said:**", _quoted([r.infra.line], 1)]
     if r.tail and not r.tests:

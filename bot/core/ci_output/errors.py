@@ -100,14 +100,16 @@ _EXPLAINING = _Rule(
     r"|Failure/Error: "
     r"|expect\(.*\)\.(?:not\.)?(?:resolves\.|rejects\.)?to\w*\("
     # eslint: line:col  error  message  rule
-    r"|(?:Error:\s+)?\d+:\d+\s+(?:error|Error:)\s+\S|failed to solve: |Segmentation fault",
+    r"|(?:Error:\s+)?\d+:\d+\s+(?:error|Error:)\s+\S|failed to solve: |Segmentation fault"
+    # pnpm's own error codes (its cascade, ERR_PNPM_RECURSIVE_RUN_FIRST_FAIL, is read first above)
+    r"|ERR_PNPM_[A-Z0-9_]+ ",
     r"thread '.*?' panicked at|XCTAssert\w* failed|\((?:[A-Z]\w*::)*[A-Z]\w*(?:Error|Exception)\)$"
     r"|: line \d+: .*: command not found$|Aborted \(core dumped\)")
 
 _HEADER = _Rule(
     r"--- FAIL: |_{3,} .+ _{3,}$|(?:FAIL|ERROR): \w+ \([\w.]+\)$|Traceback \(most recent call last\):"
     r"|\S+ > .+ FAILED$|> Task \S+ FAILED$|Task \S+ FAILED$|FAILED: |(?:=> )?ERROR \[[^\]]+\]"
-    r"|\S+::\S+ FAILED\b|FAIL +\S")
+    r"|\S+::\S+ FAILED\b|FAIL +\S|\[gw\d+\] (?:\[\s*\d+%\] )?(?:FAILED|ERROR) \S+::\S")
 _MESSAGE_HEADER = _Rule(
     r"\d+\) (?:Failure|Error):$|\d+\) [\w\\]+::\w+|\d+\) test .+ \([\w.]+\)$"
     r"|\d+\) (?:Failed|Error) : |\u25cf .+|[Ff]ailed +[\w.]+(?:\(.*\))?(?: \[[^\]]*\]| \(\d+m?s\))?$"
@@ -127,9 +129,12 @@ _GO_MESSAGE = re.compile(r"^[\w./-]+\.go:\d+: \S")
 _HARD_INFRA = ("runner-lost", "disk-full", "oom", "killed", "timeout")
 _EXPECTED = re.compile(r"^Expected\b")
 _RECEIVED = re.compile(r"^(?:Received|Actual|but was|got)\b")
-# what sits between a header and its message: a location, a label, a stack frame, a rerun hint
+# what sits between a header and its message: a location (``Error:`` before it when copied from a job's page, where
+# GitHub shows a problem matcher's annotation), a label, a stack frame, a rerun hint; an exception's
+# name alone on its line (``java.lang.AssertionError:``, its message below) is the message, not a label
 _NOT_MESSAGE = re.compile(
-    r"^(?:\S+:\d+(?::\d+)?|\S.* \[\S+:\d+\]:|[\w#.-]+:|Error Message:|Stack Trace:|from \S.*|at .+"
+    r"^(?:(?:Error:\s+)?\S+:\d+(?::\d+)?|\S.* \[\S+:\d+\]:|(?![\w.]*(?:Error|Exception|Failure):$)[\w#.-]+:"
+    r"|Error Message:|Stack Trace:|from \S.*|at .+"
     r"|File \".+|# .+|\d+\) .+|\S+\.(?:rb|exs?|py|php|java|cs|js|ts):\d+.*|\u276f .+)$")
 _LONG_AFTER = re.compile(r"thread '|panic: |Exception in thread |fatal error: |(?:[A-Za-z_]\w*\.)+[A-Z]\w*Exception")
 _EXCEPTION = re.compile(r"[A-Z]\w+(?:Error|Exception)\b")

@@ -23,9 +23,16 @@ _KINDS: tuple[tuple[InfraKind, str], ...] = (
                     r"|The hosted runner encountered an error while running your job|request to deprovision"),
     ("disk-full", r"(?i:No space left on device|\bENOSPC\b|not enough space on the disk"
                   r"|You are running out of disk space)"),
-    ("oom", r"JavaScript heap out of memory|(?:^|: )Killed$|Killed signal terminated program|\bOut of memory: Kill"
-            r"|java\.lang\.OutOfMemoryError|Cannot allocate memory|(?:exit code|exit status|exited with code) 137\b"
-            r"|(?:fatal|FATAL|error|ERROR)\b.*\bout of memory\b|^runtime: out of memory|terminated with signal 9\b"),
+    # the machine's memory, not a runtime's own heap cap: Node's `JavaScript heap out of memory` and the JVM's
+    # `OutOfMemoryError: Java heap space` hit a limit the project sets (--max-old-space-size, -Xmx) and a change
+    # can cross it; only a thread the system cannot give is the machine's. The kernel's OOM killer counts, for the
+    # machine or a container's memory cgroup (dmesg, which some CI jobs print on failure).
+    ("oom", r"(?:^|: )Killed$|Killed signal terminated program|\bOut of memory: Kill|\binvoked oom-killer:"
+            r"|\bMemory cgroup out of memory\b|\bkilled as a result of limit of /"
+            r"|java\.lang\.OutOfMemoryError: unable to create (?:new )?native thread|Cannot allocate memory"
+            r"|(?:exit code|exit status|exited with code) 137\b"
+            r"|(?:fatal|FATAL|error|ERROR)\b(?!.*\bheap out of memory).*\bout of memory\b|^runtime: out of memory"
+            r"|terminated with signal 9\b"),
     ("rate-limit", r"(?i:API rate limit exceeded|secondary rate limit|\btoomanyrequests\b"
                    r"|\b429 (?:Too Many Requests|Client Error)|\bHTTP(?: error)?[: /]?429\b"
                    r"|You have reached your pull rate limit)"),
@@ -48,7 +55,7 @@ _ANY = re.compile("|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumera
 # Words every pattern above and below contains (lower-cased): a line with none of them is skipped after one
 # cheap search, since nearly every line of a log is one.
 _HINT = re.compile(
-    "shutdown|communication|acquired|space|enospc|memory|killed|137|143|rate limit|toomany|429|execution time"
+    "shutdown|communication|acquired|space|enospc|memory|killed|oom-killer|137|143|rate limit|toomany|429|execution time"
     "|timed out|time limit|no output|longer than|resol|handshake|getaddrinfo|connect|terminated|cancel|econn"
     "|etimedout|esockettimedout|eai_again|enotfound|bad gateway|service unavailable|gateway time|http code|eof"
     "|timeout|ssl_error|runner|deprovision|signal 9|no such host|rpc failed|hung up|too long")

@@ -202,10 +202,11 @@ def _vstest(m: re.Match[str], lines: Sequence[str], i: int) -> str | None:
 
 # ---- the frameworks ----------------------------------------------------------------------------------------
 
-# sbt lines: a bracketed timestamp (some wrappers), then level tags, several when one sbt runs another
-_LEVEL = r"(?:\[[^\]]*\d[^\]]*\] )?(?:\[\w+\] )*"
+# sbt lines: a bracketed timestamp (some wrappers), then level tags, several when one sbt runs another; a build of
+# many projects (sbt's community build) tags each line with its project: `[17:48:27] [sbt-util] [info] `
+_LEVEL = r"(?:\[[^\]]*\d[^\]]*\] )?(?:\[[\w.-]+\] )*"
 _JEST_FAIL = _c(r"^\s*FAIL\s+(?P<name>\S+\.[cm]?[jt]sx?)(?:\s+\([\d.]+ m?s\))?$")
-_SCALATEST_SPEC = _c(r"^(?:\[info\] )?(?P<spec>[A-Z][\w$]*):$")
+_SCALATEST_SPEC = _c(rf"^{_LEVEL}(?P<spec>[A-Z][\w$]*):$")
 _DURATION = r"(?:< ?)?\d[\d.,]* ?(?:ms|s|m|h|sec)"
 
 FRAMEWORKS: tuple[Framework, ...] = (
