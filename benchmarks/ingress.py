@@ -189,9 +189,17 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
         warmup = args.warmup + (1 if mode == "with-jobs" and target != "bare" else 0)
         warm = await load(args.loadgen, url, bodies, connections, warmup, f"{tag}-warm")
         record["settle_s"] = await settle(procs)
+        spy = None
+        if args.profile and target != "bare":  # py-spy samples serve during the measured load: collapsed stacks
+            spy = await asyncio.create_subprocess_exec(
+                "py-spy", "record", "--pid", str(server.pid), "--duration", str(args.duration), "--rate", "200",
+                "--format", "raw", "--threads", *(["--gil"] if os.environ.get("SPY_GIL") else []), *(["--idle"] if os.environ.get("SPY_IDLE") else []), "-o", str(Path(args.profile).resolve() / f"{tag}.txt"),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         cpu0 = {p.pid: cpu_seconds(p.pid) for p in procs}
         t0 = time.monotonic()
         run = await load(args.loadgen, url, bodies, connections, args.duration, f"{tag}-run")
+        if spy is not None:
+            await spy.wait()
         wall = time.monotonic() - t0
         cpu = {p.pid: cpu_seconds(p.pid) - cpu0[p.pid] for p in procs}
         if target != "bare":
@@ -348,6 +356,7 @@ if __name__ == "__main__":
     parser.add_argument("--loadgen", choices=["auto", "wrk", "aiohttp"], default="auto")
     parser.add_argument("--no-store-ceiling", dest="store_ceiling", action="store_false",
                         help="skip the in-process Store.accept_delivery() rows")
+    parser.add_argument("--profile", metavar="DIR", help="sample serve with py-spy while measuring; stacks go to DIR")
     parser.add_argument("--keep", action="store_true", help="keep each measurement's logs and SQLite files")
     parser.add_argument("--log-level", default="INFO", help="serve's --log-level (default INFO, as deployed)")
     sys.exit(asyncio.run(main(parser.parse_args())))

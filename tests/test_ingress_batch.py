@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-import bot.store.sqlite_jobs as sqlite_jobs
+import bot.store.intake as intake
 from bot.store import StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 from bot.web import server
@@ -168,8 +168,25 @@ async def test_a_caller_who_waited_out_the_budget_is_answered_503_and_not_writte
 
 
 async def test_past_the_pending_cap_a_delivery_is_answered_503_at_once(store: Any, monkeypatch: Any) -> None:
-    monkeypatch.setattr(sqlite_jobs, "MAX_PENDING", 3)
+    monkeypatch.setattr(intake, "MAX_PENDING", 3)
     callers = [asyncio.ensure_future(store.accept_delivery(delivery(i))) for i in range(4)]
     answers = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 5)
     assert answers[:3] == [True] * 3 and isinstance(answers[3], StoreUnavailable), answers
     assert "wait for the store" in str(answers[3])
+
+
+async def test_a_batch_waiting_for_the_jobs_lock_answers_503_within_the_budget(store: Any) -> None:
+    """The jobs' writes and the deliveries' batches share one lock (SQLite's busy handler sleeps up to 100 ms
+    between tries; the lock wakes the waiter at once). A batch that cannot have it within the webhook's
+    budget is answered 503, never a 202 after GitHub gave up."""
+    intake = store._intake()
+    store.hook_budget = 0.3
+    intake.lock.acquire()  # a job's write that does not end
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await asyncio.wait_for(store.accept_delivery(delivery("waits")), 20)
+        assert asyncio.get_running_loop().time() - started < 10  # the budget, not the test's patience
+    finally:
+        intake.lock.release()
+    assert rows(Path(store.path), "SELECT id FROM deliveries") == []

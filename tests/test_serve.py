@@ -109,6 +109,27 @@ async def test_serve_drops_half_sent_requests_and_serves_metrics_on_their_own_po
     assert b"Traceback" not in err
 
 
+def test_a_line_logged_while_serving_is_written_without_waiting_for_the_exit() -> None:
+    """The log thread sleeps between batches; the first line after a quiet spell wakes it."""
+    import logging
+    import time
+
+    from bot.logs import write_off_thread
+    from tests.conftest import log_lines
+
+    with log_lines(json=True) as out:
+        stop = write_off_thread()
+        try:
+            for n in range(2):  # twice: the second after the writer went back to sleep
+                logging.getLogger("bot.test").warning("line %d", n)
+                deadline = time.monotonic() + 10
+                while f"line {n}" not in out.getvalue() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert f"line {n}" in out.getvalue()
+        finally:
+            stop()
+
+
 def test_lines_written_off_the_event_loop_keep_what_the_caller_bound() -> None:
     import logging
 

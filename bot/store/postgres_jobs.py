@@ -16,7 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bot.store.base import Delivery, Job, JobInfo, StoreUnavailable, job_info
-from bot.store.sqlite_jobs import stored_payload
+from bot.store.intake import stored_payload
 
 # The procrastinate queue and task every delivery's job goes to; bot/run/pg_worker.py registers the task.
 QUEUE = "triage-lead"

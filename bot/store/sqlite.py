@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUnavailable
+from bot.store.intake import HOOK_BUDGET
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.run_format import patch_keys
-from bot.store.sqlite_jobs import HOOK_BUDGET, SQLiteJobs, rollback
+from bot.store.sqlite_jobs import SQLiteJobs, rollback
 
 T = TypeVar("T")
 
@@ -72,6 +73,7 @@ class SQLiteStore(SQLiteJobs):
         shared = self.path == ":memory:"
         self._hook_pool = self._pool if shared else ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-hook")
         self._hook: sqlite3.Connection | None = None
+        self._hook_timeout_ms = -1  # the busy timeout last set on the webhook's connection (-1: its own)
 
     async def _call(self, pool: ThreadPoolExecutor, call: Callable[[], T]) -> T:
         try:
@@ -104,7 +106,12 @@ class SQLiteStore(SQLiteJobs):
                 raise StoreUnavailable("store is closed")
             try:
                 if db is not self._db:  # a shared ":memory:" connection keeps the jobs' timeout
-                    db.execute(f"PRAGMA busy_timeout = {max(0, int((deadline - time.monotonic()) * 1000))}")
+                    # In 50 ms steps, rounded down (never past the budget): most calls find the value set
+                    # already and skip a statement, and the GIL round trips each statement costs under load.
+                    ms = max(0, int((deadline - time.monotonic()) * 1000)) // 50 * 50
+                    if ms != self._hook_timeout_ms:
+                        db.execute(f"PRAGMA busy_timeout = {ms}")
+                        self._hook_timeout_ms = ms
                 return fn(db)
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(str(exc)) from exc
@@ -120,6 +127,7 @@ class SQLiteStore(SQLiteJobs):
 
         def connect_hook() -> None:
             self._hook = self._db if self.path == ":memory:" else _connect(self.path, HOOK_BUSY_TIMEOUT)
+            self._hook_timeout_ms = -1
         try:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._pool, connect)

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.store.sqlite_jobs import read_payload
+from bot.store.intake import read_payload
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 TOO_LARGE = "payload larger than GitHub's 25 MB cap"
@@ -66,6 +66,8 @@ async def read_signed(request: web.Request, secret: str, in_flight: InFlight, de
     header = (request.headers.get("X-Hub-Signature-256") or "").strip()
     if not _SIGNATURE.fullmatch(header):
         raise Refused(401, "rejected_signature", BAD_SIGNATURE)
+    if request.content.is_eof():  # the whole body arrived with the headers (most deliveries): no waiting to bound
+        return _verified(_buffered(request, in_flight, deadline), secret, header)
     held = 0
     mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
     parts: list[bytes] = []
@@ -93,6 +95,34 @@ async def read_signed(request: web.Request, secret: str, in_flight: InFlight, de
     if not hmac.compare_digest(("sha256=" + mac.hexdigest()).encode(), header.encode()):
         raise Refused(401, "rejected_signature", BAD_SIGNATURE)
     return b"".join(parts)
+
+
+def _buffered(request: web.Request, in_flight: InFlight, deadline: float) -> bytes:
+    """A body already read in whole by aiohttp, under the same caps as one that streams in."""
+    try:
+        body = request.content.read_nowait(-1)
+    except HttpProcessingError:  # aiohttp stored a parse error of the body for its reader
+        raise Refused(400, "malformed", "malformed request body") from None
+    except ConnectionError:
+        raise Refused(400, "disconnected", "connection lost before the body arrived") from None
+    if len(body) > MAX_BODY:
+        raise Refused(413, "too_large", TOO_LARGE)
+    if not in_flight.take(len(body)):  # held only while the HMAC is computed, but held like any other
+        raise Refused(503, "over_capacity", "too many unverified bodies in flight; retry later",
+                      retry_after=max(1, math.ceil(deadline)))
+    in_flight.give(len(body))
+    return body
+
+
+def _verified(body: bytes, secret: str, header: str) -> bytes:
+    if not hmac.compare_digest(sign(secret, body).encode(), header.encode()):
+        raise Refused(401, "rejected_signature", BAD_SIGNATURE)
+    return body
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value GitHub sends for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 class Body(dict[str, Any]):

@@ -8,7 +8,6 @@ work runs after, from the store. Values an outsider chose (headers, payload fiel
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import re
@@ -23,6 +22,7 @@ from bot.logs import clip
 from bot.settings import Settings
 from bot.store import Delivery, Store, StoreUnavailable
 from bot.web.ingress import MAX_BODY, Body, InFlight, Refused, parse_body, read_signed
+from bot.web.ingress import sign as sign  # re-exported: tests, replay and benchmarks sign bodies with it
 from bot.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,6 @@ SECRET = web.AppKey("secret", str)
 ON_ACCEPTED = web.AppKey[Callable[[str], None]]("on_accepted")  # a Callable is no class: the type goes in []
 METRICS = web.AppKey("metrics", Metrics)
 HEALTH = web.AppKey("health", list)  # [the probe in flight], shared by the /healthz calls that arrive meanwhile
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The header value GitHub would send for ``body`` (tests, replay and benchmarks use it)."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def _answer(code: int, **fields: Any) -> web.Response:
