@@ -2,8 +2,9 @@
 
 Every row has its fields, a known workflow or null, a one-line reason, at most 1,500 characters of body and a
 URL that names its repository; URLs are sorted and unique; and each row's ``split`` is the one the hash rule
-gives within its batch (the rows added on one day, one ``expected`` class at a time), so nobody can move an item
-between the tuning and the held-back part by hand. Each check is shown to catch a row that breaks it.
+gives within its batch (the rows with one ``added`` value, a day or a later batch that day such as ``2026-12-03b``,
+one ``expected`` class at a time), so nobody can move an item between the tuning and the held-back part by hand.
+Each check is shown to catch a row that breaks it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ WORKFLOWS = {
 }
 MAX_BODY = 1_500
 _URL = re.compile(r"https://github\.com/([^/]+/[^/]+)/(?:issues|pull)/\d+")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}[a-z]?")  # a day; a letter after it names a second batch that day
 
 Row = dict[str, Any]
 

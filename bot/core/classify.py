@@ -7,13 +7,14 @@ issue-type label an issue template sets by itself, like ``bug`` or ``enhancement
 ``kind/`` or ``type:`` and emoji are read through, and a label matched only by its prefix, like ``epic:dashboard``,
 weighs like an issue-type label), its keywords in the title (counted twice: the title
 says what the issue is about) and in the body's prose, the shape of the body (a stack trace, a task list
-of linked issues), a PR's changed paths and a CI failure's check names. The highest score at or above
+of linked issues), a PR's changed paths and a CI failure's check names. A keyword said only inside a longer one
+("feature" in "feature request") is part of that phrase. The highest score at or above
 :data:`MIN_SCORE` wins; scores within :data:`MARGIN` tie, and a tie goes to the workflow the title speaks
-for, then by ``priority``. The Lead asks for a label instead of guessing when
-the evidence is thin, when a label says no work is wanted (``duplicate``, ``wontfix``), or when the
-evidence that no workflow fits (a ``question`` or ``documentation`` label, a README typo, a title that asks,
-a body asking for help with one's own setup, a pull request "not for merge") weighs as much as the best
-workflow's.
+for, then to one whose case does not rest on an issue-type label, then by ``priority``. The Lead asks for a label
+instead of guessing when the evidence is thin, when a label says no work is wanted (``duplicate``, ``wontfix``), or
+when the evidence that no workflow fits (a ``question`` or ``documentation`` label, a README typo, a title that asks,
+a title that asks to change a document, whose other words then count once, a version's release chore, a body asking
+for help with one's own setup, a pull request "not for merge") weighs as much as the best workflow's.
 
 Read like a maintainer reads: hidden text (HTML comments, invisible characters) is stripped, since people
 cannot see it; so are an issue template's headings, its checkbox boilerplate ("I have searched the existing
@@ -21,7 +22,7 @@ issues") and its environment sections (where "Docker" is how someone installed t
 a keyword right after a negation ("not a security issue", "doesn't crash") does not count, nor one right
 before "tests" ("integration tests" are tests), one called as a function (``alert(1)``), an @mention or a
 link's query string; keywords in Chinese, Japanese or Korean are found inside words, which those scripts do
-not separate; code blocks count only through the
+not separate, and a Latin keyword among them stands on its own; code blocks count only through the
 shape of what they hold. :func:`explain` returns the same classification with the
 evidence behind it, from the same scoring, for ``python -m bot triage --explain``.
 
@@ -55,13 +56,30 @@ TYPE_LABELS = frozenset({"bug", "defect", "enhancement", "feature", "improvement
 CLOSING_LABELS = frozenset({"duplicate", "invalid", "wontfix", "won't fix", "spam", "not planned"})
 # Evidence that no workflow fits: a question or documentation label, a title about docs, typos or naming.
 NONE_LABELS = frozenset({"question", "documentation", "docs"})
-NONE_TITLE = {"typo": 4, "typos": 4, "readme": 3, "documentation": 3, "docs": 3, "example": 3, "how to": 3,
-              "question": 5, "rename": 3, "renaming": 3, "guide": 3, "tutorial": 3, "help": 2,
+NONE_TITLE = {"typo": 4, "typos": 4, "readme": 3, "documentation": 3, "docs": 3, "doc": 3, "example": 3, "how to": 3,
+              "question": 5, "rename": 3, "renaming": 3, "guide": 3, "tutorial": 3, "help": 2, "broken link*": 3,
               "not for merge": 5, "do not merge": 5}
+# A title that asks to change a document ("Improve guide for Discord notifications", "Update Readme -> new
+# roadmap", "docs: ...") is documentation work, and its other words say what the document is about: they count
+# once, like the body's, and the title weighs as evidence that no workflow fits. Said so only when the document is
+# what is edited or the title's prefix: "Docs build fails on CI" and "README example crashes" report a failure.
+# Not "example", which also names code that crashes.
+_DOC = r"(?:readme|docs?|documentation|guide|tutorial|getting started|get started|typos?)"
+DOC_TITLE = re.compile(rf"^\W*[\w-]*\b{_DOC}\s*[:\]]|^\W*(?:add|update|improve|write|create|rewrite|clarify|"
+                       rf"expand)\W+(?:[\w'-]+\W+){{0,4}}?{_DOC}\b")
+DOC_WEIGHT = 5
+# A document named by its file in a title ("Create SECURITY.md", "Update CONTRIBUTING.md") is read as "docs": the
+# file's name says which document, not which work ("security").
+_DOC_FILE = re.compile(r"\b[\w-]+\.(?:md|markdown|rst|adoc)\b", re.I)
 # A title asking something ("How do I …", "… ?") is a question until the rest of the report says otherwise: it
 # weighs like one hint word, so a report whose words name a kind of work still places ("Why does it crash?").
 QUESTION_TITLE = re.compile(r"\?\s*$|^\W*how (?:do|can|does|should|to)\b")
 QUESTION_WEIGHT = 5
+# A title about releasing or tagging a version ("v2.1.0 release checklist", "Tag 0.2.0 for release") is a
+# maintainer's routine: its checklist and milestone words are no project to run. It weighs less than a question, so
+# a release that broke ("Release workflow fails to publish v1.2.0") still places.
+RELEASE_TITLE = re.compile(r"(?=.*\bv?\d+\.\d+(?:\.\d+)*\b)(?=.*\b(?:release|tag)\b)")
+RELEASE_WEIGHT = 3
 # Words of someone asking for help with their own setup rather than reporting a defect or asking for work.
 NONE_BODY = {"can you help": 3, "please help": 3, "help me": 3, "any tips": 3, "any idea": 2, "any ideas": 2,
              "what am i doing wrong": 4, "support number": 4, "is there a way": 2, "how can i": 2, "how do i": 2,
@@ -139,7 +157,7 @@ def read(title: str, body: str) -> Text:
     traced = _TRACE.search(f"{title}\n{body}") is not None
     tracks = sum(_LINKED.search(t) is not None for t in tasks) >= 3  # a tracking issue lists its parts as issues
     shapes = frozenset(name for name, present in zip(SHAPES, (traced, tracks), strict=True) if present)
-    return Text(_words(strip_hidden(title or "")), _words(prose), shapes)
+    return Text(_words(_DOC_FILE.sub(" docs ", strip_hidden(title or ""))), _words(prose), shapes)
 
 
 def _words(text: str) -> str:
@@ -170,7 +188,11 @@ def _prose(body: str) -> tuple[str, list[str]]:
 
 
 # Chinese, Japanese and Korean run words together without spaces: a keyword in those scripts is found anywhere.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+_CJK = re.compile(f"[{_CJK_RANGES}]")
+# A letter or digit of a script that separates words with spaces: a Latin keyword set among Chinese characters
+# ("没法build arm64的docker image") still stands on its own.
+_WORD = f"[^\\W{_CJK_RANGES}]"
 
 
 @lru_cache(maxsize=4096)
@@ -180,14 +202,30 @@ def _phrase(phrase: str) -> re.Pattern[str]:
     core = re.escape(phrase.rstrip("*").lower())
     if _CJK.search(phrase):
         return re.compile(core)
-    return re.compile(rf"(?<!\w){core}" + (r"(?!\()" if phrase.endswith("*") else r"(?![\w(])"))
+    return re.compile(rf"(?<!{_WORD}){core}" + (r"(?!\()" if phrase.endswith("*") else rf"(?!{_WORD}|\()"))
+
+
+def _spans(text: str, phrase: str) -> list[tuple[int, int]]:
+    """Where ``text`` says ``phrase``, other than right after a negation or right before "tests": integration
+    tests, performance tests and CI tests are tests, which say nothing of the kind of work."""
+    return [m.span() for m in _phrase(phrase).finditer(text)
+            if not _NEGATED.search(text[max(0, m.start() - 30):m.start()]) and not _TESTS.match(text, m.end())]
 
 
 def _said(text: str, phrase: str) -> bool:
-    """Whether ``text`` says ``phrase`` at least once other than right after a negation, or right before "tests":
-    integration tests, performance tests and CI tests are tests, which say nothing of the kind of work."""
-    return any(not _NEGATED.search(text[max(0, m.start() - 30):m.start()]) and not _TESTS.match(text, m.end())
-               for m in _phrase(phrase).finditer(text))
+    """Whether ``text`` says ``phrase`` at least once (see :func:`_spans`)."""
+    return bool(_spans(text, phrase))
+
+
+def _inside(spans: list[tuple[int, int]], others: Iterable[list[tuple[int, int]]]) -> bool:
+    """Whether every one of ``spans`` lies inside a longer span of ``others``: "request" in "feature request"."""
+    outer = [o for spans_ in others for o in spans_]
+    return all(any(a <= s and e <= b and (a, b) != (s, e) for a, b in outer) for s, e in spans)
+
+
+def _title_factor(text: Text) -> int:
+    """How much a workflow's keyword in the title counts: twice, unless the title names a document to change."""
+    return 1 if DOC_TITLE.search(text.title) else TITLE_FACTOR
 
 
 def _path_hit(path: str, pattern: str) -> bool:
@@ -236,12 +274,18 @@ def _label_hits(labels: Iterable[str], label_map: Mapping[str, str]) -> dict[str
 
 def _hits(spec: Mapping[str, Any], text: Text, paths: list[str], checks: list[str]) -> list[Hit]:
     hits: list[Hit] = []
-    for phrase, weight in (spec.get("text") or {}).items():
-        phrase, weight = str(phrase), int(weight)
+    words = {str(p): int(w) for p, w in (spec.get("text") or {}).items()}
+    # Where each keyword is said in the title: a keyword said only inside a longer one that weighs as much
+    # ("feature" in "feature request") is part of that phrase, not evidence of its own; a longer one that weighs
+    # less ("mcp server" beside "mcp") is written as a bonus on top.
+    in_title = {p: _spans(text.title, p) for p in words if p not in SHAPES}
+    factor = _title_factor(text)
+    for phrase, weight in words.items():
         if phrase in SHAPES:
             hits += [Hit("shape", phrase, phrase, weight)] if phrase in text.shapes else []
-        elif _said(text.title, phrase):
-            hits.append(Hit("title", phrase, phrase, weight * TITLE_FACTOR))
+        elif in_title[phrase]:
+            if not _inside(in_title[phrase], (v for k, v in in_title.items() if k != phrase and words[k] >= weight)):
+                hits.append(Hit("title", phrase, phrase, weight * factor))
         elif _said(text.prose, phrase):
             hits.append(Hit("body", phrase, phrase, weight))
     for pattern, weight in (spec.get("paths") or {}).items():
@@ -273,6 +317,11 @@ class Case:
     @property
     def in_title(self) -> bool:
         return any(h.kind == "title" for h in self.hits)
+
+    @property
+    def by_form(self) -> bool:
+        """Whether an issue-type label (the form the reporter filled in, "bug") is part of the case."""
+        return any(h.kind == "label" and h.pattern in TYPE_LABELS for h in self.hits)
 
 
 @dataclass(frozen=True)
@@ -313,11 +362,12 @@ def weigh(triage: Mapping[str, Any], *, title: str, body: str, labels: Iterable[
 
 
 def _ordered(cases: list[Case], rank: Mapping[str, int]) -> tuple[Case, ...]:
-    """Best first. Scores within MARGIN of the best tie: the title's workflow first, then priority."""
+    """Best first. Scores within MARGIN of the best tie: the title's workflow first, then one whose case does not
+    rest on an issue-type label (a template's "bug" is the form, the content the subject), then priority."""
     cases = sorted(cases, key=lambda c: (-c.score, rank.get(c.workflow, len(rank)), c.workflow))
     best = cases[0].score if cases else 0
     tied = [c for c in cases if c.score >= MIN_SCORE and best - c.score <= MARGIN]  # too thin to win a tie
-    tied.sort(key=lambda c: (not c.in_title, rank.get(c.workflow, len(rank)), c.workflow))
+    tied.sort(key=lambda c: (not c.in_title, c.by_form, rank.get(c.workflow, len(rank)), c.workflow))
     return (*tied, *cases[len(tied):])
 
 
@@ -330,6 +380,10 @@ def _against(labels: list[str], text: Text) -> list[Hit]:
     hits += [Hit("body", w, w, weight) for w, weight in NONE_BODY.items() if _said(text.prose, w)]
     if QUESTION_TITLE.search(text.title):
         hits.append(Hit("shape", "(question)", text.title, QUESTION_WEIGHT * TITLE_FACTOR))
+    if DOC_TITLE.search(text.title):
+        hits.append(Hit("shape", "(documentation change)", text.title, DOC_WEIGHT * TITLE_FACTOR))
+    if RELEASE_TITLE.search(text.title):
+        hits.append(Hit("shape", "(release chore)", text.title, RELEASE_WEIGHT * TITLE_FACTOR))
     return hits
 
 
@@ -470,4 +524,6 @@ def _tie_break(winner: Case, loser: Case) -> str:
     """How the margin rule broke a tie, in words."""
     if winner.in_title and not loser.in_title:
         return f"{winner.workflow} won: the title speaks for it"
+    if loser.by_form and not winner.by_form:
+        return f"{winner.workflow} won: {loser.workflow}'s case rests on an issue-type label, its on the content"
     return f"{winner.workflow} won: it comes first in priority"
