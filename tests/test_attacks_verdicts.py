@@ -249,11 +249,6 @@ async def test_a_force_push_back_to_a_refused_head_leaves_no_approval_standing(b
 
 # ---- 5. an /approve written before a push, delivered after it -------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ATTACK SUCCEEDS: webhooks arrive in any order; an /approve a maintainer wrote while reading the request "
-    "for head A, delivered after the synchronize of a push B, is applied to B (comments._command compares "
-    "GitHub's head now with run.head_sha, which the push already moved to B): nothing ties the comment to the "
-    "head it was written for (its created_at precedes the request asked again for B)"))
 async def test_an_approve_written_before_a_push_is_not_applied_to_the_new_head(bot: Any, sandbox: Any,
                                                                               team: Team) -> None:
     rt, _ = bot

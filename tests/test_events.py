@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
+
+import pytest
 
 from bot.core import events
 from tests.conftest import INSTALLATION, load_fixture
@@ -99,3 +102,21 @@ def test_a_push_is_never_dropped_as_a_bots_event() -> None:
     opened = p | {"action": "opened"}
     assert events.is_self_or_foreign_bot(events.parse("pull_request", opened, "x"), "triage-lead[bot]",  # type: ignore[arg-type]
                                          frozenset())
+
+
+def test_when_a_comment_was_written_is_its_creation_or_for_an_edit_its_update() -> None:
+    p = load_fixture("issue_comment.created.json")
+    p["comment"] |= {"created_at": "2026-12-03T06:00:00Z", "updated_at": "2026-12-03T06:05:00Z"}
+    created = events.parse("issue_comment", p, "d-1")
+    edited = events.parse("issue_comment", p | {"action": "edited", "changes": {"body": {"from": "x"}}}, "d-2")
+    assert isinstance(created, events.Comment) and isinstance(edited, events.Comment)
+    assert edited.written_at is not None and created.written_at is not None
+    assert edited.written_at - created.written_at == 300
+
+
+@pytest.mark.parametrize("value", [None, 17, "yesterday", ""])
+def test_a_time_that_is_not_one_is_unknown_not_a_refusal(value: Any) -> None:
+    p = load_fixture("pull_request.opened.json")
+    p["pull_request"]["updated_at"] = value
+    item = events.parse("pull_request", p | {"action": "synchronize"}, "d-1")
+    assert isinstance(item, events.WorkItem) and item.updated_at is None

@@ -504,3 +504,38 @@ def test_retry_where_no_retry_option_was_offered_records_a_retry_not_the_first_o
     run, actions = E.advance(run, E.Command("retry", "m"), w)
     assert run.decisions[-1]["option"] is None and run.decisions[-1]["choice"] == "Run the step again (/retry)"
     assert "RunAgent:triage" in kinds(actions)
+
+
+# ---- an /approve written before the push of the head it would approve --------------------------------
+
+PUSHED = 1_800_000_000.0  # when the push of C landed, by GitHub's clock
+
+
+@pytest.mark.parametrize(("written", "applied"), [(PUSHED - 60, False), (PUSHED, True), (PUSHED + 5, True),
+                                                  (None, True)], ids=["before", "same-second", "after", "unknown"])
+def test_an_approve_counts_only_when_written_at_or_after_the_push_of_the_head(written: float | None,
+                                                                              applied: bool) -> None:
+    run, w = waiting_on_pull()
+    run, actions = E.advance(run, E.HeadMoved(C, paths=("docs/x.md",), at=PUSHED), w)
+    assert run.state == E.WAITING and run.head_since == PUSHED and E.AskApproval("approval") in actions
+    after, actions = E.advance(run, E.Command("approve", "m", head_sha=C, written_at=written), w)
+    assert (after.approval == {"by": "m", "head_sha": C}) is applied
+    if not applied:
+        assert after.state == E.WAITING and replies(actions) == [
+            f"`/approve` by @m was not applied: it was written before the push of {PREFIX_C}, so it approved the "
+            "code before that push. Approve again if the change still stands on the new head."]
+
+
+def test_a_push_whose_time_is_unknown_lets_no_old_time_stand() -> None:
+    run, w = waiting_on_pull()
+    run, _ = E.advance(run, E.HeadMoved(C, paths=("docs/x.md",), at=PUSHED), w)
+    run, _ = E.advance(run, E.HeadMoved(B := "b" * 40, paths=("docs/x.md",)), w)  # no time in the event
+    assert run.head_since is None  # not C's: an approval is judged by its head alone, as before any push
+    after, _ = E.advance(run, E.Command("approve", "m", head_sha=B, written_at=PUSHED - 60), w)
+    assert after.approval == {"by": "m", "head_sha": B}
+
+
+def test_the_push_time_survives_the_runs_record() -> None:
+    run, w = waiting_on_pull()
+    run, _ = E.advance(run, E.HeadMoved(C, paths=("docs/x.md",), at=PUSHED), w)
+    assert E.Run.from_dict(json.loads(json.dumps(run.to_dict()))).head_since == PUSHED

@@ -8,6 +8,7 @@ and nothing anyone pushed or merged is ever overwritten by the bot.
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from bot.sandbox.team import Team, rejected
@@ -47,6 +48,7 @@ def push(sandbox: Any, p: dict[str, Any], path: str, content: str, *, by: str = 
     sync = copy.deepcopy(p) | {"action": "synchronize"}
     sync["pull_request"]["head"]["sha"] = sandbox.set_file(REPO, path, content, ref=p["pull_request"]["head"]["ref"])
     sync["sender"] = {**sync["sender"], "login": by, "type": kind}
+    sync["pull_request"]["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # GitHub's: the push
     return sync
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -61,7 +62,8 @@ def comment_payload(number: int, body: str, login: str = "maintainer", user_type
         p["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/{number}"}
     else:
         p["issue"].pop("pull_request", None)
-    p["comment"] |= {"id": comment_id, "body": body}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # written now, as GitHub stamps a new comment
+    p["comment"] |= {"id": comment_id, "body": body, "created_at": now, "updated_at": now}
     p["comment"]["user"] = {**p["comment"]["user"], "login": login, "type": user_type}
     p["sender"] = p["comment"]["user"]
     return p

@@ -277,6 +277,13 @@ def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
             actions.append(Reply(f"`/approve` by @{cmd.actor} was not applied: the pull request's head is "
                                  f"`{(cmd.head_sha or '')[:7]}`, not `{old[:7]}` as summarised."))
             return
+        # Webhooks arrive in any order: an /approve written for head A may come after the push of B (GitHub's
+        # head, and the run's, is B by then). Both times are GitHub's; unknown either way, the command stands.
+        if run.head_since is not None and cmd.written_at is not None and cmd.written_at < run.head_since:
+            actions.append(Reply(f"`/approve` by @{cmd.actor} was not applied: it was written before the push of "
+                                 f"`{old[:7]}`, so it approved the code before that push. Approve again if the "
+                                 "change still stands on the new head."))
+            return
         step = next(sid for sid, st in run.steps.items() if st.status == "waiting")
         run.steps[step].status = FINISHED
         run.approval = {"by": cmd.actor, "head_sha": run.head_sha}
@@ -351,7 +358,7 @@ def _head_moved(run: Run, wf: Workflow, sig: HeadMoved, actions: list[Action]) -
     change whose files the push touched is made again; an approval request is asked again for the new head."""
     if sig.sha == run.head_sha or not sig.sha:
         return
-    run.head_sha = sig.sha
+    run.head_sha, run.head_since = sig.sha, sig.at
     if run.on_pull:  # finished or not, the PR's own check must follow its head (branch protection waits on it)
         actions.append(ReviewPull(sig.sha))
     if run.state not in (WAITING, RUNNING, ESCALATED):

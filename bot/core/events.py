@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, TypeVar, overload
 
 from bot.core.markers import marker
@@ -78,6 +79,8 @@ class WorkItem(Base):
     # For "labeled": an outside author's own label, which only their issue template can set (GitHub sends
     # "labeled" for those too). It is part of the opening, not a person steering the bot.
     label_at_opening: bool = False
+    # A pull request's updated_at (epoch seconds, GitHub's clock): on "synchronize", when the push landed.
+    updated_at: float | None = None
 
     @property
     def from_fork(self) -> bool:
@@ -94,6 +97,8 @@ class Comment(Base):
     author: Actor
     is_pull_request: bool = False
     previous_body: str | None = None  # for "edited": only new commands count
+    # When the comment's text was written (epoch seconds, GitHub's clock): created_at, or updated_at for an edit.
+    written_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +331,7 @@ def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Wo
         draft=bool(pr.get("draft")),
         added_label=_get(p, "label.name", str, optional=True),
         label_at_opening=_label_at_opening(action, p, pr),
+        updated_at=_time(p, "pull_request.updated_at"),
     )
 
 
@@ -340,7 +346,21 @@ def _comment(event: str, action: str, p: Mapping[str, Any], delivery_id: str) ->
         author=_actor(p, "comment.user"),
         is_pull_request="pull_request" in issue,
         previous_body=previous,
+        written_at=_time(p, "comment.updated_at" if action == "edited" else "comment.created_at"),
     )
+
+
+def _time(p: Mapping[str, Any], path: str) -> float | None:
+    """An ISO 8601 time of GitHub's as epoch seconds; None when absent or not a time (it only ever narrows
+    what a command may do, so an unreadable one is no reason to refuse the delivery)."""
+    value = _at(p, path, optional=True)
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _pull_numbers(obj: Mapping[str, Any]) -> tuple[int, ...]:

@@ -59,6 +59,7 @@ class Command:
     reason: str = ""
     head_sha: str | None = None  # the pull request's head when the command ran (asked of GitHub, not the event)
     moved: tuple[str, ...] | None = None  # when that head is not the run's: the files changed since (None: unknown)
+    written_at: float | None = None  # when the command's comment was written (GitHub's clock; None: unknown)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class HeadMoved:
     sha: str
     paths: tuple[str, ...] | None = None
     own: bool = False
+    at: float | None = None  # when the push landed (GitHub's clock; None: unknown)
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,9 @@ class Run:
     head_sha: str | None = None
     on_pull: bool = False  # the run is about a pull request: the PR itself is judged at each head
     stale_from: str | None = None  # a push made this implement step's change stale while a decision was pending
+    # When the head the run follows was pushed (GitHub's clock), when a push event said: an /approve written
+    # before it was written for an older head, whenever it is delivered.
+    head_since: float | None = None
 
     @classmethod
     def new(cls, run_id: str, workflow: Workflow, head_sha: str | None = None, on_pull: bool = False) -> Run:

@@ -121,7 +121,7 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         if old and head != old:
             moved = await changed_since(gh, c.repo, old, head)
     signal = engine.Command(cmd.name, actor, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
-                            head_sha=head, moved=moved)
+                            head_sha=head, moved=moved, written_at=c.written_at)
     delivery = f"{c.delivery_id}:{cmd.name}:{cmd.arg}"
     unchanged, delivers = await _changes_nothing(gh, deps, active, signal, delivery)
     if unchanged is None:

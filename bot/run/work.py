@@ -48,7 +48,9 @@ async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: Run
         return
     own = head == item.head_sha and await _own_push(gh, deps, item, run.id)
     paths = None if own or active is None else await changed_since(gh, item.repo, old, head)
-    await resume(gh, deps, run, engine.HeadMoved(head, paths, own), item.delivery_id)
+    # When the push we were told of landed: GitHub's head may be a later push still, so this is a lower bound,
+    # and an /approve written before it is for older code in either case.
+    await resume(gh, deps, run, engine.HeadMoved(head, paths, own, at=item.updated_at), item.delivery_id)
 
 
 async def _judged_by(deps: Deps, item: events.WorkItem) -> RunRecord | None:

@@ -74,6 +74,9 @@ class PullsState(IssuesState, AppsState, ContentsState):
         d = self.issue_json(repo, issue)
         for k in ("pull_request", "labels_url", "events_url", "repository_url", "reactions", "state_reason"):
             del d[k]
+        if p.get("seen_head") != head_sha:  # a push moved the head (however the test moved it): GitHub's
+            p["seen_head"], p["head_moved_at"] = head_sha, iso()  # updated_at is then the push's time
+        d["updated_at"] = max(d["updated_at"], p["head_moved_at"])
         return d | {
             "id": p["id"], "node_id": node_id("PR", p["id"]), "url": url, "issue_url": issue["url"],
             "diff_url": issue["html_url"] + ".diff", "patch_url": issue["html_url"] + ".patch",
