@@ -47,6 +47,10 @@ SCHEMA: dict[str, Any] = {
         "escalation_mentions": {"type": "array", "items": {
             "type": "string", "pattern": r"^@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$"}},
         "dry_run": {"type": "boolean"},
+        "lockdown": {"type": "boolean",
+                     "description": "act only on issues, pull requests and comments from people with triage "
+                                    "access or more; others get one note per thread saying a maintainer can "
+                                    "start the bot with a label"},
         "approval": {"type": "object", "additionalProperties": False,
                      "properties": {"not_author": {"type": "boolean",
                                                    "description": "a PR's author may not approve the bot's change to it"}}},
@@ -68,6 +72,7 @@ class RepoConfig:
     escalation_mentions: tuple[str, ...] = ()
     dry_run: bool = False
     approval_not_author: bool = False
+    lockdown: bool = False
     source: str = "defaults"
     # Compiled once here, not per path checked. The defaults are a spec of their own so that a `!` pattern
     # in protected_paths can never reopen them: only allow_workflow_changes does.
@@ -196,6 +201,7 @@ def parse(text: str, *, known_workflows: set[str], source: str = PATH) -> tuple[
         escalation_mentions=tuple(data.get("escalation_mentions") or ()),
         dry_run=bool(data.get("dry_run", False)),
         approval_not_author=bool((data.get("approval") or {}).get("not_author", False)),
+        lockdown=bool(data.get("lockdown", False)),
         source=source,
     ), []
 

@@ -33,6 +33,7 @@ from bot.core.texts import (
     fold,
     help_text,
     ignored_commands,
+    locked_down,
     one_line,
     over_reply_limit,
     pending_note,
@@ -45,7 +46,7 @@ from bot.core.workflow import Workflow
 
 __all__ = ["HELP_HINT", "approval_request", "ask_for_label", "ci_failure_issue", "ci_repeat", "clip",
            "code_span", "config_problems", "context_document", "escalation", "failure_note", "finished", "help_text",
-           "ignored_commands", "over_reply_limit", "pending_note", "pull_verdict", "refusal", "status",
+           "ignored_commands", "locked_down", "over_reply_limit", "pending_note", "pull_verdict", "refusal", "status",
            "status_head", "step_output", "tech_debt_issue", "unknown_command", "usage_line", "verdict"]
 
 ICONS = {"pending": "⬜", "running": "🔄", "done": "✅", "skipped": "⏭️", "failed": "❌", "waiting": "⏸️"}

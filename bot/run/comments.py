@@ -14,22 +14,12 @@ from bot.core import commands, engine, events, render
 from bot.core.markers import marker
 from bot.github.writes import digest
 from bot.run import replies
+from bot.run.lockdown import role_of, shuts_out
 from bot.run.runs import Deps, changed_since, resume
 from bot.run.state import RunState, StoredRunError, stored_applied, stored_head, unreadable
 from bot.store import JobInfo, Posted, RunRecord
 
 log = logging.getLogger(__name__)
-
-
-async def role_of(gh: GitHubAPI, repo: str, login: str) -> str:
-    """The collaborator's role, asked of GitHub when the command runs (never author_association)."""
-    try:
-        data = await gh.getitem(f"/repos/{repo}/collaborators/{login}/permission")
-    except BadRequest as exc:
-        if exc.status_code in (403, 404):
-            return "none"
-        raise
-    return str(data.get("role_name") or data.get("permission") or "none")
 
 
 async def _requeue_failed(deps: Deps, thread: str) -> bool:
@@ -68,6 +58,8 @@ async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
     req = commands.request(c.body, previous, fresh["body"] if isinstance(fresh.get("body"), str) else c.body)
     if req.command is None:
         log.info("%s: the command of comment %s was edited away before it ran", c.thread, c.comment_id)
+        return
+    if await shuts_out(gh, deps, c.repo, c.number, c.sender.login):
         return
     if req.ignored:
         log.info("%s: comment %s: acting on %s only, %d other command lines ignored", c.thread, c.comment_id,

@@ -13,6 +13,7 @@ from bot.github.changes import made_by_run
 from bot.github.contents import Unreadable
 from bot.github.writes import create_issue_once, upsert_comment
 from bot.run import pull_review
+from bot.run.lockdown import shuts_out
 from bot.run.repo_view import RepoView, read_config_at
 from bot.run.runs import Deps, changed_since, resume, start_run
 from bot.run.state import RunContext, run_context, stored_head, unreadable
@@ -133,6 +134,8 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
     label_map = {k.lower(): v for k, v in (view.catalog.triage.get("labels") or {}).items()}
     if item.action == "labeled" and (item.added_label or "").lower() not in label_map:
         log.info("%s: label %r maps to no workflow", item.thread, item.added_label)
+        return
+    if await shuts_out(gh, deps, item.repo, item.number, item.sender.login, view.config):
         return
     decision = triage.decide(item, view.catalog, paths=paths, enabled=view.config.workflows)
     if own_task(item, deps) and decision.workflow == "long-running-project":
