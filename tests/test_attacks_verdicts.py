@@ -393,10 +393,6 @@ async def test_a_marker_in_model_output_or_a_file_name_is_not_live_in_the_pull_r
 
 # ---- 8. one review per head, whatever GitHub answers ------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ATTACK SUCCEEDS (unlucky maintainer): while the App's login is unknown (GET /app failing) nothing counts "
-    "as the bot's own (writes.is_own), so after a review POST that landed but whose answer was lost, the "
-    "retried job's pull_review._own_reviews finds nothing and posts the same head's review a second time"))
 async def test_a_lost_review_answer_while_the_login_is_unknown_is_not_posted_twice(bot: Any, sandbox: Any,
                                                                                   team: Team) -> None:
     rt, _ = bot

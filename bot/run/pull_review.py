@@ -153,16 +153,19 @@ async def post(gh: GitHubAPI, store: Store, *, repo: str, number: int, verdict: 
     """The check run and the PR review for ``verdict.sha``, each once (found again after a crash). The check
     first: it is what branch protection reads, and GitHub refusing the review must not leave the head without it."""
     check_mark = check_marker(repo, verdict.sha)
-    if await store.find_posted(check_mark) is None:
-        found = await _check_exists(gh, repo, verdict.sha, app_id)
-        if found is None:
-            found = await gh.post(f"/repos/{repo}/check-runs", data={
+    check: dict[str, Any] | None = None
+    if (known := await store.find_posted(check_mark)) is None:
+        check = await _check_exists(gh, repo, verdict.sha, app_id)
+        if check is None:
+            check = await gh.post(f"/repos/{repo}/check-runs", data={
                 "name": CHECK, "head_sha": verdict.sha, "status": "completed", "conclusion": verdict.conclusion,
                 "external_id": external_id(verdict.sha), **({"details_url": details_url} if details_url else {}),
                 "output": {"title": verdict.title, "summary": render.clip(verdict.body, 60_000)}})
-        await store.remember_posted(Posted(marker=check_mark, repo=repo, kind="check_run", github_id=found["id"]))
+        await store.remember_posted(Posted(marker=check_mark, repo=repo, kind="check_run", github_id=check["id"]))
     mark = review_marker(repo, number, verdict.sha)
     if await store.find_posted(mark) is None:
+        if bot_login is None:  # GET /app failing: the App's own check run names it, so its review is still found
+            bot_login = await _login_of_app(gh, repo, check, known)
         review = await _own_reviews(gh, repo, number, verdict.sha, bot_login, mark)
         if review is None:
             review = await _review(gh, repo, number, verdict.sha, with_marker(verdict.body, mark), verdict.event)
@@ -201,6 +204,19 @@ async def _dismiss(gh: GitHubAPI, repo: str, number: int, review: dict[str, Any]
             raise
         log.warning("%s#%s: could not dismiss triage-lead's review %s of an older head (%s)", repo, number,
                     review.get("id"), exc.status_code)
+
+
+async def _login_of_app(gh: GitHubAPI, repo: str, check: dict[str, Any] | None, known: Posted | None) -> str | None:
+    """This App's bot login, from the check run it made for this head (GitHub sets a check run's ``app``; only
+    the App's own token makes one, and the store holds only ids GitHub answered to that token). None if the
+    check run cannot be read either: nothing then counts as the bot's own, as before."""
+    if check is None and known is not None:
+        try:
+            check = await gh.getitem(f"/repos/{repo}/check-runs/{known.github_id}")
+        except BadRequest:
+            return None
+    slug = ((check or {}).get("app") or {}).get("slug")
+    return f"{slug}[bot]" if isinstance(slug, str) and slug else None
 
 
 async def _check_exists(gh: GitHubAPI, repo: str, sha: str, app_id: int | None) -> dict[str, Any] | None:
