@@ -148,11 +148,14 @@ class _Writer:
             self._write()
 
     def _write(self) -> None:
-        batch = []
-        while self.lines:
-            batch.append(self.lines.popleft())
+        batch = [self.lines.popleft() for _ in range(len(self.lines))]  # what is there now; later lines wait
+        self.write(batch)
+
+    def write(self, batch: list[logging.LogRecord]) -> None:
+        """Format and write ``batch``, one write per stream. A record that cannot be formatted (a bound field
+        whose str() raises) is reported by logging's own policy and skipped; the thread never dies of one."""
         for handler in self.handlers:
-            text = [handler.format(r) + "\n" for r in batch if r.levelno >= handler.level]
+            text = [line for r in batch if r.levelno >= handler.level and (line := _formatted(handler, r))]
             if text and isinstance(handler, logging.StreamHandler):
                 with handler.lock:  # type: ignore[union-attr]
                     try:
@@ -160,6 +163,14 @@ class _Writer:
                         handler.flush()
                     except Exception:  # a closed or broken stream: logging's own policy (print to stderr)
                         handler.handleError(batch[0])
+
+
+def _formatted(handler: logging.Handler, record: logging.LogRecord) -> str:
+    try:
+        return handler.format(record) + "\n"
+    except Exception:
+        handler.handleError(record)
+        return ""
 
 
 class _Queued(logging.Handler):
@@ -184,7 +195,11 @@ class _Queued(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.enqueue(self.prepare(record))
+            record = self.prepare(record)
+            if self.listener.done:  # stopping or stopped: the writer's last pass may be over, so write it here
+                self.listener.write([record])
+            else:
+                self.enqueue(record)
         except Exception:
             self.handleError(record)
 

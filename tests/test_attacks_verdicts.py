@@ -527,3 +527,46 @@ async def test_a_pull_request_whose_head_is_its_base_is_judged_once_without_erro
     assert [sha for _, sha in reviews(sandbox)] == [base] and [sha for _, sha in checks(sandbox)] == [base]
     assert sum(c.title == "PULL REQUEST REVIEW" for c in team.calls) == 1
     assert not sandbox.written("ref") and not sandbox.written("pull")
+
+
+def _approve_written(sandbox: Any, number: int, cid: int, login: str, ago: float) -> dict[str, Any]:
+    """An /approve by ``login`` written ``ago`` seconds before now, not yet delivered."""
+    a = comment_payload(number, "/approve", login=login, pull=True, comment_id=cid)
+    sandbox.seed_from_payload(a)
+    sandbox.repo(REPO).comments[cid]["created_at"] = a["comment"]["created_at"] = iso(time.time() - ago)
+    return a
+
+
+async def test_an_approve_for_one_push_is_not_applied_to_a_later_one_whose_event_comes_after(
+        bot: Any, sandbox: Any, team: Team) -> None:
+    """B is pushed, a maintainer approves B, C is pushed; the job queue reaches B's synchronize only once GitHub's
+    head is C. The push time taken then is C's upper bound (the pull's updated_at), not B's."""
+    sandbox.set_permission(REPO, "maintainer", "write")
+    p = pull_with(sandbox, 341, {"README.md": "words\n"})
+    await send_pull(bot, sandbox, p)
+    assert posts(sandbox, 341)[-1] == "approval"
+    sync_b = push(sandbox, p, "docs/notes.md", "notes\n", by="Codertocat")
+    sync_b["pull_request"]["updated_at"] = iso(time.time() - 120)
+    approve = _approve_written(sandbox, 341, 93411, "maintainer", 90)
+    push(sandbox, p, "docs/notes.md", "something else\n", by="Codertocat")  # C, pushed after the approval
+    await send_pull(bot, sandbox, sync_b)
+    await send(bot, sandbox, "issue_comment", approve)
+    assert posts(sandbox, 341)[-1] != "done", "an approval written for B approved C"
+
+
+async def test_a_refused_approve_leaves_the_push_time_for_the_next_stale_one(bot: Any, sandbox: Any,
+                                                                            team: Team) -> None:
+    """Two approvals written for A; B is pushed; the second approval arrives first (refused: the head moved, seen
+    by the command), B's synchronize then moves nothing, and the first approval must be refused too."""
+    sandbox.set_permission(REPO, "maintainer", "write")
+    sandbox.set_permission(REPO, "second", "write")
+    p = pull_with(sandbox, 342, {"README.md": "words\n"})
+    await send_pull(bot, sandbox, p)
+    first = _approve_written(sandbox, 342, 93421, "maintainer", 120)
+    second = _approve_written(sandbox, 342, 93422, "second", 110)
+    sync_b = push(sandbox, p, "docs/notes.md", "notes\n", by="Codertocat")
+    sync_b["pull_request"]["updated_at"] = iso(time.time() - 60)
+    await send(bot, sandbox, "issue_comment", second)
+    await send_pull(bot, sandbox, sync_b)
+    await send(bot, sandbox, "issue_comment", first)
+    assert posts(sandbox, 342)[-1] != "done", "an approval written for A approved B"

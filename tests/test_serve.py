@@ -130,6 +130,49 @@ def test_a_line_logged_while_serving_is_written_without_waiting_for_the_exit() -
             stop()
 
 
+def test_a_line_that_cannot_be_formatted_does_not_stop_the_log_thread() -> None:
+    """A bound field whose str() raises fails its own line (logging's policy), never the writer."""
+    import logging
+    import time
+
+    from bot.logs import write_off_thread
+    from tests.conftest import log_lines
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    with log_lines(json=True) as out:
+        stop = write_off_thread()
+        try:
+            logging.raiseExceptions, before = False, logging.raiseExceptions  # the policy's stderr print, off
+            logging.getLogger("bot.test").info("unprintable", extra={"run_id": Unprintable()})
+            logging.getLogger("bot.test").warning("after it")
+            deadline = time.monotonic() + 10
+            while "after it" not in out.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert "after it" in out.getvalue() and "unprintable" not in out.getvalue()
+        finally:
+            logging.raiseExceptions = before
+            stop()
+
+
+def test_a_line_logged_while_the_writer_stops_is_written_not_lost() -> None:
+    """Another thread may be logging as serve stops: once the writer is stopping, lines are written at once."""
+    import logging
+
+    from bot.logs import write_off_thread
+    from tests.conftest import log_lines
+
+    with log_lines(json=True) as out:
+        stop = write_off_thread()
+        queued = next(h for h in logging.getLogger().handlers if hasattr(h, "listener"))
+        queued.listener.stop()  # the writer's last pass is over; a thread inside logging still holds the handler
+        logging.getLogger("bot.test").warning("late line")
+        assert "late line" in out.getvalue()
+        stop()
+
+
 def test_lines_written_off_the_event_loop_keep_what_the_caller_bound() -> None:
     import logging
 

@@ -62,7 +62,9 @@ def comment_payload(number: int, body: str, login: str = "maintainer", user_type
         p["issue"]["pull_request"] = {"url": f"https://api.github.com/repos/{REPO}/pulls/{number}"}
     else:
         p["issue"].pop("pull_request", None)
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # written now, as GitHub stamps a new comment
+    # Written now, as GitHub stamps a new comment: in the second after what the test did before (a person reads
+    # before writing; GitHub's times are whole seconds, and an /approve in the second of a push counts as before it).
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
     p["comment"] |= {"id": comment_id, "body": body, "created_at": now, "updated_at": now}
     p["comment"]["user"] = {**p["comment"]["user"], "login": login, "type": user_type}
     p["sender"] = p["comment"]["user"]

@@ -251,7 +251,7 @@ def _moved_at_command(run: Run, wf: Workflow, cmd: Command, actions: list[Action
     the push it is before the command applies. True when it had moved."""
     if not (run.head_sha and cmd.head_sha and cmd.head_sha != run.head_sha):
         return False
-    _head_moved(run, wf, HeadMoved(cmd.head_sha, cmd.moved), actions)
+    _head_moved(run, wf, HeadMoved(cmd.head_sha, cmd.moved, at=cmd.head_at), actions)
     return True
 
 
@@ -278,8 +278,9 @@ def _approve(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> Non
                                  f"`{(cmd.head_sha or '')[:7]}`, not `{old[:7]}` as summarised."))
             return
         # Webhooks arrive in any order: an /approve written for head A may come after the push of B (GitHub's
-        # head, and the run's, is B by then). Both times are GitHub's; unknown either way, the command stands.
-        if run.head_since is not None and cmd.written_at is not None and cmd.written_at < run.head_since:
+        # head, and the run's, is B by then). Both times are GitHub's, in whole seconds: the same second counts
+        # as before the push. Unknown either way, the command stands.
+        if run.head_since is not None and cmd.written_at is not None and cmd.written_at <= run.head_since:
             actions.append(Reply(f"`/approve` by @{cmd.actor} was not applied: it was written before the push of "
                                  f"`{old[:7]}`, so it approved the code before that push. Approve again if the "
                                  "change still stands on the new head."))

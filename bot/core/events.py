@@ -37,6 +37,8 @@ CiSource = Literal["check_run", "check_suite", "workflow_run"]
 class Actor:
     login: str
     type: str  # "User", "Bot" or "Organization" — GitHub's account type, never guessed from a suffix
+    # GitHub's account id: a login can be renamed, the id stays. Not part of equality (a login names the actor).
+    id: int | None = field(default=None, compare=False)
 
     @property
     def is_bot(self) -> bool:
@@ -99,6 +101,7 @@ class Comment(Base):
     previous_body: str | None = None  # for "edited": only new commands count
     # When the comment's text was written (epoch seconds, GitHub's clock): created_at, or updated_at for an edit.
     written_at: float | None = None
+    default_branch: str | None = None  # the repository's, as the delivery says (spares a read for its config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +225,8 @@ def _object(obj: object, path: str) -> Mapping[str, Any]:
 
 
 def _actor(obj: object, path: str) -> Actor:
-    return Actor(login=_get(obj, f"{path}.login", str), type=_get(obj, f"{path}.type", str, optional=True) or "User")
+    return Actor(login=_get(obj, f"{path}.login", str), type=_get(obj, f"{path}.type", str, optional=True) or "User",
+                 id=_get(obj, f"{path}.id", int, optional=True))
 
 
 def _labels(issue: Mapping[str, Any]) -> tuple[str, ...]:
@@ -347,13 +351,17 @@ def _comment(event: str, action: str, p: Mapping[str, Any], delivery_id: str) ->
         is_pull_request="pull_request" in issue,
         previous_body=previous,
         written_at=_time(p, "comment.updated_at" if action == "edited" else "comment.created_at"),
+        default_branch=_get(p, "repository.default_branch", str, optional=True),
     )
 
 
 def _time(p: Mapping[str, Any], path: str) -> float | None:
+    return github_time(_at(p, path, optional=True))
+
+
+def github_time(value: object) -> float | None:
     """An ISO 8601 time of GitHub's as epoch seconds; None when absent or not a time (it only ever narrows
     what a command may do, so an unreadable one is no reason to refuse the delivery)."""
-    value = _at(p, path, optional=True)
     if not isinstance(value, str):
         return None
     try:

@@ -60,6 +60,9 @@ class Command:
     head_sha: str | None = None  # the pull request's head when the command ran (asked of GitHub, not the event)
     moved: tuple[str, ...] | None = None  # when that head is not the run's: the files changed since (None: unknown)
     written_at: float | None = None  # when the command's comment was written (GitHub's clock; None: unknown)
+    # The pull request's updated_at, read with head_sha: when that head is not the run's, the latest it can have
+    # landed (an upper bound: an /approve written before it was written for older code, or must be given again).
+    head_at: float | None = None
 
 
 @dataclass(frozen=True)

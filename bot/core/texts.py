@@ -93,8 +93,8 @@ def refusal(actor: str, command: str, permission: str) -> str:
 def locked_down(actor: str) -> str:
     """The one note a person without triage access gets on a thread of a repository in lockdown."""
     return (f"@{actor} thanks for this. This repository runs triage-lead in lockdown: it acts only on issues, pull "
-            "requests and comments from people with triage access or more, so it hasn't acted here. A maintainer "
-            "can start it on this thread by adding one of its workflow labels.")
+            "requests and commands from people with triage access or more, so it hasn't acted on yours. A "
+            "maintainer can start it on a thread by adding one of its workflow labels.")
 
 
 def unknown_command(name: str, guess: str) -> str:

@@ -14,7 +14,7 @@ from bot.core import commands, engine, events, render
 from bot.core.markers import marker
 from bot.github.writes import digest
 from bot.run import replies
-from bot.run.lockdown import role_of, shuts_out
+from bot.run.lockdown import config_of, locked_out, role_of, tell_once
 from bot.run.runs import Deps, changed_since, resume
 from bot.run.state import RunState, StoredRunError, stored_applied, stored_head, unreadable
 from bot.store import JobInfo, Posted, RunRecord
@@ -59,7 +59,8 @@ async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
     if req.command is None:
         log.info("%s: the command of comment %s was edited away before it ran", c.thread, c.comment_id)
         return
-    if await shuts_out(gh, deps, c.repo, c.number, c.sender.login):
+    if await locked_out(gh, c.repo, c.sender, cfg := await config_of(gh, deps, c.repo, c.default_branch)):
+        await tell_once(gh, deps, c.repo, c.number, c.sender, cfg)
         return
     if req.ignored:
         log.info("%s: comment %s: acting on %s only, %d other command lines ignored", c.thread, c.comment_id,
@@ -102,10 +103,11 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         return f"No triage-lead workflow is running on this thread, so `/{cmd.name}` has nothing to act on."
     if cmd.name == "cancel" and (broken := unreadable(active)) is not None:
         return await _cancel_unreadable(c, gh, deps, active, broken, acted)
-    head, moved = None, None
+    head, moved, head_at = None, None, None
     if c.is_pull_request:
         pull = await gh.getitem(f"/repos/{c.repo}/pulls/{c.number}")
         head = str(pull["head"]["sha"])  # the head now, not the one a lost push event would have told us
+        head_at = events.github_time(pull.get("updated_at"))
         if cmd.name == "approve" and await _author_may_not_approve(gh, deps, c, actor, pull):
             return (f"@{actor} opened this pull request, and this repository's configuration "
                     "(`approval: {not_author: true}`) asks someone else to approve the bot's change to it.")
@@ -113,7 +115,7 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         if old and head != old:
             moved = await changed_since(gh, c.repo, old, head)
     signal = engine.Command(cmd.name, actor, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
-                            head_sha=head, moved=moved, written_at=c.written_at)
+                            head_sha=head, moved=moved, written_at=c.written_at, head_at=head_at)
     delivery = f"{c.delivery_id}:{cmd.name}:{cmd.arg}"
     unchanged, delivers = await _changes_nothing(gh, deps, active, signal, delivery)
     if unchanged is None:

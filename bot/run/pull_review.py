@@ -213,7 +213,9 @@ async def _login_of_app(gh: GitHubAPI, repo: str, check: dict[str, Any] | None, 
     if check is None and known is not None:
         try:
             check = await gh.getitem(f"/repos/{repo}/check-runs/{known.github_id}")
-        except BadRequest:
+        except BadRequest as exc:
+            log.warning("%s: the App's login is unknown and its check run %s could not be read (%s): its own review "
+                        "of this head cannot be told from others'", repo, known.github_id, exc.status_code)
             return None
     slug = ((check or {}).get("app") or {}).get("slug")
     return f"{slug}[bot]" if isinstance(slug, str) and slug else None

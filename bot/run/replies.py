@@ -26,16 +26,20 @@ log = logging.getLogger(__name__)
 
 
 
+def repository_hour(repo: str, settings: Settings) -> Limit:
+    """The repository's hourly ceiling on what the bot says to people (replies, notes), across its threads."""
+    return (f"reply:{repo}", settings.replies_per_hour, 3600.0)
+
+
 def reply_limits(c: events.Comment, settings: Settings) -> list[Limit]:
     """Whose replies a reply to ``c`` counts against: the person on this thread, and the repository."""
     return [(f"reply:{c.repo}#{c.number}:{c.sender.login.lower()}", settings.replies_per_minute, 60.0),
-            (f"reply:{c.repo}", settings.replies_per_hour, 3600.0)]
+            repository_hour(c.repo, settings)]
 
 
 def note_limits(c: events.Comment, settings: Settings) -> list[Limit]:
     """One over-the-limit note per person per thread a minute, inside the repository's hourly ceiling."""
-    return [(f"reply-note:{c.repo}#{c.number}:{c.sender.login.lower()}", 1, 60.0),
-            (f"reply:{c.repo}", settings.replies_per_hour, 3600.0)]
+    return [(f"reply-note:{c.repo}#{c.number}:{c.sender.login.lower()}", 1, 60.0), repository_hour(c.repo, settings)]
 
 
 async def post_reply(gh: GitHubAPI, store: Store, settings: Settings, c: events.Comment, *, mark: str, body: str,

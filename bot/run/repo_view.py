@@ -100,7 +100,8 @@ class RepoViews:
             cfg, bad = config.parse(last[1], known_workflows=set(catalog.workflows), source=last[0])
             if not bad:
                 return cfg, "the last configuration of this repository that could be read"
-        return config.RepoConfig(dry_run=True, source="dry run: no usable configuration"), \
+        # Lockdown on too: whether the file asked for it cannot be known, and outsiders' runs cost money.
+        return config.RepoConfig(dry_run=True, lockdown=True, source="dry run: no usable configuration"), \
             "dry-run (it posts only its status comment) until the file can be read"
 
 

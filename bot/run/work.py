@@ -13,7 +13,7 @@ from bot.github.changes import made_by_run
 from bot.github.contents import Unreadable
 from bot.github.writes import create_issue_once, upsert_comment
 from bot.run import pull_review
-from bot.run.lockdown import shuts_out
+from bot.run.lockdown import locked_out, tell_once
 from bot.run.repo_view import RepoView, read_config_at
 from bot.run.runs import Deps, changed_since, resume, start_run
 from bot.run.state import RunContext, run_context, stored_head, unreadable
@@ -35,7 +35,8 @@ async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: Run
     if run is None:
         log.info("%s: push with no workflow running and no earlier verdict; nothing to judge", item.thread)
         return
-    head = str((await gh.getitem(f"/repos/{item.repo}/pulls/{item.number}"))["head"]["sha"])
+    pull = await gh.getitem(f"/repos/{item.repo}/pulls/{item.number}")
+    head = str(pull["head"]["sha"])
     old = stored_head(run)  # raw: a push that moves nothing needs no more of the run, however broken the rest
     if head == old:
         log.info("%s: push event for %s, but the head is still %s; nothing new", item.thread,
@@ -49,9 +50,10 @@ async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: Run
         return
     own = head == item.head_sha and await _own_push(gh, deps, item, run.id)
     paths = None if own or active is None else await changed_since(gh, item.repo, old, head)
-    # When the push we were told of landed: GitHub's head may be a later push still, so this is a lower bound,
-    # and an /approve written before it is for older code in either case.
-    await resume(gh, deps, run, engine.HeadMoved(head, paths, own, at=item.updated_at), item.delivery_id)
+    # When the head landed: the push we were told of; or, when GitHub's head is a later push still, the pull's
+    # updated_at read with it (an upper bound: an /approve written before it is refused, to be given again).
+    at = item.updated_at if head == item.head_sha else events.github_time(pull.get("updated_at"))
+    await resume(gh, deps, run, engine.HeadMoved(head, paths, own, at=at), item.delivery_id)
 
 
 async def _judged_by(deps: Deps, item: events.WorkItem) -> RunRecord | None:
@@ -118,6 +120,13 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
     repo_info = await gh.getitem(f"/repos/{item.repo}")
     view = await deps.view(gh, item.repo, repo_info.get("default_branch") or "main")
     await _report_config(gh, deps, item.repo, view)
+    # The bot's own task issues are its to work on; anyone else in lockdown is told once, and that is all.
+    if not own_task(item, deps) and await locked_out(gh, item.repo, item.sender, view.config):
+        if item.action != "synchronize":  # a push is not a request; a maintainer's run still follows its head
+            await tell_once(gh, deps, item.repo, item.number, item.sender, view.config)
+            return
+        if await deps.store.active_run(item.thread) is None:
+            return
     paths = await _pull_paths(gh, item.repo, item.number) if item.is_pull_request else []
     if item.is_pull_request and item.action in ("opened", "synchronize"):
         await _check_config_change(gh, deps, item, paths, view)
@@ -135,8 +144,7 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
     if item.action == "labeled" and (item.added_label or "").lower() not in label_map:
         log.info("%s: label %r maps to no workflow", item.thread, item.added_label)
         return
-    if await shuts_out(gh, deps, item.repo, item.number, item.sender.login, view.config):
-        return
+
     decision = triage.decide(item, view.catalog, paths=paths, enabled=view.config.workflows)
     if own_task(item, deps) and decision.workflow == "long-running-project":
         decision = triage.Decision(None, "a project's task cannot itself be a multi-session project", 0.0, ())

@@ -107,7 +107,7 @@ def _buffered(request: web.Request, in_flight: InFlight, deadline: float) -> byt
         raise Refused(400, "disconnected", "connection lost before the body arrived") from None
     if len(body) > MAX_BODY:
         raise Refused(413, "too_large", TOO_LARGE)
-    if not in_flight.take(len(body)):  # held only while the HMAC is computed, but held like any other
+    if not in_flight.take(len(body)):  # aiohttp holds it already: it counts against the budget like any other
         raise Refused(503, "over_capacity", "too many unverified bodies in flight; retry later",
                       retry_after=max(1, math.ceil(deadline)))
     in_flight.give(len(body))
