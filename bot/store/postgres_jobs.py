@@ -1,5 +1,6 @@
 """The PostgreSQL store's job queue: deliveries in, each job enqueued in procrastinate in the same
-transaction, stalled workers' jobs put back; failed jobs as people see them (the acknowledger, ``/retry``,
+transaction (deliveries that arrive together share one: group commit, as bot/store/intake.py does it for
+both stores), stalled workers' jobs put back; failed jobs as people see them (the acknowledger, ``/retry``,
 ``python -m bot jobs``) and redelivery claims.
 
 :class:`PostgresJobs` is mixed into :class:`bot.store.postgres.PostgresStore`, which supplies the pool.
@@ -7,16 +8,19 @@ transaction, stalled workers' jobs put back; failed jobs as people see them (the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from bot.store.base import Delivery, Job, JobInfo, StoreUnavailable, job_info
-from bot.store.intake import stored_payload
+from bot.store.intake import HOOK_BUDGET, Intake, first_seen, stored_payload
 
 # The procrastinate queue and task every delivery's job goes to; bot/run/pg_worker.py registers the task.
 QUEUE = "triage-lead"
@@ -32,10 +36,64 @@ SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
     %(queue)s, %(task)s, 0, %(lock)s, %(queueing_lock)s, %(args)s, NULL
 )::procrastinate_job_to_defer_v1])) AS id
 """
+# A batch in one statement (one round trip, whatever its size): the deliveries not seen before, a job row for
+# each of them in the order they arrived (a thread's jobs run oldest first), and ONE call of procrastinate's
+# defer for all those jobs, as _DEFER's rows. Arrays, not a placeholder per value: the text is the same for
+# every batch, so psycopg converts it once and the server plans it once per connection (psycopg prepares what
+# repeats); bound in binary, as a text array of 12 KB payloads costs the server more to parse than to store.
+# Deliveries are given sorted by id (see _insert_batch), the job rows' ids and threads in arrival order.
+_INSERT_BATCH = """
+WITH new AS (
+    INSERT INTO deliveries (id, event, action, installation_id, repo, thread, received_at, payload)
+    SELECT id, event, action, installation_id, repo, thread, %(now)s, payload
+    FROM unnest(%(ids)b::text[], %(events)b::text[], %(actions)b::text[], %(installations)b::bigint[],
+                %(repos)b::text[], %(threads)b::text[], %(payloads)b::text[])
+         AS d(id, event, action, installation_id, repo, thread, payload)
+    ON CONFLICT (id) DO NOTHING RETURNING id
+), jobs AS (
+    INSERT INTO jobs (delivery_id, thread, state, created_at, updated_at)
+    SELECT id, thread, 'queued', %(now)s, %(now)s
+    FROM unnest(%(arrived)b::text[], %(arrived_threads)b::text[]) WITH ORDINALITY AS d(id, thread, n)
+    WHERE id IN (SELECT id FROM new) ORDER BY n
+    RETURNING id, delivery_id, thread
+), deferred AS (
+    SELECT procrastinate_defer_jobs_v1(ARRAY(
+        SELECT ROW(%(queue)s, %(task)s, 0, thread, delivery_id,
+                   jsonb_build_object('job_id', id, 'delivery_id', delivery_id), NULL)::procrastinate_job_to_defer_v1
+        FROM jobs ORDER BY id)) AS ids
+)
+SELECT ARRAY(SELECT id FROM new) AS new, (SELECT cardinality(ids) FROM deferred) AS deferred
+"""  # (reading "deferred" is what runs it: PostgreSQL skips a plain SELECT in WITH that nothing reads)
+# For this transaction only. lz4 compresses a 12 KB payload in a quarter of pglz's time (the default), the
+# one cost of an insert that grows with the payload; a server built without it keeps pglz.
+_SETTINGS = "SELECT set_config('lock_timeout', %s, true)"
+_SETTINGS_LZ4 = _SETTINGS + ", set_config('default_toast_compression', 'lz4', true)"
+
+
+async def _has_lz4(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the server can compress with lz4 (PostgreSQL 14 and later, when built with it)."""
+    row = await (await conn.execute("SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings"
+                                    " WHERE name = 'default_toast_compression'")).fetchone()
+    return bool(row and row["lz4"])
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline`` (time.monotonic); StoreUnavailable if it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise StoreUnavailable("the webhook's budget ran out before the store was reached")
+    return left
 
 
 class PostgresJobs:
     """The queue's methods of the PostgreSQL store."""
+
+    pool: AsyncConnectionPool[Any]  # PostgresStore's (its connections make dict rows)
+    hook_budget = HOOK_BUDGET  # seconds a delivery may wait, queued, for a connection or a lock, before its 503
+    _lz4: bool | None = None  # whether the server compresses with lz4 (asked on the first batch)
+    _held: psycopg.AsyncConnection[Any] | None = None  # the last batch's connection, kept for the next
+    _putting: asyncio.Future[None] | None = None  # _release_held's return of it to the pool
+    _arrivals: dict[int, float]  # when each waiting delivery (by its object's id) was handed to accept_delivery
 
     def _tx(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
         raise NotImplementedError  # PostgresStore's: one transaction
@@ -51,27 +109,99 @@ class PostgresJobs:
 
     # ---- deliveries and jobs -------------------------------------------------------------
     async def accept_delivery(self, d: Delivery) -> bool:
-        """Record a delivery, our job row and its procrastinate job in one transaction; False if already seen.
+        """Record a delivery, our job row and its procrastinate job, committed before this returns (group
+        commit: see :class:`Intake` and :meth:`_insert_batch`); False if already seen.
 
-        Concurrent copies of one delivery id serialise on the primary key: the others wait for the
-        first to commit, then insert nothing and enqueue nothing.
+        Concurrent copies of one delivery id, from this process or another, serialise on the primary key: the
+        others wait for the first to commit, then insert nothing and enqueue nothing.
         """
-        now = time.time()
-        async with self._tx() as conn:
-            cur = await conn.execute(
-                "INSERT INTO deliveries (id, event, action, installation_id, repo, thread, received_at, payload)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                (d.id, d.event, d.action, d.installation_id, d.repo, d.thread, now, stored_payload(d)))
-            if cur.rowcount == 0:
-                return False
-            job = await (await conn.execute(
-                "INSERT INTO jobs (delivery_id, thread, state, created_at, updated_at)"
-                " VALUES (%s, %s, 'queued', %s, %s) RETURNING id", (d.id, d.thread, now, now))).fetchone()
-            if job is None:
-                raise StoreUnavailable(f"the job row of delivery {d.id} was not returned")
-            await conn.execute(_DEFER, {"queue": QUEUE, "task": TASK, "lock": d.thread, "queueing_lock": d.id,
-                                        "args": Jsonb({"job_id": job["id"], "delivery_id": d.id})})
-            return True
+        intake = self._intake()
+        self._arrivals.setdefault(id(d), time.monotonic())  # the object's id: two copies of one delivery id differ
+        try:
+            return await intake.accept(d)
+        finally:
+            self._arrivals.pop(id(d), None)
+
+    def _intake(self) -> Intake:
+        """The store's batching state, made on first use (on the event loop's thread: no race)."""
+        intake: Intake | None = getattr(self, "_intake_state", None)
+        if intake is None:
+            arrivals: dict[int, float] = {}
+            self._arrivals = arrivals
+
+            def write(ds: list[Delivery]) -> Awaitable[list[bool]]:
+                # The oldest caller's budget is the batch's: its wait for a connection and for another
+                # process's copy of a delivery id count against what that caller has left.
+                now = time.monotonic()
+                return self._insert_batch(ds, min(arrivals.get(id(d), now) for d in ds) + self.hook_budget)
+            intake = Intake(write=write, budget=self.hook_budget)
+            self._intake_state = intake
+        return intake
+
+    async def _insert_batch(self, deliveries: list[Delivery], deadline: float) -> list[bool]:
+        """Deliveries, their job rows and procrastinate jobs in one transaction, one statement; for each
+        delivery, whether it was new (False: its id was stored before, or came earlier in this batch). Raises
+        StoreUnavailable, having rolled back, if any of it fails or ``deadline`` (time.monotonic) passes while
+        it waits for a connection or a lock: none of the batch is then stored."""
+        unique = [d for d, f in zip(deliveries, first_seen(deliveries, set()), strict=True) if f]
+        # Sorted by id: two processes' batches lock the ids they share in the same order, never each holding
+        # one the other waits for (a deadlock PostgreSQL breaks only after a second, failing a batch).
+        rows = sorted(unique, key=lambda d: d.id)
+        try:
+            conn = await self._connection(deadline)
+            keep = False
+            try:
+                if self._lz4 is None:
+                    self._lz4 = await _has_lz4(conn)
+                    await conn.commit()  # the read's own transaction, before the batch's
+                # BEGIN, the settings, the batch and COMMIT are sent together and answered together: one
+                # round trip. If the batch fails, PostgreSQL skips the COMMIT (the pipeline is aborted), the
+                # error is raised here, and the pool rolls the transaction back.
+                async with conn.pipeline():
+                    async with conn.transaction():
+                        # Waiting for another process's uncommitted copy of an id is bounded as SQLite's busy
+                        # timeout is.
+                        await conn.execute(_SETTINGS_LZ4 if self._lz4 else _SETTINGS,
+                                           (f"{max(1, int(_left(deadline) * 1000))}ms",))
+                        cur = await conn.execute(_INSERT_BATCH, {
+                            "now": time.time(), "ids": [d.id for d in rows], "events": [d.event for d in rows],
+                            "actions": [d.action for d in rows], "installations": [d.installation_id for d in rows],
+                            "repos": [d.repo for d in rows], "threads": [d.thread for d in rows],
+                            "payloads": [stored_payload(d) for d in rows], "arrived": [d.id for d in unique],
+                            "arrived_threads": [d.thread for d in unique], "queue": QUEUE, "task": TASK})
+                row = await cur.fetchone()
+                if row is None:  # never (a SELECT without FROM has its row); a 503 if it were, never a 202
+                    raise StoreUnavailable("a batch of deliveries returned nothing")
+                keep = bool(self._intake().pending)
+                return first_seen(deliveries, {d.id for d in unique} - set(row["new"]))
+            finally:
+                if keep:
+                    self._held = conn
+                    asyncio.get_running_loop().call_soon(self._release_held)
+                else:  # the pool rolls back what a failure left open, and replaces a broken connection
+                    await self.pool.putconn(conn)
+        except (psycopg.Error, PoolTimeout, PoolClosed) as exc:  # the webhook answers 503, never a 500
+            raise StoreUnavailable(" ".join(str(exc).split()) or type(exc).__name__) from exc
+
+    async def _connection(self, deadline: float) -> psycopg.AsyncConnection[Any]:
+        """The connection the last batch kept, its successor having waited already, else one from the pool
+        within the budget. The pool checks each connection it hands out (a round trip through an event loop
+        busy with requests: a quarter of a batch's time under load), so batches back to back skip it: their
+        connection answered a moment ago. Takes it before any ``await``: see :meth:`_release_held`."""
+        conn, self._held = self._held, None
+        if conn is not None and not self.pool.closed and not conn.closed:
+            return conn
+        if conn is not None:
+            await self.pool.putconn(conn)
+        return await self.pool.getconn(timeout=_left(deadline))
+
+    def _release_held(self) -> None:
+        """Called soon after a batch kept its connection: by then the next batch took it (Intake writes the
+        next one without yielding to the loop) or there is none (its callers waited out their budget), and the
+        connection goes back to the pool."""
+        conn, self._held = self._held, None
+        if conn is not None:
+            self._putting = asyncio.ensure_future(self.pool.putconn(conn))
 
     @staticmethod
     def _job(row: dict[str, Any]) -> Job:
