@@ -8,7 +8,11 @@ one issue is opened and taken to the approval wait, then a maintainer comments `
 * model calls and tokens from FakeAnthropic's ``usage_log``: input (uncached), output, cache reads and
   cache writes; ``cache_share`` = cache_read / (input + cache_read + cache_creation);
 * steps run = agent step attempts in the store (``steps`` rows), and writes per step;
-* the run's cost as the bot itself books it (``runs.data.usage.cost_usd``).
+* the run's cost as the bot itself books it (``runs.data.usage.cost_usd``);
+* beside it, the estimate the bot can make before the run (``bot/core/estimate.py``), from the same tree and issue:
+  the prompt's parts sized by the bot's own prompt builders, the files the issue names sized from the tree; the
+  ratio real / estimate, and whether it is within 1.5x (the rejection row is compared with the estimate plus what
+  one rejection adds, since the benchmark forces one).
 
 Plus ``backend-feature + 1 rejection``: the first review answers REJECTED, so implementation and review
 run twice (the targets: cache share >= 60% there, <= 3 GitHub writes per step including the approval PR).
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import tempfile
@@ -92,6 +97,49 @@ def seed_project(gh: Any, files: dict[str, str]) -> str:
                              {"name": "Bench", "email": "bench@example.com"})
     repo.refs[branch] = sha
     return sha
+
+
+class TreeReader:
+    """``files`` as the agent runtime's RepoReader answers the overview's reads (the tree, then two files)."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+
+    async def tree(self, ref: str) -> dict[str, Any]:
+        return {"tree": [{"path": p, "type": "blob", "size": len(t.encode())} for p, t in self.files.items()]}
+
+    async def contents(self, path: str, ref: str | None = None) -> dict[str, Any]:
+        import base64
+
+        return {"path": path, "encoding": "base64", "content": base64.b64encode(self.files[path].encode()).decode()}
+
+
+async def bot_estimate(label: str, files: dict[str, str], sha: str, rejections: int) -> tuple[Any, float]:
+    """The estimate the bot can make before the run (and the figure compared: plus ``rejections`` loops): the
+    prompt's parts as the bot's builders make them, at the run's commit, for the issue the run is for."""
+    from bot.agents import models, prompts
+    from bot.agents.request import RepoContext
+    from bot.agents.schemas import KINDS, result_schema
+    from bot.agents.tools import DEFINITIONS, read_overview
+    from bot.core import estimate as E
+    from bot.core.catalog import load_catalog
+
+    def sent(value: Any) -> int:  # the JSON text a block is sent as
+        return len(json.dumps(value, ensure_ascii=False))
+
+    catalog = load_catalog()
+    overview = await read_overview(TreeReader(files), sha)  # type: ignore[arg-type]
+    tools = [{"name": n, "description": d, "input_schema": schema} for n, (d, schema) in DEFINITIONS.items()]
+    context = RepoContext(C.REPO, 42, False, sha, "main", ISSUE_TITLE, ISSUE_BODY)
+    named = E.named_files(ISSUE_TITLE + "\n" + ISSUE_BODY, overview.paths)
+    sizes = E.Sizes(
+        fixed=sent(tools) + sent(prompts.system_blocks()),
+        overview=sent(prompts.overview_text(C.REPO, overview)), context=sent(prompts.context_text(context)),
+        file=E.read_chars({p: len(t.encode()) for p, t in files.items()}, named), files_named=len(named),
+        schemas={k: sent(prompts.schema_text(result_schema(k, {}))) for k in KINDS})
+    pricing = E.Pricing(models.DEFAULT_PRICES, models.CACHE_WRITE_FACTOR, models.CACHE_READ_FACTOR)
+    est = E.estimate(catalog.workflows[C.LABELS[label]], catalog.agents, sizes, pricing)
+    return est, est.cost_with(rejections=rejections)
 
 
 def changed_files(files: dict[str, str]) -> list[dict[str, str]]:
@@ -166,7 +214,8 @@ async def one_run(label: str, *, rejections: int, files: dict[str, str], tmp: Pa
 
     async with C.fakes(min_cache_tokens=min_cache_tokens) as (gh, fake, team, private):
         gh.set_permission(C.REPO, "maintainer", "maintain")
-        seed_project(gh, files)
+        sha = seed_project(gh, files)
+        est, estimated = await bot_estimate(label, files, sha, rejections)
         Specialists(team, changed_files(files), explore)
         team.script["REVIEW"] = [C.rejected() for _ in range(rejections)]
         db = tmp / f"{label}-{rejections}-{explore}-{min_cache_tokens}.sqlite3"
@@ -216,6 +265,13 @@ async def one_run(label: str, *, rejections: int, files: dict[str, str], tmp: Pa
             **token_counts(fake.usage_log),
             "cost_usd": round(float(usage.get("cost_usd", 0.0)), 4),
         }
+        out |= {"estimate_usd": round(estimated, 4), "estimate_expected_usd": round(est.cost_usd, 4),
+                "estimate_rejection_usd": round(est.rejection_usd, 4),
+                "estimate_tokens": dataclasses.asdict(est.tokens_with(rejections)),
+                "estimate_calls": sum(s.calls for s in est.steps) + rejections * sum(s.calls for s in est.rejection_steps),
+                "estimate_assumptions": list(est.assumptions)}
+        out["real_over_estimate"] = round(out["cost_usd"] / estimated, 3) if estimated else None
+        out["within_1_5"] = out["real_over_estimate"] is not None and 1 / 1.5 <= out["real_over_estimate"] <= 1.5
         out["writes_per_step"] = round(out["github_writes"] / out["steps_run"], 2) if out["steps_run"] else None
         # The same without the /approve delivery (reaction, Git data API commit, draft PR, final edits).
         out["writes_per_step_before_approve"] = (round((out["github_writes"] - out["github_writes_on_approve"])
@@ -241,7 +297,9 @@ async def main(args: argparse.Namespace) -> int:
         total_steps = sum(r["steps_run"] for r in rows)
         C.emit({"bench": "cost", "summary": True, "writes": total_writes, "steps": total_steps,
                 "writes_per_step_overall": round(total_writes / total_steps, 2) if total_steps else None,
-                "cost_usd_all": round(sum(r["cost_usd"] for r in rows), 4)})
+                "cost_usd_all": round(sum(r["cost_usd"] for r in rows), 4),
+                "real_over_estimate": {r["case"]: r["real_over_estimate"] for r in rows},
+                "all_within_1_5": all(r["within_1_5"] for r in rows)})
         variants: list[dict[str, Any]] = []
         if args.variants:
             for explore, minimum in ((True, None), (None, 0)):
@@ -256,6 +314,12 @@ async def main(args: argparse.Namespace) -> int:
                    "cost_usd"],
             title=f"cost of one run on this project's own tree ({len(files)} files), issue opened -> approval -> "
                   "/approve (real tiers, each model's real minimum cacheable length)")
+    C.table([{**r, **{f"est_{k}": v for k, v in r["estimate_tokens"].items()}} for r in rows],
+            ["case", "model_calls", "estimate_calls", "cache_write_tokens", "est_cache_write", "cache_read_tokens",
+             "est_cache_read", "input_tokens", "est_input", "output_tokens", "est_output", "cost_usd", "estimate_usd",
+             "real_over_estimate", "within_1_5"],
+            title="the estimate made before the run beside the real cost (real / estimate within 1.5x either way; the "
+                  "rejection row against the estimate plus one rejection)")
     if variants:
         C.table(variants, ["case", "explore", "min_cache_tokens", "model_calls", "input_tokens", "cache_read_tokens",
                            "cache_write_tokens", "cache_share", "cost_usd"],

@@ -1,0 +1,323 @@
+"""What a run will cost, before it starts: tokens by kind and dollars, from the workflow's steps, the agents' tiers
+and the repository's size as the bot knows it then (pure: sizes in, a record out).
+
+The model follows the prompt the agent runtime builds (``bot/agents/prompts.py``) and the way the API caches it:
+
+* every call sends the same prefix per tier: tools and system prompt, the repository overview, the repository
+  context (the issue), each ending at a breakpoint; then the step's own text (role, task, criteria, flags, earlier
+  results, review feedback, result schema), then the step's own turns, the newest one under a moving breakpoint;
+* the API writes a prefix to the cache at a breakpoint once it reaches the model's minimum cacheable length, and a
+  later call of the same tier reads the longest cached prefix: a tier's first call of a run writes the shared part,
+  later steps of that tier read it and write only their own text, later turns of a step read the step so far and
+  write their newest turn; steps of one wave run at once, so none of them reads what another of the wave writes;
+* a step that works on code makes one turn of parallel file reads, then answers (``READS``); triage and approval
+  answer from what their prompt holds; without an overview an agent first lists the root and reads the README.
+
+The expected case runs the steps that run whatever flags say, without rejection; what one rejection (the gate's
+return to its ``on_reject`` step and every step from there to the gate) and each conditional step would add is
+given beside it. Prices come from the caller (``bot/agents/models.py``: bot/core imports nothing else of bot).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
+from bot.core.workflow import Agent, Step, Workflow
+
+# Characters per token: the usual rule for English text and code, and the sandbox's tokenizer stand-in
+# (bot/sandbox/anthropic/cache.py). bot/agents/calls.py reserves budgets at 3 (an upper bound); an estimate wants
+# the middle.
+CHARS_PER_TOKEN = 4
+# The smallest prefix the API caches, per tier, for the models bot/agents/models.py DEFAULT_MODELS names
+# (claude-opus-4-6 4,096, claude-sonnet-4-6 2,048, claude-haiku-4-5 4,096: Anthropic's prompt-caching
+# documentation, the table bot/sandbox/anthropic/cache.py keeps). A tier mapped to another model may cache sooner.
+MIN_CACHEABLE_BY_TIER: Mapping[str, int] = {"opus": 4096, "sonnet": 2048, "haiku": 4096}
+# The fixed sentences around a step's own fields in prompts.role_text and prompts.step_text (headings, "Task:",
+# "Pass criteria:", the closing instruction), the line standing for no criteria, and a gate's (the verdict's rule and
+# the deterministic findings' block): measured on the shipped prompt builders, checked by tests/test_estimate.py.
+STEP_FRAME_CHARS = 270
+NO_CRITERIA_CHARS = 60
+GATE_FRAME_CHARS = 310
+# A fenced block's wrapper (prompts' fence(): the <untrusted source="..."> tags and its label), per earlier result.
+FENCE_CHARS = 60
+# A tool round trip's wrapper per file read: the tool_use block the model writes (id, name, path: ~110 characters
+# of JSON) and the tool_result block around the file (id, type, the tool's fence).
+TOOL_USE_TOKENS = 30
+TOOL_RESULT_OVERHEAD_CHARS = 150
+# ASSUMPTION, not from the prompts: a result as the step kind's schema asks it, a summary of some 200 words for
+# people (~270 tokens) with its criteria, flags and the kind's fields (~130). No prompt fixes it; a model's real
+# answers decide it.
+RESULT_TOKENS = 400
+# ASSUMPTION: an implementation changes one file, returned in full as the schema asks (the size of a file read).
+CHANGED_FILES = 1
+# ASSUMPTION: a code step reads, in its one turn of parallel reads, the files the issue names that the tree holds, at
+# most two (the file its task is about and one it depends on or tests it; with none named, one it picks from the
+# overview). A review reads the files the implementation changed; triage and approval read none (the issue, the
+# overview and the earlier results are in their prompt).
+MAX_FILES_READ = 2
+READS = {"analyze": "named", "validate": "named", "implement": "named", "context": "named", "delegate": "named",
+         "review": "changed", "triage": "none", "approval": "none"}
+
+
+class PriceLike(Protocol):
+    """US dollars per million tokens (bot/agents/models.py's ``Price``)."""
+
+    @property
+    def input(self) -> float: ...
+    @property
+    def output(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Prices per tier and the cache's factors on the input price, as bot/agents/models.py has them."""
+
+    prices: Mapping[str, PriceLike]
+    cache_write: float  # models.CACHE_WRITE_FACTOR (5-minute entries, the only kind the bot writes)
+    cache_read: float   # models.CACHE_READ_FACTOR
+    min_cacheable: Mapping[str, int] = field(default_factory=lambda: dict(MIN_CACHEABLE_BY_TIER))
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What the bot knows of the run's prompt before it starts, in characters (the JSON text sent)."""
+
+    fixed: int          # tools' definitions and the system prompt: the same for every call
+    overview: int       # prompts.overview_text at the run's commit; 0 when the steps get none
+    context: int        # prompts.context_text: the issue's title and body
+    file: int           # a file an agent reads: the named files' mean size, cut at the read tool's limit
+    files_named: int    # files of the tree the issue names
+    schemas: Mapping[str, int] = field(default_factory=dict)  # step kind -> prompts.schema_text's length
+    schema_default: int = 2900  # a kind the mapping lacks: the longest shipped schema (review, 2,850 characters)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Input tokens by how they are billed, and output tokens."""
+
+    input: int = 0
+    cache_write: int = 0
+    cache_read: int = 0
+    output: int = 0
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def __sub__(self, other: Tokens) -> Tokens:
+        return Tokens(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+
+    @property
+    def total(self) -> int:
+        return self.input + self.cache_write + self.cache_read + self.output
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    step: str
+    agent: str
+    tier: str
+    iteration: int
+    calls: int
+    tokens: Tokens
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A run's expected tokens and cost, what a rejection or a conditional step would add, and why."""
+
+    workflow: str
+    steps: tuple[StepEstimate, ...]
+    tokens: Tokens
+    cost_usd: float
+    rejection_steps: tuple[StepEstimate, ...]  # what one rejection runs again (none without a gate)
+    rejection_tokens: Tokens
+    rejection_usd: float
+    conditional_usd: Mapping[str, float]  # step id -> what it adds when its flag is set
+    assumptions: tuple[str, ...]
+
+    def cost_with(self, rejections: int = 0, steps: Iterable[str] = ()) -> float:
+        """The expected cost plus `rejections` loops and the named conditional steps."""
+        return self.cost_usd + rejections * self.rejection_usd + sum(self.conditional_usd.get(s, 0.0) for s in steps)
+
+    def tokens_with(self, rejections: int = 0) -> Tokens:
+        extra = [self.rejection_tokens] * rejections
+        return sum(extra, self.tokens)
+
+    def sentence(self) -> str:
+        """For a status comment: 'about $0.40 (estimate), each rejection adds about $0.08'."""
+        text = f"about ${self.cost_usd:.2f} (estimate)"
+        if self.rejection_usd:
+            text += f", each rejection adds about ${self.rejection_usd:.2f}"
+        return text
+
+
+def tokens_of(chars: int) -> int:
+    return math.ceil(max(0, chars) / CHARS_PER_TOKEN)
+
+
+def named_files(text: str, paths: Iterable[str]) -> list[str]:
+    """The tree's paths that `text` (the issue) names, in the tree's order."""
+    words = {w.rstrip(".") for w in re.findall(r"[\w./-]+", text or "")}
+    return [p for p in paths if p in words or p.strip("/") in words]
+
+
+def read_chars(sizes: Mapping[str, int], named: Iterable[str], limit: int = 20_000) -> int:
+    """A read's mean size: the named files' (else every file's), each cut at the read tool's `limit`
+    (AgentRuntime's ``max_tool_bytes``)."""
+    chosen = [sizes[p] for p in named if p in sizes] or list(sizes.values())
+    return round(sum(min(s, limit) for s in chosen) / len(chosen)) if chosen else limit
+
+
+# ---- the simulation ---------------------------------------------------------------------------------
+
+Key = tuple[Any, ...]
+
+
+@dataclass
+class _Run:
+    """The cache and the results as the run goes: per tier the cached prefixes (by their segment keys)."""
+
+    sizes: Sizes
+    pricing: Pricing
+    agents: Mapping[str, Agent]
+    cached: dict[str, set[Key]] = field(default_factory=dict)
+    result_tokens: dict[str, int] = field(default_factory=dict)
+
+    def call(self, tier: str, segments: list[tuple[Key, int]], fixed_bps: int, seen: set[Key]) -> Tokens:
+        """One call's input split as the API bills it; `seen` is the tier's cache as this call finds it."""
+        cumulative, keys, total = [], [], 0
+        for key, n in segments:
+            total += n
+            cumulative.append(total)
+            keys.append(key)
+        prefix = [tuple(keys[:i + 1]) for i in range(len(keys))]
+        hit = max((i for i in range(len(keys)) if prefix[i] in seen), default=-1)
+        read = cumulative[hit] if hit >= 0 else 0
+        written, end = 0, read
+        minimum = self.pricing.min_cacheable.get(tier, max(MIN_CACHEABLE_BY_TIER.values()))
+        for bp in sorted({*range(fixed_bps), len(keys) - 1}):
+            if cumulative[bp] < minimum:
+                continue  # below the model's minimum: the API writes nothing there
+            if cumulative[bp] > end:
+                written, end = written + cumulative[bp] - end, cumulative[bp]
+            self.cached.setdefault(tier, set()).add(prefix[bp])
+        return Tokens(input=total - read - written, cache_write=written, cache_read=read)
+
+    def step_chars(self, step: Step, agent: Agent, inputs: Iterable[str], feedback: str | None) -> int:
+        s = self.sizes
+        own = (len(agent.name) * 2 + len(agent.prompt) + len(", ".join(agent.tools)) + len(step.title)
+               + len(step.task) + len(step.output) + sum(len(c) + 3 for c in step.pass_criteria)
+               + (0 if step.pass_criteria else NO_CRITERIA_CHARS)
+               + (len(step.gate.focus) + len(step.gate.on_reject) + GATE_FRAME_CHARS if step.gate else 0)
+               + sum(len(f.name) + len(f.text) + 4 for f in step.sets) + STEP_FRAME_CHARS)
+        schema = s.schemas.get("analyze" if step.kind == "delegate" else step.kind, s.schema_default)
+        earlier = sum(self.result_tokens.get(sid, 0) * CHARS_PER_TOKEN + FENCE_CHARS for sid in inputs)
+        back = self.result_tokens.get(feedback, 0) * CHARS_PER_TOKEN + FENCE_CHARS if feedback else 0
+        return own + schema + earlier + back
+
+    def turns(self, step: Step) -> list[int]:
+        """Files read per tool turn of `step` (an empty list: it answers at once)."""
+        plan = [] if self.sizes.overview else [2]  # no overview: the root's listing and the README first
+        reads = READS.get(step.kind, "named")
+        if reads == "named":
+            plan.append(min(MAX_FILES_READ, max(1, self.sizes.files_named)))
+        elif reads == "changed":
+            plan.append(CHANGED_FILES)
+        return plan
+
+    def output(self, step: Step) -> int:
+        changed = CHANGED_FILES * tokens_of(self.sizes.file) if step.kind == "implement" else 0
+        return RESULT_TOKENS + changed
+
+    def price(self, tier: str, t: Tokens) -> float:
+        p = self.pricing.prices[tier]
+        return (t.input * p.input + t.cache_write * p.input * self.pricing.cache_write
+                + t.cache_read * p.input * self.pricing.cache_read + t.output * p.output) / 1_000_000
+
+    def step(self, step: Step, iteration: int, inputs: list[str], feedback: str | None,
+             wave_cache: Mapping[str, set[Key]]) -> StepEstimate:
+        agent = self.agents[step.agent]
+        tier = agent.model
+        s = self.sizes
+        shared: list[tuple[Key, int]] = [(("fixed",), tokens_of(s.fixed))]
+        shared += [(("overview",), tokens_of(s.overview))] if s.overview else []
+        shared += [(("context",), tokens_of(s.context))]
+        segments = shared + [(("step", step.id, iteration), tokens_of(self.step_chars(step, agent, inputs, feedback)))]
+        total, plan = Tokens(), self.turns(step)
+        for turn, reads in enumerate([*plan, None]):
+            # The first call finds the cache as the wave found it; later turns come after the wave's first calls.
+            seen = wave_cache.get(tier, set()) if turn == 0 else self.cached.get(tier, set())
+            spent = self.call(tier, segments, len(shared), set(seen))
+            out = self.output(step) if reads is None else TOOL_USE_TOKENS * reads
+            total += spent + Tokens(output=out)
+            if reads is not None:
+                turn_chars = reads * (s.file + TOOL_RESULT_OVERHEAD_CHARS)
+                segments.append((("turn", step.id, iteration, turn), out + tokens_of(turn_chars)))
+        self.result_tokens[step.id] = self.output(step)
+        return StepEstimate(step.id, agent.name, tier, iteration, len(plan) + 1, total, round(self.price(tier, total), 6))
+
+
+def _loop(wf: Workflow, gate: str, back: str, active: set[str]) -> list[Step]:
+    """The steps one rejection runs again: from the gate's on_reject step (`back`) through the gate, in order."""
+    inside = wf.upstream(gate)
+    return [s for s in wf.steps if s.id in active and (s.id in (back, gate)
+                                                        or (back in wf.upstream(s.id) and s.id in inside))]
+
+
+def _simulate(wf: Workflow, agents: Mapping[str, Agent], sizes: Sizes, pricing: Pricing, active: set[str],
+              rejections: int) -> list[StepEstimate]:
+    run = _Run(sizes, pricing, agents)
+    out: list[StepEstimate] = []
+
+    def inputs(step: Step) -> list[str]:
+        return [sid for sid in wf.upstream(step.id) if sid in active]
+
+    for wave in wf.parallel_groups():
+        at_start = {tier: set(keys) for tier, keys in run.cached.items()}
+        steps = [wf.step(sid) for sid in wave if sid in active]
+        for step in steps:
+            out.append(run.step(step, 1, inputs(step), None, at_start))
+        for gate in steps:
+            back = gate.gate.on_reject if gate.gate is not None else None
+            for n in range(rejections if back is not None else 0):
+                for again in _loop(wf, gate.id, back or "", active):
+                    # The retry of the rejected step carries the review that rejected it.
+                    snapshot = {tier: set(keys) for tier, keys in run.cached.items()}
+                    out.append(run.step(again, n + 2, inputs(again), gate.id if again.id == back else None,
+                                        snapshot))
+    return out
+
+
+def _sum(steps: Iterable[StepEstimate]) -> tuple[Tokens, float]:
+    steps = list(steps)
+    return sum((s.tokens for s in steps), Tokens()), round(sum(s.cost_usd for s in steps), 6)
+
+
+def estimate(wf: Workflow, agents: Mapping[str, Agent], sizes: Sizes, pricing: Pricing) -> Estimate:
+    """The run of `wf` as the bot would make it, before it starts: see the module's doc."""
+    expected = {s.id for s in wf.steps if s.when is None}
+    steps = _simulate(wf, agents, sizes, pricing, expected, 0)
+    tokens, cost = _sum(steps)
+    again = _simulate(wf, agents, sizes, pricing, expected, 1)
+    again_tokens, again_cost = _sum(again)
+    conditional = {s.id: round(_sum(_simulate(wf, agents, sizes, pricing, expected | {s.id}, 0))[1] - cost, 6)
+                   for s in wf.steps if s.when is not None}
+    named = min(MAX_FILES_READ, max(1, sizes.files_named))
+    assumptions = (
+        f"{CHARS_PER_TOKEN} characters a token",
+        f"prompt cache shared per tier within the run (tools, system prompt, "
+        f"{'overview, ' if sizes.overview else 'no overview, '}issue); every call of a tier within 5 minutes "
+        "of its last",
+        f"each code step reads {named} file(s) of about {tokens_of(sizes.file):,} tokens in one turn; a review "
+        f"reads {CHANGED_FILES}; triage and approval read none",
+        f"each result about {RESULT_TOKENS} tokens; an implementation adds {CHANGED_FILES} changed file in full",
+        "no rejection, no invalid result to correct; conditional steps not run: "
+        + (", ".join(sorted(conditional)) or "none"),
+    )
+    return Estimate(wf.name, tuple(steps), tokens, cost, tuple(s for s in again if s.iteration > 1),
+                    again_tokens - tokens, round(again_cost - cost, 6), conditional, assumptions)
