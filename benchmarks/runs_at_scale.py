@@ -282,7 +282,8 @@ async def scenario(placement: str, args: argparse.Namespace, tmp: Path) -> list[
 
 
 async def main(args: argparse.Namespace) -> int:
-    C.emit({"bench": "runs_at_scale", "machine": C.machine(), "delay_s": args.delay, "runs": args.runs,
+    C.emit({"bench": "runs_at_scale", "machine": C.machine(), "loop": type(asyncio.get_running_loop()).__module__,
+            "delay_s": args.delay, "runs": args.runs,
             "label": args.label, "workflow": C.LABELS.get(args.label)})
     placements = ["subprocess", "inprocess"] if args.fakes == "both" else [args.fakes]
     rows: list[dict[str, Any]] = []
@@ -314,4 +315,11 @@ if __name__ == "__main__":
                         help="write a cProfile (CPU time) of the bot process during the limit256 batch to this file, "
                              "and of the login-known batch beside it (with --fakes subprocess, without the fakes)")
     parser.add_argument("--timeout", type=float, default=150.0, help="give up on a batch after this many seconds")
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    parser.add_argument("--loop", choices=["serve", "asyncio"], default="serve",
+                        help="the bot's event loop: serve's (uvloop where it is installed, as `python -m bot serve` "
+                             "runs) or asyncio's own")
+    parsed = parser.parse_args()
+    from bot.cli.serve import _loop_factory
+
+    with asyncio.Runner(loop_factory=_loop_factory() if parsed.loop == "serve" else None) as runner:
+        sys.exit(runner.run(main(parsed)))

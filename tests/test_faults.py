@@ -168,7 +168,8 @@ async def test_transient_5xx_and_gateway_timeouts_on_reads_and_edits_are_retried
     rt, _ = bot
     sandbox.fail("POST", r"/app/installations/\d+/access_tokens", 502)
     sandbox.fail("GET", rf"/repos/{REPO}", 500)
-    team.hooks["TRIAGE"] = lambda: sandbox.fail("GET", rf"/repos/{REPO}/issues/42/comments", 504, delay=0.5)
+    # A new run lists its thread once, before its first comment (bot/run/writes.py): that listing is the one hit.
+    sandbox.fail("GET", rf"/repos/{REPO}/issues/42/comments", 504, delay=0.5)
     team.hooks["IMPLEMENTATION"] = lambda: (sandbox.fail("PATCH", rf"/repos/{REPO}/issues/comments/\d+", 503),
                                             sandbox.fail("GET", rf"/repos/{REPO}/issues/42", 502, times=2))
     await deliver(bot, sandbox, "issues", issue_payload(42, ["devops"]))

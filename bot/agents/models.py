@@ -8,6 +8,7 @@ is deployment configuration (settings, per-repository config), so it is decided 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -97,15 +98,18 @@ class ModelMap:
 
     def usage(self, tier: str, raw: Any) -> Usage:
         """One API response's ``usage`` as a Usage of one call, priced for `tier`."""
+        def get(of: Any, name: str) -> Any:  # the reply's JSON, or an object with its fields as attributes
+            return of.get(name) if isinstance(of, Mapping) else getattr(of, name, None)
+
         def n(name: str) -> int:
-            return int(getattr(raw, name, 0) or 0)
+            return int(get(raw, name) or 0)
 
         u = Usage(n("input_tokens"), n("output_tokens"), n("cache_read_input_tokens"),
                   n("cache_creation_input_tokens"), calls=1)
         p = self.prices.get(tier, DEFAULT_PRICES["sonnet"])
         # The API splits cache writes by lifetime; a 1-hour entry costs more to write than a 5-minute one.
         hour = min(u.cache_creation_input_tokens,
-                   int(getattr(getattr(raw, "cache_creation", None), "ephemeral_1h_input_tokens", 0) or 0))
+                   int(get(get(raw, "cache_creation") or {}, "ephemeral_1h_input_tokens") or 0))
         cost = (u.input_tokens * p.input + u.output_tokens * p.output
                 + (u.cache_creation_input_tokens - hour) * p.input * CACHE_WRITE_FACTOR
                 + hour * p.input * CACHE_WRITE_1H_FACTOR
@@ -173,6 +177,12 @@ class Cap:
     key: str  # the ledger's key: run:<id>, day:<installation>:<date>, day:<owner/name>:<date>
     limit: int
     whose: str  # "run" | "installation" | "repository"
+
+
+# A reservation's id: this process's random prefix and a serial, unique across workers and restarts without a
+# uuid4 (a system call, and a GIL hand-off, per model call).
+_PROCESS = uuid.uuid4().hex[:16]
+_SERIAL = itertools.count(1)
 
 
 @dataclass
@@ -245,7 +255,7 @@ class Budget:
         if (why := self.exceeded()) is not None:
             raise BudgetExceeded(why)
         caps = self.caps()
-        held = Hold(f"{self.run_id}:{uuid.uuid4().hex}", amount)
+        held = Hold(f"{self.run_id}:{_PROCESS}-{next(_SERIAL)}", amount)
         if not await self._reserve(held, [(c.key, c.limit) for c in caps]):
             raise BudgetExceeded(await self._refusal(caps, amount))
         try:

@@ -22,7 +22,7 @@ import gidgethub
 import gidgethub.abc
 
 from bot.agents import gate, offline, prompts
-from bot.agents.calls import ApiFailure, LazyClient, ModelCaller, input_estimate
+from bot.agents.calls import ApiFailure, LazyClient, ModelCaller, encode, input_estimate
 from bot.agents.models import Budget, BudgetExceeded, ModelMap, Usage
 from bot.agents.request import AgentOutcome, AgentRequest
 from bot.agents.schemas import KINDS, result_schema, validation_error
@@ -31,7 +31,6 @@ from bot.core.sanitize import clean_for_github, clean_result
 
 if TYPE_CHECKING:  # the SDK takes a second or more to import: loaded by the first model call (``LazyClient``)
     import anthropic
-    from anthropic.types import Message
 
 log = logging.getLogger(__name__)
 _JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
@@ -69,6 +68,12 @@ def _with_moving_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, An
     return [*messages[:-1], {**last, "content": content}]
 
 
+def _input(use: dict[str, Any]) -> dict[str, Any]:
+    """A tool_use block's input (an object; anything else is no input)."""
+    value = use.get("input")
+    return dict(value) if isinstance(value, dict) else {}
+
+
 @functools.lru_cache(maxsize=256)
 def _result_schema(kind: str, flags: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """A step kind's result schema with the flags it must set: the same for every step of that kind and flags, so
@@ -85,7 +90,7 @@ class AgentRuntime:
                  call_timeout: float = 120.0, concurrency: asyncio.Semaphore | None = None,
                  max_tokens: int = 16_000, attempts: int = 4, retry_base: float = 1.0,
                  max_retry_wait: float = 60.0, secrets: tuple[str, ...] = (),
-                 hosts: frozenset[str] = frozenset({"github.com"})) -> None:
+                 hosts: frozenset[str] = frozenset({"github.com"}), overviews: OverviewCache | None = None) -> None:
         self.gh = gh
         self.anthropic = anthropic
         self.models = models
@@ -95,7 +100,9 @@ class AgentRuntime:
         self.max_tokens = max_tokens
         self.secrets = secrets
         self.hosts = hosts  # links to these stay live in model prose (the GitHub host, TRIAGE_LEAD_LINK_HOSTS)
-        self.overviews = OverviewCache(max_bytes=max_tool_bytes)  # per (repository, commit): read once per process
+        # Per (repository, commit): what a commit holds never changes. ``overviews``: the process's one, shared by
+        # every job (bot/run/runs.py's Deps), so runs at one commit read it once; else this runtime's own.
+        self.overviews = overviews if overviews is not None else OverviewCache(max_bytes=max_tool_bytes)
         self.caller = None if anthropic is None else ModelCaller(
             anthropic, attempts=attempts, retry_base=retry_base, max_retry_wait=max_retry_wait,
             timeout=call_timeout, concurrency=concurrency)
@@ -150,20 +157,21 @@ class AgentRuntime:
             return gate.check(None, await reader.pull_files(ctx.number)), f"pull request #{ctx.number}"
         return [], "any change (none was proposed)"
 
-    async def _call(self, tier: str, request: dict[str, Any]) -> tuple[Message, Usage]:
+    async def _call(self, tier: str, request: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
         """One model call, reserved under every budget cap first (its input estimate plus ``max_tokens``) and
         settled with what it used, or 0 when it failed with an answer (a timeout or a lost connection may have
         been billed, so it keeps what was reserved): the one place the model is called."""
         if self.caller is None:  # run() sends steps without a model client to the offline backend
             raise RuntimeError("a model call was asked of an agent runtime without a model client")
-        async with self.budget.hold(input_estimate(request) + int(request["max_tokens"])) as held:
+        body = encode(request)  # once: the estimate counts the text sent
+        async with self.budget.hold(input_estimate(body) + int(request["max_tokens"])) as held:
             try:
-                reply = await self.caller.create(**request)
+                reply = await self.caller.send(body)
             except ApiFailure as exc:
                 # Each attempt that timed out may have been served and billed all the same: a ceiling counts it.
                 held.actual = held.amount * exc.unanswered
                 raise
-            spent = self.models.usage(tier, reply.usage)
+            spent = self.models.usage(tier, reply["usage"])
             held.actual = spent.tokens
         return reply, spent
 
@@ -193,12 +201,13 @@ class AgentRuntime:
                 return AgentOutcome(None, usage, str(e), "api-error")
             calls += 1
             usage += spent
-            content = [b.model_dump(mode="json", exclude_none=True) for b in reply.content]
+            # The blocks as the API sent them, less their unset (null) fields, go back in the next turn.
+            content = [{k: v for k, v in b.items() if v is not None} for b in reply["content"]]
             messages.append({"role": "assistant", "content": content or [{"type": "text", "text": "(no answer)"}]})
-            uses = [b for b in reply.content if b.type == "tool_use"]
+            uses = [b for b in content if b["type"] == "tool_use"]
             if uses and not final:
-                results = await asyncio.gather(*(tools.call(u.name, dict(u.input or {})) for u in uses))
-                blocks: list[dict[str, Any]] = [{"type": "tool_result", "tool_use_id": u.id, "content": text,
+                results = await asyncio.gather(*(tools.call(str(u.get("name")), _input(u)) for u in uses))
+                blocks: list[dict[str, Any]] = [{"type": "tool_result", "tool_use_id": u.get("id"), "content": text,
                                                  **({"is_error": True} if err else {})}
                                                 for u, (text, err) in zip(uses, results, strict=True)]
                 if calls >= self.max_turns - 1:
@@ -208,7 +217,7 @@ class AgentRuntime:
             if uses:
                 return AgentOutcome(None, usage, f"the model did not give a result within {self.max_turns} turns.",
                                     "invalid-result")
-            text = "".join(b.text for b in reply.content if b.type == "text")
+            text = "".join(str(b.get("text") or "") for b in content if b["type"] == "text")
             result, problem = parse_result(text, schema)
             if result is not None:
                 return AgentOutcome(result, usage)

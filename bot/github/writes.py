@@ -44,35 +44,67 @@ async def _find_comment(gh: GitHubAPI, repo: str, number: int, key: str,
     return None
 
 
+async def own_comments(gh: GitHubAPI, repo: str, number: int, bot_login: str | None) -> dict[str, dict[str, Any]]:
+    """The bot's own marked comments on a thread, by marker key (the first of each key), in one listing."""
+    found: dict[str, dict[str, Any]] = {}
+    async for comment in gh.getiter(f"/repos/{repo}/issues/{number}/comments?per_page=100"):
+        key = trailing(comment.get("body")) if isinstance(comment, dict) else None
+        if key is not None and key not in found and is_own_marked(comment, key, bot_login):
+            found[key] = comment
+    return found
+
+
+def comment_posted(comment: dict[str, Any], *, mark: str, repo: str, number: int) -> Posted:
+    """The record of one of the bot's comments on a thread, carrying ``mark``."""
+    return Posted(marker=mark, repo=repo, kind="comment", github_id=comment["id"], number=number,
+                  url=comment.get("html_url"))
+
+
+class Ask:
+    """``upsert_comment``'s default for ``known``: ask the store, then the thread."""
+
+
+ASK = Ask()
+
+
 async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int, mark: str, body: str,
-                         bot_login: str | None = None) -> Posted:
+                         bot_login: str | None = None, known: Posted | None | Ask = ASK,
+                         remember: bool = True) -> Posted:
     """Create the comment carrying ``mark`` on a thread, or edit it if it already exists.
 
     The store remembers what was posted; if the store lost it (or the post landed but the process
     died before recording it), the thread itself is searched for the marker before creating.
+    ``known``: the caller has done that search already (bot/run/writes.py's ``RunPosts``): the store's record
+    of ``mark``, or None when nothing carries it; neither the store nor the thread is asked again.
+    ``remember=False``: a comment posted anew is not recorded here; the caller stores the record returned (with
+    the run it belongs to, in one transaction).
     """
-    key = markers_in(mark)[0]
     text = with_marker(body, mark)
-    known = await store.find_posted(mark)
-    if known is None:
-        found = await _find_comment(gh, repo, number, key, bot_login)
-        if found is not None:
-            known = Posted(marker=mark, repo=repo, kind="comment", github_id=found["id"], number=number,
-                           url=found.get("html_url"))
+    if isinstance(known, Ask):
+        known = await store.find_posted(mark)
+        if known is None:
+            found = await _find_comment(gh, repo, number, markers_in(mark)[0], bot_login)
+            if found is not None:
+                known = comment_posted(found, mark=mark, repo=repo, number=number)
+        recorded = False
+    else:
+        recorded = True  # the caller's record is the store's
     if known is not None:
         try:
             await gh.patch(f"/repos/{repo}/issues/comments/{known.github_id}", data={"body": text})
         except BadRequest as exc:
             if exc.status_code != 404:
                 raise
-            log.info("comment %s for %s was deleted on GitHub; posting it again", known.github_id, key)
+            log.info("comment %s for %s was deleted on GitHub; posting it again", known.github_id,
+                     markers_in(mark)[0])
         else:
-            await store.remember_posted(known)
+            if not recorded:
+                await store.remember_posted(known)
             return known
     created = await gh.post(f"/repos/{repo}/issues/{number}/comments", data={"body": text})
-    posted = Posted(marker=mark, repo=repo, kind="comment", github_id=created["id"], number=number,
-                    url=created.get("html_url"))
-    await store.remember_posted(posted)
+    posted = comment_posted(created, mark=mark, repo=repo, number=number)
+    if remember:
+        await store.remember_posted(posted)
     return posted
 
 

@@ -27,6 +27,7 @@ from bot.logs import log_context
 from bot.run.state import RunState
 from bot.run.writes import LimitReached, Writes
 from bot.store import StepRecord, Store
+from bot.store.base import Along
 from bot.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class Executor(Writes):
         for done in asyncio.as_completed(tasks):
             action, outcome = await done
             outcome = self._guard_paths(state, action, outcome)
-            await self._record_usage(state, action, outcome)
+            step = self._step_record(state, action, outcome)
             signal: E.Signal = (E.AgentDone(action.step, action.iteration, outcome.result) if outcome.result is not None
                                 else E.AgentFailed(action.step, action.iteration, outcome.error or "the step failed",
                                                    outcome.error_kind or "api-error"))
@@ -123,9 +124,9 @@ class Executor(Writes):
             if action in state.outbox:
                 state.outbox.remove(action)
             state.outbox.extend(actions)
-            await self._save(state)
+            await self._save(state, step)  # the step's record with the run it advanced, in one transaction
 
-    async def _save(self, state: RunState) -> None:
+    async def _save(self, state: RunState, step: tuple[StepRecord, tuple[int, str] | None] | None = None) -> None:
         # A finished run with actions still queued (the PR to open, the closing summary) stays active on its
         # thread as "finishing", so a retried job finds it and works them off instead of losing them.
         stored = "finishing" if state.run.state in (E.DONE, E.CANCELLED) and state.outbox else state.run.state
@@ -133,9 +134,13 @@ class Executor(Writes):
         # Only what changed since the last save (a step's write changes the outbox, not the model's outputs);
         # the whole run when the store's copy is not known to be current, or is gone.
         changes = state.changes()
-        if changes is None or not await self.store.save_run_fields(rec, changes):
+        posted = list(state.posts.unsaved) if state.posts is not None else []
+        along = Along(posted, *step) if step is not None else Along(posted)
+        if changes is None or not await self.store.save_run_fields(rec, changes, along):
             rec = dataclasses.replace(rec, data=state.data.to_json())
-            await self.store.save_run(rec)
+            await self.store.save_run(rec, along)
+        if state.posts is not None:
+            del state.posts.unsaved[:len(posted)]
         state.record = rec
         state.stored(changes)
 
@@ -187,15 +192,21 @@ class Executor(Writes):
                                   f"implementers may not change: {self.config.protection_rule()}.")
 
     async def _record_usage(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> None:
+        step, day = self._step_record(state, action, outcome)
+        await self.store.save_step(step, usage_day=day)
+
+    def _step_record(self, state: RunState, action: E.RunAgent,
+                     outcome: AgentOutcome) -> tuple[StepRecord, tuple[int, str] | None]:
+        """A finished step's usage counted in the run (and the metrics), and its record for the store, with the
+        installation's day its tokens count on (None when none do)."""
         u = outcome.usage
         if self.metrics is not None:
             self.metrics.tokens(u)
         state.data.usage += u
-        await self.store.save_step(StepRecord(
+        day = (state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime())) \
+            if u.tokens and state.record.installation_id else None
+        return StepRecord(
             run_id=state.run.id, step_id=action.step, iteration=action.iteration,
             status="done" if outcome.result is not None else "failed", output=outcome.result or {"error": outcome.error},
             input_tokens=u.input_tokens, output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_input_tokens,
-            cache_write_tokens=u.cache_creation_input_tokens, cost_usd=u.cost_usd))
-        if u.tokens and state.record.installation_id:
-            await self.store.add_usage(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()),
-                                       u.tokens, u.cost_usd)
+            cache_write_tokens=u.cache_creation_input_tokens, cost_usd=u.cost_usd), day

@@ -17,13 +17,14 @@ from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from bot.agents import AgentRuntime, Budget, ModelMap
+from bot.agents.tools import OverviewCache
 from bot.core import engine, triage
 from bot.core.catalog import Catalog
 from bot.core.secrets import secrets as logged_secrets
 from bot.github.client import GitHubApp
 from bot.run.executor import Executor
 from bot.run.repo_view import RepoView, RepoViews
-from bot.run.state import RunContext, RunData, RunState
+from bot.run.state import RunContext, RunData, RunPosts, RunState
 from bot.settings import Settings
 from bot.store import RunRecord, Store
 from bot.web.metrics import Metrics
@@ -51,10 +52,13 @@ class Deps:
     metrics: Metrics | None = None  # the runtime's, shared with /metrics
     views: RepoViews | None = None  # the catalog and config each repository sees
     clock: Callable[[], float] = field(default_factory=lambda: time.time)  # the reply limits' (tests move it)
+    overviews: OverviewCache | None = None  # repositories' overviews by commit, for every job (made here)
 
     def __post_init__(self) -> None:
         if self.views is None:
             self.views = RepoViews(self.catalog, self.store)
+        if self.overviews is None:
+            self.overviews = OverviewCache(max_bytes=int(self.agent_options.get("max_tool_bytes", 20_000)))
 
     async def view(self, gh: GitHubAPI, repo: str, branch: str) -> RepoView:
         if self.views is None:
@@ -78,7 +82,7 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
     agents = AgentRuntime(gh=gh, anthropic=deps.anthropic,
                           models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
                           budget=budget, concurrency=deps.model_slots, secrets=secrets,
-                          hosts=deps.settings.allowed_link_hosts, **deps.agent_options)
+                          hosts=deps.settings.allowed_link_hosts, overviews=deps.overviews, **deps.agent_options)
     return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
                     max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run,
                     config=cfg, metrics=deps.metrics, app_id=deps.settings.app_id)
@@ -107,8 +111,10 @@ async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, number: int, inst
     record = RunRecord(id=run_id, thread=f"{repo}#{number}", repo=repo, number=number, installation_id=installation_id,
                        workflow=wf.name, state=run.state, data=data.to_json())
     await deps.store.save_run(record)
-    state = RunState(record=record, data=data)
-    state.stored()  # what the store holds: later saves write what changes
+    # What the store holds, so later saves write what changes; and a new run's markers, so what carries them is
+    # known in memory (a re-run of this delivery finds the run stored and resumes it instead).
+    state = RunState(record=record, data=data, posts=RunPosts())
+    state.stored()
     executor = await executor_for(gh, deps, state)
     return await executor.apply(state, engine.Start(), run_id)
 

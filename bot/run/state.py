@@ -22,7 +22,7 @@ from bot.agents import RepoContext
 from bot.agents.models import Usage
 from bot.core import engine as E
 from bot.run.pull_review import Verdict
-from bot.store import RunRecord
+from bot.store import Posted, RunRecord
 from bot.store.run_format import VERSION, StoredRunError, upgrade
 
 __all__ = ["CiRef", "Counters", "RunContext", "RunData", "RunState", "StoredRunError", "run_context",
@@ -196,6 +196,23 @@ def stored_applied(record: RunRecord) -> tuple[str, ...]:
 
 
 @dataclass
+class RunPosts:
+    """Every comment the bot posted under a run's markers, known in memory: only for a run this job started.
+
+    Such a run's id is the new delivery's, so its markers are new too: whatever carries one was posted by this
+    job, through the executor (bot/run/writes.py), which notes it here. Its comments are then found here rather
+    than by asking the store before every comment and listing the thread before every new one. ``on_thread``:
+    the bot's own marked comments the thread held when first needed (read once), for a store restored from a
+    backup that lost an earlier attempt's records of this run. Never stored: a run opened from the store (after
+    a restart, or by a later delivery) has none, and asks the store and the thread as before. A new comment's
+    record goes to the store with the save that follows it (``unsaved``), in one transaction with the run."""
+
+    by_mark: dict[str, Posted] = field(default_factory=dict)
+    on_thread: dict[str, dict[str, Any]] | None = None
+    unsaved: list[Posted] = field(default_factory=list)  # posted, recorded in the store with the run's next save
+
+
+@dataclass
 class RunState:
     """A run record opened for work: the stored record and its typed data.
 
@@ -206,6 +223,7 @@ class RunState:
     record: RunRecord
     data: RunData
     saved: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    posts: RunPosts | None = field(default=None, repr=False, compare=False)  # see RunPosts; None: ask the store
 
     @classmethod
     def open(cls, record: RunRecord) -> RunState:

@@ -20,10 +20,10 @@ from bot.core import engine as E
 from bot.core import render
 from bot.core.catalog import Catalog, Step, Workflow
 from bot.core.config import RepoConfig
-from bot.core.markers import marker
+from bot.core.markers import marker, markers_in
 from bot.github import changes
 from bot.github.outgoing import keeping
-from bot.github.writes import create_issue_once, digest, upsert_comment
+from bot.github.writes import comment_posted, create_issue_once, digest, own_comments, upsert_comment
 from bot.run import pull_review
 from bot.run.state import RunState
 from bot.store import Posted, Store
@@ -63,8 +63,9 @@ class Writes:
         raise NotImplementedError  # Executor's
 
     async def _count(self, state: RunState, kind: str, mark: str) -> None:
-        """Count a creation (not an edit) against the run's cap before it happens."""
-        if await self.store.find_posted(mark) is not None:
+        """Count a creation (not an edit) against the run's cap before it happens. An issue's marker is not the
+        run's own (the same tech debt is filed once, whichever run finds it): the store is asked for it."""
+        if await (self._posted(state, mark) if kind == "comments" else self.store.find_posted(mark)) is not None:
             return
         created = state.data.created
         if getattr(created, kind) >= self.caps[kind]:
@@ -74,11 +75,37 @@ class Writes:
     def _where(self, state: RunState) -> tuple[str, int]:
         return state.record.repo, int(state.record.number or 0)
 
+    async def _posted(self, state: RunState, mark: str) -> Posted | None:
+        """What carries ``mark`` (one of this run's): from the run's posts when this job started the run (the
+        thread listed once, and what it had is recorded in the store as a search would), else from the store."""
+        posts = state.posts
+        if posts is None:
+            return await self.store.find_posted(mark)
+        if mark in posts.by_mark:
+            return posts.by_mark[mark]
+        repo, number = self._where(state)
+        if posts.on_thread is None:
+            posts.on_thread = await own_comments(self.gh, repo, number, self.bot_login)
+        found = posts.on_thread.get(markers_in(mark)[0])
+        if found is None:
+            return None
+        known = posts.by_mark[mark] = comment_posted(found, mark=mark, repo=repo, number=number)
+        await self.store.remember_posted(known)
+        return known
+
     async def _comment(self, state: RunState, mark: str, body: str) -> Posted:
         await self._count(state, "comments", mark)
         repo, number = self._where(state)
-        return await upsert_comment(self.gh, self.store, repo=repo, number=number, mark=mark, body=body,
-                                    bot_login=self.bot_login)
+        if state.posts is None:
+            return await upsert_comment(self.gh, self.store, repo=repo, number=number, mark=mark, body=body,
+                                        bot_login=self.bot_login)
+        known = await self._posted(state, mark)
+        posted = await upsert_comment(self.gh, self.store, repo=repo, number=number, mark=mark, body=body,
+                                      bot_login=self.bot_login, known=known, remember=False)
+        state.posts.by_mark[mark] = posted
+        if posted is not known:  # posted anew: recorded with the run's next save (every write is followed by one)
+            state.posts.unsaved.append(posted)
+        return posted
 
     async def _status(self, state: RunState) -> None:
         """Post the status comment, or edit it when its head changed: the run's state, its rejections, a stop or

@@ -107,6 +107,11 @@ class StepRecord:
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
 
+    @property
+    def tokens(self) -> int:
+        """Every token the step's model calls processed (what a day's usage counts)."""
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
     @classmethod
     def from_row(cls, r: Any) -> StepRecord:
         """A ``steps`` row (either database's) as a record."""
@@ -115,6 +120,20 @@ class StepRecord:
                    input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
                    cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_tokens"],
                    cost_usd=r["cost_usd"])
+
+
+@dataclass(frozen=True)
+class Along:
+    """What a run's save writes in its transaction besides the run (issue 16: one round trip per write or step of
+    a run, not two or three): the records of what the run just posted, as ``remember_posted`` writes them, and a
+    finished step's record, as ``save_step`` writes it (with ``usage_day``, its tokens added to that day's)."""
+
+    posted: Sequence[Posted] = ()
+    step: StepRecord | None = None
+    usage_day: tuple[int, str] | None = None
+
+
+NOTHING = Along()
 
 
 # Run states that no longer take signals; any other state is "active" on its thread.
@@ -137,15 +156,18 @@ class Store(Protocol):
     async def remember_posted(self, p: Posted) -> None: ...
     async def find_posted(self, marker: str) -> Posted | None: ...
     async def forget_posted(self, marker: str) -> None: ...
-    async def save_run(self, run: RunRecord) -> None: ...
+    # ``along``: what is written in the same transaction (see Along).
+    async def save_run(self, run: RunRecord, along: Along = NOTHING) -> None: ...
     # A partial save: `run`'s columns (workflow, state) and the given top-level keys of its stored data, each
     # value the key's JSON text (run_format.patch_keys checks them); the rest of the data stays as stored. False
-    # (and nothing written) when there is no such row: save it whole with save_run.
-    async def save_run_fields(self, run: RunRecord, fields: dict[str, str]) -> bool: ...
+    # (and nothing written, ``along`` neither) when there is no such row: save it whole with save_run.
+    async def save_run_fields(self, run: RunRecord, fields: dict[str, str], along: Along = NOTHING) -> bool: ...
     async def load_run(self, run_id: str) -> RunRecord | None: ...
     async def active_run(self, thread: str) -> RunRecord | None: ...
     async def run_states(self) -> dict[str, int]: ...
-    async def save_step(self, step: StepRecord) -> None: ...
+    # With ``usage_day`` (installation id, UTC day): the step's tokens and cost are also added to that day's usage
+    # (add_usage), in the same transaction (one round trip per finished step, issue 16).
+    async def save_step(self, step: StepRecord, usage_day: tuple[int, str] | None = None) -> None: ...
     async def steps_of(self, run_id: str) -> list[StepRecord]: ...
     async def add_usage(self, installation_id: int, day: str, tokens: int, cost_usd: float) -> None: ...
     async def usage_on(self, installation_id: int, day: str) -> int: ...

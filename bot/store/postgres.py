@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUnavailable
+from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, RunRecord, StepRecord, StoreUnavailable
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.postgres_jobs import QUEUE, TASK, PostgresJobs
@@ -168,12 +168,12 @@ class PostgresStore(PostgresJobs):
         return int(row["v"] or 0) if row else 0
 
     # ---- what the bot posted ---------------------------------------------------------------
+    _REMEMBER = ("INSERT INTO posted (marker, repo, kind, github_id, number, url, created_at)"
+                 " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                 " ON CONFLICT (marker) DO UPDATE SET github_id = excluded.github_id, url = excluded.url")
+
     async def remember_posted(self, p: Posted) -> None:
-        await self._exec(
-            "INSERT INTO posted (marker, repo, kind, github_id, number, url, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (marker) DO UPDATE SET github_id = excluded.github_id, url = excluded.url",
-            (p.marker, p.repo, p.kind, p.github_id, p.number, p.url, time.time()))
+        await self._exec(self._REMEMBER, (p.marker, p.repo, p.kind, p.github_id, p.number, p.url, time.time()))
 
     async def find_posted(self, marker: str) -> Posted | None:
         row = await self._one("SELECT * FROM posted WHERE marker = %s", (marker,))
@@ -183,17 +183,24 @@ class PostgresStore(PostgresJobs):
                       number=row["number"], url=row["url"])
 
     # ---- workflow runs, steps, usage -----------------------------------------------------------
-    async def save_run(self, run: RunRecord) -> None:
+    async def save_run(self, run: RunRecord, along: Along = NOTHING) -> None:
         now = time.time()
-        await self._exec(
-            "INSERT INTO runs (id, thread, repo, number, installation_id, workflow, state, data, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-            " workflow = excluded.workflow, state = excluded.state, data = excluded.data,"
-            " updated_at = excluded.updated_at",
-            (run.id, run.thread, run.repo, run.number, run.installation_id, run.workflow, run.state,
-             json.dumps(run.data), now, now))
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO runs (id, thread, repo, number, installation_id, workflow, state, data, created_at,"
+                " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                " workflow = excluded.workflow, state = excluded.state, data = excluded.data,"
+                " updated_at = excluded.updated_at",
+                (run.id, run.thread, run.repo, run.number, run.installation_id, run.workflow, run.state,
+                 json.dumps(run.data), now, now))
+            if along.posted:
+                async with conn.cursor() as cur:
+                    await cur.executemany(self._REMEMBER, [(p.marker, p.repo, p.kind, p.github_id, p.number, p.url,
+                                                            now) for p in along.posted])
+            if along.step is not None:
+                await self._write_step(conn, along.step, along.usage_day)
 
-    async def save_run_fields(self, run: RunRecord, fields: dict[str, str]) -> bool:
+    async def save_run_fields(self, run: RunRecord, fields: dict[str, str], along: Along = NOTHING) -> bool:
         """Never partial here: the only in-database merge is jsonb's, which reorders every object's keys (the
         steps' workflow order, the order of kept verdicts) and refuses U+0000, which any issue text may hold.
         False: the caller saves the run whole, as it does for a row the store does not hold."""
@@ -211,8 +218,14 @@ class PostgresStore(PostgresJobs):
     async def run_states(self) -> dict[str, int]:
         return {r["state"]: int(r["n"]) for r in await self._all("SELECT state, COUNT(*) AS n FROM runs GROUP BY state")}
 
-    async def save_step(self, step: StepRecord) -> None:
-        await self._exec(
+    async def save_step(self, step: StepRecord, usage_day: tuple[int, str] | None = None) -> None:
+        async with self._tx() as conn:
+            await self._write_step(conn, step, usage_day)
+
+    async def _write_step(self, conn: psycopg.AsyncConnection[Any], step: StepRecord,
+                          usage_day: tuple[int, str] | None) -> None:
+        """Inside the caller's transaction: a step's record, and its tokens added to ``usage_day``'s."""
+        await conn.execute(
             "INSERT INTO steps (run_id, step_id, iteration, status, output, input_tokens, output_tokens,"
             " cache_read_tokens, cache_write_tokens, cost_usd, updated_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -223,17 +236,20 @@ class PostgresStore(PostgresJobs):
             (step.run_id, step.step_id, step.iteration, step.status,
              None if step.output is None else json.dumps(step.output), step.input_tokens, step.output_tokens,
              step.cache_read_tokens, step.cache_write_tokens, step.cost_usd, time.time()))
+        if usage_day is not None:
+            await conn.execute(self._ADD_USAGE, (*usage_day, step.tokens, step.cost_usd))
 
     async def steps_of(self, run_id: str) -> list[StepRecord]:
         rows = await self._all("SELECT * FROM steps WHERE run_id = %s ORDER BY updated_at, step_id, iteration",
                                (run_id,))
         return [StepRecord.from_row(r) for r in rows]
 
+    _ADD_USAGE = ("INSERT INTO usage_daily (installation_id, day, tokens, cost_usd) VALUES (%s, %s, %s, %s)"
+                  " ON CONFLICT (installation_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens,"
+                  " cost_usd = usage_daily.cost_usd + excluded.cost_usd")
+
     async def add_usage(self, installation_id: int, day: str, tokens: int, cost_usd: float) -> None:
-        await self._exec(
-            "INSERT INTO usage_daily (installation_id, day, tokens, cost_usd) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (installation_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens,"
-            " cost_usd = usage_daily.cost_usd + excluded.cost_usd", (installation_id, day, tokens, cost_usd))
+        await self._exec(self._ADD_USAGE, (installation_id, day, tokens, cost_usd))
 
     async def usage_on(self, installation_id: int, day: str) -> int:
         row = await self._one("SELECT tokens FROM usage_daily WHERE installation_id = %s AND day = %s",

@@ -7,6 +7,9 @@ timeout under a second, counted from when the call was made: GitHub gives up on 
 so a locked file must answer 503 at once, never after waiting behind a job's longer wait. WAL mode keeps
 a webhook's insert under a millisecond on ordinary disks, and readers never wait for writers. The job
 queue's methods are in bot/store/sqlite_jobs.py.
+
+Long because each write a run makes is one transaction here (its save with what it posted and the step it
+finished, the shared limits, the ledger), and each needs its statements beside the others it runs with.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from bot.store.base import FINAL_STATES, Posted, RunRecord, StepRecord, StoreUnavailable
+from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, RunRecord, StepRecord, StoreUnavailable
 from bot.store.intake import HOOK_BUDGET
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
@@ -187,11 +190,17 @@ class SQLiteStore(SQLiteJobs):
             db.execute("DELETE FROM health_probe")  # every row: one left by a probe that failed half-way too
         await self._run_hook(tx)
 
+    _REMEMBER = ("INSERT INTO posted (marker, repo, kind, github_id, number, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                 " ON CONFLICT (marker) DO UPDATE SET github_id = excluded.github_id, url = excluded.url")
+
+    @staticmethod
+    def _posted_rows(posted: Sequence[Posted]) -> list[tuple[object, ...]]:
+        now = time.time()
+        return [(p.marker, p.repo, p.kind, p.github_id, p.number, p.url, now) for p in posted]
+
     async def remember_posted(self, p: Posted) -> None:
-        await self._run(lambda db: db.execute(
-            "INSERT INTO posted (marker, repo, kind, github_id, number, url, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (marker) DO UPDATE SET github_id = excluded.github_id, url = excluded.url",
-            (p.marker, p.repo, p.kind, p.github_id, p.number, p.url, time.time())))
+        rows = self._posted_rows([p])
+        await self._run(lambda db: db.execute(self._REMEMBER, rows[0]))
 
     async def find_posted(self, marker: str) -> Posted | None:
         row = await self._run(lambda db: db.execute("SELECT * FROM posted WHERE marker = ?", (marker,)).fetchone())
@@ -200,32 +209,57 @@ class SQLiteStore(SQLiteJobs):
         return Posted(marker=row["marker"], repo=row["repo"], kind=row["kind"], github_id=row["github_id"],
                       number=row["number"], url=row["url"])
 
-    async def save_run(self, run: RunRecord) -> None:
+    def _along(self, db: sqlite3.Connection, along: Along, rows: list[tuple[object, ...]]) -> None:
+        """Inside the caller's transaction: what a run's save writes besides the run (``rows``: along.posted's)."""
+        db.executemany(self._REMEMBER, rows)
+        if along.step is not None:
+            self._write_step(db, along.step, along.usage_day)
+
+    async def save_run(self, run: RunRecord, along: Along = NOTHING) -> None:
+        rows = self._posted_rows(along.posted)
+
         def tx(db: sqlite3.Connection) -> None:
             now = time.time()
-            db.execute(
-                "INSERT INTO runs (id, thread, repo, number, installation_id, workflow, state, data, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET workflow = excluded.workflow,"
-                " state = excluded.state, data = excluded.data, updated_at = excluded.updated_at",
-                (run.id, run.thread, run.repo, run.number, run.installation_id, run.workflow, run.state,
-                 json.dumps(run.data), now, now))
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO runs (id, thread, repo, number, installation_id, workflow, state, data, created_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                    " workflow = excluded.workflow, state = excluded.state, data = excluded.data,"
+                    " updated_at = excluded.updated_at",
+                    (run.id, run.thread, run.repo, run.number, run.installation_id, run.workflow, run.state,
+                     json.dumps(run.data), now, now))
+                self._along(db, along, rows)
+                db.execute("COMMIT")
+            finally:
+                rollback(db)
         await self._run(tx)
 
-    async def save_run_fields(self, run: RunRecord, fields: dict[str, str]) -> bool:
+    async def save_run_fields(self, run: RunRecord, fields: dict[str, str], along: Along = NOTHING) -> bool:
         keys = patch_keys(fields)
         # json_set, not json_patch: a merge patch deletes a key whose new value is null.
         data = "json_set(data" + ", ?, json(?)" * len(keys) + ")" if keys else "data"
         paths = [v for k in keys for v in (f'$."{k}"', fields[k])]
+        rows = self._posted_rows(along.posted)
 
         def tx(db: sqlite3.Connection) -> bool:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                return db.execute(f"UPDATE runs SET workflow = ?, state = ?, data = {data}, updated_at = ? WHERE id = ?",
-                                  (run.workflow, run.state, *paths, time.time(), run.id)).rowcount > 0
-            except sqlite3.OperationalError as exc:
-                if "JSON" not in str(exc):
-                    raise
-                # SQLite's json() refuses what json.dumps may write (NaN, Infinity): the caller saves it whole.
-                return False
+                try:
+                    found = db.execute(f"UPDATE runs SET workflow = ?, state = ?, data = {data}, updated_at = ?"
+                                       " WHERE id = ?", (run.workflow, run.state, *paths, time.time(), run.id)).rowcount
+                except sqlite3.OperationalError as exc:
+                    if "JSON" not in str(exc):
+                        raise
+                    # SQLite's json() refuses what json.dumps may write (NaN, Infinity): the caller saves it whole.
+                    return False
+                if found == 0:
+                    return False  # no such row: nothing written (the rollback below), ``along`` neither
+                self._along(db, along, rows)
+                db.execute("COMMIT")
+                return True
+            finally:
+                rollback(db)
         return await self._run(tx)
 
     async def load_run(self, run_id: str) -> RunRecord | None:
@@ -243,17 +277,31 @@ class SQLiteStore(SQLiteJobs):
         return await self._run(
             lambda db: {r[0]: r[1] for r in db.execute("SELECT state, COUNT(*) FROM runs GROUP BY state")})
 
-    async def save_step(self, step: StepRecord) -> None:
-        await self._run(lambda db: db.execute(
+    async def save_step(self, step: StepRecord, usage_day: tuple[int, str] | None = None) -> None:
+
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._write_step(db, step, usage_day)
+                db.execute("COMMIT")
+            finally:
+                rollback(db)
+        await self._run(tx)
+
+    def _write_step(self, db: sqlite3.Connection, step: StepRecord, usage_day: tuple[int, str] | None) -> None:
+        db.execute(
             "INSERT INTO steps (run_id, step_id, iteration, status, output, input_tokens, output_tokens,"
             " cache_read_tokens, cache_write_tokens, cost_usd, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (run_id, step_id, iteration) DO UPDATE SET status = excluded.status, output = excluded.output,"
-            " input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,"
-            " cache_read_tokens = excluded.cache_read_tokens, cache_write_tokens = excluded.cache_write_tokens,"
-            " cost_usd = excluded.cost_usd, updated_at = excluded.updated_at",
+            " ON CONFLICT (run_id, step_id, iteration) DO UPDATE SET status = excluded.status,"
+            " output = excluded.output, input_tokens = excluded.input_tokens,"
+            " output_tokens = excluded.output_tokens, cache_read_tokens = excluded.cache_read_tokens,"
+            " cache_write_tokens = excluded.cache_write_tokens, cost_usd = excluded.cost_usd,"
+            " updated_at = excluded.updated_at",
             (step.run_id, step.step_id, step.iteration, step.status,
              None if step.output is None else json.dumps(step.output), step.input_tokens, step.output_tokens,
-             step.cache_read_tokens, step.cache_write_tokens, step.cost_usd, time.time())))
+             step.cache_read_tokens, step.cache_write_tokens, step.cost_usd, time.time()))
+        if usage_day is not None:
+            self._add_usage(db, *usage_day, step.tokens, step.cost_usd)
 
     async def steps_of(self, run_id: str) -> list[StepRecord]:
         rows = await self._run(lambda db: db.execute(
@@ -261,10 +309,13 @@ class SQLiteStore(SQLiteJobs):
         return [StepRecord.from_row(r) for r in rows]
 
     async def add_usage(self, installation_id: int, day: str, tokens: int, cost_usd: float) -> None:
-        await self._run(lambda db: db.execute(
-            "INSERT INTO usage_daily (installation_id, day, tokens, cost_usd) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (installation_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens,"
-            " cost_usd = usage_daily.cost_usd + excluded.cost_usd", (installation_id, day, tokens, cost_usd)))
+        await self._run(lambda db: self._add_usage(db, installation_id, day, tokens, cost_usd))
+
+    @staticmethod
+    def _add_usage(db: sqlite3.Connection, installation_id: int, day: str, tokens: int, cost_usd: float) -> None:
+        db.execute("INSERT INTO usage_daily (installation_id, day, tokens, cost_usd) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT (installation_id, day) DO UPDATE SET tokens = usage_daily.tokens + excluded.tokens,"
+                   " cost_usd = usage_daily.cost_usd + excluded.cost_usd", (installation_id, day, tokens, cost_usd))
 
     async def usage_on(self, installation_id: int, day: str) -> int:
         row = await self._run(lambda db: db.execute(
