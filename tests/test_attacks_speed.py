@@ -146,11 +146,11 @@ async def burst_with_a_fault(store: SQLiteStore, fault: Any) -> list[Any]:
     mid-burst). Every caller gets an answer: True or a StoreUnavailable."""
     run_hook, calls = store._run_hook, [0]
 
-    async def faulty(fn: Any) -> Any:
+    async def faulty(fn: Any, deadline: float | None = None) -> Any:
         calls[0] += 1
         if calls[0] > 1:
             await fault(store, run_hook)
-        return await run_hook(fn)
+        return await run_hook(fn, deadline)
 
     store._run_hook = faulty  # type: ignore[method-assign]
     return await asyncio.wait_for(

@@ -54,9 +54,9 @@ async def test_one_batch_answers_each_caller_and_a_duplicate_gets_false(store: A
     batches: list[int] = []
     run_hook = store._run_hook
 
-    async def counted(fn: Any) -> Any:
+    async def counted(fn: Any, deadline: float | None = None) -> Any:
         batches.append(1)
-        return await run_hook(fn)
+        return await run_hook(fn, deadline)
 
     monkeypatch.setattr(store, "_run_hook", counted)
     answers = await asyncio.gather(*(store.accept_delivery(d) for d in (
@@ -190,3 +190,22 @@ async def test_a_batch_waiting_for_the_jobs_lock_answers_503_within_the_budget(s
     finally:
         intake.lock.release()
     assert rows(Path(store.path), "SELECT id FROM deliveries") == []
+
+
+async def test_a_batch_gets_what_is_left_of_its_oldest_callers_budget(store: Any) -> None:
+    """The store's own waits (the lock, SQLite's busy handler) end with the oldest caller's budget, not a budget
+    counted afresh from the write: a delivery is answered within one budget, however long it queued."""
+    intake = store._intake()
+    now, given = [100.0], []
+    intake.clock = lambda: now[0]
+    write = intake.write
+
+    def recording(ds: list[Any], left: float) -> Any:
+        given.append(left)
+        return write(ds, left)
+    intake.write = recording
+    first = asyncio.ensure_future(store.accept_delivery(delivery("early")))
+    await asyncio.sleep(0)  # queued at 100.0, its writer not yet run
+    now[0] += 0.5
+    assert await asyncio.wait_for(first, 5)
+    assert given == [pytest.approx(intake.budget - 0.5)]

@@ -99,3 +99,18 @@ async def test_a_flood_that_never_ends_still_runs_its_jobs_after_yield_max(store
     clock.now += 2 * J.BURST_WINDOW  # the flood ends: the drainers look for more, find none, and stop
     await asyncio.wait_for(runner.drained(), 10)
     await runner.close()
+
+
+async def test_only_the_webhooks_kicks_count_as_arrivals(store: SQLiteStore) -> None:
+    """Recovery at start-up, the poll and retry timers kick threads too: they are no burst of deliveries."""
+    async def handler(job: Job) -> None:
+        return None
+
+    runner = LocalJobs(store, handler, clock=Clock())
+    for i in range(J.BURST):
+        runner.kick(f"o/r#{i}", delivered=False)
+    assert not runner.arrivals.burst()
+    for i in range(J.BURST):
+        runner.kick(f"o/r#{i}")
+    assert runner.arrivals.burst()
+    await runner.close()

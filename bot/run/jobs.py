@@ -147,18 +147,20 @@ class LocalJobs:
     async def start(self) -> None:
         """Resume what a previous process left queued or running, and look for work queued from outside."""
         for thread in await self.store.recover():
-            self.kick(thread)
+            self.kick(thread, delivered=False)
         self._poller = asyncio.create_task(every(self.poll, "job poll", self._poll_once), name="jobs:poll")
 
     async def _poll_once(self) -> None:
         """Jobs queued by another process (``python -m bot jobs retry``) or whose retry timer was lost."""
         for thread in await self.store.queued_threads():
             if thread not in self._drainers:
-                self.kick(thread)
+                self.kick(thread, delivered=False)
 
-    def kick(self, thread: str) -> None:
-        """A job for ``thread`` was enqueued: make sure someone is draining that thread."""
-        self.arrivals.note()
+    def kick(self, thread: str, *, delivered: bool = True) -> None:
+        """A job for ``thread`` was enqueued: make sure someone is draining that thread. ``delivered``: by a
+        delivery the webhook just took (counted for bursts), not by recovery, the poll or a retry's timer."""
+        if delivered:
+            self.arrivals.note()
         self._wakeups[thread] = self._wakeups.get(thread, 0) + 1
         if thread in self._drainers:
             return
@@ -234,7 +236,7 @@ class LocalJobs:
         self._idle.clear()  # a retry is pending: the runner is not idle yet
         def fire() -> None:
             self._timers.discard(timer)
-            self.kick(thread)
+            self.kick(thread, delivered=False)
 
         timer = asyncio.get_running_loop().call_later(delay, fire)
         self._timers.add(timer)

@@ -60,7 +60,9 @@ class Intake:
     Time spent waiting counts against ``budget``: a caller who waited it out is answered 503 before the next
     batch is written, and past MAX_PENDING waiting a new one is answered 503 at once."""
 
-    write: Callable[[list[Delivery]], Awaitable[list[bool]]]  # one transaction: for each delivery, whether new
+    # One transaction: for each delivery, whether new. Its second argument: the seconds left of the budget of the
+    # batch's oldest caller (what the store may wait for a lock or a connection).
+    write: Callable[[list[Delivery], float], Awaitable[list[bool]]]
     pending: list[Waiter] = field(default_factory=list)
     writer: asyncio.Future[None] | None = None
     # Held by the queue's frequent writes (a batch of deliveries, a claim, a finish), whichever connection
@@ -107,8 +109,10 @@ class Intake:
                 batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
                 if not batch:
                     break
+                # The oldest caller's budget is the batch's: what it has left bounds the store's own waits.
+                left = max(0.0, self.budget - (self.clock() - min(w.arrived for w in batch)))
                 try:
-                    fresh = await self.write([w.delivery for w in batch])
+                    fresh = await self.write([w.delivery for w in batch], left)
                 except Exception as exc:  # whatever it was, nobody in the batch may hear 202
                     fail(batch, str(exc) if isinstance(exc, StoreUnavailable) else f"{type(exc).__name__}: {exc}")
                     continue

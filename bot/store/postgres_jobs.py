@@ -93,7 +93,6 @@ class PostgresJobs:
     _lz4: bool | None = None  # whether the server compresses with lz4 (asked on the first batch)
     _held: psycopg.AsyncConnection[Any] | None = None  # the last batch's connection, kept for the next
     _putting: asyncio.Future[None] | None = None  # _release_held's return of it to the pool
-    _arrivals: dict[int, float]  # when each waiting delivery (by its object's id) was handed to accept_delivery
 
     def _tx(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
         raise NotImplementedError  # PostgresStore's: one transaction
@@ -115,25 +114,16 @@ class PostgresJobs:
         Concurrent copies of one delivery id, from this process or another, serialise on the primary key: the
         others wait for the first to commit, then insert nothing and enqueue nothing.
         """
-        intake = self._intake()
-        self._arrivals.setdefault(id(d), time.monotonic())  # the object's id: two copies of one delivery id differ
-        try:
-            return await intake.accept(d)
-        finally:
-            self._arrivals.pop(id(d), None)
+        return await self._intake().accept(d)
 
     def _intake(self) -> Intake:
         """The store's batching state, made on first use (on the event loop's thread: no race)."""
         intake: Intake | None = getattr(self, "_intake_state", None)
         if intake is None:
-            arrivals: dict[int, float] = {}
-            self._arrivals = arrivals
-
-            def write(ds: list[Delivery]) -> Awaitable[list[bool]]:
-                # The oldest caller's budget is the batch's: its wait for a connection and for another
-                # process's copy of a delivery id count against what that caller has left.
-                now = time.monotonic()
-                return self._insert_batch(ds, min(arrivals.get(id(d), now) for d in ds) + self.hook_budget)
+            # The batch's wait for a connection and for another process's copy of a delivery id count against
+            # what its oldest caller has left.
+            def write(ds: list[Delivery], left: float) -> Awaitable[list[bool]]:
+                return self._insert_batch(ds, time.monotonic() + left)
             intake = Intake(write=write, budget=self.hook_budget)
             self._intake_state = intake
         return intake

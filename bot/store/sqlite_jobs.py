@@ -95,7 +95,7 @@ class SQLiteJobs:
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise NotImplementedError  # SQLiteStore's: fn on the jobs' connection and thread
 
-    async def _run_hook(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run_hook(self, fn: Callable[[sqlite3.Connection], T], deadline: float | None = None) -> T:
         raise NotImplementedError  # SQLiteStore's: fn on the webhook's connection, within its time budget
 
     async def accept_delivery(self, d: Delivery) -> bool:
@@ -108,9 +108,9 @@ class SQLiteJobs:
         intake: Intake | None = getattr(self, "_intake_state", None)
         if intake is None:
             lock = threading.Lock()
-            def write(ds: list[Delivery]) -> Awaitable[list[bool]]:
-                deadline = time.monotonic() + self.hook_budget  # as _run_hook counts it for SQLite's own wait
-                return self._run_hook(lambda db: insert_batch(db, ds, lock, deadline))
+            def write(ds: list[Delivery], left: float) -> Awaitable[list[bool]]:
+                deadline = time.monotonic() + left  # the lock's wait and SQLite's own, within the oldest's budget
+                return self._run_hook(lambda db: insert_batch(db, ds, lock, deadline), deadline)
             intake = Intake(write=write, lock=lock, budget=self.hook_budget)
             self._intake_state = intake
         return intake
