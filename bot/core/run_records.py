@@ -261,7 +261,10 @@ class Run:
                    head_sha=head_sha, on_pull=on_pull)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["head_since"] is None:  # unknown, as in every run stored before it was kept: the same shape as those
+            del d["head_since"]
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
