@@ -45,13 +45,17 @@ def insert_sql(param: str) -> str:
             f" VALUES ({', '.join([param] * (len(COLUMNS) + 2))})")
 
 
+# The schema version just before the run-data migration (later ones may follow it).
+BEFORE = next(i for i, m in enumerate(migrations.MIGRATIONS) if isinstance(m, migrations.RowMigration))
+
+
 async def sqlite_before_migration(url: str, rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
     """A SQLite store created at the schema version before the run-data migration, holding ``rows`` raw."""
     with monkeypatch.context() as m:
-        m.setattr("bot.store.sqlite.MIGRATIONS", migrations.MIGRATIONS[:-1])
+        m.setattr("bot.store.sqlite.MIGRATIONS", migrations.MIGRATIONS[:BEFORE])
         store = SQLiteStore(url)
         await store.open()
-        assert await store.schema_version() == len(migrations.MIGRATIONS) - 1
+        assert await store.schema_version() == BEFORE
         await store.close()
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
         db.executemany(insert_sql("?"), [tuple(r[c] for c in COLUMNS) + (1.0, 1.0) for r in rows])
@@ -368,7 +372,7 @@ async def test_the_migration_on_postgres(pg_url: str, monkeypatch: pytest.Monkey
     from bot.store.postgres import PostgresStore
 
     with monkeypatch.context() as m:
-        m.setattr("bot.store.postgres.MIGRATIONS", migrations.MIGRATIONS[:-1])
+        m.setattr("bot.store.postgres.MIGRATIONS", migrations.MIGRATIONS[:BEFORE])
         store = PostgresStore(pg_url)
         await store.open()
         await store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ from bot.agents.request import AgentOutcome, AgentRequest
 from bot.agents.schemas import KINDS, result_schema, validation_error
 from bot.agents.tools import OverviewCache, RepoReader, Tools
 from bot.core.sanitize import clean_for_github, clean_result
+from bot.core.workflow import Agent
 
 if TYPE_CHECKING:  # the SDK takes a second or more to import: loaded by the first model call (``LazyClient``)
     import anthropic
@@ -106,6 +108,14 @@ class AgentRuntime:
         self.caller = None if anthropic is None else ModelCaller(
             anthropic, attempts=attempts, retry_base=retry_base, max_retry_wait=max_retry_wait,
             timeout=call_timeout, concurrency=concurrency)
+
+    def provenance(self, agent: Agent) -> dict[str, str]:
+        """Who does a step, for the record (issue 17): the agent, its tier and the model it runs on here ("offline"
+        without a model client), and short hashes of its own prompt and of the team's rules, so two runs can be
+        told to have run the same instructions or not."""
+        return {"agent": agent.name, "tier": agent.model,
+                "model": "offline" if self.caller is None else self.models.model_for(agent.model),
+                "prompt": _digest(agent.prompt), "rules": _digest(prompts.TEAM + prompts.RULES)}
 
     async def run(self, request: AgentRequest) -> AgentOutcome:
         """The step's outcome; ValueError only for a step kind that is not an agent's (e.g. delegate)."""
@@ -229,3 +239,7 @@ class AgentRuntime:
             log.info("run %s step %s: invalid result, asking once more: %s", request.run_id, request.step_id, problem)
             messages.append({"role": "user", "content": [{"type": "text", "text":
                              f"That result is not valid: {problem}. Answer with only the corrected JSON result."}]})
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs.add_argument("ids", nargs="*", type=int, help="job ids to run again or dismiss")
     jobs.add_argument("--all", action="store_true", help="with retry or dismiss: every failed job")
     jobs.set_defaults(func="jobs:cmd_jobs")
+    runs = sub.add_parser("runs", help="`runs show RUN_ID`: a run's steps with their provenance (agent, model, "
+                                       "prompt and rules hashes, head), tokens, cost, and the head approved")
+    runs.add_argument("action", choices=["show"])
+    runs.add_argument("run_id", help="the run's id (its status comment's hidden marker names it)")
+    runs.set_defaults(func="runs:cmd_runs")
     val = sub.add_parser("validate", help="check every workflow and agent file against its schema and the rules")
     val.add_argument("--root", help="a workflows/ folder (default: the one shipped with the bot)")
     val.set_defaults(func="triage:cmd_validate")

@@ -46,8 +46,8 @@ from bot.core.workflow import Workflow
 
 __all__ = ["HELP_HINT", "approval_request", "ask_for_label", "ci_failure_issue", "ci_repeat", "clip",
            "code_span", "config_problems", "context_document", "escalation", "failure_note", "finished", "help_text",
-           "ignored_commands", "locked_down", "over_reply_limit", "pending_note", "pull_verdict", "refusal", "status",
-           "status_head", "step_output", "tech_debt_issue", "unknown_command", "usage_line", "verdict"]
+           "ignored_commands", "locked_down", "over_reply_limit", "pending_note", "provenance_table", "pull_verdict",
+           "refusal", "status", "status_head", "step_output", "tech_debt_issue", "unknown_command", "usage_line", "verdict"]
 
 ICONS = {"pending": "⬜", "running": "🔄", "done": "✅", "skipped": "⏭️", "failed": "❌", "waiting": "⏸️"}
 STATE_LINE = {"running": "🔄 Running", "waiting": "⏸️ Waiting for `/approve`",
@@ -238,7 +238,7 @@ def approval_request(result: Mapping[str, Any], *, head: str | None = None) -> s
 
 
 def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None, debt: list[str],
-             tasks: Sequence[str] = ()) -> str:
+             tasks: Sequence[str] = (), provenance: Sequence[Mapping[str, Any]] = ()) -> str:
     by = run.approval.get("by") if run.approval else None
     parts = [f"### ✅ {wf.title} workflow complete", ""]
     if by:
@@ -254,4 +254,21 @@ def finished(run: Run, wf: Workflow, *, pull_url: str | None, pushed: str | None
     for d in run.decisions:
         which = f"option {d['option']} ({d['choice']})" if d.get("option") else str(d.get("choice"))
         parts.append(f"- Decision at {d['stage']}: {which} by @{d['by']}")
+    if provenance:
+        parts += ["", provenance_table(provenance, run.approval)]
     return "\n".join(parts)
+
+
+def provenance_table(steps: Sequence[Mapping[str, Any]], approval: Mapping[str, Any] | None) -> str:
+    """Who did each step, on which model and instructions, at which head, for how much; and the head a person
+    approved: folded, for whoever audits the run (the same as ``python -m bot runs show``). Every value is in a
+    code span: a model id comes from a repository's config."""
+    rows = [f"| {code_span(str(p.get('step', '')), 60)} | {code_span(str(p.get('agent', '')), 60)} "
+            f"| {code_span(str(p.get('model', '')), 60)} | {code_span(str(p.get('prompt', '')), 20)} "
+            f"| {code_span(str(p.get('rules', '')), 20)} | {code_span(str(p.get('head', ''))[:7] or '-', 10)} "
+            f"| {int(p.get('tokens') or 0):,} | ${float(p.get('cost') or 0):.4f} |" for p in steps]
+    approved = (f"\n\nApproved at head {code_span(str(approval.get('head_sha') or '')[:12], 20)} by "
+                f"@{approval.get('by')}." if approval and approval.get("by") else "")
+    return ("<details><summary>Provenance</summary>\n\n"
+            "| step | agent | model | prompt | rules | head | tokens | cost |\n|---|---|---|---|---|---|---|---|\n"
+            + "\n".join(rows) + approved + "\n\n</details>")

@@ -209,4 +209,5 @@ class Executor(Writes):
             run_id=state.run.id, step_id=action.step, iteration=action.iteration,
             status="done" if outcome.result is not None else "failed", output=outcome.result or {"error": outcome.error},
             input_tokens=u.input_tokens, output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_input_tokens,
-            cache_write_tokens=u.cache_creation_input_tokens, cost_usd=u.cost_usd), day
+            cache_write_tokens=u.cache_creation_input_tokens, cost_usd=u.cost_usd,
+            provenance=self.agents.provenance(self.catalog.agents[action.agent]) | {"head": state.run.head_sha or ""}), day

@@ -311,7 +311,13 @@ class Writes:
         state.data.pull_url, state.data.pushed = pull_url, pushed
         await self._comment(state, marker("done", run.id),
                             render.finished(run, wf, pull_url=pull_url, pushed=pushed, debt=state.data.debt,
-                                            tasks=state.data.tasks))
+                                            tasks=state.data.tasks, provenance=await provenance(self.store, run.id)))
+
+
+async def provenance(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Each recorded step attempt of a run with its provenance (steps recorded before it was kept show none)."""
+    return [{**(s.provenance or {}), "step": f"{s.step_id} #{s.iteration}", "tokens": s.tokens, "cost": s.cost_usd}
+            for s in await store.steps_of(run_id)]
 
 
 def _latest_changes(run: E.Run, wf: Workflow) -> list[dict[str, str]]:

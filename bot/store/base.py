@@ -106,6 +106,8 @@ class StepRecord:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
+    # Who did this step and on what (issue 17's provenance): agent, tier, model, prompt and rules hashes, head.
+    provenance: dict[str, Any] | None = None
 
     @property
     def tokens(self) -> int:
@@ -119,7 +121,16 @@ class StepRecord:
                    output=None if r["output"] is None else json.loads(r["output"]),
                    input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
                    cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_tokens"],
-                   cost_usd=r["cost_usd"])
+                   cost_usd=r["cost_usd"], provenance=_json_object(r["provenance"]))
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """A column of JSON that holds an object, or None (NULL, or anything else: a record is never lost to it)."""
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)

@@ -202,4 +202,7 @@ MIGRATIONS: list[str | RowMigration] = [
     # 8: every stored run's data in format version 2 (bot/store/run_format.py): all keys present, the run
     # context with from_fork and base_sha whatever started the run.
     RowMigration(table="runs", key="id", column="data", convert=upgrade_column),
+    # 9: each step's provenance (issue 17): the agent, its tier and model id, hashes of its prompt and of the
+    # team's rules, and the head it read, as JSON; NULL for steps recorded before.
+    "ALTER TABLE steps ADD COLUMN provenance TEXT",
 ]

@@ -227,15 +227,16 @@ class PostgresStore(PostgresJobs):
         """Inside the caller's transaction: a step's record, and its tokens added to ``usage_day``'s."""
         await conn.execute(
             "INSERT INTO steps (run_id, step_id, iteration, status, output, input_tokens, output_tokens,"
-            " cache_read_tokens, cache_write_tokens, cost_usd, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " cache_read_tokens, cache_write_tokens, cost_usd, provenance, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (run_id, step_id, iteration) DO UPDATE SET status = excluded.status,"
             " output = excluded.output, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,"
             " cache_read_tokens = excluded.cache_read_tokens, cache_write_tokens = excluded.cache_write_tokens,"
-            " cost_usd = excluded.cost_usd, updated_at = excluded.updated_at",
+            " cost_usd = excluded.cost_usd, provenance = excluded.provenance, updated_at = excluded.updated_at",
             (step.run_id, step.step_id, step.iteration, step.status,
              None if step.output is None else json.dumps(step.output), step.input_tokens, step.output_tokens,
-             step.cache_read_tokens, step.cache_write_tokens, step.cost_usd, time.time()))
+             step.cache_read_tokens, step.cache_write_tokens, step.cost_usd,
+             None if step.provenance is None else json.dumps(step.provenance), time.time()))
         if usage_day is not None:
             await conn.execute(self._ADD_USAGE, (*usage_day, step.tokens, step.cost_usd))
 

@@ -289,15 +289,17 @@ class SQLiteStore(SQLiteJobs):
     def _write_step(self, db: sqlite3.Connection, step: StepRecord, usage_day: tuple[int, str] | None) -> None:
         db.execute(
             "INSERT INTO steps (run_id, step_id, iteration, status, output, input_tokens, output_tokens,"
-            " cache_read_tokens, cache_write_tokens, cost_usd, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " cache_read_tokens, cache_write_tokens, cost_usd, provenance, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (run_id, step_id, iteration) DO UPDATE SET status = excluded.status,"
             " output = excluded.output, input_tokens = excluded.input_tokens,"
             " output_tokens = excluded.output_tokens, cache_read_tokens = excluded.cache_read_tokens,"
             " cache_write_tokens = excluded.cache_write_tokens, cost_usd = excluded.cost_usd,"
-            " updated_at = excluded.updated_at",
+            " provenance = excluded.provenance, updated_at = excluded.updated_at",
             (step.run_id, step.step_id, step.iteration, step.status,
              None if step.output is None else json.dumps(step.output), step.input_tokens, step.output_tokens,
-             step.cache_read_tokens, step.cache_write_tokens, step.cost_usd, time.time()))
+             step.cache_read_tokens, step.cache_write_tokens, step.cost_usd,
+             None if step.provenance is None else json.dumps(step.provenance), time.time()))
         if usage_day is not None:
             self._add_usage(db, *usage_day, step.tokens, step.cost_usd)
 
