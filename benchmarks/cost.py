@@ -115,30 +115,17 @@ class TreeReader:
 
 
 async def bot_estimate(label: str, files: dict[str, str], sha: str, rejections: int) -> tuple[Any, float]:
-    """The estimate the bot can make before the run (and the figure compared: plus ``rejections`` loops): the
-    prompt's parts as the bot's builders make them, at the run's commit, for the issue the run is for."""
-    from bot.agents import models, prompts
+    """The estimate the bot makes before the run (bot/agents/sizing.py, as bot/run/runs.py's start_run calls it),
+    and the figure compared: plus ``rejections`` loops."""
+    from bot.agents import sizing
     from bot.agents.request import RepoContext
-    from bot.agents.schemas import KINDS, result_schema
-    from bot.agents.tools import DEFINITIONS, read_overview
-    from bot.core import estimate as E
+    from bot.agents.tools import read_overview
     from bot.core.catalog import load_catalog
-
-    def sent(value: Any) -> int:  # the JSON text a block is sent as
-        return len(json.dumps(value, ensure_ascii=False))
 
     catalog = load_catalog()
     overview = await read_overview(TreeReader(files), sha)  # type: ignore[arg-type]
-    tools = [{"name": n, "description": d, "input_schema": schema} for n, (d, schema) in DEFINITIONS.items()]
     context = RepoContext(C.REPO, 42, False, sha, "main", ISSUE_TITLE, ISSUE_BODY)
-    named = E.named_files(ISSUE_TITLE + "\n" + ISSUE_BODY, overview.paths)
-    sizes = E.Sizes(
-        fixed=sent(tools) + sent(prompts.system_blocks()),
-        overview=sent(prompts.overview_text(C.REPO, overview)), context=sent(prompts.context_text(context)),
-        file=E.read_chars({p: len(t.encode()) for p, t in files.items()}, named), files_named=len(named),
-        schemas={k: sent(prompts.schema_text(result_schema(k, {}))) for k in KINDS})
-    pricing = E.Pricing(models.DEFAULT_PRICES, models.CACHE_WRITE_FACTOR, models.CACHE_READ_FACTOR)
-    est = E.estimate(catalog.workflows[C.LABELS[label]], catalog.agents, sizes, pricing)
+    est = sizing.estimate(catalog.workflows[C.LABELS[label]], catalog.agents, C.REPO, overview, context)
     return est, est.cost_with(rejections=rejections)
 
 

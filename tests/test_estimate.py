@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from typing import Any
 
 import pytest
 
@@ -11,6 +13,7 @@ from bot.agents.request import AgentRequest, RepoContext
 from bot.core import estimate as E
 from bot.core.catalog import load_catalog
 from bot.core.workflow import Agent, Gate, Step, When, Workflow
+from tests.test_workflows_e2e import REPO, bot, fake, issue_payload, send, team  # noqa: F401
 
 PRICING = E.Pricing(models.DEFAULT_PRICES, models.CACHE_WRITE_FACTOR, models.CACHE_READ_FACTOR)
 # A repository of some size: overview and issue well above every tier's minimum cacheable prefix together.
@@ -208,3 +211,16 @@ def test_without_an_overview_each_step_first_looks_around() -> None:
     with_it, without = run(wf), run(wf, dataclasses.replace(SIZES, overview=0))
     assert [s.calls for s in with_it.steps] == [1, 2] and [s.calls for s in without.steps] == [2, 3]
     assert "no overview" in without.assumptions[1]
+
+
+# ---- in the status comment, before anything is spent -------------------------------------------------
+
+async def test_a_runs_status_comment_says_what_it_will_cost_before_the_first_step(bot: Any, sandbox: Any,
+                                                                                 team: Any) -> None:
+    """Through the webhook with a model configured: the status comment carries the estimate made before any
+    model call; offline (no model, nothing billed) it has none, as the replay goldens show."""
+    await send(bot, sandbox, "issues", issue_payload(95, ["api"], title="Add an endpoint"))
+    status = next(c["body"] for c in sandbox.comments(REPO, 95) if "triage-lead:status:" in c["body"])
+    found = re.search(r"\*\*Cost:\*\* about \$(\d+\.\d\d) \(estimate\), each rejection adds about \$(\d+\.\d\d)\.",
+                      status)
+    assert found and float(found.group(1)) > 0 and float(found.group(2)) > 0, status[:600]

@@ -46,6 +46,7 @@ class RepoOverview:
     truncated: bool = False  # GitHub listed only part of a very large tree
     readme: tuple[str, str] | None = None  # (path, text)
     contributing: tuple[str, str] | None = None
+    sizes: tuple[int, ...] = ()  # each path's size in bytes as the tree gives it (0 unknown): for the estimate
 
 
 @dataclass(frozen=True)

@@ -325,7 +325,9 @@ MAX_OVERVIEW_PATHS = 20_000
 async def read_overview(reader: RepoReader, ref: str, max_bytes: int = 20_000) -> RepoOverview:
     """The repository's paths, README and CONTRIBUTING at ``ref``: one tree read and one read per file found."""
     tree = await reader.tree(ref)
-    paths = tuple(e["path"] for e in tree.get("tree") or [] if e.get("type") == "blob")
+    blobs = [e for e in tree.get("tree") or [] if e.get("type") == "blob"]
+    paths = tuple(e["path"] for e in blobs)
+    sizes = tuple(e["size"] if isinstance(e.get("size"), int) else 0 for e in blobs[:MAX_OVERVIEW_PATHS])
     wanted = [_find(paths, README_NAMES), _find(paths, ("contributing",), CONTRIBUTING_DIRS)]
     # An overview is kept per commit: a 100k-file tree would hold ~10 MiB each. The prompt shows a summary
     # bounded far below this anyway.
@@ -337,7 +339,7 @@ async def read_overview(reader: RepoReader, ref: str, max_bytes: int = 20_000) -
 
     readme, contributing = await asyncio.gather(*(text(p) for p in wanted))
     return RepoOverview(commit=ref, paths=paths, truncated=cut or bool(tree.get("truncated")),
-                        readme=readme, contributing=contributing)
+                        readme=readme, contributing=contributing, sizes=sizes)
 
 
 class OverviewCache:

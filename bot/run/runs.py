@@ -16,10 +16,10 @@ from urllib.parse import quote
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.agents import AgentRuntime, Budget, ModelMap
-from bot.agents.tools import OverviewCache
+from bot.agents import AgentRuntime, Budget, ModelMap, sizing
+from bot.agents.tools import OverviewCache, RepoReader
 from bot.core import engine, triage
-from bot.core.catalog import Catalog
+from bot.core.catalog import Catalog, Workflow
 from bot.core.secrets import secrets as logged_secrets
 from bot.github.client import GitHubApp
 from bot.run.executor import Executor
@@ -106,8 +106,9 @@ async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, number: int, inst
     wf = view.catalog.workflows[decision.workflow or ""]
     run = engine.Run.new(run_id, wf, head_sha=ctx.head_sha or await _branch_head(gh, repo, ctx.default_branch),
                          on_pull=ctx.is_pull_request)
-    data = RunData(run=run, ctx=ctx, announce=triage.announce(decision, view.catalog), decision=decision.to_json(),
-                   mention=view.config.mention_line())
+    data = RunData(run=run, ctx=ctx, announce=triage.announce(decision, view.catalog) + await _cost(gh, deps, wf, view,
+                                                                                               ctx, run.head_sha),
+                   decision=decision.to_json(), mention=view.config.mention_line())
     record = RunRecord(id=run_id, thread=f"{repo}#{number}", repo=repo, number=number, installation_id=installation_id,
                        workflow=wf.name, state=run.state, data=data.to_json())
     await deps.store.save_run(record)
@@ -117,6 +118,16 @@ async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, number: int, inst
     state.stored()
     executor = await executor_for(gh, deps, state)
     return await executor.apply(state, engine.Start(), run_id)
+
+
+async def _cost(gh: GitHubAPI, deps: Deps, wf: Workflow, view: RepoView, ctx: RunContext, head: str | None) -> str:
+    """The run's cost, known before it is spent, for its status comment ("" without a model: nothing is billed).
+    From the overview the first step reads anyway (kept per commit), so it costs no read of its own."""
+    if deps.anthropic is None:
+        return ""
+    overview = await deps.overviews.get(RepoReader(gh, ctx.repo), head, ctx.branch) if deps.overviews else None
+    cost = sizing.estimate(wf, view.catalog.agents, ctx.repo, overview, ctx.for_agents(head))
+    return f"\n\n**Cost:** {cost.sentence()}."
 
 
 async def resume(gh: GitHubAPI, deps: Deps, record: RunRecord, signal: engine.Signal, delivery_id: str) -> RunState:

@@ -1,0 +1,41 @@
+"""A run's cost estimate as the bot can make it before the run starts (issue 17, point 3): the prompt's parts
+sized by the builders the agents' calls use (tools, system prompt, the repository overview at the run's commit,
+the issue's context block, each step kind's result schema), the files the issue names sized from the tree, the
+agents' tiers and the prices; ``bot/core/estimate.py`` does the rest, pure. benchmarks/cost.py compares it with
+what runs really cost."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from bot.agents import models, prompts
+from bot.agents.request import RepoContext, RepoOverview
+from bot.agents.schemas import KINDS, result_schema
+from bot.agents.tools import DEFINITIONS
+from bot.core import estimate as E
+from bot.core.workflow import Agent, Workflow
+
+
+def _sent(value: Any) -> int:
+    """The length of the JSON text a block is sent as."""
+    return len(json.dumps(value, ensure_ascii=False))
+
+
+def sizes(repo: str, overview: RepoOverview | None, ctx: RepoContext) -> E.Sizes:
+    """What the run's prompts will hold, in characters, before any of them is sent."""
+    tools = [{"name": n, "description": d, "input_schema": schema} for n, (d, schema) in DEFINITIONS.items()]
+    paths = overview.paths if overview is not None else ()
+    named = E.named_files(f"{ctx.title}\n{ctx.body}", paths)
+    by_path = dict(zip(paths, overview.sizes, strict=False)) if overview is not None else {}
+    return E.Sizes(fixed=_sent(tools) + _sent(prompts.system_blocks()),
+                   overview=_sent(prompts.overview_text(repo, overview)) if overview is not None else 0,
+                   context=_sent(prompts.context_text(ctx)), file=E.read_chars(by_path, named),
+                   files_named=len(named), schemas={k: _sent(prompts.schema_text(result_schema(k, {}))) for k in KINDS})
+
+
+def estimate(wf: Workflow, agents: Mapping[str, Agent], repo: str, overview: RepoOverview | None,
+             ctx: RepoContext) -> E.Estimate:
+    return E.estimate(wf, agents, sizes(repo, overview, ctx),
+                      E.Pricing(models.DEFAULT_PRICES, models.CACHE_WRITE_FACTOR, models.CACHE_READ_FACTOR))
