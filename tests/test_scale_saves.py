@@ -118,3 +118,17 @@ async def test_text_no_merge_can_hold_and_the_order_of_steps_survive_every_save(
     again = RunData.from_json(loaded.data, "r5")
     assert again.status_body == "a title with \x00 inside"
     assert list(again.run.steps) == list(state.run.steps) == [s.id for s in FLOW.steps]
+
+
+async def test_a_runs_push_time_is_saved_by_a_partial_save_and_left_out_while_unknown(store: Any) -> None:  # noqa: F811
+    """The engine's run leaves head_since out while it is None (the shape of every run stored before), whichever
+    serialiser writes it: a whole save (to_dict) or a partial one (the changed keys' JSON)."""
+    state = new_state()
+    await store.save_run(state.record)
+    state.stored()
+    state.run, _ = E.advance(state.run, E.Start(), FLOW)
+    await save(store, state)
+    assert "head_since" not in (await store.load_run("r1")).data["run"]
+    state.run = dataclasses.replace(state.run, head_since=1_800_000_000.0)
+    await save(store, state)
+    assert (await store.load_run("r1")).data["run"]["head_since"] == 1_800_000_000.0

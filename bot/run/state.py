@@ -281,7 +281,9 @@ def _snapshot(value: Any) -> Any:
 def _fields(value: Any) -> Any:
     """``json.dumps``' hook for records: a dataclass as the mapping of its fields (nested ones come back here)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        optional = getattr(value, "OPTIONAL_KEYS", ())  # left out while None (see E.Run), as to_dict leaves them
+        return {f.name: v for f in dataclasses.fields(value)
+                if (v := getattr(value, f.name)) is not None or f.name not in optional}
     raise TypeError(f"{type(value).__name__} is not stored data")
 
 
