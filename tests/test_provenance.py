@@ -80,3 +80,13 @@ def test_a_provenance_that_is_not_an_object_reads_as_none_and_the_step_is_kept(t
            "output_tokens": 2, "cache_read_tokens": 0, "cache_write_tokens": 0, "cost_usd": 0.5, "provenance": text}
     step = StepRecord.from_row(row)
     assert step.provenance is None and step.tokens == 3
+
+
+def test_a_model_id_with_a_pipe_stays_in_its_cell() -> None:
+    """A repository's config names the model ids: a ``|`` would end a table cell even inside a code span."""
+    from bot.core import render
+
+    row = {"step": "triage #1", "agent": "a", "model": "x|@octocat [go](https://evil.example)|y", "prompt": "p",
+           "rules": "r", "head": "c" * 40, "tokens": 3, "cost": 0.1}
+    line = next(ln for ln in render.provenance_table([row], None).splitlines() if ln.startswith("| `triage"))
+    assert line.replace("\\|", "").count("|") == 9  # eight cells

@@ -8,8 +8,11 @@ to the local Messages API): what it posts, and the reads it made to post it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from typing import Any
+
+import pytest
 
 from bot.core.markers import marker, markers_in, with_marker
 from bot.run.runtime import Runtime
@@ -218,3 +221,25 @@ async def test_an_issue_filed_by_an_earlier_run_is_not_counted_as_this_runs(bot:
     await open_issue(bot, sandbox, 15, "delivery-debt-2")
     assert [w.data["title"] for w in sandbox.writes if w.kind == "issue"] == ["Debt A", "Debt B"]
     assert all("Stopped:" not in c["body"] for n in (14, 15) for c in sandbox.comments(REPO, n))
+
+
+@pytest.mark.parametrize("reply", [
+    b"{}", b'{"content": [{"text": "x"}], "usage": {}}', b'{"content": [], "usage": {"input_tokens": -5000}}',
+    b'{"content": [], "usage": {"output_tokens": "n/a"}}', b'{"content": [], "usage": {"input_tokens": true}}',
+    b"not json"], ids=["empty", "block-without-type", "negative", "text", "bool", "not-json"])
+def test_a_reply_of_the_wrong_shape_is_a_failure_that_keeps_its_reservation(reply: bytes) -> None:
+    """Read as JSON, not through the SDK's models: its shape is checked here. Answered means maybe billed, so the
+    call's reservation stays counted (``unanswered``), never settled at 0; a negative count never credits a budget."""
+    from bot.agents.calls import ApiFailure, reply_of
+
+    with pytest.raises(ApiFailure) as no:
+        reply_of(reply)
+    assert no.value.unanswered == (0 if reply == b"not json" else 1)
+
+
+def test_a_reply_of_the_right_shape_is_read_as_sent() -> None:
+    from bot.agents.calls import reply_of
+
+    good = {"content": [{"type": "text", "text": "hi"}],
+            "usage": {"input_tokens": 3, "output_tokens": 1, "cache_read_input_tokens": None}}
+    assert reply_of(json.dumps(good).encode()) == good

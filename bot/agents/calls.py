@@ -60,10 +60,21 @@ def reply_of(raw: bytes) -> dict[str, Any]:
     except ValueError as e:
         raise ApiFailure(f"The Anthropic API call failed (its reply is not JSON: {str(e)[:200]}).") from None
     content = reply.get("content") if isinstance(reply, dict) else None
+    usage = reply.get("usage") if isinstance(reply, dict) else None
     if (not isinstance(content, list) or not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in content)
-            or not isinstance(reply.get("usage"), dict)):
-        raise ApiFailure("The Anthropic API call failed (its reply is not a message with content and usage).")
+            or not isinstance(usage, dict) or not all(_count(usage.get(k)) for k in USAGE_COUNTS)):
+        # Answered, so maybe billed: the call's reservation stays counted in full (unanswered), never settled at 0.
+        raise ApiFailure("The Anthropic API call failed (its reply is not a message with content and usage).",
+                         unanswered=1)
     return reply
+
+
+USAGE_COUNTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def _count(value: Any) -> bool:
+    """A token count as the API gives one: a whole number, not negative (a cache count may be absent or null)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
 
 
 JSON = {"Content-Type": "application/json"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from typing import Any
 
@@ -13,6 +14,7 @@ from bot import settings as settings_mod
 from bot.cli.common import env, fail, start_logging
 from bot.settings import SettingsError
 
+_CREDENTIALS = re.compile(r"://[^/@\s]*@")  # a database URL's user and password, in a driver's message
 COLUMNS = ("step", "agent", "tier", "model", "prompt", "rules", "head", "tokens", "cost")
 
 
@@ -56,5 +58,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     start_logging(args.log_level or "WARNING")
     try:
         return asyncio.run(_show(settings, args.run_id))
-    except Exception as exc:  # the store is unreachable: one line, no traceback
-        return fail(f"could not read the run: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # the store is unreachable: one line, no traceback, no credentials of its URL
+        why = _CREDENTIALS.sub("://", str(exc))
+        return fail(f"could not read the run: {type(exc).__name__}: {why}")

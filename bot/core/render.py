@@ -263,12 +263,14 @@ def provenance_table(steps: Sequence[Mapping[str, Any]], approval: Mapping[str, 
     """Who did each step, on which model and instructions, at which head, for how much; and the head a person
     approved: folded, for whoever audits the run (the same as ``python -m bot runs show``). Every value is in a
     code span: a model id comes from a repository's config."""
-    rows = [f"| {code_span(str(p.get('step', '')), 60)} | {code_span(str(p.get('agent', '')), 60)} "
-            f"| {code_span(str(p.get('model', '')), 60)} | {code_span(str(p.get('prompt', '')), 20)} "
-            f"| {code_span(str(p.get('rules', '')), 20)} | {code_span(str(p.get('head', ''))[:7] or '-', 10)} "
+    def cell(value: Any, limit: int) -> str:  # a | would end the cell even inside a code span: escaped
+        return code_span(str(value or "-"), limit).replace("|", "\\|")
+
+    rows = [f"| {cell(p.get('step'), 60)} | {cell(p.get('agent'), 60)} | {cell(p.get('model'), 60)} "
+            f"| {cell(p.get('prompt'), 20)} | {cell(p.get('rules'), 20)} | {cell(str(p.get('head') or '')[:7], 10)} "
             f"| {int(p.get('tokens') or 0):,} | ${float(p.get('cost') or 0):.4f} |" for p in steps]
-    approved = (f"\n\nApproved at head {code_span(str(approval.get('head_sha') or '')[:12], 20)} by "
-                f"@{approval.get('by')}." if approval and approval.get("by") else "")
+    approved = (f"\n\nApproved at head {cell(str(approval.get('head_sha') or '')[:12], 20)}."
+                if approval and approval.get("by") else "")
     return ("<details><summary>Provenance</summary>\n\n"
             "| step | agent | model | prompt | rules | head | tokens | cost |\n|---|---|---|---|---|---|---|---|\n"
             + "\n".join(rows) + approved + "\n\n</details>")

@@ -191,12 +191,13 @@ class Executor(Writes):
                             error=f"{action.agent} proposed changes to protected paths ({named}{more}), which "
                                   f"implementers may not change: {self.config.protection_rule()}.")
 
-    async def _record_usage(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> None:
-        step, day = self._step_record(state, action, outcome)
+    async def _record_usage(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome, *,
+                            head: str | None = None) -> None:
+        step, day = self._step_record(state, action, outcome, head=head)
         await self.store.save_step(step, usage_day=day)
 
-    def _step_record(self, state: RunState, action: E.RunAgent,
-                     outcome: AgentOutcome) -> tuple[StepRecord, tuple[int, str] | None]:
+    def _step_record(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome, *,
+                     head: str | None = None) -> tuple[StepRecord, tuple[int, str] | None]:
         """A finished step's usage counted in the run (and the metrics), and its record for the store, with the
         installation's day its tokens count on (None when none do)."""
         u = outcome.usage
@@ -210,4 +211,5 @@ class Executor(Writes):
             status="done" if outcome.result is not None else "failed", output=outcome.result or {"error": outcome.error},
             input_tokens=u.input_tokens, output_tokens=u.output_tokens, cache_read_tokens=u.cache_read_input_tokens,
             cache_write_tokens=u.cache_creation_input_tokens, cost_usd=u.cost_usd,
-            provenance=self.agents.provenance(self.catalog.agents[action.agent]) | {"head": state.run.head_sha or ""}), day
+            provenance=self.agents.provenance(self.catalog.agents[action.agent])
+            | {"head": head or state.run.head_sha or ""}), day  # ``head``: what the step read, if not the run's

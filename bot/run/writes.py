@@ -59,7 +59,8 @@ class Writes:
                                   *, kind: str) -> tuple[E.RunAgent, AgentOutcome]:
         raise NotImplementedError  # Executor's
 
-    async def _record_usage(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome) -> None:
+    async def _record_usage(self, state: RunState, action: E.RunAgent, outcome: AgentOutcome, *,
+                            head: str | None = None) -> None:
         raise NotImplementedError  # Executor's
 
     async def _count(self, state: RunState, kind: str, mark: str) -> None:
@@ -249,7 +250,7 @@ class Writes:
                                context=state.data.ctx.for_agents(sha))
         action = E.RunAgent(PULL_REVIEW_STEP, n, agent.name)
         _, outcome = await self._call_agent_request(state, action, request, kind="pull-review")
-        await self._record_usage(state, action, outcome)
+        await self._record_usage(state, action, outcome, head=sha)  # the head it judged, GitHub's at the time
         if outcome.result is None:
             return None, outcome.error or "the model review failed"
         if outcome.offline:
