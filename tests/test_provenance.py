@@ -90,3 +90,23 @@ def test_a_model_id_with_a_pipe_stays_in_its_cell() -> None:
            "rules": "r", "head": "c" * 40, "tokens": 3, "cost": 0.1}
     line = next(ln for ln in render.provenance_table([row], None).splitlines() if ln.startswith("| `triage"))
     assert line.replace("\\|", "").count("|") == 9  # eight cells
+
+
+async def test_a_pull_requests_check_run_carries_the_runs_provenance_at_its_end(bot: Any, sandbox: Any,
+                                                                               team: Team) -> None:
+    """Branch protection sends people to the check run: at the run's end its text holds the same table as the
+    final summary, and its verdict (conclusion, title, summary) stays as it was."""
+    from tests.test_attacks_verdicts import send_pull
+    from tests.test_verdicts import pull_with
+
+    sandbox.set_permission(REPO, "maintainer", "write")
+    p = pull_with(sandbox, 91, {"README.md": "words\n"})
+    head = p["pull_request"]["head"]["sha"]
+    await send_pull(bot, sandbox, p)
+    [before] = [r for r in sandbox.repo(REPO).check_runs.values() if r["head_sha"] == head]
+    verdict = (before["conclusion"], before["output"]["title"], before["output"]["summary"])
+    await send(bot, sandbox, "issue_comment", comment_payload(91, "/approve", pull=True, comment_id=9191))
+    assert posts(sandbox, 91)[-1] == "done"
+    [after] = [r for r in sandbox.repo(REPO).check_runs.values() if r["head_sha"] == head]
+    assert "<details><summary>Provenance</summary>" in (after["output"].get("text") or "")
+    assert (after["conclusion"], after["output"]["title"], after["output"]["summary"]) == verdict

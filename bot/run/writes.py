@@ -310,9 +310,27 @@ class Writes:
                 state.outbox.extend(actions)
                 return
         state.data.pull_url, state.data.pushed = pull_url, pushed
+        steps = await provenance(self.store, run.id)
         await self._comment(state, marker("done", run.id),
                             render.finished(run, wf, pull_url=pull_url, pushed=pushed, debt=state.data.debt,
-                                            tasks=state.data.tasks, provenance=await provenance(self.store, run.id)))
+                                            tasks=state.data.tasks, provenance=steps))
+        if run.on_pull and run.head_sha and steps:
+            await self._check_provenance(ctx.repo, run.head_sha, render.provenance_table(steps, run.approval))
+
+    async def _check_provenance(self, repo: str, sha: str, table: str) -> None:
+        """The pull request's check run at the run's head carries the run's provenance as its text (GitHub shows
+        it under the check's summary, where branch protection sends people). Its verdict stays as it was."""
+        known = await self.store.find_posted(pull_review.check_marker(repo, sha))
+        if known is None:
+            return
+        try:
+            check = await self.gh.getitem(f"/repos/{repo}/check-runs/{known.github_id}")
+            out = check.get("output") or {}
+            await self.gh.patch(f"/repos/{repo}/check-runs/{known.github_id}", data={"output": {
+                "title": out.get("title") or pull_review.CHECK, "summary": out.get("summary") or "",
+                "text": render.clip(table, 60_000)}})
+        except BadRequest as exc:  # gone, or refused: the final summary on the thread holds the same table
+            log.warning("%s: provenance not added to check run %s (%s)", repo, known.github_id, exc.status_code)
 
 
 async def provenance(store: Store, run_id: str) -> list[dict[str, Any]]:
