@@ -5,15 +5,12 @@ what is asserted is what the runner does at each moment of it, never how long an
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Any
-
-import pytest
 
 from bot.run import jobs as J
 from bot.run.jobs import LocalJobs
 from bot.store import Job
 from bot.store.sqlite import SQLiteStore
+from tests.test_ingress_batch import store  # noqa: F401  (a SQLite store in a temporary folder)
 from tests.test_store import delivery
 
 
@@ -25,12 +22,13 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> Any:
-    s = SQLiteStore(f"sqlite:///{tmp_path / 'burst.sqlite3'}")
-    await s.open()
-    yield s
-    await s.close()
+def recording(store: SQLiteStore) -> tuple[LocalJobs, Clock, list[str]]:
+    """A runner on the test's clock whose jobs only note their delivery ids, in the order they ran."""
+    clock, ran = Clock(), []
+
+    async def handler(job: Job) -> None:
+        ran.append(job.delivery_id)
+    return LocalJobs(store, handler, clock=clock), clock, ran
 
 
 async def settle(rounds: int = 50) -> None:
@@ -51,12 +49,7 @@ async def burst_of(store: SQLiteStore, runner: LocalJobs, n: int) -> None:
 
 
 async def test_no_job_is_claimed_during_a_burst_and_all_run_once_it_passes(store: SQLiteStore) -> None:
-    clock, ran = Clock(), []
-
-    async def handler(job: Job) -> None:
-        ran.append(job.delivery_id)
-
-    runner = LocalJobs(store, handler, clock=clock)
+    runner, clock, ran = recording(store)
     await burst_of(store, runner, J.BURST)
     await settle()
     assert ran == [] and await store.job_states() == {"queued": J.BURST}  # not even claimed
@@ -67,12 +60,7 @@ async def test_no_job_is_claimed_during_a_burst_and_all_run_once_it_passes(store
 
 
 async def test_fewer_deliveries_than_a_burst_run_at_once(store: SQLiteStore) -> None:
-    clock, ran = Clock(), []
-
-    async def handler(job: Job) -> None:
-        ran.append(job.delivery_id)
-
-    runner = LocalJobs(store, handler, clock=clock)
+    runner, clock, ran = recording(store)
     await burst_of(store, runner, J.BURST - 1)
     await asyncio.wait_for(runner.drained(), 10)  # the clock never moved: no wait was needed
     assert len(ran) == J.BURST - 1
@@ -80,12 +68,7 @@ async def test_fewer_deliveries_than_a_burst_run_at_once(store: SQLiteStore) -> 
 
 
 async def test_a_flood_that_never_ends_still_runs_its_jobs_after_yield_max(store: SQLiteStore) -> None:
-    clock, ran = Clock(), []
-
-    async def handler(job: Job) -> None:
-        ran.append(job.delivery_id)
-
-    runner = LocalJobs(store, handler, clock=clock)
+    runner, clock, ran = recording(store)
     await burst_of(store, runner, J.BURST)
     await settle()
     assert ran == []

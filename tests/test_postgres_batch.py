@@ -20,7 +20,7 @@ from bot.settings import Settings
 from bot.store import Delivery, StoreUnavailable
 from bot.store.postgres import QUEUE, TASK, PostgresStore
 from tests.conftest import load_fixture, post_webhook
-from tests.test_postgres_store import delivery, fresh_schema, queued_jobs
+from tests.test_postgres_store import delivery, fresh_schema, pg, queued_jobs  # noqa: F401  (pg: on this pg_url)
 
 HIDE_DEFER = "ALTER FUNCTION procrastinate_defer_jobs_v1(procrastinate_job_to_defer_v1[]) RENAME TO hidden"
 SHOW_DEFER = "ALTER FUNCTION hidden(procrastinate_job_to_defer_v1[]) RENAME TO procrastinate_defer_jobs_v1"
@@ -31,14 +31,6 @@ async def pg_url() -> AsyncIterator[str]:
     """The schema's URL with an application name of this test's own: its waits are told from other sessions'."""
     async with fresh_schema() as url:
         yield f"{url}&application_name=batch-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def pg(pg_url: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(pg_url)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def app_name(url: str) -> str:
