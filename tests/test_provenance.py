@@ -110,3 +110,19 @@ async def test_a_pull_requests_check_run_carries_the_runs_provenance_at_its_end(
     [after] = [r for r in sandbox.repo(REPO).check_runs.values() if r["head_sha"] == head]
     assert "<details><summary>Provenance</summary>" in (after["output"].get("text") or "")
     assert (after["conclusion"], after["output"]["title"], after["output"]["summary"]) == verdict
+
+
+def test_runs_show_never_prints_a_database_urls_credentials(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A driver's message may quote the URL it could not reach: its user and password are cut out."""
+    import argparse
+
+    from bot.cli import runs
+
+    async def unreachable(settings: Any, run_id: str) -> int:
+        raise OSError("could not connect to postgresql://triage:s3cr3t-pw@db.internal:5432/bot")
+    monkeypatch.setattr(runs, "_show", unreachable)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
+    code = runs.cmd_runs(argparse.Namespace(run_id="r1", log_level=None, env_file="/nonexistent/.env"))
+    err = capsys.readouterr().err
+    assert code != 0 and "could not connect to postgresql://db.internal:5432/bot" in err and "s3cr3t" not in err
