@@ -120,3 +120,37 @@ def test_a_time_that_is_not_one_is_unknown_not_a_refusal(value: Any) -> None:
     p["pull_request"]["updated_at"] = value
     item = events.parse("pull_request", p | {"action": "synchronize"}, "d-1")
     assert isinstance(item, events.WorkItem) and item.updated_at is None
+
+
+def _edited(body: str | None, before: str | None = "old") -> dict[str, Any]:
+    p = copy.deepcopy(load_fixture("issues.opened.json")) | {"action": "edited"}
+    p["issue"]["body"] = body
+    if before is not None:
+        p["changes"] = {"body": {"from": before}}
+    return p
+
+
+def test_only_an_issue_ending_with_the_dashboards_marker_is_a_dashboard_edit() -> None:
+    """GitHub sends issues.edited for every edit of every issue: only a dashboard's are stored (and the handler
+    still checks the bot opened it: anyone can end their own issue with the marker)."""
+    mark = "<!-- triage-lead:dashboard:Codertocat/Hello-World -->"
+    e = events.parse("issues", _edited(f"- [x] approve\n\n{mark}\n"), "d1")
+    assert isinstance(e, events.DashboardEdit) and e.previous_body == "old" and e.number == 1
+    assert e.author.login == "Codertocat" and e.thread == "Codertocat/Hello-World#1"
+    assert isinstance(events.parse("issues", _edited(f"{mark}\n- [x] quoted, not the end"), "d2"), events.Ignored)
+    assert isinstance(events.parse("issues", _edited(None), "d3"), events.Ignored)
+    title_only = events.parse("issues", _edited(f"text\n{mark}", before=None), "d4")
+    assert isinstance(title_only, events.DashboardEdit) and title_only.previous_body is None
+
+
+def test_a_pull_request_closed_is_acted_on_only_when_merged_whoever_merged() -> None:
+    p = copy.deepcopy(load_fixture("pull_request.opened.json")) | {"action": "closed"}
+    p["pull_request"] |= {"merged": True, "merge_commit_sha": "f" * 40}
+    p["sender"] |= {"login": "mergify[bot]", "type": "Bot"}
+    e = events.parse("pull_request", p, "d1")
+    assert isinstance(e, events.PullMerged) and e.merge_commit_sha == "f" * 40 and e.head_sha
+    assert not events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset())  # a bot's merge still files
+    p["pull_request"]["merged"] = False
+    assert isinstance(events.parse("pull_request", p, "d2"), events.Ignored)
+    p["pull_request"]["merged"] = "yes"
+    assert isinstance(events.parse("pull_request", p, "d3"), events.Malformed)

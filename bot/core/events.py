@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, TypeVar, overload
 
-from bot.core.markers import marker
+from bot.core.markers import marker, trailing
 
 # The (event, action) pairs the bot acts on; None means "no action field" or "any action".
 HANDLED: dict[str, frozenset[str]] = {
-    "issues": frozenset({"opened", "labeled", "reopened"}),
+    "issues": frozenset({"opened", "labeled", "reopened", "edited"}),  # edited: the dashboard's ticks only
     "issue_comment": frozenset({"created", "edited"}),
-    "pull_request": frozenset({"opened", "synchronize", "labeled", "ready_for_review"}),
+    "pull_request": frozenset({"opened", "synchronize", "labeled", "ready_for_review", "closed"}),  # closed: merged
     "check_run": frozenset({"completed"}),
     "check_suite": frozenset({"completed"}),
     "workflow_run": frozenset({"completed"}),
@@ -123,11 +123,32 @@ class CiFailure(Base):
 
 
 @dataclass(frozen=True, slots=True)
+class DashboardEdit(Base):
+    """An edit of an issue whose text ends with the dashboard's marker: the ticks people made on it. Anyone can
+    end their own issue with that marker, so the handler acts only on an issue the bot itself opened."""
+
+    number: int
+    body: str
+    previous_body: str | None  # changes.body.from: None when the edit did not touch the body (a title, say)
+    author: Actor  # the issue's author
+
+
+@dataclass(frozen=True, slots=True)
+class PullMerged(Base):
+    """A pull request merged (``pull_request.closed`` with ``merged: true``); closed unmerged is ignored."""
+
+    number: int
+    head_sha: str
+    merge_commit_sha: str | None
+    base_ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Installation(Base):
     repos: tuple[str, ...] = field(default_factory=tuple)
 
 
-Event = WorkItem | Comment | CiFailure | Installation
+Event = WorkItem | Comment | CiFailure | Installation | DashboardEdit | PullMerged
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +310,10 @@ def _base(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> _B
     }
 
 
-def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem:
+def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem | DashboardEdit | Ignored:
     issue = _object(p, "issue")
+    if action == "edited":
+        return _dashboard_edit(event, action, p, delivery_id)
     return WorkItem(
         **_base(event, action, p, delivery_id),
         number=_get(p, "issue.number", int),
@@ -318,8 +341,29 @@ def _label_at_opening(action: str, p: Mapping[str, Any], item: Mapping[str, Any]
     return isinstance(ids[0], int) and ids[0] == ids[1] and item.get("author_association") not in MAINTAINERS
 
 
-def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem:
+def _dashboard_edit(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> DashboardEdit | Ignored:
+    """Only a dashboard's edits are stored: GitHub sends issues.edited for every edit of every issue."""
+    body = _get(p, "issue.body", str, optional=True) or ""
+    if not (trailing(body) or "").startswith("dashboard"):
+        return Ignored("issues.edited of an issue that is not a dashboard")
+    return DashboardEdit(**_base(event, action, p, delivery_id), number=_get(p, "issue.number", int), body=body,
+                         previous_body=_get(p, "changes.body.from", str, optional=True),
+                         author=_actor(p, "issue.user"))
+
+
+def _merged(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> PullMerged | Ignored:
+    if _get(p, "pull_request.merged", bool, optional=True) is not True:
+        return Ignored("pull_request.closed without a merge")
+    return PullMerged(**_base(event, action, p, delivery_id), number=_get(p, "pull_request.number", int),
+                      head_sha=_get(p, "pull_request.head.sha", str),
+                      merge_commit_sha=_get(p, "pull_request.merge_commit_sha", str, optional=True),
+                      base_ref=_get(p, "pull_request.base.ref", str, optional=True))
+
+
+def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem | PullMerged | Ignored:
     pr = _object(p, "pull_request")
+    if action == "closed":
+        return _merged(event, action, p, delivery_id)
     return WorkItem(
         **_base(event, action, p, delivery_id),
         number=_get(p, "pull_request.number", int),
@@ -467,7 +511,7 @@ def is_self_or_foreign_bot(event: Event, bot_login: str | None, allowlist: froze
     """
     if isinstance(event, CiFailure):  # the bot's own failing check (the gate's REJECTED) is not an outage
         return bool(bot_login and event.app_slug and f"{event.app_slug}[bot]".lower() == bot_login.lower())
-    if isinstance(event, Installation):
+    if isinstance(event, (Installation, PullMerged)):  # a merge files what the reviews left open, whoever merged
         return False
     if isinstance(event, WorkItem) and event.action == "synchronize":
         return False  # new commits make a pending approval stale whoever pushed them (dependabot, actions, us)

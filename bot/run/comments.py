@@ -114,7 +114,8 @@ async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps:
         old = stored_head(active)
         if old and head != old:
             moved = await changed_since(gh, c.repo, old, head)
-    signal = engine.Command(cmd.name, actor, option=cmd.option, reason=cmd.arg if cmd.name == "escalate" else "",
+    reason = cmd.arg if cmd.name in ("escalate", "approve") else ""  # /approve budget: what is approved
+    signal = engine.Command(cmd.name, actor, option=cmd.option, reason=reason,
                             head_sha=head, moved=moved, written_at=c.written_at, head_at=head_at)
     delivery = f"{c.delivery_id}:{cmd.name}:{cmd.arg}"
     unchanged, delivers = await _changes_nothing(gh, deps, active, signal, delivery)

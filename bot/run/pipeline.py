@@ -13,6 +13,8 @@ import logging
 from bot.core import events
 from bot.run.ci import on_ci_failure, on_ci_success
 from bot.run.comments import on_comment
+from bot.run.dashboard import on_dashboard_edit
+from bot.run.merged import on_pull_merged
 from bot.run.runs import Deps
 from bot.run.work import on_work_item, own_task
 from bot.store import Job
@@ -43,3 +45,7 @@ async def process(job: Job, deps: Deps) -> None:
         await on_comment(event, gh, deps)
     elif isinstance(event, events.CiFailure):
         await on_ci_failure(event, gh, deps)
+    elif isinstance(event, events.DashboardEdit):
+        await on_dashboard_edit(event, gh, deps)
+    elif isinstance(event, events.PullMerged):
+        await on_pull_merged(event, gh, deps)
