@@ -215,6 +215,11 @@ class PostgresStore(PostgresJobs):
             "SELECT * FROM runs WHERE thread = %s AND NOT (state = ANY(%s)) ORDER BY created_at DESC LIMIT 1",
             (thread, sorted(FINAL_STATES))))
 
+    async def active_runs(self, repo: str, limit: int = 100) -> list[RunRecord]:
+        rows = await self._all("SELECT * FROM runs WHERE repo = %s AND NOT (state = ANY(%s))"
+                               " ORDER BY created_at DESC LIMIT %s", (repo, sorted(FINAL_STATES), limit))
+        return [r for r in map(RunRecord.from_row, rows) if r is not None]
+
     async def run_states(self) -> dict[str, int]:
         return {r["state"]: int(r["n"]) for r in await self._all("SELECT state, COUNT(*) AS n FROM runs GROUP BY state")}
 
