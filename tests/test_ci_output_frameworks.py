@@ -183,6 +183,13 @@ def test_lines_of_a_runner_around_the_tests_are_read_through_its_prefix() -> Non
     assert failing_tests(clean_lines(text)) == ["tests/test_api.py::test_health", "TestHealth"]
 
 
+def test_a_go_test_named_with_gomaxprocs_after_it_is_the_test_without_it() -> None:
+    """Old Go (and ``-cpu``) prints ``TestResolver-4`` (go-weave-scope-resolver-cpu-suffix): ``-run TestResolver``
+    reruns it. A subtest's own ``-1`` is part of its name."""
+    text = "--- FAIL: TestResolver-4 (0.00s)\n\tresolver_test.go:89: didn't Stop in time\n--- FAIL: TestA/case-1 (0.00s)"
+    assert failing_tests(clean_lines(text)) == ["TestResolver", "TestA/case-1"]
+
+
 def test_a_nix_or_mock_build_prefix_is_read_through() -> None:
     """Package builds prefix every line: Nix with ``       > `` (cargo-prmt-git-module-nix), Fedora mock with
     ``BUILDSTDERR: ``; the test lines under them read as without."""

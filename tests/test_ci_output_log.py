@@ -182,6 +182,13 @@ SHAPES = {
         "---- tests::free_mint_test_integration::test_free_mint_initialization output ----\n    error output:\n"
         "        panicked at src/tests/free_mint_test_integration.rs:146:5:\n        assertion `left == right` failed",
         "panicked at src/tests/free_mint_test_integration.rs:146:5:"),
+    "a panic with the thread's id, Rust 1.89's form (cargo-casbin-rs-enforce-ex)": (
+        "failures:\n\n---- enforcer::tests::test_enforce_ex stdout ----\n\nthread 'enforcer::tests::test_enforce_ex' "
+        "(7643) panicked at src/enforcer.rs:1739:9:\nassertion `left == right` failed\n", "(7643) panicked at"),
+    "Gradle's cause when its test JVM died, under the task's header (gradle-conductor-test-executor-exit)": (
+        "> Task :persistence:test FAILED\n\nFAILURE: Build failed with an exception.\n\n* What went wrong:\nExecution "
+        "failed for task ':persistence:test'.\n> Process 'Gradle Test Executor 6' finished with non-zero exit value 1\n",
+        "> Process 'Gradle Test Executor 6' finished"),
     "a Go subtest's FAIL line wrapped, its message below (go-fabric-etcdraft-goexit)": (
         "--- FAIL: TestSpawnEtcdRaft/Good (1.95s)\n        --- FAIL: TestSpawnEtcdRaft/Good/TLS_enabled_single_listener\n"
         "        (0.24s)\n                    testing.go:864: test executed panic(nil) or\n",
@@ -330,6 +337,8 @@ INFRA = {
     # a workspace's prefix before the kernel's word (infra-commercetools-yarn-workspace-killed)
     "oom ": "➤ YN0000: [@commercetools-website/frontend-studio]: Killed\n➤ YN0000: [@commercetools-website/"
             "frontend-studio]: Process exited (exit code 137), completed in 2m 24s",
+    # a shell's report of a child lost to SIGKILL (infra-self-hosted-docker-compose-killed)
+    "oom    ": "/home/r/actions-runner/_work/_temp/1f.sh: line 1: 40423 Killed                  docker-compose up -d",
 }
 
 

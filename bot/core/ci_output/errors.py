@@ -14,7 +14,8 @@ step number and elapsed time, ``npm ERR!``) and put in one of four classes:
   on the next line (minitest, PHPUnit, dotnet, ctest's list), so the header's message is the answer when no
   explaining line is in its block;
 * a *generic* error line (``error: ...``, ``Error: ...``, ``FATAL``, ``fatal:``, a line the runner marked
-  ``##[error]``), the answer when nothing more specific comes first or right after it.
+  ``##[error]``, Gradle's ``> Process '…' finished with non-zero exit value 1``), the answer when nothing more
+  specific comes first or right after it.
 
 A line reporting an infrastructure failure (``infra.kind_of``: no space left, the runner's shutdown) explains
 too. The first explaining line, header message or generic line wins, else the first header; lines green runs
@@ -103,7 +104,7 @@ _EXPLAINING = _Rule(
     r"|(?:Error:\s+)?\d+:\d+\s+(?:error|Error:)\s+\S|failed to solve: |Segmentation fault"
     # pnpm's own error codes (its cascade, ERR_PNPM_RECURSIVE_RUN_FIRST_FAIL, is read first above)
     r"|ERR_PNPM_[A-Z0-9_]+ ",
-    r"thread '.*?' panicked at|XCTAssert\w* failed|\((?:[A-Z]\w*::)*[A-Z]\w*(?:Error|Exception)\)$"
+    r"thread '.*?' (?:\(\d+\) )?panicked at|XCTAssert\w* failed|\((?:[A-Z]\w*::)*[A-Z]\w*(?:Error|Exception)\)$"
     r"|: line \d+: .*: command not found$|Aborted \(core dumped\)")
 
 _HEADER = _Rule(
@@ -116,8 +117,10 @@ _MESSAGE_HEADER = _Rule(
     r"|The following tests FAILED:|(?:Failures|Errors):$",
     r"<<< (?:FAILURE|ERROR)!$|\*\*\* FAILED \*\*\*$")
 _BANNER = re.compile(r"^={3,}|^\u23af{3,}|^-{3,} .+ -{3,}$")
+# Gradle's cause under ``* What went wrong:`` when a process it ran died (a test JVM, an Exec task's command)
 _GENERIC = re.compile(r"^(?:error|Error|ERROR|fatal|Fatal|FATAL)\b(?! ?(?:Message|Trace|Output)s?:)[:\s]"
-                      r"|^\S+: fatal error: |^E: \S|^Error response from daemon: |^FAILED \S+ - \S")
+                      r"|^\S+: fatal error: |^E: \S|^Error response from daemon: |^FAILED \S+ - \S"
+                      r"|^> Process '.+' finished with non-zero exit value \d+")
 # npm's own lines inside its ERR! block: the environment it prints first (npm 2-4) says nothing of the failure;
 # a ``network`` line that is not its advice names the network error the block is about
 _NPM_PREAMBLE = re.compile(r"^(?:Linux|Darwin|Windows_NT|argv|node|npm|syscall|path|cwd|command)\b")

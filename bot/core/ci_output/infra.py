@@ -26,13 +26,14 @@ _KINDS: tuple[tuple[InfraKind, str], ...] = (
     # the machine's memory, not a runtime's own heap cap: Node's `JavaScript heap out of memory` and the JVM's
     # `OutOfMemoryError: Java heap space` hit a limit the project sets (--max-old-space-size, -Xmx) and a change
     # can cross it; only a thread the system cannot give is the machine's. The kernel's OOM killer counts, for the
-    # machine or a container's memory cgroup (dmesg, which some CI jobs print on failure).
+    # machine or a container's memory cgroup (dmesg, which some CI jobs print on failure), and so does its word
+    # for a SIGKILL as a shell reports a child it lost (`step.sh: line 1: 40423 Killed   docker-compose up`).
     ("oom", r"(?:^|: )Killed$|Killed signal terminated program|\bOut of memory: Kill|\binvoked oom-killer:"
             r"|\bMemory cgroup out of memory\b|\bkilled as a result of limit of /"
             r"|java\.lang\.OutOfMemoryError: unable to create (?:new )?native thread|Cannot allocate memory"
             r"|(?:exit code|exit status|exited with code) 137\b"
             r"|(?:fatal|FATAL|error|ERROR)\b(?!.*\bheap out of memory).*\bout of memory\b|^runtime: out of memory"
-            r"|terminated with signal 9\b"),
+            r"|terminated with signal 9\b|: line \d+: +\d+ Killed\b"),
     ("rate-limit", r"(?i:API rate limit exceeded|secondary rate limit|\btoomanyrequests\b"
                    r"|\b429 (?:Too Many Requests|Client Error)|\bHTTP(?: error)?[: /]?429\b"
                    r"|You have reached your pull rate limit)"),

@@ -224,7 +224,9 @@ FRAMEWORKS: tuple[Framework, ...] = (
         Rule(_c(r"^\s*(?P<name>\w+ \([\w.]+\)) \.\.\. (?:FAIL|ERROR)$")),
     )),
     Framework("go test", (
-        Rule(_c(r"^\s*--- FAIL: (?P<name>\S+)")),
+        # a top-level name with GOMAXPROCS after it (`TestResolver-4`: old Go, or -cpu) is the test without it: a
+        # Go identifier has no `-`
+        Rule(_c(r"^\s*--- FAIL: (?P<name>\w+(?=-\d+(?:\s|$))|\S+)")),
         Rule(_c(r"^\s*=== FAIL: \S+ (?P<name>\S+)")),  # gotestsum
         # `panic: test timed out` lists the tests still running: the one that hung is among them
         Rule(_c(r"^\s+(?P<name>(?:Test|Example|Fuzz|Benchmark)\S*) \(\w+\)$"),
