@@ -3,12 +3,16 @@ reserved in the store before it is made, so concurrent jobs and several workers 
 
 Through the webhook over HTTP, the real bot (store, job runner, engine, executor, anthropic SDK) against the
 sandbox GitHub and the local Messages API server, whose own count of the tokens it served is the witness.
+
+A run whose estimate is more than a budget has left waits for a maintainer's ``/approve budget`` before its first
+call (tests/test_budget_wait.py); the runs here are approved so, and the operator's ceilings still stop them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,11 +23,12 @@ from bot.agents.models import Budget, BudgetExceeded
 from bot.core.markers import markers_in
 from bot.run.runtime import Runtime
 from bot.sandbox.anthropic import FakeAnthropic
+from bot.sandbox.anthropic.replies import as_reply
 from bot.sandbox.team import Team
 from bot.settings import Settings
 from bot.store import Store
 from tests.conftest import INSTALLATION, load_fixture, post_webhook
-from tests.test_workflows_e2e import REPO, body_of, fake, issue_payload, team  # noqa: F401
+from tests.test_workflows_e2e import REPO, body_of, comment_payload, fake, issue_payload, team  # noqa: F401
 
 MAX_TOKENS = 2_000  # each call reserves its input estimate plus this
 # Writes unpaced: pacing is not under test here (tests/test_shared_pacing.py), and eight whole runs would wait
@@ -65,14 +70,27 @@ async def start(settings: Settings, fake: FakeAnthropic, team: Team, sandbox: An
         await rt.close()
 
 
-async def deliver(rt: Runtime, client: Any, sandbox: Any, payloads: list[dict[str, Any]]) -> None:
+async def deliver(rt: Runtime, client: Any, sandbox: Any, payloads: list[dict[str, Any]], event: str = "issues") -> None:
     """Every payload over HTTP at once; then wait for all jobs to end (none may fail)."""
     for p in payloads:
         sandbox.seed_from_payload(p)
-    answers = await asyncio.gather(*(post_webhook(client, "issues", p) for p in payloads))
+    answers = await asyncio.gather(*(post_webhook(client, event, p) for p in payloads))
     assert [a.status for a in answers] == [202] * len(payloads)
     await rt.jobs.drained(60)
     assert "failed" not in await rt.store.job_states()
+
+
+def approvals(sandbox: Any, numbers: Any) -> list[dict[str, Any]]:
+    """A maintainer's ``/approve budget`` on each thread: its run waits for it (its estimate is over a ceiling)."""
+    sandbox.set_permission(REPO, "maintainer", "write")
+    return [comment_payload(n, "/approve budget", comment_id=70_000 + n) for n in numbers]
+
+
+async def approved(rt: Runtime, client: Any, sandbox: Any, numbers: Any) -> None:
+    """The runs of these threads wait for their budget; a maintainer approves them all at once."""
+    for n in numbers:
+        assert (await run_of(rt.store, n)).state == "budget"
+    await deliver(rt, client, sandbox, approvals(sandbox, numbers), "issue_comment")
 
 
 async def run_of(store: Store, number: int) -> Any:
@@ -92,6 +110,7 @@ async def test_a_repository_config_cannot_raise_the_run_budget(
     sandbox.set_file(REPO, ".github/triage-lead.yml", RAISE_EVERYTHING)
     rt, client = await start(run_token_budget=9_000)
     await deliver(rt, client, sandbox, [issue_payload(30, ["api"])])
+    await approved(rt, client, sandbox, [30])
     run = await run_of(rt.store, 30)
     assert run.state == "escalated" and not approval_posted(sandbox, 30)
     assert "token budget reached: this run has used" in body_of(sandbox, 30, "escalation")
@@ -106,6 +125,7 @@ async def test_a_repository_config_cannot_raise_the_day_budget(
     sandbox.set_file(REPO, ".github/triage-lead.yml", RAISE_EVERYTHING)
     rt, client = await start(day_token_budget=9_000)
     await deliver(rt, client, sandbox, [issue_payload(31, ["api"])])
+    await approved(rt, client, sandbox, [31])
     assert (await run_of(rt.store, 31)).state == "escalated" and not approval_posted(sandbox, 31)
     escalation = body_of(sandbox, 31, "escalation")
     assert "token budget reached: this installation has used" in escalation and "of its 9,000 tokens" in escalation
@@ -113,14 +133,26 @@ async def test_a_repository_config_cannot_raise_the_day_budget(
     assert await rt.store.spent(f"day:{INSTALLATION}:{today()}") == served_tokens(fake)
 
 
+def costly(fake: FakeAnthropic, team: Team, output_tokens: int) -> None:
+    """The team's first answer bills ``output_tokens``: a run that fit its budgets at start then costs more than
+    its estimate said."""
+    billed = [output_tokens]
+
+    async def respond(request: dict[str, Any]) -> Any:
+        reply = as_reply(await team.respond(request))
+        return dataclasses.replace(reply, output_tokens=billed.pop()) if billed else reply
+    fake.responder = respond
+
+
 async def test_a_repositorys_day_budget_caps_its_own_spending_within_the_installations(
         start: Start, sandbox: Any, fake: FakeAnthropic, team: Team) -> None:  # noqa: F811
-    sandbox.set_file(REPO, ".github/triage-lead.yml", "budgets: {day_tokens: 9000}\n")
+    sandbox.set_file(REPO, ".github/triage-lead.yml", "budgets: {day_tokens: 400000}\n")
     rt, client = await start()  # the operator's day budget: 50,000,000
+    costly(fake, team, 400_000)  # the estimate fits in 400,000; the first call alone spends them
     await deliver(rt, client, sandbox, [issue_payload(32, ["api"])])
     escalation = body_of(sandbox, 32, "escalation")
-    assert "token budget reached: this repository has used" in escalation and "of its 9,000 tokens" in escalation
-    assert 0 < served_tokens(fake) <= 9_000
+    assert "token budget reached: this repository has used" in escalation and "of its 400,000 tokens" in escalation
+    assert [c.title for c in team.calls] == ["TRIAGE"]
     assert await rt.store.spent(f"day:{REPO.lower()}:{today()}") == served_tokens(fake)
     # The installation's count saw the same calls: the repository's cap is within it, not instead of it.
     assert await rt.store.spent(f"day:{INSTALLATION}:{today()}") == served_tokens(fake)
@@ -178,8 +210,9 @@ async def test_eight_concurrent_jobs_never_pass_the_day_cap(
         start: Start, sandbox: Any, fake: FakeAnthropic, team: Team) -> None:  # noqa: F811
     rt, client = await start(day_token_budget=DAY_CAP)
     team.delay["TRIAGE"] = 0.05  # the jobs' first calls overlap
+    await deliver(rt, client, sandbox, [issue_payload(n, ["api"]) for n in ISSUES])
     async with watching(rt.store, f"day:{INSTALLATION}:{today()}") as samples:
-        await deliver(rt, client, sandbox, [issue_payload(n, ["api"]) for n in ISSUES])
+        await approved(rt, client, sandbox, ISSUES)
     await assert_within_the_day_cap(rt.store, sandbox, fake, samples)
 
 
@@ -206,17 +239,21 @@ async def test_eight_jobs_on_two_postgres_workers_never_pass_the_day_cap(
                     await rt.handle(job)
                 return handle
             client = await aiohttp_client(a.web_app())
-            payloads = [issue_payload(n, ["api"]) for n in ISSUES]
-            for p in payloads:
-                sandbox.seed_from_payload(p)
-            async with watching(a.store, f"day:{INSTALLATION}:{today()}") as samples:
-                answers = await asyncio.gather(*(post_webhook(client, "issues", p) for p in payloads))
+
+            async def both(event: str, payloads: list[dict[str, Any]]) -> None:
+                for p in payloads:
+                    sandbox.seed_from_payload(p)
+                answers = await asyncio.gather(*(post_webhook(client, event, p) for p in payloads))
                 assert [r.status for r in answers] == [202] * len(payloads)
                 async with workers(a.store, on(a, "a"), concurrency=4):  # type: ignore[arg-type]
                     async with workers(b.store, on(b, "b"), concurrency=4):  # type: ignore[arg-type]
                         await a.jobs.drained(60)
-            assert await a.store.job_states() == {"done": len(payloads)}
-            assert len(ran_on) == len(payloads)  # (which worker took which is the scheduler's affair)
+            await both("issues", [issue_payload(n, ["api"]) for n in ISSUES])
+            assert all([(await run_of(a.store, n)).state == "budget" for n in ISSUES])
+            async with watching(a.store, f"day:{INSTALLATION}:{today()}") as samples:
+                await both("issue_comment", approvals(sandbox, ISSUES))
+            assert await a.store.job_states() == {"done": 2 * len(ISSUES)}
+            assert len(ran_on) == 2 * len(ISSUES)  # (which worker took which is the scheduler's affair)
             await assert_within_the_day_cap(a.store, sandbox, fake, samples)
         finally:
             await a.close()

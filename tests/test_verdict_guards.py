@@ -203,7 +203,8 @@ async def test_a_review_carrying_the_bots_marker_is_not_the_bots_review(forger: 
     ours = [w.data for w in sandbox.writes if w.kind == "review"]
     assert [(r["event"], r["commit_id"]) for r in ours] == [("REQUEST_CHANGES", head)]
     assert trailing(ours[0]["body"]) == markers_in(review_marker(REPO, 103, head))[0]
-    assert "AWS access key id" in ours[0]["body"]
+    assert [(c["path"], c["line"]) for c in ours[0]["comments"]] == [("app/client.py", 1)]  # on its line (issue 17)
+    assert "exposed credential" in ours[0]["comments"][0]["body"]
     checks = [w.data for w in sandbox.writes if w.kind == "check_run" and w.data["name"] == CHECK]
     assert [(c["head_sha"], c["conclusion"]) for c in checks] == [(head, "failure")]
     reviews = sandbox.reviews(REPO, 103)
@@ -341,6 +342,8 @@ async def test_the_run_budget_from_settings_refuses_the_next_step_in_this_job_an
     rt.deps.settings = rt.deps.settings.with_overrides(run_token_budget=21_000)
     sandbox.set_permission(REPO, "maintainer", "write")
     await send(bot, sandbox, "issues", issue_payload(112, ["api"]))
+    assert team.calls == [] and await run_state(rt, 112) == "budget"  # its estimate is over the run's budget
+    await send(bot, sandbox, "issue_comment", comment_payload(112, "/approve budget", comment_id=9400))
     assert [c.title for c in team.calls] == ["TRIAGE"]  # the next call could need ~19,500 more (estimate + max_tokens)
     esc = body_of(sandbox, 112, "escalation")
     assert "token budget reached: this run has used" in esc and "of its 21,000 tokens" in esc
@@ -356,8 +359,12 @@ async def test_the_day_budget_from_settings_counts_what_was_spent_today(bot: Any
     rt, _ = bot
     rt.deps.settings = rt.deps.settings.with_overrides(day_token_budget=50_000)
     await rt.store.add_usage(INSTALLATION, time.strftime("%Y-%m-%d", time.gmtime()), 50_000, 0.5)
+    sandbox.set_permission(REPO, "maintainer", "write")
     await send(bot, sandbox, "issues", issue_payload(113, ["api"]))
     assert team.calls == []  # not one model call
+    assert "has left: 0 tokens" in body_of(sandbox, 113, "status") and await run_state(rt, 113) == "budget"
+    await send(bot, sandbox, "issue_comment", comment_payload(113, "/approve budget", comment_id=9402))
+    assert team.calls == []  # approved, and still the operator's day ceiling: not one model call
     esc = body_of(sandbox, 113, "escalation")
     assert "this installation has used 50,000 of its 50,000 tokens for today" in esc
     assert await run_state(rt, 113) == "escalated"

@@ -17,13 +17,14 @@ from typing import Any
 
 from bot.core import defuse
 from bot.core.defuse import clip
-from bot.core.engine import TRIGGERS, Run
+from bot.core.engine import BUDGET, BUDGET_NAMES, TRIGGERS, Run
 from bot.core.sanitize import clean_for_github
 from bot.core.secrets import secrets as logged_secrets
 from bot.core.texts import (
     HELP_HINT,
     STATUS_CADENCE,
     ask_for_label,
+    budget_wait,
     ci_failure_issue,
     ci_repeat,
     code_span,
@@ -51,7 +52,8 @@ __all__ = ["HELP_HINT", "approval_request", "ask_for_label", "ci_failure_issue",
 
 ICONS = {"pending": "⬜", "running": "🔄", "done": "✅", "skipped": "⏭️", "failed": "❌", "waiting": "⏸️"}
 STATE_LINE = {"running": "🔄 Running", "waiting": "⏸️ Waiting for `/approve`",
-              "escalated": "🚨 Escalated — waiting for a decision", "done": "✅ Done", "cancelled": "⏹️ Cancelled"}
+              "escalated": "🚨 Escalated — waiting for a decision", "done": "✅ Done", "cancelled": "⏹️ Cancelled",
+              BUDGET: "💰 Waiting for `/approve budget`"}
 
 
 def _mermaid(run: Run, wf: Workflow) -> str:
@@ -93,7 +95,18 @@ def status_head(run: Run, wf: Workflow, *, announce: str, note: str = "") -> str
     state = STATE_LINE.get(run.state, run.state)
     return "\n".join([f"### triage-lead · {wf.title} ({code_span(wf.name, 100)})", "", f"> {clean_for_github(announce)}",
                       "", f"**State:** {state} · **Review rejections:** {run.rejections}/{wf.max_rejections}", "",
+                      *_budget_lines(run),
                       *([f"> ⚠️ {clean_for_github(note, logged_secrets())}.", ""] if note else [])])
+
+
+def _budget_lines(run: Run) -> list[str]:
+    """A run waiting for its budget says which, by how much, and what lets it go on; an approved one, by whom."""
+    if run.state == BUDGET and run.budget is not None:
+        return [f"> 💰 {budget_wait(run.budget, BUDGET_NAMES)}.", ""]
+    if run.budget_approval is not None:
+        return [f"Budget approved by {code_span(run.budget_approval['by'], 100)}: this repository's own token limits "
+                "do not apply to this run; the operator's ceilings do.", ""]
+    return []
 
 
 def _row(run: Run, wf: Workflow, step_id: str, links: Mapping[str, str]) -> str:

@@ -12,8 +12,10 @@ from typing import Any, ClassVar, TypedDict
 
 from bot.core.workflow import Workflow
 
-# Run states.
+# Run states. BUDGET: the run's estimate is more than a budget has left, so it waits for `/approve budget` before
+# its first model call (the dashboard lists such runs as blocked by budget).
 RUNNING, WAITING, ESCALATED, DONE, CANCELLED = "running", "waiting", "escalated", "done", "cancelled"
+BUDGET = "budget"
 # Step states.
 PENDING, ACTIVE, FINISHED, SKIPPED, FAILED = "pending", "running", "done", "skipped", "failed"
 
@@ -33,7 +35,10 @@ TRIGGERS = {
 
 @dataclass(frozen=True)
 class Start:
-    pass
+    """The run begins. ``short``: the budget its estimate does not fit in (checked before its first model call,
+    by the executor's side, which reads the ledger): the run then waits in BUDGET instead of starting."""
+
+    short: BudgetShort | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,26 @@ class Escalation(TypedDict):
     failure: str | None  # the kind of AgentFailed that caused it, if one did
 
 
+class BudgetShort(TypedDict):
+    """A run's estimate against the budget it does not fit in, as the status comment and ``/approve budget``
+    tell it: tokens throughout."""
+
+    budget: str  # run | installation | repository: the run's own budget, or today's of either
+    by_repo: bool  # the repository's config set that limit (below the operator's): /approve budget lifts it
+    estimate: int  # the run's expected tokens
+    left: int  # what that budget has left
+    operator_left: int  # what the operator's ceilings (per run, per installation and day) leave: never lifted
+
+
+# A waiting run's budget, by BudgetShort's ``budget``, as the status comment and the replies name it.
+BUDGET_NAMES = {"run": "this run's token budget", "installation": "this installation's token budget for today",
+                "repository": "this repository's token budget for today"}
+
+
+class BudgetApproval(TypedDict):
+    by: str  # who commented /approve budget: the repository's own limits no longer bind this run
+
+
 class Approval(TypedDict):
     by: str
     head_sha: str | None  # the commit the approval is for
@@ -254,6 +279,8 @@ class Run:
     # When the head the run follows was pushed (GitHub's clock), when a push event said: an /approve written
     # before it was written for an older head, whenever it is delivered.
     head_since: float | None = None
+    budget: BudgetShort | None = None  # why the run waits (or waited) in BUDGET
+    budget_approval: BudgetApproval | None = None
 
     @classmethod
     def new(cls, run_id: str, workflow: Workflow, head_sha: str | None = None, on_pull: bool = False) -> Run:
@@ -262,7 +289,7 @@ class Run:
 
     # Keys a run leaves out while they are None: unknown, as in every run stored before they were kept, so such a
     # run has the same shape as those (tests and tools read it). Every serialiser of a run honours it.
-    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("head_since",)
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("head_since", "budget", "budget_approval")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None or k not in self.OPTIONAL_KEYS}

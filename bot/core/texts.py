@@ -26,6 +26,8 @@ STATUS_CADENCE = ("This comment is updated when the run starts, waits for someon
 FOLD_OVER = 1_500  # step outputs longer than this are folded in <details>
 COMMANDS = {
     "/approve": "approve the step waiting for approval; after an escalation `/approve N` picks option N",
+    "/approve budget": "let a run waiting for its token budget go on past this repository's own limits (the "
+                       "operator's ceilings still apply)",
     "/escalate [reason]": "stop the workflow here and ask for a decision",
     "/status": "show where the workflow stands",
     "/retry": "run the failed or escalated step again",
@@ -77,6 +79,19 @@ def ask_for_label(reason: str, labels: Mapping[str, str]) -> str:
     return ("**principal-software-engineer (Lead)**: I can't place this in a workflow with confidence "
             f"({reason}), so I won't guess. Add one of these labels and I'll start:\n\n"
             f"| workflow | labels |\n|---|---|\n{rows}")
+
+
+def budget_wait(short: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """Why a run waits in its budget state and what lets it go on (``short``: the engine's BudgetShort)."""
+    whose = "set by this repository's config" if short["by_repo"] else "the operator's ceiling"
+    text = (f"This run has not started: its estimate of {short['estimate']:,} tokens is more than "
+            f"{names.get(short['budget'], 'its token budget')} ({whose}) has left: {short['left']:,} tokens. A "
+            "maintainer can comment `/approve budget` to let it go on past this repository's own limits; the "
+            "operator's ceilings still apply")
+    if short["estimate"] > short["operator_left"]:
+        text += (f", and they leave {short['operator_left']:,} tokens, so even approved it stops where they are "
+                 "reached")
+    return text
 
 
 def help_text() -> str:

@@ -20,6 +20,8 @@ from bot.agents import AgentRuntime, Budget, ModelMap, sizing
 from bot.agents.tools import OverviewCache, RepoReader
 from bot.core import engine, triage
 from bot.core.catalog import Catalog, Workflow
+from bot.core.config import RepoConfig
+from bot.core.estimate import Estimate
 from bot.core.secrets import secrets as logged_secrets
 from bot.github.client import GitHubApp
 from bot.run.executor import Executor
@@ -66,18 +68,13 @@ class Deps:
         return await self.views.get(gh, repo, branch)
 
 
-async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
+async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState, signal: engine.Signal | None = None) -> Executor:
+    """The executor of a run's next signal (``signal``, when known: an ``/approve budget`` about to apply already
+    counts, so the budget it lifts is not built in first)."""
     view = await deps.view(gh, state.data.ctx.repo, state.data.ctx.branch)
     cfg = view.config
-    used = state.data.usage.tokens
-    day = 0
-    if state.record.installation_id:
-        day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()))
-    # The operator's limits are ceilings; every call reserves its tokens in the store, shared by all workers.
-    budget = Budget.ceilings(run=deps.settings.run_token_budget, day=deps.settings.day_token_budget,
-                             repo_run=cfg.run_tokens, repo_day=cfg.day_tokens, run_used=used, day_used=day,
-                             run_id=state.record.id, installation_id=state.record.installation_id,
-                             repo=state.record.repo, ledger=deps.store)
+    lifted = state.run.budget_approval is not None or (signal is not None and engine.approves_budget(state.run, signal))
+    budget = await budget_of(deps, state, cfg, lifted=lifted)
     secrets = secret_values(deps.settings)
     agents = AgentRuntime(gh=gh, anthropic=deps.anthropic,
                           models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
@@ -86,6 +83,20 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState) -> Executor:
     return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
                     max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run,
                     config=cfg, metrics=deps.metrics, app_id=deps.settings.app_id)
+
+
+async def budget_of(deps: Deps, state: RunState, cfg: RepoConfig, *, lifted: bool) -> Budget:
+    """The token ceilings a run's model calls are reserved under. The operator's limits are ceilings the
+    repository's config can only lower; a maintainer's ``/approve budget`` (``lifted``) takes the repository's
+    own limits away for this run, never the operator's. Every call reserves its tokens in the store, shared by
+    all workers."""
+    day = 0
+    if state.record.installation_id:
+        day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()))
+    return Budget.ceilings(run=deps.settings.run_token_budget, day=deps.settings.day_token_budget,
+                           repo_run=None if lifted else cfg.run_tokens, repo_day=None if lifted else cfg.day_tokens,
+                           run_used=state.data.usage.tokens, day_used=day, run_id=state.record.id,
+                           installation_id=state.record.installation_id, repo=state.record.repo, ledger=deps.store)
 
 
 def secret_values(settings: Settings) -> tuple[str, ...]:
@@ -100,14 +111,17 @@ def secret_values(settings: Settings) -> tuple[str, ...]:
 
 async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, number: int, installation_id: int,
                     decision: triage.Decision, ctx: RunContext) -> RunState:
-    """Store a new run of the workflow triage chose (so a crash from here on resumes it), then start it."""
+    """Store a new run of the workflow triage chose (so a crash from here on resumes it), then start it: at once,
+    or, when its estimate is more than a budget has left, in the budget state until a maintainer approves."""
     repo = ctx.repo
     view = await deps.view(gh, repo, ctx.branch)
     wf = view.catalog.workflows[decision.workflow or ""]
     run = engine.Run.new(run_id, wf, head_sha=ctx.head_sha or await _branch_head(gh, repo, ctx.default_branch),
                          on_pull=ctx.is_pull_request)
-    data = RunData(run=run, ctx=ctx, announce=triage.announce(decision, view.catalog) + await _cost(gh, deps, wf, view,
-                                                                                               ctx, run.head_sha),
+    cost = await _estimate(gh, deps, wf, view, ctx, run.head_sha)
+    # The cost known before it is spent, in the status comment ("" without a model: nothing is billed).
+    data = RunData(run=run, ctx=ctx, announce=triage.announce(decision, view.catalog)
+                   + (f"\n\n**Cost:** {cost.sentence()}." if cost else ""),
                    decision=decision.to_json(), mention=view.config.mention_line())
     record = RunRecord(id=run_id, thread=f"{repo}#{number}", repo=repo, number=number, installation_id=installation_id,
                        workflow=wf.name, state=run.state, data=data.to_json())
@@ -117,23 +131,59 @@ async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, number: int, inst
     state = RunState(record=record, data=data, posts=RunPosts())
     state.stored()
     executor = await executor_for(gh, deps, state)
-    return await executor.apply(state, engine.Start(), run_id)
+    return await executor.apply(state, await _start(gh, deps, state, view, cost), run_id)
 
 
-async def _cost(gh: GitHubAPI, deps: Deps, wf: Workflow, view: RepoView, ctx: RunContext, head: str | None) -> str:
-    """The run's cost, known before it is spent, for its status comment ("" without a model: nothing is billed).
-    From the overview the first step reads anyway (kept per commit), so it costs no read of its own."""
+async def _estimate(gh: GitHubAPI, deps: Deps, wf: Workflow, view: RepoView, ctx: RunContext,
+                    head: str | None) -> Estimate | None:
+    """The run's cost, known before it is spent (None without a model: nothing is billed). From the overview the
+    first step reads anyway (kept per commit), so it costs no read of its own."""
     if deps.anthropic is None:
-        return ""
+        return None
     overview = await deps.overviews.get(RepoReader(gh, ctx.repo), head, ctx.branch) if deps.overviews else None
-    cost = sizing.estimate(wf, view.catalog.agents, ctx.repo, overview, ctx.for_agents(head))
-    return f"\n\n**Cost:** {cost.sentence()}."
+    return sizing.estimate(wf, view.catalog.agents, ctx.repo, overview, ctx.for_agents(head))
+
+
+async def _start(gh: GitHubAPI, deps: Deps, state: RunState, view: RepoView, cost: Estimate | None) -> engine.Start:
+    """The signal that starts a run, with the budget its estimate does not fit in, if any: what is left of the run's
+    budget (the operator's per run, lowered by the repository's ``run_tokens``), of the installation's today and
+    of the repository's own today (its ``day_tokens``), as the store's ledger holds them now (in-flight calls'
+    reservations included). Only with a model configured: an offline run is not billed."""
+    if deps.anthropic is None:
+        return engine.Start()
+    wf = view.catalog.workflows[state.run.workflow]
+    cost = cost or await _estimate(gh, deps, wf, view, state.data.ctx, state.run.head_sha)
+    if cost is None:
+        return engine.Start()
+    need = cost.tokens.total
+
+    async def left(budget: Budget) -> dict[str, int]:
+        # The installation's day as the usage table counts it too (what the budget's own check reads).
+        used = {"installation": budget.day_used}
+        return {cap.whose: max(0, cap.limit - max(await deps.store.spent(cap.key), used.get(cap.whose, 0)))
+                for cap in budget.caps()}
+    cfg = view.config
+    room = await left(await budget_of(deps, state, cfg, lifted=False))
+    operator = min((await left(await budget_of(deps, state, cfg, lifted=True))).values())
+    short = [(n, whose) for whose, n in room.items() if need > n]
+    if not short:
+        return engine.Start()
+    n, whose = min(short, key=lambda s: (s[0], s[1] == "repository"))  # the tightest; on a tie, the operator's
+    # Whose limit it is: the repository's own day budget, or a per-run budget its config set below the operator's.
+    by_repo = whose == "repository" or (whose == "run" and cfg.run_tokens is not None
+                                        and cfg.run_tokens < deps.settings.run_token_budget)
+    return engine.Start(short={"budget": whose, "by_repo": by_repo, "estimate": need, "left": n,
+                               "operator_left": operator})
 
 
 async def resume(gh: GitHubAPI, deps: Deps, record: RunRecord, signal: engine.Signal, delivery_id: str) -> RunState:
     """Apply a signal to a stored run (in any stored format: see bot/run/state.py) and work its outbox."""
     state = RunState.open(record)
-    executor = await executor_for(gh, deps, state)
+    executor = await executor_for(gh, deps, state, signal)
+    if isinstance(signal, engine.Start) and delivery_id not in state.data.applied:
+        # A run stored by a job that died before starting it: its budget is checked as start_run would have.
+        view = await deps.view(gh, state.data.ctx.repo, state.data.ctx.branch)
+        signal = await _start(gh, deps, state, view, None)
     return await executor.apply(state, signal, delivery_id)
 
 
