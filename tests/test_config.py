@@ -35,8 +35,9 @@ models: {sonnet: claude-sonnet-4-6}
 protected_paths: [".github/workflows/", "*.pem"]
 escalation_mentions: ["@octo-org/leads", maintainer]
 dry_run: false
+dashboard: true
 """, known_workflows=KNOWN)
-    assert errors == []
+    assert errors == [] and cfg.dashboard and not config.RepoConfig().dashboard
     assert cfg.workflows == ("security-fix", "error-investigation") and cfg.labels == {"needs-fix": "error-investigation"}
     assert cfg.protected(".github/workflows/ci.yml") and cfg.protected("keys/app.pem") and not cfg.protected("app.py")
     assert cfg.mention_line() == "@octo-org/leads @maintainer "
@@ -49,6 +50,7 @@ dry_run: false
     ("workflows: [deploy-everything]\n", "workflows: 'deploy-everything' is not a workflow"),
     ("labels: {x: nope}\n", "labels: 'nope' is not a workflow"),
     ("dry_run: [1\n", "not valid YAML at line"),
+    ("dashboard: yes please\n", "dashboard: 'yes please' is not of type 'boolean'"),
 ])
 def test_invalid_config_names_the_key_and_falls_back(text: str, named: str) -> None:
     cfg, errors = config.parse(text, known_workflows=KNOWN)

@@ -51,6 +51,9 @@ SCHEMA: dict[str, Any] = {
                      "description": "act only on issues, pull requests and comments from people with triage "
                                     "access or more; others get one note per thread saying a maintainer can "
                                     "start the bot with a label"},
+        "dashboard": {"type": "boolean",
+                      "description": "keep one dashboard issue listing the bot's runs in progress, waiting or "
+                                     "blocked, and its failed jobs, with checkboxes to approve, retry or cancel"},
         "approval": {"type": "object", "additionalProperties": False,
                      "properties": {"not_author": {"type": "boolean",
                                                    "description": "a PR's author may not approve the bot's change to it"}}},
@@ -73,6 +76,7 @@ class RepoConfig:
     dry_run: bool = False
     approval_not_author: bool = False
     lockdown: bool = False
+    dashboard: bool = False
     source: str = "defaults"
     # Compiled once here, not per path checked. The defaults are a spec of their own so that a `!` pattern
     # in protected_paths can never reopen them: only allow_workflow_changes does.
@@ -202,6 +206,7 @@ def parse(text: str, *, known_workflows: set[str], source: str = PATH) -> tuple[
         dry_run=bool(data.get("dry_run", False)),
         approval_not_author=bool((data.get("approval") or {}).get("not_author", False)),
         lockdown=bool(data.get("lockdown", False)),
+        dashboard=bool(data.get("dashboard", False)),
         source=source,
     ), []
 

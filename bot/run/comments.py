@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from bot.core import commands, engine, events, render
+from bot.core.dashboard import TICK_EVENT
 from bot.core.markers import marker
 from bot.github.writes import digest
 from bot.run import replies
@@ -27,15 +30,17 @@ async def _requeue_failed(deps: Deps, thread: str) -> bool:
 
     A command's job only once its command was applied to the run (what is left is the run's own outbox, such
     as delivering the approved change): re-run before that, someone's old `/approve` would approve whatever
-    the head is by then. Such a command is run again by commenting it again; its failure note says so. Old
-    failures of earlier runs stay as they are: `/retry` is about the work at hand."""
+    the head is by then. Such a command is run again by commenting it again (a dashboard's tick: ticking it
+    again); its failure note says so. Old failures of earlier runs stay as they are: `/retry` is about the
+    work at hand."""
     active = await deps.store.active_run(thread)
     applied = stored_applied(active) if active is not None else ()  # raw: /retry works whatever else is broken
     # Only this run's: the jobs since the one that started it. With no run, the newest failure alone.
     started = [r["id"] for r in await deps.store.jobs_for(active.id)] if active is not None else []
 
     def safe(info: JobInfo) -> bool:
-        return info.job.event != "issue_comment" or any(a.startswith(f"{info.job.delivery_id}:") for a in applied)
+        commanded = info.job.event in ("issue_comment", TICK_EVENT)
+        return not commanded or any(a.startswith(f"{info.job.delivery_id}:") for a in applied)
 
     failed = sorted((i for i in await deps.store.failed_jobs(thread, limit=10) if safe(i)), key=lambda i: i.job.id)
     failed = [i for i in failed if i.job.id >= started[0]] if started else failed[-1:]
@@ -75,66 +80,93 @@ async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:
                                  now=deps.clock(), bot_login=deps.bot_login)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Who asks for a command and from where: a comment on the run's thread, or a tick on the dashboard
+    (bot/run/dashboard.py). Both go through :func:`apply_command`, so a tick has a comment's checks."""
+
+    repo: str
+    thread: str  # the thread the command is for: "owner/repo#N" (or the repository's, for CI on a branch)
+    number: int | None
+    is_pull_request: bool
+    actor: str  # whoever made the delivery: a comment's author or editor, a tick's sender
+    delivery_id: str
+    written_at: float | None  # when the comment or the tick was written (GitHub's clock; None: unknown)
+    acted: str  # the marker recording that the command was acted on: an edit or a re-run does not act twice
+    ack: Callable[[], Awaitable[object]]  # the sign the command was taken: a comment's 👀 (a tick's: the dashboard)
+    run_id: str | None = None  # a tick names its run: another run on the thread is not the one it was for
+
+
+def _origin(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps: Deps) -> Origin:
+    # Whoever made this delivery commands: on an edit that is the editor (GitHub lets an App or an admin edit
+    # anyone's comment), never the comment's author.
+    return Origin(repo=c.repo, thread=c.thread, number=c.number, is_pull_request=c.is_pull_request,
+                  actor=c.sender.login, delivery_id=c.delivery_id, written_at=c.written_at,
+                  acted=marker("acted", c.repo, c.comment_id, digest(cmd.name, cmd.arg)),
+                  ack=lambda: replies.react(gh, deps.store, deps.settings, c, now=deps.clock()))
+
+
 async def _command(c: events.Comment, cmd: commands.Parsed, gh: GitHubAPI, deps: Deps) -> str | None:
     """Act on a comment's one command; the reply to post (None when the command's effect is its answer)."""
     if not cmd.known:  # a near miss of ours (commands.request keeps no other unknown word)
         return render.unknown_command(cmd.name, cmd.guess or "help")
     if cmd.name == "help":
         return render.help_text()
-    active = await deps.store.active_run(f"{c.repo}#{c.number}")
     if cmd.name == "status":
-        return _status(active, deps)
-    # Whoever made this delivery commands: on an edit that is the editor (GitHub lets an App or an admin edit
-    # anyone's comment), never the comment's author.
-    actor = c.sender.login
-    role = await role_of(gh, c.repo, actor)
+        return _status(await deps.store.active_run(f"{c.repo}#{c.number}"), deps)
+    return await apply_command(_origin(c, cmd, gh, deps), cmd, gh, deps)
+
+
+async def apply_command(o: Origin, cmd: commands.Parsed, gh: GitHubAPI, deps: Deps) -> str | None:
+    """Apply ``/approve``, ``/escalate``, ``/retry`` or ``/cancel`` to the thread's run, as ``o.actor`` (whose
+    permission is asked of GitHub now); the answer to post (None when the command's effect is its answer)."""
+    active = await deps.store.active_run(o.thread)
+    role = await role_of(gh, o.repo, o.actor)
     if not commands.may_run(cmd.name, role):
-        return render.refusal(actor, cmd.name, role)
-    acted = marker("acted", c.repo, c.comment_id, digest(cmd.name, cmd.arg))
-    if await deps.store.find_posted(acted) is not None:
-        log.info("%s: /%s of comment %s was acted on already; an edit does not run it twice", c.thread, cmd.name,
-                 c.comment_id)
+        return render.refusal(o.actor, cmd.name, role)
+    if await deps.store.find_posted(o.acted) is not None:
+        log.info("%s: /%s of delivery %s was acted on already; an edit does not run it twice", o.thread, cmd.name,
+                 o.delivery_id)
         return None
-    if cmd.name == "retry" and await _requeue_failed(deps, c.thread):
-        await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
-        await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
+    if cmd.name == "retry" and await _requeue_failed(deps, o.thread):
+        await o.ack()
+        await deps.store.remember_posted(Posted(marker=o.acted, repo=o.repo, kind="seen", github_id=0))
         return "The work that failed on this thread is queued again."
-    if active is None:
+    if active is None or (o.run_id is not None and active.id != o.run_id):
         return f"No triage-lead workflow is running on this thread, so `/{cmd.name}` has nothing to act on."
     if cmd.name == "cancel" and (broken := unreadable(active)) is not None:
-        return await _cancel_unreadable(c, gh, deps, active, broken, acted)
+        return await _cancel_unreadable(o, gh, deps, active, broken)
     head, moved, head_at = None, None, None
-    if c.is_pull_request:
-        pull = await gh.getitem(f"/repos/{c.repo}/pulls/{c.number}")
+    if o.is_pull_request:
+        pull = await gh.getitem(f"/repos/{o.repo}/pulls/{o.number}")
         head = str(pull["head"]["sha"])  # the head now, not the one a lost push event would have told us
         head_at = events.github_time(pull.get("updated_at"))
-        if cmd.name == "approve" and await _author_may_not_approve(gh, deps, c, actor, pull):
-            return (f"@{actor} opened this pull request, and this repository's configuration "
+        if cmd.name == "approve" and await _author_may_not_approve(gh, deps, o.repo, o.actor, pull):
+            return (f"@{o.actor} opened this pull request, and this repository's configuration "
                     "(`approval: {not_author: true}`) asks someone else to approve the bot's change to it.")
         old = stored_head(active)
         if old and head != old:
-            moved = await changed_since(gh, c.repo, old, head)
+            moved = await changed_since(gh, o.repo, old, head)
     reason = cmd.arg if cmd.name in ("escalate", "approve") else ""  # /approve budget: what is approved
-    signal = engine.Command(cmd.name, actor, option=cmd.option, reason=reason,
-                            head_sha=head, moved=moved, written_at=c.written_at, head_at=head_at)
-    delivery = f"{c.delivery_id}:{cmd.name}:{cmd.arg}"
+    signal = engine.Command(cmd.name, o.actor, option=cmd.option, reason=reason,
+                            head_sha=head, moved=moved, written_at=o.written_at, head_at=head_at)
+    delivery = f"{o.delivery_id}:{cmd.name}:{cmd.arg}"
     unchanged, delivers = await _changes_nothing(gh, deps, active, signal, delivery)
     if unchanged is None:
         if not delivers:  # a delivery's completion comment, posted by this same job, is the command's answer
-            await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
+            await o.ack()
         await resume(gh, deps, active, signal, delivery)
-    await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
+    await deps.store.remember_posted(Posted(marker=o.acted, repo=o.repo, kind="seen", github_id=0))
     return unchanged
 
 
-async def _cancel_unreadable(c: events.Comment, gh: GitHubAPI, deps: Deps, record: RunRecord, why: StoredRunError,
-                             acted: str) -> str:
+async def _cancel_unreadable(o: Origin, gh: GitHubAPI, deps: Deps, record: RunRecord, why: StoredRunError) -> str:
     """``/cancel`` of a run whose stored state cannot be read: the engine cannot end it, so the store marks the
     record cancelled as it is (its data kept for the operators) and the thread is free for a new run."""
-    log.warning("%s: run %s cancelled by %s without reading its state: %s", c.thread, record.id, c.sender.login, why)
+    log.warning("%s: run %s cancelled by %s without reading its state: %s", o.thread, record.id, o.actor, why)
     await deps.store.save_run(dataclasses.replace(record, state=engine.CANCELLED))
-    await replies.react(gh, deps.store, deps.settings, c, now=deps.clock())
-    await deps.store.remember_posted(Posted(marker=acted, repo=c.repo, kind="seen", github_id=0))
+    await o.ack()
+    await deps.store.remember_posted(Posted(marker=o.acted, repo=o.repo, kind="seen", github_id=0))
     return (f"Run {render.code_span(record.id, 80)} is cancelled. Its stored state could not be read, so it ended "
             "where it stood (its status comment, if any, still shows it as it was). The next event on this thread "
             "starts a new run.")
@@ -171,9 +203,8 @@ async def _changes_nothing(gh: GitHubAPI, deps: Deps, record: RunRecord, signal:
     return "\n\n".join(a.text for a in actions if isinstance(a, engine.Reply)), False
 
 
-async def _author_may_not_approve(gh: GitHubAPI, deps: Deps, c: events.Comment, actor: str,
-                                  pull: dict[str, Any]) -> bool:
+async def _author_may_not_approve(gh: GitHubAPI, deps: Deps, repo: str, actor: str, pull: dict[str, Any]) -> bool:
     """Separation of duties, when the repository asks for it: a PR's author does not approve the bot's change."""
-    view = await deps.view(gh, c.repo, str((pull.get("base") or {}).get("repo", {}).get("default_branch") or "main"))
+    view = await deps.view(gh, repo, str((pull.get("base") or {}).get("repo", {}).get("default_branch") or "main"))
     author = str((pull.get("user") or {}).get("login") or "")
     return view.config.approval_not_author and author.lower() == actor.lower()

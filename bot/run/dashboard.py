@@ -1,16 +1,307 @@
-"""The dashboard issue (issue 17, point 1): being built."""
+"""The dashboard issue (issue 17, point 1): kept up to date after the jobs of a repository whose config says
+``dashboard: true``, and the ticks people make on it.
+
+Updates are coalesced: at most one edit a minute per repository (a window counter in the store, shared by every
+worker); a refresh that finds this minute's edit taken is left due, and :func:`refresh_due` (a periodic pass)
+makes it later, so the last change is never left unshown. GitHub has no conditional edit: before each edit the
+bot re-reads the issue and keeps every tick there it has not acted on yet, so a person's tick made meanwhile is
+not erased (its own ``issues.edited`` delivery acts on it).
+
+A tick (bot/core/dashboard.py) is checked against its sender's permission at once: someone without write access
+has it undone, with one short note. Any other tick becomes a job on its run's thread (:data:`TICK_EVENT`), so it
+runs in order with the thread's other work, and there goes through the comment commands' own path
+(bot/run/comments.py ``apply_command``): the same permission check, head checks and answers.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Iterable
+from weakref import WeakKeyDictionary
 
+from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.core import events
+from bot.core import commands, config, events
+from bot.core import dashboard as D
+from bot.core.catalog import Catalog
+from bot.core.config import RepoConfig
+from bot.core.markers import marker, trailing, with_marker
+from bot.github.pacing import replying
+from bot.github.writes import create_issue_once, digest, is_own, is_own_marked, upsert_comment
+from bot.run.comments import Origin, apply_command
+from bot.run.lockdown import config_of, role_of
+from bot.run.replies import repository_hour
 from bot.run.runs import Deps
+from bot.run.state import RunState, unreadable
+from bot.store import Delivery, Job, Posted, RunRecord, Store
 
 log = logging.getLogger(__name__)
 
+EDIT_WINDOW = 60.0  # seconds: one dashboard edit per repository in each
+# Refreshes put off by the window, per running bot (its store): repository -> installation id. In memory: a
+# process that stops loses them, and the next job on the repository refreshes its dashboard anyway.
+_DUE: WeakKeyDictionary[Store, dict[str, int]] = WeakKeyDictionary()
 
-async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: Deps) -> None:
-    log.error("%s: a dashboard edit, and the dashboard is not built yet", event.thread)
+
+def mark_of(repo: str) -> str:
+    return marker("dashboard", repo)
+
+
+def _done_mark(repo: str, box: D.Box) -> str:
+    """Recorded when the bot has acted on (or refused) a tick of ``box``: its next edit unticks the box."""
+    return marker("box-done", repo, digest(box.key))
+
+
+def due(store: Store) -> dict[str, int]:
+    return _DUE.setdefault(store, {})
+
+
+@functools.lru_cache(maxsize=256)
+def _wants_dashboard(text: str, workflows: frozenset[str]) -> bool:
+    return config.parse(text, known_workflows=set(workflows))[0].dashboard
+
+
+async def after_job(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> None:
+    """After a job on ``repo``: its dashboard refreshed (or left due) when its config has one. The config is the
+    last one the bot read there (kept in the store by every read of it): a job that reads no config costs no
+    GitHub read for this. A failure here is logged and left due: the job's own work is done, and must not run
+    again for the dashboard's sake."""
+    try:
+        last = await deps.store.last_config(repo)
+        if last is not None and _wants_dashboard(last[1], frozenset(deps.catalog.workflows)):
+            await refresh(gh, deps, repo, installation_id)
+    except Exception:  # left due by refresh
+        log.exception("%s: the dashboard could not be refreshed; the next pass tries again", repo)
+
+
+async def refresh(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> bool:
+    """Edit the dashboard now if this minute's edit is free (True); else leave it due for :func:`refresh_due`."""
+    wait = await deps.store.take_slots([(f"dashboard:{repo}", 1, EDIT_WINDOW)], deps.clock())
+    if wait > 0:
+        due(deps.store)[repo] = installation_id
+        log.info("%s: dashboard edited less than a minute ago; its refresh is due in %.0f s", repo, wait)
+        return False
+    due(deps.store).pop(repo, None)  # before the write: a change made while it is in flight makes it due again
+    try:
+        await _write(gh, deps, repo)
+    except BaseException:
+        due(deps.store)[repo] = installation_id
+        raise
+    return True
+
+
+async def refresh_due(deps: Deps) -> int:
+    """The periodic pass: each refresh put off by the window, made now where the window allows; how many were.
+    One repository's failure is logged and stays due; the others go on."""
+    made = 0
+    for repo, installation_id in list(due(deps.store).items()):
+        try:
+            made += await refresh(await deps.github.installation(installation_id), deps, repo, installation_id)
+        except Exception:
+            log.exception("%s: the dashboard could not be refreshed; the next pass tries again", repo)
+    return made
+
+
+def job_failed(job: Job, store: Store) -> None:
+    """A job that failed for good: its repository's dashboard (if it has one) is due, to list it."""
+    p = job.payload
+    repo = p.get("repo") or (p.get("repository") or {}).get("full_name")
+    installation = p.get("installation_id") or (p.get("installation") or {}).get("id")
+    if isinstance(repo, str) and isinstance(installation, int):
+        due(store)[repo] = installation
+
+
+async def _write(gh: GitHubAPI, deps: Deps, repo: str) -> None:
+    """Open the dashboard (once: found again by its marker) or edit it, keeping the ticks not yet acted on."""
+    mark, key = mark_of(repo), f"dashboard:{repo}"
+    view = await deps.view(gh, repo, await _branch(gh, repo))
+    if not view.config.dashboard:  # turned off since (or never on: a failed job's repository): left as it is
+        log.info("%s: the config has no dashboard: none opened or edited", repo)
+        return
+    board = await _board(deps, repo, view.catalog, view.config)
+    posted = await deps.store.find_posted(mark)
+    if posted is None:
+        posted, created = await create_issue_once(gh, deps.store, repo=repo, mark=mark, title=D.TITLE,
+                                                  body=D.render(board), labels=[], bot_login=deps.bot_login)
+        if created:
+            log.info("%s: dashboard opened as #%s", repo, posted.number)
+            return
+    try:  # the re-read just before the edit: what people ticked since the bot last looked is kept
+        issue = await gh.getitem(f"/repos/{repo}/issues/{posted.number}")
+    except BadRequest as exc:
+        if exc.status_code not in (404, 410):
+            raise
+        await deps.store.forget_posted(mark)  # deleted (or transferred): the next refresh opens a new one
+        log.warning("%s: dashboard #%s is gone; a new one is opened next time", repo, posted.number)
+        return
+    if not is_own_marked(issue, key, deps.bot_login):
+        log.error("%s: #%s is recorded as the dashboard but is not the bot's own dashboard; not edited", repo,
+                  posted.number)
+        return
+    current = str(issue.get("body") or "")
+    acted = [box for k, on in D.boxes(current).items() if on and (box := D.Box.parse(k)) is not None
+             and await deps.store.find_posted(_done_mark(repo, box)) is not None]
+    kept = {k for k, on in D.boxes(current).items() if on} - {box.key for box in acted}
+    body = with_marker(D.render(board, kept), mark)
+    if body.replace("\u200b", "") != current.replace("\u200b", ""):  # as posted, the client's defusing aside
+        await gh.patch(f"/repos/{repo}/issues/{posted.number}", data={"body": body})
+    for box in acted:  # unticked now: a later tick of the same box is a new one
+        await deps.store.forget_posted(_done_mark(repo, box))
+
+
+async def _branch(gh: GitHubAPI, repo: str) -> str:
+    return str((await gh.getitem(f"/repos/{repo}")).get("default_branch") or "main")
+
+
+async def _board(deps: Deps, repo: str, catalog: Catalog, cfg: RepoConfig) -> D.Board:
+    runs = tuple(_run_line(record, catalog) for record in await deps.store.active_runs(repo))
+    failed = tuple(D.FailedLine(info.job.id, _number(info.job.thread), info.job.event, info.error or "")
+                   for info in await deps.store.failed_jobs(limit=100) if _in_repo(info.job.thread, repo))
+    return D.Board(runs=runs, failed=failed, not_author=cfg.approval_not_author)
+
+
+def _run_line(record: RunRecord, catalog: Catalog) -> D.RunLine:
+    if unreadable(record) is not None:
+        return D.RunLine(record.id, record.number, "unreadable", workflow=record.workflow or "")
+    state = RunState.open(record)
+    run, wf = state.run, catalog.workflows.get(state.run.workflow)
+
+    def title(step: str) -> str:
+        return wf.step(step).title if wf is not None else step
+
+    def agent(step: str) -> str:
+        return run.steps[step].agent or (wf.step(step).agent if wf is not None else "")
+
+    options = run.escalation["options"] if run.escalation else []
+    return D.RunLine(record.id, record.number, run.state, run.workflow, state.data.ctx.title,
+                     at_work=tuple((title(s), agent(s)) for s in run.running()),
+                     waiting=next((title(s) for s, st in run.steps.items() if st.status == "waiting"), ""),
+                     head=run.head_sha or "", options=tuple(str(o.get("title", "")) for o in options),
+                     issue=str(run.escalation["issue"]) if run.escalation else "")
+
+
+def _in_repo(thread: str, repo: str) -> bool:
+    return thread == repo or thread.startswith(f"{repo}#")
+
+
+def _number(thread: str) -> int | None:
+    tail = thread.rpartition("#")[2]
+    return int(tail) if "#" in thread and tail.isdigit() else None
+
+
+# ---- ticks --------------------------------------------------------------------------------------------
+
+
+async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: Deps, *,
+                            written_at: float | None = None) -> None:
+    """An edit of a dashboard: each box it ticked, checked against the sender's permission now; refused ticks
+    undone with a note, the others queued as jobs on their runs' threads."""
+    author = {"login": event.author.login, "type": event.author.type}
+    if not is_own(author, deps.bot_login) or trailing(event.body) != f"dashboard:{event.repo}":
+        log.info("%s: ends with the dashboard's marker but is not the bot's own dashboard: not acted on", event.thread)
+        return
+    ticked = D.ticks(event.previous_body, event.body)
+    if not ticked:
+        log.info("%s: dashboard edited by %s without ticking a box", event.thread, event.sender.login)
+        return
+    if not (await config_of(gh, deps, event.repo, None)).dashboard:
+        log.info("%s: the repository's config has the dashboard off: ticks not acted on", event.thread)
+        return
+    role = await role_of(gh, event.repo, event.sender.login)
+    refused = [box for box in ticked if not commands.may_run(box.action, role)]
+    for box in ticked:
+        if box not in refused:
+            await _queue(event, box, deps, written_at)
+    if refused:
+        log.info("%s: %d tick(s) by %s (%s) undone: no write access", event.thread, len(refused), event.sender.login,
+                 role)
+        await _acted(deps, event.repo, refused)
+        who = str(event.sender.id) if event.sender.id is not None else event.sender.login.lower()
+        await _note(gh, deps, event.repo, event.number, event.sender.login, D.refused(event.sender.login, role),
+                    mark=marker("dashboard-refused", event.repo, digest(who)))
+        await refresh(gh, deps, event.repo, event.installation_id)
+
+
+async def _queue(event: events.DashboardEdit, box: D.Box, deps: Deps, written_at: float | None) -> None:
+    """A tick as a job on the thread of the run (or failed job) it names; once per delivery and box."""
+    thread = await _thread_of(deps, event.repo, box)
+    if thread is None:  # a box naming another repository's run, or nothing: answered by the tick's job
+        thread = f"{event.repo}#{event.number}"
+    payload = {"repo": event.repo, "installation_id": event.installation_id, "box": box.key, "thread": thread,
+               "dashboard": event.number, "written_at": written_at,
+               "sender": {"login": event.sender.login, "id": event.sender.id, "type": event.sender.type}}
+    fresh = await deps.store.accept_delivery(Delivery(
+        id=f"{event.delivery_id}:{digest(box.key)}", event=D.TICK_EVENT, action=box.action,
+        installation_id=event.installation_id, repo=event.repo, thread=thread, payload=payload))
+    log.info("%s: %s ticked %s; %s on %s", event.thread, event.sender.login, box.key,
+             "queued" if fresh else "queued already", thread)
+
+
+async def _thread_of(deps: Deps, repo: str, box: D.Box) -> str | None:
+    """The thread of the run or job a box names, when it is one of ``repo``'s (never another repository's)."""
+    if box.job is not None:
+        info = await deps.store.job_info(box.job)
+        return info.job.thread if info is not None and _in_repo(info.job.thread, repo) else None
+    record = await deps.store.load_run(box.target)
+    return record.thread if record is not None and record.repo == repo else None
+
+
+async def on_tick(job: Job, deps: Deps) -> str:
+    """A tick's job, on its run's thread: the command it stands for, as the comment command would run; its
+    answer (if any) as a note on the dashboard. The repository, for the dashboard's refresh."""
+    p, repo = job.payload, str(job.payload["repo"])
+    box, gh = D.Box.parse(str(p["box"])), await deps.github.installation(int(p["installation_id"]))
+    sender = events.Actor(str(p["sender"]["login"]), str(p["sender"]["type"]), p["sender"].get("id"))
+    if box is None:
+        log.error("tick job %s names no box: %r", job.id, str(p["box"])[:120])
+        return repo
+    answer = await _apply(gh, deps, job, box, repo, sender.login)
+    await _acted(deps, repo, [box])
+    if answer:
+        await _note(gh, deps, repo, int(p["dashboard"]), sender.login, answer,
+                    mark=marker("reply", "dashboard", repo, digest(job.delivery_id)))
+    else:
+        log.info("%s: %s's tick of %s applied", job.thread, sender.login, box.key)
+    return repo
+
+
+async def _apply(gh: GitHubAPI, deps: Deps, job: Job, box: D.Box, repo: str, actor: str) -> str | None:
+    thread = await _thread_of(deps, repo, box)
+    if thread is None or thread != job.thread:
+        return f"That box names no run or job of this repository: {commands.Parsed(box.action).line} did nothing."
+    record = await deps.store.active_run(thread)
+    is_pull = bool(record is not None and unreadable(record) is None and RunState.open(record).data.ctx.is_pull_request)
+    if box.job is None:
+        if record is None or record.id != box.target:
+            return f"The run that box was for has ended; {commands.Parsed(box.action).line} did nothing."
+        head = RunState.open(record).run.head_sha if unreadable(record) is None else None
+        if box.head and box.head != head:
+            return D.stale(box, head)
+    origin = Origin(repo=repo, thread=thread, number=_number(thread), is_pull_request=is_pull, actor=actor,
+                    delivery_id=job.delivery_id, written_at=job.payload.get("written_at"),
+                    acted=marker("acted", repo, "box", digest(job.delivery_id)), ack=_nothing,
+                    run_id=box.target if box.job is None else None)
+    return await apply_command(origin, commands.Parsed(box.action, box.arg), gh, deps)
+
+
+async def _nothing() -> None:
+    """A tick's sign that it was taken is the dashboard's next edit (and the run's own status comment)."""
+
+
+async def _acted(deps: Deps, repo: str, boxes: Iterable[D.Box]) -> None:
+    for box in boxes:
+        await deps.store.remember_posted(Posted(marker=_done_mark(repo, box), repo=repo, kind="seen", github_id=0))
+
+
+async def _note(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, body: str, *, mark: str) -> None:
+    """A short note on the dashboard, within the reply limits (per person there a minute, the repository's hour)."""
+    limits = [(f"reply:{repo}#{number}:{login.lower()}", deps.settings.replies_per_minute, 60.0),
+              repository_hour(repo, deps.settings)]
+    if (wait := await deps.store.take_slots(limits, deps.clock())) > 0:
+        log.warning("%s#%s: no dashboard note for %s: over the reply limit (one fits in %.0f s)", repo, number,
+                    login, wait)
+        return
+    with replying():
+        await upsert_comment(gh, deps.store, repo=repo, number=number, mark=mark, body=body, bot_login=deps.bot_login)

@@ -3,7 +3,10 @@
 Each handler first decides (pure: triage, command parsing, the engine) and then acts through the
 executor: work items in bot/run/work.py, comments and their commands in comments.py, CI failures (and the
 success that makes one flaky) in ci.py; bot/run/runs.py starts and resumes runs. Errors a person should read
-become comments; the rest are log lines for operators.
+become comments; the rest are log lines for operators. After each job on a repository whose config has a
+dashboard, its dashboard is refreshed (bot/run/dashboard.py: at most one edit a minute; ``refresh_due`` is the
+periodic pass that makes the refreshes the window put off). A tick on the dashboard comes back as a job of its
+own (``TICK_EVENT``) on its run's thread.
 """
 
 from __future__ import annotations
@@ -11,20 +14,26 @@ from __future__ import annotations
 import logging
 
 from bot.core import events
+from bot.core.dashboard import TICK_EVENT
 from bot.run.ci import on_ci_failure, on_ci_success
 from bot.run.comments import on_comment
-from bot.run.dashboard import on_dashboard_edit
+from bot.run.dashboard import after_job, job_failed, on_dashboard_edit, on_tick, refresh_due
 from bot.run.merged import on_pull_merged
 from bot.run.runs import Deps
 from bot.run.work import on_work_item, own_task
 from bot.store import Job
 
-__all__ = ["Deps", "process"]
+__all__ = ["Deps", "job_failed", "process", "refresh_due"]
 
 log = logging.getLogger(__name__)
 
 
 async def process(job: Job, deps: Deps) -> None:
+    if job.event == TICK_EVENT:  # queued by the bot itself (bot/run/dashboard.py), never by a delivery
+        repo = await on_tick(job, deps)
+        gh = await deps.github.installation(int(job.payload["installation_id"]))
+        await after_job(gh, deps, repo, int(job.payload["installation_id"]))
+        return
     event = events.parse(job.event, job.payload, job.delivery_id)
     if isinstance(event, events.CiSuccess):  # the server queued it: a failure of this check here was posted
         await on_ci_success(event, await deps.github.installation(event.installation_id), deps)
@@ -45,7 +54,11 @@ async def process(job: Job, deps: Deps) -> None:
         await on_comment(event, gh, deps)
     elif isinstance(event, events.CiFailure):
         await on_ci_failure(event, gh, deps)
-    elif isinstance(event, events.DashboardEdit):
-        await on_dashboard_edit(event, gh, deps)
+    elif isinstance(event, events.DashboardEdit):  # it refreshes the dashboard itself, when it has to
+        issue = job.payload.get("issue")  # when the edit was made: GitHub's clock, as a comment's written_at
+        await on_dashboard_edit(event, gh, deps,
+                                written_at=events.github_time(issue.get("updated_at") if isinstance(issue, dict) else None))
+        return
     elif isinstance(event, events.PullMerged):
         await on_pull_merged(event, gh, deps)
+    await after_job(gh, deps, event.repo, event.installation_id)

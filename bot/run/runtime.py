@@ -88,15 +88,24 @@ class Runtime:
             self._tasks.append(asyncio.create_task(sweep_forever(self.github, self.store,
                                                                  every=self.settings.redeliver_every),
                                                    name="redelivery sweep"))
+        from bot.run.periodic import every
         from bot.run.retention import run_forever as retention
 
         self._tasks.append(asyncio.create_task(retention(self.store, keep_days=self.settings.keep_payload_days),
                                                name="retention"))
+        self._tasks.append(asyncio.create_task(every(15.0, "dashboard refresh", self._dashboards), name="dashboards"))
         return self
+
+    async def _dashboards(self) -> None:
+        """Dashboard refreshes the one-edit-a-minute window put off (bot/run/dashboard.py): the last change on a
+        repository is shown within a minute and a quarter, even when no later job comes."""
+        pipeline = await asyncio.shield(self.preload())
+        await pipeline.refresh_due(self.deps)
 
     async def job_failed(self, job: Job, outcome: Outcome) -> None:
         """A job ended for good without success: tell its thread (or, failing that, the operators)."""
         await self.notices.job_failed(job, outcome)
+        (await asyncio.shield(self.preload())).job_failed(job, self.store)  # its repository's dashboard lists it
 
     async def job_done(self, job: Job) -> None:
         await self.notices.job_done(job)

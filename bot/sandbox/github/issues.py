@@ -3,6 +3,7 @@ request, which edits the issue it is)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,7 @@ class IssueRoutes(Handlers):
         return [
             ("GET", f"{R}/issues", self.h_issues, t),
             ("POST", f"{R}/issues", self.h_create_issue, t),
-            ("GET", f"{R}/issues/{n}", lambda rq: self.issue_json(rq[REPO], self._issue(rq)), t),
+            ("GET", f"{R}/issues/{n}", self.h_issue, t),
             ("PATCH", f"{R}/issues/{n}", self.h_edit_issue, t),
             ("GET", f"{R}/issues/{n}/comments", self.h_comments, t),
             ("POST", f"{R}/issues/{n}/comments", self.h_create_comment, t),
@@ -35,6 +36,18 @@ class IssueRoutes(Handlers):
             ("POST", f"{R}/issues/comments/{c}/reactions", self.h_react, t),
             ("POST", f"{R}/issues/{n}/reactions", self.h_react, t),
         ]
+
+    def before_next_read(self, full_name: str, number: int, do: Callable[[dict], None]) -> None:
+        """Run ``do(issue)`` once, just before the next GET of that issue answers: a person's edit that lands
+        while the bot is between deciding to edit the issue and editing it (tests of merge-before-edit)."""
+        hooks: dict[tuple[str, int], list[Callable[[dict], None]]] = vars(self).setdefault("_read_hooks", {})
+        hooks.setdefault((full_name.lower(), number), []).append(do)
+
+    def h_issue(self, rq: web.Request) -> Any:
+        issue = self._issue(rq)
+        for do in vars(self).get("_read_hooks", {}).pop((rq[REPO].full_name.lower(), issue["number"]), []):
+            do(issue)
+        return self.issue_json(rq[REPO], issue)
 
     def h_issues(self, rq: web.Request) -> Any:
         repo, q = rq[REPO], rq.query

@@ -1,0 +1,188 @@
+"""The dashboard issue (issue 17, point 1): one issue per repository, edited in place, listing what the bot is
+doing and what waits on people, with a checkbox for each thing a person can do about it. Pure: records in,
+Markdown out; Markdown in, ticks out.
+
+Each checkbox line ends with a hidden id (``<!-- box:approve:RUN:ARG:HEAD -->``) naming the action and the run
+(or failed job) it is for. A tick is a box unticked before an edit and ticked after it (GitHub's
+``changes.body.from`` against the body): only the id at the end of a checkbox line counts, never the line's
+text, and only a box that was there before the edit (a line someone adds already ticked is nobody's tick).
+Everything people or models wrote (titles, options, errors) goes into code spans or one-line prose, and the
+GitHub client defuses the whole body once more on its way out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from bot.core.defuse import clip
+from bot.core.texts import code_span, one_line
+
+TITLE = "triage-lead dashboard"
+# The job a tick becomes, queued on its run's thread (one job at a time per thread, as a comment's command is).
+# Never a GitHub event: the webhook ignores any event it does not act on, so no delivery can claim this name.
+TICK_EVENT = "triage-lead.dashboard-tick"
+ACTIONS = ("approve", "cancel", "retry")
+_TOKEN = r"[A-Za-z0-9_.#/-]"
+_KEY = re.compile(rf"(approve|cancel|retry):({_TOKEN}{{1,100}}):([a-z0-9]{{0,10}}):([0-9a-f]{{0,40}})")
+# A checkbox list item (any depth) whose line ends with a box id: GitHub's task-list toggle flips the [ ] only.
+_BOX = re.compile(r"^[ \t]*[-*+][ \t]+\[([ xX])\][ \t].*<!-- box:([A-Za-z0-9_.#/:-]+) -->[ \t]*$", re.M)
+
+
+@dataclass(frozen=True)
+class Box:
+    """What ticking one checkbox asks for: ``/approve ARG``, ``/cancel`` or ``/retry``, for one run or job."""
+
+    action: str  # approve | cancel | retry
+    target: str  # a run's id, or "job-N" for a failed job
+    arg: str = ""  # approve: an escalation's option number, or "budget"
+    head: str = ""  # approve of a run waiting for approval: the commit the approval is for
+
+    @property
+    def key(self) -> str:
+        return f"{self.action}:{self.target}:{self.arg}:{self.head}"
+
+    @property
+    def job(self) -> int | None:
+        """The failed job a retry box is for (None: a run's box)."""
+        return int(self.target[4:]) if re.fullmatch(r"job-\d{1,18}", self.target) else None
+
+    @classmethod
+    def parse(cls, key: str) -> Box | None:
+        m = _KEY.fullmatch(key)
+        return cls(*m.groups()) if m else None
+
+
+@dataclass(frozen=True)
+class RunLine:
+    """One unfinished run as the dashboard shows it."""
+
+    run_id: str
+    number: int | None
+    state: str  # running | waiting | escalated | budget | another non-final state | unreadable
+    workflow: str = ""
+    title: str = ""  # the issue's or pull request's title: untrusted
+    at_work: tuple[tuple[str, str], ...] = ()  # (step title, agent) for each step at work
+    waiting: str = ""  # the step waiting for approval
+    head: str = ""  # the commit an approval would be for
+    options: tuple[str, ...] = ()  # an escalation's options, in order (``/approve N`` picks N)
+    issue: str = ""  # what the escalation is about
+
+
+@dataclass(frozen=True)
+class FailedLine:
+    job_id: int
+    number: int | None
+    event: str
+    error: str  # the cause, redacted when it was stored
+
+
+@dataclass(frozen=True)
+class Board:
+    runs: tuple[RunLine, ...] = ()
+    failed: tuple[FailedLine, ...] = ()
+    not_author: bool = False  # the repository asks that a pull request's author not approve the change to it
+
+
+def boxes(body: str | None) -> dict[str, bool]:
+    """Each box id in ``body`` and whether it is ticked (a repeated id: ticked if any of its lines is)."""
+    found: dict[str, bool] = {}
+    for m in _BOX.finditer((body or "").replace("\r\n", "\n")):
+        if Box.parse(m.group(2)) is not None:
+            found[m.group(2)] = found.get(m.group(2), False) or m.group(1) != " "
+    return found
+
+
+def ticks(before: str | None, after: str) -> list[Box]:
+    """The boxes an edit ticked: unticked in ``before``, ticked in ``after``, in the order they appear."""
+    was = boxes(before)
+    return [box for key, ticked in boxes(after).items()
+            if ticked and was.get(key) is False and (box := Box.parse(key)) is not None]
+
+
+def _prose(text: str, limit: int) -> str:
+    """Untrusted prose (an option, an escalation's reason) on one line, with no HTML of its own: nothing in it
+    can open a comment that hides the line's box id or another line."""
+    return one_line(text, limit).replace("<", "&lt;")
+
+
+def _where(number: int | None) -> str:
+    return f"#{number}" if number else "the default branch"
+
+
+def _run_boxes(run: RunLine) -> list[tuple[Box, str]]:
+    if run.state == "waiting":
+        head = f" at {code_span(run.head[:7], 20)}" if run.head else ""
+        boxes_ = [(Box("approve", run.run_id, head=run.head), f"**Approve** the change{head}")]
+    elif run.state == "escalated":
+        boxes_ = [(Box("approve", run.run_id, arg=str(n)), f"**Option {n}:** {_prose(title, 200)}")
+                  for n, title in enumerate(run.options[:9], 1)]
+    elif run.state == "budget":
+        boxes_ = [(Box("approve", run.run_id, arg="budget"), "**Approve the budget** (within the operator's ceilings)")]
+    else:
+        boxes_ = []
+    return [*boxes_, (Box("cancel", run.run_id), "**Cancel** this run")]
+
+
+def _run_head(run: RunLine, not_author: bool) -> str:
+    name = f"{code_span(run.workflow, 60)} on {_where(run.number)}" + (f" {code_span(run.title, 80)}" if run.title
+                                                                       else "")
+    if run.state == "unreadable":
+        return f"- {name}: its stored state cannot be read; it can only be cancelled"
+    if run.state == "waiting":
+        who = "someone with write access" + (" other than the pull request's author" if not_author else "")
+        return f"- {name}: **{_prose(run.waiting, 100)}** waits for approval; {who} may approve"
+    if run.state == "escalated":
+        return f"- {name}: waits for a decision: {_prose(run.issue, 300)}"
+    if run.state == "budget":
+        return f"- {name}: its estimated cost exceeds what is left of the budget; a maintainer may let it go on"
+    work = ", ".join(f"{code_span(agent, 60)} on {_prose(step, 100)}" for step, agent in run.at_work)
+    return f"- {name}: {_prose(run.state, 30)}" + (f"; at work: {work}" if work else "")
+
+
+def _checkbox(box: Box, text: str, ticked: Collection[str]) -> str:
+    return f"  - [{'x' if box.key in ticked else ' '}] {text} <!-- box:{box.key} -->"
+
+
+SECTIONS = (("waiting", "Waiting for approval"), ("escalated", "Escalated: waiting for a decision"),
+            ("budget", "Blocked by budget"), ("running", "In progress"))
+
+
+def render(board: Board, ticked: Collection[str] = ()) -> str:
+    """The dashboard's body (its marker is added by the writer); ``ticked``: box ids shown ticked (a person's
+    ticks the bot has not acted on yet, kept through its edit)."""
+    out = [f"### {TITLE}", "",
+           "_Kept up to date by the bot (at most one edit a minute). Tick a box to act: it does what the comment "
+           "command does on the thread, with the same checks (write access needed)._"]
+    for state, heading in SECTIONS:
+        runs = [r for r in board.runs if r.state == state or (state == "running" and r.state not in dict(SECTIONS))]
+        out += ["", f"#### {heading} ({len(runs)})", ""]
+        for run in runs:
+            out.append(_run_head(run, board.not_author))
+            out += [_checkbox(box, text, ticked) for box, text in _run_boxes(run)]
+        if not runs:
+            out.append("_None._")
+    out += ["", f"#### Failed jobs ({len(board.failed)})", ""]
+    for job in board.failed:
+        box = Box("retry", f"job-{job.job_id}")
+        out.append(f"- job {job.job_id} ({code_span(job.event, 40)}) on {_where(job.number)}: "
+                   f"{code_span(job.error, 200)}")
+        out.append(_checkbox(box, "**Retry** the thread's failed work", ticked))
+    if not board.failed:
+        out.append("_None._")
+    return clip("\n".join(out), 60_000)
+
+
+def refused(login: str, role: str) -> str:
+    """The note to someone who ticked a box without write access: what happened, and what they can do."""
+    return (f"{code_span(login, 60)}: ticking a box on this dashboard needs write, maintain or admin access to this "
+            f"repository (yours is {code_span(role, 20)}), so I've unticked it and done nothing. `/status` and "
+            "`/help` on a thread are open to everyone.")
+
+
+def stale(box: Box, head: str | None) -> str:
+    """Why an approval box was not applied: it was for a commit that is no longer the run's."""
+    now = f"is now at {code_span((head or '')[:7], 20)}" if head else "has moved on"
+    return (f"That box approved the change at {code_span(box.head[:7], 20)}; the run {now}, so it was not applied. "
+            "Approve again from the dashboard's new box if the change still stands.")

@@ -1,0 +1,321 @@
+"""The dashboard issue (issue 17, point 1): one issue per repository whose config says ``dashboard: true``, edited
+in place, with checkboxes that approve, retry or cancel as the comment commands do.
+
+Through the webhook, against the sandbox GitHub and the local Messages API: a maintainer's tick and a reader's,
+a tick that lands while the bot is about to edit, coalesced edits, and an issue that only looks like a dashboard.
+The bot's clock (``deps.clock``: the edit window's and the reply limits') is moved by hand, never waited for.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+import zlib
+from typing import Any
+
+import pytest
+
+from bot.core import dashboard as D
+from bot.core.markers import markers_in, trailing
+from bot.run import pipeline
+from bot.sandbox.team import Team
+from tests.conftest import load_fixture, post_webhook
+from tests.test_workflows_e2e import (  # noqa: F401
+    REPO,
+    bot,
+    comment_payload,
+    fake,
+    issue_payload,
+    posts,
+    pr_payload,
+    send,
+    team,
+)
+
+CONFIG = "dashboard: true\n"
+
+
+def opted_in(sandbox: Any, **roles: str) -> None:
+    """The repository's config turns the dashboard on; each person gets their role."""
+    sandbox.set_file(REPO, ".github/triage-lead.yml", CONFIG)
+    for login, role in roles.items():
+        sandbox.set_permission(REPO, login, role)
+
+
+class Clock:
+    """The bot's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def later(self, seconds: float = 61.0) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(bot: Any) -> Clock:
+    c = Clock()
+    bot[0].deps.clock = c
+    return c
+
+
+def dashboards(sandbox: Any) -> list[dict[str, Any]]:
+    return [i for i in sandbox.repo(REPO).issues.values() if trailing(i["body"]) == f"dashboard:{REPO}"]
+
+
+def board(sandbox: Any) -> dict[str, Any]:
+    [one] = dashboards(sandbox)  # never two
+    return one
+
+
+def box_of(body: str, action: str, number: int) -> str:
+    """The id of the ``action`` box under the run of thread ``number``."""
+    lines = body.split("\n")
+    at = next(i for i, line in enumerate(lines) if f" on #{number} " in line and not line.lstrip().startswith("- ["))
+    for line in lines[at + 1:]:
+        if not line.lstrip().startswith("- ["):
+            break
+        key = line.rsplit("<!-- box:", 1)[1].split(" ")[0]
+        if key.startswith(action + ":"):
+            return key
+    raise AssertionError(f"no {action} box for #{number}")
+
+
+def ticked(body: str, key: str) -> str:
+    line = next(ln for ln in body.split("\n") if ln.endswith(f"<!-- box:{key} -->"))
+    return body.replace(line, line.replace("- [ ]", "- [x]", 1))
+
+
+def edited(sandbox: Any, number: int, body: str, login: str, before: str | None = None) -> dict[str, Any]:
+    """``issues.edited`` as GitHub sends it when ``login`` edits issue ``number``'s body to ``body``, from
+    ``before`` (default: the body the issue has now; a person's page may be older)."""
+    p = load_fixture("issues.opened.json")
+    issue = sandbox.issue(REPO, number)
+    before = issue["body"] if before is None else before
+    p["issue"] = issue | {"body": body, "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))}
+    p["action"], p["changes"] = "edited", {"body": {"from": before}}
+    p["sender"] = {**p["sender"], "login": login, "type": "User", "id": zlib.crc32(login.encode())}
+    return p
+
+
+async def post(bot: Any, sandbox: Any, event: str, payload: dict[str, Any]) -> None:
+    """A delivery and its job, whatever becomes of the job (``send`` asserts that none failed)."""
+    rt, client = bot
+    sandbox.seed_from_payload(payload)
+    assert (await post_webhook(client, event, payload)).status == 202
+    await rt.jobs.drained(30)
+
+
+async def deliver(bot: Any, sandbox: Any, payload: dict[str, Any]) -> None:
+    """An ``issues.edited`` delivery, and the jobs its ticks queued on their runs' threads."""
+    rt, _ = bot
+    failed = (await rt.store.job_states()).get("failed", 0)
+    await post(bot, sandbox, "issues", payload)
+    for thread in await rt.store.queued_threads():  # queued by the bot itself: kicked here, not by the 5 s poll
+        rt.jobs.kick(thread, delivered=False)
+    await rt.jobs.drained(30)
+    assert (await rt.store.job_states()).get("failed", 0) <= failed  # none failed (one may have been retried)
+
+
+async def tick(bot: Any, sandbox: Any, number: int, key: str, login: str) -> None:
+    """``login`` ticks box ``key`` on dashboard ``number``."""
+    await deliver(bot, sandbox, edited(sandbox, number, ticked(sandbox.issue(REPO, number)["body"], key), login))
+
+
+async def waiting_run(bot: Any, sandbox: Any, number: int) -> None:
+    await send(bot, sandbox, "issues", issue_payload(number, ["api"], title="Add an @octocat endpoint"))
+    assert posts(sandbox, number)[-1] == "approval"
+
+
+async def test_a_maintainers_tick_approves_and_a_readers_is_undone(bot: Any, sandbox: Any, team: Team,
+                                                                 clock: Clock) -> None:
+    opted_in(sandbox, maintainer="write", reader="read")
+    await waiting_run(bot, sandbox, 15)
+    dash = board(sandbox)
+    body = dash["body"]
+    assert "#### Waiting for approval (1)" in body and "triage-lead" in [lab["name"] for lab in dash["labels"]]
+    assert "@octocat" not in body and "@\u200boctocat" in body  # a title pings nobody
+    approve = box_of(body, "approve", 15)
+    head = (await bot[0].store.active_run(f"{REPO}#15")).data["run"]["head_sha"]
+    assert approve.endswith(f":{head}")  # an approval box is for one commit
+    writes = len(sandbox.writes)
+
+    clock.later()
+    await tick(bot, sandbox, dash["number"], approve, "reader")
+    assert D.boxes(board(sandbox)["body"])[approve] is False  # undone
+    [note] = [c["body"] for c in sandbox.comments(REPO, dash["number"])]
+    assert "needs write, maintain or admin access" in note and "`read`" in note and "unticked" in note
+    assert (await bot[0].store.active_run(f"{REPO}#15")).state == "waiting"  # nothing approved
+    assert not [w for w in sandbox.writes[writes:] if w.number == 15]
+
+    clock.later()
+    await tick(bot, sandbox, dash["number"], approve, "maintainer")
+    assert posts(sandbox, 15)[-1] == "done"  # approved through /approve's own path: the change delivered
+    assert await bot[0].store.active_run(f"{REPO}#15") is None
+    body = board(sandbox)["body"]
+    assert "#### Waiting for approval (0)" in body and approve not in body
+    assert len(sandbox.comments(REPO, dash["number"])) == 1  # the effect is the answer: no note
+
+
+async def test_a_tick_made_while_the_bot_edits_is_kept_and_acted_on(bot: Any, sandbox: Any, team: Team,
+                                                                   clock: Clock) -> None:
+    opted_in(sandbox, maintainer="write")
+    await waiting_run(bot, sandbox, 15)
+    dash = board(sandbox)
+    cancel = box_of(dash["body"], "cancel", 15)
+    before = dash["body"]
+    person = ticked(before, cancel)
+
+    def lands(issue: dict[str, Any]) -> None:  # the person's tick, between the bot's decision and its edit
+        issue["body"] = person
+
+    sandbox.before_next_read(REPO, dash["number"], lands)
+    clock.later()
+    await send(bot, sandbox, "issues", issue_payload(30, ["api"]))  # another run: the dashboard is edited
+    body = board(sandbox)["body"]
+    assert "on #30" in body  # the bot's edit landed
+    assert D.boxes(body)[cancel] is True  # and kept the person's tick
+    # The person's own delivery: acted on whatever the bot's edit did meanwhile.
+    await deliver(bot, sandbox, edited(sandbox, dash["number"], body, "maintainer", before=before))
+    rt = bot[0]
+    assert await rt.store.active_run(f"{REPO}#15") is None  # cancelled
+    clock.later()
+    await pipeline.refresh_due(rt.deps)
+    assert "on #15" not in board(sandbox)["body"] and cancel not in board(sandbox)["body"]
+
+
+async def test_edits_are_coalesced_and_the_last_change_is_shown_later(bot: Any, sandbox: Any, team: Team,
+                                                                     clock: Clock) -> None:
+    rt, _ = bot
+    opted_in(sandbox)
+    await waiting_run(bot, sandbox, 15)
+    number = board(sandbox)["number"]
+    await send(bot, sandbox, "issues", issue_payload(30, ["api"]))  # within the minute: not shown yet
+    assert "on #30" not in board(sandbox)["body"]
+    assert not [w for w in sandbox.writes if w.kind == "issue_edit" and w.number == number]
+    assert await pipeline.refresh_due(rt.deps) == 0  # still within the minute
+    clock.later()
+    assert await pipeline.refresh_due(rt.deps) == 1
+    assert "on #30" in board(sandbox)["body"] and "#### Waiting for approval (2)" in board(sandbox)["body"]
+    assert len([w for w in sandbox.writes if w.kind == "issue_edit" and w.number == number]) == 1
+    assert await pipeline.refresh_due(rt.deps) == 0  # nothing left due
+    clock.later()
+    await send(bot, sandbox, "issues", issue_payload(31, ["api"]))
+    assert len(dashboards(sandbox)) == 1 and "on #31" in board(sandbox)["body"]  # found again: never two
+
+
+async def test_an_issue_that_only_looks_like_a_dashboard_is_not_acted_on(bot: Any, sandbox: Any, team: Team,
+                                                                       clock: Clock) -> None:
+    rt, _ = bot
+    opted_in(sandbox, mallory="write")
+    await waiting_run(bot, sandbox, 15)
+    real = board(sandbox)
+    forged = sandbox.add_issue(REPO, title="dashboard", body=real["body"], user="mallory")
+    clock.later()
+    p = edited(sandbox, forged["number"], ticked(real["body"], box_of(real["body"], "cancel", 15)), "mallory")
+    await send(bot, sandbox, "issues", p)
+    assert await rt.store.queued_threads() == []
+    assert (await rt.store.active_run(f"{REPO}#15")).state == "waiting"
+    assert sandbox.comments(REPO, forged["number"]) == []
+
+
+async def test_without_the_config_key_there_is_no_dashboard(bot: Any, sandbox: Any, team: Team) -> None:
+    await waiting_run(bot, sandbox, 15)
+    assert dashboards(sandbox) == []
+
+
+def test_a_tick_is_a_box_unticked_before_and_ticked_after() -> None:
+    body = D.render(D.Board(runs=(D.RunLine("r-1", 3, "escalated", "wf", "t", options=("Go", "Stop")),)))
+    one, other = D.Box("approve", "r-1", "1"), D.Box("cancel", "r-2")
+    after = ticked(body, one.key)
+    assert D.ticks(body, after) == [one] and D.ticks(after, after) == [] and D.ticks(None, after) == []
+    # A box someone adds already ticked is nobody's tick; nor is a box id in the middle of a line.
+    added = after + f"\n  - [x] mine <!-- box:{other.key} -->\n- [x] `<!-- box:cancel:r-1:: -->` x"
+    assert D.ticks(body, added) == [one]
+    assert not any(k.startswith("cancel") for k in markers_in(body))
+    # An option (model output) that opens an HTML comment would hide the box ids after it: it opens nothing.
+    hostile = D.render(D.Board(runs=(D.RunLine("r-1", 3, "escalated", "wf", "t", options=("x <!-- ", "y")),)))
+    assert "x &lt;!--" in hostile and list(D.boxes(hostile)) == ["approve:r-1:1:", "approve:r-1:2:", "cancel:r-1::"]
+
+
+async def test_an_approval_box_is_for_its_commit_only(bot: Any, sandbox: Any, team: Team, clock: Clock) -> None:
+    """A tick on a box shown for an older head (a page left open across a push) approves nothing."""
+    rt, _ = bot
+    opted_in(sandbox, maintainer="write")
+    p = pr_payload(sandbox, 20, ["api"])
+    await send(bot, sandbox, "pull_request", p)
+    dash = board(sandbox)
+    old_page, old_box = dash["body"], box_of(dash["body"], "approve", 20)
+    new_head = sandbox.set_file(REPO, "README.md", "changed\n", ref=p["pull_request"]["head"]["ref"])
+    sync = copy.deepcopy(p) | {"action": "synchronize"}
+    sync["pull_request"]["head"]["sha"] = new_head
+    clock.later()
+    await send(bot, sandbox, "pull_request", sync)
+    assert box_of(board(sandbox)["body"], "approve", 20).endswith(new_head)  # approval asked again, for the new head
+    clock.later()
+    await deliver(bot, sandbox, edited(sandbox, dash["number"], ticked(old_page, old_box), "maintainer", before=old_page))
+    assert (await rt.store.active_run(f"{REPO}#20")).state == "waiting"  # not approved
+    note = sandbox.comments(REPO, dash["number"])[-1]["body"]
+    assert f"`{old_box.rsplit(':', 1)[1][:7]}`" in note and f"`{new_head[:7]}`" in note and "not applied" in note
+
+
+async def test_a_box_naming_another_repositorys_run_does_nothing(bot: Any, sandbox: Any, team: Team,
+                                                                clock: Clock) -> None:
+    """Someone who may edit this repository's dashboard writes in a box for a run elsewhere: their write access
+    here says nothing of that repository."""
+    rt, _ = bot
+    opted_in(sandbox, maintainer="write")
+    await waiting_run(bot, sandbox, 15)
+    mine = await rt.store.active_run(f"{REPO}#15")
+    elsewhere = dataclasses.replace(mine, id="elsewhere-1", repo="octo-org/other", thread="octo-org/other#15")
+    await rt.store.save_run(elsewhere)
+    dash = board(sandbox)
+    end = dash["body"].rindex("\n\n<!-- triage-lead:")
+    planted = dash["body"][:end] + "\n- [ ] tidy up <!-- box:cancel:elsewhere-1:: -->" + dash["body"][end:]
+    sandbox.repo(REPO).issues[dash["number"]]["body"] = planted  # an edit that adds the box (no tick)
+    clock.later()
+    await tick(bot, sandbox, dash["number"], "cancel:elsewhere-1::", "maintainer")
+    assert (await rt.store.load_run("elsewhere-1")).state == "waiting"
+    assert "names no run or job of this repository" in sandbox.comments(REPO, dash["number"])[-1]["body"]
+
+
+async def test_a_failed_job_is_listed_and_its_box_retries_it(bot: Any, sandbox: Any, team: Team,
+                                                             clock: Clock) -> None:
+    rt, _ = bot
+    opted_in(sandbox, maintainer="write")
+    await waiting_run(bot, sandbox, 15)
+    sandbox.fail("GET", rf"/repos/{REPO}", 422, times=1)  # refused, not an outage: the job fails for good
+    await post(bot, sandbox, "issues", issue_payload(40, ["api"]))
+    assert (await rt.store.job_states()).get("failed") == 1
+    clock.later()
+    await post(bot, sandbox, "issue_comment", comment_payload(15, "thanks", login="someone"))  # any job: a refresh
+    dash = board(sandbox)
+    assert "#### Failed jobs (1)" in dash["body"] and "on #40" in dash["body"]
+    retry = next(k for k in D.boxes(dash["body"]) if k.startswith("retry:"))
+    clock.later()
+    await tick(bot, sandbox, dash["number"], retry, "maintainer")
+    assert posts(sandbox, 40)[0] == "status"  # the failed work ran again, on its own thread
+    assert "queued again" in sandbox.comments(REPO, dash["number"])[-1]["body"]
+    clock.later()
+    await pipeline.refresh_due(rt.deps)
+    assert "#### Failed jobs (0)" in board(sandbox)["body"]
+
+
+async def test_an_escalations_options_are_boxes(bot: Any, sandbox: Any, team: Team, clock: Clock) -> None:
+    rt, _ = bot
+    opted_in(sandbox, maintainer="admin")
+    await send(bot, sandbox, "issues", issue_payload(36, ["slow-query"]))
+    clock.later()
+    await send(bot, sandbox, "issue_comment", comment_payload(36, "/escalate we need a product decision first"))
+    body = board(sandbox)["body"]
+    assert "#### Escalated: waiting for a decision (1)" in body and "we need a product decision first" in body
+    resume = box_of(body, "approve", 36)
+    assert resume.split(":")[2] == "1" and "**Option 1:** Resume where the workflow stopped" in body
+    clock.later()
+    await tick(bot, sandbox, board(sandbox)["number"], resume, "maintainer")
+    assert (await rt.store.active_run(f"{REPO}#36")).state == "waiting"  # resumed, up to the approval
+    assert "needs-decision" not in [lab["name"] for lab in sandbox.issue(REPO, 36)["labels"]]
