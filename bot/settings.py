@@ -59,6 +59,10 @@ class Settings:
     body_deadline: float = 10.0  # seconds a webhook body may take to arrive before the signature is checked
     unverified_bytes: int = 32 * 1024 * 1024  # bytes of not-yet-verified bodies held across all connections
     header_timeout: float = 5.0  # seconds a connection may stay idle or send its request line and headers
+    # The Messages API's server-side web search for search-specialist (issue 17): off unless the operator turns
+    # it on; each search is billed ($10 per 1,000) and counted in the budgets, at most this many per run.
+    web_search: bool = False
+    web_searches_per_run: int = 5
 
     @property
     def github_host(self) -> str:
@@ -69,6 +73,11 @@ class Settings:
     @property
     def allowed_link_hosts(self) -> frozenset[str]:
         return frozenset({"github.com", self.github_host}) | self.link_hosts
+
+    @property
+    def web_search_cap(self) -> int:
+        """The web searches a run may make: 0 while web search is off."""
+        return self.web_searches_per_run if self.web_search else 0
 
     @property
     def has_app(self) -> bool:
@@ -102,6 +111,15 @@ def _float(env: Mapping[str, str], name: str, default: float, hi: float = 60) ->
     if not 0 <= value <= hi:
         raise SettingsError(f"{name} must be between 0 and {hi:g}")
     return value
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{name} must be on or off")
+    return raw in ("on", "true", "1", "yes")
 
 
 def _url(env: Mapping[str, str], name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
@@ -187,6 +205,8 @@ def load(env: Mapping[str, str] | None = None, *, require_app: bool = True) -> S
         body_deadline=_float(env, "TRIAGE_LEAD_BODY_DEADLINE", 10.0, hi=300),
         unverified_bytes=_int(env, "TRIAGE_LEAD_UNVERIFIED_BYTES", 32 * 1024 * 1024, lo=25 * 1024 * 1024),  # type: ignore[arg-type]
         header_timeout=_float(env, "TRIAGE_LEAD_HEADER_TIMEOUT", 5.0, hi=300),
+        web_search=_switch(env, "TRIAGE_LEAD_WEB_SEARCH", False),
+        web_searches_per_run=_int(env, "TRIAGE_LEAD_WEB_SEARCHES_PER_RUN", 5, lo=0, hi=1000),  # type: ignore[arg-type]
         model_overrides=tuple((tier, env[f"TRIAGE_LEAD_MODEL_{tier.upper()}"].strip())
                               for tier in ("opus", "sonnet", "haiku")
                               if env.get(f"TRIAGE_LEAD_MODEL_{tier.upper()}", "").strip()),

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.agents import Budget, ModelMap
+from bot.agents.models import SEARCH_RESULT_TOKENS, WEB_SEARCH_USD, LocalLedger
 from bot.agents.runner import LAST_TURN_NOTE
 from bot.sandbox.anthropic import FakeAnthropic, Reply
 from tests.test_agents_common import REPO, analyze, claude, context, fake, gh, make_request, make_runtime, review  # noqa: F401
@@ -302,3 +303,121 @@ async def test_model_prose_keeps_links_to_the_hosts_the_operator_allows(fake: Fa
     summary = outcome.result["summary"]
     assert "[the docs](https://docs.python.org/3/x)" in summary
     assert "evil.example" not in summary and "this" in summary
+
+
+# ---- web search (issue 17, point 6; through the webhook: tests/test_web_search.py) --------------------------
+
+def web_tools(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in request.get("tools") or [] if str(t.get("type", "")).startswith("web_search")]
+
+
+def researcher() -> Any:
+    return make_request("integration-setup", "research", context(1))
+
+
+class Recording(LocalLedger):
+    """A ledger that keeps the amount of every reservation asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+
+    async def reserve(self, reservation: str, amount: int, caps: Any) -> bool:
+        self.asked.append(amount)
+        return await super().reserve(reservation, amount, caps)
+
+
+async def test_web_searches_count_every_step_of_the_run_against_its_cap(fake: FakeAnthropic, claude, gh,
+                                                                         sandbox) -> None:
+    sandbox.add_issue(REPO, title="Integrate the payments API", body="")
+    budget = Budget(run_id="run-1")  # one run: its ledger keeps the run's searches
+    runtime = make_runtime(gh, claude, budget=budget, web_searches=3)
+    fake.script(Reply.web_search("a", "b", answer=analyze()),
+                Reply.web_search("c", "d", answer=analyze()),  # one left: the second is refused
+                analyze())
+    for _ in range(3):
+        outcome = await runtime.run(researcher())
+        assert outcome.ok, outcome.error
+    assert [[t.get("max_uses") for t in web_tools(r)] for r in fake.requests] == [[3], [1], []]
+    assert "Web search is on" in str(fake.requests[1]["messages"][0])
+    assert "Web search is on" not in str(fake.requests[2]["messages"][0])  # none left: the step is not told
+    assert fake.web.served == ["a", "b", "c"]
+    assert await budget.ledger.spent("searches:run:run-1") == 3
+
+
+async def test_only_the_researcher_is_offered_web_search(fake: FakeAnthropic, claude, gh, sandbox) -> None:
+    sandbox.add_issue(REPO, title="t", body="")
+    fake.script(analyze(), analyze())
+    runtime = make_runtime(gh, claude, web_searches=5)
+    assert (await runtime.run(make_request("integration-setup", "research", context(1),
+                                           agent="backend-architect"))).ok
+    assert (await make_runtime(gh, claude).run(researcher())).ok  # web search off
+    assert not web_tools(fake.requests[0]) and not web_tools(fake.requests[1])
+
+
+async def test_web_searches_are_billed_in_usage_and_counted_by_the_budget(fake: FakeAnthropic, claude, gh,
+                                                                          sandbox) -> None:
+    sandbox.add_issue(REPO, title="t", body="")
+    budget = Budget(run_tokens=10_000_000)
+    fake.script(Reply.web_search("a", "b", answer=analyze()))
+    outcome = await make_runtime(gh, claude, budget=budget, web_searches=2).run(researcher())
+    models = ModelMap()
+    each = models.search_tokens("haiku")
+    assert outcome.ok and outcome.usage.web_searches == 2 and outcome.usage.search_tokens == 2 * each == 20_000
+    served = fake.usage_log[0]
+    assert served["server_tool_use"]["web_search_requests"] == 2
+    tokens = sum(served[k] for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                     "cache_creation_input_tokens"))
+    assert budget.run_used == outcome.usage.tokens == tokens + 2 * each
+    plain = models.usage("haiku", {k: v for k, v in served.items() if k != "server_tool_use"})
+    assert outcome.usage.cost_usd == pytest.approx(plain.cost_usd + 2 * WEB_SEARCH_USD, abs=1e-6)
+
+
+async def test_a_call_that_could_search_past_the_budget_is_not_made(fake: FakeAnthropic, claude, gh,
+                                                                    sandbox) -> None:
+    """The reservation holds every search the call may make (its price in tokens and what its results may add to
+    the input): a budget with room for the call but not for its searches refuses it before anything is spent."""
+    sandbox.add_issue(REPO, title="t", body="")
+    fake.script(analyze())
+    probe = Recording()
+    assert (await make_runtime(gh, claude, budget=Budget(ledger=probe)).run(researcher())).ok
+    per_search = ModelMap().search_tokens("haiku") + SEARCH_RESULT_TOKENS
+    budget = Budget(run_tokens=probe.asked[0] + 3 * per_search)  # the call and three searches' worth, not four
+    outcome = await make_runtime(gh, claude, budget=budget, web_searches=4).run(researcher())
+    assert outcome.error_kind == "budget" and "token budget reached" in (outcome.error or "")
+    assert len(fake.requests) == 1 and budget.run_used == 0
+
+
+async def test_a_paused_turn_is_continued_and_its_citations_become_sources(fake: FakeAnthropic, claude, gh,
+                                                                           sandbox) -> None:
+    sandbox.add_issue(REPO, title="t", body="")
+    fake.web.pages["sdk"] = [{"url": "https://github.com/acme/sdk", "title": "acme/sdk", "text": "x"},
+                             {"url": "https://blog.example/sdk", "title": "A blog", "text": "y"}]
+    fake.web.pages["more"] = [{"url": "https://github.com/acme/sdk/releases", "title": "Releases [v2]", "text": "z"}]
+    fake.script(Reply.web_search("sdk", answer="Looking further.", cite=(1,), stop_reason="pause_turn"),
+                Reply.web_search("more", answer=analyze(), cite=(0,)))
+    outcome = await make_runtime(gh, claude, web_searches=5).run(researcher())
+    assert outcome.ok and outcome.usage.calls == 2 and outcome.usage.web_searches == 2
+    second = fake.requests[1]["messages"]
+    assert second[-1]["role"] == "assistant" and second[-1]["content"][-1]["text"] == "Looking further."
+    assert [t["max_uses"] for t in web_tools(fake.requests[1])] == [4]
+    assert outcome.result["sources"] == [{"title": "A blog", "url": "https:\u200b//blog.example/sdk"},
+                                         {"title": "Releases [v2]", "url": "https://github.com/acme/sdk/releases"}]
+    assert outcome.result["findings"][-2:] == ["Source: A blog · `blog.example`",
+                                               "Source: [Releases \\[v2\\]](<https://github.com/acme/sdk/releases>) · "
+                                               "`github.com`"]
+
+
+async def test_cited_pages_are_untrusted_what_is_no_web_link_is_dropped(fake: FakeAnthropic, claude, gh,
+                                                                        sandbox) -> None:
+    """A search result's address and title are the web's: only http(s) addresses stay, a title is text (its
+    brackets escaped, its mentions defused), and an address no parser reads (an IPv6 literal left open) is dropped
+    rather than failing the step."""
+    sandbox.add_issue(REPO, title="t", body="")
+    fake.web.pages["x"] = [{"url": u, "title": "@octocat [click](https://evil.example)", "text": "t"}
+                           for u in ("javascript:alert(1)", "https://[::1/x", "https://ok.example/a")]
+    fake.script(Reply.web_search("x", answer=analyze(), cite=(0, 1, 2)))
+    outcome = await make_runtime(gh, claude, web_searches=1).run(researcher())
+    assert outcome.ok and [s["url"] for s in outcome.result["sources"]] == ["https:\u200b//ok.example/a"]
+    line = outcome.result["findings"][-1]
+    assert line.startswith("Source: @\u200boctocat \\[click\\]") and "(https://evil.example)" not in line

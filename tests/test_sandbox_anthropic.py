@@ -388,3 +388,68 @@ async def test_count_tokens_and_unknown_route(fake, sdk):
         await sdk.messages.create(
             model=MODEL, max_tokens=10, messages=user("hi"), extra_headers={"anthropic-version": anthropic.Omit()}
         )
+
+
+# ---- the server-side web search tool (issue 17, point 6) ----------------------------------------------------
+
+WEB = {"type": "web_search_20250305", "name": "web_search"}
+
+
+@pytest.mark.parametrize(("tool", "message"), [
+    ({**WEB, "max_uses": 0}, "max_uses: Input should be greater than or equal to 1"),
+    ({**WEB, "max_uses": True}, "max_uses: Input should be greater than or equal to 1"),
+    ({**WEB, "name": "search"}, "name: Input should be 'web_search'"),
+    ({**WEB, "allowed_domains": ["a.example"], "blocked_domains": ["b.example"]}, "cannot be used together"),
+    ({**WEB, "allowed_domains": ["https://a.example"]}, "without a scheme"),
+    ({**WEB, "max_results": 3}, "max_results: Extra inputs are not permitted"),
+    ({**WEB, "type": "web_search_20240101"}, "does not match any of the expected tags"),
+])
+async def test_a_web_search_tool_is_checked_as_the_api_checks_it(fake, sdk, tool, message):
+    with pytest.raises(anthropic.BadRequestError, match=message):
+        await sdk.messages.create(model=MODEL, max_tokens=10, messages=user("hi"), tools=[tool])
+    assert fake.web.served == []
+
+
+async def test_searches_run_server_side_billed_and_cited_up_to_max_uses(fake, sdk):
+    from anthropic.types import ServerToolUseBlock, WebSearchToolResultBlock
+
+    fake.web.pages["pricing"] = [{"url": "https://a.example/p", "title": "Pricing", "text": "It costs $1."},
+                                 {"url": "https://b.example/q", "title": "Blocked", "text": "b"}]
+    fake.script(Reply.web_search("pricing", "limits", answer="It costs $1.", cite=(0,)))
+    msg = await sdk.messages.create(model=MODEL, max_tokens=100, messages=user("price?"),
+                                    tools=[{**WEB, "max_uses": 1, "blocked_domains": ["b.example"]}])
+    use, found, second, refused, text = msg.content
+    assert isinstance(use, ServerToolUseBlock) and use.id.startswith("srvtoolu_") and use.input == {"query": "pricing"}
+    assert isinstance(found, WebSearchToolResultBlock) and found.tool_use_id == use.id
+    assert [r.url for r in found.content] == ["https://a.example/p"]  # blocked_domains honoured
+    assert isinstance(refused, WebSearchToolResultBlock) and refused.tool_use_id == second.id
+    assert refused.content.error_code == "max_uses_exceeded"
+    [cited] = text.citations
+    assert (cited.type, cited.url, cited.title, cited.cited_text) == ("web_search_result_location",
+                                                                     "https://a.example/p", "Pricing", "It costs $1.")
+    assert msg.usage.server_tool_use.web_search_requests == 1 and fake.web.served == ["pricing"]
+
+
+async def test_a_search_error_is_a_result_block_and_not_billed(fake, sdk):
+    fake.script(Reply.web_search("x", error="too_many_requests", answer="Could not search."))
+    msg = await sdk.messages.create(model=MODEL, max_tokens=100, messages=user("q"), tools=[WEB])
+    assert msg.content[1].content.error_code == "too_many_requests"
+    assert msg.usage.server_tool_use.web_search_requests == 0
+
+
+async def test_a_search_the_request_did_not_offer_is_the_scripts_mistake(fake, sdk):
+    fake.script(Reply.web_search("x", answer="searched anyway"))
+    with pytest.raises(anthropic.InternalServerError, match="offers no web_search tool"):
+        await sdk.messages.create(model=MODEL, max_tokens=100, messages=user("q"), tools=TOOLS)
+
+
+async def test_a_paused_turn_is_sent_back_and_continued(fake, sdk):
+    fake.script(Reply.web_search("a", stop_reason="pause_turn"), "Done.")
+    first = await sdk.messages.create(model=MODEL, max_tokens=100, messages=user("q"), tools=[WEB])
+    assert first.stop_reason == "pause_turn"
+    history = [*user("q"), {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]}]
+    done = await sdk.messages.create(model=MODEL, max_tokens=100, messages=history, tools=[WEB])
+    assert done.content[0].text == "Done." and fake.requests[1]["messages"][1]["content"][0]["type"] == "server_tool_use"
+    misplaced = [{"role": "user", "content": [first.content[1].model_dump(exclude_none=True)]}]
+    with pytest.raises(anthropic.BadRequestError, match="may only appear in assistant messages"):
+        await sdk.messages.create(model=MODEL, max_tokens=100, messages=misplaced, tools=[WEB])

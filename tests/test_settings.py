@@ -56,6 +56,8 @@ def test_key_from_path(app_env: dict[str, str], tmp_path) -> None:
     ({"GITHUB_API_URL": "ftp://nope"}, "GITHUB_API_URL"),
     ({"PORT": "70000"}, "PORT"),
     ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+    ({"TRIAGE_LEAD_WEB_SEARCH": "sometimes"}, "TRIAGE_LEAD_WEB_SEARCH"),
+    ({"TRIAGE_LEAD_WEB_SEARCHES_PER_RUN": "-1"}, "TRIAGE_LEAD_WEB_SEARCHES_PER_RUN"),
 ])
 def test_bad_setting_is_named_without_its_value(app_env: dict[str, str], change: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError) as info:
@@ -71,3 +73,16 @@ def test_serve_with_missing_setting_prints_one_line(app_env: dict[str, str]) -> 
     assert done.returncode == 2
     assert done.stderr.strip() == "triage-lead: GITHUB_PRIVATE_KEY is not a PEM-encoded private key"
     assert "Traceback" not in done.stderr and "garbage-secret-value" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(("env", "on", "cap"), [
+    ({}, False, 0),  # off unless the operator turns it on
+    ({"TRIAGE_LEAD_WEB_SEARCHES_PER_RUN": "9"}, False, 0),
+    ({"TRIAGE_LEAD_WEB_SEARCH": "on"}, True, 5),
+    ({"TRIAGE_LEAD_WEB_SEARCH": "ON", "TRIAGE_LEAD_WEB_SEARCHES_PER_RUN": "2"}, True, 2),
+    ({"TRIAGE_LEAD_WEB_SEARCH": "off", "TRIAGE_LEAD_WEB_SEARCHES_PER_RUN": "2"}, False, 0),
+    ({"TRIAGE_LEAD_WEB_SEARCH": "on", "TRIAGE_LEAD_WEB_SEARCHES_PER_RUN": "0"}, True, 0),
+])
+def test_web_search_is_an_operator_setting_off_by_default(env: dict[str, str], on: bool, cap: int) -> None:
+    s = settings.load(env, require_app=False)
+    assert (s.web_search, s.web_search_cap) == (on, cap)

@@ -62,7 +62,8 @@ def reply_of(raw: bytes) -> dict[str, Any]:
     content = reply.get("content") if isinstance(reply, dict) else None
     usage = reply.get("usage") if isinstance(reply, dict) else None
     if (not isinstance(content, list) or not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in content)
-            or not isinstance(usage, dict) or not all(_count(usage.get(k)) for k in USAGE_COUNTS)):
+            or not isinstance(usage, dict) or not all(_count(usage.get(k)) for k in USAGE_COUNTS)
+            or not _server_counts(usage.get("server_tool_use"))):
         # Answered, so maybe billed: the call's reservation stays counted in full (unanswered), never settled at 0.
         raise ApiFailure("The Anthropic API call failed (its reply is not a message with content and usage).",
                          unanswered=1)
@@ -70,6 +71,11 @@ def reply_of(raw: bytes) -> dict[str, Any]:
 
 
 USAGE_COUNTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def _server_counts(value: Any) -> bool:
+    """``usage.server_tool_use`` as the API gives it: absent, or counts of server tool requests (web searches)."""
+    return value is None or (isinstance(value, dict) and all(_count(v) for v in value.values()))
 
 
 def _count(value: Any) -> bool:

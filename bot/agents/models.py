@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import time
 import uuid
 from collections import Counter
@@ -30,6 +31,12 @@ DEFAULT_MODELS: Mapping[str, str] = MappingProxyType({
 CACHE_WRITE_FACTOR = 1.25  # a 5-minute cache write costs 1.25x the input price
 CACHE_WRITE_1H_FACTOR = 2.0  # a 1-hour cache write costs twice the input price
 CACHE_READ_FACTOR = 0.1    # a cache hit costs a tenth of the input price
+# The Messages API's server-side web search is billed per search ($10 per 1,000), on top of the tokens its results
+# add to the input. Budgets are in tokens, so a search counts as the input tokens its price buys on the model that
+# made it (``ModelMap.search_tokens``: 10,000 on haiku, 3,334 on sonnet, 2,000 on opus at the default prices).
+WEB_SEARCH_USD = 10.0 / 1000
+# What one search's results may add to the next input, reserved with it so a ceiling holds before the reply says.
+SEARCH_RESULT_TOKENS = 10_000
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,9 @@ class Usage:
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
     calls: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # the searches' price included
+    web_searches: int = 0  # server-side web searches the API billed
+    search_tokens: int = 0  # their token-equivalent (``ModelMap.search_tokens``), counted by budgets
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
@@ -65,9 +74,10 @@ class Usage:
 
     @property
     def tokens(self) -> int:
-        """Every token the model processed (cached or not, in and out): what budgets count."""
+        """Every token the model processed (cached or not, in and out) and the searches' token-equivalent: what
+        budgets count."""
         return (self.input_tokens + self.output_tokens + self.cache_read_input_tokens
-                + self.cache_creation_input_tokens)
+                + self.cache_creation_input_tokens + self.search_tokens)
 
     @property
     def cached_share(self) -> float:
@@ -114,8 +124,21 @@ class ModelMap:
                 + (u.cache_creation_input_tokens - hour) * p.input * CACHE_WRITE_FACTOR
                 + hour * p.input * CACHE_WRITE_1H_FACTOR
                 + u.cache_read_input_tokens * p.input * CACHE_READ_FACTOR) / 1_000_000
+        searches = _searches(get(raw, "server_tool_use"), get)
+        cost += searches * WEB_SEARCH_USD
         return Usage(u.input_tokens, u.output_tokens, u.cache_read_input_tokens,
-                     u.cache_creation_input_tokens, 1, round(cost, 6))
+                     u.cache_creation_input_tokens, 1, round(cost, 6), searches, searches * self.search_tokens(tier))
+
+    def search_tokens(self, tier: str) -> int:
+        """The input tokens one web search's price buys on `tier`'s model: what a search counts in a budget."""
+        price = self.prices.get(tier, DEFAULT_PRICES["sonnet"]).input
+        return math.ceil(WEB_SEARCH_USD / price * 1_000_000) if price > 0 else 0
+
+
+def _searches(server: Any, get: Callable[[Any, str], Any]) -> int:
+    """``usage.server_tool_use.web_search_requests``: the searches billed (absent when no server tool ran)."""
+    value = get(server, "web_search_requests") if server is not None else 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 # ---- token budgets ------------------------------------------------------------------------------
@@ -262,6 +285,25 @@ class Budget:
             yield held
         finally:
             self.add(held.actual)
+            await self._settle(held.id, held.actual)
+
+    async def searches_left(self, cap: int) -> int:
+        """What is left of the run's `cap` of web searches (made or reserved by any step of it, on any worker)."""
+        return max(0, cap - await self.ledger.spent(f"searches:run:{self.run_id}")) if cap > 0 else 0
+
+    @asynccontextmanager
+    async def searches(self, cap: int) -> AsyncIterator[Hold]:
+        """Reserve what is left of the run's `cap` of web searches for one model call (``Hold.amount``: 0 when
+        none is left), settled on leaving with ``Hold.actual``, the searches the call made. The count is kept in
+        the ledger under the run's own key, so earlier steps, steps in parallel and other workers share the cap."""
+        key = f"searches:run:{self.run_id}"
+        held = Hold(f"{key}:{_PROCESS}-{next(_SERIAL)}", await self.searches_left(cap))
+        if held.amount == 0 or not await self._reserve(held, [(key, cap)]):
+            yield Hold("", 0)
+            return
+        try:
+            yield held
+        finally:
             await self._settle(held.id, held.actual)
 
     async def _reserve(self, held: Hold, caps: list[tuple[str, int]]) -> bool:

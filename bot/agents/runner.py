@@ -5,6 +5,10 @@ what the agent sees), runs the model with the agent's read-only tools until it a
 that validates against the step kind's schema, lets the deterministic gate overrule any review, and
 cleans every string before the result leaves. It never raises for a model or GitHub failure: the
 outcome carries a sentence for people and an ``error_kind`` for the engine.
+
+When the operator turns web search on (``web_searches``: the run's cap), search-specialist's calls also offer the
+API's server-side web search, with ``max_uses`` what is left of the cap; the pages its answers cite are listed
+under its result (``with_sources``), where the renderer's link allow-list decides which links stay live.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import gidgethub
@@ -24,10 +29,11 @@ import gidgethub.abc
 
 from bot.agents import gate, offline, prompts
 from bot.agents.calls import ApiFailure, LazyClient, ModelCaller, encode, input_estimate
-from bot.agents.models import Budget, BudgetExceeded, ModelMap, Usage
+from bot.agents.models import SEARCH_RESULT_TOKENS, Budget, BudgetExceeded, ModelMap, Usage
 from bot.agents.request import AgentOutcome, AgentRequest
 from bot.agents.schemas import KINDS, result_schema, validation_error
 from bot.agents.tools import OverviewCache, RepoReader, Tools
+from bot.core.defuse import code_span
 from bot.core.sanitize import clean_for_github, clean_result
 from bot.core.workflow import Agent
 
@@ -37,6 +43,12 @@ if TYPE_CHECKING:  # the SDK takes a second or more to import: loaded by the fir
 log = logging.getLogger(__name__)
 _JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 LAST_TURN_NOTE = "You have used your tool turns. Answer now with only the JSON result."
+# The agents that may search the web when the operator turns it on (TRIAGE_LEAD_WEB_SEARCH): the researcher only.
+WEB_SEARCH_AGENTS = frozenset({"search-specialist"})
+MAX_SOURCES = 10  # cited pages listed under a result
+SOURCE_TITLE_CHARS = 200
+_URL = re.compile(r"https?://[^\s<>/\\\[\]]+(?:/[^\s<>]*)?")  # no IPv6 literal: urlsplit could refuse it
+_BRACKETS = re.compile(r"[\[\]\\<>]")
 GITHUB_ERRORS = (gidgethub.HTTPException, aiohttp.ClientError, asyncio.TimeoutError)
 
 
@@ -92,7 +104,8 @@ class AgentRuntime:
                  call_timeout: float = 120.0, concurrency: asyncio.Semaphore | None = None,
                  max_tokens: int = 16_000, attempts: int = 4, retry_base: float = 1.0,
                  max_retry_wait: float = 60.0, secrets: tuple[str, ...] = (),
-                 hosts: frozenset[str] = frozenset({"github.com"}), overviews: OverviewCache | None = None) -> None:
+                 hosts: frozenset[str] = frozenset({"github.com"}), overviews: OverviewCache | None = None,
+                 web_searches: int = 0) -> None:
         self.gh = gh
         self.anthropic = anthropic
         self.models = models
@@ -102,6 +115,8 @@ class AgentRuntime:
         self.max_tokens = max_tokens
         self.secrets = secrets
         self.hosts = hosts  # links to these stay live in model prose (the GitHub host, TRIAGE_LEAD_LINK_HOSTS)
+        # Web searches a run may make (0: web search off), by the agents of WEB_SEARCH_AGENTS only.
+        self.web_searches = max(0, web_searches)
         # Per (repository, commit): what a commit holds never changes. ``overviews``: the process's one, shared by
         # every job (bot/run/runs.py's Deps), so runs at one commit read it once; else this runtime's own.
         self.overviews = overviews if overviews is not None else OverviewCache(max_bytes=max_tool_bytes)
@@ -167,22 +182,32 @@ class AgentRuntime:
             return gate.check(None, await reader.pull_files(ctx.number)), f"pull request #{ctx.number}"
         return [], "any change (none was proposed)"
 
-    async def _call(self, tier: str, request: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
+    async def _call(self, tier: str, request: dict[str, Any], search: bool = False) -> tuple[dict[str, Any], Usage]:
         """One model call, reserved under every budget cap first (its input estimate plus ``max_tokens``) and
         settled with what it used, or 0 when it failed with an answer (a timeout or a lost connection may have
-        been billed, so it keeps what was reserved): the one place the model is called."""
+        been billed, so it keeps what was reserved): the one place the model is called.
+
+        `search`: the call may search the web, as many times as the run has left (reserved in the ledger first,
+        so steps in parallel cannot pass the cap together; none left, no tool), each search's token-equivalent
+        and what its results may add to the input reserved in the budget with the call."""
         if self.caller is None:  # run() sends steps without a model client to the offline backend
             raise RuntimeError("a model call was asked of an agent runtime without a model client")
-        body = encode(request)  # once: the estimate counts the text sent
-        async with self.budget.hold(input_estimate(body) + int(request["max_tokens"])) as held:
-            try:
-                reply = await self.caller.send(body)
-            except ApiFailure as exc:
-                # Each attempt that timed out may have been served and billed all the same: a ceiling counts it.
-                held.actual = held.amount * exc.unanswered
-                raise
-            spent = self.models.usage(tier, reply["usage"])
-            held.actual = spent.tokens
+        async with self.budget.searches(self.web_searches if search else 0) as searches:
+            if searches.amount:
+                request = {**request, "tools": [*request.get("tools", []), prompts.web_search_tool(searches.amount)]}
+            body = encode(request)  # once: the estimate counts the text sent
+            per_search = self.models.search_tokens(tier) + SEARCH_RESULT_TOKENS
+            async with self.budget.hold(input_estimate(body) + int(request["max_tokens"])
+                                        + searches.amount * per_search) as held:
+                try:
+                    reply = await self.caller.send(body)
+                except ApiFailure as exc:
+                    # Each attempt that timed out may have been served and billed all the same: a ceiling counts it.
+                    held.actual = held.amount * exc.unanswered
+                    searches.actual = searches.amount if exc.unanswered else 0
+                    raise
+                spent = self.models.usage(tier, reply["usage"])
+                held.actual, searches.actual = spent.tokens, spent.web_searches
         return reply, spent
 
     async def _run_model(self, request: AgentRequest, tools: Tools,
@@ -197,14 +222,17 @@ class AgentRuntime:
         base = prompts.base(self.models.model_for(tier), self.max_tokens, definitions)
         ctx = request.context
         overview = await self.overviews.get(tools.reader, ctx.head_sha, ctx.default_branch)
-        messages: list[dict[str, Any]] = [prompts.first_message(request, findings, overview, schema)]
-        usage, calls, corrected = Usage(), 0, False
+        search = self.web_searches > 0 and request.agent.name in WEB_SEARCH_AGENTS
+        left = await self.budget.searches_left(self.web_searches) if search else 0
+        messages: list[dict[str, Any]] = [prompts.first_message(request, findings, overview, schema, left)]
+        usage, calls, corrected, paused = Usage(), 0, False, False
+        sources: dict[str, str] = {}
         while True:
             final = calls >= self.max_turns - 1
             extra = {"tool_choice": {"type": "none"}} if final and definitions else {}
             try:
-                reply, spent = await self._call(tier, {**base, **extra,
-                                                       "messages": _with_moving_breakpoint(messages)})
+                reply, spent = await self._call(tier, {**base, **extra, "messages": _with_moving_breakpoint(messages)},
+                                                search)
             except BudgetExceeded as e:
                 return AgentOutcome(None, usage, str(e), "budget")
             except ApiFailure as e:
@@ -213,7 +241,15 @@ class AgentRuntime:
             usage += spent
             # The blocks as the API sent them, less their unset (null) fields, go back in the next turn.
             content = [{k: v for k, v in b.items() if v is not None} for b in reply["content"]]
-            messages.append({"role": "assistant", "content": content or [{"type": "text", "text": "(no answer)"}]})
+            sources |= cited_sources(content)
+            if paused:  # the API's continuation of a turn it paused: one assistant message, as if never paused
+                messages[-1] = {"role": "assistant", "content": [*messages[-1]["content"], *content]}
+            else:
+                messages.append({"role": "assistant", "content": content or [{"type": "text", "text": "(no answer)"}]})
+            # A long turn of server tools (web searches) comes back paused: sent back as it is, the API goes on.
+            paused = reply.get("stop_reason") == "pause_turn" and bool(content) and not final
+            if paused:
+                continue
             uses = [b for b in content if b["type"] == "tool_use"]
             if uses and not final:
                 results = await asyncio.gather(*(tools.call(str(u.get("name")), _input(u)) for u in uses))
@@ -230,7 +266,7 @@ class AgentRuntime:
             text = "".join(str(b.get("text") or "") for b in content if b["type"] == "text")
             result, problem = parse_result(text, schema)
             if result is not None:
-                return AgentOutcome(result, usage)
+                return AgentOutcome(with_sources(result, sources), usage)
             if corrected:
                 # The problem quotes the model's own values: defused like any model output before it is posted.
                 return AgentOutcome(None, usage, clean_for_github(f"the model's result was invalid twice: {problem}",
@@ -239,6 +275,41 @@ class AgentRuntime:
             log.info("run %s step %s: invalid result, asking once more: %s", request.run_id, request.step_id, problem)
             messages.append({"role": "user", "content": [{"type": "text", "text":
                              f"That result is not valid: {problem}. Answer with only the corrected JSON result."}]})
+
+
+def cited_sources(content: list[dict[str, Any]]) -> dict[str, str]:
+    """url -> title of the web pages a reply's text cites (``web_search_result_location`` citations), in order.
+    Untrusted: only http(s) links are kept, titles are cut short; the result's cleaning defuses both."""
+    found: dict[str, str] = {}
+    cites = [c for b in content if b.get("type") == "text" and isinstance(b.get("citations"), list)
+             for c in b["citations"] if isinstance(c, dict) and c.get("type") == "web_search_result_location"]
+    for c in cites:
+        url, title = c.get("url"), c.get("title")
+        if isinstance(url, str) and len(url) <= 2000 and _URL.fullmatch(url):
+            found.setdefault(url, " ".join(str(title or url).split())[:SOURCE_TITLE_CHARS])
+    return found
+
+
+def with_sources(result: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:
+    """`result` with the pages its step cited: a ``sources`` list, and a line each in its findings (or summary),
+    which the step's output shows; links to a host the renderer does not allow lose their target there."""
+    if not sources:
+        return result
+    listed = list(sources.items())[:MAX_SOURCES]
+    # The title is text, never markup of its own; the address goes in <...>, where a ")" cannot end it.
+    # The host stays readable (as code) where the renderer removes a link's target.
+    lines = [f"Source: [{_escaped(title)}](<{url}>) · {code_span(urlsplit(url).hostname or '', 100)}"
+             for url, title in listed]
+    out = {**result, "sources": [{"title": title, "url": url} for url, title in listed]}
+    if isinstance(result.get("findings"), list):
+        out["findings"] = [*result["findings"], *lines]
+    else:
+        out["summary"] = "\n".join([str(result.get("summary") or ""), "", *lines])
+    return out
+
+
+def _escaped(title: str) -> str:
+    return _BRACKETS.sub(lambda m: "\\" + m[0], title)
 
 
 def _digest(text: str) -> str:

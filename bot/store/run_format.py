@@ -33,7 +33,8 @@ CONTEXT: dict[str, str] = {
     "body": "str", "ci": "object?"}
 CI: dict[str, str] = {"source": "str", "id": "int", "name": "str", "head_sha": "str", "summary": "str"}
 USAGE: dict[str, str] = {"input_tokens": "int", "output_tokens": "int", "cache_read_input_tokens": "int",
-                         "cache_creation_input_tokens": "int", "calls": "int", "cost_usd": "number"}
+                         "cache_creation_input_tokens": "int", "calls": "int", "cost_usd": "number",
+                         "web_searches": "int", "search_tokens": "int"}
 COUNTED: dict[str, str] = {"comments": "int", "issues": "int"}
 # Every key of a version-2 record, with the value a version-1 record that lacks it stands for.
 DEFAULTS: dict[str, Any] = {

@@ -6,7 +6,8 @@ replies, faults, latency and prompt-cache accounting stay scripted and determini
 
 ``server`` is the HTTP side and the scripting a test drives (``FakeAnthropic``), ``replies`` the
 scripted turns (``Reply``), ``validate`` the real API's 400s and error types, ``cache`` the token
-estimate and prompt-cache accounting.
+estimate and prompt-cache accounting, ``web_search`` the server-side web search tool (results, citations,
+``max_uses``, its usage count).
 """
 
 from .replies import Reply, ReplyLike, Responder

@@ -45,6 +45,20 @@ class Reply:
         return cls(([{"type": "text", "text": text}] if text else []) + blocks, stop_reason="tool_use")
 
 
+    @classmethod
+    def web_search(cls, *queries: str, answer: Any = None, cite: tuple[int, ...] = (), error: str | None = None,
+                   stop_reason: str = "end_turn") -> Reply:
+        """Server-side web searches (the fake fills in each one's results, or the `error` code's block), then the
+        `answer` (a dict: the JSON result; a str: text) citing the results numbered in `cite` (in the order
+        served, from 0). ``stop_reason="pause_turn"``: the API paused the turn; the client sends it back."""
+        blocks: list[dict[str, Any]] = [{"type": "server_tool_use", "name": "web_search", "input": {"query": q},
+                                         **({"_error": error} if error else {})} for q in queries]
+        if answer is not None:
+            text = answer if isinstance(answer, str) else json.dumps(answer)
+            blocks.append({"type": "text", "text": text, **({"cite": list(cite)} if cite else {})})
+        return cls(blocks, stop_reason=stop_reason)
+
+
 ReplyLike = Reply | dict | str
 Responder = Callable[[dict[str, Any]], ReplyLike | Awaitable[ReplyLike]]
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from .cache import PromptCache, estimate_tokens, input_tokens, prompt_blocks
 from .replies import Reply, ReplyLike, Responder, as_reply
 from .validate import ERROR_TYPES, FakeAPIError, invalid, validate, validate_messages
+from .web_search import WebSearch, offered
 
 _HIDDEN_HEADERS = {"authorization", "x-api-key", "cookie"}
 
@@ -57,12 +58,14 @@ class FakeAnthropic:
         self._cache = PromptCache()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self.web = WebSearch()  # the server-side web search tool: ``web.pages[query]`` scripts results
 
     # -- reply helpers (also on Reply) ---------------------------------------------------------
     text = staticmethod(Reply.text)
     json = staticmethod(Reply.json)
     tool_use = staticmethod(Reply.tool_use)
     tool_uses = staticmethod(Reply.tool_uses)
+    web_search = staticmethod(Reply.web_search)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def build_app(self) -> web.Application:
@@ -199,11 +202,16 @@ class FakeAnthropic:
             usage = self._cache.usage(self._presented_key(request) or "", body, blocks, self.clock,
                                       self.min_cache_tokens)
             reply = await self._next_reply(body)
+            content, searches = self.web.serve(body, reply.content)
         except FakeAPIError as e:
             return self._error(e.status, e.error_type, e.message)
         except Exception as e:  # a broken responder: surface it, don't let the SDK retry it away
             return self._error(500, "api_error", f"fake responder raised {e!r}", {"x-should-retry": "false"})
-        return self._message(body, reply, usage)
+        if searches or offered(body) is not None:
+            usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
+            # The model reads what the searches found: their results are billed as input, in this same response.
+            usage["input_tokens"] += sum(estimate_tokens(b) for b in content if b["type"] == "web_search_tool_result")
+        return self._message(body, dataclasses.replace(reply, content=content), usage)
 
     def _take_fault(self) -> _Fault | None:
         """The fault this request meets, if any (counted down; one with times -1 stays until cleared)."""
@@ -224,8 +232,9 @@ class FakeAnthropic:
             if block.get("type") == "tool_use" and not block.get("id"):
                 block["id"] = f"toolu_fake{next(self._ids):014d}"
             content.append(block)
+        written = [b for b in content if b.get("type") != "web_search_tool_result"]  # results are the API's
         usage["output_tokens"] = reply.output_tokens if reply.output_tokens is not None else max(
-            1, estimate_tokens(content))
+            1, estimate_tokens(written))
         self.usage_log.append(usage)
         request_id = self._request_id()
         message = {

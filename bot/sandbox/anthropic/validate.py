@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import web_search
+
 # Error type the real API uses for each status (body shape: {"type": "error", "error": {...}}).
 ERROR_TYPES: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request"),
@@ -97,6 +99,8 @@ def _tool_names(tools: Any) -> set[str]:
                 raise invalid(f"tools.{i}.name: Field required")
             if tool.get("type", "custom") == "custom" and not isinstance(tool.get("input_schema"), dict):
                 raise invalid(f"tools.{i}.custom.input_schema: Field required")
+            if (problem := web_search.tool_problem(i, tool)) is not None:
+                raise invalid(problem)
             if tool["name"] in names:
                 raise invalid("tools: Tool names must be unique.")
             names.add(tool["name"])
@@ -143,6 +147,8 @@ def _check_blocks(i: int, role: str, content: list) -> bool:
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             raise invalid(f"messages.{i}.content.{j}.type: Field required")
         kind = block["type"]
+        if (problem := web_search.block_problem(i, role, j, block)) is not None:
+            raise invalid(problem)
         if kind == "text" and (not isinstance(block.get("text"), str) or not block["text"]):
             raise invalid(f"messages.{i}.content.{j}.text: text content blocks must be non-empty")
         if kind == "tool_use":
