@@ -105,3 +105,45 @@ def test_an_api_reference_doc_to_update_is_documentation() -> None:
     title = "Update API reference doc with each endpoint's request parameters and response model"
     body = "The API reference lists the endpoints but none of their parameters or sample responses."
     assert placed(title, body, ("Feature/Change Description",)) is None
+
+
+# ---- a body that asks the maintainers something (body_question) ---------------------------------------------
+
+def test_a_body_that_asks_is_evidence_that_no_workflow_fits() -> None:
+    title, labels = "CI checks fail sometimes for no reason", ("type-Question",)
+    asked = "Why does the CI job fail at random on pull requests? Rerunning it passes."
+    assert placed(title, asked, labels) is None
+    _, evidence = classify.explain(TRIAGE, title=title, body=asked, labels=labels)
+    assert "(question in the body)" in {h.pattern for h in evidence.against}
+    # The same report told rather than asked places; so does a failure whose reporter also asks what happened.
+    assert placed(title, "The CI job fails at random on pull requests. Rerunning it passes.", labels) == "devops-pipeline"
+    body = "Since today the docker build stops while installing helm.\nDoes anyone have an idea what happened there?"
+    assert placed("Docker build fails", body) == "devops-pipeline"
+
+
+def test_a_question_needs_words_on_one_line() -> None:
+    assert classify.body_question("what now\n?") is None  # a lone "?" under a line is no question
+    assert classify.body_question("see https://example.com/a?b=1 for details") is None
+
+
+# ---- "Document ..." as a verb (DOC_TITLE) ------------------------------------------------------------------
+
+def test_document_as_the_verb_of_a_title_is_documentation() -> None:
+    body = "The list endpoints accept page and per_page but the reference does not say so."
+    assert placed("Document the pagination parameters of the list endpoints", body) is None
+    assert placed("Document upload fails with a 500", "Uploading a PDF returns an internal server error.") == (
+        "error-investigation")
+
+
+# ---- keyword data in workflows/triage.yml, each with the real shape that asked for it ----------------------------
+
+@pytest.mark.parametrize(("title", "body", "expected"), [
+    ("Rewriting the frontend in React", "Let's use this issue to plan moving the options page and popup to React.",
+     "long-running-project"),  # rewrit*: "rewriting" and "rewritten" are the rewrite too
+    ("GH Actions - push container fails", "The action that pushes the image keeps failing.", "devops-pipeline"),
+    ("select count(*) is so slow", "Counting a 40 million row table takes minutes.", "database-performance"),
+    ("Error message after upgrade", "The app shows an error message on start.", "error-investigation"),
+    ("Roadmap to 3.0", "Is there a public roadmap towards 3.0?", None),  # a roadmap is a document to ask about
+])
+def test_keywords_added_while_tuning(title: str, body: str, expected: str | None) -> None:
+    assert placed(title, body) == expected

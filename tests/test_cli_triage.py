@@ -228,7 +228,7 @@ def test_explain_of_a_keyword_decision_gives_the_score_the_tie_break_and_the_con
     assert c.workflow == "security-fix" and case["security-fix"].score == case["error-investigation"].score
     assert "ties with security-fix" in case["error-investigation"].verdict
     assert ev.decided_by == "keywords" and f"confidence {c.confidence}" in ev.why
-    _, ev = classify.explain(triage_data, title="Flaky slow thing", body="")
+    _, ev = classify.explain(triage_data, title="Flaky latency thing", body="")
     assert ev.decided_by == "nothing" and "asks for a label" in ev.why
     assert "below the threshold" in next(k for k in ev.candidates if k.score).verdict
     _, ev = classify.explain(triage_data, title="x", body="", labels=["bug", "security"])

@@ -161,8 +161,8 @@ def test_title_words_count_more_than_body_words() -> None:
 
 
 def test_a_near_tie_goes_to_the_workflow_the_title_speaks_for() -> None:
-    """Scores within the margin tie: database-performance 8 (title) against error-investigation 9 (body)."""
-    body = "It took 20s and then returned a 500 error with an exception in the log; the export fails too."
+    """Scores within the margin tie: database-performance 10 (title) against error-investigation 11 (body)."""
+    body = "It took 20s and then returned a 500 error with an exception in the log and wrong totals; the export fails too."
     weighed = classify.weigh(TRIAGE, title="Search query is slow", body=body)
     scores = {k.workflow: k.score for k in weighed.cases}
     assert 0 < scores["error-investigation"] - scores["database-performance"] <= classify.MARGIN
@@ -222,7 +222,7 @@ def test_a_task_list_of_linked_issues_is_a_long_running_project() -> None:
 
 @pytest.mark.parametrize("title, body", [
     ("Dashboard", "Please have a look."),
-    ("Flaky slow thing", ""),  # one hint word in the title
+    ("Flaky latency thing", ""),  # one hint word in the title
     ("Settings page", "Sometimes it is slow."),  # one hint in the body
 ])
 def test_thin_evidence_asks(title: str, body: str) -> None:

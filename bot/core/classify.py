@@ -13,8 +13,9 @@ of linked issues), a PR's changed paths and a CI failure's check names. A keywor
 for, then to one whose case does not rest on an issue-type label, then by ``priority``. The Lead asks for a label
 instead of guessing when the evidence is thin, when a label says no work is wanted (``duplicate``, ``wontfix``), or
 when the evidence that no workflow fits (a ``question`` or ``documentation`` label, a README typo, a title that asks,
-a title that asks to change a document, whose other words then count once, a version's release chore, a body asking
-for help with one's own setup, a pull request "not for merge") weighs as much as the best workflow's.
+a body that asks the maintainers something, a title that asks to change a document, whose other words then count
+once, a version's release chore, a body asking for help with one's own setup, a pull request "not for merge") weighs
+as much as the best workflow's.
 
 Read like a maintainer reads: hidden text (HTML comments, invisible characters) is stripped, since people
 cannot see it; so are an issue template's headings, its checkbox boilerplate ("I have searched the existing
@@ -64,9 +65,12 @@ NONE_TITLE = {"typo": 4, "typos": 4, "readme": 3, "documentation": 3, "docs": 3,
 # once, like the body's, and the title weighs as evidence that no workflow fits. Said so only when the document is
 # what is edited or the title's prefix: "Docs build fails on CI" and "README example crashes" report a failure.
 # Not "example", which also names code that crashes.
-_DOC = r"(?:readme|docs?|documentation|guide|tutorial|getting started|get started|typos?)"
+_DOC = r"(?:readme|docs?|docstrings?|documentation|guide|tutorial|getting started|get started|typos?)"
+# "Document" opening a title is the verb when what follows is what gets written down ("Document use of pagination",
+# "Document how to add an endpoint"); "Document upload fails" names a thing.
+_DOCUMENTED = r"(?:the|a|an|how|what|why|when|which|use|usage|all|each|every|our|new|this|these|that|missing)\b"
 DOC_TITLE = re.compile(rf"^\W*[\w-]*\b{_DOC}\s*[:\]]|^\W*(?:add|update|improve|write|create|rewrite|clarify|"
-                       rf"expand)\W+(?:[\w'-]+\W+){{0,4}}?{_DOC}\b")
+                       rf"expand)\W+(?:[\w'-]+\W+){{0,4}}?{_DOC}\b|^\W*document\s+{_DOCUMENTED}")
 DOC_WEIGHT = 5
 # A document named by its file in a title ("Create SECURITY.md", "Update CONTRIBUTING.md") is read as "docs": the
 # file's name says which document, not which work ("security").
@@ -80,6 +84,15 @@ QUESTION_WEIGHT = 5
 # a release that broke ("Release workflow fails to publish v1.2.0") still places.
 RELEASE_TITLE = re.compile(r"(?=.*\bv?\d+\.\d+(?:\.\d+)*\b)(?=.*\b(?:release|tag)\b)")
 RELEASE_WEIGHT = 3
+# A body that asks the maintainers something ("Is this project still maintained?", "Where is the connection file?")
+# is a question, whatever its words are about: a sentence of at least two words on one line ending in "?". On the
+# tuning part 27 of 107 items no workflow fits ask one in their prose, 4 of 191 placeable ones ("500 Error on API
+# request ... could you please allow longer queries?"), so it weighs like a hint word, once, and a report whose words
+# name a kind of work still places.
+BODY_QUESTION_WEIGHT = 4
+_QUESTION_MARK = re.compile(r"\?(?=\s|$)")
+_SENTENCE_END = re.compile(r"[.?!\n]")
+_TWO_WORDS = re.compile(r"[^\W\d_][^ \t]*[ \t]+\S|\S[ \t]+[^\W\d_]")
 # Words of someone asking for help with their own setup rather than reporting a defect or asking for work.
 NONE_BODY = {"can you help": 3, "please help": 3, "help me": 3, "any tips": 3, "any idea": 2, "any ideas": 2,
              "what am i doing wrong": 4, "support number": 4, "is there a way": 2, "how can i": 2, "how do i": 2,
@@ -403,6 +416,8 @@ def _against(labels: list[str], text: Text) -> list[Hit]:
             for known in [next((n for n in label_names(lab) if n in NONE_LABELS), None)] if known]
     hits += [Hit("title", w, w, weight * TITLE_FACTOR) for w, weight in NONE_TITLE.items() if _said(text.title, w)]
     hits += [Hit("body", w, w, weight) for w, weight in NONE_BODY.items() if _said(text.prose, w)]
+    if question := body_question(text.prose):
+        hits.append(Hit("shape", "(question in the body)", question[:80], BODY_QUESTION_WEIGHT))
     if QUESTION_TITLE.search(text.title):
         hits.append(Hit("shape", "(question)", text.title, QUESTION_WEIGHT * TITLE_FACTOR))
     if DOC_TITLE.search(text.title):
@@ -410,6 +425,17 @@ def _against(labels: list[str], text: Text) -> list[Hit]:
     if RELEASE_TITLE.search(text.title):
         hits.append(Hit("shape", "(release chore)", text.title, RELEASE_WEIGHT * TITLE_FACTOR))
     return hits
+
+
+def body_question(prose: str) -> str | None:
+    """The first sentence of ``prose`` that asks something: words on one line ending in "?" (not a lone "?", not a
+    link's query string). Each "?" is read back only to the sentence's start, so a hostile body costs linear time."""
+    for mark in _QUESTION_MARK.finditer(prose):
+        start = max((m.end() for m in _SENTENCE_END.finditer(prose, max(0, mark.start() - 300), mark.start())),
+                    default=max(0, mark.start() - 300))
+        if _TWO_WORDS.search(sentence := prose[start:mark.start() + 1].strip()):
+            return sentence
+    return None
 
 
 def _confidence(top: int, second: int) -> float:
