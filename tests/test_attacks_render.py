@@ -174,7 +174,8 @@ async def test_odd_file_names_and_a_file_holding_a_fence_get_nothing_live(bot: A
     files = {ODD_NAME: added(KEY), "tests/test_x.py": added("def test_x():", "    assert True")}
     await send(bot, sandbox, "pull_request", _fork_pull(sandbox, 31, files))
     [review] = [w.data for w in sandbox.writes if w.kind == "review"]
-    assert review["event"] == "REQUEST_CHANGES" and "security-team" in review["body"]  # the credential, named
+    # the credential, named on its line: an inline comment on the odd file name
+    assert review["event"] == "REQUEST_CHANGES" and "security-team" in review["comments"][0]["path"]
     assert posts(sandbox, 31)[-1] == "approval"
     step = next(c["body"] for c in sandbox.comments(REPO, 31) if "triage-lead:step:" in c["body"]
                 and "@acme/security-team look at" in c["body"])

@@ -500,3 +500,21 @@ async def test_build_app_under_test_server_and_deliveries(keys, session):
             await anon.post("/app-manifests/abc123/conversions", data=b"")
     finally:
         await server.close()
+
+
+async def test_a_review_comment_outside_the_diff_is_refused_as_github_does(sandbox, gh):
+    """GitHub takes a line comment only on a line inside the diff's hunks (the side named; RIGHT by default)."""
+    lines = [f"line {n}\n" for n in range(1, 21)]
+    sandbox.set_file(REPO, "a.txt", "".join(lines))
+    sandbox.set_file(REPO, "a.txt", "".join(lines[:9] + ["changed\n"] + lines[10:]), ref="topic")
+    pr = await gh.post(f"/repos/{REPO}/pulls", data={"title": "Topic", "head": "topic", "base": "main"})
+    url = f"/repos/{REPO}/pulls/{pr['number']}/reviews"
+    inside = [{"path": "a.txt", "line": 10, "side": "RIGHT", "body": "here"}, {"path": "a.txt", "line": 7, "body": "ctx"}]
+    review = await gh.post(url, data={"event": "COMMENT", "body": "two", "comments": inside})
+    assert review["state"] == "COMMENTED"
+    for wrong in ({"path": "a.txt", "line": 2, "body": "far"}, {"path": "b.txt", "line": 1, "body": "no file"},
+                  {"path": "a.txt", "line": 20, "side": "LEFT", "body": "not in the old side's hunk"}):
+        with pytest.raises(BadRequest) as refused:
+            await gh.post(url, data={"event": "COMMENT", "body": "one", "comments": [wrong]})
+        assert refused.value.status_code == 422
+    assert [w.kind for w in sandbox.writes] == ["pull", "review"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.store import Delivery, Posted, RunRecord, SQLiteStore, StepRecord
+from bot.store import Delivery, Posted, PullFindings, RunRecord, SQLiteStore, StepRecord
 from bot.store.migrations import MIGRATIONS
 
 
@@ -107,3 +107,15 @@ async def test_runs_steps_and_usage(store: Any) -> None:
 
 def _fields(run: RunRecord) -> dict[str, Any]:
     return {f: getattr(run, f) for f in run.__slots__}  # type: ignore[attr-defined]
+
+
+async def test_a_pull_requests_findings_are_kept_whole_per_pull_request(store: Any) -> None:
+    """Issue 17's converging reviews: the findings of one PR and the head they were judged at, replaced whole."""
+    assert await store.load_findings("o/r", 7) is None
+    first = {"a1": {"state": "open", "rule": "sql-injection"}, "b2": {"state": "open", "rule": "model:critical"}}
+    await store.save_findings(PullFindings(repo="o/r", number=7, sha="s1", findings=first))
+    await store.save_findings(PullFindings(repo="o/r", number=8, sha="t1", findings={}))
+    await store.save_findings(PullFindings(repo="o/r", number=7, sha="s2", findings={"a1": {"state": "fixed"}}))
+    assert await store.load_findings("o/r", 7) == PullFindings("o/r", 7, "s2", {"a1": {"state": "fixed"}})
+    assert await store.load_findings("o/r", 8) == PullFindings("o/r", 8, "t1", {})
+    assert await store.load_findings("o/other", 7) is None

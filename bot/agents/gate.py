@@ -50,6 +50,7 @@ class Finding:
     path: str | None = None
     line: int | None = None
     criterion: str = ""
+    rule: str = ""  # which check found it: part of its stable id across pushes (bot/core/findings.py)
 
     @property
     def where(self) -> str:
@@ -99,14 +100,15 @@ def _secrets(path: str, lines: list[tuple[int, str]], model_written: bool) -> It
         for name, pattern in TOKEN_PATTERNS:
             if pattern.search(text):
                 yield Finding("critical", f"exposed credential: {name} committed in the code",
-                              path, n, SECRETS_CRITERION)
+                              path, n, SECRETS_CRITERION, rule=f"credential:{name}")
         m = _GENERIC_SECRET.search(text)
         if m and not _PLACEHOLDER.search(m[1]) and not any(p.search(text) for _, p in TOKEN_PATTERNS):
             yield Finding("warning", "a hard-coded secret-like literal; read it from configuration instead",
-                          path, n, SECRETS_CRITERION)
+                          path, n, SECRETS_CRITERION, rule="secret-literal")
         if model_written and REDACTED in text:
             yield Finding("critical", "a credential was found in this change and redacted before review; "
-                          "the change must read it from configuration", path, n, SECRETS_CRITERION)
+                          "the change must read it from configuration", path, n, SECRETS_CRITERION,
+                          rule="redacted-credential")
 
 
 def secrets_in(path: str, text: str) -> list[Finding]:
@@ -140,16 +142,18 @@ def _injection(path: str, lines: list[tuple[int, str]]) -> Iterator[Finding]:
             sql_vars.add(m[1])
         if _sql_injection(text, formatted, sql_vars):
             yield Finding("critical", "SQL built by string formatting is passed to the database; "
-                          "use query parameters", path, n, INJECTION_CRITERION)
+                          "use query parameters", path, n, INJECTION_CRITERION, rule="sql-injection")
         if (m := _SHELL.search(text)) and not _LITERAL_ARG.match(m[1]):
             yield Finding("critical", "a shell command (shell=True) is built from non-literal input; "
-                          "pass an argument list without shell=True", path, n, INJECTION_CRITERION)
+                          "pass an argument list without shell=True", path, n, INJECTION_CRITERION,
+                          rule="shell-injection")
         if (m := _OS_SYSTEM.search(text)) and not _LITERAL_ARG.match(m[1]):
             yield Finding("critical", "os.system/os.popen runs a command built from non-literal input; "
-                          "use subprocess with an argument list", path, n, INJECTION_CRITERION)
+                          "use subprocess with an argument list", path, n, INJECTION_CRITERION,
+                          rule="os-command")
         if (m := _EVAL.search(text)) and not _LITERAL_ARG.match(m[1]):
             yield Finding("critical", "eval/exec on non-literal input can run attacker-supplied code",
-                          path, n, INJECTION_CRITERION)
+                          path, n, INJECTION_CRITERION, rule="eval")
 
 
 def is_test_path(path: str) -> bool:
@@ -166,7 +170,7 @@ def _tests(files: list[ChangedFile]) -> Iterator[Finding]:
     if code and not any(is_test_path(p) for p in touched):
         shown = ", ".join(code[:5]) + (f" and {len(code) - 5} more" if len(code) > 5 else "")
         yield Finding("critical", f"{TESTS_CRITERION}: source files change ({shown}) but no test file does",
-                      code[0], None, TESTS_CRITERION)
+                      code[0], None, TESTS_CRITERION, rule="missing-tests")
 
 
 def check(changes: list[dict] | None, patches: list[dict] | None) -> list[Finding]:

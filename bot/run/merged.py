@@ -1,4 +1,10 @@
-"""A merged pull request (issue 17, point 2): being built."""
+"""A merged pull request (issue 17, point 2): the findings of its review still open at the merge become tech-debt
+issues, one per finding, filed once (the same finding, by its stable id, is never filed twice in a repository).
+
+Only ``pull_request.closed`` with ``merged: true`` arrives here (bot/core/events.py ignores a pull request closed
+unmerged: its findings never reached the default branch). The findings are the store's (bot/run/pull_review.py
+keeps them per head); a pull request the bot never reviewed has none, and nothing is written.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,38 @@ import logging
 from gidgethub.abc import GitHubAPI
 
 from bot.core import events
+from bot.core import findings as F
+from bot.core.markers import marker
+from bot.github.writes import create_issue_once, digest
+from bot.run import pull_review
 from bot.run.runs import Deps
 
 log = logging.getLogger(__name__)
 
+MAX_DEBT = 10  # issues filed per merge: a runaway review cannot flood the tracker
+LABELS = ["tech-debt"]
+
+
+def debt_marker(repo: str, finding_id: str) -> str:
+    """A finding's tech-debt issue: by repository and finding id, whichever pull request left it open."""
+    return marker("finding-debt", digest(repo, finding_id))
+
 
 async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) -> None:
-    log.error("%s: merged, and open findings are not filed yet", event.thread)
+    kept = await deps.store.load_findings(event.repo, event.number)
+    still = [t for t in F.load(kept.findings).values() if t.state == F.OPEN] if kept else []
+    if not still:
+        log.info("%s: merged with no finding of its review open: nothing to file", event.thread)
+        return
+    still.sort(key=lambda t: (t.severity != "critical", t.source != F.CHECK, t.path or "", t.line or 0))
+    sha = event.merge_commit_sha or event.head_sha
+    filed: list[str] = []
+    for t in still[:MAX_DEBT]:
+        title, body = pull_review.debt_issue(t, event.number, sha)
+        posted, created = await create_issue_once(gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t.id),
+                                                  title=title, body=body, labels=LABELS, bot_login=deps.bot_login)
+        filed.append(f"#{posted.number}" + ("" if created else " (filed before)"))
+    log.info("%s: merged with %d finding(s) open: tech debt %s", event.thread, len(still), ", ".join(filed))
+    if len(still) > MAX_DEBT:  # said where operators look; the thread's verdict comment lists every one of them
+        log.error("%s: merged with %d findings open; only %d were filed as tech debt (the cap per merge)",
+                  event.thread, len(still), MAX_DEBT)

@@ -14,6 +14,13 @@ can require, so it must mean what a maintainer reads into it:
 
 Deciding is pure (:func:`decide`); :func:`post` does the writes, found again by their marker (a review by
 this App's login only) and by the check run's ``external_id`` (a check run by this App's id only).
+
+Reviews converge (issue 17, point 2): each finding has a stable id (bot/core/findings.py) and the pull request's
+findings are kept in the store with the head they were judged at. Each head's review (:func:`converged`) marks the
+earlier ones still open, fixed or gone and reports only the new ones: inline on their lines when the diff shows
+them, else in the review's body. Once the pull request has had a finding, one comment on the thread (the verdict
+across pushes) is edited in place, and each head's own review is short and points to it (a submitted review cannot
+change); until then the review is the whole verdict, which is short, and no comment is posted.
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from gidgethub import BadRequest
@@ -30,14 +38,18 @@ from gidgethub.abc import GitHubAPI
 
 from bot.agents import gate
 from bot.agents.gate import Finding
+from bot.core import findings as F
 from bot.core import render
 from bot.core.markers import marker, markers_in, with_marker
-from bot.github.writes import digest, is_own, is_own_marked
-from bot.store import Posted, Store
+from bot.core.texts import one_line  # the renderer's (bot/core/render.py re-exports it, outside its __all__)
+from bot.github.writes import digest, is_own, is_own_marked, upsert_comment
+from bot.store import Posted, PullFindings, Store
 
 log = logging.getLogger(__name__)
 CHECK = "triage-lead / code-review"
 MAX_WHOLE_FILES, MAX_WHOLE_BYTES = 20, 1_000_000  # files without a diff read whole, per head
+MAX_INLINE, MAX_LISTED = 20, 30  # review comments on lines per review (the rest in its body); findings per list
+ICONS = {"critical": "❌", "warning": "⚠️"}
 # What the deterministic checks look for, named in every verdict so nobody reads more into a pass than it holds.
 COVERED = ("exposed credentials (AWS, GitHub, Slack, Stripe, Google, Anthropic and OpenAI keys; private keys)",
            "hard-coded secret-like literals", "SQL built by string formatting and passed to the database",
@@ -53,7 +65,14 @@ class Verdict:
     event: str  # APPROVE | REQUEST_CHANGES | COMMENT
     conclusion: str  # success | failure | action_required
     title: str
-    body: str
+    body: str  # the whole verdict at this head: the check run's text, and folded in the thread comment
+    note: str = ""  # the review's text once the PR has findings; "" for a verdict kept before reviews converged
+    comments: list[dict[str, Any]] = field(default_factory=list)  # new findings on lines of the diff
+    thread: str = ""  # the thread comment: the pull request's findings across pushes, edited in place
+    findings: dict[str, Any] = field(default_factory=dict)  # every finding after this head, stored when posted
+
+    # Left out of a stored run while empty, so a verdict without findings is stored as before reviews converged.
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("note", "comments", "thread", "findings")
 
 
 def decide(sha: str, findings: list[Finding], review: dict[str, Any] | None, *, no_model: str = "",
@@ -85,6 +104,124 @@ def unchecked(pull: dict[str, Any], files: list[dict[str, Any]], unread: list[st
     what GitHub lists."""
     unlisted = int(pull.get("changed_files") or 0) - len(files)
     return unread + ([f"{unlisted} more file(s) GitHub did not list"] if unlisted > 0 else [])
+
+
+def seen(checks: list[Finding], review: dict[str, Any] | None) -> list[F.Seen]:
+    """This head's findings: the deterministic checks', then the model's critical findings and warnings (those the
+    gate merged into its review are the checks' own, not the model's)."""
+    out = [F.Seen(F.CHECK, f.rule or f.criterion, f.severity, f.text, f.path, f.line) for f in checks]
+    texts, spots = {f.item()["text"] for f in checks}, {(f.path, f.line) for f in checks if f.path}
+    for key, severity in (("critical", "critical"), ("warnings", "warning")):
+        for i in (review or {}).get(key) or []:
+            if not isinstance(i, dict) or not isinstance(i.get("text"), str) or i["text"] in texts:
+                continue
+            path = i["path"] if isinstance(i.get("path"), str) and i["path"] else None
+            line = i["line"] if type(i.get("line")) is int and i["line"] > 0 else None
+            if (path, line) not in spots:
+                out.append(F.Seen(F.MODEL, f"model:{severity}", severity, i["text"], path, line))
+    return out
+
+
+async def converged(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict, files: list[dict[str, Any]],
+                    checks: list[Finding], review: dict[str, Any] | None) -> Verdict:
+    """``verdict`` with the pull request's findings carried across from the last reviewed head: what the files
+    changed since that head (GitHub's compare) decides whether a model finding nobody repeated is fixed."""
+    before = await store.load_findings(repo, number)
+    earlier = F.load(before.findings) if before else {}
+    changed = await _changed_since(gh, repo, before.sha, verdict.sha) if before and earlier else None
+    code = F.hunks(files)
+    rnd = F.converge(earlier, F.identify(seen(checks, review), code), verdict.sha, changed=changed,
+                     paths={str(f.get("filename")) for f in files if f.get("status") != "removed"},
+                     model_ran=review is not None)
+    return with_round(verdict, rnd, code)
+
+
+async def _changed_since(gh: GitHubAPI, repo: str, base: str, head: str) -> set[str] | None:
+    """The files changed between two heads; None when GitHub cannot compare them (a force-push dropped one)."""
+    if base == head:
+        return set()
+    try:
+        diff = await gh.getitem(f"/repos/{repo}/compare/{base}...{head}")
+    except BadRequest as exc:
+        if exc.status_code not in (404, 422):
+            raise
+        return None
+    files = diff.get("files") or []
+    return {str(f[k]) for f in files for k in ("filename", "previous_filename") if f.get(k)}
+
+
+def with_round(verdict: Verdict, rnd: F.Round, code: dict[str, dict[int, str]]) -> Verdict:
+    """The verdict's review text, inline comments and thread comment for one head's round of findings. Only a new
+    finding is reported in the review: on its line when the diff shows that line (GitHub refuses any other with
+    422), else in the body."""
+    comments: list[dict[str, Any]] = []
+    outside: list[F.Tracked] = []
+    for t in (rnd.findings[fid] for fid in rnd.new):
+        if t.path and t.line in code.get(t.path, {}) and len(comments) < MAX_INLINE:
+            comments.append({"path": t.path, "line": t.line, "side": "RIGHT", "body": _inline(t)})
+        else:
+            outside.append(t)
+    counts = ", ".join(f"{len(ids)} {word}" for word, ids in (("new", rnd.new), ("still open", rnd.still_open),
+                       ("open again", rnd.reopened), ("fixed", rnd.fixed), ("gone", rnd.gone)) if ids)
+    note = [f"## triage-lead: {verdict.title}", "",
+            f"Findings at this head: {counts or 'none'}."]
+    if comments:
+        note.append(f"{len(comments)} new finding(s) are commented on their lines.")
+    if outside:
+        note += ["", "**New findings on lines the diff does not show**:", *_listed(outside, lambda _: "")]
+    note += ["", "The whole verdict (what the checks cover, the model's review) is the check run "
+                 f"{render.code_span(CHECK)}."]
+    return replace(verdict, note="\n".join(note), comments=comments, thread=_thread(verdict, rnd),
+                   findings={fid: t.as_dict() for fid, t in F.kept(rnd.findings).items()})
+
+
+def _spot(t: F.Tracked) -> str:
+    where = f"{t.path}:{t.line}" if t.path and t.line else t.path or ""
+    return f"{render.code_span(where, 300)}: " if where else ""  # a file name the PR's author chose: inert
+
+
+def _inline(t: F.Tracked) -> str:
+    by = "a deterministic check" if t.source == F.CHECK else "the model review"
+    return f"{ICONS.get(t.severity, '⚠️')} {one_line(t.text, 1_000)}\n\n(found by {by})"
+
+
+def _listed(items: list[F.Tracked], note: Callable[[F.Tracked], str]) -> list[str]:
+    """One line per finding (at most MAX_LISTED), its place and text inert, ``note(t)`` after it."""
+    lines = [f"- {ICONS.get(t.severity, '⚠️')} {_spot(t)}{one_line(t.text, 1_000)}{note(t)}"
+             for t in items[:MAX_LISTED]]
+    return lines + ([f"- and {len(items) - MAX_LISTED} more"] if len(items) > MAX_LISTED else [])
+
+
+def _thread(verdict: Verdict, rnd: F.Round) -> str:
+    """The thread's verdict comment: every finding of the pull request in its state at this head."""
+    by_state = {state: [t for t in rnd.findings.values() if t.state == state] for state in (F.OPEN, F.FIXED, F.GONE)}
+    new = set(rnd.new)
+    lines = [f"## triage-lead verdict on this pull request: {verdict.title}", "",
+             "Edited at each push (each head also gets its own review). A finding is reported once; those still "
+             "open when the pull request is merged are filed as tech-debt issues.", ""]
+    sections = ((F.OPEN, "Open", lambda t: " (new at this head)" if t.id in new else f" (since `{t.first_sha[:7]}`)"),
+                (F.FIXED, "Fixed", lambda t: f" (fixed at `{t.last_sha[:7]}`)"),
+                (F.GONE, "Gone: on files the pull request no longer changes", lambda t: ""))
+    for state, title, note in sections:
+        if by_state[state]:
+            lines += [f"**{title}** ({len(by_state[state])}):", *_listed(by_state[state], note), ""]
+    lines.append(f"<details><summary>The verdict at `{verdict.sha[:12]}`</summary>\n\n{verdict.body}\n\n</details>")
+    return render.clip("\n".join(lines))
+
+
+def debt_issue(t: F.Tracked, number: int, sha: str) -> tuple[str, str]:
+    """The tech-debt issue for a finding still open when its pull request was merged (its text and file untrusted)."""
+    by = f"the deterministic check {render.code_span(t.rule, 80)}" if t.source == F.CHECK else "the model review"
+    body = "\n".join([f"triage-lead's review of #{number} found this, and it was still open when the pull request "
+                      f"was merged (at `{sha[:12]}`):", "", *_listed([t], lambda _: ""), "",
+                      f"Found by {by}; first reported at `{t.first_sha[:12]}`, last seen at `{t.last_sha[:12]}`."])
+    return render.tech_debt_issue({"title": f"Tech debt: {one_line(t.text, 150)}", "body": body},
+                                  run_link=f"#{number}", step_title="the review")
+
+
+def thread_marker(repo: str, number: int) -> str:
+    """The pull request's one verdict comment on its thread, edited at each head."""
+    return marker("pr-verdict", digest(repo, str(number)))
 
 
 async def without_diff(gh: GitHubAPI, repo: str, files: list[dict[str, Any]],
@@ -166,9 +303,17 @@ async def post(gh: GitHubAPI, store: Store, *, repo: str, number: int, verdict: 
     if await store.find_posted(mark) is None:
         if bot_login is None:  # GET /app failing: the App's own check run names it, so its review is still found
             bot_login = await _login_of_app(gh, repo, check, known)
+        body = verdict.body
+        if verdict.note:  # the findings across pushes: stored, then the review
+            await store.save_findings(PullFindings(repo=repo, number=number, sha=verdict.sha, findings=verdict.findings))
+        if verdict.note and verdict.findings:  # once the PR has had a finding: the thread comment, and a short review
+            thread = await upsert_comment(gh, store, repo=repo, number=number, mark=thread_marker(repo, number),
+                                          body=verdict.thread, bot_login=bot_login)
+            body = f"{verdict.note}\n\nEvery finding of this pull request, in its state across pushes: " + (
+                thread.url or "triage-lead's verdict comment on this pull request") + "."
         review = await _own_reviews(gh, repo, number, verdict.sha, bot_login, mark)
         if review is None:
-            review = await _review(gh, repo, number, verdict.sha, with_marker(verdict.body, mark), verdict.event)
+            review = await _review(gh, repo, number, verdict.sha, (body, mark), verdict.event, verdict.comments)
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="review", github_id=review["id"],
                                            number=number))
 
@@ -231,12 +376,24 @@ async def _check_exists(gh: GitHubAPI, repo: str, sha: str, app_id: int | None) 
                  and (c.get("app") or {}).get("id") == app_id), None)
 
 
-async def _review(gh: GitHubAPI, repo: str, number: int, sha: str, body: str, event: str) -> dict[str, Any]:
+async def _review(gh: GitHubAPI, repo: str, number: int, sha: str, text: tuple[str, str], event: str,
+                  comments: list[dict[str, Any]]) -> dict[str, Any]:
+    """The review (``text``: its body and marker). GitHub refuses APPROVE and REQUEST_CHANGES on the App's own pull
+    request, and a line comment on a line outside the diff (the diff may have moved under it): 422 either way, and
+    one retry says it all as a COMMENT review with the line comments in its body (the check run keeps the verdict).
+    """
+    body, mark = text
+    data = {"commit_id": sha, "body": with_marker(body, mark), "event": event}
     try:
-        return await gh.post(f"/repos/{repo}/pulls/{number}/reviews", data={"commit_id": sha, "body": body,
-                                                                            "event": event})
-    except BadRequest as exc:  # GitHub refuses APPROVE/REQUEST_CHANGES on the App's own pull request
-        if exc.status_code != 422 or event == "COMMENT":
+        return await gh.post(f"/repos/{repo}/pulls/{number}/reviews", data=data | ({"comments": comments} if comments
+                                                                                 else {}))
+    except BadRequest as exc:
+        if exc.status_code != 422 or (event == "COMMENT" and not comments):
             raise
-        return await gh.post(f"/repos/{repo}/pulls/{number}/reviews", data={"commit_id": sha, "body": body,
-                                                                            "event": "COMMENT"})
+    if comments:
+        log.warning("%s#%s: GitHub refused the review at %s; its line comments go in its body", repo, number, sha[:7])
+        listed = [f"- {render.code_span(str(c['path']) + ':' + str(c['line']), 300)}: {c['body'].splitlines()[0]}"
+                  for c in comments]
+        body = "\n".join([body, "", "**New findings on their lines**:", *listed])
+    return await gh.post(f"/repos/{repo}/pulls/{number}/reviews", data=data | {"body": with_marker(body, mark),
+                                                                             "event": "COMMENT"})

@@ -290,7 +290,10 @@ def _fields(value: Any) -> Any:
 def _dump(value: Any) -> Any:
     """Records as plain JSON-able data (dicts, lists, strings, numbers, None)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # A record's OPTIONAL_KEYS are left out while empty: as in every record stored before they were kept.
+        optional = getattr(value, "OPTIONAL_KEYS", ())
+        return {f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name not in optional or getattr(value, f.name)}
     if isinstance(value, dict):
         return {k: _dump(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

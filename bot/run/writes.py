@@ -225,8 +225,9 @@ class Writes:
             return None  # the model may have read the newer head's diff
         if review is not None and found:
             review = gate.apply_gate(review, found)  # the model's runtime saw the diffs only
-        return pull_review.decide(sha, findings, review, no_model=why,
-                                  unchecked=pull_review.unchecked(pull, files, unread))
+        verdict = pull_review.decide(sha, findings, review, no_model=why,
+                                     unchecked=pull_review.unchecked(pull, files, unread))
+        return await pull_review.converged(self.gh, self.store, reader.repo, number, verdict, files, findings, review)
 
     async def _moved(self, state: RunState, reader: RepoReader, number: int, sha: str) -> bool:
         now = str((await reader.pull(number))["head"]["sha"])

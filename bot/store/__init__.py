@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.store.base import Delivery, Job, JobInfo, Posted, RunRecord, StepRecord, Store, StoreUnavailable
+from bot.store.base import Delivery, Job, JobInfo, Posted, PullFindings, RunRecord, StepRecord, Store, StoreUnavailable
 from bot.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from bot.store.postgres import PostgresStore
 
-__all__ = ["Delivery", "Job", "JobInfo", "Posted", "RunRecord", "StepRecord", "Store", "StoreUnavailable", "SQLiteStore",
-           "PostgresStore", "open_store"]
+__all__ = ["Delivery", "Job", "JobInfo", "Posted", "PullFindings", "RunRecord", "StepRecord", "Store", "StoreUnavailable",
+           "SQLiteStore", "PostgresStore", "open_store"]
 
 
 def __getattr__(name: str) -> object:

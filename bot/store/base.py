@@ -67,6 +67,26 @@ class Posted:
 
 
 @dataclass(frozen=True, slots=True)
+class PullFindings:
+    """A pull request's findings as last reviewed (issue 17's converging reviews): the head they were judged at
+    and each finding by its stable id, as bot/core/findings.py writes it."""
+
+    repo: str
+    number: int
+    sha: str
+    findings: dict[str, dict[str, Any]]
+
+    @classmethod
+    def from_row(cls, repo: str, number: int, row: Any) -> PullFindings | None:
+        """A ``pull_findings`` row (either database's); None for no row, or findings that are not an object."""
+        found = _json_object(row["findings"]) if row is not None else None
+        if row is None or found is None:
+            return None
+        return cls(repo=repo, number=number, sha=row["sha"],
+                   findings={str(k): v for k, v in found.items() if isinstance(v, dict)})
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """A workflow run as stored: indexed columns plus the engine's own serialised state."""
 
@@ -195,6 +215,9 @@ class Store(Protocol):
     async def release_redelivery(self, guid: str) -> None: ...
     async def save_config(self, repo: str, source: str, text: str) -> None: ...
     async def last_config(self, repo: str) -> tuple[str, str] | None: ...
+    # A pull request's findings (bot/core/findings.py), replaced whole; None when it has none recorded.
+    async def save_findings(self, found: PullFindings) -> None: ...
+    async def load_findings(self, repo: str, number: int) -> PullFindings | None: ...
     # Shared limits (all workers, one database). A window counter: take_slots records one event under every
     # (key, limit, window_seconds) at `now` and returns 0.0 if each key had fewer than `limit` events in the
     # last `window_seconds`; otherwise records nothing and returns the seconds until all would fit.

@@ -205,4 +205,17 @@ MIGRATIONS: list[str | RowMigration] = [
     # 9: each step's provenance (issue 17): the agent, its tier and model id, hashes of its prompt and of the
     # team's rules, and the head it read, as JSON; NULL for steps recorded before.
     "ALTER TABLE steps ADD COLUMN provenance TEXT",
+    # 10: converging reviews (issue 17): each pull request's findings as last reviewed, one JSON object by finding
+    # id, with the head SHA they were judged at; read and written whole by the one job a pull request has at a
+    # time, so the findings and their head never disagree.
+    """
+    CREATE TABLE pull_findings (
+        repo TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        sha TEXT NOT NULL,
+        findings TEXT NOT NULL,
+        saved_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (repo, number)
+    );
+    """,
 ]

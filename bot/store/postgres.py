@@ -4,6 +4,9 @@ Several processes (``serve`` and any number of ``worker``) share one database, s
 migrated under an advisory lock, and a delivery, our job row and its procrastinate job are written in
 one transaction: after the webhook's 2xx nothing can be lost, and a rollback enqueues nothing. The job
 queue's methods are in bot/store/postgres_jobs.py.
+
+Long because each of the store's writes is one transaction, with its statements beside the others it runs with,
+mirroring the SQLite store (bot/store/sqlite.py) method for method.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, RunRecord, StepRecord, StoreUnavailable
+from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, PullFindings, RunRecord, StepRecord, StoreUnavailable
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.postgres_jobs import QUEUE, TASK, PostgresJobs
@@ -327,6 +330,16 @@ class PostgresStore(PostgresJobs):
     async def last_config(self, repo: str) -> tuple[str, str] | None:
         row = await self._one("SELECT source, text FROM repo_configs WHERE repo = %s", (repo,))
         return (row["source"], row["text"]) if row else None
+
+    async def save_findings(self, found: PullFindings) -> None:
+        await self._exec(
+            "INSERT INTO pull_findings (repo, number, sha, findings, saved_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT"
+            " (repo, number) DO UPDATE SET sha = excluded.sha, findings = excluded.findings, saved_at = excluded.saved_at",
+            (found.repo, found.number, found.sha, json.dumps(found.findings), time.time()))
+
+    async def load_findings(self, repo: str, number: int) -> PullFindings | None:
+        row = await self._one("SELECT sha, findings FROM pull_findings WHERE repo = %s AND number = %s", (repo, number))
+        return PullFindings.from_row(repo, number, row)
 
     async def forget_posted(self, marker: str) -> None:
         """The bot deleted what it had posted under ``marker``."""

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, RunRecord, StepRecord, StoreUnavailable
+from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, PullFindings, RunRecord, StepRecord, StoreUnavailable
 from bot.store.intake import HOOK_BUDGET
 from bot.store.limits import Cap, Limit, fits, window_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
@@ -403,6 +403,17 @@ class SQLiteStore(SQLiteJobs):
         row = await self._run(lambda db: db.execute(
             "SELECT source, text FROM repo_configs WHERE repo = ?", (repo,)).fetchone())
         return (row["source"], row["text"]) if row else None
+
+    async def save_findings(self, found: PullFindings) -> None:
+        await self._run(lambda db: db.execute(
+            "INSERT INTO pull_findings (repo, number, sha, findings, saved_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT"
+            " (repo, number) DO UPDATE SET sha = excluded.sha, findings = excluded.findings, saved_at = excluded.saved_at",
+            (found.repo, found.number, found.sha, json.dumps(found.findings), time.time())))
+
+    async def load_findings(self, repo: str, number: int) -> PullFindings | None:
+        row = await self._run(lambda db: db.execute(
+            "SELECT sha, findings FROM pull_findings WHERE repo = ? AND number = ?", (repo, number)).fetchone())
+        return PullFindings.from_row(repo, number, row)
 
     async def forget_posted(self, marker: str) -> None:
         """The bot deleted what it had posted under ``marker``."""

@@ -79,11 +79,23 @@ class PullRoutes(IssueRoutes):
         if event in ("APPROVE", "REQUEST_CHANGES") and issue["user"]["login"].lower() == self.bot_login.lower():
             verb = "approve" if event == "APPROVE" else "request changes on"
             raise ApiError(422, "Unprocessable Entity", [f"Review Can not {verb} your own pull request"])
+        self._check_review_lines(repo, issue, b.get("comments") or [])
         review = self._add_review(issue, self.bot_login, None, body=b.get("body") or "", state=states[event],
                                   association="NONE", submitted=bool(event), commit_id=b.get("commit_id"),
                                   comments=b.get("comments") or [])
         self._write("review", repo, issue["number"], b | {"id": review["id"]})
         return review
+
+    def _check_review_lines(self, repo: Any, issue: dict, comments: list) -> None:
+        """GitHub's 422 for a line comment outside the diff (its words): only lines inside the hunks of the pull
+        request's diff, on the side named (RIGHT unless said), take a review comment."""
+        sides = self.diff_sides(repo, issue)
+        for c in comments:
+            if c.get("path") not in sides:
+                raise ApiError(422, "Unprocessable Entity", ["Path could not be resolved"])
+            if c.get("line") is not None and c["line"] not in sides[c["path"]][c.get("side") or "RIGHT"]:
+                raise ApiError(422, "Unprocessable Entity", ["Pull request review thread line must be part of the diff "
+                                                             "and Pull request review thread diff hunk can't be blank"])
 
     def h_dismiss_review(self, rq: web.Request) -> Any:
         """Only an APPROVED or CHANGES_REQUESTED review can be dismissed, with a message, as on GitHub."""

@@ -3,10 +3,14 @@ fork heads, the pull request's JSON shape and files, and reviews left by others.
 
 from __future__ import annotations
 
+import re
+
 from .apps import AppsState
 from .base import WEB, Repo, git_sha, iso, node_id
 from .contents import ContentsState, apply_patch, patch_status
 from .issues import IssuesState
+
+_HUNK = re.compile(r"@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
 class PullsState(IssuesState, AppsState, ContentsState):
@@ -101,6 +105,28 @@ class PullsState(IssuesState, AppsState, ContentsState):
             return p["files"]
         head = self.pull_head_sha(issue)
         return self.diff_files(repo, self.merge_base(p["base_sha"], head), head)
+
+    def diff_sides(self, repo: Repo, issue: dict) -> dict[str, dict[str, set[int]]]:
+        """Where a review comment may sit, as GitHub allows it: by file, the lines of each side (RIGHT: added and
+        context lines of the new file; LEFT: removed and context lines of the old) inside the diff's hunks."""
+        out: dict[str, dict[str, set[int]]] = {}
+        for f in self.pull_files(repo, issue):
+            sides = out[f["filename"]] = {"LEFT": set(), "RIGHT": set()}
+            old = new = 0
+            for raw in (f.get("patch") or "").splitlines():
+                if m := _HUNK.match(raw):
+                    old, new = int(m[1]), int(m[2])
+                elif raw.startswith("-") and old:
+                    sides["LEFT"].add(old)
+                    old += 1
+                elif raw.startswith("+") and new:
+                    sides["RIGHT"].add(new)
+                    new += 1
+                elif not raw.startswith("\\") and new:
+                    sides["LEFT"].add(old)
+                    sides["RIGHT"].add(new)
+                    old, new = old + 1, new + 1
+        return out
 
     def add_review(self, full_name: str, number: int, body: str, *, user: str = "octocat", user_type: str = "User",
                    state: str = "COMMENTED") -> dict:
