@@ -37,7 +37,10 @@ class Box:
     action: str  # approve | cancel | retry
     target: str  # a run's id, or "job-N" for a failed job
     arg: str = ""  # approve: an escalation's option number, or "budget"
-    head: str = ""  # approve of a run waiting for approval: the commit the approval is for
+    # approve of a run waiting for approval: the commit the approval is for; of an escalation's option: which
+    # escalation of the run it is (how many were decided before it, in hex; none for the first), so an option
+    # ticked twice, or from a page left open, never picks an option of a later escalation
+    head: str = ""
 
     @property
     def key(self) -> str:
@@ -68,6 +71,7 @@ class RunLine:
     head: str = ""  # the commit an approval would be for
     options: tuple[str, ...] = ()  # an escalation's options, in order (``/approve N`` picks N)
     issue: str = ""  # what the escalation is about
+    decided: int = 0  # how many escalations of the run were decided before this one (its boxes name it)
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,9 @@ def ticks(before: str | None, after: str) -> list[Box]:
 
 def _prose(text: str, limit: int) -> str:
     """Untrusted prose (an option, an escalation's reason) on one line, with no HTML of its own: nothing in it
-    can open a comment that hides the line's box id or another line."""
-    return one_line(text, limit).replace("<", "&lt;")
+    can open a comment that hides the line's box id or another line, and no control or invisible character (a
+    right-to-left override would draw the words after it backwards, over the box's own text)."""
+    return one_line("".join(c if c.isprintable() else " " for c in text), limit).replace("<", "&lt;")
 
 
 def _where(number: int | None) -> str:
@@ -116,13 +121,21 @@ def _run_boxes(run: RunLine) -> list[tuple[Box, str]]:
         head = f" at {code_span(run.head[:7], 20)}" if run.head else ""
         boxes_ = [(Box("approve", run.run_id, head=run.head), f"**Approve** the change{head}")]
     elif run.state == "escalated":
-        boxes_ = [(Box("approve", run.run_id, arg=str(n)), f"**Option {n}:** {_prose(title, 200)}")
+        which = f"{run.decided:x}" if run.decided else ""
+        boxes_ = [(Box("approve", run.run_id, arg=str(n), head=which), f"**Option {n}:** {_prose(title, 200)}")
                   for n, title in enumerate(run.options[:9], 1)]
     elif run.state == "budget":
         boxes_ = [(Box("approve", run.run_id, arg="budget"), "**Approve the budget** (within the operator's ceilings)")]
     else:
         boxes_ = []
     return [*boxes_, (Box("cancel", run.run_id), "**Cancel** this run")]
+
+
+def offered(run: RunLine) -> set[str]:
+    """The ids of the boxes the dashboard shows for ``run`` as it stands: a tick acts only on one of these, so a box
+    shown for another state of the run (an option of an escalation since decided, an approval since given, a
+    budget wait since lifted) or written in by hand (an approval without its commit) does nothing."""
+    return {box.key for box, _ in _run_boxes(run)}
 
 
 def _run_head(run: RunLine, not_author: bool) -> str:
@@ -171,7 +184,16 @@ def render(board: Board, ticked: Collection[str] = ()) -> str:
         out.append(_checkbox(box, "**Retry** the thread's failed work", ticked))
     if not board.failed:
         out.append("_None._")
-    return clip("\n".join(out), 60_000)
+    return _cut("\n".join(out), 60_000)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` at a line's end, never inside a line: half a box line would leave its id's HTML
+    comment (or a title's code span) open, hiding or swallowing what follows, the dashboard's marker included."""
+    if len(text) <= limit:
+        return text
+    note = "\n\n_…cut: more than GitHub shows in one issue; the rest is listed once these are done._"
+    return clip(text[:max(0, text.rfind("\n", 0, limit - len(note)))] + note, limit)
 
 
 def refused(login: str, role: str) -> str:
@@ -179,6 +201,15 @@ def refused(login: str, role: str) -> str:
     return (f"{code_span(login, 60)}: ticking a box on this dashboard needs write, maintain or admin access to this "
             f"repository (yours is {code_span(role, 20)}), so I've unticked it and done nothing. `/status` and "
             "`/help` on a thread are open to everyone.")
+
+
+def gone(box: Box, run: RunLine) -> str:
+    """Why a box was not applied: the run does not offer it now (it was for another state of the run, or someone
+    wrote it in)."""
+    what = {"approve": "an approval" if not box.arg else "a budget approval" if box.arg == "budget"
+            else f"option {box.arg} of an escalation"}.get(box.action, box.action)
+    return (f"That box ({what}) is no longer one the dashboard offers for this run (it is {code_span(run.state, 20)} "
+            "now), so it was not applied. Tick a box the dashboard shows now if it still stands.")
 
 
 def stale(box: Box, head: str | None) -> str:

@@ -179,7 +179,7 @@ def _run_line(record: RunRecord, catalog: Catalog) -> D.RunLine:
                      at_work=tuple((title(s), agent(s)) for s in run.running()),
                      waiting=next((title(s) for s, st in run.steps.items() if st.status == "waiting"), ""),
                      head=run.head_sha or "", options=tuple(str(o.get("title", "")) for o in options),
-                     issue=str(run.escalation["issue"]) if run.escalation else "")
+                     issue=str(run.escalation["issue"]) if run.escalation else "", decided=len(run.decisions))
 
 
 def _in_repo(thread: str, repo: str) -> bool:
@@ -276,9 +276,11 @@ async def _apply(gh: GitHubAPI, deps: Deps, job: Job, box: D.Box, repo: str, act
     if box.job is None:
         if record is None or record.id != box.target:
             return f"The run that box was for has ended; {commands.Parsed(box.action).line} did nothing."
-        head = RunState.open(record).run.head_sha if unreadable(record) is None else None
-        if box.head and box.head != head:
-            return D.stale(box, head)
+        if box.action == "approve":  # only a box the dashboard offers for the run as it stands now
+            line = _run_line(record, deps.catalog)
+            if box.key not in D.offered(line):
+                moved = not box.arg and box.head and line.state == "waiting" and line.head != box.head
+                return D.stale(box, line.head) if moved else D.gone(box, line)
     origin = Origin(repo=repo, thread=thread, number=_number(thread), is_pull_request=is_pull, actor=actor,
                     delivery_id=job.delivery_id, written_at=job.payload.get("written_at"),
                     acted=marker("acted", repo, "box", digest(job.delivery_id)), ack=_nothing,
