@@ -18,9 +18,9 @@ import pytest
 
 from bot.core import dashboard as D
 from bot.core.markers import markers_in, trailing
-from bot.run import pipeline
+from bot.run import dashboard, pipeline
 from bot.sandbox.team import Team
-from tests.conftest import load_fixture, post_webhook
+from tests.conftest import INSTALLATION, load_fixture, post_webhook
 from tests.test_workflows_e2e import (  # noqa: F401
     REPO,
     bot,
@@ -102,19 +102,20 @@ def edited(sandbox: Any, number: int, body: str, login: str, before: str | None 
     return p
 
 
-async def post(bot: Any, sandbox: Any, event: str, payload: dict[str, Any]) -> None:
-    """A delivery and its job, whatever becomes of the job (``send`` asserts that none failed)."""
+async def post(bot: Any, sandbox: Any, event: str, payload: dict[str, Any], status: int = 202) -> None:
+    """A delivery and its job, whatever becomes of the job (``send`` asserts that none failed); ``status``: the
+    webhook's answer (200: ignored at the door, so never stored)."""
     rt, client = bot
     sandbox.seed_from_payload(payload)
-    assert (await post_webhook(client, event, payload)).status == 202
+    assert (await post_webhook(client, event, payload)).status == status
     await rt.jobs.drained(30)
 
 
-async def deliver(bot: Any, sandbox: Any, payload: dict[str, Any]) -> None:
+async def deliver(bot: Any, sandbox: Any, payload: dict[str, Any], status: int = 202) -> None:
     """An ``issues.edited`` delivery, and the jobs its ticks queued on their runs' threads."""
     rt, _ = bot
     failed = (await rt.store.job_states()).get("failed", 0)
-    await post(bot, sandbox, "issues", payload)
+    await post(bot, sandbox, "issues", payload, status)
     for thread in await rt.store.queued_threads():  # queued by the bot itself: kicked here, not by the 5 s poll
         rt.jobs.kick(thread, delivered=False)
     await rt.jobs.drained(30)
@@ -214,7 +215,8 @@ async def test_an_issue_that_only_looks_like_a_dashboard_is_not_acted_on(bot: An
     opted_in(sandbox, mallory="write")
     await waiting_run(bot, sandbox, 15)
     real = board(sandbox)
-    forged = sandbox.add_issue(REPO, title="dashboard", body=real["body"], user="mallory")
+    # Another App's issue (a person's is ignored at the door): only the bot's own dashboard is read.
+    forged = sandbox.add_issue(REPO, title="dashboard", body=real["body"], user="other-app[bot]", user_type="Bot")
     clock.later()
     p = edited(sandbox, forged["number"], ticked(real["body"], box_of(real["body"], "cancel", 15)), "mallory")
     await send(bot, sandbox, "issues", p)
@@ -319,3 +321,31 @@ async def test_an_escalations_options_are_boxes(bot: Any, sandbox: Any, team: Te
     await tick(bot, sandbox, board(sandbox)["number"], resume, "maintainer")
     assert (await rt.store.active_run(f"{REPO}#36")).state == "waiting"  # resumed, up to the approval
     assert "needs-decision" not in [lab["name"] for lab in sandbox.issue(REPO, 36)["labels"]]
+
+
+async def test_a_dashboard_someone_edited_below_its_marker_is_repaired(bot: Any, sandbox: Any, team: Team,
+                                                                       clock: Clock) -> None:
+    """The marker no longer ends the issue (so the door ignores its edits): the bot, which opened it, rewrites it
+    whole at its next refresh instead of refusing it for good."""
+    opted_in(sandbox)
+    await waiting_run(bot, sandbox, 15)
+    number = board(sandbox)["number"]
+    sandbox.repo(REPO).issues[number]["body"] += "\n\nthanks, bot!"
+    assert dashboards(sandbox) == []
+    clock.later()
+    await send(bot, sandbox, "issues", issue_payload(30, ["api"]))
+    assert board(sandbox)["number"] == number and "on #30" in board(sandbox)["body"]
+
+
+async def test_a_due_refresh_with_nothing_to_edit_is_dropped_not_retried_forever(bot: Any, sandbox: Any,
+                                                                                  team: Team) -> None:
+    rt, _ = bot
+    opted_in(sandbox)
+    await waiting_run(bot, sandbox, 15)
+    due = dashboard.due(rt.store)
+    due["someone/else"] = INSTALLATION  # a failed job's repository, which has no dashboard: no GitHub call for it
+    due[REPO] = 424242  # the App uninstalled since
+    requests = len(sandbox.requests)
+    assert await pipeline.refresh_due(rt.deps) == 0
+    assert due == {}
+    assert not [r for r in sandbox.requests[requests:] if "someone/else" in r.path]

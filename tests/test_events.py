@@ -125,6 +125,7 @@ def test_a_time_that_is_not_one_is_unknown_not_a_refusal(value: Any) -> None:
 def _edited(body: str | None, before: str | None = "old") -> dict[str, Any]:
     p = copy.deepcopy(load_fixture("issues.opened.json")) | {"action": "edited"}
     p["issue"]["body"] = body
+    p["issue"]["user"] |= {"login": "triage-lead[bot]", "type": "Bot"}
     if before is not None:
         p["changes"] = {"body": {"from": before}}
     return p
@@ -136,7 +137,10 @@ def test_only_an_issue_ending_with_the_dashboards_marker_is_a_dashboard_edit() -
     mark = "<!-- triage-lead:dashboard:Codertocat/Hello-World -->"
     e = events.parse("issues", _edited(f"- [x] approve\n\n{mark}\n"), "d1")
     assert isinstance(e, events.DashboardEdit) and e.previous_body == "old" and e.number == 1
-    assert e.author.login == "Codertocat" and e.thread == "Codertocat/Hello-World#1"
+    assert e.author.login == "triage-lead[bot]" and e.thread == "Codertocat/Hello-World#1"
+    by_a_person = _edited(f"- [x] approve\n\n{mark}\n")
+    by_a_person["issue"]["user"] |= {"login": "mallory", "type": "User"}
+    assert isinstance(events.parse("issues", by_a_person, "d5"), events.Ignored)  # not stored: a flood costs nothing
     assert isinstance(events.parse("issues", _edited(f"{mark}\n- [x] quoted, not the end"), "d2"), events.Ignored)
     assert isinstance(events.parse("issues", _edited(None), "d3"), events.Ignored)
     title_only = events.parse("issues", _edited(f"text\n{mark}", before=None), "d4")

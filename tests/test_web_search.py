@@ -39,8 +39,6 @@ async def started(start: Start, env: dict[str, str], **overrides: Any) -> tuple[
     operator = settings_module.load(env, require_app=False)
     rt, client = await start(web_search=operator.web_search, web_searches_per_run=operator.web_searches_per_run,
                              **overrides)
-    # What bot/run/runs.py hands the agent runtime from the settings: AgentRuntime(web_searches=web_search_cap).
-    rt.deps.agent_options["web_searches"] = rt.settings.web_search_cap
     return rt, client
 
 

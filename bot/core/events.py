@@ -346,6 +346,8 @@ def _dashboard_edit(event: str, action: str, p: Mapping[str, Any], delivery_id: 
     body = _get(p, "issue.body", str, optional=True) or ""
     if not (trailing(body) or "").startswith("dashboard"):
         return Ignored("issues.edited of an issue that is not a dashboard")
+    if _get(p, "issue.user.type", str, optional=True) != "Bot":  # anyone can end their own issue with the marker
+        return Ignored("issues.edited of an issue with a dashboard's marker that no App opened")
     return DashboardEdit(**_base(event, action, p, delivery_id), number=_get(p, "issue.number", int), body=body,
                          previous_body=_get(p, "changes.body.from", str, optional=True),
                          author=_actor(p, "issue.user"))

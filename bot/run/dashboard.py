@@ -28,8 +28,9 @@ from bot.core import dashboard as D
 from bot.core.catalog import Catalog
 from bot.core.config import RepoConfig
 from bot.core.markers import marker, trailing, with_marker
+from bot.github.client import Uninstalled
 from bot.github.pacing import replying
-from bot.github.writes import create_issue_once, digest, is_own, is_own_marked, upsert_comment
+from bot.github.writes import create_issue_once, digest, is_own, upsert_comment
 from bot.run.comments import Origin, apply_command
 from bot.run.lockdown import config_of, role_of
 from bot.run.replies import repository_hour
@@ -98,7 +99,14 @@ async def refresh_due(deps: Deps) -> int:
     made = 0
     for repo, installation_id in list(due(deps.store).items()):
         try:
+            last = await deps.store.last_config(repo)  # a failed job's repository may have no dashboard at all
+            if last is None or not _wants_dashboard(last[1], frozenset(deps.catalog.workflows)):
+                due(deps.store).pop(repo, None)
+                continue
             made += await refresh(await deps.github.installation(installation_id), deps, repo, installation_id)
+        except Uninstalled:  # nothing to edit there any more: not an error every pass, forever
+            due(deps.store).pop(repo, None)
+            log.info("%s: the App is no longer installed; its dashboard is not refreshed", repo)
         except Exception:
             log.exception("%s: the dashboard could not be refreshed; the next pass tries again", repo)
     return made
@@ -115,7 +123,7 @@ def job_failed(job: Job, store: Store) -> None:
 
 async def _write(gh: GitHubAPI, deps: Deps, repo: str) -> None:
     """Open the dashboard (once: found again by its marker) or edit it, keeping the ticks not yet acted on."""
-    mark, key = mark_of(repo), f"dashboard:{repo}"
+    mark = mark_of(repo)
     view = await deps.view(gh, repo, await _branch(gh, repo))
     if not view.config.dashboard:  # turned off since (or never on: a failed job's repository): left as it is
         log.info("%s: the config has no dashboard: none opened or edited", repo)
@@ -136,8 +144,10 @@ async def _write(gh: GitHubAPI, deps: Deps, repo: str) -> None:
         await deps.store.forget_posted(mark)  # deleted (or transferred): the next refresh opens a new one
         log.warning("%s: dashboard #%s is gone; a new one is opened next time", repo, posted.number)
         return
-    if not is_own_marked(issue, key, deps.bot_login):
-        log.error("%s: #%s is recorded as the dashboard but is not the bot's own dashboard; not edited", repo,
+    # The number is the bot's own record: its author is checked, not its text, so an edit that left the marker
+    # off the end (which also hides the issue's edits from the door) is repaired by this rewrite.
+    if not is_own(issue.get("user"), deps.bot_login):
+        log.error("%s: #%s is recorded as the dashboard but the bot did not open it; not edited", repo,
                   posted.number)
         return
     current = str(issue.get("body") or "")

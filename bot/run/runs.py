@@ -79,7 +79,8 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState, signal: engin
     agents = AgentRuntime(gh=gh, anthropic=deps.anthropic,
                           models=ModelMap(dict(deps.settings.model_overrides)).with_overrides(cfg.models),
                           budget=budget, concurrency=deps.model_slots, secrets=secrets,
-                          hosts=deps.settings.allowed_link_hosts, overviews=deps.overviews, **deps.agent_options)
+                          hosts=deps.settings.allowed_link_hosts, overviews=deps.overviews,
+                          **{"web_searches": deps.settings.web_search_cap, **deps.agent_options})
     return Executor(gh=gh, store=deps.store, catalog=view.catalog, agents=agents, bot_login=deps.bot_login,
                     max_comments=deps.settings.max_comments_per_run, max_issues=deps.settings.max_issues_per_run,
                     config=cfg, metrics=deps.metrics, app_id=deps.settings.app_id)
