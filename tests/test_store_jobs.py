@@ -29,6 +29,8 @@ async def test_failed_jobs_are_listed_requeued_once_or_dismissed(store: Any) -> 
     listed = await store.failed_jobs("o/r#1")
     assert [i.job.id for i in listed] == [second.id, first.id] and listed[0].job.payload == {"n": 2}
     assert await store.failed_jobs("o/r#9") == []
+    assert [i.job.id for i in await store.failed_jobs(repo="o/r")] == [second.id, first.id]  # the repository's
+    assert await store.failed_jobs(repo="o/_") == [] and await store.failed_jobs(repo="o/r#") == []  # no wildcard
     assert await store.requeue_failed(first.id) and not await store.requeue_failed(first.id)
     info = await store.job_info(first.id)
     assert info.state == "queued" and info.job.attempts == 0

@@ -168,7 +168,7 @@ async def _branch(gh: GitHubAPI, repo: str) -> str:
 async def _board(deps: Deps, repo: str, catalog: Catalog, cfg: RepoConfig) -> D.Board:
     runs = tuple(_run_line(record, catalog) for record in await deps.store.active_runs(repo))
     failed = tuple(D.FailedLine(info.job.id, _number(info.job.thread), info.job.event, info.error or "")
-                   for info in await deps.store.failed_jobs(limit=100) if _in_repo(info.job.thread, repo))
+                   for info in await deps.store.failed_jobs(limit=100, repo=repo) if _in_repo(info.job.thread, repo))
     return D.Board(runs=runs, failed=failed, not_author=cfg.approval_not_author)
 
 

@@ -319,11 +319,15 @@ class PostgresJobs:
         row = await self._one(self._INFO + " WHERE j.id = %s", (job_id,))
         return job_info(row) if row else None
 
-    async def failed_jobs(self, thread: str | None = None, limit: int = 100) -> list[JobInfo]:
-        """Failed jobs, newest first (of one thread, if given)."""
+    async def failed_jobs(self, thread: str | None = None, limit: int = 100, *,
+                          repo: str | None = None) -> list[JobInfo]:
+        """Failed jobs, newest first (of one thread, or of one repository's threads, if given)."""
         if thread:
             rows = await self._all(self._INFO + " WHERE j.state = 'failed' AND j.thread = %s ORDER BY j.id DESC LIMIT %s",
                                    (thread, limit))
+        elif repo:  # not LIKE: "_" in a repository's name is a wildcard there
+            rows = await self._all(self._INFO + " WHERE j.state = 'failed' AND (j.thread = %s OR substr(j.thread, 1, %s)"
+                                   " = %s) ORDER BY j.id DESC LIMIT %s", (repo, len(repo) + 1, repo + "#", limit))
         else:
             rows = await self._all(self._INFO + " WHERE j.state = 'failed' ORDER BY j.id DESC LIMIT %s", (limit,))
         return [job_info(r) for r in rows]

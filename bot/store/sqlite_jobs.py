@@ -183,10 +183,15 @@ class SQLiteJobs:
         row = await self._run_hook(lambda db: db.execute(self._INFO + " WHERE j.id = ?", (job_id,)).fetchone())
         return job_info(row) if row else None
 
-    async def failed_jobs(self, thread: str | None = None, limit: int = 100) -> list[JobInfo]:
-        """Failed jobs, newest first (of one thread, if given)."""
-        where, args = (("WHERE j.state = 'failed' AND j.thread = ?", (thread,)) if thread
-                       else ("WHERE j.state = 'failed'", ()))
+    async def failed_jobs(self, thread: str | None = None, limit: int = 100, *,
+                          repo: str | None = None) -> list[JobInfo]:
+        """Failed jobs, newest first (of one thread, or of one repository's threads, if given)."""
+        args: list[object]
+        where, args = "WHERE j.state = 'failed'", []
+        if thread:
+            where, args = where + " AND j.thread = ?", [thread]
+        elif repo:  # not LIKE: "_" in a repository's name is a wildcard there
+            where, args = where + " AND (j.thread = ? OR substr(j.thread, 1, ?) = ?)", [repo, len(repo) + 1, repo + "#"]
         rows = await self._run(lambda db: db.execute(
             self._INFO + f" {where} ORDER BY j.id DESC LIMIT ?", (*args, limit)).fetchall())
         return [job_info(r) for r in rows]
