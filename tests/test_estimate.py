@@ -224,3 +224,22 @@ async def test_a_runs_status_comment_says_what_it_will_cost_before_the_first_ste
     found = re.search(r"\*\*Cost:\*\* about \$(\d+\.\d\d) \(estimate\), each rejection adds about \$(\d+\.\d\d)\.",
                       status)
     assert found and float(found.group(1)) > 0 and float(found.group(2)) > 0, status[:600]
+
+
+def test_web_searches_are_in_the_estimate_only_where_an_agent_may_search() -> None:
+    """With the operator's web search on, a workflow with search-specialist is estimated with its whole cap of
+    searches (as the budgets reserve them): their price and their results' tokens; other workflows unchanged."""
+    from bot.agents import models, sizing
+    from bot.agents.request import RepoContext
+    from bot.core.catalog import load_catalog
+
+    catalog = load_catalog()
+    ctx = RepoContext(repo="o/r", number=1, is_pull_request=False, head_sha=None, default_branch="main",
+                      title="Integrate the Stripe API", body="")
+    research = next(wf for wf in catalog.workflows.values() if any(s.agent == "search-specialist" for s in wf.steps))
+    other = next(wf for wf in catalog.workflows.values() if all(s.agent != "search-specialist" for s in wf.steps))
+    for wf, searched in ((research, True), (other, False)):
+        off = sizing.estimate(wf, catalog.agents, "o/r", None, ctx)
+        on = sizing.estimate(wf, catalog.agents, "o/r", None, ctx, web_searches=5)
+        assert (on.cost_usd - off.cost_usd >= 5 * models.WEB_SEARCH_USD) is searched
+        assert (on.tokens.total - off.tokens.total >= 5 * models.SEARCH_RESULT_TOKENS) is searched

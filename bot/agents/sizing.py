@@ -6,12 +6,14 @@ what runs really cost."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from bot.agents import models, prompts
 from bot.agents.request import RepoContext, RepoOverview
+from bot.agents.runner import WEB_SEARCH_AGENTS
 from bot.agents.schemas import KINDS, result_schema
 from bot.agents.tools import DEFINITIONS
 from bot.core import estimate as E
@@ -36,6 +38,17 @@ def sizes(repo: str, overview: RepoOverview | None, ctx: RepoContext) -> E.Sizes
 
 
 def estimate(wf: Workflow, agents: Mapping[str, Agent], repo: str, overview: RepoOverview | None,
-             ctx: RepoContext) -> E.Estimate:
-    return E.estimate(wf, agents, sizes(repo, overview, ctx),
-                      E.Pricing(models.DEFAULT_PRICES, models.CACHE_WRITE_FACTOR, models.CACHE_READ_FACTOR))
+             ctx: RepoContext, *, web_searches: int = 0) -> E.Estimate:
+    """``web_searches``: the run's cap on web searches (0: off); a workflow with a step of an agent that may
+    search is taken to make them all, as the budgets reserve them (bot/agents/runner.py)."""
+    est = E.estimate(wf, agents, sizes(repo, overview, ctx),
+                     E.Pricing(models.DEFAULT_PRICES, models.CACHE_WRITE_FACTOR, models.CACHE_READ_FACTOR))
+    tiers = [agents[s.agent].model for s in wf.steps if s.agent in WEB_SEARCH_AGENTS and s.agent in agents]
+    if web_searches <= 0 or not tiers:
+        return est
+    price = models.DEFAULT_PRICES.get(tiers[0], models.DEFAULT_PRICES["sonnet"]).input
+    counted = web_searches * (models.ModelMap({}).search_tokens(tiers[0]) + models.SEARCH_RESULT_TOKENS)
+    usd = web_searches * (models.WEB_SEARCH_USD + models.SEARCH_RESULT_TOKENS * price / 1_000_000)
+    return dataclasses.replace(est, tokens=est.tokens + E.Tokens(input=counted), cost_usd=round(est.cost_usd + usd, 6),
+                               assumptions=(*est.assumptions, f"{web_searches} web searches, each with about "
+                                            f"{models.SEARCH_RESULT_TOKENS:,} tokens of results"))

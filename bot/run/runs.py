@@ -142,7 +142,8 @@ async def _estimate(gh: GitHubAPI, deps: Deps, wf: Workflow, view: RepoView, ctx
     if deps.anthropic is None:
         return None
     overview = await deps.overviews.get(RepoReader(gh, ctx.repo), head, ctx.branch) if deps.overviews else None
-    return sizing.estimate(wf, view.catalog.agents, ctx.repo, overview, ctx.for_agents(head))
+    return sizing.estimate(wf, view.catalog.agents, ctx.repo, overview, ctx.for_agents(head),
+                           web_searches=deps.settings.web_search_cap)
 
 
 async def _start(gh: GitHubAPI, deps: Deps, state: RunState, view: RepoView, cost: Estimate | None) -> engine.Start:
