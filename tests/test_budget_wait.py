@@ -95,7 +95,7 @@ async def test_the_operators_ceiling_still_stops_an_approved_run(
     rt, client = await start(run_token_budget=9_000)
     status = await waits(rt, client, sandbox, fake, 61)
     assert "this run's token budget (the operator's ceiling) has left: 9,000 tokens" in status
-    assert "even approved it stops where they are reached" in status
+    assert "no approval lifts them" in status and "it stops where they are reached" in status
     sandbox.set_permission(REPO, "maintainer", "write")
     await deliver(rt, client, sandbox, "issue_comment", comment_payload(61, "/approve budget", comment_id=6101))
     answer = next(c["body"] for c in sandbox.comments(REPO, 61) if "lets this run go on" in c["body"])

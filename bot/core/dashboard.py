@@ -149,7 +149,7 @@ def _run_head(run: RunLine, not_author: bool) -> str:
     if run.state == "escalated":
         return f"- {name}: waits for a decision: {_prose(run.issue, 300)}"
     if run.state == "budget":
-        return f"- {name}: its estimated cost exceeds what is left of the budget; a maintainer may let it go on"
+        return f"- {name}: its estimated cost exceeds what is left of the budget; someone with write access may let it go on"
     work = ", ".join(f"{code_span(agent, 60)} on {_prose(step, 100)}" for step, agent in run.at_work)
     return f"- {name}: {_prose(run.state, 30)}" + (f"; at work: {work}" if work else "")
 

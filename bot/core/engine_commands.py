@@ -50,9 +50,9 @@ def command(run: Run, wf: Workflow, cmd: Command, actions: list[Action]) -> None
     elif _for_budget(cmd):  # before the other approvals: `/approve budget` never approves a change or an option
         _approve_budget(run, wf, cmd, actions)
     elif run.state == BUDGET:  # nothing but `/approve budget` starts it (an escalation's "resume" would not ask)
-        actions.append(Reply(f"This run has not started: {_short(run)}. A maintainer's `/approve budget` lets it go "
-                             f"on (the operator's ceilings still apply), or `/cancel` ends it; `/{cmd.name}` "
-                             "changes nothing."))
+        actions.append(Reply(f"This run has not started: {_short(run)}. `/approve budget` from someone with write "
+                             "access lets it go on (the operator's ceilings still apply), or `/cancel` ends it; "
+                             f"`/{cmd.name}` changes nothing."))
     elif cmd.name == "escalate":
         if run.state == ESCALATED:
             actions.append(Reply("This run is already waiting for a decision."))

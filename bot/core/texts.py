@@ -85,13 +85,13 @@ def budget_wait(short: Mapping[str, Any], names: Mapping[str, str]) -> str:
     """Why a run waits in its budget state and what lets it go on (``short``: the engine's BudgetShort)."""
     whose = "set by this repository's config" if short["by_repo"] else "the operator's ceiling"
     text = (f"This run has not started: its estimate of {short['estimate']:,} tokens is more than "
-            f"{names.get(short['budget'], 'its token budget')} ({whose}) has left: {short['left']:,} tokens. A "
-            "maintainer can comment `/approve budget` to let it go on past this repository's own limits; the "
-            "operator's ceilings still apply")
-    if short["estimate"] > short["operator_left"]:
-        text += (f", and they leave {short['operator_left']:,} tokens, so even approved it stops where they are "
-                 "reached")
-    return text
+            f"{names.get(short['budget'], 'its token budget')} ({whose}) has left: {short['left']:,} tokens. ")
+    if short["estimate"] > short["operator_left"]:  # no approval gets it past: say what approving does then
+        return text + (f"The operator's ceilings leave {short['operator_left']:,} tokens, and no approval lifts "
+                       "them: someone with write access can comment `/approve budget` to start it anyway, and it "
+                       "stops where they are reached, or `/cancel` to end it")
+    return text + ("Someone with write access can comment `/approve budget` to let it go on past this repository's "
+                   "own limits; the operator's ceilings still apply")
 
 
 def help_text() -> str:
