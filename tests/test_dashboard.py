@@ -349,3 +349,25 @@ async def test_a_due_refresh_with_nothing_to_edit_is_dropped_not_retried_forever
     assert await pipeline.refresh_due(rt.deps) == 0
     assert due == {}
     assert not [r for r in sandbox.requests[requests:] if "someone/else" in r.path]
+
+
+async def test_a_box_from_an_old_page_never_acts_on_a_newer_run_of_its_thread(bot: Any, sandbox: Any, team: Team,
+                                                                               clock: Clock) -> None:
+    """A box names its run: after /cancel and a new run on the same thread, a Cancel ticked on a page left open
+    from before is not applied to the new run."""
+    rt, _ = bot
+    opted_in(sandbox, maintainer="write")
+    await waiting_run(bot, sandbox, 15)
+    dash = board(sandbox)
+    page, cancel = dash["body"], box_of(dash["body"], "cancel", 15)
+    clock.later()
+    await send(bot, sandbox, "issue_comment", comment_payload(15, "/cancel", comment_id=8801))
+    assert await rt.store.active_run(f"{REPO}#15") is None
+    clock.later()
+    await send(bot, sandbox, "issues", issue_payload(15, ["api"], title="Add an @octocat endpoint") | {"action": "reopened"})
+    newer = await rt.store.active_run(f"{REPO}#15")
+    assert newer is not None and newer.state == "waiting"
+    clock.later()
+    await deliver(bot, sandbox, edited(sandbox, dash["number"], ticked(page, cancel), "maintainer", before=page))
+    assert (await rt.store.active_run(f"{REPO}#15")).id == newer.id  # still waiting, not cancelled
+    assert (await rt.store.active_run(f"{REPO}#15")).state == "waiting"
