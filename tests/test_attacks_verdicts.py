@@ -416,7 +416,8 @@ async def test_a_refused_review_never_turns_into_a_pass_and_the_check_still_fail
     await send_pull(bot, sandbox, payload)
     events = [w.data["event"] for w in sandbox.writes if w.kind == "review"]
     assert "APPROVE" not in events and ("success", head) not in checks(sandbox)
-    assert events == ["COMMENT"][:2 - refusals]  # once refused: said as a comment review
+    # once refused: the same event with its line comments in the body; twice: a comment review
+    assert events == [["REQUEST_CHANGES"], ["COMMENT"]][refusals - 1]
     assert checks(sandbox) == [("failure", head)]
 
 

@@ -90,7 +90,7 @@ def test_a_whole_files_text_is_checked_for_credentials_only() -> None:
     # For a file GitHub sends without a diff: every line counts, and "[redacted]" is a person's text, not ours.
     assert secrets_in("config/app.yml", f"a: 1\nkey: {KEY}\nnote: [redacted]\nrun: exec(payload)\n") == [
         Finding("critical", "exposed credential: AWS access key id committed in the code", "config/app.yml", 2,
-                SECRETS_CRITERION)]
+                SECRETS_CRITERION, rule="credential:AWS access key id")]
 
 
 # ---- changes and patches without the usual fields ------------------------------------------------------------

@@ -168,7 +168,10 @@ def _tests(files: list[ChangedFile]) -> Iterator[Finding]:
     touched = [p for p, lines, _ in files if lines]
     code = [p for p in touched if is_code_path(p) and not is_test_path(p)]
     if code and not any(is_test_path(p) for p in touched):
-        shown = ", ".join(code[:5]) + (f" and {len(code) - 5} more" if len(code) > 5 else "")
+        # A file name is the PR author's: its control and format characters out (a right-to-left override
+        # would show it as another name), in this text that is posted as prose and filed as an issue title.
+        shown = ", ".join("".join(c for c in p if c.isprintable()) for p in code[:5]) + (
+            f" and {len(code) - 5} more" if len(code) > 5 else "")
         yield Finding("critical", f"{TESTS_CRITERION}: source files change ({shown}) but no test file does",
                       code[0], None, TESTS_CRITERION, rule="missing-tests")
 

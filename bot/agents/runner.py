@@ -286,7 +286,9 @@ def cited_sources(content: list[dict[str, Any]]) -> dict[str, str]:
     for c in cites:
         url, title = c.get("url"), c.get("title")
         if isinstance(url, str) and len(url) <= 2000 and _URL.fullmatch(url):
-            found.setdefault(url, " ".join(str(title or url).split())[:SOURCE_TITLE_CHARS])
+            # Control and format characters out (a right-to-left override would dress one link up as another).
+            shown = "".join(c if c.isprintable() else " " for c in str(title or url))
+            found.setdefault(url, " ".join(shown.split())[:SOURCE_TITLE_CHARS])
     return found
 
 

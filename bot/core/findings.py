@@ -6,7 +6,8 @@ collapsed), never the line number: a push that moves the code moves the finding 
 itself, not the lines around it: the lines next to a finding are the ones a push most often edits, and an id
 that changed with them would report the same finding twice. Two findings of one rule on the same code in one
 file are told apart by their order. A model cites lines loosely and may word a finding anew each time, so its
-findings are also matched to earlier ones by rule and location (same file, a few lines apart).
+findings are also matched to earlier ones by rule and location (same file, a few lines apart); a model finding
+without a line has no location, and its id holds its text instead (else any two would be one).
 
 After a push each earlier open finding is *still open* (found again, or a model finding on code nobody
 touched since the last reviewed head: a model's silence is no fix), *fixed* (not found again though its file
@@ -25,7 +26,8 @@ from typing import Any
 OPEN, FIXED, GONE = "open", "fixed", "gone"
 CHECK, MODEL = "check", "model"  # a deterministic check's finding, or the model review's
 NEAR = 3  # lines a model finding may move between heads and still be the one reported before
-KEEP = 300  # findings kept per pull request (open ones always)
+KEEP = 300  # findings kept per pull request (open ones always, up to KEEP_OPEN)
+KEEP_OPEN = 1_000  # open findings kept per pull request: a runaway review's record stays bounded
 _HUNK = re.compile(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
@@ -108,7 +110,7 @@ def identify(seen: Iterable[Seen], code: Mapping[str, Mapping[int, str]]) -> lis
                  else "")
         key = ((s.source, s.rule, s.path or "", where) if s.line is not None
                else (s.source, s.rule) if s.source == CHECK  # of the whole pull request (no test changed)
-               else (s.source, s.rule, s.path or ""))
+               else (s.source, s.rule, s.path or "", normalise(s.text)))  # no line to tell two apart: the text
         n = counts[key] = counts.get(key, 0) + 1
         out.append((hashlib.sha256("\x00".join([*key, str(n)]).encode()).hexdigest()[:16], s))
     return out
@@ -132,10 +134,12 @@ class Round:
 
 
 def _earlier_model(earlier: Mapping[str, Tracked], s: Seen, taken: set[str]) -> Tracked | None:
-    """The earlier model finding ``s`` is, by rule and location: same file, at most NEAR lines apart."""
+    """The earlier model finding ``s`` is, by rule and location: same file, at most NEAR lines apart. One without a
+    line has no location to match by (any two on a file would be one): only its id, its text, finds it again."""
+    if s.line is None:
+        return None
     return next((t for t in earlier.values() if t.source == MODEL and t.id not in taken and t.rule == s.rule
-                 and t.path == s.path and (t.line is None) == (s.line is None)
-                 and abs((t.line or 0) - (s.line or 0)) <= NEAR), None)
+                 and t.path == s.path and t.line is not None and abs(t.line - s.line) <= NEAR), None)
 
 
 def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: str, *, paths: set[str],
@@ -173,12 +177,15 @@ def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: s
     return rnd
 
 
-def kept(findings: Mapping[str, Tracked], most: int = KEEP) -> dict[str, Tracked]:
-    """What a pull request keeps of its findings: every open one, and the latest closed ones up to ``most`` in all
-    (a runaway review cannot grow the record without end; a closed finding forgotten would be new if it came back)."""
+def kept(findings: Mapping[str, Tracked], most: int = KEEP, most_open: int = KEEP_OPEN) -> dict[str, Tracked]:
+    """What a pull request keeps of its findings: every open one (up to ``most_open``, critical first), and the
+    latest closed ones up to ``most`` in all. A runaway review (thousands of flagged lines) cannot grow the record
+    without end; a finding forgotten would be new if it came back, which only such a review can make happen."""
+    opened = sorted((fid for fid, t in findings.items() if t.state == OPEN),
+                    key=lambda fid: findings[fid].severity != "critical")[:most_open]
     closed = [fid for fid, t in findings.items() if t.state != OPEN]
-    drop = set(closed[:max(0, len(findings) - most)])
-    return {fid: t for fid, t in findings.items() if fid not in drop}
+    keep = {*opened, *closed[len(closed) - (most - len(opened)):]} if most > len(opened) else set(opened)
+    return {fid: t for fid, t in findings.items() if fid in keep}
 
 
 def load(stored: Mapping[str, Any]) -> dict[str, Tracked]:

@@ -25,9 +25,13 @@ MAX_DEBT = 10  # issues filed per merge: a runaway review cannot flood the track
 LABELS = ["tech-debt"]
 
 
-def debt_marker(repo: str, finding_id: str) -> str:
-    """A finding's tech-debt issue: by repository and finding id, whichever pull request left it open."""
-    return marker("finding-debt", digest(repo, finding_id))
+def debt_marker(repo: str, t: F.Tracked) -> str:
+    """A finding's tech-debt issue: by repository and finding id, whichever pull request left it open. An id
+    leaves a finding's text out; where it names no line of code (no test changed, a model finding without a place
+    or off the diff) it is the same for unrelated findings of two pull requests, so there the text is part of
+    the key: one pull request's debt must never pass for filed by another's."""
+    anchored = t.source == F.CHECK and t.path is not None and t.line is not None
+    return marker("finding-debt", digest(repo, t.id) if anchored else digest(repo, t.id, F.normalise(t.text)))
 
 
 async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) -> None:
@@ -41,7 +45,7 @@ async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) ->
     filed: list[str] = []
     for t in still[:MAX_DEBT]:
         title, body = pull_review.debt_issue(t, event.number, sha)
-        posted, created = await create_issue_once(gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t.id),
+        posted, created = await create_issue_once(gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t),
                                                   title=title, body=body, labels=LABELS, bot_login=deps.bot_login)
         filed.append(f"#{posted.number}" + ("" if created else " (filed before)"))
     log.info("%s: merged with %d finding(s) open: tech debt %s", event.thread, len(still), ", ".join(filed))

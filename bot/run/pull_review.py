@@ -152,23 +152,23 @@ async def _changed_since(gh: GitHubAPI, repo: str, base: str, head: str) -> set[
 
 def with_round(verdict: Verdict, rnd: F.Round, code: dict[str, dict[int, str]]) -> Verdict:
     """The verdict's review text, inline comments and thread comment for one head's round of findings. Only a new
-    finding is reported in the review: on its line when the diff shows that line (GitHub refuses any other with
-    422), else in the body."""
+    finding, or one found again after it was fixed (a credential put back is named again, not only counted), is
+    reported in the review: on its line when the diff shows that line (else GitHub's 422), else in the body."""
     comments: list[dict[str, Any]] = []
     outside: list[F.Tracked] = []
-    for t in (rnd.findings[fid] for fid in rnd.new):
+    _again = {fid: " (found again after it was fixed)" for fid in rnd.reopened}.get
+    for t in (rnd.findings[fid] for fid in [*rnd.new, *rnd.reopened]):
         if t.path and t.line in code.get(t.path, {}) and len(comments) < MAX_INLINE:
-            comments.append({"path": t.path, "line": t.line, "side": "RIGHT", "body": _inline(t)})
+            comments.append({"path": t.path, "line": t.line, "side": "RIGHT", "body": _inline(t) + _again(t.id, "")})
         else:
             outside.append(t)
     counts = ", ".join(f"{len(ids)} {word}" for word, ids in (("new", rnd.new), ("still open", rnd.still_open),
                        ("open again", rnd.reopened), ("fixed", rnd.fixed), ("gone", rnd.gone)) if ids)
-    note = [f"## triage-lead: {verdict.title}", "",
-            f"Findings at this head: {counts or 'none'}."]
+    note = [f"## triage-lead: {verdict.title}", "", f"Findings at this head: {counts or 'none'}."]
     if comments:
         note.append(f"{len(comments)} new finding(s) are commented on their lines.")
     if outside:
-        note += ["", "**New findings on lines the diff does not show**:", *_listed(outside, lambda _: "")]
+        note += ["", "**New findings on lines the diff does not show**:", *_listed(outside, lambda t: _again(t.id, ""))]
     note += ["", "The whole verdict (what the checks cover, the model's review) is the check run "
                  f"{render.code_span(CHECK)}."]
     return replace(verdict, note="\n".join(note), comments=comments, thread=_thread(verdict, rnd),
@@ -378,22 +378,23 @@ async def _check_exists(gh: GitHubAPI, repo: str, sha: str, app_id: int | None) 
 
 async def _review(gh: GitHubAPI, repo: str, number: int, sha: str, text: tuple[str, str], event: str,
                   comments: list[dict[str, Any]]) -> dict[str, Any]:
-    """The review (``text``: its body and marker). GitHub refuses APPROVE and REQUEST_CHANGES on the App's own pull
-    request, and a line comment on a line outside the diff (the diff may have moved under it): 422 either way, and
-    one retry says it all as a COMMENT review with the line comments in its body (the check run keeps the verdict).
-    """
+    """The review (``text``: its body and marker). 422 refuses a line comment off the diff (moved under it) and an
+    approval or change request on the App's own pull request: then the line comments go in the body, same event (a
+    refused comment must not make a change request a mere comment), then a COMMENT review (the check keeps it)."""
     body, mark = text
-    data = {"commit_id": sha, "body": with_marker(body, mark), "event": event}
-    try:
-        return await gh.post(f"/repos/{repo}/pulls/{number}/reviews", data=data | ({"comments": comments} if comments
-                                                                                 else {}))
-    except BadRequest as exc:
-        if exc.status_code != 422 or (event == "COMMENT" and not comments):
-            raise
     if comments:
-        log.warning("%s#%s: GitHub refused the review at %s; its line comments go in its body", repo, number, sha[:7])
-        listed = [f"- {render.code_span(str(c['path']) + ':' + str(c['line']), 300)}: {c['body'].splitlines()[0]}"
-                  for c in comments]
-        body = "\n".join([body, "", "**New findings on their lines**:", *listed])
-    return await gh.post(f"/repos/{repo}/pulls/{number}/reviews", data=data | {"body": with_marker(body, mark),
-                                                                             "event": "COMMENT"})
+        body = "\n".join([body, "", "**New findings on their lines**:", *(
+            f"- {render.code_span(str(c['path']) + ':' + str(c['line']), 300)}: {c['body'].splitlines()[0]}"
+            for c in comments)])
+    data = {"commit_id": sha, "body": with_marker(body, mark), "event": event}
+    tries = [data | {"body": with_marker(text[0], mark), "comments": comments}] * bool(comments) + [data] + (
+        [data | {"event": "COMMENT"}] if event != "COMMENT" else [])
+    for attempt in tries[:-1]:
+        try:
+            return await gh.post(f"/repos/{repo}/pulls/{number}/reviews", data=attempt)
+        except BadRequest as exc:
+            if exc.status_code != 422:
+                raise
+            log.warning("%s#%s: GitHub refused the review at %s (%s%s): tried again", repo, number, sha[:7],
+                        attempt["event"], " with line comments" if "comments" in attempt else "")
+    return await gh.post(f"/repos/{repo}/pulls/{number}/reviews", data=tries[-1])
