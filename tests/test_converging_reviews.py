@@ -188,3 +188,22 @@ def test_a_pull_request_keeps_every_open_finding_and_the_latest_closed_ones() ->
                                one(6, F.FIXED)]}
     assert list(F.kept(found, most=4)) == ["f2", "f4", "f5", "f6"]
     assert list(F.kept(found, most=1)) == ["f2", "f5"]
+
+
+def test_a_finding_in_a_file_nobody_looked_at_is_never_fixed_or_gone() -> None:
+    """A credential found at one head, in a file the checks could not read at the next (no diff, too large to
+    read whole) or that GitHub did not list (more files than it lists), stays open: not found is not fixed."""
+    from bot.core import findings as F
+
+    key = F.Seen(F.CHECK, "credential:AWS access key id", "critical", "exposed credential", "config/app.yml", 2)
+    first = F.converge({}, F.identify([key], {"config/app.yml": {2: "key: AKIA..."}}), "a" * 40,
+                       paths={"config/app.yml"}, changed=None, model_ran=True)
+    [fid] = first.new
+    unread = F.converge(first.findings, [], "b" * 40, paths={"config/app.yml"}, changed=None, model_ran=True,
+                        unread=frozenset({"config/app.yml"}))
+    assert unread.still_open == [fid] and unread.findings[fid].state == F.OPEN
+    unlisted = F.converge(first.findings, [], "b" * 40, paths={"other.py"}, changed=None, model_ran=True,
+                          listed_all=False)
+    assert unlisted.still_open == [fid] and unlisted.findings[fid].state == F.OPEN
+    read = F.converge(first.findings, [], "b" * 40, paths={"config/app.yml"}, changed=None, model_ran=True)
+    assert read.fixed == [fid]  # read, and no longer there: fixed

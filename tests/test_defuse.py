@@ -339,3 +339,13 @@ def test_any_unicode_text_comes_out_inert(text: str) -> None:
 def test_a_long_hostile_body_comes_out_inert(text: str) -> None:
     """Texts shaped to make a parser backtrack (each once took seconds to minutes here): still defused."""
     safe(text)
+
+
+def test_bidirectional_overrides_are_shown_by_name_never_applied() -> None:
+    """Trojan Source: an override in a file name, a title or a quoted line would make it read as something else.
+    Every post shows it by name instead (right-to-left text itself is left alone)."""
+    text = "evil\u202eexe.txt and \u2066hidden\u2069 beside שלום"
+    out = defuse(text, hosts=frozenset())
+    assert not any(c in out for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert "[U+202E]" in out and "[U+2066]" in out and "שלום" in out
+    assert defuse(out, hosts=frozenset()) == out  # idempotent

@@ -30,6 +30,9 @@ ZWSP = "\u200b"  # invisible, yet it breaks every pattern below (no renderer or 
 IMAGE_REMOVED = "(image removed)"
 _WINDOW = 2_000  # how far the link parser looks for a title's end or a link text's opening bracket
 _MANY = 1_000  # inline links read one by one in a text; past that, none is kept
+# Bidirectional overrides and isolates reorder what a reader sees ("Trojan Source"): shown by name, never applied,
+# so a file name, a title or a quoted line cannot read as something else (and a diff's hidden one stays visible).
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def defuse(text: str, *, hosts: frozenset[str], keep: Collection[str] = (), code: bool = True) -> str:
@@ -39,6 +42,7 @@ def defuse(text: str, *, hosts: frozenset[str], keep: Collection[str] = (), code
     ``Closes #N`` line). ``code=False``: fences are not trusted either (model output writes its own).
     Idempotent: each pass only adds defusing, and the passes run until one changes nothing."""
     kept = frozenset(k.strip() for k in keep)
+    text = _BIDI.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
     for _ in range(8):
         out = _pass(text, hosts, kept, code)
         if out == text:

@@ -143,11 +143,14 @@ def _earlier_model(earlier: Mapping[str, Tracked], s: Seen, taken: set[str]) -> 
 
 
 def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: str, *, paths: set[str],
-             changed: set[str] | None, model_ran: bool) -> Round:
+             changed: set[str] | None, model_ran: bool, unread: frozenset[str] = frozenset(),
+             listed_all: bool = True) -> Round:
     """The findings after the review at ``sha``. ``now``: this review's findings with their ids (:func:`identify`);
     ``paths``: the files the pull request changes at ``sha``; ``changed``: the files changed since the last
     reviewed head (None when GitHub could not say: then every file counts as changed); ``model_ran``: whether a
-    model reviewed this head (if not, its earlier findings stay as they were: nobody judged them)."""
+    model reviewed this head (if not, its earlier findings stay as they were: nobody judged them); ``unread``: files
+    the checks could not read at ``sha``, and ``listed_all``: whether GitHub listed every file of the pull request.
+    A finding in a file nobody looked at stays open: "not found" is not "not there"."""
     out, taken = dict(earlier), set[str]()
     rnd = Round(sha=sha, findings=out)
     for fid, s in now:
@@ -165,8 +168,10 @@ def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: s
     for t in earlier.values():
         if t.state != OPEN or t.id in taken:
             continue
-        if t.source == MODEL and (not model_ran or (t.path and changed is not None and t.path not in changed
-                                                    and t.path in paths)):
+        if t.path and (t.path in unread or (not listed_all and t.path not in paths)):
+            rnd.still_open.append(t.id)  # its file was not read at this head, or not listed: nobody looked
+        elif t.source == MODEL and (not model_ran or (t.path and changed is not None and t.path not in changed
+                                                      and t.path in paths)):
             rnd.still_open.append(t.id)  # unjudged, or on code nobody touched since: the model's silence is no fix
         elif t.path and t.line is not None and t.path not in paths:
             rnd.gone.append(t.id)

@@ -123,7 +123,7 @@ def seen(checks: list[Finding], review: dict[str, Any] | None) -> list[F.Seen]:
 
 
 async def converged(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict, files: list[dict[str, Any]],
-                    checks: list[Finding], review: dict[str, Any] | None) -> Verdict:
+                    checks: list[Finding], review: dict[str, Any] | None, unread: list[str], listed_all: bool) -> Verdict:
     """``verdict`` with the pull request's findings carried across from the last reviewed head: what the files
     changed since that head (GitHub's compare) decides whether a model finding nobody repeated is fixed."""
     before = await store.load_findings(repo, number)
@@ -132,7 +132,7 @@ async def converged(gh: GitHubAPI, store: Store, repo: str, number: int, verdict
     code = F.hunks(files)
     rnd = F.converge(earlier, F.identify(seen(checks, review), code), verdict.sha, changed=changed,
                      paths={str(f.get("filename")) for f in files if f.get("status") != "removed"},
-                     model_ran=review is not None)
+                     model_ran=review is not None, unread=frozenset(unread), listed_all=listed_all)
     return with_round(verdict, rnd, code)
 
 

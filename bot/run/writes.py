@@ -227,7 +227,8 @@ class Writes:
             review = gate.apply_gate(review, found)  # the model's runtime saw the diffs only
         verdict = pull_review.decide(sha, findings, review, no_model=why,
                                      unchecked=pull_review.unchecked(pull, files, unread))
-        return await pull_review.converged(self.gh, self.store, reader.repo, number, verdict, files, findings, review)
+        return await pull_review.converged(self.gh, self.store, reader.repo, number, verdict, files, findings, review,
+                                           unread, int(pull.get("changed_files") or 0) <= len(files))
 
     async def _moved(self, state: RunState, reader: RepoReader, number: int, sha: str) -> bool:
         now = str((await reader.pull(number))["head"]["sha"])
