@@ -345,6 +345,20 @@ async def test_web_searches_count_every_step_of_the_run_against_its_cap(fake: Fa
     assert await budget.ledger.spent("searches:run:run-1") == 3
 
 
+async def test_searches_of_attempts_that_timed_out_count_as_made_by_each(fake: FakeAnthropic, claude, gh,
+                                                                         sandbox) -> None:
+    """A call that timed out may have been served all the same, searches included: each such attempt counts the
+    searches it was allowed against the run's cap, so retries cannot search past it unseen."""
+    sandbox.add_issue(REPO, title="Integrate the payments API", body="")
+    fake.delay = 0.5
+    budget = Budget(run_id="run-2")
+    outcome = await make_runtime(gh, claude, budget=budget, web_searches=3, call_timeout=0.1, attempts=2).run(
+        researcher())
+    assert outcome.result is None and len(fake.requests) == 2
+    assert [[t.get("max_uses") for t in web_tools(r)] for r in fake.requests] == [[3], [3]]
+    assert await budget.ledger.spent("searches:run:run-2") == 6  # 3 allowed to each unanswered attempt
+
+
 async def test_only_the_researcher_is_offered_web_search(fake: FakeAnthropic, claude, gh, sandbox) -> None:
     sandbox.add_issue(REPO, title="t", body="")
     fake.script(analyze(), analyze())

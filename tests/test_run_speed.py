@@ -238,8 +238,13 @@ def test_a_reply_of_the_wrong_shape_is_a_failure_that_keeps_its_reservation(repl
 
 
 def test_a_reply_of_the_right_shape_is_read_as_sent() -> None:
-    from bot.agents.calls import reply_of
+    from bot.agents.calls import ApiFailure, reply_of
 
     good = {"content": [{"type": "text", "text": "hi"}],
             "usage": {"input_tokens": 3, "output_tokens": 1, "cache_read_input_tokens": None}}
     assert reply_of(json.dumps(good).encode()) == good
+    later = good | {"usage": good["usage"] | {"server_tool_use": {"web_search_requests": 2, "web_fetch": {"a": 1}}}}
+    assert reply_of(json.dumps(later).encode()) == later  # a member the bot does not read is not a failure
+    bad = good | {"usage": good["usage"] | {"server_tool_use": {"web_search_requests": -1}}}
+    with pytest.raises(ApiFailure):
+        reply_of(json.dumps(bad).encode())  # the count it reads still must be one

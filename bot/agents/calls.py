@@ -74,8 +74,10 @@ USAGE_COUNTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cac
 
 
 def _server_counts(value: Any) -> bool:
-    """``usage.server_tool_use`` as the API gives it: absent, or counts of server tool requests (web searches)."""
-    return value is None or (isinstance(value, dict) and all(_count(v) for v in value.values()))
+    """``usage.server_tool_use`` as the API gives it: absent, or an object whose ``web_search_requests`` (the one
+    count billed here) is a count when present. Its other members are not read, so whatever the API adds there
+    later does not turn every researcher's reply into a failure."""
+    return value is None or (isinstance(value, dict) and _count(value.get("web_search_requests")))
 
 
 def _count(value: Any) -> bool:

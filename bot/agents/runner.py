@@ -204,7 +204,7 @@ class AgentRuntime:
                 except ApiFailure as exc:
                     # Each attempt that timed out may have been served and billed all the same: a ceiling counts it.
                     held.actual = held.amount * exc.unanswered
-                    searches.actual = searches.amount if exc.unanswered else 0
+                    searches.actual = searches.amount * exc.unanswered  # each attempt may have searched as much
                     raise
                 spent = self.models.usage(tier, reply["usage"])
                 held.actual, searches.actual = spent.tokens, spent.web_searches
