@@ -116,7 +116,8 @@ async def test_a_pull_request_reviewed_pushed_to_twice_and_merged_with_one_findi
     assert len(debt_issues(sandbox)) == 1
 
 
-async def test_a_pull_request_closed_without_a_merge_files_nothing(bot: Any, sandbox: Any, team: Team) -> None:
+async def test_a_pull_request_closed_without_a_merge_files_nothing(bot: Any, sandbox: Any, team: Team,
+                                                                  caplog: Any) -> None:
     p = pull_with(sandbox, 71, {"app/run.py": RUN_A, "tests/test_run.py": "def test_run():\n    assert True\n"})
     await send(bot, sandbox, "pull_request", p)
     assert "**Open** (1)" in verdict_comments(sandbox, 71)[0]["body"]
@@ -130,6 +131,7 @@ async def test_a_pull_request_closed_without_a_merge_files_nothing(bot: Any, san
     assert debt_issues(sandbox) == [] and len(sandbox.writes) == before and resp.status == 200
     await send(bot, sandbox, "pull_request", merged(p, head))
     assert len(debt_issues(sandbox)) == 1
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]  # merged at the head reviewed: nothing to say
 
 
 async def test_a_merge_files_at_most_ten_findings_and_says_so(bot: Any, sandbox: Any, team: Team, caplog: Any) -> None:
@@ -145,6 +147,9 @@ async def test_a_merge_files_at_most_ten_findings_and_says_so(bot: Any, sandbox:
     await send(bot, sandbox, "pull_request", merged(p, p["pull_request"]["head"]["sha"]))
     assert len(debt_issues(sandbox)) == 10
     assert any("12 findings open; only 10 were filed" in r.getMessage() for r in caplog.records)
+    # their head is not the merged one: the later pushes were never reviewed, which operators are told
+    stale = [r for r in caplog.records if r.levelname == "ERROR" and "its findings are those of head" in r.getMessage()]
+    assert len(stale) == 1 and "a" * 12 in stale[0].getMessage()
 
 
 # ---- the pure parts (bot/core/findings.py) --------------------------------------------------------------

@@ -40,6 +40,10 @@ async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) ->
     if not still:
         log.info("%s: merged with no finding of its review open: nothing to file", event.thread)
         return
+    if kept is not None and kept.sha != event.head_sha:  # a last push never reviewed (a budget wait, a failed job)
+        log.error("%s: merged at head %s, but its findings are those of head %s: what the later pushes changed "
+                  "was never reviewed, and the tech debt filed now may include findings they fixed", event.thread,
+                  event.head_sha[:12], kept.sha[:12])
     still.sort(key=lambda t: (t.severity != "critical", t.source != F.CHECK, t.path or "", t.line or 0))
     sha = event.merge_commit_sha or event.head_sha
     filed: list[str] = []
