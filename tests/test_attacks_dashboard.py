@@ -16,7 +16,7 @@ from bot.core import dashboard as D
 from bot.core.markers import trailing, with_marker
 from bot.run.dashboard import mark_of
 from bot.sandbox.team import Team
-from tests.test_dashboard import (  # noqa: F401
+from tests.board_setup import (  # noqa: F401
     Clock,
     board,
     box_of,
@@ -26,6 +26,7 @@ from tests.test_dashboard import (  # noqa: F401
     opted_in,
     tick,
     ticked,
+    waiting_board,
     waiting_run,
 )
 from tests.test_workflows_e2e import (  # noqa: F401
@@ -54,10 +55,8 @@ def plant(sandbox: Any, *lines: str) -> int:
 
 
 async def test_a_readers_ticks_of_every_box_again_and_again_cost_one_note(bot: Any, sandbox: Any, team: Team,
-                                                                          clock: Clock) -> None:
+                                                                          clock: Clock, waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox, reader="read")
-    await waiting_run(bot, sandbox, 15)
     await send(bot, sandbox, "issues", issue_payload(45, ["api"]))
     clock.later()
     await send(bot, sandbox, "issue_comment", comment_payload(15, "thanks", login="someone"))  # a refresh: both shown
@@ -80,13 +79,12 @@ async def test_a_readers_ticks_of_every_box_again_and_again_cost_one_note(bot: A
     assert await rt.store.queued_threads() == []
 
 
-async def test_a_reader_cannot_plant_a_box_and_tick_it(bot: Any, sandbox: Any, team: Team, clock: Clock) -> None:
+async def test_a_reader_cannot_plant_a_box_and_tick_it(bot: Any, sandbox: Any, team: Team, clock: Clock,
+                                                       waiting_board: dict[str, Any]) -> None:
     """Boxes a reader adds (for this run without its head, for another thread's run) are refused like any tick."""
     rt, _ = bot
-    opted_in(sandbox, reader="read")
-    await waiting_run(bot, sandbox, 15)
     run_id = (await rt.store.active_run(f"{REPO}#15")).id
-    dash = board(sandbox)
+    dash = waiting_board
     extra = [f"- [ ] go <!-- box:approve:{run_id}:: -->", f"- [ ] stop <!-- box:cancel:{run_id}:: -->"]
     added = planted(dash["body"], *extra)
     await deliver(bot, sandbox, edited(sandbox, dash["number"], added, "reader"))  # no tick: nothing at all
@@ -101,11 +99,9 @@ async def test_a_reader_cannot_plant_a_box_and_tick_it(bot: Any, sandbox: Any, t
 
 
 async def test_a_forged_dashboard_of_a_readers_own_costs_no_github_call(bot: Any, sandbox: Any, team: Team,
-                                                                        clock: Clock) -> None:
+                                                                        clock: Clock, waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox, reader="read")
-    await waiting_run(bot, sandbox, 15)
-    real = board(sandbox)
+    real = waiting_board
     forged = sandbox.add_issue(REPO, title=D.TITLE, body=real["body"], user="reader")
     requests = len(sandbox.requests) if hasattr(sandbox, "requests") else None
     writes = len(sandbox.writes)
@@ -119,11 +115,10 @@ async def test_a_forged_dashboard_of_a_readers_own_costs_no_github_call(bot: Any
     assert (await rt.store.active_run(f"{REPO}#15")).state == "waiting"
 
 
-async def test_a_forged_dashboards_edits_are_not_stored(bot: Any, sandbox: Any, team: Team, clock: Clock) -> None:
+async def test_a_forged_dashboards_edits_are_not_stored(bot: Any, sandbox: Any, team: Team, clock: Clock,
+                                                        waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox, reader="read")
-    await waiting_run(bot, sandbox, 15)
-    real = board(sandbox)
+    real = waiting_board
     forged = sandbox.add_issue(REPO, title=D.TITLE, body=real["body"], user="reader")
     before = sum((await rt.store.job_states()).values())
     for n in range(5):
@@ -162,11 +157,9 @@ async def test_a_second_tick_of_an_option_box_does_not_approve_the_change(bot: A
 
 
 async def test_an_approval_box_without_its_head_approves_nothing(bot: Any, sandbox: Any, team: Team,
-                                                                 clock: Clock) -> None:
+                                                                 clock: Clock, waiting_board: dict[str, Any]) -> None:
     """An approval box is for one commit: one written in without it is not a box the dashboard offered."""
     rt, _ = bot
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
     run_id = (await rt.store.active_run(f"{REPO}#15")).id
     number = plant(sandbox, f"- [ ] go <!-- box:approve:{run_id}:: -->")
     clock.later()
@@ -175,11 +168,10 @@ async def test_an_approval_box_without_its_head_approves_nothing(bot: Any, sandb
     assert "no longer" in sandbox.comments(REPO, number)[-1]["body"]
 
 
-async def test_a_tick_on_a_finished_runs_box_does_nothing(bot: Any, sandbox: Any, team: Team, clock: Clock) -> None:
+async def test_a_tick_on_a_finished_runs_box_does_nothing(bot: Any, sandbox: Any, team: Team, clock: Clock,
+                                                          waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
-    dash = board(sandbox)
+    dash = waiting_board
     page = dash["body"]
     cancel = box_of(page, "cancel", 15)
     await send(bot, sandbox, "issue_comment", comment_payload(15, "/approve"))
@@ -192,11 +184,9 @@ async def test_a_tick_on_a_finished_runs_box_does_nothing(bot: Any, sandbox: Any
 
 
 async def test_ticks_with_the_dashboard_turned_off_do_nothing(bot: Any, sandbox: Any, team: Team,
-                                                              clock: Clock) -> None:
+                                                              clock: Clock, waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
-    dash = board(sandbox)
+    dash = waiting_board
     sandbox.set_file(REPO, ".github/triage-lead.yml", "dashboard: false\n")
     rt.deps.views._cache.clear()  # the config as read now, not the one kept for five minutes
     clock.later()
@@ -263,13 +253,12 @@ async def test_an_option_box_from_an_earlier_escalation_picks_nothing_in_a_later
     assert "no longer" in sandbox.comments(REPO, dash["number"])[-1]["body"]
 
 
-async def test_the_bots_own_edit_ticks_nothing(bot: Any, sandbox: Any, team: Team, clock: Clock) -> None:
+async def test_the_bots_own_edit_ticks_nothing(bot: Any, sandbox: Any, team: Team, clock: Clock,
+                                               waiting_board: dict[str, Any]) -> None:
     """The bot's edit keeps the ticks it read; a person's untick landing between its read and its edit comes back
     in its delivery as a tick by the bot: that is nobody's tick (no note to itself, nothing queued)."""
     rt, _ = bot
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
-    dash = board(sandbox)
+    dash = waiting_board
     page = dash["body"]
     p = edited(sandbox, dash["number"], ticked(page, box_of(page, "cancel", 15)), "x", before=page)
     p["sender"] = {**p["sender"], "login": rt.deps.bot_login, "type": "Bot"}
@@ -295,11 +284,10 @@ async def test_a_forged_dashboard_opened_first_is_not_taken_for_the_bots(bot: An
     assert not [w for w in sandbox.writes if w.number == forged["number"]]
 
 
-async def test_an_untick_does_nothing(bot: Any, sandbox: Any, team: Team, clock: Clock) -> None:
+async def test_an_untick_does_nothing(bot: Any, sandbox: Any, team: Team, clock: Clock,
+                                      waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
-    dash = board(sandbox)
+    dash = waiting_board
     on = ticked(dash["body"], box_of(dash["body"], "cancel", 15))
     writes = len(sandbox.writes)
     clock.later()
@@ -310,11 +298,9 @@ async def test_an_untick_does_nothing(bot: Any, sandbox: Any, team: Team, clock:
 
 
 async def test_a_deleted_dashboard_is_opened_again_and_a_closed_one_still_works(bot: Any, sandbox: Any, team: Team,
-                                                                               clock: Clock) -> None:
+                                                                               clock: Clock, waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
-    first = board(sandbox)
+    first = waiting_board
     sandbox.repo(REPO).issues[first["number"]]["state"] = "closed"  # someone closed it: ticks still act
     clock.later()
     await tick(bot, sandbox, first["number"], box_of(first["body"], "cancel", 15), "maintainer")

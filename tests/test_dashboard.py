@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
-import zlib
 from typing import Any
 
-import pytest
-
 from bot.core import dashboard as D
-from bot.core.markers import markers_in, trailing
+from bot.core.markers import markers_in
 from bot.run import dashboard, pipeline
 from bot.sandbox.team import Team
-from tests.conftest import INSTALLATION, load_fixture, post_webhook
+from tests.board_setup import (  # noqa: F401
+    Clock,
+    board,
+    box_of,
+    clock,
+    dashboards,
+    deliver,
+    edited,
+    opted_in,
+    post,
+    tick,
+    ticked,
+    waiting_board,
+    waiting_run,
+)
+from tests.conftest import INSTALLATION
 from tests.test_workflows_e2e import (  # noqa: F401
     REPO,
     bot,
@@ -33,110 +44,10 @@ from tests.test_workflows_e2e import (  # noqa: F401
     team,
 )
 
-CONFIG = "dashboard: true\n"
-
-
-def opted_in(sandbox: Any, **roles: str) -> None:
-    """The repository's config turns the dashboard on; each person gets their role."""
-    sandbox.set_file(REPO, ".github/triage-lead.yml", CONFIG)
-    for login, role in roles.items():
-        sandbox.set_permission(REPO, login, role)
-
-
-class Clock:
-    """The bot's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def later(self, seconds: float = 61.0) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(bot: Any) -> Clock:
-    c = Clock()
-    bot[0].deps.clock = c
-    return c
-
-
-def dashboards(sandbox: Any) -> list[dict[str, Any]]:
-    return [i for i in sandbox.repo(REPO).issues.values() if trailing(i["body"]) == f"dashboard:{REPO}"]
-
-
-def board(sandbox: Any) -> dict[str, Any]:
-    [one] = dashboards(sandbox)  # never two
-    return one
-
-
-def box_of(body: str, action: str, number: int) -> str:
-    """The id of the ``action`` box under the run of thread ``number``."""
-    lines = body.split("\n")
-    at = next(i for i, line in enumerate(lines) if f" on #{number} " in line and not line.lstrip().startswith("- ["))
-    for line in lines[at + 1:]:
-        if not line.lstrip().startswith("- ["):
-            break
-        key = line.rsplit("<!-- box:", 1)[1].split(" ")[0]
-        if key.startswith(action + ":"):
-            return key
-    raise AssertionError(f"no {action} box for #{number}")
-
-
-def ticked(body: str, key: str) -> str:
-    line = next(ln for ln in body.split("\n") if ln.endswith(f"<!-- box:{key} -->"))
-    return body.replace(line, line.replace("- [ ]", "- [x]", 1))
-
-
-def edited(sandbox: Any, number: int, body: str, login: str, before: str | None = None) -> dict[str, Any]:
-    """``issues.edited`` as GitHub sends it when ``login`` edits issue ``number``'s body to ``body``, from
-    ``before`` (default: the body the issue has now; a person's page may be older)."""
-    p = load_fixture("issues.opened.json")
-    issue = sandbox.issue(REPO, number)
-    before = issue["body"] if before is None else before
-    p["issue"] = issue | {"body": body, "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))}
-    p["action"], p["changes"] = "edited", {"body": {"from": before}}
-    p["sender"] = {**p["sender"], "login": login, "type": "User", "id": zlib.crc32(login.encode())}
-    return p
-
-
-async def post(bot: Any, sandbox: Any, event: str, payload: dict[str, Any], status: int = 202) -> None:
-    """A delivery and its job, whatever becomes of the job (``send`` asserts that none failed); ``status``: the
-    webhook's answer (200: ignored at the door, so never stored)."""
-    rt, client = bot
-    sandbox.seed_from_payload(payload)
-    assert (await post_webhook(client, event, payload)).status == status
-    await rt.jobs.drained(30)
-
-
-async def deliver(bot: Any, sandbox: Any, payload: dict[str, Any], status: int = 202) -> None:
-    """An ``issues.edited`` delivery, and the jobs its ticks queued on their runs' threads."""
-    rt, _ = bot
-    failed = (await rt.store.job_states()).get("failed", 0)
-    await post(bot, sandbox, "issues", payload, status)
-    for thread in await rt.store.queued_threads():  # queued by the bot itself: kicked here, not by the 5 s poll
-        rt.jobs.kick(thread, delivered=False)
-    await rt.jobs.drained(30)
-    assert (await rt.store.job_states()).get("failed", 0) <= failed  # none failed (one may have been retried)
-
-
-async def tick(bot: Any, sandbox: Any, number: int, key: str, login: str) -> None:
-    """``login`` ticks box ``key`` on dashboard ``number``."""
-    await deliver(bot, sandbox, edited(sandbox, number, ticked(sandbox.issue(REPO, number)["body"], key), login))
-
-
-async def waiting_run(bot: Any, sandbox: Any, number: int) -> None:
-    await send(bot, sandbox, "issues", issue_payload(number, ["api"], title="Add an @octocat endpoint"))
-    assert posts(sandbox, number)[-1] == "approval"
-
 
 async def test_a_maintainers_tick_approves_and_a_readers_is_undone(bot: Any, sandbox: Any, team: Team,
-                                                                 clock: Clock) -> None:
-    opted_in(sandbox, maintainer="write", reader="read")
-    await waiting_run(bot, sandbox, 15)
-    dash = board(sandbox)
+                                                                 clock: Clock, waiting_board: dict[str, Any]) -> None:
+    dash = waiting_board
     body = dash["body"]
     assert "#### Waiting for approval (1)" in body and "triage-lead" in [lab["name"] for lab in dash["labels"]]
     assert "@octocat" not in body and "@\u200boctocat" in body  # a title pings nobody
@@ -163,10 +74,8 @@ async def test_a_maintainers_tick_approves_and_a_readers_is_undone(bot: Any, san
 
 
 async def test_a_tick_made_while_the_bot_edits_is_kept_and_acted_on(bot: Any, sandbox: Any, team: Team,
-                                                                   clock: Clock) -> None:
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
-    dash = board(sandbox)
+                                                                   clock: Clock, waiting_board: dict[str, Any]) -> None:
+    dash = waiting_board
     cancel = box_of(dash["body"], "cancel", 15)
     before = dash["body"]
     person = ticked(before, cancel)
@@ -190,10 +99,8 @@ async def test_a_tick_made_while_the_bot_edits_is_kept_and_acted_on(bot: Any, sa
 
 
 async def test_edits_are_coalesced_and_the_last_change_is_shown_later(bot: Any, sandbox: Any, team: Team,
-                                                                     clock: Clock) -> None:
+                                                                     clock: Clock, waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox)
-    await waiting_run(bot, sandbox, 15)
     number = board(sandbox)["number"]
     await send(bot, sandbox, "issues", issue_payload(30, ["api"]))  # within the minute: not shown yet
     assert "on #30" not in board(sandbox)["body"]
@@ -266,12 +173,10 @@ async def test_an_approval_box_is_for_its_commit_only(bot: Any, sandbox: Any, te
 
 
 async def test_a_box_naming_another_repositorys_run_does_nothing(bot: Any, sandbox: Any, team: Team,
-                                                                clock: Clock) -> None:
+                                                                clock: Clock, waiting_board: dict[str, Any]) -> None:
     """Someone who may edit this repository's dashboard writes in a box for a run elsewhere: their write access
     here says nothing of that repository."""
     rt, _ = bot
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
     mine = await rt.store.active_run(f"{REPO}#15")
     elsewhere = dataclasses.replace(mine, id="elsewhere-1", repo="octo-org/other", thread="octo-org/other#15")
     await rt.store.save_run(elsewhere)
@@ -286,10 +191,8 @@ async def test_a_box_naming_another_repositorys_run_does_nothing(bot: Any, sandb
 
 
 async def test_a_failed_job_is_listed_and_its_box_retries_it(bot: Any, sandbox: Any, team: Team,
-                                                             clock: Clock) -> None:
+                                                             clock: Clock, waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
     sandbox.fail("GET", rf"/repos/{REPO}", 422, times=1)  # refused, not an outage: the job fails for good
     await post(bot, sandbox, "issues", issue_payload(40, ["api"]))
     assert (await rt.store.job_states()).get("failed") == 1
@@ -305,6 +208,44 @@ async def test_a_failed_job_is_listed_and_its_box_retries_it(bot: Any, sandbox: 
     clock.later()
     await pipeline.refresh_due(rt.deps)
     assert "#### Failed jobs (0)" in board(sandbox)["body"]
+
+
+async def test_a_retry_box_retries_the_job_it_lists_and_no_other(bot: Any, sandbox: Any, team: Team, clock: Clock,
+                                                                  waiting_board: dict[str, Any]) -> None:
+    """Two failed jobs on one thread: ticking the older one's box queues that job, by its id; the newer stays failed
+    (``/retry`` on the thread would have taken the newest)."""
+    rt, _ = bot
+    sandbox.fail("GET", rf"/repos/{REPO}", 422, times=2)  # refused, not an outage: each job fails for good
+    for _ in range(2):
+        await post(bot, sandbox, "issues", issue_payload(40, ["api"]))
+    older, newer = sorted(info.job.id for info in await rt.store.failed_jobs(f"{REPO}#40"))
+    clock.later()
+    await post(bot, sandbox, "issue_comment", comment_payload(15, "thanks", login="someone"))  # any job: a refresh
+    dash = board(sandbox)
+    assert "#### Failed jobs (2)" in dash["body"] and f"**Retry** job {older}" in dash["body"]
+    clock.later()
+    await tick(bot, sandbox, dash["number"], f"retry:job-{older}::", "maintainer")
+    assert (await rt.store.job_info(older)).state != "failed"  # queued again, and ran
+    assert (await rt.store.job_info(newer)).state == "failed"
+    assert f"Job {older} is queued again." in sandbox.comments(REPO, dash["number"])[-1]["body"]
+
+
+async def test_refreshes_do_not_each_read_the_repository(bot: Any, sandbox: Any, team: Team, clock: Clock,
+                                                         waiting_board: dict[str, Any]) -> None:
+    """The default branch (where the config is read) is known from the first refresh for ``BRANCH_TTL``: later
+    refreshes within it cost no ``GET /repos/{repo}``."""
+    def gets(path: str) -> int:
+        return len([r for r in sandbox.requests if r.method == "GET" and r.path == path])
+
+    reads, rereads = gets(f"/repos/{REPO}"), gets(f"/repos/{REPO}/issues/{waiting_board['number']}")
+    for n in range(3):
+        clock.later()
+        await post(bot, sandbox, "issue_comment", comment_payload(15, f"thanks {n}", login="someone"))
+    assert gets(f"/repos/{REPO}/issues/{waiting_board['number']}") == rereads + 3  # three refreshes ran
+    assert gets(f"/repos/{REPO}") == reads
+    clock.later(dashboard.BRANCH_TTL)
+    await post(bot, sandbox, "issue_comment", comment_payload(15, "thanks again", login="someone"))
+    assert gets(f"/repos/{REPO}") == reads + 1
 
 
 async def test_an_escalations_options_are_boxes(bot: Any, sandbox: Any, team: Team, clock: Clock) -> None:
@@ -324,11 +265,9 @@ async def test_an_escalations_options_are_boxes(bot: Any, sandbox: Any, team: Te
 
 
 async def test_a_dashboard_someone_edited_below_its_marker_is_repaired(bot: Any, sandbox: Any, team: Team,
-                                                                       clock: Clock) -> None:
+                                                                       clock: Clock, waiting_board: dict[str, Any]) -> None:
     """The marker no longer ends the issue (so the door ignores its edits): the bot, which opened it, rewrites it
     whole at its next refresh instead of refusing it for good."""
-    opted_in(sandbox)
-    await waiting_run(bot, sandbox, 15)
     number = board(sandbox)["number"]
     sandbox.repo(REPO).issues[number]["body"] += "\n\nthanks, bot!"
     assert dashboards(sandbox) == []
@@ -338,10 +277,8 @@ async def test_a_dashboard_someone_edited_below_its_marker_is_repaired(bot: Any,
 
 
 async def test_a_due_refresh_with_nothing_to_edit_is_dropped_not_retried_forever(bot: Any, sandbox: Any,
-                                                                                  team: Team) -> None:
+                                                                                  team: Team, waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    opted_in(sandbox)
-    await waiting_run(bot, sandbox, 15)
     due = dashboard.due(rt.store)
     due["someone/else"] = INSTALLATION  # a failed job's repository, which has no dashboard: no GitHub call for it
     due[REPO] = 424242  # the App uninstalled since
@@ -352,13 +289,11 @@ async def test_a_due_refresh_with_nothing_to_edit_is_dropped_not_retried_forever
 
 
 async def test_a_box_from_an_old_page_never_acts_on_a_newer_run_of_its_thread(bot: Any, sandbox: Any, team: Team,
-                                                                               clock: Clock) -> None:
+                                                                               clock: Clock, waiting_board: dict[str, Any]) -> None:
     """A box names its run: after /cancel and a new run on the same thread, a Cancel ticked on a page left open
     from before is not applied to the new run."""
     rt, _ = bot
-    opted_in(sandbox, maintainer="write")
-    await waiting_run(bot, sandbox, 15)
-    dash = board(sandbox)
+    dash = waiting_board
     page, cancel = dash["body"], box_of(dash["body"], "cancel", 15)
     clock.later()
     await send(bot, sandbox, "issue_comment", comment_payload(15, "/cancel", comment_id=8801))

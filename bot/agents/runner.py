@@ -7,8 +7,9 @@ cleans every string before the result leaves. It never raises for a model or Git
 outcome carries a sentence for people and an ``error_kind`` for the engine.
 
 When the operator turns web search on (``web_searches``: the run's cap), search-specialist's calls also offer the
-API's server-side web search, with ``max_uses`` what is left of the cap; the pages its answers cite are listed
-under its result (``with_sources``), where the renderer's link allow-list decides which links stay live.
+API's server-side web search, the same tool on every turn of a step so that its prompt cache holds, the cap kept by
+counting (bot/agents/web_turns.py); the pages its answers cite are listed under its result (``with_sources``),
+where the renderer's link allow-list decides which links stay live.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import json
 import logging
 import re
+import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,10 +31,11 @@ import gidgethub.abc
 
 from bot.agents import gate, offline, prompts
 from bot.agents.calls import ApiFailure, LazyClient, ModelCaller, encode, input_estimate
-from bot.agents.models import SEARCH_RESULT_TOKENS, Budget, BudgetExceeded, ModelMap, Usage
+from bot.agents.models import SEARCH_RESULT_TOKENS, Budget, BudgetExceeded, Hold, ModelMap, Usage
 from bot.agents.request import AgentOutcome, AgentRequest
 from bot.agents.schemas import KINDS, result_schema, validation_error
 from bot.agents.tools import OverviewCache, RepoReader, Tools
+from bot.agents.web_turns import WebSearchTurns, with_notes
 from bot.core.defuse import code_span
 from bot.core.sanitize import clean_for_github, clean_result
 from bot.core.workflow import Agent
@@ -182,33 +185,66 @@ class AgentRuntime:
             return gate.check(None, await reader.pull_files(ctx.number)), f"pull request #{ctx.number}"
         return [], "any change (none was proposed)"
 
-    async def _call(self, tier: str, request: dict[str, Any], search: bool = False) -> tuple[dict[str, Any], Usage]:
+    async def _call(self, tier: str, request: dict[str, Any], web: WebSearchTurns | None = None
+                    ) -> tuple[dict[str, Any], Usage]:
         """One model call, reserved under every budget cap first (its input estimate plus ``max_tokens``) and
         settled with what it used, or 0 when it failed with an answer (a timeout or a lost connection may have
         been billed, so it keeps what was reserved): the one place the model is called.
 
-        `search`: the call may search the web, as many times as the run has left (reserved in the ledger first,
-        so steps in parallel cannot pass the cap together; none left, no tool), each search's token-equivalent
-        and what its results may add to the input reserved in the budget with the call."""
+        `web`: the step may search the web. What the run has left of its cap is reserved in the ledger first (steps
+        in parallel cannot pass it together) and settled with the searches made; the tool offered is the step's
+        own, byte-identical on every turn (see ``WebSearchTurns``), with each search's token-equivalent and what
+        its results may add to the input reserved in the budget with the call: fewer when the budget has room for
+        fewer, none when it has room for none (the step then runs without it, and its result says so)."""
         if self.caller is None:  # run() sends steps without a model client to the offline backend
             raise RuntimeError("a model call was asked of an agent runtime without a model client")
-        async with self.budget.searches(self.web_searches if search else 0) as searches:
-            if searches.amount:
-                request = {**request, "tools": [*request.get("tools", []), prompts.web_search_tool(searches.amount)]}
-            body = encode(request)  # once: the estimate counts the text sent
+        wanted = web.offer() if web is not None else 0
+        async with self.budget.searches(self.web_searches if wanted else 0) as searches:
+            body = encode(request)  # once (twice with the tool): the estimate counts the text sent
+            need = input_estimate(body) + int(request["max_tokens"])
             per_search = self.models.search_tokens(tier) + SEARCH_RESULT_TOKENS
-            async with self.budget.hold(input_estimate(body) + int(request["max_tokens"])
-                                        + searches.amount * per_search) as held:
+            offered = min(wanted, await self._searches_that_fit(need, per_search)) if wanted else 0
+            if web is not None and wanted:
+                web.offered(offered)
+            if offered:
+                request = {**request, "tools": [*request.get("tools", []), prompts.web_search_tool(offered)]}
+                body = encode(request)
+                need = input_estimate(body) + int(request["max_tokens"])
+            async with self.budget.hold(need + offered * per_search) as held:
                 try:
                     reply = await self.caller.send(body)
                 except ApiFailure as exc:
                     # Each attempt that timed out may have been served and billed all the same: a ceiling counts it.
                     held.actual = held.amount * exc.unanswered
-                    searches.actual = searches.amount * exc.unanswered  # each attempt may have searched as much
+                    searches.actual = offered * exc.unanswered  # each attempt may have searched as much
+                    await self._count_unreserved(searches, searches.actual)
                     raise
                 spent = self.models.usage(tier, reply["usage"])
                 held.actual, searches.actual = spent.tokens, spent.web_searches
+            await self._count_unreserved(searches, spent.web_searches)
+            if web is not None:
+                web.made(reply.get("content") or [], spent.web_searches, searches.amount)
         return reply, spent
+
+    async def _searches_that_fit(self, need: int, per_search: int) -> int:
+        """How many searches' reservations fit the budget's caps beside the call's own `need` (a large number when
+        no cap limits it): what a step is offered when the budget cannot take all it has left."""
+        caps = self.budget.caps()
+        if not caps:
+            return 1 << 30
+        room = min([cap.limit - await self.budget.ledger.spent(cap.key) for cap in caps])
+        return max(0, (room - need) // max(1, per_search))
+
+    async def _count_unreserved(self, searches: Hold, made: int) -> None:
+        """Searches a call made with none of the run's reserved (it had none left, and the model searched all the
+        same: the tool stays offered so that the prompt cache holds): recorded in the run's ledger anyway, never
+        refused, since they were made. A call with a reservation is settled with what it made, whatever that is."""
+        if searches.amount or made <= 0:
+            return
+        key = f"searches:run:{self.budget.run_id}"
+        reservation = f"{key}:unreserved-{uuid.uuid4().hex}"
+        if await self.budget.ledger.reserve(reservation, made, [(key, 1 << 40)]):
+            await self.budget.ledger.settle(reservation, made)
 
     async def _run_model(self, request: AgentRequest, tools: Tools,
                          findings: list[gate.Finding] | None) -> AgentOutcome:
@@ -224,6 +260,7 @@ class AgentRuntime:
         overview = await self.overviews.get(tools.reader, ctx.head_sha, ctx.default_branch)
         search = self.web_searches > 0 and request.agent.name in WEB_SEARCH_AGENTS
         left = await self.budget.searches_left(self.web_searches) if search else 0
+        web = WebSearchTurns(left) if left else None  # none left when the step begins: no tool, no note
         messages: list[dict[str, Any]] = [prompts.first_message(request, findings, overview, schema, left)]
         usage, calls, corrected, paused = Usage(), 0, False, False
         sources: dict[str, str] = {}
@@ -232,7 +269,7 @@ class AgentRuntime:
             extra = {"tool_choice": {"type": "none"}} if final and definitions else {}
             try:
                 reply, spent = await self._call(tier, {**base, **extra, "messages": _with_moving_breakpoint(messages)},
-                                                search)
+                                                web)
             except BudgetExceeded as e:
                 return AgentOutcome(None, usage, str(e), "budget")
             except ApiFailure as e:
@@ -256,6 +293,7 @@ class AgentRuntime:
                 blocks: list[dict[str, Any]] = [{"type": "tool_result", "tool_use_id": u.get("id"), "content": text,
                                                  **({"is_error": True} if err else {})}
                                                 for u, (text, err) in zip(uses, results, strict=True)]
+                blocks += await self._search_note(web)
                 if calls >= self.max_turns - 1:
                     blocks.append({"type": "text", "text": LAST_TURN_NOTE})
                 messages.append({"role": "user", "content": blocks})
@@ -266,15 +304,24 @@ class AgentRuntime:
             text = "".join(str(b.get("text") or "") for b in content if b["type"] == "text")
             result, problem = parse_result(text, schema)
             if result is not None:
-                return AgentOutcome(with_sources(result, sources), usage)
+                return AgentOutcome(with_notes(with_sources(result, sources), web.notes() if web else []), usage)
             if corrected:
                 # The problem quotes the model's own values: defused like any model output before it is posted.
                 return AgentOutcome(None, usage, clean_for_github(f"the model's result was invalid twice: {problem}",
                                                                   self.secrets), "invalid-result")
             corrected = True
             log.info("run %s step %s: invalid result, asking once more: %s", request.run_id, request.step_id, problem)
-            messages.append({"role": "user", "content": [{"type": "text", "text":
+            messages.append({"role": "user", "content": [*await self._search_note(web), {"type": "text", "text":
                              f"That result is not valid: {problem}. Answer with only the corrected JSON result."}]})
+
+    async def _search_note(self, web: WebSearchTurns | None) -> list[dict[str, Any]]:
+        """After a turn that searched: the next turn's word on what the run has left (the tool itself stays the same
+        bytes, see ``WebSearchTurns``); nothing otherwise."""
+        if web is None or not web.fresh:
+            return []
+        web.fresh = False
+        left = await self.budget.searches_left(self.web_searches)
+        return [{"type": "text", "text": prompts.web_search_left(left, withdrawn=web.withdrawn)}]
 
 
 def cited_sources(content: list[dict[str, Any]]) -> dict[str, str]:
@@ -302,12 +349,7 @@ def with_sources(result: dict[str, Any], sources: dict[str, str]) -> dict[str, A
     # The host stays readable (as code) where the renderer removes a link's target.
     lines = [f"Source: [{_escaped(title)}](<{url}>) · {code_span(urlsplit(url).hostname or '', 100)}"
              for url, title in listed]
-    out = {**result, "sources": [{"title": title, "url": url} for url, title in listed]}
-    if isinstance(result.get("findings"), list):
-        out["findings"] = [*result["findings"], *lines]
-    else:
-        out["summary"] = "\n".join([str(result.get("summary") or ""), "", *lines])
-    return out
+    return with_notes({**result, "sources": [{"title": title, "url": url} for url, title in listed]}, lines)
 
 
 def _escaped(title: str) -> str:

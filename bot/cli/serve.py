@@ -9,9 +9,8 @@ import signal
 from collections.abc import Callable
 
 from bot import settings as settings_mod
-from bot.cli.common import env, fail, start_logging
+from bot.cli.common import fail, settings_or_exit
 from bot.logs import write_off_thread
-from bot.settings import SettingsError
 
 
 async def _serve(settings: settings_mod.Settings) -> None:
@@ -51,11 +50,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        settings = settings_mod.load(env(args), require_app=True)
-    except SettingsError as exc:
-        return fail(str(exc))
-    start_logging(args.log_level or "INFO")
+    settings = settings_or_exit(args, require_app=True, log_level="INFO")
+    if isinstance(settings, int):
+        return settings
     stop_logging = write_off_thread()  # a line per delivery: written by a thread, not the event loop
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

@@ -181,7 +181,7 @@ def render(board: Board, ticked: Collection[str] = ()) -> str:
         box = Box("retry", f"job-{job.job_id}")
         out.append(f"- job {job.job_id} ({code_span(job.event, 40)}) on {_where(job.number)}: "
                    f"{code_span(job.error, 200)}")
-        out.append(_checkbox(box, "**Retry** the thread's failed work", ticked))
+        out.append(_checkbox(box, f"**Retry** job {job.job_id}", ticked))
     if not board.failed:
         out.append("_None._")
     return _cut("\n".join(out), 60_000)

@@ -23,7 +23,7 @@ from weakref import WeakKeyDictionary
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.core import commands, config, events
+from bot.core import commands, config, events, render
 from bot.core import dashboard as D
 from bot.core.catalog import Catalog
 from bot.core.config import RepoConfig
@@ -35,12 +35,17 @@ from bot.run.comments import Origin, apply_command
 from bot.run.lockdown import config_of, role_of
 from bot.run.replies import repository_hour
 from bot.run.runs import Deps
-from bot.run.state import RunState, unreadable
+from bot.run.state import RunState, stored_applied, unreadable
 from bot.store import Delivery, Job, Posted, RunRecord, Store
 
 log = logging.getLogger(__name__)
 
 EDIT_WINDOW = 60.0  # seconds: one dashboard edit per repository in each
+# A repository's default branch (where its config is read), as a delivery named it or GitHub last said, per running
+# bot: kept this long, so a dashboard's refreshes and ticks do not each ask GitHub for it; a renamed default branch
+# is seen within it.
+BRANCH_TTL = 10 * EDIT_WINDOW
+_BRANCHES: WeakKeyDictionary[Store, dict[str, tuple[str, float]]] = WeakKeyDictionary()
 # Refreshes put off by the window, per running bot (its store): repository -> installation id. In memory: a
 # process that stops loses them, and the next job on the repository refreshes its dashboard anyway.
 _DUE: WeakKeyDictionary[Store, dict[str, int]] = WeakKeyDictionary()
@@ -64,11 +69,14 @@ def _wants_dashboard(text: str, workflows: frozenset[str]) -> bool:
     return config.parse(text, known_workflows=set(workflows))[0].dashboard
 
 
-async def after_job(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> None:
+async def after_job(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int, branch: str | None = None) -> None:
     """After a job on ``repo``: its dashboard refreshed (or left due) when its config has one. The config is the
     last one the bot read there (kept in the store by every read of it): a job that reads no config costs no
-    GitHub read for this. A failure here is logged and left due: the job's own work is done, and must not run
-    again for the dashboard's sake."""
+    GitHub read for this. ``branch``: the default branch the job's delivery named, if it did (spares a read). A
+    failure here is logged and left due: the job's own work is done, and must not run again for the dashboard's
+    sake."""
+    if branch:
+        _BRANCHES.setdefault(deps.store, {})[repo] = (branch, deps.clock())
     try:
         last = await deps.store.last_config(repo)
         if last is not None and _wants_dashboard(last[1], frozenset(deps.catalog.workflows)):
@@ -124,7 +132,7 @@ def job_failed(job: Job, store: Store) -> None:
 async def _write(gh: GitHubAPI, deps: Deps, repo: str) -> None:
     """Open the dashboard (once: found again by its marker) or edit it, keeping the ticks not yet acted on."""
     mark = mark_of(repo)
-    view = await deps.view(gh, repo, await _branch(gh, repo))
+    view = await deps.view(gh, repo, await _branch(gh, deps, repo))
     if not view.config.dashboard:  # turned off since (or never on: a failed job's repository): left as it is
         log.info("%s: the config has no dashboard: none opened or edited", repo)
         return
@@ -161,8 +169,14 @@ async def _write(gh: GitHubAPI, deps: Deps, repo: str) -> None:
         await deps.store.forget_posted(_done_mark(repo, box))
 
 
-async def _branch(gh: GitHubAPI, repo: str) -> str:
-    return str((await gh.getitem(f"/repos/{repo}")).get("default_branch") or "main")
+async def _branch(gh: GitHubAPI, deps: Deps, repo: str) -> str:
+    """The repository's default branch: as a delivery named it or GitHub said within ``BRANCH_TTL``, else read."""
+    known, now = _BRANCHES.setdefault(deps.store, {}), deps.clock()
+    if repo in known and now - known[repo][1] < BRANCH_TTL:
+        return known[repo][0]
+    branch = str((await gh.getitem(f"/repos/{repo}")).get("default_branch") or "main")
+    known[repo] = (branch, now)
+    return branch
 
 
 async def _board(deps: Deps, repo: str, catalog: Catalog, cfg: RepoConfig) -> D.Board:
@@ -216,7 +230,7 @@ async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: De
     if not ticked:
         log.info("%s: dashboard edited by %s without ticking a box", event.thread, event.sender.login)
         return
-    if not (await config_of(gh, deps, event.repo, None)).dashboard:
+    if not (await config_of(gh, deps, event.repo, await _branch(gh, deps, event.repo))).dashboard:
         log.info("%s: the repository's config has the dashboard off: ticks not acted on", event.thread)
         return
     role = await role_of(gh, event.repo, event.sender.login)
@@ -281,6 +295,8 @@ async def _apply(gh: GitHubAPI, deps: Deps, job: Job, box: D.Box, repo: str, act
     thread = await _thread_of(deps, repo, box)
     if thread is None or thread != job.thread:
         return f"That box names no run or job of this repository: {commands.Parsed(box.action).line} did nothing."
+    if box.job is not None:
+        return await _retry(gh, deps, job, box.job, repo, actor)
     record = await deps.store.active_run(thread)
     is_pull = bool(record is not None and unreadable(record) is None and RunState.open(record).data.ctx.is_pull_request)
     if box.job is None:
@@ -296,6 +312,29 @@ async def _apply(gh: GitHubAPI, deps: Deps, job: Job, box: D.Box, repo: str, act
                     acted=marker("acted", repo, "box", digest(job.delivery_id)), ack=_nothing,
                     run_id=box.target if box.job is None else None)
     return await apply_command(origin, commands.Parsed(box.action, box.arg), gh, deps)
+
+
+async def _retry(gh: GitHubAPI, deps: Deps, tick: Job, job_id: int, repo: str, actor: str) -> str | None:
+    """A Retry box: the failed job it lists, by its id, and nothing else (``/retry`` on a thread re-runs the run's
+    failed work; a box is for the one line it stands under). With ``/retry``'s checks: write access, once per tick,
+    and a command's job only once its command was applied (else an old ``/approve`` would approve today's head)."""
+    role = await role_of(gh, repo, actor)
+    if not commands.may_run("retry", role):
+        return render.refusal(actor, "retry", role)
+    acted = marker("acted", repo, "box", digest(tick.delivery_id))
+    if await deps.store.find_posted(acted) is not None:
+        return None
+    info = await deps.store.job_info(job_id)
+    if info is None or info.state != "failed":
+        return f"Job {job_id} is no longer a failed job ({info.state if info else 'gone'}), so it was not queued again."
+    if info.job.event in ("issue_comment", D.TICK_EVENT):
+        active = await deps.store.active_run(info.job.thread)
+        if not any(a.startswith(f"{info.job.delivery_id}:") for a in (stored_applied(active) if active else ())):
+            return (f"Job {job_id} was a command that did not apply: it is not run again later, when the run may "
+                    "have moved on. Give the command again (comment it, or tick its box) if it still stands.")
+    queued = await deps.store.requeue_failed(job_id)
+    await deps.store.remember_posted(Posted(marker=acted, repo=repo, kind="seen", github_id=0))
+    return f"Job {job_id} is queued again." if queued else f"Job {job_id} was queued again already."
 
 
 async def _nothing() -> None:

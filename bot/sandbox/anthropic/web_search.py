@@ -13,7 +13,9 @@ client sends the response back as the last assistant message and the API continu
 
 A scripted reply names searches as ``server_tool_use`` blocks (``Reply.web_search``); this module fills in their
 results, deterministic (``pages`` a test sets per query, else made up from the query), and resolves a text
-block's ``"cite": [i, ...]`` (indices into the results served so far in this reply) into citations.
+block's ``"cite": [i, ...]`` (indices into the results served so far in this reply) into citations. A search
+fails as the API's would: a missing or empty query with invalid_tool_input, one past ``QUERY_CHARS`` with
+query_too_long, every search with ``outage``'s code while a test sets it, or a scripted ``_error``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ TOOL_KEYS = {"type", "name", "max_uses", "allowed_domains", "blocked_domains", "
 ERROR_CODES = ("invalid_tool_input", "unavailable", "max_uses_exceeded", "too_many_requests", "query_too_long",
                "request_too_large")
 RESULTS_PER_SEARCH = 3
+QUERY_CHARS = 400  # the fake's longest query: past it, query_too_long (the API's own limit is not documented)
 
 
 class ScriptError(Exception):
@@ -100,6 +103,8 @@ class WebSearch:
     def __init__(self) -> None:
         self.pages: dict[str, list[dict[str, str]]] = {}
         self.served: list[str] = []  # every query searched (billed), in order
+        # An outage a test sets: every search fails with this code (too_many_requests, unavailable) while it is set.
+        self.outage: str | None = None
         self._ids = itertools.count(1)
 
     def serve(self, body: Mapping[str, Any], content: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
@@ -115,7 +120,7 @@ class WebSearch:
                 if tool is None:
                     raise ScriptError("the reply searches the web but the request offers no web_search tool")
                 block.setdefault("id", f"srvtoolu_fake{next(self._ids):014d}")
-                error = block.pop("_error", None)
+                error = block.pop("_error", None) or self.outage or _query_problem(block.get("input"))
                 tried += 1
                 if error is None and tool.get("max_uses") is not None and tried > tool["max_uses"]:
                     error = "max_uses_exceeded"
@@ -143,6 +148,15 @@ class WebSearch:
                         "encrypted_content": _sealed(p["url"] + p.get("text", "")), "page_age": "April 1, 2026"}
                        for p in pages]
         return {"type": "web_search_tool_result", "tool_use_id": use["id"], "content": content}
+
+
+def _query_problem(value: Any) -> str | None:
+    """The error code the API answers a search whose input it cannot use (a missing or empty query, or one too
+    long), or None."""
+    query = value.get("query") if isinstance(value, dict) else None
+    if not isinstance(query, str) or not query.strip():
+        return "invalid_tool_input"
+    return "query_too_long" if len(query) > QUERY_CHARS else None
 
 
 def _citation(found: list[dict[str, str]], i: Any) -> dict[str, Any]:

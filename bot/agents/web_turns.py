@@ -1,0 +1,89 @@
+"""One step's web search, turn by turn (issue 17, point 6): what its calls offer and what its result says of it.
+
+The prompt cache reads a prefix (tools, then system, then messages): a tool definition that changed between two
+turns would make every later turn write the whole prefix again. So a step offers one web search tool, the same
+bytes on every turn: ``max_uses`` is what the run had left when the step began (``allowance``). The run's cap is
+kept by counting on our side: each turn reserves what the run has left in the budget's ledger, and after a turn
+that searched the model is told, in the next turn's user content (after the cached prefix), how many searches
+are left. The tool changes only when it must:
+
+- the budget has room for fewer searches than ``allowance`` beside the call: that turn offers as many as fit,
+  and none when none fit (the step then runs without it, and its result says so);
+- the model searched past what it was told was left: those searches are counted (they were made and billed)
+  and the tool is no longer offered in this step.
+
+Searches that failed (``web_search_tool_result_error``) are not billed; the result names them, so a person reading
+the research knows it could not look everything up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# What each error code of the API's web search means, for people: the code itself is never posted.
+FAILURES = {"too_many_requests": "the search service was rate-limited",
+            "unavailable": "the search service was unavailable",
+            "invalid_tool_input": "the query was not valid",
+            "invalid_input": "the query was not valid",
+            "query_too_long": "the query was too long",
+            "max_uses_exceeded": "past the step's allowance",
+            "request_too_large": "the request was too large"}
+
+
+@dataclass
+class WebSearchTurns:
+    """The web search of one step: ``allowance`` searches a turn (0: none), as the step began."""
+
+    allowance: int
+    withdrawn: bool = False  # the model searched past what was left: no longer offered in this step
+    searched: int = 0  # searches the API billed in this step
+    fresh: bool = False  # the last turn searched: the next turn's user content says what is left
+    offered_any: bool = False
+    starved: bool = False  # a turn had no budget for one search
+    failed: Counter[str] = field(default_factory=Counter)
+
+    def offer(self) -> int:
+        """The searches the next turn should offer, budget allowing."""
+        return 0 if self.withdrawn else self.allowance
+
+    def offered(self, n: int) -> None:
+        self.offered_any |= n > 0
+        self.starved |= n == 0
+
+    def made(self, content: list[dict[str, Any]], billed: int, reserved: int) -> None:
+        """After a turn: `billed` searches made of the `reserved` the run had left (and the failed ones)."""
+        self.searched += billed
+        self.fresh = billed > 0
+        self.withdrawn |= billed > reserved
+        self.failed.update(failures(content))
+
+    def notes(self) -> list[str]:
+        """What the step's result says of its web search, beyond the pages it cited."""
+        lines = []
+        if self.allowance and self.starved and not self.offered_any:
+            lines.append("Web search was not used: the budget had no room left for a search.")
+        for code, n in sorted(self.failed.items()):
+            lines.append(f"Web search: {n} search{'es' if n > 1 else ''} failed ({FAILURES.get(code, 'an error')}).")
+        return lines
+
+
+def failures(content: list[dict[str, Any]]) -> list[str]:
+    """The error codes of a reply's failed searches (an unknown code: "other")."""
+    out = []
+    for block in content:
+        result = block.get("content") if block.get("type") == "web_search_tool_result" else None
+        if isinstance(result, dict) and result.get("type") == "web_search_tool_result_error":
+            code = result.get("error_code")
+            out.append(code if isinstance(code, str) and code in FAILURES else "other")
+    return out
+
+
+def with_notes(result: dict[str, Any], lines: list[str]) -> dict[str, Any]:
+    """`result` with `lines` added where its step's output shows them: its findings, else its summary."""
+    if not lines:
+        return result
+    if isinstance(result.get("findings"), list):
+        return {**result, "findings": [*result["findings"], *lines]}
+    return {**result, "summary": "\n".join([str(result.get("summary") or ""), "", *lines])}

@@ -1,0 +1,93 @@
+"""search-specialist's web search turn by turn (bot/agents/web_turns.py): the tool is the same bytes on every turn
+of a step, so the researcher's prompt cache holds; the run's cap is kept by counting; a budget with room for
+fewer searches offers fewer, and none when it has room for none (the result says so). The agent runtime on the
+real anthropic client against the local Messages API, its prompt cache included (the error codes of a search, through
+the webhook: tests/test_web_search_errors.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.agents import Budget, ModelMap
+from bot.agents.models import SEARCH_RESULT_TOKENS
+from bot.sandbox.anthropic import FakeAnthropic, Reply
+from tests.test_agents_common import REPO, analyze, claude, fake, gh, make_runtime  # noqa: F401
+from tests.test_agents_runner import Recording, researcher, web_tools
+
+
+def search_and_read(query: str) -> Reply:
+    """A turn that searches the web, then asks for a file (a client tool): the step goes on to another turn."""
+    return Reply([{"type": "server_tool_use", "name": "web_search", "input": {"query": query}},
+                  {"type": "tool_use", "name": "read_file", "input": {"path": "README.md"}}], stop_reason="tool_use")
+
+
+def notes(request: dict[str, Any]) -> str:
+    return " ".join(b.get("text", "") for b in request["messages"][-1]["content"] if b.get("type") == "text")
+
+
+async def test_the_tools_stay_the_same_bytes_after_each_search_and_the_cache_is_read(
+        fake: FakeAnthropic, claude, gh, sandbox) -> None:  # noqa: F811
+    sandbox.add_issue(REPO, title="Integrate the payments API", body="")
+    sandbox.set_file(REPO, "README.md", "# payments\n" + "Docs. " * 2000)
+    budget = Budget(run_id="run-t")
+    fake.script(search_and_read("a"), search_and_read("b"), analyze())
+    outcome = await make_runtime(gh, claude, budget=budget, web_searches=5).run(researcher())
+    assert outcome.ok, outcome.error
+    tools = [json.dumps(r["tools"], sort_keys=True) for r in fake.requests]
+    assert len(tools) == 3 and len(set(tools)) == 1  # byte-identical on every turn
+    assert [t["max_uses"] for t in web_tools(fake.requests[0])] == [5]
+    # Each later turn reads the whole earlier prefix from the cache (a changed tool would write it all again).
+    assert all(u["cache_read_input_tokens"] > 0 for u in fake.usage_log[1:]), fake.usage_log
+    # The run's cap is kept by counting, and the model is told what is left after a turn that searched.
+    assert "This run has 4 web searches left." in notes(fake.requests[1])
+    assert "This run has 3 web searches left." in notes(fake.requests[2])
+    assert fake.web.served == ["a", "b"] and await budget.ledger.spent("searches:run:run-t") == 2
+
+
+async def test_a_model_searching_past_what_is_left_is_counted_and_loses_the_tool(
+        fake: FakeAnthropic, claude, gh, sandbox) -> None:  # noqa: F811
+    """Two searches a run: the first turn makes both, then the model is told none are left; it searches anyway.
+    That search was made (and billed): it is counted, and the step's next turn no longer offers the tool."""
+    sandbox.add_issue(REPO, title="t", body="")
+    sandbox.set_file(REPO, "README.md", "# x\n")
+    budget = Budget(run_id="run-p")
+    both = Reply([*Reply.web_search("a", "b").content, {"type": "tool_use", "name": "read_file",
+                                                          "input": {"path": "README.md"}}], stop_reason="tool_use")
+    fake.script(both, search_and_read("c"), analyze())
+    outcome = await make_runtime(gh, claude, budget=budget, web_searches=2).run(researcher())
+    assert outcome.ok, outcome.error
+    assert "web searches are used up" in notes(fake.requests[1])
+    assert [[t["max_uses"] for t in web_tools(r)] for r in fake.requests] == [[2], [2], []]
+    assert "Web search is over for this step" in notes(fake.requests[2])
+    assert fake.web.served == ["a", "b", "c"] and await budget.ledger.spent("searches:run:run-p") == 3
+
+
+async def test_a_budget_with_room_for_fewer_searches_offers_those(fake: FakeAnthropic, claude, gh,
+                                                                  sandbox) -> None:  # noqa: F811
+    sandbox.add_issue(REPO, title="t", body="")
+    fake.script(analyze())
+    probe = Recording()
+    assert (await make_runtime(gh, claude, budget=Budget(ledger=probe)).run(researcher())).ok
+    per_search = ModelMap().search_tokens("haiku") + SEARCH_RESULT_TOKENS
+    budget = Budget(run_tokens=probe.asked[0] + 3 * per_search + 500)  # the call and three searches' worth, not four
+    fake.script(analyze())
+    outcome = await make_runtime(gh, claude, budget=budget, web_searches=4).run(researcher())
+    assert outcome.ok, outcome.error
+    assert [t["max_uses"] for t in web_tools(fake.requests[-1])] == [3]
+    assert "Web search" not in str(outcome.result)
+
+
+async def test_a_budget_without_room_for_one_search_runs_the_step_without_it_and_says_so(
+        fake: FakeAnthropic, claude, gh, sandbox) -> None:  # noqa: F811
+    sandbox.add_issue(REPO, title="t", body="")
+    fake.script(analyze())
+    probe = Recording()
+    assert (await make_runtime(gh, claude, budget=Budget(ledger=probe)).run(researcher())).ok
+    budget = Budget(run_tokens=probe.asked[0] + 1_000)  # the call fits; not one search's worth
+    fake.script(analyze())
+    outcome = await make_runtime(gh, claude, budget=budget, web_searches=4).run(researcher())
+    assert outcome.ok, outcome.error
+    assert web_tools(fake.requests[-1]) == []
+    assert "Web search was not used: the budget had no room left for a search." in outcome.result["findings"]
