@@ -399,7 +399,7 @@ async def test_a_paused_turn_is_continued_and_its_citations_become_sources(fake:
     assert outcome.ok and outcome.usage.calls == 2 and outcome.usage.web_searches == 2
     second = fake.requests[1]["messages"]
     assert second[-1]["role"] == "assistant" and second[-1]["content"][-1]["text"] == "Looking further."
-    assert [t["max_uses"] for t in web_tools(fake.requests[1])] == [5]
+    assert [t["max_uses"] for t in web_tools(fake.requests[1])] == [4]
     assert outcome.result["sources"] == [{"title": "A blog", "url": "https:\u200b//blog.example/sdk"},
                                          {"title": "Releases [v2]", "url": "https://github.com/acme/sdk/releases"}]
     assert outcome.result["findings"][-2:] == ["Source: A blog · `blog.example`",

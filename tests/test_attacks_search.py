@@ -56,9 +56,8 @@ async def test_a_model_scripting_more_searches_than_the_cap_is_billed_no_more(
                                result("analyze", findings=["done"])]
     await send(bot, sandbox, "issues", issue_payload(91, ["integration"]))
     research = [r for r in fake.requests if step_title(r) == "RESEARCH"]
-    # Four searches scripted against max_uses 2: the API refuses the two past it, and the cap is spent; the
-    # paused turn's continuation keeps the same tool (the prompt cache holds).
-    assert [[t["max_uses"] for t in web_tools(r)] for r in research] == [[2], [2]]
+    # Four searches scripted against max_uses 2: the API refuses the two past it, and the cap is spent.
+    assert [[t["max_uses"] for t in web_tools(r)] for r in research] == [[2], []]
     assert fake.web.served == ["a", "b"]
     run = await rt.store.active_run(f"{REPO}#91")
     assert await rt.store.spent(f"searches:run:{run.id}") == 2

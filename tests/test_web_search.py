@@ -1,8 +1,7 @@
 """Research that can look things up (issue 17, point 6): the operator turns the Messages API's server-side web
-search on (off by default); only search-specialist's requests carry the tool, with ``max_uses`` what the run had
-left when the step began (the same tool on every turn: tests/test_web_search_turns.py); the searches are billed
-in the run's usage and counted against the token budgets; the pages it cited are listed under its result, and a
-link to a host the renderer does not allow loses its target.
+search on (off by default); only search-specialist's requests carry the tool, with ``max_uses`` what is left of
+the run's cap; the searches are billed in the run's usage and counted against the token budgets; the pages it
+cited are listed under its result, and a link to a host the renderer does not allow loses its target.
 
 The real bot through its webhook, with the real anthropic client over HTTP against the local Messages API, whose
 own log of what it served and received is the witness (the agent runtime alone: tests/test_agents_runner.py).
@@ -66,9 +65,7 @@ async def test_search_specialist_searches_within_the_runs_cap_and_its_sources_ar
     await send(bot, sandbox, "issues", issue_payload(61, ["integration"]))
 
     research = [r for r in fake.requests if step_title(r) == "RESEARCH"]
-    # The step's one tool, the same bytes on every turn (the prompt cache holds): max_uses is what the run had
-    # when the step began; the run's cap is kept by counting (tests/test_web_search_turns.py).
-    assert [[t["max_uses"] for t in web_tools(r)] for r in research] == [[5], [5]]
+    assert [[t["max_uses"] for t in web_tools(r)] for r in research] == [[5], [4]]  # what the run had left
     assert research[1]["messages"][-1]["role"] == "assistant"  # the paused turn went back as it came
     assert [b["type"] for b in research[1]["messages"][-1]["content"]][:2] == ["server_tool_use",
                                                                               "web_search_tool_result"]

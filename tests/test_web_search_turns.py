@@ -1,5 +1,5 @@
 """search-specialist's web search turn by turn (bot/agents/web_turns.py): the tool is the same bytes on every turn
-of a step, so the researcher's prompt cache holds; the run's cap is kept by counting; a budget with room for
+of a step until one searches, so the researcher's prompt cache holds; the run's cap is hard; a budget with room for
 fewer searches offers fewer, and none when it has room for none (the result says so). The agent runtime on the
 real anthropic client against the local Messages API, its prompt cache included (the error codes of a search, through
 the webhook: tests/test_web_search_errors.py).
@@ -27,41 +27,44 @@ def notes(request: dict[str, Any]) -> str:
     return " ".join(b.get("text", "") for b in request["messages"][-1]["content"] if b.get("type") == "text")
 
 
-async def test_the_tools_stay_the_same_bytes_after_each_search_and_the_cache_is_read(
+def read_only() -> Reply:
+    """A turn that only asks for a file: no search."""
+    return Reply([{"type": "tool_use", "name": "read_file", "input": {"path": "README.md"}}], stop_reason="tool_use")
+
+
+async def test_the_tool_changes_only_after_a_turn_that_searched_and_the_cache_is_read(
         fake: FakeAnthropic, claude, gh, sandbox) -> None:  # noqa: F811
     sandbox.add_issue(REPO, title="Integrate the payments API", body="")
     sandbox.set_file(REPO, "README.md", "# payments\n" + "Docs. " * 2000)
     budget = Budget(run_id="run-t")
-    fake.script(search_and_read("a"), search_and_read("b"), analyze())
+    fake.script(search_and_read("a"), read_only(), analyze())
     outcome = await make_runtime(gh, claude, budget=budget, web_searches=5).run(researcher())
     assert outcome.ok, outcome.error
+    assert [[t["max_uses"] for t in web_tools(r)] for r in fake.requests] == [[5], [4], [4]]
     tools = [json.dumps(r["tools"], sort_keys=True) for r in fake.requests]
-    assert len(tools) == 3 and len(set(tools)) == 1  # byte-identical on every turn
-    assert [t["max_uses"] for t in web_tools(fake.requests[0])] == [5]
-    # Each later turn reads the whole earlier prefix from the cache (a changed tool would write it all again).
-    assert all(u["cache_read_input_tokens"] > 0 for u in fake.usage_log[1:]), fake.usage_log
-    # The run's cap is kept by counting, and the model is told what is left after a turn that searched.
+    assert tools[1] == tools[2]  # a turn without a search leaves the tool as it was
+    # The turn after the one without a search reads the whole earlier prefix from the cache.
+    assert fake.usage_log[2]["cache_read_input_tokens"] > 0, fake.usage_log
     assert "This run has 4 web searches left." in notes(fake.requests[1])
-    assert "This run has 3 web searches left." in notes(fake.requests[2])
-    assert fake.web.served == ["a", "b"] and await budget.ledger.spent("searches:run:run-t") == 2
+    assert "web search" not in notes(fake.requests[2]).lower()
+    assert fake.web.served == ["a"] and await budget.ledger.spent("searches:run:run-t") == 1
 
 
-async def test_a_model_searching_past_what_is_left_is_counted_and_loses_the_tool(
+async def test_the_run_cap_is_hard_a_model_told_none_are_left_has_no_tool(
         fake: FakeAnthropic, claude, gh, sandbox) -> None:  # noqa: F811
-    """Two searches a run: the first turn makes both, then the model is told none are left; it searches anyway.
-    That search was made (and billed): it is counted, and the step's next turn no longer offers the tool."""
+    """Two searches a run: the first turn makes both; the next turns offer no web search at all (the API enforces
+    max_uses, so the operator's cap cannot be passed by a model that ignores what it is told)."""
     sandbox.add_issue(REPO, title="t", body="")
     sandbox.set_file(REPO, "README.md", "# x\n")
     budget = Budget(run_id="run-p")
     both = Reply([*Reply.web_search("a", "b").content, {"type": "tool_use", "name": "read_file",
                                                           "input": {"path": "README.md"}}], stop_reason="tool_use")
-    fake.script(both, search_and_read("c"), analyze())
+    fake.script(both, read_only(), analyze())
     outcome = await make_runtime(gh, claude, budget=budget, web_searches=2).run(researcher())
     assert outcome.ok, outcome.error
     assert "web searches are used up" in notes(fake.requests[1])
-    assert [[t["max_uses"] for t in web_tools(r)] for r in fake.requests] == [[2], [2], []]
-    assert "Web search is over for this step" in notes(fake.requests[2])
-    assert fake.web.served == ["a", "b", "c"] and await budget.ledger.spent("searches:run:run-p") == 3
+    assert [[t["max_uses"] for t in web_tools(r)] for r in fake.requests] == [[2], [], []]
+    assert fake.web.served == ["a", "b"] and await budget.ledger.spent("searches:run:run-p") == 2
 
 
 async def test_a_budget_with_room_for_fewer_searches_offers_those(fake: FakeAnthropic, claude, gh,

@@ -203,7 +203,9 @@ class AgentRuntime:
             body = encode(request)  # once (twice with the tool): the estimate counts the text sent
             need = input_estimate(body) + int(request["max_tokens"])
             per_search = self.models.search_tokens(tier) + SEARCH_RESULT_TOKENS
-            offered = min(wanted, await self._searches_that_fit(need, per_search)) if wanted else 0
+            # Never more than the run has left (the API enforces max_uses, so the cap is hard): the tool changes
+            # only on a turn after one that searched, and stays the same bytes on every other turn.
+            offered = min(wanted, searches.amount, await self._searches_that_fit(need, per_search)) if wanted else 0
             if web is not None and wanted:
                 web.offered(offered)
             if offered:

@@ -1,16 +1,16 @@
 """One step's web search, turn by turn (issue 17, point 6): what its calls offer and what its result says of it.
 
 The prompt cache reads a prefix (tools, then system, then messages): a tool definition that changed between two
-turns would make every later turn write the whole prefix again. So a step offers one web search tool, the same
-bytes on every turn: ``max_uses`` is what the run had left when the step began (``allowance``). The run's cap is
-kept by counting on our side: each turn reserves what the run has left in the budget's ledger, and after a turn
-that searched the model is told, in the next turn's user content (after the cached prefix), how many searches
-are left. The tool changes only when it must:
+turns makes every later turn write the whole prefix again. So a step offers one web search tool whose bytes change
+only when they must. ``max_uses`` is what the run has left (reserved in the budget's ledger for the turn, so steps
+in parallel share the cap), never more: the operator's cap is hard, since the API enforces ``max_uses``. A turn
+without a search leaves the tool as it was; after a turn that searched, the next offers fewer (that turn writes the
+prefix again) and the model is told, in the next turn's user content, how many searches are left. Beside that:
 
-- the budget has room for fewer searches than ``allowance`` beside the call: that turn offers as many as fit,
-  and none when none fit (the step then runs without it, and its result says so);
-- the model searched past what it was told was left: those searches are counted (they were made and billed)
-  and the tool is no longer offered in this step.
+- the budget has room for fewer searches than are left beside the call: that turn offers as many as fit, and none
+  when none fit (the step then runs without it, and its result says so);
+- a reply that made more searches than were reserved (the API's cap failed): they are counted all the same (they
+  were made and billed) and the tool is no longer offered in this step.
 
 Searches that failed (``web_search_tool_result_error``) are not billed; the result names them, so a person reading
 the research knows it could not look everything up.
