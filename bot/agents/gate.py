@@ -10,10 +10,11 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from bot.core.findings import diff_lines, fingerprint
 from bot.core.secrets import REDACTED, TOKEN_PATTERNS
 
 _GENERIC_SECRET = re.compile(
@@ -51,6 +52,9 @@ class Finding:
     line: int | None = None
     criterion: str = ""
     rule: str = ""  # which check found it: part of its stable id across pushes (bot/core/findings.py)
+    # A credential's fingerprint: its stable id comes from the credential, not from the line around it (an edit
+    # next to it on its line is the same credential). Not compared: the finding is the same wherever it points.
+    anchor: str = field(default="", compare=False)
 
     @property
     def where(self) -> str:
@@ -66,23 +70,6 @@ class Finding:
         return out
 
 
-def _added_lines(patch: str) -> Iterator[tuple[int, str]]:
-    """(new-file line number, text) of each added line of a patch as GitHub returns it (hunks only). A file
-    header (``+++ b/x``) can only come before the first hunk: inside one, a line that starts with ``+++`` is an
-    added line whose text starts with ``++`` (``++hits;`` in JavaScript), and is checked like any other."""
-    line, in_hunk = 0, False
-    for raw in patch.splitlines():
-        if m := re.match(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", raw):
-            line, in_hunk = int(m[1]), True
-        elif not in_hunk and raw.startswith(("+++ ", "--- ", "diff ", "index ")):
-            continue
-        elif raw.startswith("+"):
-            yield line, raw[1:]
-            line += 1
-        elif not raw.startswith(("-", "\\")):
-            line += 1
-
-
 ChangedFile = tuple[str, list[tuple[int, str]], bool]  # (path, numbered added lines, written by the model)
 
 
@@ -90,7 +77,7 @@ def _files(changes: Iterable[dict] | None, patches: Iterable[dict] | None) -> li
     """Every changed file with the lines it adds."""
     out = [(str(c.get("path", "")), list(enumerate(str(c.get("content", "")).splitlines(), 1)), True)
            for c in changes or () if isinstance(c, dict)]
-    out += [(str(p.get("filename", "")), list(_added_lines(str(p.get("patch") or ""))), False)
+    out += [(str(p.get("filename", "")), [(n, text) for n, text, new in diff_lines(str(p.get("patch") or "")) if new], False)
             for p in patches or () if isinstance(p, dict) and p.get("status") != "removed"]
     return out
 
@@ -98,13 +85,13 @@ def _files(changes: Iterable[dict] | None, patches: Iterable[dict] | None) -> li
 def _secrets(path: str, lines: list[tuple[int, str]], model_written: bool) -> Iterator[Finding]:
     for n, text in lines:
         for name, pattern in TOKEN_PATTERNS:
-            if pattern.search(text):
+            if key := pattern.search(text):
                 yield Finding("critical", f"exposed credential: {name} committed in the code",
-                              path, n, SECRETS_CRITERION, rule=f"credential:{name}")
+                              path, n, SECRETS_CRITERION, rule=f"credential:{name}", anchor=fingerprint(key[0]))
         m = _GENERIC_SECRET.search(text)
         if m and not _PLACEHOLDER.search(m[1]) and not any(p.search(text) for _, p in TOKEN_PATTERNS):
             yield Finding("warning", "a hard-coded secret-like literal; read it from configuration instead",
-                          path, n, SECRETS_CRITERION, rule="secret-literal")
+                          path, n, SECRETS_CRITERION, rule="secret-literal", anchor=fingerprint(m[1]))
         if model_written and REDACTED in text:
             yield Finding("critical", "a credential was found in this change and redacted before review; "
                           "the change must read it from configuration", path, n, SECRETS_CRITERION,

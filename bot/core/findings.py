@@ -1,13 +1,16 @@
 """Findings that converge across pushes (issue 17, point 2): a stable id for each finding of a pull request's
 review, the lines a review comment may sit on, and what a new head's review makes of the earlier findings.
 
-A finding's id hashes its source, its rule, its file and the normalised code of its line (whitespace
-collapsed), never the line number: a push that moves the code moves the finding with it. The window is the line
-itself, not the lines around it: the lines next to a finding are the ones a push most often edits, and an id
-that changed with them would report the same finding twice. Two findings of one rule on the same code in one
-file are told apart by their order. A model cites lines loosely and may word a finding anew each time, so its
-findings are also matched to earlier ones by rule and location (same file, a few lines apart); a model finding
-without a line has no location, and its id holds its text instead (else any two would be one).
+A finding's id hashes its source, its rule, its file and what ties it to the code, never the line number: a push
+that moves the code moves the finding with it. What ties it: for a credential, a fingerprint of the credential
+itself (an edit around it on its line is the same credential); else the normalised code of its line (whitespace
+collapsed). The window is the line itself, not the lines around it: the lines next to a finding are the ones a push
+most often edits, and an id that changed with them would report the same finding twice. Two findings of one rule on
+the same code in one file are told apart by their order. A model finding's id also holds the gist of its own text
+(:func:`gist`), so two of its findings on identical lines (two ``return None``) stay two whatever the order it lists
+them in; a model words a finding anew at times, so its findings are also matched to earlier ones by rule and
+location (same file, a few lines apart) when their texts share enough words, the closest text first. A file renamed
+since (GitHub's ``previous_filename``) takes its findings with it.
 
 After a push each earlier open finding is *still open* (found again, or a model finding on code nobody
 touched since the last reviewed head: a model's silence is no fix), *fixed* (not found again though its file
@@ -26,34 +29,60 @@ from typing import Any
 OPEN, FIXED, GONE = "open", "fixed", "gone"
 CHECK, MODEL = "check", "model"  # a deterministic check's finding, or the model review's
 NEAR = 3  # lines a model finding may move between heads and still be the one reported before
+ALIKE = 0.25  # share of its words a reworded model finding keeps with the one it was (fewer: another finding)
 KEEP = 300  # findings kept per pull request (open ones always, up to KEEP_OPEN)
 KEEP_OPEN = 1_000  # open findings kept per pull request: a runaway review's record stays bounded
 _HUNK = re.compile(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+_HEADER = ("+++ ", "--- ", "diff ", "index ")  # git's file header lines, before the first hunk
+_WORD = re.compile(r"[^\W\d_]{3,}")
 
 
 def diff_lines(patch: str) -> Iterator[tuple[int, str, bool]]:
     """(new-file line number, text, added?) of each line on the new side of a patch's hunks, as GitHub returns a
-    patch: the lines a review comment may sit on. A file header (``+++ b/x``) can only come before the first hunk:
-    inside one, a line starting with ``+++`` is an added line whose text starts with ``++``."""
+    patch: the lines a review comment may sit on, and the added lines the checks read. A file header (``+++ b/x``)
+    can only come before the first hunk: inside one, a line starting with ``+++`` is an added line whose text starts
+    with ``++``. An added line before any hunk (no patch GitHub sends, but one the checks must not pass unread)
+    has no line number known: 0, never an invented one."""
     line, in_hunk = 0, False
     for raw in patch.splitlines():
         if m := _HUNK.match(raw):
             line, in_hunk = int(m[1]), True
-        elif not in_hunk or raw.startswith(("-", "\\")):
-            continue
-        else:
+        elif not in_hunk:
+            if raw.startswith("+") and not raw.startswith(_HEADER):
+                yield 0, raw[1:], True
+        elif not raw.startswith(("-", "\\")):
             yield line, raw[1:], raw.startswith("+")
             line += 1
 
 
 def hunks(files: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
     """Each changed file's new-side hunk lines (number → text), from a pull request's files at one head."""
-    return {str(f.get("filename")): {n: text for n, text, _ in diff_lines(str(f.get("patch") or ""))}
+    return {str(f.get("filename")): {n: text for n, text, _ in diff_lines(str(f.get("patch") or "")) if n}
             for f in files if f.get("status") != "removed"}
+
+
+def renames(files: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The files GitHub lists as renamed: earlier name → name now (its ``previous_filename``)."""
+    return {str(f["previous_filename"]): str(f.get("filename")) for f in files
+            if f.get("status") == "renamed" and isinstance(f.get("previous_filename"), str) and f["previous_filename"]}
 
 
 def normalise(code: str) -> str:
     return " ".join(code.split())
+
+
+def gist(text: str) -> str:
+    """A finding's own words, normalised: what a model keeps when it reports the same finding again (case,
+    punctuation, numbers such as the line it cites, and words under three letters left out)."""
+    return " ".join(w.rstrip("s") for w in _WORD.findall(text.lower()))
+
+
+def fingerprint(value: str) -> str:
+    """What ties a credential finding to the credential: a hash of its matched value, never the value (the id is
+    stored, and a tech-debt issue's marker hashes it again in public). There is no per-installation key here (the
+    core is pure and the call path holds none): the value is in the pull request's own diff, which the hash
+    reveals nothing beyond."""
+    return hashlib.sha256(b"triage-lead credential\x00" + value.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -66,6 +95,10 @@ class Seen:
     text: str
     path: str | None = None
     line: int | None = None
+    anchor: str = ""  # what ties it to the code instead of its line's text: a credential's :func:`fingerprint`
+    # The ids an earlier review may know it by (set by :func:`identify`): under its file's earlier name, when the file
+    # was renamed; and as ids were made before a credential's fingerprint and a model's text were part of them.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,7 +114,7 @@ class Tracked:
     line: int | None
     state: str  # OPEN | FIXED | GONE
     first_sha: str  # the head it was first reported at
-    last_sha: str  # the last head whose review found it (or, for a model finding carried unjudged, kept it open)
+    last_sha: str  # the last head whose review found it, or closed it
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,21 +131,41 @@ class Tracked:
               and isinstance(found.path, str | None) and isinstance(found.line, int | None))
         return found if ok else None
 
+    def seen(self) -> Seen:
+        """This finding as a review reports it (a head judged before, its findings read back)."""
+        return Seen(self.source, self.rule, self.severity, self.text, self.path, self.line)
 
-def identify(seen: Iterable[Seen], code: Mapping[str, Mapping[int, str]]) -> list[tuple[str, Seen]]:
+
+def _key(s: Seen, path: str, code: Mapping[str, Mapping[int, str]], *, before: bool = False) -> tuple[str, ...]:
+    """What a finding's id hashes (``before``: as it did before credentials and model texts were part of it)."""
+    if s.line is None:
+        return ((s.source, s.rule) if s.source == CHECK  # of the whole pull request (no test changed)
+                else (s.source, s.rule, path, normalise(s.text)))  # no line to tell two apart: the text
+    text = code.get(s.path or "", {}).get(s.line)
+    where = (f"credential {s.anchor}" if s.anchor and not before else normalise(text) if text is not None
+             else f"line {s.line}" if s.source == MODEL else "")
+    return (s.source, s.rule, path, where) + ((gist(s.text),) if s.source == MODEL and not before else ())
+
+
+def identify(seen: Iterable[Seen], code: Mapping[str, Mapping[int, str]],
+             renamed: Mapping[str, str] | None = None) -> list[tuple[str, Seen]]:
     """Each finding with its stable id. ``code``: the head's lines by file (:func:`hunks`); a finding on a line it
-    does not show is placed by its line number (a model's) or by its file alone (a check of a whole file)."""
+    does not show is placed by its line number (a model's) or by its file alone (a check of a whole file).
+    ``renamed``: earlier name → name now (:func:`renames`); a finding in a renamed file also gets its id under the
+    earlier name, by which the earlier review knew it (``aliases``), as does one whose id a stored review made
+    the way ids were made before."""
+    was = {new: old for old, new in (renamed or {}).items()}
     out: list[tuple[str, Seen]] = []
-    counts: dict[tuple[str, ...], int] = {}
+    counts: tuple[dict[tuple[str, ...], int], ...] = ({}, {}, {})  # each kind counted apart: now, renamed, before
+
+    def numbered(key: tuple[str, ...], kind: int) -> str:
+        n = counts[kind][key] = counts[kind].get(key, 0) + 1
+        return hashlib.sha256("\x00".join([*key, str(n)]).encode()).hexdigest()[:16]
+
     for s in seen:
-        text = code.get(s.path or "", {}).get(s.line or 0)
-        where = (normalise(text) if text is not None else f"line {s.line}" if s.source == MODEL and s.line
-                 else "")
-        key = ((s.source, s.rule, s.path or "", where) if s.line is not None
-               else (s.source, s.rule) if s.source == CHECK  # of the whole pull request (no test changed)
-               else (s.source, s.rule, s.path or "", normalise(s.text)))  # no line to tell two apart: the text
-        n = counts[key] = counts.get(key, 0) + 1
-        out.append((hashlib.sha256("\x00".join([*key, str(n)]).encode()).hexdigest()[:16], s))
+        key, old, legacy = _key(s, s.path or "", code), was.get(s.path or ""), _key(s, s.path or "", code, before=True)
+        aliases = ((numbered(_key(s, old, code), 1),) if old else ()) + ((numbered(legacy, 2),) if legacy != key else ())
+        out.append((numbered(key, 0), dataclasses.replace(s, aliases=aliases) if aliases else s))
     return out
 
 
@@ -133,53 +186,90 @@ class Round:
         return [t for t in self.findings.values() if t.state == OPEN]
 
 
+def alike(a: str, b: str) -> float:
+    """How much two findings' texts share: the words they have in common over the words of the shorter one."""
+    x, y = set(gist(a).split()), set(gist(b).split())
+    return len(x & y) / min(len(x), len(y)) if x and y else 0.0
+
+
 def _earlier_model(earlier: Mapping[str, Tracked], s: Seen, taken: set[str]) -> Tracked | None:
-    """The earlier model finding ``s`` is, by rule and location: same file, at most NEAR lines apart. One without a
-    line has no location to match by (any two on a file would be one): only its id, its text, finds it again."""
+    """The earlier model finding ``s`` is, by rule and location: same file, at most NEAR lines apart, its text
+    sharing at least ALIKE of its words; of several, the closest text, then the closest line. One without a line
+    has no location to match by (any two on a file would be one): only its id, its text, finds it again."""
     if s.line is None:
         return None
-    return next((t for t in earlier.values() if t.source == MODEL and t.id not in taken and t.rule == s.rule
-                 and t.path == s.path and t.line is not None and abs(t.line - s.line) <= NEAR), None)
+    near = [(alike(t.text, s.text), -abs(t.line - s.line), t) for t in earlier.values()
+            if t.source == MODEL and t.id not in taken and t.rule == s.rule and t.path == s.path
+            and t.line is not None and abs(t.line - s.line) <= NEAR]
+    best = max(near, key=lambda c: c[:2], default=None)
+    return best[2] if best is not None and best[0] >= ALIKE else None
+
+
+def _match(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]]) -> list[Tracked | None]:
+    """The earlier finding each of ``now`` is, if any: by its id (or its id under its file's earlier name) first,
+    for all of them, then a model finding by rule and location; each earlier finding is matched once."""
+    found: list[Tracked | None] = [None] * len(now)
+    taken: set[str] = set()
+    for i, (fid, s) in enumerate(now):
+        key = next((k for k in (fid, *s.aliases) if k in earlier and k not in taken), None)
+        if key is not None:
+            found[i] = earlier[key]
+            taken.add(key)
+    for i, (_, s) in enumerate(now):
+        if found[i] is None and s.source == MODEL and (prev := _earlier_model(earlier, s, taken)) is not None:
+            found[i] = prev
+            taken.add(prev.id)
+    return found
 
 
 def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: str, *, paths: set[str],
              changed: set[str] | None, model_ran: bool, unread: frozenset[str] = frozenset(),
-             listed_all: bool = True) -> Round:
+             listed_all: bool = True, renamed: Mapping[str, str] | None = None) -> Round:
     """The findings after the review at ``sha``. ``now``: this review's findings with their ids (:func:`identify`);
     ``paths``: the files the pull request changes at ``sha``; ``changed``: the files changed since the last
     reviewed head (None when GitHub could not say: then every file counts as changed); ``model_ran``: whether a
     model reviewed this head (if not, its earlier findings stay as they were: nobody judged them); ``unread``: files
-    the checks could not read at ``sha``, and ``listed_all``: whether GitHub listed every file of the pull request.
-    A finding in a file nobody looked at stays open: "not found" is not "not there"."""
-    out, taken = dict(earlier), set[str]()
-    rnd = Round(sha=sha, findings=out)
-    for fid, s in now:
-        prev = earlier.get(fid) if fid not in taken else None
-        if prev is None and s.source == MODEL:
-            prev = _earlier_model(earlier, s, taken)
+    the checks could not read at ``sha``, and ``listed_all``: whether GitHub listed every file of the pull request;
+    ``renamed``: earlier name → name now, for files renamed since (their findings move with them).
+    A finding in a file nobody looked at stays open: "not found" is not "not there". A finding found again is kept
+    under the id it has now (its file renamed, or a model's finding reworded or moved), with its first head."""
+    moves = renamed or {}
+    earlier = {fid: dataclasses.replace(t, path=moves[t.path]) if t.path is not None and t.path in moves else t
+               for fid, t in earlier.items()}
+    now_of: dict[str, Tracked] = {}  # earlier id -> the finding as it is after this head (in the earlier order)
+    added: dict[str, Tracked] = {}
+    new: list[str] = []
+    still_open: list[str] = []
+    fixed: list[str] = []
+    gone: list[str] = []
+    reopened: list[str] = []
+    matched = _match(earlier, now)
+    for (fid, s), prev in zip(now, matched, strict=True):
         if prev is None:  # reported for the first time on this pull request
-            taken.add(fid)
-            rnd.new.append(fid)
-            out[fid] = Tracked(fid, s.source, s.rule, s.severity, s.text, s.path, s.line, OPEN, sha, sha)
+            new.append(fid)
+            added[fid] = Tracked(fid, s.source, s.rule, s.severity, s.text, s.path, s.line, OPEN, sha, sha)
             continue
-        taken.add(prev.id)  # a deterministic finding seen before is never reported again, whatever its state
-        (rnd.still_open if prev.state == OPEN else rnd.reopened).append(prev.id)
-        out[prev.id] = dataclasses.replace(prev, state=OPEN, text=s.text, line=s.line, last_sha=sha)
+        # a deterministic finding seen before is never reported again, whatever its state
+        fid = fid if fid not in earlier else prev.id
+        (still_open if prev.state == OPEN else reopened).append(fid)
+        now_of[prev.id] = dataclasses.replace(prev, id=fid, state=OPEN, text=s.text, path=s.path, line=s.line,
+                                              last_sha=sha)
     for t in earlier.values():
-        if t.state != OPEN or t.id in taken:
+        if t.state != OPEN or t.id in now_of:
             continue
         if t.path and (t.path in unread or (not listed_all and t.path not in paths)):
-            rnd.still_open.append(t.id)  # its file was not read at this head, or not listed: nobody looked
+            still_open.append(t.id)  # its file was not read at this head, or not listed: nobody looked
         elif t.source == MODEL and (not model_ran or (t.path and changed is not None and t.path not in changed
                                                       and t.path in paths)):
-            rnd.still_open.append(t.id)  # unjudged, or on code nobody touched since: the model's silence is no fix
+            still_open.append(t.id)  # unjudged, or on code nobody touched since: the model's silence is no fix
         elif t.path and t.line is not None and t.path not in paths:
-            rnd.gone.append(t.id)
-            out[t.id] = dataclasses.replace(t, state=GONE, last_sha=sha)
+            gone.append(t.id)
+            now_of[t.id] = dataclasses.replace(t, state=GONE, last_sha=sha)
         else:
-            rnd.fixed.append(t.id)
-            out[t.id] = dataclasses.replace(t, state=FIXED, last_sha=sha)
-    return rnd
+            fixed.append(t.id)
+            now_of[t.id] = dataclasses.replace(t, state=FIXED, last_sha=sha)
+    after = [now_of.get(fid, t) for fid, t in earlier.items()] + list(added.values())
+    return Round(sha, {t.id: t for t in after}, new, still_open, fixed, gone, reopened)
 
 
 def kept(findings: Mapping[str, Tracked], most: int = KEEP, most_open: int = KEEP_OPEN) -> dict[str, Tracked]:

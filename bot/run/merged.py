@@ -1,6 +1,11 @@
 """A merged pull request (issue 17, point 2): the findings of its review still open at the merge become tech-debt
 issues, one per finding, filed once (the same finding, by its stable id, is never filed twice in a repository).
 
+A tech-debt issue a person closed says what they decided: closed as not planned (or as a duplicate), the debt is
+accepted or tracked elsewhere and is never filed again; closed as completed while a later merge still has the
+finding, the fix did not hold, and it is filed again, linking the closed one (a chain: each closed issue's own
+marker leads to the next).
+
 Only ``pull_request.closed`` with ``merged: true`` arrives here (bot/core/events.py ignores a pull request closed
 unmerged: its findings never reached the default branch). The findings are the store's (bot/run/pull_review.py
 keeps them per head); a pull request the bot never reviewed has none, and nothing is written.
@@ -10,28 +15,62 @@ from __future__ import annotations
 
 import logging
 
+from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.core import events
+from bot.core import events, review_texts
 from bot.core import findings as F
 from bot.core.markers import marker
 from bot.github.writes import create_issue_once, digest
-from bot.run import pull_review
 from bot.run.runs import Deps
+from bot.store import Posted
 
 log = logging.getLogger(__name__)
 
 MAX_DEBT = 10  # issues filed per merge: a runaway review cannot flood the tracker
 LABELS = ["tech-debt"]
+MAX_AGAIN = 5  # closed-as-completed issues followed for one finding before it is filed again
 
 
-def debt_marker(repo: str, t: F.Tracked) -> str:
+def debt_marker(repo: str, t: F.Tracked, after: int | None = None) -> str:
     """A finding's tech-debt issue: by repository and finding id, whichever pull request left it open. An id
     leaves a finding's text out; where it names no line of code (no test changed, a model finding without a place
     or off the diff) it is the same for unrelated findings of two pull requests, so there the text is part of
     the key: one pull request's debt must never pass for filed by another's."""
     anchored = t.source == F.CHECK and t.path is not None and t.line is not None
-    return marker("finding-debt", digest(repo, t.id) if anchored else digest(repo, t.id, F.normalise(t.text)))
+    key = digest(repo, t.id) if anchored else digest(repo, t.id, F.normalise(t.text))
+    return marker("finding-debt", key if after is None else digest(key, "after", str(after)))
+
+
+async def _closed_how(gh: GitHubAPI, repo: str, number: int) -> str | None:
+    """None while the issue is open; else why it was closed (GitHub's state_reason; "gone" if it cannot be read:
+    deleted or moved, which a person did, and the bot does not undo)."""
+    try:
+        issue = await gh.getitem(f"/repos/{repo}/issues/{number}")
+    except BadRequest as exc:
+        if exc.status_code not in (404, 410):
+            raise
+        return "gone"
+    return None if issue.get("state") != "closed" else str(issue.get("state_reason") or "completed")
+
+
+async def _file(gh: GitHubAPI, deps: Deps, event: events.PullMerged, t: F.Tracked, sha: str) -> str:
+    """The finding's tech-debt issue, filed unless one is open or a person closed it as settled; what became of it."""
+    before: Posted | None = None
+    for _ in range(MAX_AGAIN):
+        title, body = review_texts.debt_issue(t, event.number, sha, closed=before.number if before else None)
+        posted, created = await create_issue_once(
+            gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t, before.number if before else None),
+            title=title, body=body, labels=LABELS, bot_login=deps.bot_login)
+        if created:
+            return f"#{posted.number}" + (f" (again: #{before.number} was closed as completed)" if before else "")
+        how = await _closed_how(gh, event.repo, int(posted.number or 0))
+        if how is None:
+            return f"#{posted.number} (filed before)"
+        if how != "completed":
+            return f"#{posted.number} (closed as {how}: not filed again)"
+        before = posted
+    return f"#{before.number if before else 0} (closed as completed {MAX_AGAIN} times: not filed again)"
 
 
 async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) -> None:
@@ -46,12 +85,7 @@ async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) ->
                   event.head_sha[:12], kept.sha[:12])
     still.sort(key=lambda t: (t.severity != "critical", t.source != F.CHECK, t.path or "", t.line or 0))
     sha = event.merge_commit_sha or event.head_sha
-    filed: list[str] = []
-    for t in still[:MAX_DEBT]:
-        title, body = pull_review.debt_issue(t, event.number, sha)
-        posted, created = await create_issue_once(gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t),
-                                                  title=title, body=body, labels=LABELS, bot_login=deps.bot_login)
-        filed.append(f"#{posted.number}" + ("" if created else " (filed before)"))
+    filed = [await _file(gh, deps, event, t, sha) for t in still[:MAX_DEBT]]
     log.info("%s: merged with %d finding(s) open: tech debt %s", event.thread, len(still), ", ".join(filed))
     if len(still) > MAX_DEBT:  # said where operators look; the thread's verdict comment lists every one of them
         log.error("%s: merged with %d findings open; only %d were filed as tech debt (the cap per merge)",

@@ -20,7 +20,9 @@ findings are kept in the store with the head they were judged at. Each head's re
 earlier ones still open, fixed or gone and reports only the new ones: inline on their lines when the diff shows
 them, else in the review's body. Once the pull request has had a finding, one comment on the thread (the verdict
 across pushes) is edited in place, and each head's own review is short and points to it (a submitted review cannot
-change); until then the review is the whole verdict, which is short, and no comment is posted.
+change); until then the review is the whole verdict, which is short, and no comment is posted. A force-push back to
+a head judged before (A → B → A) posts no second review of it, but puts the findings and the thread comment back in
+the state A's code gives them (:func:`revisit`). The texts are bot/core/review_texts.py's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -40,16 +41,15 @@ from bot.agents import gate
 from bot.agents.gate import Finding
 from bot.core import findings as F
 from bot.core import render
+from bot.core import review_texts as T
 from bot.core.markers import marker, markers_in, with_marker
-from bot.core.texts import one_line  # the renderer's (bot/core/render.py re-exports it, outside its __all__)
 from bot.github.writes import digest, is_own, is_own_marked, upsert_comment
 from bot.store import Posted, PullFindings, Store
 
 log = logging.getLogger(__name__)
-CHECK = "triage-lead / code-review"
+CHECK = T.CHECK_NAME
 MAX_WHOLE_FILES, MAX_WHOLE_BYTES = 20, 1_000_000  # files without a diff read whole, per head
-MAX_INLINE, MAX_LISTED = 20, 30  # review comments on lines per review (the rest in its body); findings per list
-ICONS = {"critical": "❌", "warning": "⚠️"}
+MAX_INLINE = 20  # review comments on lines per review (the rest in its body)
 # What the deterministic checks look for, named in every verdict so nobody reads more into a pass than it holds.
 COVERED = ("exposed credentials (AWS, GitHub, Slack, Stripe, Google, Anthropic and OpenAI keys; private keys)",
            "hard-coded secret-like literals", "SQL built by string formatting and passed to the database",
@@ -109,7 +109,7 @@ def unchecked(pull: dict[str, Any], files: list[dict[str, Any]], unread: list[st
 def seen(checks: list[Finding], review: dict[str, Any] | None) -> list[F.Seen]:
     """This head's findings: the deterministic checks', then the model's critical findings and warnings (those the
     gate merged into its review are the checks' own, not the model's)."""
-    out = [F.Seen(F.CHECK, f.rule or f.criterion, f.severity, f.text, f.path, f.line) for f in checks]
+    out = [F.Seen(F.CHECK, f.rule or f.criterion, f.severity, f.text, f.path, f.line, f.anchor) for f in checks]
     texts, spots = {f.item()["text"] for f in checks}, {(f.path, f.line) for f in checks if f.path}
     for key, severity in (("critical", "critical"), ("warnings", "warning")):
         for i in (review or {}).get(key) or []:
@@ -125,29 +125,56 @@ def seen(checks: list[Finding], review: dict[str, Any] | None) -> list[F.Seen]:
 async def converged(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict, files: list[dict[str, Any]],
                     checks: list[Finding], review: dict[str, Any] | None, unread: list[str], listed_all: bool) -> Verdict:
     """``verdict`` with the pull request's findings carried across from the last reviewed head: what the files
-    changed since that head (GitHub's compare) decides whether a model finding nobody repeated is fixed."""
+    changed since that head (GitHub's compare) decides whether a model finding nobody repeated is fixed, and a file
+    renamed (since that head, or from the base as the pull request's files list it) takes its findings along."""
     before = await store.load_findings(repo, number)
     earlier = F.load(before.findings) if before else {}
-    changed = await _changed_since(gh, repo, before.sha, verdict.sha) if before and earlier else None
+    changed, moved = (await _changed_since(gh, repo, before.sha, verdict.sha) if before and earlier
+                      else (None, {}))
+    renamed = F.renames(files) | moved
     code = F.hunks(files)
-    rnd = F.converge(earlier, F.identify(seen(checks, review), code), verdict.sha, changed=changed,
-                     paths={str(f.get("filename")) for f in files if f.get("status") != "removed"},
-                     model_ran=review is not None, unread=frozenset(unread), listed_all=listed_all)
+    rnd = F.converge(earlier, F.identify(seen(checks, review), code, renamed), verdict.sha, changed=changed,
+                     paths=_paths(files), model_ran=review is not None, unread=frozenset(unread),
+                     listed_all=listed_all, renamed=renamed)
     return with_round(verdict, rnd, code)
 
 
-async def _changed_since(gh: GitHubAPI, repo: str, base: str, head: str) -> set[str] | None:
-    """The files changed between two heads; None when GitHub cannot compare them (a force-push dropped one)."""
+def _paths(files: list[dict[str, Any]]) -> set[str]:
+    return {str(f.get("filename")) for f in files if f.get("status") != "removed"}
+
+
+async def _changed_since(gh: GitHubAPI, repo: str, base: str, head: str) -> tuple[set[str] | None, dict[str, str]]:
+    """(the files changed between two heads, the files renamed from one to the other); None for the first when
+    GitHub cannot compare them (a force-push dropped one)."""
     if base == head:
-        return set()
+        return set(), {}
     try:
         diff = await gh.getitem(f"/repos/{repo}/compare/{base}...{head}")
     except BadRequest as exc:
         if exc.status_code not in (404, 422):
             raise
-        return None
+        return None, {}
     files = diff.get("files") or []
-    return {str(f[k]) for f in files for k in ("filename", "previous_filename") if f.get(k)}
+    return {str(f[k]) for f in files for k in ("filename", "previous_filename") if f.get(k)}, F.renames(files)
+
+
+async def revisit(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict) -> Verdict | None:
+    """``verdict``, a head judged before and now the head again (a force-push back to it, A → B → A), with the
+    findings in the state its code gives them: those open at it open again, those only later heads had closed as
+    a new head's review would close them. None when the store's findings are of this head already."""
+    before = await store.load_findings(repo, number)
+    if before is None or before.sha == verdict.sha or not before.findings or not verdict.note:
+        return None
+    files = [f async for f in gh.getiter(f"/repos/{repo}/pulls/{number}/files?per_page=100")]
+    # GitHub's compare is three-dot (from the merge base): back to an ancestor it lists nothing one way, so both.
+    there, moved = await _changed_since(gh, repo, before.sha, verdict.sha)
+    back, _ = await _changed_since(gh, repo, verdict.sha, before.sha)
+    changed = None if there is None or back is None else there | back
+    renamed = F.renames(files) | moved
+    now = [(t.id, t.seen()) for t in F.load(verdict.findings).values() if t.state == F.OPEN]
+    rnd = F.converge(F.load(before.findings), now, verdict.sha, changed=changed, paths=_paths(files),
+                     model_ran=True, renamed=renamed)
+    return with_round(verdict, rnd, F.hunks(files))
 
 
 def with_round(verdict: Verdict, rnd: F.Round, code: dict[str, dict[int, str]]) -> Verdict:
@@ -156,67 +183,15 @@ def with_round(verdict: Verdict, rnd: F.Round, code: dict[str, dict[int, str]]) 
     reported in the review: on its line when the diff shows that line (else GitHub's 422), else in the body."""
     comments: list[dict[str, Any]] = []
     outside: list[F.Tracked] = []
-    _again = {fid: " (found again after it was fixed)" for fid in rnd.reopened}.get
     for t in (rnd.findings[fid] for fid in [*rnd.new, *rnd.reopened]):
         if t.path and t.line in code.get(t.path, {}) and len(comments) < MAX_INLINE:
-            comments.append({"path": t.path, "line": t.line, "side": "RIGHT", "body": _inline(t) + _again(t.id, "")})
+            comments.append({"path": t.path, "line": t.line, "side": "RIGHT",
+                             "body": T.inline(t) + T.again_note(rnd, t.id)})
         else:
             outside.append(t)
-    counts = ", ".join(f"{len(ids)} {word}" for word, ids in (("new", rnd.new), ("still open", rnd.still_open),
-                       ("open again", rnd.reopened), ("fixed", rnd.fixed), ("gone", rnd.gone)) if ids)
-    note = [f"## triage-lead: {verdict.title}", "", f"Findings at this head: {counts or 'none'}."]
-    if comments:
-        note.append(f"{len(comments)} new finding(s) are commented on their lines.")
-    if outside:
-        note += ["", "**New findings on lines the diff does not show**:", *_listed(outside, lambda t: _again(t.id, ""))]
-    note += ["", "The whole verdict (what the checks cover, the model's review) is the check run "
-                 f"{render.code_span(CHECK)}."]
-    return replace(verdict, note="\n".join(note), comments=comments, thread=_thread(verdict, rnd),
+    return replace(verdict, note=T.note(verdict.title, rnd, len(comments), outside), comments=comments,
+                   thread=T.thread(verdict.title, verdict.sha, verdict.body, rnd),
                    findings={fid: t.as_dict() for fid, t in F.kept(rnd.findings).items()})
-
-
-def _spot(t: F.Tracked) -> str:
-    where = f"{t.path}:{t.line}" if t.path and t.line else t.path or ""
-    return f"{render.code_span(where, 300)}: " if where else ""  # a file name the PR's author chose: inert
-
-
-def _inline(t: F.Tracked) -> str:
-    by = "a deterministic check" if t.source == F.CHECK else "the model review"
-    return f"{ICONS.get(t.severity, '⚠️')} {one_line(t.text, 1_000)}\n\n(found by {by})"
-
-
-def _listed(items: list[F.Tracked], note: Callable[[F.Tracked], str]) -> list[str]:
-    """One line per finding (at most MAX_LISTED), its place and text inert, ``note(t)`` after it."""
-    lines = [f"- {ICONS.get(t.severity, '⚠️')} {_spot(t)}{one_line(t.text, 1_000)}{note(t)}"
-             for t in items[:MAX_LISTED]]
-    return lines + ([f"- and {len(items) - MAX_LISTED} more"] if len(items) > MAX_LISTED else [])
-
-
-def _thread(verdict: Verdict, rnd: F.Round) -> str:
-    """The thread's verdict comment: every finding of the pull request in its state at this head."""
-    by_state = {state: [t for t in rnd.findings.values() if t.state == state] for state in (F.OPEN, F.FIXED, F.GONE)}
-    new = set(rnd.new)
-    lines = [f"## triage-lead verdict on this pull request: {verdict.title}", "",
-             "Edited at each push (each head also gets its own review). A finding is reported once; those still "
-             "open when the pull request is merged are filed as tech-debt issues.", ""]
-    sections = ((F.OPEN, "Open", lambda t: " (new at this head)" if t.id in new else f" (since `{t.first_sha[:7]}`)"),
-                (F.FIXED, "Fixed", lambda t: f" (fixed at `{t.last_sha[:7]}`)"),
-                (F.GONE, "Gone: on files the pull request no longer changes", lambda t: ""))
-    for state, title, note in sections:
-        if by_state[state]:
-            lines += [f"**{title}** ({len(by_state[state])}):", *_listed(by_state[state], note), ""]
-    lines.append(f"<details><summary>The verdict at `{verdict.sha[:12]}`</summary>\n\n{verdict.body}\n\n</details>")
-    return render.clip("\n".join(lines))
-
-
-def debt_issue(t: F.Tracked, number: int, sha: str) -> tuple[str, str]:
-    """The tech-debt issue for a finding still open when its pull request was merged (its text and file untrusted)."""
-    by = f"the deterministic check {render.code_span(t.rule, 80)}" if t.source == F.CHECK else "the model review"
-    body = "\n".join([f"triage-lead's review of #{number} found this, and it was still open when the pull request "
-                      f"was merged (at `{sha[:12]}`):", "", *_listed([t], lambda _: ""), "",
-                      f"Found by {by}; first reported at `{t.first_sha[:12]}`, last seen at `{t.last_sha[:12]}`."])
-    return render.tech_debt_issue({"title": f"Tech debt: {one_line(t.text, 150)}", "body": body},
-                                  run_link=f"#{number}", step_title="the review")
 
 
 def thread_marker(repo: str, number: int) -> str:
@@ -280,9 +255,14 @@ def external_id(sha: str) -> str:
 
 
 async def posted(store: Store, repo: str, number: int, sha: str) -> bool:
-    """Whether both writes for this head are known to be done (then nothing is judged again)."""
-    return (await store.find_posted(review_marker(repo, number, sha)) is not None
-            and await store.find_posted(check_marker(repo, sha)) is not None)
+    """Whether both writes for this head are known to be done and its findings are the pull request's (then
+    nothing is judged again). A head judged before whose findings are not the last stored (a force-push back to it,
+    A → B → A) is not: the thread comment must follow its code again (:func:`post` revisits it)."""
+    if (await store.find_posted(review_marker(repo, number, sha)) is None
+            or await store.find_posted(check_marker(repo, sha)) is None):
+        return False
+    kept = await store.load_findings(repo, number)
+    return kept is None or kept.sha == sha or not kept.findings
 
 
 async def post(gh: GitHubAPI, store: Store, *, repo: str, number: int, verdict: Verdict, bot_login: str | None,
@@ -316,6 +296,15 @@ async def post(gh: GitHubAPI, store: Store, *, repo: str, number: int, verdict: 
             review = await _review(gh, repo, number, verdict.sha, (body, mark), verdict.event, verdict.comments)
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="review", github_id=review["id"],
                                            number=number))
+        return
+    # The head's review stands (a submitted review cannot change): the head is back after a later one was judged.
+    if bot_login is None:
+        bot_login = await _login_of_app(gh, repo, check, known)
+    await dismiss_stale(gh, repo, number, verdict.sha, bot_login)
+    if (back := await revisit(gh, store, repo, number, verdict)) is not None:  # the comment, then the record that
+        await upsert_comment(gh, store, repo=repo, number=number, mark=thread_marker(repo, number), body=back.thread,
+                             bot_login=bot_login)  # says it is done: a crash between edits it again on the retry
+        await store.save_findings(PullFindings(repo=repo, number=number, sha=back.sha, findings=back.findings))
 
 
 async def dismiss_stale(gh: GitHubAPI, repo: str, number: int, sha: str, bot_login: str | None) -> None:
@@ -383,9 +372,7 @@ async def _review(gh: GitHubAPI, repo: str, number: int, sha: str, text: tuple[s
     refused comment must not make a change request a mere comment), then a COMMENT review (the check keeps it)."""
     body, mark = text
     if comments:
-        body = "\n".join([body, "", "**New findings on their lines**:", *(
-            f"- {render.code_span(str(c['path']) + ':' + str(c['line']), 300)}: {c['body'].splitlines()[0]}"
-            for c in comments)])
+        body = T.with_line_comments(body, comments)
     data = {"commit_id": sha, "body": with_marker(body, mark), "event": event}
     tries = [data | {"body": with_marker(text[0], mark), "comments": comments}] * bool(comments) + [data] + (
         [data | {"event": "COMMENT"}] if event != "COMMENT" else [])
