@@ -59,7 +59,7 @@ async def test_the_final_summary_and_the_cli_name_who_did_each_step_on_what(
     assert {s.provenance["model"] for s in steps if s.provenance["agent"] == "backend-architect"} == {model}
     assert f"`{model}`" in done
 
-    assert await _show(rt.settings, run_id) == 0
+    assert await _show(rt.store, run_id) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"run {run_id}: backend-feature")
     assert out[1].split("\t") == ["step", "agent", "tier", "model", "prompt", "rules", "head", "tokens", "cost"]
@@ -70,7 +70,7 @@ async def test_the_final_summary_and_the_cli_name_who_did_each_step_on_what(
 
 async def test_the_cli_says_when_the_store_holds_no_such_run(bot: Any, capsys: pytest.CaptureFixture[str]) -> None:
     rt, _ = bot
-    assert await _show(rt.settings, "no-such-run") == 1
+    assert await _show(rt.store, "no-such-run") == 1
     assert "no run 'no-such-run' in the store" in capsys.readouterr().err
 
 
@@ -119,7 +119,7 @@ def test_runs_show_never_prints_a_database_urls_credentials(monkeypatch: pytest.
 
     from bot.cli import runs
 
-    async def unreachable(settings: Any, run_id: str) -> int:
+    async def unreachable(store: Any, run_id: str) -> int:
         raise OSError("could not connect to postgresql://triage:s3cr3t-pw@db.internal:5432/bot")
     monkeypatch.setattr(runs, "_show", unreachable)
     monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
