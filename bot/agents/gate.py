@@ -85,9 +85,11 @@ def _files(changes: Iterable[dict] | None, patches: Iterable[dict] | None) -> li
 def _secrets(path: str, lines: list[tuple[int, str]], model_written: bool) -> Iterator[Finding]:
     for n, text in lines:
         for name, pattern in TOKEN_PATTERNS:
-            if key := pattern.search(text):
+            # Each distinct credential on the line is its own finding: with only the first, a second one would
+            # surface as new (and the first as fixed) the day the first is taken out.
+            for key in dict.fromkeys(m[0] for m in pattern.finditer(text)):
                 yield Finding("critical", f"exposed credential: {name} committed in the code",
-                              path, n, SECRETS_CRITERION, rule=f"credential:{name}", anchor=fingerprint(key[0]))
+                              path, n, SECRETS_CRITERION, rule=f"credential:{name}", anchor=fingerprint(key))
         m = _GENERIC_SECRET.search(text)
         if m and not _PLACEHOLDER.search(m[1]) and not any(p.search(text) for _, p in TOKEN_PATTERNS):
             yield Finding("warning", "a hard-coded secret-like literal; read it from configuration instead",
@@ -175,7 +177,7 @@ def check(changes: list[dict] | None, patches: list[dict] | None) -> list[Findin
         if is_code_path(path):
             found += _injection(path, lines)
     found += _tests(files)
-    return list(dict.fromkeys(found))
+    return list({(f, f.anchor): f for f in found}.values())  # two credentials on one line stay two
 
 
 def apply_gate(review: dict[str, Any], findings: Iterable[Finding]) -> dict[str, Any]:

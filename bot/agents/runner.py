@@ -35,7 +35,7 @@ from bot.agents.models import SEARCH_RESULT_TOKENS, Budget, BudgetExceeded, Hold
 from bot.agents.request import AgentOutcome, AgentRequest
 from bot.agents.schemas import KINDS, result_schema, validation_error
 from bot.agents.tools import OverviewCache, RepoReader, Tools
-from bot.agents.web_turns import WebSearchTurns, with_notes
+from bot.agents.web_turns import WebSearchTurns, billed, with_notes
 from bot.core.defuse import code_span
 from bot.core.sanitize import clean_for_github, clean_result
 from bot.core.workflow import Agent
@@ -221,7 +221,7 @@ class AgentRuntime:
                     searches.actual = offered * exc.unanswered  # each attempt may have searched as much
                     await self._count_unreserved(searches, searches.actual)
                     raise
-                spent = self.models.usage(tier, reply["usage"])
+                spent = self.models.usage(tier, billed(reply.get("content") or [], reply["usage"]))
                 held.actual, searches.actual = spent.tokens, spent.web_searches
             await self._count_unreserved(searches, spent.web_searches)
             if web is not None:

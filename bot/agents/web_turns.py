@@ -22,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.agents.prompts import WEB_SEARCH
+
 # What each error code of the API's web search means, for people: the code itself is never posted.
 FAILURES = {"too_many_requests": "the search service was rate-limited",
             "unavailable": "the search service was unavailable",
@@ -78,6 +80,22 @@ def failures(content: list[dict[str, Any]]) -> list[str]:
             code = result.get("error_code")
             out.append(code if isinstance(code, str) and code in FAILURES else "other")
     return out
+
+
+def billed(content: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
+    """``usage`` with its web search count as the reply's own blocks bound it: at least the searches whose results
+    came back (a count the API left null must not let them go uncounted, else the run's cap is passed), at most the
+    searches the reply made (a count past them, up to one no ledger column holds, is no search of this reply's)."""
+    made = sum(b.get("type") == "server_tool_use" and b.get("name") == WEB_SEARCH for b in content)
+    served = sum(b.get("type") == "web_search_tool_result" and isinstance(b.get("content"), list) for b in content)
+    server = usage.get("server_tool_use")
+    said = server.get("web_search_requests") if isinstance(server, dict) else None
+    count = said if isinstance(said, int) and not isinstance(said, bool) and said > 0 else 0
+    bounded = min(max(count, served), made)
+    if bounded == count:
+        return usage
+    return {**usage, "server_tool_use": {**(server if isinstance(server, dict) else {}),
+                                         "web_search_requests": bounded}}
 
 
 def with_notes(result: dict[str, Any], lines: list[str]) -> dict[str, Any]:

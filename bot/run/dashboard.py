@@ -27,7 +27,7 @@ from bot.core import commands, config, events, render
 from bot.core import dashboard as D
 from bot.core.catalog import Catalog
 from bot.core.config import RepoConfig
-from bot.core.markers import marker, trailing, with_marker
+from bot.core.markers import marker, split_trailing, trailing, with_marker
 from bot.github.client import Uninstalled
 from bot.github.pacing import replying
 from bot.github.writes import create_issue_once, digest, is_own, upsert_comment
@@ -94,7 +94,7 @@ async def refresh(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) ->
         return False
     due(deps.store).pop(repo, None)  # before the write: a change made while it is in flight makes it due again
     try:
-        await _write(gh, deps, repo)
+        await _write(gh, deps, repo, installation_id)
     except BaseException:
         due(deps.store)[repo] = installation_id
         raise
@@ -124,19 +124,27 @@ def job_failed(job: Job, store: Store) -> None:
     """A job that failed for good: its repository's dashboard (if it has one) is due, to list it."""
     p = job.payload
     repo = p.get("repo") or (p.get("repository") or {}).get("full_name")
-    installation = p.get("installation_id") or (p.get("installation") or {}).get("id")
-    if isinstance(repo, str) and isinstance(installation, int):
+    if isinstance(repo, str) and (installation := installation_of(job)) is not None:
         due(store)[repo] = installation
 
 
-async def _write(gh: GitHubAPI, deps: Deps, repo: str) -> None:
+def installation_of(job: Job) -> int | None:
+    """The installation a job acts for (a delivery's, or a tick's): a repository's name can change hands (an
+    account renamed, its name taken by another), so a job stored under the name is the dashboard's only if this
+    is the dashboard's installation too."""
+    p = job.payload
+    installation = p.get("installation_id") or (p.get("installation") or {}).get("id")
+    return installation if isinstance(installation, int) and not isinstance(installation, bool) else None
+
+
+async def _write(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> None:
     """Open the dashboard (once: found again by its marker) or edit it, keeping the ticks not yet acted on."""
     mark = mark_of(repo)
     view = await deps.view(gh, repo, await _branch(gh, deps, repo))
     if not view.config.dashboard:  # turned off since (or never on: a failed job's repository): left as it is
         log.info("%s: the config has no dashboard: none opened or edited", repo)
         return
-    board = await _board(deps, repo, view.catalog, view.config)
+    board = await _board(deps, repo, view.catalog, view.config, installation_id)
     posted = await deps.store.find_posted(mark)
     if posted is None:
         posted, created = await create_issue_once(gh, deps.store, repo=repo, mark=mark, title=D.TITLE,
@@ -179,10 +187,11 @@ async def _branch(gh: GitHubAPI, deps: Deps, repo: str) -> str:
     return branch
 
 
-async def _board(deps: Deps, repo: str, catalog: Catalog, cfg: RepoConfig) -> D.Board:
+async def _board(deps: Deps, repo: str, catalog: Catalog, cfg: RepoConfig, installation_id: int) -> D.Board:
     runs = tuple(_run_line(record, catalog) for record in await deps.store.active_runs(repo))
     failed = tuple(D.FailedLine(info.job.id, _number(info.job.thread), info.job.event, info.error or "")
-                   for info in await deps.store.failed_jobs(limit=100, repo=repo) if _in_repo(info.job.thread, repo))
+                   for info in await deps.store.failed_jobs(limit=100, repo=repo)
+                   if _in_repo(info.job.thread, repo) and installation_of(info.job) == installation_id)
     return D.Board(runs=runs, failed=failed, not_author=cfg.approval_not_author)
 
 
@@ -250,7 +259,7 @@ async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: De
 
 async def _queue(event: events.DashboardEdit, box: D.Box, deps: Deps, written_at: float | None) -> None:
     """A tick as a job on the thread of the run (or failed job) it names; once per delivery and box."""
-    thread = await _thread_of(deps, event.repo, box)
+    thread = await _thread_of(deps, event.repo, box, event.installation_id)
     if thread is None:  # a box naming another repository's run, or nothing: answered by the tick's job
         thread = f"{event.repo}#{event.number}"
     payload = {"repo": event.repo, "installation_id": event.installation_id, "box": box.key, "thread": thread,
@@ -263,11 +272,13 @@ async def _queue(event: events.DashboardEdit, box: D.Box, deps: Deps, written_at
              "queued" if fresh else "queued already", thread)
 
 
-async def _thread_of(deps: Deps, repo: str, box: D.Box) -> str | None:
-    """The thread of the run or job a box names, when it is one of ``repo``'s (never another repository's)."""
+async def _thread_of(deps: Deps, repo: str, box: D.Box, installation_id: int) -> str | None:
+    """The thread of the run or job a box names, when it is one of ``repo``'s (never another repository's, nor a
+    failed job of another installation's under the same name)."""
     if box.job is not None:
         info = await deps.store.job_info(box.job)
-        return info.job.thread if info is not None and _in_repo(info.job.thread, repo) else None
+        return (info.job.thread if info is not None and _in_repo(info.job.thread, repo)
+                and installation_of(info.job) == installation_id else None)
     record = await deps.store.load_run(box.target)
     return record.thread if record is not None and record.repo == repo else None
 
@@ -283,16 +294,16 @@ async def on_tick(job: Job, deps: Deps) -> str:
         return repo
     answer = await _apply(gh, deps, job, box, repo, sender.login)
     await _acted(deps, repo, [box])
-    if answer:
-        await _note(gh, deps, repo, int(p["dashboard"]), sender.login, answer,
-                    mark=marker("reply", "dashboard", repo, digest(job.delivery_id)))
+    if answer:  # the edit's ticks (a tick's job is the edit's delivery id, then its box's) share one reply
+        await _answer(gh, deps, repo, int(p["dashboard"]), sender.login, answer,
+                      mark=marker("reply", "dashboard", repo, digest(job.delivery_id.rpartition(":")[0])))
     else:
         log.info("%s: %s's tick of %s applied", job.thread, sender.login, box.key)
     return repo
 
 
 async def _apply(gh: GitHubAPI, deps: Deps, job: Job, box: D.Box, repo: str, actor: str) -> str | None:
-    thread = await _thread_of(deps, repo, box)
+    thread = await _thread_of(deps, repo, box, int(job.payload["installation_id"]))
     if thread is None or thread != job.thread:
         return f"That box names no run or job of this repository: {commands.Parsed(box.action).line} did nothing."
     if box.job is not None:
@@ -344,6 +355,28 @@ async def _nothing() -> None:
 async def _acted(deps: Deps, repo: str, boxes: Iterable[D.Box]) -> None:
     for box in boxes:
         await deps.store.remember_posted(Posted(marker=_done_mark(repo, box), repo=repo, kind="seen", github_id=0))
+
+
+async def _answer(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, answer: str, *, mark: str) -> None:
+    """A tick's answer in the one reply its edit gets: the first posts it (within the reply limits), each later one
+    adds its line unless the reply says it already. An edit ticking many boxes notifies once, not once a box. Ticks
+    of one edit on different threads may answer at once: a line can then be lost, never the tick's own work."""
+    known = await deps.store.find_posted(mark)
+    if known is None:
+        await _note(gh, deps, repo, number, login, answer, mark=mark)
+        return
+    try:
+        said = str((await gh.getitem(f"/repos/{repo}/issues/comments/{known.github_id}")).get("body") or "")
+    except BadRequest as exc:
+        if exc.status_code != 404:
+            raise
+        said = ""  # deleted by someone: posted again with this answer
+    shown = split_trailing(said)[0].rstrip()
+    if answer in shown.split("\n\n"):
+        return
+    with replying():
+        await upsert_comment(gh, deps.store, repo=repo, number=number, mark=mark, known=known,
+                             body=render.clip(f"{shown}\n\n{answer}".lstrip()), bot_login=deps.bot_login)
 
 
 async def _note(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, body: str, *, mark: str) -> None:

@@ -44,12 +44,16 @@ def debt_marker(repo: str, t: F.Tracked, after: int | None = None) -> str:
 
 async def _closed_how(gh: GitHubAPI, repo: str, number: int) -> str | None:
     """None while the issue is open; else why it was closed (GitHub's state_reason; "gone" if it cannot be read:
-    deleted or moved, which a person did, and the bot does not undo)."""
+    deleted or moved, which a person did, and the bot does not undo; and if the number is a pull request's: not the
+    issue the bot filed, and a merged pull request reads as closed with no reason, like an issue closed as
+    completed)."""
     try:
         issue = await gh.getitem(f"/repos/{repo}/issues/{number}")
     except BadRequest as exc:
         if exc.status_code not in (404, 410):
             raise
+        return "gone"
+    if issue.get("pull_request") is not None:
         return "gone"
     return None if issue.get("state") != "closed" else str(issue.get("state_reason") or "completed")
 

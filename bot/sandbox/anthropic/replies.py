@@ -14,12 +14,14 @@ class Reply:
     """One scripted assistant turn: content blocks as the API returns them, plus stop_reason.
 
     ``tool_use`` blocks without an ``id`` get a fresh ``toolu_...`` id when served.
-    ``output_tokens`` overrides the length-based estimate.
+    ``output_tokens`` overrides the length-based estimate; ``usage`` replaces members of the answer's ``usage`` as
+    a broken or later API might send them (``{"server_tool_use": {"web_search_requests": None}}``).
     """
 
     content: list[dict[str, Any]]
     stop_reason: str = "end_turn"
     output_tokens: int | None = None
+    usage: dict[str, Any] | None = None
 
     @classmethod
     def text(cls, s: str) -> Reply:

@@ -235,6 +235,7 @@ class FakeAnthropic:
         written = [b for b in content if b.get("type") != "web_search_tool_result"]  # results are the API's
         usage["output_tokens"] = reply.output_tokens if reply.output_tokens is not None else max(
             1, estimate_tokens(written))
+        usage |= reply.usage or {}
         self.usage_log.append(usage)
         request_id = self._request_id()
         message = {

@@ -22,6 +22,13 @@ def patch_status(patch: str) -> str:
     return "removed" if re.match(r"@@ -\d+(,\d+)? \+0,0 @@", patch) else "modified"
 
 
+def _alike(old: str, new: str) -> float:
+    """How much of the larger of two texts the other keeps (0..1), counted in bytes of whole matching lines."""
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    kept = sum(len("".join(a[m.a:m.a + m.size])) for m in difflib.SequenceMatcher(None, a, b).get_matching_blocks())
+    return kept / max(len(old), len(new), 1)
+
+
 def make_patch(old: str, new: str) -> str:
     """A GitHub-style patch (hunks only, no file header)."""
     diff = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=3))
@@ -70,6 +77,20 @@ class ContentsState(GitState):
         repo.refs[f"refs/heads/{ref or repo.data['default_branch']}"] = sha
         return sha
 
+    def move_file(self, full_name: str, path: str, to: str, content: str | None = None, *, ref: str | None = None,
+                  message: str | None = None) -> str:
+        """Commit ``git mv path to`` on branch ``ref`` (default branch), with ``content`` as the moved file's new
+        text if given (a rename with an edit); returns the sha."""
+        repo = self.repo(full_name)
+        head = self.branch_sha(repo, ref)
+        flat = self.flatten(self.commit_tree(head))
+        entry = flat.pop(path.strip("/"))
+        flat[to.strip("/")] = entry if content is None else ("100644", "blob", self.put_blob(content.encode()))
+        sha = self.put_commit(self.build_tree(flat), [head], message or f"Rename {path} to {to}",
+                              {"name": "Sandbox", "email": "sandbox@example.com"})
+        repo.refs[f"refs/heads/{ref or repo.data['default_branch']}"] = sha
+        return sha
+
     def file_content(self, full_name: str, path: str, *, ref: str | None = None) -> str | None:
         """Text of ``path`` at ``ref`` (default branch), or None; for assertions."""
         repo = self.repo(full_name)
@@ -78,27 +99,56 @@ class ContentsState(GitState):
         return self.blob_text(entry["sha"]) if entry and entry["type"] == "blob" else None
 
     def diff_files(self, repo: Repo, base: str, head: str) -> list[dict]:
+        """The files changed from ``base`` to ``head`` as GitHub lists them, renames included (:meth:`_renames`)."""
         old, new = self.flatten(self.commit_tree(base)), self.flatten(self.commit_tree(head))
 
         def text(e: tuple[str, str, str] | None) -> str:
             return self.blob_text(e[2]) if e and e[1] == "blob" else ""
 
+        moved = self._renames({p: text(e) for p, e in old.items() if p not in new and e[1] == "blob"},
+                              {p: text(e) for p, e in new.items() if p not in old and e[1] == "blob"})
+        was = {now: before for before, now in moved.items()}
         files = []
-        for path in sorted(old.keys() | new.keys()):
-            o, n = old.get(path), new.get(path)
+        for path in sorted((old.keys() | new.keys()) - moved.keys()):
+            o, n = old.get(was.get(path, path)), new.get(path)
             entry = n or o
+            if path in was and n is not None:  # GitHub sends no patch for a rename that changed nothing
+                patch = make_patch(text(o), text(n)) if text(o) != text(n) else None
+                files.append(self._file_entry(repo, path, "renamed", patch, n[2], head)
+                             | {"previous_filename": was[path]})
+                continue
             if o == n or entry is None:  # unchanged (entry is None only when both sides lack the path)
                 continue
             status = "added" if o is None else "removed" if n is None else "modified"
             files.append(self._file_entry(repo, path, status, make_patch(text(o), text(n)), entry[2], head))
         return files
 
-    def _file_entry(self, repo: Repo, path: str, status: str, patch: str, sha: str | None, ref: str) -> dict:
-        adds, dels = patch_stats(patch)
-        return {"sha": sha, "filename": path, "status": status, "additions": adds, "deletions": dels,
-                "changes": adds + dels, "blob_url": f"{WEB}/{repo.full_name}/blob/{ref}/{path}",
-                "raw_url": f"{WEB}/{repo.full_name}/raw/{ref}/{path}",
-                "contents_url": f"{repo.api}/contents/{path}?ref={ref}", "patch": patch}
+    @staticmethod
+    def _renames(gone: dict[str, str], came: dict[str, str]) -> dict[str, str]:
+        """Which removed file became which added one (old path → new), as git's rename detection pairs them: the
+        same content first, then the most alike at least half alike (git's default ``-M50%``: the bytes kept of
+        the larger side; lines stand in for git's chunks). Empty files are never renames (git skips them)."""
+        out: dict[str, str] = {}
+        left = {p: t for p, t in came.items() if t}
+        for before, t in sorted(gone.items()):
+            if t and (now := next((p for p in sorted(left) if left[p] == t), None)):
+                out[before] = now
+                del left[now]
+        scores = sorted(((_alike(t, left[now]), before, now) for before, t in gone.items()
+                         if t and before not in out for now in left), key=lambda x: (-x[0], x[1], x[2]))
+        for score, before, now in scores:
+            if score >= 0.5 and before not in out and now in left:
+                out[before] = now
+                del left[now]
+        return out
+
+    def _file_entry(self, repo: Repo, path: str, status: str, patch: str | None, sha: str | None, ref: str) -> dict:
+        adds, dels = patch_stats(patch or "")
+        entry = {"sha": sha, "filename": path, "status": status, "additions": adds, "deletions": dels,
+                 "changes": adds + dels, "blob_url": f"{WEB}/{repo.full_name}/blob/{ref}/{path}",
+                 "raw_url": f"{WEB}/{repo.full_name}/raw/{ref}/{path}",
+                 "contents_url": f"{repo.api}/contents/{path}?ref={ref}"}
+        return entry if patch is None else entry | {"patch": patch}
 
     def commit_json(self, repo: Repo, sha: str, with_files: bool = False) -> dict:
         """The REST (not git-data) commit shape; ``files``/``stats`` are against the first parent."""
