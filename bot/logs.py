@@ -229,6 +229,9 @@ class _Queued(logging.Handler):
         return True
 
 
+QUIET = ("httpx", "httpx2")  # third-party loggers kept at WARNING and above, unless the level is DEBUG
+
+
 def setup_logging(level: str | int = "INFO", *, json: bool | None = None, stream: IO[str] | None = None) -> None:
     """Send the root logger to ``stream`` (stderr): JSON lines unless it is a terminal (``json`` forces either)."""
     stream = stream if stream is not None else sys.stderr
@@ -245,6 +248,11 @@ def setup_logging(level: str | int = "INFO", *, json: bool | None = None, stream
             old.listener.stop()
     root.addHandler(handler)
     root.setLevel(level)
+    # The anthropic SDK's HTTP stack logs every request at INFO ("HTTP Request: POST ..."): five lines a run that
+    # say what the bot's own lines say when it matters (a failure), each formatted and written (issue 16). At
+    # DEBUG an operator asked for everything, these too.
+    for chatty in QUIET:
+        logging.getLogger(chatty).setLevel(logging.NOTSET if level <= logging.DEBUG else logging.WARNING)
 
 
 def write_off_thread() -> Callable[[], None]:

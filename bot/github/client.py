@@ -20,6 +20,7 @@ from gidgethub import sansio
 from gidgethub.aiohttp import GitHubAPI
 from multidict import CIMultiDict
 
+from bot.github import speedups
 from bot.github.auth import JWT_BACKDATE, Token, TokenCache, app_jwt, forget_app_jwt, parse_expiry
 from bot.github.outgoing import outgoing
 from bot.github.pacing import WRITES, LocalSlots, Slots, WritePacer
@@ -27,6 +28,7 @@ from bot.logs import add_secret
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+speedups.install()  # gidgethub's URL template and content-type parses, kept per input (bot/github/speedups.py)
 
 USER_AGENT = "triage-lead"
 # Methods that may be re-sent after a 5xx without risking a duplicate (a POST may have landed).

@@ -11,6 +11,7 @@ could be read, or, with none, runs in dry-run (its status comment only).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -64,12 +65,28 @@ class RepoViews:
         self.catalog = catalog
         self.store = store
         self._cache: TTLCache[tuple[str, str], RepoView] = TTLCache(maxsize=1024, ttl=ttl)
+        # A load in progress, shared by every job that needs the same view meanwhile: a burst of deliveries on one
+        # repository would otherwise read its config and agent files once per job that started before the first
+        # read came back (issue 16: GitHub reads per run).
+        self._loading: dict[tuple[str, str], asyncio.Future[RepoView]] = {}
 
     async def get(self, gh: GitHubAPI, repo: str, branch: str) -> RepoView:
         key = (repo, branch)
-        if key not in self._cache:
-            self._cache[key] = await self._load(gh, repo, branch)
-        return self._cache[key]
+        view = self._cache.get(key)
+        if view is not None:
+            return view
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(self._load(gh, repo, branch))
+            loading.add_done_callback(lambda done: self._loaded(key, done))
+        # Shielded: a caller cancelled (its job stopped) leaves the load to the others waiting for it.
+        return await asyncio.shield(loading)
+
+    def _loaded(self, key: tuple[str, str], done: asyncio.Future[RepoView]) -> None:
+        if self._loading.get(key) is done:
+            del self._loading[key]
+        if not done.cancelled() and done.exception() is None:  # a failed load is not kept: the next job tries
+            self._cache[key] = done.result()
 
     async def _load(self, gh: GitHubAPI, repo: str, branch: str) -> RepoView:
         catalog = self.catalog

@@ -86,14 +86,14 @@ async def executor_for(gh: GitHubAPI, deps: Deps, state: RunState, signal: engin
                     config=cfg, metrics=deps.metrics, app_id=deps.settings.app_id)
 
 
-async def budget_of(deps: Deps, state: RunState, cfg: RepoConfig, *, lifted: bool) -> Budget:
+async def budget_of(deps: Deps, state: RunState, cfg: RepoConfig, *, lifted: bool, day: int | None = None) -> Budget:
     """The token ceilings a run's model calls are reserved under. The operator's limits are ceilings the
     repository's config can only lower; a maintainer's ``/approve budget`` (``lifted``) takes the repository's
     own limits away for this run, never the operator's. Every call reserves its tokens in the store, shared by
-    all workers."""
-    day = 0
-    if state.record.installation_id:
-        day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime()))
+    all workers. ``day``: the installation's tokens today, read already by the caller."""
+    if day is None:
+        day = await deps.store.usage_on(state.record.installation_id, time.strftime("%Y-%m-%d", time.gmtime())) \
+            if state.record.installation_id else 0
     return Budget.ceilings(run=deps.settings.run_token_budget, day=deps.settings.day_token_budget,
                            repo_run=None if lifted else cfg.run_tokens, repo_day=None if lifted else cfg.day_tokens,
                            run_used=state.data.usage.tokens, day_used=day, run_id=state.record.id,
@@ -132,7 +132,9 @@ async def start_run(gh: GitHubAPI, deps: Deps, *, run_id: str, number: int, inst
     state = RunState(record=record, data=data, posts=RunPosts())
     state.stored()
     executor = await executor_for(gh, deps, state)
-    return await executor.apply(state, await _start(gh, deps, state, view, cost), run_id)
+    # The installation's day as the executor's budget just read it: one store read fewer per run.
+    day = executor.agents.budget.day_used
+    return await executor.apply(state, await _start(gh, deps, state, view, cost, day=day), run_id)
 
 
 async def _estimate(gh: GitHubAPI, deps: Deps, wf: Workflow, view: RepoView, ctx: RunContext,
@@ -146,11 +148,13 @@ async def _estimate(gh: GitHubAPI, deps: Deps, wf: Workflow, view: RepoView, ctx
                            web_searches=deps.settings.web_search_cap)
 
 
-async def _start(gh: GitHubAPI, deps: Deps, state: RunState, view: RepoView, cost: Estimate | None) -> engine.Start:
+async def _start(gh: GitHubAPI, deps: Deps, state: RunState, view: RepoView, cost: Estimate | None,
+                 day: int | None = None) -> engine.Start:
     """The signal that starts a run, with the budget its estimate does not fit in, if any: what is left of the run's
     budget (the operator's per run, lowered by the repository's ``run_tokens``), of the installation's today and
     of the repository's own today (its ``day_tokens``), as the store's ledger holds them now (in-flight calls'
-    reservations included). Only with a model configured: an offline run is not billed."""
+    reservations included). Only with a model configured: an offline run is not billed. ``day``: the installation's
+    tokens today, when the caller has just read them."""
     if deps.anthropic is None:
         return engine.Start()
     wf = view.catalog.workflows[state.run.workflow]
@@ -158,15 +162,19 @@ async def _start(gh: GitHubAPI, deps: Deps, state: RunState, view: RepoView, cos
     if cost is None:
         return engine.Start()
     need = cost.tokens.total
+    spent: dict[str, int] = {}  # each ledger key read once for both budgets (store round trips: issue 16)
 
     async def left(budget: Budget) -> dict[str, int]:
         # The installation's day as the usage table counts it too (what the budget's own check reads).
         used = {"installation": budget.day_used}
-        return {cap.whose: max(0, cap.limit - max(await deps.store.spent(cap.key), used.get(cap.whose, 0)))
-                for cap in budget.caps()}
+        for cap in budget.caps():
+            if cap.key not in spent:
+                spent[cap.key] = await deps.store.spent(cap.key)
+        return {cap.whose: max(0, cap.limit - max(spent[cap.key], used.get(cap.whose, 0))) for cap in budget.caps()}
     cfg = view.config
-    room = await left(await budget_of(deps, state, cfg, lifted=False))
-    operator = min((await left(await budget_of(deps, state, cfg, lifted=True))).values())
+    strict = await budget_of(deps, state, cfg, lifted=False, day=day)
+    room = await left(strict)
+    operator = min((await left(await budget_of(deps, state, cfg, lifted=True, day=strict.day_used))).values())
     short = [(n, whose) for whose, n in room.items() if need > n]
     if not short:
         return engine.Start()

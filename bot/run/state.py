@@ -245,7 +245,10 @@ class RunState:
         the next save must write the whole run (nothing is known of what the store holds)."""
         if self.saved is None:
             return None
-        return {name: self.data.encoded(name) for name in FIELDS if getattr(self.data, name) != self.saved[name]}
+        saved, data = self.saved, self.data
+        # ``is`` first: a field not replaced since the save (a frozen context, the usage) is not compared whole.
+        return {name: data.encoded(name) for name in FIELDS
+                if (value := getattr(data, name)) is not saved[name] and value != saved[name]}
 
     @property
     def run(self) -> E.Run:
@@ -280,11 +283,18 @@ def _snapshot(value: Any) -> Any:
 
 def _fields(value: Any) -> Any:
     """``json.dumps``' hook for records: a dataclass as the mapping of its fields (nested ones come back here)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    names = _NAMES.get(type(value))
+    if names is None:
+        if not dataclasses.is_dataclass(value) or isinstance(value, type):
+            raise TypeError(f"{type(value).__name__} is not stored data")
         optional = getattr(value, "OPTIONAL_KEYS", ())  # left out while None (see E.Run), as to_dict leaves them
-        return {f.name: v for f in dataclasses.fields(value)
-                if (v := getattr(value, f.name)) is not None or f.name not in optional}
-    raise TypeError(f"{type(value).__name__} is not stored data")
+        names = _NAMES[type(value)] = tuple((f.name, f.name in optional) for f in dataclasses.fields(value))
+    return {name: v for name, optional in names if (v := getattr(value, name)) is not None or not optional}
+
+
+# Per record type, its fields' names and whether each is left out while None: ``dataclasses.fields`` walks the
+# class on every call, and a save encodes every step state of the run (issue 16: CPU per run).
+_NAMES: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
 def _dump(value: Any) -> Any:

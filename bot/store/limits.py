@@ -27,6 +27,20 @@ def window_wait(limits: Sequence[Limit], recent: Mapping[str, Sequence[float]], 
     return max(wait, 0.0)
 
 
+def nth_newest_wait(limits: Sequence[Limit], nth: Mapping[str, float | None], now: float) -> float:
+    """:func:`window_wait` from the one event of each key it depends on: ``nth[key]`` is the time of the key's
+    `limit`-th newest event within its window (None: fewer than `limit` there). A store reads just that row
+    (an index scan of `limit` rows), not every event of a window that may hold thousands."""
+    wait = 0.0
+    for key, limit, window in limits:
+        if limit <= 0:
+            return window
+        at = nth.get(key)
+        if at is not None:
+            wait = max(wait, at + window - now)
+    return max(wait, 0.0)
+
+
 def fits(caps: Sequence[Cap], totals: Mapping[str, int], amount: int) -> bool:
     """Whether `amount` more stays within every cap, given what each key has spent and reserved."""
     return all(totals.get(key, 0) + amount <= cap for key, cap in caps)

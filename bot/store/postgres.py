@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, PullFindings, RunRecord, StepRecord, StoreUnavailable
-from bot.store.limits import Cap, Limit, fits, window_wait
+from bot.store.limits import Cap, Limit, fits, nth_newest_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.postgres_jobs import QUEUE, TASK, PostgresJobs
 from bot.store.run_format import patch_keys
@@ -277,13 +277,14 @@ class PostgresStore(PostgresJobs):
         at = time.time() if now is None else now
         async with self._tx() as conn:
             await self._lock_keys(conn, [k for k, _, _ in limits])
-            recent: dict[str, list[float]] = {}
-            for key, _, window in limits:
+            nth: dict[str, float | None] = {}
+            for key, limit, window in limits:
                 await conn.execute("DELETE FROM limit_events WHERE key = %s AND at <= %s", (key, at - window))
-                rows = await (await conn.execute("SELECT at FROM limit_events WHERE key = %s ORDER BY at",
-                                                 (key,))).fetchall()
-                recent[key] = [r["at"] for r in rows]
-            wait = window_wait(limits, recent, at)
+                row = await (await conn.execute(
+                    "SELECT at FROM limit_events WHERE key = %s ORDER BY at DESC LIMIT 1 OFFSET %s",
+                    (key, max(0, limit - 1)))).fetchone()
+                nth[key] = row["at"] if row else None
+            wait = nth_newest_wait(limits, nth, at)
             if wait == 0.0:
                 async with conn.cursor() as cur:
                     await cur.executemany("INSERT INTO limit_events (key, at) VALUES (%s, %s)",

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, PullFindings, RunRecord, StepRecord, StoreUnavailable
 from bot.store.intake import HOOK_BUDGET
-from bot.store.limits import Cap, Limit, fits, window_wait
+from bot.store.limits import Cap, Limit, fits, nth_newest_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.run_format import patch_keys
 from bot.store.sqlite_jobs import SQLiteJobs, rollback
@@ -336,12 +336,13 @@ class SQLiteStore(SQLiteJobs):
         def take(db: sqlite3.Connection) -> float:
             db.execute("BEGIN IMMEDIATE")
             try:
-                recent: dict[str, list[float]] = {}
-                for key, _, window in limits:
+                nth: dict[str, float | None] = {}
+                for key, limit, window in limits:
                     db.execute("DELETE FROM limit_events WHERE key = ? AND at <= ?", (key, at - window))
-                    recent[key] = [r[0] for r in db.execute(
-                        "SELECT at FROM limit_events WHERE key = ? ORDER BY at", (key,))]
-                wait = window_wait(limits, recent, at)
+                    row = db.execute("SELECT at FROM limit_events WHERE key = ? ORDER BY at DESC LIMIT 1 OFFSET ?",
+                                     (key, max(0, limit - 1))).fetchone()
+                    nth[key] = row[0] if row else None
+                wait = nth_newest_wait(limits, nth, at)
                 if wait == 0.0:
                     db.executemany("INSERT INTO limit_events (key, at) VALUES (?, ?)", [(k, at) for k, _, _ in limits])
                 db.execute("COMMIT")
