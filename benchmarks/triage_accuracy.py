@@ -175,11 +175,29 @@ def run_part(name: str, items: list[dict[str, Any]], deciders: dict[str, Callabl
                 lead_runs[with_labels] = decided
     C.table(rows, ["decider", "labels", "n", "right", "accuracy", "placeable", "asked_placeable", "asked_share",
                    "null_items", "null_right"], title=f"{name}: {len(items)} issues, {_mix(items)}")
+    by_batch(items, lead_runs, name)
     for with_labels, decided in lead_runs.items():
         confusion(items, decided, f"{name}, the Lead, labels {'kept' if with_labels else 'removed'}: "
                                   f"expected (rows) x decided (columns)")
         if misses:
             _print_misses(items, decided)
+
+
+def by_batch(items: list[dict[str, Any]], lead_runs: dict[bool, list[str | None]], name: str) -> None:
+    """The Lead's figures per batch (``added``), counts only: a batch written down after a round of tuning is the
+    cleanest test of whether that round's rules carry over to new issues."""
+    rows = []
+    for batch in sorted({str(i.get("added")) for i in items}):
+        at = [k for k, i in enumerate(items) if str(i.get("added")) == batch]
+        row: dict[str, Any] = {"batch": batch, "n": len(at)}
+        for with_labels, decided in lead_runs.items():
+            s = score([items[k] for k in at], [decided[k] for k in at])
+            tag = "kept" if with_labels else "removed"
+            row |= {f"right ({tag})": s["right"], f"asked placeable ({tag})": f"{s['asked_placeable']}/{s['placeable']}"}
+            C.emit({"bench": "triage_accuracy", "part": name, "decider": "lead", "batch": batch,
+                    "labels": "with" if with_labels else "removed", **s})
+        rows.append(row)
+    C.table(rows, list(rows[0]) if rows else [], title=f"{name}: the Lead per batch")
 
 
 def _mix(items: Iterable[dict[str, Any]]) -> str:

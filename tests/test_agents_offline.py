@@ -196,3 +196,11 @@ async def test_an_issue_that_names_no_failure_is_not_quoted_as_a_log(gh, sandbox
     outcome = await make_runtime(gh, None).run(make_request("error-investigation", "detect", context(1)))
     assert "two 't's" not in outcome.result["summary"] and "model is needed" in outcome.result["summary"]
     assert outcome.result["passed"] is False
+
+
+async def test_offline_triage_weighs_the_learned_model_as_the_lead_does(gh, sandbox) -> None:
+    """The triage agent's no-model fallback and the Lead's own decision read the same evidence, the shipped
+    learned model included (bot/core/classify_learned.py)."""
+    sandbox.add_issue(REPO, title="App crashes when opening preferences", body="heap grows")
+    outcome = await make_runtime(gh, None).run(make_request("devops-pipeline", "triage", context(1)))
+    assert "the learned model" in outcome.result["reason"] and "a learned model" in outcome.result["summary"]

@@ -20,7 +20,7 @@ from bot.agents.gate import INJECTION_CRITERION, SECRETS_CRITERION, TESTS_CRITER
 from bot.agents.models import Usage
 from bot.agents.request import AgentOutcome, AgentRequest, RepoContext
 from bot.agents.tools import RepoReader
-from bot.core import catalog
+from bot.core import catalog, classify_learned
 from bot.core.ci_output import digest
 from bot.core.ci_output.reading import Reading, read_all
 from bot.core.ci_output.records import Context, Evidence
@@ -67,9 +67,11 @@ async def triage(request: AgentRequest, reader: RepoReader, labels: list[str]) -
             log.warning("offline triage: cannot list files of %s#%s: %s", ctx.repo, ctx.number, e)
     checks = [str(ctx.ci.get("name", ""))] if ctx.ci else []
     shipped = catalog.load_catalog()  # read once per process, not per event
-    c = classify(shipped.triage, title=ctx.title, body=ctx.body, labels=labels, paths=paths, checks=checks)
+    c = classify(shipped.triage, title=ctx.title, body=ctx.body, labels=labels, paths=paths, checks=checks,
+                 learned=classify_learned.shipped())
     chosen = f"**{c.workflow}**" + (f" ({c.subclass})" if c.subclass else "") if c.workflow else "no workflow"
-    summary = (f"Triage without a model (ANTHROPIC_API_KEY is not set), from labels and keywords: {chosen}.\n\n"
+    summary = ("Triage without a model (ANTHROPIC_API_KEY is not set), from labels, keywords and a learned model: "
+               f"{chosen}.\n\n"
                f"Evidence: {c.reason}.")
     if request.flags_wanted:
         summary += "\n\nFlags were not assessed without a model and are set to false."

@@ -1,7 +1,8 @@
 """The Lead's triage: an event → which workflow, why, and how sure. Pure.
 
 Labels first (the label→workflow map, the spec's Quick Reference by default), then content: the
-title and body, a PR's changed paths, a CI failure's check name. A CI failure always starts
+title and body, a PR's changed paths, a CI failure's check name, with the learned model's points beside the
+keyword rules (``bot/core/classify_learned.py``, ``workflows/triage_model.json``). A CI failure always starts
 error-investigation (the spec: a failed check starts it by itself). An item nothing places clearly
 gets ``workflow=None``, and the bot asks for a label instead of guessing.
 """
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from bot.core import classify_learned
 from bot.core.catalog import Catalog
 from bot.core.classify import classify
 from bot.core.classify import explain as explain_classification
@@ -58,7 +60,8 @@ def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str
         return Decision("error-investigation", f"the check '{event.name}' {verb} on "
                         f"{event.head_branch or event.head_sha[:7]}", 1.0, ())
     triage = catalog.triage
-    c = classify(triage, title=event.title, body=event.body, labels=event.labels, paths=paths, checks=checks)
+    c = classify(triage, title=event.title, body=event.body, labels=event.labels, paths=paths, checks=checks,
+                 learned=classify_learned.shipped())
     allowed = set(catalog.workflows) if enabled is None else set(enabled) & set(catalog.workflows)
     if c.workflow is None and (steered := _steered(event, triage.get("labels") or {})) is not None:
         c = replace(c, workflow=steered, confidence=1.0,
@@ -79,7 +82,7 @@ def explain(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[st
                           "a failed or timed-out check starts error-investigation by itself (the spec); "
                           "its content is not scored"}
     c, evidence = explain_classification(catalog.triage, title=event.title, body=event.body, labels=event.labels,
-                                         paths=paths, checks=checks)
+                                         paths=paths, checks=checks, learned=classify_learned.shipped())
     data = evidence.to_json()
     if c.workflow != decision.workflow:  # the repository turned the chosen workflow off
         data["why"] += f"; {c.workflow} is turned off for this repository"
