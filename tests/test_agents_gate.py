@@ -59,6 +59,17 @@ def test_patch_lines_are_numbered_from_the_hunk_and_removed_lines_ignored() -> N
     assert where(found) == ["svc/keys.py:12"]
 
 
+def test_risky_code_on_unchanged_context_lines_of_a_touched_hunk_is_not_the_changes_fault() -> None:
+    """A credential and an os.system call already on the base branch, shown around the one line the change adds:
+    the pull request did not bring them (the base's own review, or a scan of the repository, is where they count),
+    and flagging them would fail every pull request touching a file near old debt."""
+    patch = ("@@ -1,4 +1,5 @@\n import os\n KEY = 'AKIAABCDEFGHIJKLMNOP'\n+LIMIT = 10\n"
+             " def run(cmd):\n     os.system(cmd)")
+    found = check(None, [{"filename": "svc/run.py", "patch": patch},
+                         {"filename": "svc/test_run.py", "patch": "@@ -0,0 +1 @@\n+x"}])
+    assert found == []
+
+
 @pytest.mark.parametrize("line", [
     'cur.execute(f"SELECT * FROM users WHERE id = {uid}")',
     'cur.execute("SELECT * FROM users WHERE id = %s" % uid)',

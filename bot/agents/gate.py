@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from bot.core.findings import diff_lines, fingerprint
+from bot.core.findings import diff_lines, fingerprint, present
 from bot.core.secrets import REDACTED, TOKEN_PATTERNS
 
 _GENERIC_SECRET = re.compile(
@@ -78,7 +78,7 @@ def _files(changes: Iterable[dict] | None, patches: Iterable[dict] | None) -> li
     out = [(str(c.get("path", "")), list(enumerate(str(c.get("content", "")).splitlines(), 1)), True)
            for c in changes or () if isinstance(c, dict)]
     out += [(str(p.get("filename", "")), [(n, text) for n, text, new in diff_lines(str(p.get("patch") or "")) if new], False)
-            for p in patches or () if isinstance(p, dict) and p.get("status") != "removed"]
+            for p in patches or () if isinstance(p, dict) and present(p)]
     return out
 
 

@@ -55,14 +55,20 @@ def diff_lines(patch: str) -> Iterator[tuple[int, str, bool]]:
             line += 1
 
 
+def present(f: Mapping[str, Any]) -> bool:
+    """Whether a file GitHub lists as changed is there at the head (one removed has no lines to check or comment on)."""
+    return f.get("status") != "removed"
+
+
 def hunks(files: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
     """Each changed file's new-side hunk lines (number → text), from a pull request's files at one head."""
     return {str(f.get("filename")): {n: text for n, text, _ in diff_lines(str(f.get("patch") or "")) if n}
-            for f in files if f.get("status") != "removed"}
+            for f in files if present(f)}
 
 
 def renames(files: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """The files GitHub lists as renamed: earlier name → name now (its ``previous_filename``)."""
+    """The files GitHub lists as renamed: earlier name → name now (its ``previous_filename``). A file ``copied``
+    has one too, but its source is still there with its findings: only a rename moves them."""
     return {str(f["previous_filename"]): str(f.get("filename")) for f in files
             if f.get("status") == "renamed" and isinstance(f.get("previous_filename"), str) and f["previous_filename"]}
 
@@ -78,10 +84,10 @@ def gist(text: str) -> str:
 
 
 def fingerprint(value: str) -> str:
-    """What ties a credential finding to the credential: a hash of its matched value, never the value (the id is
-    stored, and a tech-debt issue's marker hashes it again in public). There is no per-installation key here (the
-    core is pure and the call path holds none): the value is in the pull request's own diff, which the hash
-    reveals nothing beyond."""
+    """What ties a credential finding to the credential: a hash of its matched value, never the value. It stays in
+    the store and in ids; where an id reaches a public text (a tech-debt issue's marker) it is hashed again under a
+    key only the App holds (bot/run/merged.py), so a dictionary cannot find a weak password from it. Unkeyed here:
+    the core is pure, and every id stored so far was made this way."""
     return hashlib.sha256(b"triage-lead credential\x00" + value.encode()).hexdigest()[:32]
 
 
@@ -270,6 +276,27 @@ def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: s
             now_of[t.id] = dataclasses.replace(t, state=FIXED, last_sha=sha)
     after = [now_of.get(fid, t) for fid, t in earlier.items()] + list(added.values())
     return Round(sha, {t.id: t for t in after}, new, still_open, fixed, gone, reopened)
+
+
+def lineage(earlier: Mapping[str, Tracked], now: Iterable[Tracked],
+            renamed: Mapping[str, str] | None = None) -> list[tuple[str, Seen]]:
+    """A head judged before and now the head again (A → B → A): its open findings as a review reports them, each
+    with the id B's review kept it under when that is another (B renamed its file: B's review made its id anew under
+    the new name, and without the link it would be open at A's path and gone at B's). The same finding by its
+    history: same source, rule, first head and text, in the file B's name maps back to (``renamed``), nearest line."""
+    moves = renamed or {}
+    taken: set[str] = set()
+    out: list[tuple[str, Seen]] = []
+    for t in now:
+        alias = None
+        if t.id not in earlier:
+            same = [b for b in earlier.values() if b.id not in taken and b.path is not None and moves.get(b.path) == t.path
+                    and (b.source, b.rule, b.first_sha, b.text) == (t.source, t.rule, t.first_sha, t.text)]
+            alias = min(same, key=lambda b: abs((b.line or 0) - (t.line or 0)), default=None)
+        if alias is not None:
+            taken.add(alias.id)
+        out.append((t.id, dataclasses.replace(t.seen(), aliases=(alias.id,)) if alias else t.seen()))
+    return out
 
 
 def kept(findings: Mapping[str, Tracked], most: int = KEEP, most_open: int = KEEP_OPEN) -> dict[str, Tracked]:

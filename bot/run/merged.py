@@ -4,7 +4,13 @@ issues, one per finding, filed once (the same finding, by its stable id, is neve
 A tech-debt issue a person closed says what they decided: closed as not planned (or as a duplicate), the debt is
 accepted or tracked elsewhere and is never filed again; closed as completed while a later merge still has the
 finding, the fix did not hold, and it is filed again, linking the closed one (a chain: each closed issue's own
-marker leads to the next).
+marker leads to the next). A tech-debt issue closed with no reason (by a GitHub older than ``state_reason``, or an
+integration that gave none) is a person's decision all the same, and is not filed again.
+
+The issue's marker is public, and a credential finding's id derives from the credential: unkeyed, a low-entropy
+password would be recoverable from the marker by trying a dictionary. So the marker is an HMAC of the id under a key
+only the App holds (:func:`finding_key`, from its webhook secret); issues filed under the unkeyed marker of before
+are still found by it (:func:`debt_marker` with no key).
 
 Only ``pull_request.closed`` with ``merged: true`` arrives here (bot/core/events.py ignores a pull request closed
 unmerged: its findings never reached the default branch). The findings are the store's (bot/run/pull_review.py
@@ -13,6 +19,8 @@ keeps them per head); a pull request the bot never reviewed has none, and nothin
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 from gidgethub import BadRequest
@@ -30,23 +38,34 @@ log = logging.getLogger(__name__)
 MAX_DEBT = 10  # issues filed per merge: a runaway review cannot flood the tracker
 LABELS = ["tech-debt"]
 MAX_AGAIN = 5  # closed-as-completed issues followed for one finding before it is filed again
+UNSTATED = "no reason given"  # a closed issue's state_reason when GitHub has none
+KEY_LABEL = b"triage-lead finding ids v1"
 
 
-def debt_marker(repo: str, t: F.Tracked, after: int | None = None) -> str:
+def finding_key(webhook_secret: str | None) -> bytes | None:
+    """The key of the public markers made from finding ids: one the App holds and no reader of an issue does. None
+    without a webhook secret (then the markers are made as before keys were)."""
+    return hmac.new(webhook_secret.encode(), KEY_LABEL, hashlib.sha256).digest() if webhook_secret else None
+
+
+def debt_marker(repo: str, t: F.Tracked, after: int | None = None, key: bytes | None = None) -> str:
     """A finding's tech-debt issue: by repository and finding id, whichever pull request left it open. An id
     leaves a finding's text out; where it names no line of code (no test changed, a model finding without a place
     or off the diff) it is the same for unrelated findings of two pull requests, so there the text is part of
-    the key: one pull request's debt must never pass for filed by another's."""
+    the key: one pull request's debt must never pass for filed by another's. ``key``: :func:`finding_key`'s (None:
+    the unkeyed marker issues were filed under before)."""
     anchored = t.source == F.CHECK and t.path is not None and t.line is not None
-    key = digest(repo, t.id) if anchored else digest(repo, t.id, F.normalise(t.text))
-    return marker("finding-debt", key if after is None else digest(key, "after", str(after)))
+    parts = (repo, t.id) if anchored else (repo, t.id, F.normalise(t.text))
+    mark = (hmac.new(key, "\x00".join(parts).encode(), hashlib.sha256).hexdigest()[:16] if key is not None
+            else digest(*parts))
+    return marker("finding-debt", mark if after is None else digest(mark, "after", str(after)))
 
 
 async def _closed_how(gh: GitHubAPI, repo: str, number: int) -> str | None:
     """None while the issue is open; else why it was closed (GitHub's state_reason; "gone" if it cannot be read:
     deleted or moved, which a person did, and the bot does not undo; and if the number is a pull request's: not the
-    issue the bot filed, and a merged pull request reads as closed with no reason, like an issue closed as
-    completed)."""
+    issue the bot filed, and a merged pull request reads as closed with no reason); UNSTATED for an issue closed
+    with no reason."""
     try:
         issue = await gh.getitem(f"/repos/{repo}/issues/{number}")
     except BadRequest as exc:
@@ -55,24 +74,27 @@ async def _closed_how(gh: GitHubAPI, repo: str, number: int) -> str | None:
         return "gone"
     if issue.get("pull_request") is not None:
         return "gone"
-    return None if issue.get("state") != "closed" else str(issue.get("state_reason") or "completed")
+    return None if issue.get("state") != "closed" else str(issue.get("state_reason") or UNSTATED)
 
 
 async def _file(gh: GitHubAPI, deps: Deps, event: events.PullMerged, t: F.Tracked, sha: str) -> str:
     """The finding's tech-debt issue, filed unless one is open or a person closed it as settled; what became of it."""
     before: Posted | None = None
+    key = finding_key(deps.settings.webhook_secret)
     for _ in range(MAX_AGAIN):
         title, body = review_texts.debt_issue(t, event.number, sha, closed=before.number if before else None)
-        posted, created = await create_issue_once(
-            gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t, before.number if before else None),
-            title=title, body=body, labels=LABELS, bot_login=deps.bot_login)
+        after = before.number if before else None
+        legacy = await deps.store.find_posted(debt_marker(event.repo, t, after)) if key is not None else None
+        posted, created = (legacy, False) if legacy is not None else await create_issue_once(
+            gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t, after, key), title=title, body=body,
+            labels=LABELS, bot_login=deps.bot_login)
         if created:
             return f"#{posted.number}" + (f" (again: #{before.number} was closed as completed)" if before else "")
         how = await _closed_how(gh, event.repo, int(posted.number or 0))
         if how is None:
             return f"#{posted.number} (filed before)"
         if how != "completed":
-            return f"#{posted.number} (closed as {how}: not filed again)"
+            return f"#{posted.number} (closed {'with' if how == UNSTATED else 'as'} {how}: not filed again)"
         before = posted
     return f"#{before.number if before else 0} (closed as completed {MAX_AGAIN} times: not filed again)"
 

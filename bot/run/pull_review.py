@@ -70,9 +70,13 @@ class Verdict:
     comments: list[dict[str, Any]] = field(default_factory=list)  # new findings on lines of the diff
     thread: str = ""  # the thread comment: the pull request's findings across pushes, edited in place
     findings: dict[str, Any] = field(default_factory=dict)  # every finding after this head, stored when posted
+    # For a return to this head (:func:`revisit`): the files the checks could not read, and True if GitHub did not
+    # list them all (None, not False: a stored record leaves out what is empty). None in verdicts stored before.
+    unread: list[str] | None = None
+    unlisted: bool | None = None
 
     # Left out of a stored run while empty, so a verdict without findings is stored as before reviews converged.
-    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("note", "comments", "thread", "findings")
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("note", "comments", "thread", "findings", "unread", "unlisted")
 
 
 def decide(sha: str, findings: list[Finding], review: dict[str, Any] | None, *, no_model: str = "",
@@ -127,9 +131,10 @@ async def converged(gh: GitHubAPI, store: Store, repo: str, number: int, verdict
     """``verdict`` with the pull request's findings carried across from the last reviewed head: what the files
     changed since that head (GitHub's compare) decides whether a model finding nobody repeated is fixed, and a file
     renamed (since that head, or from the base as the pull request's files list it) takes its findings along."""
+    verdict = replace(verdict, unread=list(unread) or None, unlisted=None if listed_all else True)
     before = await store.load_findings(repo, number)
     earlier = F.load(before.findings) if before else {}
-    changed, moved = (await _changed_since(gh, repo, before.sha, verdict.sha) if before and earlier
+    changed, moved = (await _changed_between(gh, repo, before.sha, verdict.sha) if before and earlier
                       else (None, {}))
     renamed = F.renames(files) | moved
     code = F.hunks(files)
@@ -140,12 +145,21 @@ async def converged(gh: GitHubAPI, store: Store, repo: str, number: int, verdict
 
 
 def _paths(files: list[dict[str, Any]]) -> set[str]:
-    return {str(f.get("filename")) for f in files if f.get("status") != "removed"}
+    return {str(f.get("filename")) for f in files if F.present(f)}
 
 
-async def _changed_since(gh: GitHubAPI, repo: str, base: str, head: str) -> tuple[set[str] | None, dict[str, str]]:
-    """(the files changed between two heads, the files renamed from one to the other); None for the first when
-    GitHub cannot compare them (a force-push dropped one)."""
+async def _changed_between(gh: GitHubAPI, repo: str, was: str, now: str) -> tuple[set[str] | None, dict[str, str]]:
+    """(the files that differ between two heads or None if GitHub cannot compare them, name at ``was`` → name at
+    ``now`` of those renamed). Both ways: GitHub's compare is three-dot (from the merge base), so back to an ancestor
+    it lists nothing, and it misses files only a dropped commit touched."""
+    there, moved = await _compare(gh, repo, was, now)
+    back, moved_back = await _compare(gh, repo, now, was)
+    changed = None if there is None or back is None else there | back
+    return changed, {new: old for old, new in moved_back.items()} | moved
+
+
+async def _compare(gh: GitHubAPI, repo: str, base: str, head: str) -> tuple[set[str] | None, dict[str, str]]:
+    """GitHub's compare of two heads, one way: (the files it lists, its renames); None when it cannot compare them."""
     if base == head:
         return set(), {}
     try:
@@ -161,19 +175,18 @@ async def _changed_since(gh: GitHubAPI, repo: str, base: str, head: str) -> tupl
 async def revisit(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict) -> Verdict | None:
     """``verdict``, a head judged before and now the head again (a force-push back to it, A → B → A), with the
     findings in the state its code gives them: those open at it open again, those only later heads had closed as
-    a new head's review would close them. None when the store's findings are of this head already."""
+    a new head's review would close them, none in a file the checks did not read at it. None: nothing to put back."""
     before = await store.load_findings(repo, number)
-    if before is None or before.sha == verdict.sha or not before.findings or not verdict.note:
+    if before is None or not before.findings or not verdict.note:
         return None
     files = [f async for f in gh.getiter(f"/repos/{repo}/pulls/{number}/files?per_page=100")]
-    # GitHub's compare is three-dot (from the merge base): back to an ancestor it lists nothing one way, so both.
-    there, moved = await _changed_since(gh, repo, before.sha, verdict.sha)
-    back, _ = await _changed_since(gh, repo, verdict.sha, before.sha)
-    changed = None if there is None or back is None else there | back
+    changed, moved = await _changed_between(gh, repo, before.sha, verdict.sha)
     renamed = F.renames(files) | moved
-    now = [(t.id, t.seen()) for t in F.load(verdict.findings).values() if t.state == F.OPEN]
-    rnd = F.converge(F.load(before.findings), now, verdict.sha, changed=changed, paths=_paths(files),
-                     model_ran=True, renamed=renamed)
+    earlier = F.load(before.findings)
+    now = F.lineage(earlier, (t for t in F.load(verdict.findings).values() if t.state == F.OPEN), renamed)
+    rnd = F.converge(earlier, now, verdict.sha, changed=changed, paths=_paths(files), model_ran=True,
+                     unread=frozenset(verdict.unread or ()), listed_all=not verdict.unlisted,
+                     renamed=renamed)
     return with_round(verdict, rnd, F.hunks(files))
 
 
@@ -207,7 +220,7 @@ async def without_diff(gh: GitHubAPI, repo: str, files: list[dict[str, Any]],
     for credentials only, so it stays named as not checked; one that cannot be read is not checked at all."""
     findings: list[Finding] = []
     unread: list[str] = []
-    todo = [f for f in files if f.get("status") != "removed" and not f.get("patch")]
+    todo = [f for f in files if F.present(f) and not f.get("patch")]
     for n, f in enumerate(todo):
         path = str(f.get("filename"))
         text = await _whole(gh, repo, f, head) if n < MAX_WHOLE_FILES else None
