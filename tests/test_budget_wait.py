@@ -105,6 +105,20 @@ async def test_the_operators_ceiling_still_stops_an_approved_run(
     assert 0 < served_tokens(fake) <= 9_000
 
 
+async def test_approve_budget_quotes_what_is_left_when_it_is_given_not_when_the_wait_began(
+        start: Start, sandbox: Any, fake: FakeAnthropic, team: Team) -> None:  # noqa: F811
+    """Other runs spend while this one waits: the approval's warning quotes what the operator's ceilings leave now."""
+    rt, client = await start(day_token_budget=1_000_000)
+    day = f"day:{INSTALLATION}:{today()}"
+    await spend(rt, day, 990_000)
+    assert "has left: 10,000 tokens" in await waits(rt, client, sandbox, fake, 67)
+    assert await rt.store.reserve("meanwhile", 4_000, [(day, 10**12)])  # another run's call, in flight
+    sandbox.set_permission(REPO, "maintainer", "write")
+    await deliver(rt, client, sandbox, "issue_comment", comment_payload(67, "/approve budget", comment_id=6701))
+    answer = next(c["body"] for c in sandbox.comments(REPO, 67) if "lets this run go on" in c["body"])
+    assert "(6,000 tokens)" in answer and "10,000" not in answer
+
+
 async def test_within_every_budget_a_run_starts_at_once(
         start: Start, sandbox: Any, fake: FakeAnthropic, team: Team) -> None:  # noqa: F811
     sandbox.set_file(REPO, ".github/triage-lead.yml", "budgets: {run_tokens: 1000000, day_tokens: 1000000}\n")

@@ -51,7 +51,7 @@ def test_replay_prints_what_the_bot_posted() -> None:
     done = run("replay", str(FIXTURES / "check_run.completed.json"))
     assert done.returncode == 0, done.stderr
     assert "# Replay of" in done.stdout and "Webhook answered **202**" in done.stdout
-    assert "## 1. check_run on Codertocat/Hello-World" in done.stdout  # the pull request judged first, at its head
-    assert "## 2. review on Codertocat/Hello-World#2" in done.stdout
-    assert "## 3. comment on Codertocat/Hello-World#2" in done.stdout
+    assert "## 1. comment on Codertocat/Hello-World#2" in done.stdout  # the run's status comment first
+    assert "## 2. check_run on Codertocat/Hello-World" in done.stdout  # then the pull request judged, at its head
+    assert "## 3. review on Codertocat/Hello-World#2" in done.stdout
     assert "error-investigation" in done.stdout and "Traceback" not in done.stderr

@@ -179,8 +179,9 @@ async def test_a_fork_pull_request_gets_analysis_and_nothing_is_pushed_until_a_w
     payload = fork_pr_payload(sandbox, 30, ["api"], {"app/api.py": "@@ -0,0 +1,1 @@\n+def handler(): return 1\n"})
     fork_refs = dict(sandbox.repo(FORK).refs)
     await send(bot, sandbox, "pull_request", payload)
-    # the PR's own review comes first: it lacks tests, a finding the thread comment (pr-verdict) keeps
-    assert posts(sandbox, 30) == ["pr-verdict", "status", "step:triage:1", "step:architecture:1",
+    # the run's status comment comes first, then the PR's own review: it lacks tests, a finding the thread
+    # comment (pr-verdict) keeps
+    assert posts(sandbox, 30) == ["status", "pr-verdict", "step:triage:1", "step:architecture:1",
                                   "step:implementation:1", "verdict:review:1", "approval"]
     assert pushes(sandbox) == []  # the implementer's change set is only shown, folded in its comment
 

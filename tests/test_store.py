@@ -88,12 +88,16 @@ async def test_runs_steps_and_usage(store: Any) -> None:
     assert await store.active_run("o/r#1") == run
     other = RunRecord(**{**_fields(run), "id": "r2", "thread": "o/r2#1", "repo": "o/r2"})
     await store.save_run(other)
-    assert await store.active_runs("o/r") == [run] and await store.active_runs("o/r2") == [other]
+    assert await store.active_runs("o/r", 1) == [run] and await store.active_runs("o/r2", 1) == [other]
+    # The name's earlier owner (another installation): its runs are not this one's.
+    earlier = RunRecord(**{**_fields(run), "id": "r0", "thread": "o/r#2", "number": 2, "installation_id": 9})
+    await store.save_run(earlier)
+    assert await store.active_runs("o/r", 1) == [run] and await store.active_runs("o/r", 9) == [earlier]
     await store.save_run(RunRecord(**{**_fields(run), "state": "done"}))
-    assert await store.active_run("o/r#1") is None and await store.active_runs("o/r") == []
+    assert await store.active_run("o/r#1") is None and await store.active_runs("o/r", 1) == []
     await store.save_run(RunRecord(**{**_fields(other), "state": "done"}))
     assert (await store.load_run("r1")).state == "done"  # type: ignore[union-attr]
-    assert await store.run_states() == {"done": 2}
+    assert await store.run_states() == {"done": 2, "running": 1}  # the earlier owner's r0 still runs
     step = StepRecord(run_id="r1", step_id="assess", iteration=1, status="done", output={"summary": "ok"},
                       input_tokens=10, output_tokens=5, cache_read_tokens=3)
     await store.save_step(step)

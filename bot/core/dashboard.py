@@ -217,3 +217,35 @@ def stale(box: Box, head: str | None) -> str:
     now = f"is now at {code_span((head or '')[:7], 20)}" if head else "has moved on"
     return (f"That box approved the change at {code_span(box.head[:7], 20)}; the run {now}, so it was not applied. "
             "Approve again from the dashboard's new box if the change still stands.")
+
+
+def nothing_named(box: Box) -> str:
+    """Why a box did nothing: it names no run or failed job of this repository (written in, or another's)."""
+    return f"That box names no run or job of this repository: {code_span(_line(box), 40)} did nothing."
+
+
+def ended(box: Box) -> str:
+    """Why a box did nothing: the run it was for has ended."""
+    return f"The run that box was for has ended; {code_span(_line(box), 40)} did nothing."
+
+
+def requeued(job_id: int, queued: bool) -> str:
+    """A Retry box's answer: its failed job queued again (or by an earlier tick already)."""
+    return f"Job {job_id} is queued again." if queued else f"Job {job_id} was queued again already."
+
+
+def not_failed(job_id: int, state: str | None) -> str:
+    """Why a Retry box did nothing: its job is no longer a failed one (``state``: what it is now; None, gone)."""
+    return (f"Job {job_id} is no longer a failed job ({code_span(state or 'gone', 20)}), so it was not queued "
+            "again.")
+
+
+def not_applied(job_id: int) -> str:
+    """Why a Retry box did nothing: its job was a command that never applied, which must not apply later to
+    whatever the run is by then (an old approval approving today's head)."""
+    return (f"Job {job_id} was a command that did not apply: it is not run again later, when the run may have moved "
+            "on. Give the command again (comment it, or tick its box) if it still stands.")
+
+
+def _line(box: Box) -> str:
+    return f"/{box.action}" + (f" {box.arg}" if box.arg else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +38,18 @@ async def _requeue_failed(deps: Deps, thread: str) -> bool:
     # Only this run's: the jobs since the one that started it. With no run, the newest failure alone.
     started = [r["id"] for r in await deps.store.jobs_for(active.id)] if active is not None else []
 
-    def safe(info: JobInfo) -> bool:
-        commanded = info.job.event in ("issue_comment", TICK_EVENT)
-        return not commanded or any(a.startswith(f"{info.job.delivery_id}:") for a in applied)
-
-    failed = sorted((i for i in await deps.store.failed_jobs(thread, limit=10) if safe(i)), key=lambda i: i.job.id)
+    failed = sorted((i for i in await deps.store.failed_jobs(thread, limit=10) if command_applied(i, applied)),
+                    key=lambda i: i.job.id)
     failed = [i for i in failed if i.job.id >= started[0]] if started else failed[-1:]
     return any([await deps.store.requeue_failed(info.job.id) for info in failed])
+
+
+def command_applied(info: JobInfo, applied: Iterable[str]) -> bool:
+    """Whether failed job ``info`` may run again: it was no command (a comment's or a dashboard tick's), or its
+    command was applied to the run (``applied``: the run's applied delivery ids, each ``<delivery>:...`` for a
+    command's). Re-run before that, an old ``/approve`` would approve whatever the head is by then."""
+    commanded = info.job.event in ("issue_comment", TICK_EVENT)
+    return not commanded or any(a.startswith(f"{info.job.delivery_id}:") for a in applied)
 
 
 async def on_comment(c: events.Comment, gh: GitHubAPI, deps: Deps) -> None:

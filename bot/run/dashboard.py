@@ -31,7 +31,7 @@ from bot.core.markers import marker, split_trailing, trailing, with_marker
 from bot.github.client import Uninstalled
 from bot.github.pacing import replying
 from bot.github.writes import create_issue_once, digest, is_own, upsert_comment
-from bot.run.comments import Origin, apply_command
+from bot.run.comments import Origin, apply_command, command_applied
 from bot.run.lockdown import config_of, role_of
 from bot.run.replies import repository_hour
 from bot.run.runs import Deps
@@ -75,8 +75,7 @@ async def after_job(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int, 
     GitHub read for this. ``branch``: the default branch the job's delivery named, if it did (spares a read). A
     failure here is logged and left due: the job's own work is done, and must not run again for the dashboard's
     sake."""
-    if branch:
-        _BRANCHES.setdefault(deps.store, {})[repo] = (branch, deps.clock())
+    _named(deps, repo, branch)
     try:
         last = await deps.store.last_config(repo)
         if last is not None and _wants_dashboard(last[1], frozenset(deps.catalog.workflows)):
@@ -177,6 +176,12 @@ async def _write(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> 
         await deps.store.forget_posted(_done_mark(repo, box))
 
 
+def _named(deps: Deps, repo: str, branch: str | None) -> None:
+    """The default branch a delivery named: taken at once (a renamed one too), and kept for ``BRANCH_TTL``."""
+    if branch:
+        _BRANCHES.setdefault(deps.store, {})[repo] = (branch, deps.clock())
+
+
 async def _branch(gh: GitHubAPI, deps: Deps, repo: str) -> str:
     """The repository's default branch: as a delivery named it or GitHub said within ``BRANCH_TTL``, else read."""
     known, now = _BRANCHES.setdefault(deps.store, {}), deps.clock()
@@ -188,7 +193,7 @@ async def _branch(gh: GitHubAPI, deps: Deps, repo: str) -> str:
 
 
 async def _board(deps: Deps, repo: str, catalog: Catalog, cfg: RepoConfig, installation_id: int) -> D.Board:
-    runs = tuple(_run_line(record, catalog) for record in await deps.store.active_runs(repo))
+    runs = tuple(_run_line(record, catalog) for record in await deps.store.active_runs(repo, installation_id))
     failed = tuple(D.FailedLine(info.job.id, _number(info.job.thread), info.job.event, info.error or "")
                    for info in await deps.store.failed_jobs(limit=100, repo=repo)
                    if _in_repo(info.job.thread, repo) and installation_of(info.job) == installation_id)
@@ -228,9 +233,11 @@ def _number(thread: str) -> int | None:
 
 
 async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: Deps, *,
-                            written_at: float | None = None) -> None:
+                            written_at: float | None = None, branch: str | None = None) -> None:
     """An edit of a dashboard: each box it ticked, checked against the sender's permission now; refused ticks
-    undone with a note, the others queued as jobs on their runs' threads."""
+    undone with a note, the others queued as jobs on their runs' threads. ``branch``: the default branch the
+    delivery named (its ticks' jobs carry it on)."""
+    _named(deps, event.repo, branch)
     author = {"login": event.author.login, "type": event.author.type}
     if not is_own(author, deps.bot_login) or trailing(event.body) != f"dashboard:{event.repo}":
         log.info("%s: ends with the dashboard's marker but is not the bot's own dashboard: not acted on", event.thread)
@@ -246,7 +253,7 @@ async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: De
     refused = [box for box in ticked if not commands.may_run(box.action, role)]
     for box in ticked:
         if box not in refused:
-            await _queue(event, box, deps, written_at)
+            await _queue(event, box, deps, written_at, branch)
     if refused:
         log.info("%s: %d tick(s) by %s (%s) undone: no write access", event.thread, len(refused), event.sender.login,
                  role)
@@ -257,13 +264,14 @@ async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: De
         await refresh(gh, deps, event.repo, event.installation_id)
 
 
-async def _queue(event: events.DashboardEdit, box: D.Box, deps: Deps, written_at: float | None) -> None:
+async def _queue(event: events.DashboardEdit, box: D.Box, deps: Deps, written_at: float | None,
+                 branch: str | None) -> None:
     """A tick as a job on the thread of the run (or failed job) it names; once per delivery and box."""
     thread = await _thread_of(deps, event.repo, box, event.installation_id)
     if thread is None:  # a box naming another repository's run, or nothing: answered by the tick's job
         thread = f"{event.repo}#{event.number}"
     payload = {"repo": event.repo, "installation_id": event.installation_id, "box": box.key, "thread": thread,
-               "dashboard": event.number, "written_at": written_at,
+               "dashboard": event.number, "written_at": written_at, "default_branch": branch,
                "sender": {"login": event.sender.login, "id": event.sender.id, "type": event.sender.type}}
     fresh = await deps.store.accept_delivery(Delivery(
         id=f"{event.delivery_id}:{digest(box.key)}", event=D.TICK_EVENT, action=box.action,
@@ -274,13 +282,14 @@ async def _queue(event: events.DashboardEdit, box: D.Box, deps: Deps, written_at
 
 async def _thread_of(deps: Deps, repo: str, box: D.Box, installation_id: int) -> str | None:
     """The thread of the run or job a box names, when it is one of ``repo``'s (never another repository's, nor a
-    failed job of another installation's under the same name)."""
+    run or failed job of another installation's under the same name)."""
     if box.job is not None:
         info = await deps.store.job_info(box.job)
         return (info.job.thread if info is not None and _in_repo(info.job.thread, repo)
                 and installation_of(info.job) == installation_id else None)
     record = await deps.store.load_run(box.target)
-    return record.thread if record is not None and record.repo == repo else None
+    return (record.thread if record is not None and record.repo == repo and record.installation_id == installation_id
+            else None)
 
 
 async def on_tick(job: Job, deps: Deps) -> str:
@@ -305,14 +314,14 @@ async def on_tick(job: Job, deps: Deps) -> str:
 async def _apply(gh: GitHubAPI, deps: Deps, job: Job, box: D.Box, repo: str, actor: str) -> str | None:
     thread = await _thread_of(deps, repo, box, int(job.payload["installation_id"]))
     if thread is None or thread != job.thread:
-        return f"That box names no run or job of this repository: {commands.Parsed(box.action).line} did nothing."
+        return D.nothing_named(box)
     if box.job is not None:
         return await _retry(gh, deps, job, box.job, repo, actor)
     record = await deps.store.active_run(thread)
     is_pull = bool(record is not None and unreadable(record) is None and RunState.open(record).data.ctx.is_pull_request)
     if box.job is None:
         if record is None or record.id != box.target:
-            return f"The run that box was for has ended; {commands.Parsed(box.action).line} did nothing."
+            return D.ended(box)
         if box.action == "approve":  # only a box the dashboard offers for the run as it stands now
             line = _run_line(record, deps.catalog)
             if box.key not in D.offered(line):
@@ -337,15 +346,13 @@ async def _retry(gh: GitHubAPI, deps: Deps, tick: Job, job_id: int, repo: str, a
         return None
     info = await deps.store.job_info(job_id)
     if info is None or info.state != "failed":
-        return f"Job {job_id} is no longer a failed job ({info.state if info else 'gone'}), so it was not queued again."
-    if info.job.event in ("issue_comment", D.TICK_EVENT):
-        active = await deps.store.active_run(info.job.thread)
-        if not any(a.startswith(f"{info.job.delivery_id}:") for a in (stored_applied(active) if active else ())):
-            return (f"Job {job_id} was a command that did not apply: it is not run again later, when the run may "
-                    "have moved on. Give the command again (comment it, or tick its box) if it still stands.")
+        return D.not_failed(job_id, info.state if info else None)
+    active = await deps.store.active_run(info.job.thread)
+    if not command_applied(info, stored_applied(active) if active else ()):
+        return D.not_applied(job_id)
     queued = await deps.store.requeue_failed(job_id)
     await deps.store.remember_posted(Posted(marker=acted, repo=repo, kind="seen", github_id=0))
-    return f"Job {job_id} is queued again." if queued else f"Job {job_id} was queued again already."
+    return D.requeued(job_id, queued)
 
 
 async def _nothing() -> None:
@@ -388,4 +395,5 @@ async def _note(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, b
                     login, wait)
         return
     with replying():
-        await upsert_comment(gh, deps.store, repo=repo, number=number, mark=mark, body=body, bot_login=deps.bot_login)
+        await upsert_comment(gh, deps.store, repo=repo, number=number, mark=mark, body=render.clip(body),
+                             bot_login=deps.bot_login)

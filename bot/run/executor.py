@@ -87,6 +87,11 @@ class Executor(Writes):
             await self._status(state)
 
     async def _drain(self, state: RunState) -> None:
+        if state.outbox and state.data.status_body is None:
+            # The status comment first, so it heads the thread: a pull request's verdict comment (the run's first
+            # writes hold its review) would otherwise come above it. Once: its body is stored with the run, and a
+            # job that died before storing it finds the comment by its marker and edits it.
+            await self._status(state)
         while state.outbox:
             writes = [a for a in state.outbox if not isinstance(a, E.RunAgent)]
             for item in writes:

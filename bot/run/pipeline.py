@@ -12,6 +12,7 @@ own (``TICK_EVENT``) on its run's thread.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from bot.core import events
 from bot.core.dashboard import TICK_EVENT
@@ -32,7 +33,7 @@ async def process(job: Job, deps: Deps) -> None:
     if job.event == TICK_EVENT:  # queued by the bot itself (bot/run/dashboard.py), never by a delivery
         repo = await on_tick(job, deps)
         gh = await deps.github.installation(int(job.payload["installation_id"]))
-        await after_job(gh, deps, repo, int(job.payload["installation_id"]))
+        await after_job(gh, deps, repo, int(job.payload["installation_id"]), branch=default_branch(job.payload))
         return
     event = events.parse(job.event, job.payload, job.delivery_id)
     if isinstance(event, events.CiSuccess):  # the server queued it: a failure of this check here was posted
@@ -56,9 +57,17 @@ async def process(job: Job, deps: Deps) -> None:
         await on_ci_failure(event, gh, deps)
     elif isinstance(event, events.DashboardEdit):  # it refreshes the dashboard itself, when it has to
         issue = job.payload.get("issue")  # when the edit was made: GitHub's clock, as a comment's written_at
-        await on_dashboard_edit(event, gh, deps,
+        await on_dashboard_edit(event, gh, deps, branch=default_branch(job.payload),
                                 written_at=events.github_time(issue.get("updated_at") if isinstance(issue, dict) else None))
         return
     elif isinstance(event, events.PullMerged):
         await on_pull_merged(event, gh, deps)
-    await after_job(gh, deps, event.repo, event.installation_id)
+    await after_job(gh, deps, event.repo, event.installation_id, branch=default_branch(job.payload))
+
+
+def default_branch(payload: dict[str, Any]) -> str | None:
+    """The repository's default branch as the delivery names it (a tick's job: as its dashboard edit's did), so a
+    renamed one is seen by the dashboard at once, not when its cached name expires."""
+    repository = payload.get("repository")
+    named = repository.get("default_branch") if isinstance(repository, dict) else payload.get("default_branch")
+    return named if isinstance(named, str) and named else None

@@ -190,6 +190,12 @@ async def resume(gh: GitHubAPI, deps: Deps, record: RunRecord, signal: engine.Si
     """Apply a signal to a stored run (in any stored format: see bot/run/state.py) and work its outbox."""
     state = RunState.open(record)
     executor = await executor_for(gh, deps, state, signal)
+    if engine.approves_budget(state.run, signal) and delivery_id not in state.data.applied:
+        # Its answer quotes the estimate and what each budget has left now, not when the wait began (other runs
+        # spent meanwhile). The installation's day as the executor's budget just read it: one store read fewer.
+        view = await deps.view(gh, state.data.ctx.repo, state.data.ctx.branch)
+        now = await _start(gh, deps, state, view, None, day=executor.agents.budget.day_used)
+        state.run.budget = now.short
     if isinstance(signal, engine.Start) and delivery_id not in state.data.applied:
         # A run stored by a job that died before starting it: its budget is checked as start_run would have.
         view = await deps.view(gh, state.data.ctx.repo, state.data.ctx.branch)

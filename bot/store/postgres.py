@@ -218,9 +218,9 @@ class PostgresStore(PostgresJobs):
             "SELECT * FROM runs WHERE thread = %s AND NOT (state = ANY(%s)) ORDER BY created_at DESC LIMIT 1",
             (thread, sorted(FINAL_STATES))))
 
-    async def active_runs(self, repo: str, limit: int = 100) -> list[RunRecord]:
-        rows = await self._all("SELECT * FROM runs WHERE repo = %s AND NOT (state = ANY(%s))"
-                               " ORDER BY created_at DESC LIMIT %s", (repo, sorted(FINAL_STATES), limit))
+    async def active_runs(self, repo: str, installation_id: int, limit: int = 100) -> list[RunRecord]:
+        rows = await self._all("SELECT * FROM runs WHERE repo = %s AND installation_id = %s AND NOT (state = ANY(%s))"
+                               " ORDER BY created_at DESC LIMIT %s", (repo, installation_id, sorted(FINAL_STATES), limit))
         return [r for r in map(RunRecord.from_row, rows) if r is not None]
 
     async def run_states(self) -> dict[str, int]:

@@ -271,11 +271,11 @@ class SQLiteStore(SQLiteJobs):
             " ORDER BY created_at DESC LIMIT 1", (thread, *finals)).fetchone())
         return RunRecord.from_row(row)
 
-    async def active_runs(self, repo: str, limit: int = 100) -> list[RunRecord]:
+    async def active_runs(self, repo: str, installation_id: int, limit: int = 100) -> list[RunRecord]:
         finals = tuple(sorted(FINAL_STATES))
         rows = await self._run(lambda db: db.execute(
-            f"SELECT * FROM runs WHERE repo = ? AND state NOT IN ({', '.join('?' * len(finals))})"
-            " ORDER BY created_at DESC LIMIT ?", (repo, *finals, limit)).fetchall())
+            f"SELECT * FROM runs WHERE repo = ? AND installation_id = ? AND state NOT IN ({', '.join('?' * len(finals))})"
+            " ORDER BY created_at DESC LIMIT ?", (repo, installation_id, *finals, limit)).fetchall())
         return [r for r in map(RunRecord.from_row, rows) if r is not None]
 
     async def run_states(self) -> dict[str, int]:
