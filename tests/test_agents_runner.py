@@ -420,3 +420,46 @@ async def test_cited_pages_are_untrusted_what_is_no_web_link_is_dropped(fake: Fa
     assert outcome.ok and [s["url"] for s in outcome.result["sources"]] == ["https:\u200b//ok.example/a"]
     line = outcome.result["findings"][-1]
     assert line.startswith("Source: @\u200boctocat \\[click\\]") and "(https://evil.example)" not in line
+
+
+# ---- the issue's text, once per job (issue 16: GitHub reads per run) -----------------------------------------------
+
+ISSUE = f"/repos/{REPO}/issues/1"
+
+
+def issue_reads(sandbox: Any) -> int:
+    return sum(1 for r in sandbox.requests if r.method == "GET" and r.path.split("?")[0] == ISSUE)
+
+
+def edit(sandbox: Any, body: str) -> None:
+    sandbox.repo(REPO).issues[1]["body"] = body
+
+
+def sent(fake: Any, i: int) -> str:
+    return json.dumps(fake.requests[i])
+
+
+async def test_steps_of_a_wave_share_one_read_and_the_next_job_reads_again(fake: Any, claude: Any, gh: Any,
+                                                                          sandbox: Any) -> None:
+    sandbox.add_issue(REPO, title="Slow uploads", body="first text")
+    fake.script(analyze(), analyze(), analyze(), analyze())
+    job = make_runtime(gh, claude)
+    step = make_request("error-investigation", "analyze", context(1, body="the webhook's copy"))
+    assert all(o.ok for o in await asyncio.gather(job.run(step), job.run(step)))
+    assert issue_reads(sandbox) == 1 and all("first text" in sent(fake, i) for i in (0, 1))
+    edit(sandbox, "second text")
+    assert (await job.run(step)).ok  # the same job: the text it read
+    assert issue_reads(sandbox) == 1 and "first text" in sent(fake, 2)
+    assert (await make_runtime(gh, claude).run(step)).ok  # the run's next job, after a wait: the edit
+    assert issue_reads(sandbox) == 2 and "second text" in sent(fake, 3) and "first text" not in sent(fake, 3)
+
+
+async def test_a_failed_read_is_not_kept(fake: Any, claude: Any, gh: Any, sandbox: Any) -> None:
+    sandbox.add_issue(REPO, title="Slow uploads", body="GitHub's text")
+    sandbox.fail("GET", ISSUE, 404)
+    fake.script(analyze(), analyze())
+    job = make_runtime(gh, claude)
+    step = make_request("error-investigation", "analyze", context(1, body="the webhook's copy"))
+    assert (await job.run(step)).ok and "the webhook's copy" in sent(fake, 0)
+    assert (await job.run(step)).ok and "GitHub's text" in sent(fake, 1)
+    assert issue_reads(sandbox) == 2

@@ -110,7 +110,7 @@ async def test_a_github_422_echo_in_the_failure_note_pings_nobody_and_links_nowh
         bot: Any, sandbox: Any, team: HookTeam) -> None:
     """GitHub's error message (echoing a field value the attacker chose) is the note's 'cause'."""
     rt, _ = bot
-    sandbox.fail("GET", rf"/repos/{REPO}", 422, times=-1, body=echo_422(HOSTILE_ECHO))
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 422, times=-1, body=echo_422(HOSTILE_ECHO))
     await send(bot, sandbox, "issues", issue_payload(101, ["devops"]))
     await rt.jobs.drained(10)
     [note] = notes_on(sandbox, 101)
@@ -256,7 +256,7 @@ async def test_a_forged_note_or_reply_marker_in_a_users_comment_is_never_adopted
     payload = issue_payload(105, ["devops"])
     sandbox.seed_from_payload(payload)
     planted = sandbox.add_comment(REPO, 105, f"Nice.\n{marker('note', delivery)}", user="mallory")
-    sandbox.fail("GET", rf"/repos/{REPO}", 502, times=-1)  # the job waits in a retry backoff
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 502, times=-1)  # the job waits in a retry backoff
     await send(bot, sandbox, "issues", payload, delivery=delivery)
     await until(lambda: notes_on(sandbox, 105), 10, "the bot's own note on #105")
     edited = {w.data["id"] for w in sandbox.writes if w.kind in ("comment_edit", "comment_deleted")}
@@ -270,7 +270,7 @@ async def test_a_read_only_users_retry_requeues_nothing_and_many_comments_get_on
         bot: Any, sandbox: Any, team: HookTeam) -> None:
     rt, _ = bot
     sandbox.set_permission(REPO, "mallory", "read")
-    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=1, body={"message": "Resource not accessible by integration"})
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 403, times=1, body={"message": "Resource not accessible by integration"})
     await send(bot, sandbox, "issues", issue_payload(110, ["devops"]))
     await rt.jobs.drained(10)
     assert await rt.store.job_states() == {"failed": 1}
@@ -338,7 +338,7 @@ async def test_retry_and_redeliver_while_the_failed_job_is_already_queued_again_
         bot: Any, sandbox: Any, team: HookTeam) -> None:
     rt, client = bot
     sandbox.set_permission(REPO, "maintainer", "write")
-    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=1, body={"message": "Resource not accessible by integration"})
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 403, times=1, body={"message": "Resource not accessible by integration"})
     delivery = "d1120000-0000-0000-0000-000000000001"
     payload = issue_payload(112, ["devops"])
     await send(bot, sandbox, "issues", payload, delivery=delivery)
@@ -367,7 +367,7 @@ async def test_a_replayed_signed_body_cannot_requeue_another_deliverys_failed_jo
     any repository of the installation) can pair it with a failed job's id: "requeued" re-runs that job, as
     `/retry` would, without write access. (The stored payload is run; the body sent is never compared to it.)"""
     rt, client = bot
-    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=1, body={"message": "Resource not accessible by integration"})
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 403, times=1, body={"message": "Resource not accessible by integration"})
     failed = "d1220000-0000-0000-0000-000000000001"
     await send(bot, sandbox, "issues", issue_payload(122, ["devops"]), delivery=failed)
     await rt.jobs.drained(10)
@@ -440,7 +440,7 @@ async def test_a_token_or_the_webhook_secret_echoed_by_github_never_reaches_a_no
     await rt.jobs.drained(30)
     token, text = _secret_echo(sandbox)
     status, body = ECHOES[echo]
-    sandbox.fail("GET", rf"/repos/{REPO}", status, times=-1, body=body(text))
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", status, times=-1, body=body(text))
     with log_lines(json=True) as out:
         await send(bot, sandbox, "issues", issue_payload(115, ["devops"]))
         await rt.jobs.drained(10)
@@ -454,7 +454,7 @@ async def test_a_token_or_the_webhook_secret_echoed_by_github_never_reaches_a_no
 async def test_a_plain_text_log_line_carries_no_terminal_escape(bot: Any, sandbox: Any, team: HookTeam) -> None:
     """On a terminal the log is plain text: GitHub's message (attacker-influenced) is written to it as is."""
     rt, _ = bot
-    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=-1,
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 403, times=-1,
                  body={"message": "Not allowed \x1b]2;pwned\x07\x1b[2J\x1b[1A\x1b[2Kjob 1 done"})
     with log_lines(json=False) as out:
         await send(bot, sandbox, "issues", issue_payload(118, ["devops"]))
@@ -470,7 +470,7 @@ async def test_the_jobs_command_prints_no_token_and_no_terminal_escape(bot: Any,
     await send(bot, sandbox, "issues", issue_payload(116, ["devops"]))
     await rt.jobs.drained(30)
     token, text = _secret_echo(sandbox)
-    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=-1, body={"message": text})  # a 403's message is not repr()d
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 403, times=-1, body={"message": text})  # a 403's message is not repr()d
     await send(bot, sandbox, "issues", issue_payload(117, ["devops"]))
     await rt.jobs.drained(10)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TRIAGE_LEAD_", "DATABASE_", "GITHUB_"))},

@@ -245,7 +245,7 @@ async def failed_job(bot: Any, sandbox: Any, number: int, repo: str = E2E) -> in
                             "html_url": f"https://github.com/{repo}", "url": f"https://api.github.com/repos/{repo}"}
         p["issue"] |= {"url": f"https://api.github.com/repos/{repo}/issues/{number}",
                        "repository_url": f"https://api.github.com/repos/{repo}"}
-    sandbox.fail("GET", rf"/repos/{repo}", 422, times=1)
+    sandbox.fail("GET", rf"/repos/{repo}/git/ref/heads/.+", 422, times=1)
     await post(bot, sandbox, "issues", p)
     [info] = [i for i in await rt.store.failed_jobs(f"{repo}#{number}")]
     return info.job.id
@@ -367,7 +367,7 @@ async def test_a_failed_job_of_another_installation_is_neither_listed_nor_retrie
     sandbox.add_installation(777, "Codertocat-old")
     p = issue_payload(41, ["api"])
     p["installation"] = {**p["installation"], "id": 777}
-    sandbox.fail("GET", rf"/repos/{E2E}", 422, times=1)
+    sandbox.fail("GET", rf"/repos/{E2E}/git/ref/heads/.+", 422, times=1)
     await post(bot, sandbox, "issues", p)
     [info] = await rt.store.failed_jobs(f"{E2E}#41")
     clock.later()

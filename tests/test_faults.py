@@ -167,15 +167,16 @@ async def test_transient_5xx_and_gateway_timeouts_on_reads_and_edits_are_retried
     backoff and the run completes as if nothing happened."""
     rt, _ = bot
     sandbox.fail("POST", r"/app/installations/\d+/access_tokens", 502)
-    sandbox.fail("GET", rf"/repos/{REPO}", 500)
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 500)
     # A new run lists its thread once, before its first comment (bot/run/writes.py): that listing is the one hit.
     sandbox.fail("GET", rf"/repos/{REPO}/issues/42/comments", 504, delay=0.5)
-    team.hooks["IMPLEMENTATION"] = lambda: (sandbox.fail("PATCH", rf"/repos/{REPO}/issues/comments/\d+", 503),
-                                            sandbox.fail("GET", rf"/repos/{REPO}/issues/42", 502, times=2))
+    sandbox.fail("GET", rf"/repos/{REPO}/issues/42", 502, times=2)  # the job's one read of its issue
+    team.hooks["IMPLEMENTATION"] = lambda: sandbox.fail("PATCH", rf"/repos/{REPO}/issues/comments/\d+", 503)
     await deliver(bot, sandbox, "issues", issue_payload(42, ["devops"]))
     assert await rt.store.job_states() == {"done": 1}
     assert posts(sandbox, 42) == DEVOPS
-    for method, path, status in (("GET", f"/repos/{REPO}", 500), ("GET", f"/repos/{REPO}/issues/42/comments", 504),
+    for method, path, status in (("GET", f"/repos/{REPO}/git/ref/heads/master", 500),
+                                 ("GET", f"/repos/{REPO}/issues/42/comments", 504),
                                  ("GET", f"/repos/{REPO}/issues/42", 502)):
         assert retried(sandbox, method, path, status), (method, path, status)
     assert [r.status for r in sandbox.requests if r.path.endswith("/access_tokens")] == [502, 201]

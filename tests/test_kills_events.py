@@ -71,7 +71,7 @@ def test_an_issue_event_carries_every_field() -> None:
     assert e == events.WorkItem(event="issues", action="labeled", delivery_id="delivery-1", installation_id=77,
                                 repo=REPO, sender=events.Actor("Mona", "User"), number=5, title="It breaks",
                                 body="details", labels=("bug",), author=events.Actor("author", "User"),
-                                is_pull_request=False, added_label="security")
+                                is_pull_request=False, added_label="security", default_branch="main")
     assert e.thread == f"{REPO}#5"
 
 
@@ -89,9 +89,11 @@ def test_an_issue_that_is_a_pull_request() -> None:
 def test_a_pull_request_event_carries_its_head_and_draft_state() -> None:
     pr = issue(head={"sha": "abc123", "ref": "feature", "repo": {"full_name": "fork/hello.world"}},
                base={"sha": "base99", "ref": "main"}, draft=True)
-    e = parsed("pull_request", payload("labeled", pull_request=pr, label={"name": "api"}))
-    assert (e.is_pull_request, e.head_sha, e.head_ref, e.head_repo, e.base_sha, e.draft, e.added_label) == (
-        True, "abc123", "feature", "fork/hello.world", "base99", True, "api")
+    p = payload("labeled", pull_request=pr, label={"name": "api"})
+    p["repository"]["default_branch"] = "trunk"
+    e = parsed("pull_request", p)
+    assert (e.is_pull_request, e.head_sha, e.head_ref, e.head_repo, e.base_sha, e.draft, e.added_label,
+            e.default_branch) == (True, "abc123", "feature", "fork/hello.world", "base99", True, "api", "trunk")
     assert (e.number, e.title, e.body, e.labels, e.author.login) == (5, "It breaks", "details", ("bug",), "author")
     assert (e.event, e.action, e.delivery_id, e.installation_id, e.repo) == (
         "pull_request", "labeled", "delivery-1", 77, REPO)

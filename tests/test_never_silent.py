@@ -108,7 +108,7 @@ async def test_a_delivery_waiting_for_a_slot_gets_a_note_then_the_note_goes(bot:
 async def test_a_delivery_in_a_retry_backoff_gets_a_note_saying_why(bot: Any, sandbox: Any, team: HookTeam) -> None:
     rt, _ = bot
     rt.jobs.retry_base = 60.0  # the next try is a minute away: only the acknowledger can speak meanwhile
-    sandbox.fail("GET", rf"/repos/{REPO}", 502, times=-1)
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 502, times=-1)
     await send(bot, sandbox, "issues", issue_payload(72, ["devops"]))
     # (On a busy machine the first note may come while the first try still runs: it is then edited.)
     await until(lambda: any("Its last try failed" in n for n in notes(sandbox, 72)), 10, "a backoff note on #72")
@@ -120,13 +120,13 @@ async def test_a_refusal_fails_at_once_tells_the_thread_and_retry_runs_it_again(
                                                                                team: HookTeam) -> None:
     rt, _ = bot
     sandbox.set_permission(REPO, "maintainer", "write")
-    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=-1, body={"message": "Resource not accessible by integration"})
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 403, times=-1, body={"message": "Resource not accessible by integration"})
     await send(bot, sandbox, "issues", issue_payload(73, ["devops"]))
     await rt.jobs.drained(10)
     assert await rt.store.job_states() == {"failed": 1}
-    assert len([r for r in sandbox.requests if r.path == f"/repos/{REPO}"]) == 1  # a refusal: no retries
+    assert len([r for r in sandbox.requests if r.path == f"/repos/{REPO}/git/ref/heads/master"]) == 1  # no retries
     [note] = notes(sandbox, 73)
-    assert "GitHub answered 403 to GET /repos/Codertocat/Hello-World" in note and "permission" in note
+    assert "GitHub answered 403 to GET /repos/Codertocat/Hello-World/git/ref/heads/master" in note and "permission" in note
     assert "`/retry`" in note
     sandbox.clear_faults()
     await send(bot, sandbox, "issue_comment", comment_on(sandbox, 73, "/retry", comment_id=7301))
@@ -137,7 +137,7 @@ async def test_a_refusal_fails_at_once_tells_the_thread_and_retry_runs_it_again(
 
 async def test_redelivering_a_failed_delivery_runs_its_job_again(bot: Any, sandbox: Any, team: HookTeam) -> None:
     rt, _ = bot
-    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=1, body={"message": "Resource not accessible by integration"})
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 403, times=1, body={"message": "Resource not accessible by integration"})
     payload = issue_payload(74, ["devops"])
     await send(bot, sandbox, "issues", payload, delivery="d7400000-0000-0000-0000-000000000001")
     await rt.jobs.drained(10)
@@ -154,7 +154,7 @@ async def test_the_jobs_command_lists_and_retries_failed_jobs(bot: Any, sandbox:
     rt, _ = bot
     rt.jobs._poller.cancel()  # `serve` polls every 5 s for jobs queued from outside; here every 0.1 s
     rt.jobs._poller = asyncio.create_task(every(0.1, "job poll", rt.jobs._poll_once))
-    sandbox.fail("GET", rf"/repos/{REPO}", 422, times=1)
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 422, times=1)
     await send(bot, sandbox, "issues", issue_payload(75, ["devops"]))
     await rt.jobs.drained(10)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TRIAGE_LEAD_", "DATABASE_"))},
@@ -171,7 +171,7 @@ async def test_the_jobs_command_lists_and_retries_failed_jobs(bot: Any, sandbox:
     await until(lambda: "step:triage:1" in posts(sandbox, 75), 20, "the re-run job's work on #75")
     await rt.jobs.drained(30)
     assert (await cli("retry", "999")).returncode == 1
-    sandbox.fail("GET", rf"/repos/{REPO}", 422, times=1)
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 422, times=1)
     await send(bot, sandbox, "issues", issue_payload(82, ["devops"]))
     await rt.jobs.drained(10)
     dismissed = await cli("dismiss", "--all")
@@ -257,7 +257,7 @@ async def test_retry_leaves_an_earlier_failure_alone_and_retries_the_run(bot: An
     """A failure from before the thread's current run is not this run's work: `/retry` does not re-run it."""
     rt, _ = bot
     sandbox.set_permission(REPO, "maintainer", "write")
-    sandbox.fail("GET", rf"/repos/{REPO}", 403, times=1, body={"message": "Resource not accessible by integration"})
+    sandbox.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 403, times=1, body={"message": "Resource not accessible by integration"})
     await send(bot, sandbox, "issues", issue_payload(83, ["devops"]))
     await rt.jobs.drained(10)
     [old] = await rt.store.failed_jobs()

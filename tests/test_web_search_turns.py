@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from bot.agents import Budget, ModelMap
-from bot.agents.models import SEARCH_RESULT_TOKENS
+from bot.agents.models import SEARCH_RESULT_TOKENS, LocalLedger
 from bot.sandbox.anthropic import FakeAnthropic, Reply
 from tests.test_agents_common import REPO, analyze, claude, fake, gh, make_runtime  # noqa: F401
 from tests.test_agents_runner import Recording, researcher, web_tools
@@ -94,3 +94,31 @@ async def test_a_budget_without_room_for_one_search_runs_the_step_without_it_and
     assert outcome.ok, outcome.error
     assert web_tools(fake.requests[-1]) == []
     assert "Web search was not used: the budget had no room left for a search." in outcome.result["findings"]
+
+
+class ParallelStep(LocalLedger):
+    """A ledger where another step of the run reserves every search it has left just after this step began (steps
+    of one wave start together; whichever reserves first holds them)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap, self.taken = cap, False
+
+    async def spent(self, key: str) -> int:
+        got = await super().spent(key)
+        if key.startswith("searches:run:") and not self.taken:
+            self.taken = await self.reserve("the other step", self.cap, [(key, self.cap)])
+        return got
+
+
+async def test_searches_held_by_another_step_leave_this_one_without_the_tool_and_it_says_why(
+        fake: FakeAnthropic, claude, gh, sandbox) -> None:  # noqa: F811
+    sandbox.add_issue(REPO, title="t", body="")
+    fake.script(analyze())
+    outcome = await make_runtime(gh, claude, budget=Budget(ledger=ParallelStep(4)), web_searches=4).run(researcher())
+    assert outcome.ok, outcome.error
+    assert web_tools(fake.requests[-1]) == []  # no reservation, no tool: it cannot search
+    assert "Web search is on" in str(fake.requests[-1]["messages"][0])  # four were left as the step began
+    notes = [line for line in outcome.result["findings"] if line.startswith("Web search")]
+    assert notes == ["Web search was not used: the run's other steps had made or were holding every search it had "
+                     "left."]

@@ -23,7 +23,8 @@ into writes. ``base`` and ``first_message`` are the whole layout; the runner add
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from bot.agents.gate import Finding
@@ -121,7 +122,36 @@ def overview_text(repo: str, overview: RepoOverview) -> str:
     return "\n\n".join(lines)
 
 
+class Encoded:
+    """Text made from a value, kept by the value's identity (issue 16: CPU per step). For values nobody changes once
+    made: a result schema (one shared object per step kind and flags, the runner's ``_result_schema``) and an earlier
+    step's result (one object for every later step of the job). Each value is kept with its text, so its id cannot
+    be reused for another while the entry lives; at most `size` entries, the least recently used dropped first."""
+
+    def __init__(self, size: int = 1 << 30) -> None:
+        self.size = size
+        self._by_id: OrderedDict[int, tuple[Any, str]] = OrderedDict()
+
+    def get(self, value: Any, encode: Callable[[Any], str]) -> str:
+        hit = self._by_id.get(id(value))
+        if hit is not None and hit[0] is value:
+            self._by_id.move_to_end(id(value))
+            return hit[1]
+        text = encode(value)
+        self._by_id[id(value)] = (value, text)
+        if len(self._by_id) > self.size:
+            self._by_id.popitem(last=False)
+        return text
+
+
+_SCHEMA_TEXTS = Encoded(64)  # the process's: a few dozen kinds and flag sets
+
+
 def schema_text(schema: dict[str, Any]) -> str:
+    return _SCHEMA_TEXTS.get(schema, _schema_text)
+
+
+def _schema_text(schema: dict[str, Any]) -> str:
     return ("Result format: answer with only a JSON object valid against this JSON Schema (every property it "
             "requires, no other):\n" + json.dumps(schema, separators=(",", ":"), ensure_ascii=False))
 
@@ -156,8 +186,10 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=1, ensure_ascii=False, default=str)
 
 
-def step_text(request: AgentRequest, findings: list[Finding] | None = None) -> str:
-    """The step: task, expected output, pass criteria, flags, earlier results, rejection feedback."""
+def step_text(request: AgentRequest, findings: list[Finding] | None = None, encoded: Encoded | None = None) -> str:
+    """The step: task, expected output, pass criteria, flags, earlier results, rejection feedback. `encoded`: the
+    job's earlier results as text already (indented JSON is encoded in Python, not C), else each is encoded here."""
+    results = encoded if encoded is not None else Encoded()
     step = request.step
     lines = [f"## Step {step.title} ({step.kind}) of run {request.run_id}, attempt {request.iteration}",
              f"You are {request.agent.name}. Task:\n{request.task or step.task}", f"Expected output: {step.output}"]
@@ -172,10 +204,10 @@ def step_text(request: AgentRequest, findings: list[Finding] | None = None) -> s
     else:
         lines.append("Flags to set: none (`flags` is {}).")
     for sid, result in request.inputs.items():
-        lines.append(fence(f"result of step {sid}", _json(result)))
+        lines.append(fence(f"result of step {sid}", results.get(result, _json)))
     if request.feedback:
         lines.append("Your previous attempt was REJECTED by review. Address every critical issue:\n"
-                     + fence("review that rejected the previous attempt", _json(request.feedback)))
+                     + fence("review that rejected the previous attempt", results.get(request.feedback, _json)))
     if findings is not None:
         shown = "\n".join(f"- {f.severity}: {f.item()['text']}" for f in findings) or "- none"
         # Findings name files the change's author chose: fenced like any other untrusted text.
@@ -186,11 +218,12 @@ def step_text(request: AgentRequest, findings: list[Finding] | None = None) -> s
 
 
 def first_message(request: AgentRequest, findings: list[Finding] | None = None, overview: RepoOverview | None = None,
-                  schema: dict[str, Any] | None = None, searches: int = 0) -> dict[str, Any]:
+                  schema: dict[str, Any] | None = None, searches: int = 0, encoded: Encoded | None = None
+                  ) -> dict[str, Any]:
     """The overview and the repository context, each ending a cached part, then the step (with its result
     schema when given: the runner then sends no per-step ``output_config``; with the web search note when the
-    agent may make `searches` searches)."""
-    step = role_text(request) + "\n\n" + step_text(request, findings)
+    agent may make `searches` searches). `encoded`: see ``step_text``."""
+    step = role_text(request) + "\n\n" + step_text(request, findings, encoded)
     if searches > 0:
         step += "\n\n" + web_search_note(searches)
     blocks = [{"type": "text", "text": overview_text(request.context.repo, overview), "cache_control": EPHEMERAL}

@@ -1,14 +1,15 @@
 """The agent runtime: one step of one run, through a tool-use loop on the Messages API or offline.
 
-``AgentRuntime.run`` re-reads the issue or PR text by number (an edit after the trigger cannot swap
-what the agent sees), runs the model with the agent's read-only tools until it answers with a result
-that validates against the step kind's schema, lets the deterministic gate overrule any review, and
+``AgentRuntime.run`` reads the issue or PR text by number, once per job (the text stored with the run is the
+webhook's copy, which a later edit makes stale), runs the model with the agent's read-only tools until it answers
+with a result that validates against the step kind's schema, lets the deterministic gate overrule any review, and
 cleans every string before the result leaves. It never raises for a model or GitHub failure: the
 outcome carries a sentence for people and an ``error_kind`` for the engine.
 
 When the operator turns web search on (``web_searches``: the run's cap), search-specialist's calls also offer the
-API's server-side web search, the same tool on every turn of a step so that its prompt cache holds, the cap kept by
-counting (bot/agents/web_turns.py); the pages its answers cite are listed under its result (``with_sources``),
+API's server-side web search: the same tool from turn to turn until a turn searches, so that the step's prompt cache
+holds, and never more searches than the run has left (the API enforces ``max_uses``, so the cap is hard; see
+bot/agents/web_turns.py); the pages its answers cite are listed under its result (``with_sources``),
 where the renderer's link allow-list decides which links stay live.
 """
 
@@ -20,7 +21,6 @@ import hashlib
 import json
 import logging
 import re
-import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -31,7 +31,7 @@ import gidgethub.abc
 
 from bot.agents import gate, offline, prompts
 from bot.agents.calls import ApiFailure, LazyClient, ModelCaller, encode, input_estimate
-from bot.agents.models import SEARCH_RESULT_TOKENS, Budget, BudgetExceeded, Hold, ModelMap, Usage
+from bot.agents.models import SEARCH_RESULT_TOKENS, Budget, BudgetExceeded, ModelMap, Usage
 from bot.agents.request import AgentOutcome, AgentRequest
 from bot.agents.schemas import KINDS, result_schema, validation_error
 from bot.agents.tools import OverviewCache, RepoReader, Tools
@@ -123,6 +123,10 @@ class AgentRuntime:
         # Per (repository, commit): what a commit holds never changes. ``overviews``: the process's one, shared by
         # every job (bot/run/runs.py's Deps), so runs at one commit read it once; else this runtime's own.
         self.overviews = overviews if overviews is not None else OverviewCache(max_bytes=max_tool_bytes)
+        # The issue or PR as this job read it, by (repository, number): see ``_refresh``.
+        self._issues: dict[tuple[str, int], dict[str, Any]] = {}
+        self._issues_read = asyncio.Lock()
+        self._results = prompts.Encoded()  # earlier steps' results as text, for the job's later steps
         self.caller = None if anthropic is None else ModelCaller(
             anthropic, attempts=attempts, retry_base=retry_base, max_retry_wait=max_retry_wait,
             timeout=call_timeout, concurrency=concurrency)
@@ -162,12 +166,17 @@ class AgentRuntime:
         return replace(outcome, result=clean_result(result, secrets, hosts=self.hosts))
 
     async def _refresh(self, request: AgentRequest, reader: RepoReader) -> tuple[AgentRequest, list[str]]:
-        """The request with the issue/PR title and body as GitHub has them now, and the labels."""
+        """The request with the issue/PR title and body as GitHub had them when this job first read them, and the
+        labels. Read once per job (bot/run/runs.py makes a runtime per job, whose steps run in a row, steps of a
+        wave at once): an edit made while the job runs reaches the steps of the run's next job, after it waits for
+        a person or a delivery; a failed read is not kept, so the next step asks again."""
         ctx = request.context
         if ctx.number is None:
             return request, []
         try:
-            issue = await reader.issue(ctx.number)
+            async with self._issues_read:  # the steps of one wave share one read
+                issue = self._issues.get((ctx.repo, ctx.number)) or await reader.issue(ctx.number)
+                self._issues[(ctx.repo, ctx.number)] = issue
         except GITHUB_ERRORS as e:
             log.warning("cannot re-read %s#%s, using the webhook's copy: %r", ctx.repo, ctx.number, e)
             return request, []
@@ -192,10 +201,12 @@ class AgentRuntime:
         been billed, so it keeps what was reserved): the one place the model is called.
 
         `web`: the step may search the web. What the run has left of its cap is reserved in the ledger first (steps
-        in parallel cannot pass it together) and settled with the searches made; the tool offered is the step's
-        own, byte-identical on every turn (see ``WebSearchTurns``), with each search's token-equivalent and what
-        its results may add to the input reserved in the budget with the call: fewer when the budget has room for
-        fewer, none when it has room for none (the step then runs without it, and its result says so)."""
+        in parallel cannot pass it together) and settled with the searches made; the tool is offered with that many
+        uses at most (``max_uses``: the API stops the model there), and the same bytes as the turn before unless a
+        turn searched or the budget's room shrank (see ``WebSearchTurns``). Each search's token-equivalent and what
+        its results may add to the input are reserved in the budget with the call: fewer searches when the budget
+        has room for fewer; none when it has room for none, or when the run has none left (its other steps made or
+        hold them): the call then goes without the tool, so it cannot search, and the step's result says why."""
         if self.caller is None:  # run() sends steps without a model client to the offline backend
             raise RuntimeError("a model call was asked of an agent runtime without a model client")
         wanted = web.offer() if web is not None else 0
@@ -203,11 +214,11 @@ class AgentRuntime:
             body = encode(request)  # once (twice with the tool): the estimate counts the text sent
             need = input_estimate(body) + int(request["max_tokens"])
             per_search = self.models.search_tokens(tier) + SEARCH_RESULT_TOKENS
-            # Never more than the run has left (the API enforces max_uses, so the cap is hard): the tool changes
-            # only on a turn after one that searched, and stays the same bytes on every other turn.
-            offered = min(wanted, searches.amount, await self._searches_that_fit(need, per_search)) if wanted else 0
+            # Never more than was reserved (the API enforces max_uses, so the cap is hard): no reservation, no tool.
+            offered = min(wanted, searches.amount, await self._searches_that_fit(need, per_search)) \
+                if wanted and searches.amount else 0
             if web is not None and wanted:
-                web.offered(offered)
+                web.offered(offered, reserved=searches.amount)
             if offered:
                 request = {**request, "tools": [*request.get("tools", []), prompts.web_search_tool(offered)]}
                 body = encode(request)
@@ -219,11 +230,9 @@ class AgentRuntime:
                     # Each attempt that timed out may have been served and billed all the same: a ceiling counts it.
                     held.actual = held.amount * exc.unanswered
                     searches.actual = offered * exc.unanswered  # each attempt may have searched as much
-                    await self._count_unreserved(searches, searches.actual)
                     raise
                 spent = self.models.usage(tier, billed(reply.get("content") or [], reply["usage"]))
                 held.actual, searches.actual = spent.tokens, spent.web_searches
-            await self._count_unreserved(searches, spent.web_searches)
             if web is not None:
                 web.made(reply.get("content") or [], spent.web_searches, searches.amount)
         return reply, spent
@@ -236,17 +245,6 @@ class AgentRuntime:
             return 1 << 30
         room = min([cap.limit - await self.budget.ledger.spent(cap.key) for cap in caps])
         return max(0, (room - need) // max(1, per_search))
-
-    async def _count_unreserved(self, searches: Hold, made: int) -> None:
-        """Searches a call made with none of the run's reserved (it had none left, and the model searched all the
-        same: the tool stays offered so that the prompt cache holds): recorded in the run's ledger anyway, never
-        refused, since they were made. A call with a reservation is settled with what it made, whatever that is."""
-        if searches.amount or made <= 0:
-            return
-        key = f"searches:run:{self.budget.run_id}"
-        reservation = f"{key}:unreserved-{uuid.uuid4().hex}"
-        if await self.budget.ledger.reserve(reservation, made, [(key, 1 << 40)]):
-            await self.budget.ledger.settle(reservation, made)
 
     async def _run_model(self, request: AgentRequest, tools: Tools,
                          findings: list[gate.Finding] | None) -> AgentOutcome:
@@ -263,7 +261,8 @@ class AgentRuntime:
         search = self.web_searches > 0 and request.agent.name in WEB_SEARCH_AGENTS
         left = await self.budget.searches_left(self.web_searches) if search else 0
         web = WebSearchTurns(left) if left else None  # none left when the step begins: no tool, no note
-        messages: list[dict[str, Any]] = [prompts.first_message(request, findings, overview, schema, left)]
+        messages: list[dict[str, Any]] = [
+            prompts.first_message(request, findings, overview, schema, left, self._results)]
         usage, calls, corrected, paused = Usage(), 0, False, False
         sources: dict[str, str] = {}
         while True:

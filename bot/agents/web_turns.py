@@ -3,12 +3,15 @@
 The prompt cache reads a prefix (tools, then system, then messages): a tool definition that changed between two
 turns makes every later turn write the whole prefix again. So a step offers one web search tool whose bytes change
 only when they must. ``max_uses`` is what the run has left (reserved in the budget's ledger for the turn, so steps
-in parallel share the cap), never more: the operator's cap is hard, since the API enforces ``max_uses``. A turn
-without a search leaves the tool as it was; after a turn that searched, the next offers fewer (that turn writes the
-prefix again) and the model is told, in the next turn's user content, how many searches are left. Beside that:
+in parallel share the cap), never more: the operator's cap is hard, since the API enforces ``max_uses``, and a turn
+with nothing reserved has no tool at all. A turn without a search leaves the tool as it was; after a turn that
+searched, the next offers fewer (that turn writes the prefix again) and the model is told, in the next turn's user
+content, how many searches are left. Beside that:
 
 - the budget has room for fewer searches than are left beside the call: that turn offers as many as fit, and none
   when none fit (the step then runs without it, and its result says so);
+- the run's other steps made or hold every search it had left when this step began (steps of one wave run at
+  once): the turn has no tool, and the result says that this is why;
 - a reply that made more searches than were reserved (the API's cap failed): they are counted all the same (they
   were made and billed) and the tool is no longer offered in this step.
 
@@ -32,6 +35,10 @@ FAILURES = {"too_many_requests": "the search service was rate-limited",
             "query_too_long": "the query was too long",
             "max_uses_exceeded": "past the step's allowance",
             "request_too_large": "the request was too large"}
+# Why a step that could search never had the tool (``WebSearchTurns.starved``).
+STARVED = {"budget": "Web search was not used: the budget had no room left for a search.",
+           "searches": "Web search was not used: the run's other steps had made or were holding every search it "
+                       "had left."}
 
 
 @dataclass
@@ -43,16 +50,20 @@ class WebSearchTurns:
     searched: int = 0  # searches the API billed in this step
     fresh: bool = False  # the last turn searched: the next turn's user content says what is left
     offered_any: bool = False
-    starved: bool = False  # a turn had no budget for one search
+    # Why the last turn that wanted the tool had none: "budget" (no room for one search's tokens) or "searches"
+    # (the run's other steps made or hold every search it has left); None when every turn had it.
+    starved: str | None = None
     failed: Counter[str] = field(default_factory=Counter)
 
     def offer(self) -> int:
         """The searches the next turn should offer, budget allowing."""
         return 0 if self.withdrawn else self.allowance
 
-    def offered(self, n: int) -> None:
+    def offered(self, n: int, *, reserved: int) -> None:
+        """A turn offers `n` searches, of the `reserved` it holds of what the run has left."""
         self.offered_any |= n > 0
-        self.starved |= n == 0
+        if n == 0:
+            self.starved = "searches" if reserved == 0 else "budget"
 
     def made(self, content: list[dict[str, Any]], billed: int, reserved: int) -> None:
         """After a turn: `billed` searches made of the `reserved` the run had left (and the failed ones)."""
@@ -65,7 +76,7 @@ class WebSearchTurns:
         """What the step's result says of its web search, beyond the pages it cited."""
         lines = []
         if self.allowance and self.starved and not self.offered_any:
-            lines.append("Web search was not used: the budget had no room left for a search.")
+            lines.append(STARVED[self.starved])
         for code, n in sorted(self.failed.items()):
             lines.append(f"Web search: {n} search{'es' if n > 1 else ''} failed ({FAILURES.get(code, 'an error')}).")
         return lines

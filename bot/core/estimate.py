@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, Protocol
 
 from bot.core.workflow import Agent, Step, Workflow
@@ -104,11 +105,14 @@ class Tokens:
     cache_read: int = 0
     output: int = 0
 
+    # Field by field by hand: a run's estimate adds some hundreds of these (issue 16: CPU per run).
     def __add__(self, other: Tokens) -> Tokens:
-        return Tokens(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return Tokens(self.input + other.input, self.cache_write + other.cache_write,
+                      self.cache_read + other.cache_read, self.output + other.output)
 
     def __sub__(self, other: Tokens) -> Tokens:
-        return Tokens(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+        return Tokens(self.input - other.input, self.cache_write - other.cache_write,
+                      self.cache_read - other.cache_read, self.output - other.output)
 
     @property
     def total(self) -> int:
@@ -189,23 +193,22 @@ class _Run:
     result_tokens: dict[str, int] = field(default_factory=dict)
 
     def call(self, tier: str, segments: list[tuple[Key, int]], fixed_bps: int, seen: set[Key]) -> Tokens:
-        """One call's input split as the API bills it; `seen` is the tier's cache as this call finds it."""
-        cumulative, keys, total = [], [], 0
-        for key, n in segments:
-            total += n
-            cumulative.append(total)
-            keys.append(key)
-        prefix = [tuple(keys[:i + 1]) for i in range(len(keys))]
-        hit = max((i for i in range(len(keys)) if prefix[i] in seen), default=-1)
+        """One call's input split as the API bills it; `seen` is the tier's cache as this call finds it (read in
+        full before this call caches anything)."""
+        cumulative = list(accumulate(n for _, n in segments))
+        keys = tuple(key for key, _ in segments)
+        total, last = cumulative[-1], len(keys) - 1
+        hit = next((i for i in range(last, -1, -1) if keys[:i + 1] in seen), -1)
         read = cumulative[hit] if hit >= 0 else 0
         written, end = 0, read
         minimum = self.pricing.min_cacheable.get(tier, max(MIN_CACHEABLE_BY_TIER.values()))
-        for bp in sorted({*range(fixed_bps), len(keys) - 1}):
+        cached = self.cached.setdefault(tier, set())
+        for bp in (*range(min(fixed_bps, last)), last):
             if cumulative[bp] < minimum:
                 continue  # below the model's minimum: the API writes nothing there
             if cumulative[bp] > end:
                 written, end = written + cumulative[bp] - end, cumulative[bp]
-            self.cached.setdefault(tier, set()).add(prefix[bp])
+            cached.add(keys[:bp + 1])
         return Tokens(input=total - read - written, cache_write=written, cache_read=read)
 
     def step_chars(self, step: Step, agent: Agent, inputs: Iterable[str], feedback: str | None) -> int:
@@ -252,7 +255,7 @@ class _Run:
         for turn, reads in enumerate([*plan, None]):
             # The first call finds the cache as the wave found it; later turns come after the wave's first calls.
             seen = wave_cache.get(tier, set()) if turn == 0 else self.cached.get(tier, set())
-            spent = self.call(tier, segments, len(shared), set(seen))
+            spent = self.call(tier, segments, len(shared), seen)
             out = self.output(step) if reads is None else TOOL_USE_TOKENS * reads
             total += spent + Tokens(output=out)
             if reads is not None:
@@ -262,22 +265,36 @@ class _Run:
         return StepEstimate(step.id, agent.name, tier, iteration, len(plan) + 1, total, round(self.price(tier, total), 6))
 
 
-def _loop(wf: Workflow, gate: str, back: str, active: set[str]) -> list[Step]:
+@dataclass(frozen=True)
+class _Shape:
+    """A workflow's waves and each step's upstream steps: worked out once for the several simulations of one
+    estimate (each a graph walk per step, which the simulations would otherwise repeat)."""
+
+    groups: tuple[tuple[str, ...], ...]
+    upstream: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, wf: Workflow) -> _Shape:
+        return cls(wf.parallel_groups(), {s.id: wf.upstream(s.id) for s in wf.steps})
+
+
+def _loop(wf: Workflow, shape: _Shape, gate: str, back: str, active: set[str]) -> list[Step]:
     """The steps one rejection runs again: from the gate's on_reject step (`back`) through the gate, in order."""
-    inside = wf.upstream(gate)
+    inside = shape.upstream[gate]
     return [s for s in wf.steps if s.id in active and (s.id in (back, gate)
-                                                        or (back in wf.upstream(s.id) and s.id in inside))]
+                                                        or (back in shape.upstream[s.id] and s.id in inside))]
 
 
 def _simulate(wf: Workflow, agents: Mapping[str, Agent], sizes: Sizes, pricing: Pricing, active: set[str],
-              rejections: int) -> list[StepEstimate]:
+              rejections: int, shape: _Shape | None = None) -> list[StepEstimate]:
     run = _Run(sizes, pricing, agents)
     out: list[StepEstimate] = []
+    shape = shape or _Shape.of(wf)
 
     def inputs(step: Step) -> list[str]:
-        return [sid for sid in wf.upstream(step.id) if sid in active]
+        return [sid for sid in shape.upstream[step.id] if sid in active]
 
-    for wave in wf.parallel_groups():
+    for wave in shape.groups:
         at_start = {tier: set(keys) for tier, keys in run.cached.items()}
         steps = [wf.step(sid) for sid in wave if sid in active]
         for step in steps:
@@ -285,7 +302,7 @@ def _simulate(wf: Workflow, agents: Mapping[str, Agent], sizes: Sizes, pricing: 
         for gate in steps:
             back = gate.gate.on_reject if gate.gate is not None else None
             for n in range(rejections if back is not None else 0):
-                for again in _loop(wf, gate.id, back or "", active):
+                for again in _loop(wf, shape, gate.id, back or "", active):
                     # The retry of the rejected step carries the review that rejected it.
                     snapshot = {tier: set(keys) for tier, keys in run.cached.items()}
                     out.append(run.step(again, n + 2, inputs(again), gate.id if again.id == back else None,
@@ -300,12 +317,12 @@ def _sum(steps: Iterable[StepEstimate]) -> tuple[Tokens, float]:
 
 def estimate(wf: Workflow, agents: Mapping[str, Agent], sizes: Sizes, pricing: Pricing) -> Estimate:
     """The run of `wf` as the bot would make it, before it starts: see the module's doc."""
-    expected = {s.id for s in wf.steps if s.when is None}
-    steps = _simulate(wf, agents, sizes, pricing, expected, 0)
+    expected, shape = {s.id for s in wf.steps if s.when is None}, _Shape.of(wf)
+    steps = _simulate(wf, agents, sizes, pricing, expected, 0, shape)
     tokens, cost = _sum(steps)
-    again = _simulate(wf, agents, sizes, pricing, expected, 1)
+    again = _simulate(wf, agents, sizes, pricing, expected, 1, shape)
     again_tokens, again_cost = _sum(again)
-    conditional = {s.id: round(_sum(_simulate(wf, agents, sizes, pricing, expected | {s.id}, 0))[1] - cost, 6)
+    conditional = {s.id: round(_sum(_simulate(wf, agents, sizes, pricing, expected | {s.id}, 0, shape))[1] - cost, 6)
                    for s in wf.steps if s.when is not None}
     named = min(MAX_FILES_READ, max(1, sizes.files_named))
     assumptions = (

@@ -83,6 +83,7 @@ class WorkItem(Base):
     label_at_opening: bool = False
     # A pull request's updated_at (epoch seconds, GitHub's clock): on "synchronize", when the push landed.
     updated_at: float | None = None
+    default_branch: str | None = None  # the repository's, as the delivery says (spares a read per run)
 
     @property
     def from_fork(self) -> bool:
@@ -324,6 +325,7 @@ def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> W
         is_pull_request="pull_request" in issue,
         added_label=_get(p, "label.name", str, optional=True),
         label_at_opening=_label_at_opening(action, p, issue),
+        default_branch=_get(p, "repository.default_branch", str, optional=True),
     )
 
 
@@ -382,6 +384,7 @@ def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Wo
         added_label=_get(p, "label.name", str, optional=True),
         label_at_opening=_label_at_opening(action, p, pr),
         updated_at=_time(p, "pull_request.updated_at"),
+        default_branch=_get(p, "repository.default_branch", str, optional=True),
     )
 
 

@@ -117,8 +117,9 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
     if own is not None:  # this delivery started a run before the process died: carry on with it
         await resume(gh, deps, own, engine.Start(), item.delivery_id)
         return
-    repo_info = await gh.getitem(f"/repos/{item.repo}")
-    view = await deps.view(gh, item.repo, repo_info.get("default_branch") or "main")
+    # The delivery names the default branch (as for comments); GitHub is asked only when it does not.
+    default_branch = item.default_branch or (await gh.getitem(f"/repos/{item.repo}")).get("default_branch")
+    view = await deps.view(gh, item.repo, default_branch or "main")
     await _report_config(gh, deps, item.repo, view)
     # The bot's own task issues are its to work on; anyone else in lockdown is told once, and that is all.
     if not own_task(item, deps) and await locked_out(gh, item.repo, item.sender, view.config):
@@ -160,4 +161,4 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
         return
     await start_run(gh, deps, run_id=item.delivery_id, number=item.number,
                     installation_id=item.installation_id, decision=decision,
-                    ctx=_ctx(item, repo_info.get("default_branch")))
+                    ctx=_ctx(item, default_branch))
