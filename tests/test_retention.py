@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.run import retention
 from bot.store import Delivery, SQLiteStore, StoreUnavailable
+from bot.store.base import FINDINGS_KEEP_SECONDS, PullFindings
 from bot.web.server import make_app
 from tests.conftest import SECRET, load_fixture, post_webhook
 from tests.test_store import store  # noqa: F401  (SQLite and PostgreSQL, skipped without a server)
@@ -177,4 +178,25 @@ async def test_the_loop_logs_what_it_pruned_and_survives_an_unavailable_store_an
     assert lines[0] == ("WARNING", "retention: store unavailable, will try again: database is locked")
     assert lines[1] == ("ERROR", "retention: pruning failed, will try again") and records[1].exc_info is not None
     assert lines[2] == ("INFO", f"retention: pruned {PER_BATCH} payloads, 0 redeliveries, 0 limit_events, 0 reservations"
-                        " (older than 0 days)")
+                        ", 0 pull_findings (older than 0 days)")
+
+
+async def test_a_waiting_runs_spending_outlives_the_pruning_of_its_reservations(store: Any) -> None:  # noqa: F811
+    """A run that waits weeks for an approval keeps what it spent (tokens and web searches) once its settled
+    reservations are pruned: what a cap counts is the key's running total, never the reservations' sum."""
+    old = 1_000_000.0
+    for key in ("run:waits", "searches:run:waits"):
+        assert await store.reserve(f"{key}:r", 7, [(key, 10)], now=old)
+        await store.settle(f"{key}:r", 7)
+    assert (await store.prune(KEEP, now=old + KEEP + 1))["reservations"] == 2
+    assert [await store.spent(k) for k in ("run:waits", "searches:run:waits")] == [7, 7]
+    assert not await store.reserve("again", 4, [("searches:run:waits", 10)])  # 7 + 4 is past the cap of 10
+
+
+async def test_a_pull_requests_findings_are_kept_for_months_after_their_last_save(store: Any) -> None:  # noqa: F811
+    await store.save_findings(PullFindings(repo="o/r", number=5, sha="a" * 40, findings={"f1": {"state": "open"}}))
+    saved = float(await scalar(store, "SELECT saved_at FROM pull_findings"))
+    assert (await store.prune(KEEP, now=saved + KEEP + 1))["pull_findings"] == 0  # payloads' age is not theirs
+    assert await store.load_findings("o/r", 5) is not None
+    assert (await store.prune(KEEP, now=saved + FINDINGS_KEEP_SECONDS + 1))["pull_findings"] == 1
+    assert await store.load_findings("o/r", 5) is None

@@ -13,7 +13,12 @@ The policy (``TRIAGE_LEAD_KEEP_PAYLOAD_DAYS``, default 14):
 * **On PostgreSQL, procrastinate's succeeded jobs** of the bot's queue whose last event is older than the
   same setting are deleted, with their events (``procrastinate_jobs``, ``procrastinate_events``). Failed
   or unfinished procrastinate jobs are kept.
-* **Kept for good:** workflow runs and their steps, what the bot posted (markers), model usage, job rows.
+* **A pull request's review findings** (converging reviews) are deleted 90 days after their last save, or
+  after the setting's days if that is longer: a pull request quiet for longer is reviewed afresh on its next
+  push, its findings reported as new once more.
+* **Kept for good:** workflow runs and their steps, what the bot posted (markers), model usage, job rows,
+  and each budget key's running total (a run waiting weeks for an approval keeps what it spent; settled
+  reservations are pruned with payloads, but a cap counts the total, never their sum).
 
 The pass runs at start-up and then every hour, in batches of short transactions, so deliveries arriving
 meanwhile never wait behind it. Each pass logs one line with what it pruned. SQLite reuses the freed

@@ -170,6 +170,11 @@ NOTHING = Along()
 # Run states that no longer take signals; any other state is "active" on its thread.
 FINAL_STATES = frozenset({"done", "cancelled"})
 
+# Pull requests' findings are kept this long after their last save (a pull request quiet for longer is reviewed
+# afresh on its next push: its findings are reported as new once more).
+FINDINGS_KEEP_SECONDS = 90 * 86_400
+
+
 
 class Store(Protocol):
     """What the rest of the bot needs from a database. SQLite and PostgreSQL both provide it."""

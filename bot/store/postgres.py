@@ -23,7 +23,17 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, PullFindings, RunRecord, StepRecord, StoreUnavailable
+from bot.store.base import (
+    FINAL_STATES,
+    FINDINGS_KEEP_SECONDS,
+    NOTHING,
+    Along,
+    Posted,
+    PullFindings,
+    RunRecord,
+    StepRecord,
+    StoreUnavailable,
+)
 from bot.store.limits import Cap, Limit, fits, nth_newest_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
 from bot.store.postgres_jobs import QUEUE, TASK, PostgresJobs
@@ -408,6 +418,9 @@ class PostgresStore(PostgresJobs):
                                                          ((time.time() if now is None else now) - 86_400,))).rowcount
             counts["reservations"] = (await conn.execute(
                 "DELETE FROM spend_reservations WHERE settled = 1 AND at <= %s", (cutoff,))).rowcount
+            quiet = (time.time() if now is None else now) - max(older_than_seconds, FINDINGS_KEEP_SECONDS)
+            counts["pull_findings"] = (await conn.execute("DELETE FROM pull_findings WHERE saved_at <= %s",
+                                                          (quiet,))).rowcount
         return counts
 
 

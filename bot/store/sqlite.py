@@ -24,7 +24,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from bot.store.base import FINAL_STATES, NOTHING, Along, Posted, PullFindings, RunRecord, StepRecord, StoreUnavailable
+from bot.store.base import (
+    FINAL_STATES,
+    FINDINGS_KEEP_SECONDS,
+    NOTHING,
+    Along,
+    Posted,
+    PullFindings,
+    RunRecord,
+    StepRecord,
+    StoreUnavailable,
+)
 from bot.store.intake import HOOK_BUDGET
 from bot.store.limits import Cap, Limit, fits, nth_newest_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
@@ -455,6 +465,10 @@ class SQLiteStore(SQLiteJobs):
             "DELETE FROM limit_events WHERE at <= ?", ((time.time() if now is None else now) - 86_400,)).rowcount)
         settled = await self._run(lambda db: db.execute(
             "DELETE FROM spend_reservations WHERE settled = 1 AND at <= ?", (cutoff,)).rowcount)
-        return {"payloads": pruned, "redeliveries": asked, "limit_events": events, "reservations": settled}
+        quiet = (time.time() if now is None else now) - max(older_than_seconds, FINDINGS_KEEP_SECONDS)
+        findings = await self._run(lambda db: db.execute(
+            "DELETE FROM pull_findings WHERE saved_at <= ?", (quiet,)).rowcount)
+        return {"payloads": pruned, "redeliveries": asked, "limit_events": events, "reservations": settled,
+                "pull_findings": findings}
 
 
