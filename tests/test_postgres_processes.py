@@ -211,11 +211,13 @@ async def test_a_worker_killed_mid_workflow_is_replaced_and_the_run_matches_an_u
         rt: Runtime, gh: HoldingSandbox, workers: Workers, aiohttp_client: Any) -> None:
     client = await aiohttp_client(rt.web_app())
     gh.seed_from_payload(issue(1, labelled=True))
-    gh.fail("GET", rf"/repos/{REPO}", 502, delay=3.0)  # a slow GitHub: the job is mid-way when killed
+    # A slow GitHub: the job is mid-way when killed (its first read: the default branch's ref).
+    gh.fail("GET", rf"/repos/{REPO}/git/ref/heads/.+", 502, delay=3.0)
     assert (await post_webhook(client, "issues", issue(1, labelled=True))).status == 202
 
     first = workers.start("first")
-    await until(lambda: any(r.path == f"/repos/{REPO}" for r in gh.requests), 30, "the slow request", workers)
+    await until(lambda: any(r.path.startswith(f"/repos/{REPO}/git/ref/heads/") for r in gh.requests), 30,
+                "the slow request", workers)
     first.send_signal(signal.SIGKILL)
     await workers.exited(first)
     store: PostgresStore = rt.store  # type: ignore[assignment]
