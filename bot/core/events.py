@@ -325,7 +325,7 @@ def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> W
         is_pull_request="pull_request" in issue,
         added_label=_get(p, "label.name", str, optional=True),
         label_at_opening=_label_at_opening(action, p, issue),
-        default_branch=_get(p, "repository.default_branch", str, optional=True),
+        default_branch=branch_name(_get(p, "repository.default_branch", str, optional=True)),
     )
 
 
@@ -384,7 +384,7 @@ def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Wo
         added_label=_get(p, "label.name", str, optional=True),
         label_at_opening=_label_at_opening(action, p, pr),
         updated_at=_time(p, "pull_request.updated_at"),
-        default_branch=_get(p, "repository.default_branch", str, optional=True),
+        default_branch=branch_name(_get(p, "repository.default_branch", str, optional=True)),
     )
 
 
@@ -400,8 +400,22 @@ def _comment(event: str, action: str, p: Mapping[str, Any], delivery_id: str) ->
         is_pull_request="pull_request" in issue,
         previous_body=previous,
         written_at=_time(p, "comment.updated_at" if action == "edited" else "comment.created_at"),
-        default_branch=_get(p, "repository.default_branch", str, optional=True),
+        default_branch=branch_name(_get(p, "repository.default_branch", str, optional=True)),
     )
+
+
+# What no branch name can hold (git check-ref-format): "..", "@{", a control character, a space, one of ~^:?*[
+# or a backslash, an empty or dot-led component, one ending ".lock", a leading or trailing "/" or a trailing ".".
+_BAD_BRANCH = re.compile(r"\.\.|@\{|[\x00-\x20\x7f~^:?*\[\\]|//|^/|/$|\.$|(^|/)\.|\.lock(/|$)")
+
+
+def branch_name(name: str | None) -> str | None:
+    """``name`` if it can be a branch's name, else None. A delivery's default branch goes into request paths
+    (``git/ref/heads/<name>``, where ``..`` segments would climb to another endpoint) and a model's prompt; one that
+    no branch can have (``refs/...`` too: a name, not a ref) is not trusted, and GitHub is asked for the repository's."""
+    if not name or len(name.encode()) > 255 or name == "@" or name.startswith("refs/") or _BAD_BRANCH.search(name):
+        return None
+    return name
 
 
 def _time(p: Mapping[str, Any], path: str) -> float | None:
@@ -472,7 +486,7 @@ def _ci(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> CiFa
         conclusion=conclusion,
         head_sha=_get(p, f"{event}.head_sha", str),
         head_branch=head_branch,
-        default_branch=_get(p, "repository.default_branch", str, optional=True),
+        default_branch=branch_name(_get(p, "repository.default_branch", str, optional=True)),
         pull_numbers=_pull_numbers(obj),
         summary=summary,
         details_url=_get(p, f"{event}.details_url", str, optional=True) or _get(p, f"{event}.html_url", str, optional=True),

@@ -278,6 +278,20 @@ def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: s
     return Round(sha, {t.id: t for t in after}, new, still_open, fixed, gone, reopened)
 
 
+def untouched(earlier: Mapping[str, Tracked], code: Mapping[str, Mapping[int, str]]) -> set[str]:
+    """Files where an open model finding's line reads at this head as it did when the finding was made (its id,
+    made from that line's text, comes out the same): code nobody touched there. For when GitHub's compare cannot
+    say what changed (a head not replicated yet, an error): the model's silence on such a line is no fix."""
+    out: set[str] = set()
+    for t in earlier.values():
+        if t.state != OPEN or t.source != MODEL or t.path is None or t.line is None:
+            continue
+        key = _key(Seen(t.source, t.rule, t.severity, t.text, t.path, t.line), t.path, code)
+        if any(hashlib.sha256("\x00".join([*key, str(n)]).encode()).hexdigest()[:16] == t.id for n in range(1, 9)):
+            out.add(t.path)
+    return out
+
+
 def lineage(earlier: Mapping[str, Tracked], now: Iterable[Tracked],
             renamed: Mapping[str, str] | None = None) -> list[tuple[str, Seen]]:
     """A head judged before and now the head again (A → B → A): its open findings as a review reports them, each

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from gidgethub import BadRequest
+from gidgethub import BadRequest, GitHubBroken
 from gidgethub.abc import GitHubAPI
 
 from bot.agents import gate
@@ -136,8 +136,8 @@ async def converged(gh: GitHubAPI, store: Store, repo: str, number: int, verdict
     earlier = F.load(before.findings) if before else {}
     changed, moved = (await _changed_between(gh, repo, before.sha, verdict.sha) if before and earlier
                       else (None, {}))
-    renamed = F.renames(files) | moved
-    code = F.hunks(files)
+    renamed, code = F.renames(files) | moved, F.hunks(files)
+    changed = _paths(files) - F.untouched(earlier, code) if changed is None else changed  # no compare: F.untouched
     rnd = F.converge(earlier, F.identify(seen(checks, review), code, renamed), verdict.sha, changed=changed,
                      paths=_paths(files), model_ran=review is not None, unread=frozenset(unread),
                      listed_all=listed_all, renamed=renamed)
@@ -164,8 +164,8 @@ async def _compare(gh: GitHubAPI, repo: str, base: str, head: str) -> tuple[set[
         return set(), {}
     try:
         diff = await gh.getitem(f"/repos/{repo}/compare/{base}...{head}")
-    except BadRequest as exc:
-        if exc.status_code not in (404, 422):
+    except (BadRequest, GitHubBroken) as exc:  # a 5xx after the client's retries: judged without it, not unjudged
+        if isinstance(exc, BadRequest) and exc.status_code not in (404, 422):
             raise
         return None, {}
     files = diff.get("files") or []
@@ -182,12 +182,12 @@ async def revisit(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: 
     files = [f async for f in gh.getiter(f"/repos/{repo}/pulls/{number}/files?per_page=100")]
     changed, moved = await _changed_between(gh, repo, before.sha, verdict.sha)
     renamed = F.renames(files) | moved
-    earlier = F.load(before.findings)
+    earlier, code = F.load(before.findings), F.hunks(files)
+    changed = _paths(files) - F.untouched(earlier, code) if changed is None else changed  # no compare: F.untouched
     now = F.lineage(earlier, (t for t in F.load(verdict.findings).values() if t.state == F.OPEN), renamed)
     rnd = F.converge(earlier, now, verdict.sha, changed=changed, paths=_paths(files), model_ran=True,
-                     unread=frozenset(verdict.unread or ()), listed_all=not verdict.unlisted,
-                     renamed=renamed)
-    return with_round(verdict, rnd, F.hunks(files))
+                     unread=frozenset(verdict.unread or ()), listed_all=not verdict.unlisted, renamed=renamed)
+    return with_round(verdict, rnd, code)
 
 
 def with_round(verdict: Verdict, rnd: F.Round, code: dict[str, dict[int, str]]) -> Verdict:
