@@ -281,12 +281,11 @@ async def test_a_dashboard_someone_edited_below_its_marker_is_repaired(bot: Any,
 async def test_a_due_refresh_with_nothing_to_edit_is_dropped_not_retried_forever(bot: Any, sandbox: Any,
                                                                                   team: Team, waiting_board: dict[str, Any]) -> None:
     rt, _ = bot
-    due = dashboard.due(rt.store)
-    due["someone/else"] = INSTALLATION  # a failed job's repository, which has no dashboard: no GitHub call for it
-    due[REPO] = 424242  # the App uninstalled since
+    await rt.store.mark_due("someone/else", INSTALLATION, 0.0)  # a failed job's repository: no dashboard, no call
+    await rt.store.mark_due(REPO, 424242, 0.0)  # the App uninstalled since
     requests = len(sandbox.requests)
     assert await pipeline.refresh_due(rt.deps) == 0
-    assert due == {}
+    assert await rt.store.due_dashboards() == []
     assert not [r for r in sandbox.requests[requests:] if "someone/else" in r.path]
 
 

@@ -123,3 +123,24 @@ async def test_a_pull_requests_findings_are_kept_whole_per_pull_request(store: A
     assert await store.load_findings("o/r", 7) == PullFindings("o/r", 7, "s2", {"a1": {"state": "fixed"}})
     assert await store.load_findings("o/r", 8) == PullFindings("o/r", 8, "t1", {})
     assert await store.load_findings("o/other", 7) is None
+
+
+async def test_dashboard_refreshes_put_off_are_kept_and_cleared_only_by_their_own_mark(store: Any) -> None:
+    assert await store.mark_due("o/r", 1, 10.0) == 1
+    assert await store.mark_due("o/s", 2, 5.0) == 1
+    marks = await store.mark_due("o/r", 1, 20.0)  # put off again: one more mark, still due since the first
+    assert marks == 2 and await store.due_dashboards() == [("o/s", 2), ("o/r", 1)]
+    assert await store.mark_due("o/r", 1, 30.0) == 3  # a change marked while the edit of mark 2 was in flight
+    assert not await store.clear_due("o/r", marks)  # that edit clears nothing: the later change stays due
+    assert await store.clear_due("o/r", 3) and await store.due_dashboards() == [("o/s", 2)]
+    assert await store.clear_due("o/s") and not await store.clear_due("o/s")
+
+
+async def test_a_posted_record_is_forgotten_only_while_it_holds_the_id_given(store: Any) -> None:
+    mark = "<!-- triage-lead:box-done:o/r:abc -->"
+    await store.remember_posted(Posted(marker=mark, repo="o/r", kind="seen", github_id=1))
+    await store.remember_posted(Posted(marker=mark, repo="o/r", kind="seen", github_id=2))  # a later tick's
+    assert not await store.forget_posted(mark, github_id=1)
+    assert (await store.find_posted(mark)).github_id == 2
+    assert await store.forget_posted(mark, github_id=2) and await store.find_posted(mark) is None
+    assert not await store.forget_posted(mark)

@@ -2,10 +2,20 @@
 ``dashboard: true``, and the ticks people make on it.
 
 Updates are coalesced: at most one edit a minute per repository (a window counter in the store, shared by every
-worker); a refresh that finds this minute's edit taken is left due, and :func:`refresh_due` (a periodic pass)
-makes it later, so the last change is never left unshown. GitHub has no conditional edit: before each edit the
-bot re-reads the issue and keeps every tick there it has not acted on yet, so a person's tick made meanwhile is
-not erased (its own ``issues.edited`` delivery acts on it).
+worker); a refresh is marked due in the store before it tries, and cleared once its edit is made (unless another
+change marked it again meanwhile), so one put off by the window, failed, or cut short by a restart is made by
+:func:`refresh_due` (the runtime's periodic pass, after a restart too): the last change is never left unshown.
+GitHub has no conditional edit: before each edit the bot re-reads the issue and keeps every tick there it has not
+acted on yet, so a person's tick made meanwhile is not erased (its own ``issues.edited`` delivery acts on it).
+
+A tick acted on is unticked by the next edit exactly once: each tick has an id (its edit's delivery and its box),
+recorded as the box's latest tick when it is queued and as done by its job; an edit unticks a box only when its
+done record is its latest tick's, and then forgets that record only while it still holds that id. So two edits of
+the same box handled by two workers never let one's record be erased by the other's edit (the box would stay
+ticked for good), nor an earlier tick's record untick a later tick its job has not acted on yet.
+
+Long because the refresh and the ticks share the board's reading (runs, threads, boxes) and the tick records the
+edit and the tick's job both keep; apart, each half would import the other's privates.
 
 A tick (bot/core/dashboard.py) is checked against its sender's permission at once: someone without write access
 has it undone, with one short note. Any other tick becomes a job on its run's thread (:data:`TICK_EVENT`), so it
@@ -17,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable
 from weakref import WeakKeyDictionary
 
 from gidgethub import BadRequest
@@ -46,9 +55,6 @@ EDIT_WINDOW = 60.0  # seconds: one dashboard edit per repository in each
 # is seen within it.
 BRANCH_TTL = 10 * EDIT_WINDOW
 _BRANCHES: WeakKeyDictionary[Store, dict[str, tuple[str, float]]] = WeakKeyDictionary()
-# Refreshes put off by the window, per running bot (its store): repository -> installation id. In memory: a
-# process that stops loses them, and the next job on the repository refreshes its dashboard anyway.
-_DUE: WeakKeyDictionary[Store, dict[str, int]] = WeakKeyDictionary()
 
 
 def mark_of(repo: str) -> str:
@@ -56,12 +62,19 @@ def mark_of(repo: str) -> str:
 
 
 def _done_mark(repo: str, box: D.Box) -> str:
-    """Recorded when the bot has acted on (or refused) a tick of ``box``: its next edit unticks the box."""
+    """Recorded when the bot has acted on (or refused) a tick of ``box``, holding the tick's id: the next edit
+    unticks the box if that is the box's latest tick."""
     return marker("box-done", repo, digest(box.key))
 
 
-def due(store: Store) -> dict[str, int]:
-    return _DUE.setdefault(store, {})
+def _tick_mark(repo: str, box: D.Box) -> str:
+    """The id of the latest tick of ``box`` queued or refused (a box is ticked again only once it was unticked)."""
+    return marker("box-tick", repo, digest(box.key))
+
+
+def tick_id(delivery_id: str, box: D.Box) -> int:
+    """A tick's id as the posted table holds it (a 60-bit number): its edit's delivery and its box."""
+    return int(digest(delivery_id, box.key)[:15], 16)
 
 
 @functools.lru_cache(maxsize=256)
@@ -85,18 +98,16 @@ async def after_job(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int, 
 
 
 async def refresh(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> bool:
-    """Edit the dashboard now if this minute's edit is free (True); else leave it due for :func:`refresh_due`."""
+    """Edit the dashboard now if this minute's edit is free (True); else leave it due for :func:`refresh_due`. Due
+    (in the store) from the start, cleared once the edit is made: a failure, or a process that stops, leaves it due;
+    a change marked due while the edit was in flight is not cleared with it."""
+    marks = await deps.store.mark_due(repo, installation_id, deps.clock())
     wait = await deps.store.take_slots([(f"dashboard:{repo}", 1, EDIT_WINDOW)], deps.clock())
     if wait > 0:
-        due(deps.store)[repo] = installation_id
         log.info("%s: dashboard edited less than a minute ago; its refresh is due in %.0f s", repo, wait)
         return False
-    due(deps.store).pop(repo, None)  # before the write: a change made while it is in flight makes it due again
-    try:
-        await _write(gh, deps, repo, installation_id)
-    except BaseException:
-        due(deps.store)[repo] = installation_id
-        raise
+    await _write(gh, deps, repo, installation_id)
+    await deps.store.clear_due(repo, marks)
     return True
 
 
@@ -104,27 +115,27 @@ async def refresh_due(deps: Deps) -> int:
     """The periodic pass: each refresh put off by the window, made now where the window allows; how many were.
     One repository's failure is logged and stays due; the others go on."""
     made = 0
-    for repo, installation_id in list(due(deps.store).items()):
+    for repo, installation_id in await deps.store.due_dashboards():
         try:
             last = await deps.store.last_config(repo)  # a failed job's repository may have no dashboard at all
             if last is None or not _wants_dashboard(last[1], frozenset(deps.catalog.workflows)):
-                due(deps.store).pop(repo, None)
+                await deps.store.clear_due(repo)
                 continue
             made += await refresh(await deps.github.installation(installation_id), deps, repo, installation_id)
         except Uninstalled:  # nothing to edit there any more: not an error every pass, forever
-            due(deps.store).pop(repo, None)
+            await deps.store.clear_due(repo)
             log.info("%s: the App is no longer installed; its dashboard is not refreshed", repo)
         except Exception:
             log.exception("%s: the dashboard could not be refreshed; the next pass tries again", repo)
     return made
 
 
-def job_failed(job: Job, store: Store) -> None:
+async def job_failed(job: Job, store: Store, now: float) -> None:
     """A job that failed for good: its repository's dashboard (if it has one) is due, to list it."""
     p = job.payload
     repo = p.get("repo") or (p.get("repository") or {}).get("full_name")
     if isinstance(repo, str) and (installation := installation_of(job)) is not None:
-        due(store)[repo] = installation
+        await store.mark_due(repo, installation, now)
 
 
 def installation_of(job: Job) -> int | None:
@@ -166,14 +177,26 @@ async def _write(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> 
                   posted.number)
         return
     current = str(issue.get("body") or "")
-    acted = [box for k, on in D.boxes(current).items() if on and (box := D.Box.parse(k)) is not None
-             and await deps.store.find_posted(_done_mark(repo, box)) is not None]
-    kept = {k for k, on in D.boxes(current).items() if on} - {box.key for box in acted}
+    acted = [(box, done) for k, on in D.boxes(current).items() if on and (box := D.Box.parse(k)) is not None
+             and (done := await _acted_on(deps, repo, box)) is not None]
+    kept = {k for k, on in D.boxes(current).items() if on} - {box.key for box, _ in acted}
     body = with_marker(D.render(board, kept), mark)
     if body.replace("\u200b", "") != current.replace("\u200b", ""):  # as posted, the client's defusing aside
         await gh.patch(f"/repos/{repo}/issues/{posted.number}", data={"body": body})
-    for box in acted:  # unticked now: a later tick of the same box is a new one
-        await deps.store.forget_posted(_done_mark(repo, box))
+    for box, done in acted:  # unticked now; a record a later tick's job wrote meanwhile stays, for the next edit
+        await deps.store.forget_posted(_done_mark(repo, box), github_id=done)
+        await deps.store.forget_posted(_tick_mark(repo, box), github_id=done)
+
+
+async def _acted_on(deps: Deps, repo: str, box: D.Box) -> int | None:
+    """The id of the tick of ``box`` the bot acted on, if it is the box's latest (its ticked line is that tick's);
+    None while the latest tick's job has not acted yet. A done record without a tick record (written before ticks
+    were recorded) counts as the latest."""
+    done = await deps.store.find_posted(_done_mark(repo, box))
+    if done is None:
+        return None
+    latest = await deps.store.find_posted(_tick_mark(repo, box))
+    return done.github_id if latest is None or latest.github_id == done.github_id else None
 
 
 def _named(deps: Deps, repo: str, branch: str | None) -> None:
@@ -257,7 +280,9 @@ async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: De
     if refused:
         log.info("%s: %d tick(s) by %s (%s) undone: no write access", event.thread, len(refused), event.sender.login,
                  role)
-        await _acted(deps, event.repo, refused)
+        for box in refused:  # the tick, then its done record: never the other way round (see _acted_on)
+            await _latest_tick(deps, event.repo, box, tick_id(event.delivery_id, box))
+            await _acted(deps, event.repo, box, tick_id(event.delivery_id, box))
         who = str(event.sender.id) if event.sender.id is not None else event.sender.login.lower()
         await _note(gh, deps, event.repo, event.number, event.sender.login, D.refused(event.sender.login, role),
                     mark=marker("dashboard-refused", event.repo, digest(who)))
@@ -273,8 +298,13 @@ async def _queue(event: events.DashboardEdit, box: D.Box, deps: Deps, written_at
     payload = {"repo": event.repo, "installation_id": event.installation_id, "box": box.key, "thread": thread,
                "dashboard": event.number, "written_at": written_at, "default_branch": branch,
                "sender": {"login": event.sender.login, "id": event.sender.id, "type": event.sender.type}}
+    # The box's latest tick first, then its job: a job that acts before the record is written would find an
+    # earlier tick's id there and its own done record would wait for the next edit but one.
+    job_id = f"{event.delivery_id}:{digest(box.key)}"
+    if await deps.store.jobs_for(job_id) == []:  # a redelivered edit does not make an old tick the latest again
+        await _latest_tick(deps, event.repo, box, tick_id(event.delivery_id, box))
     fresh = await deps.store.accept_delivery(Delivery(
-        id=f"{event.delivery_id}:{digest(box.key)}", event=D.TICK_EVENT, action=box.action,
+        id=job_id, event=D.TICK_EVENT, action=box.action,
         installation_id=event.installation_id, repo=event.repo, thread=thread, payload=payload))
     log.info("%s: %s ticked %s; %s on %s", event.thread, event.sender.login, box.key,
              "queued" if fresh else "queued already", thread)
@@ -302,7 +332,7 @@ async def on_tick(job: Job, deps: Deps) -> str:
         log.error("tick job %s names no box: %r", job.id, str(p["box"])[:120])
         return repo
     answer = await _apply(gh, deps, job, box, repo, sender.login)
-    await _acted(deps, repo, [box])
+    await _acted(deps, repo, box, tick_id(job.delivery_id.rpartition(":")[0], box))
     if answer:  # the edit's ticks (a tick's job is the edit's delivery id, then its box's) share one reply
         await _answer(gh, deps, repo, int(p["dashboard"]), sender.login, answer,
                       mark=marker("reply", "dashboard", repo, digest(job.delivery_id.rpartition(":")[0])))
@@ -359,9 +389,13 @@ async def _nothing() -> None:
     """A tick's sign that it was taken is the dashboard's next edit (and the run's own status comment)."""
 
 
-async def _acted(deps: Deps, repo: str, boxes: Iterable[D.Box]) -> None:
-    for box in boxes:
-        await deps.store.remember_posted(Posted(marker=_done_mark(repo, box), repo=repo, kind="seen", github_id=0))
+async def _acted(deps: Deps, repo: str, box: D.Box, tick: int) -> None:
+    """Tick ``tick`` of ``box`` acted on (or refused): the next edit unticks the box, if it is the latest tick."""
+    await deps.store.remember_posted(Posted(marker=_done_mark(repo, box), repo=repo, kind="seen", github_id=tick))
+
+
+async def _latest_tick(deps: Deps, repo: str, box: D.Box, tick: int) -> None:
+    await deps.store.remember_posted(Posted(marker=_tick_mark(repo, box), repo=repo, kind="seen", github_id=tick))
 
 
 async def _answer(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, answer: str, *, mark: str) -> None:

@@ -97,15 +97,17 @@ class Runtime:
         return self
 
     async def _dashboards(self) -> None:
-        """Dashboard refreshes the one-edit-a-minute window put off (bot/run/dashboard.py): the last change on a
-        repository is shown within a minute and a quarter, even when no later job comes."""
+        """Dashboard refreshes the one-edit-a-minute window put off (bot/run/dashboard.py), kept in the store: the
+        last change on a repository is shown within a minute and a quarter, even when no later job comes, and after
+        a restart too."""
         pipeline = await asyncio.shield(self.preload())
+        await self._learn_login()  # after a restart, before any job: the dashboard is known as the bot's by it
         await pipeline.refresh_due(self.deps)
 
     async def job_failed(self, job: Job, outcome: Outcome) -> None:
         """A job ended for good without success: tell its thread (or, failing that, the operators)."""
         await self.notices.job_failed(job, outcome)
-        (await asyncio.shield(self.preload())).job_failed(job, self.store)  # its repository's dashboard lists it
+        await (await asyncio.shield(self.preload())).job_failed(job, self.store, time.time())  # its dashboard lists it
 
     async def job_done(self, job: Job) -> None:
         await self.notices.job_done(job)

@@ -10,14 +10,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from bot.agents import AgentOutcome, AgentRequest, gate
 from bot.agents.tools import RepoReader
+from bot.core import budget_check, render
 from bot.core import engine as E
-from bot.core import render
 from bot.core.catalog import Catalog, Step, Workflow
 from bot.core.config import RepoConfig
 from bot.core.markers import marker, markers_in
@@ -119,13 +120,59 @@ class Writes:
         note = "; ".join(filter(None, [data.stopped and f"Stopped: {data.stopped}",
                                        *(f"GitHub refused {d}" for d in data.dropped[-3:])]))
         head = render.status_head(state.run, wf, announce=announce, note=note)
-        if data.status_body is not None and data.status_body.startswith(head + "\n"):
-            return  # the comment already tells this state: save GitHub a write
-        body = render.status(state.run, wf, announce=announce, usage=dataclasses.asdict(data.usage), links=data.links,
-                             note=note)
-        await self._comment(state, marker("status", state.run.id), body)
-        data.status_body = body
-        await self._save(state)
+        if data.status_body is None or not data.status_body.startswith(head + "\n"):  # else: save GitHub a write
+            body = render.status(state.run, wf, announce=announce, usage=dataclasses.asdict(data.usage),
+                                 links=data.links, note=note)
+            await self._comment(state, marker("status", state.run.id), body)
+            data.status_body = body
+            await self._save(state)
+        await self._budget_check(state)  # whether or not the comment changed: a push moves the check only
+
+    async def _budget_check(self, state: RunState) -> None:
+        """A pull request's run waiting for ``/approve budget`` shows on its checks (bot/core/budget_check.py): posted
+        once, moved to a new head, completed when the budget is approved or the run cancelled. A refusal is logged:
+        the status comment says the same."""
+        want = budget_check.wanted(state.run, not_author=self.config.approval_not_author)
+        if want is None or self.config.dry_run:
+            return
+        repo, mark = state.record.repo, marker("budget-check", state.run.id)
+        known = await self.store.find_posted(mark)
+        phase, _, sha = (known.url or "").partition(":") if known is not None else ("", "", "")
+        # Done, shown as it is, or nothing shown while it waited (a run from before this check): nothing to do.
+        if phase in budget_check.FINAL or want.key == phase + ":" + sha or (known is None and want.phase != "waiting"):
+            return
+        try:
+            if known is not None and (want.phase != budget_check.WAITING or sha == want.sha):
+                await self.gh.patch(f"/repos/{repo}/check-runs/{known.github_id}", data=want.fields())
+                check_id = known.github_id
+            else:
+                if known is not None:  # pushed to while it waits: the old head's check is closed, a new one opened
+                    await self.gh.patch(f"/repos/{repo}/check-runs/{known.github_id}",
+                                        data=budget_check.superseded(sha, want.sha))
+                check_id = await self._open_budget_check(repo, state.run.id, want)
+        except BadRequest as exc:
+            if int(exc.status_code) == 429 or int(exc.status_code) >= 500:
+                raise
+            log.warning("run %s: GitHub refused the budget check run (%s); the status comment says it", state.run.id,
+                        exc.status_code)
+            return
+        await self.store.remember_posted(Posted(marker=mark, repo=repo, kind="check_run", github_id=check_id,
+                                                url=want.key))
+
+    async def _open_budget_check(self, repo: str, run_id: str, want: budget_check.Wanted) -> int:
+        """The waiting check at ``want.sha``: this App's own one if a job died after GitHub made it, else a new one."""
+        ext = budget_check.external_id(run_id)
+        if self.app_id is not None:
+            found = await self.gh.getitem(f"/repos/{repo}/commits/{want.sha}/check-runs?check_name="
+                                          f"{quote(budget_check.NAME)}&per_page=100")
+            mine = next((c for c in found.get("check_runs", []) if c.get("external_id") == ext
+                         and (c.get("app") or {}).get("id") == self.app_id), None)
+            if mine is not None:
+                await self.gh.patch(f"/repos/{repo}/check-runs/{mine['id']}", data=want.fields())
+                return int(mine["id"])
+        check = await self.gh.post(f"/repos/{repo}/check-runs", data={
+            "name": budget_check.NAME, "head_sha": want.sha, "external_id": ext, **want.fields()})
+        return int(check["id"])
 
     async def _perform(self, state: RunState, action: E.Action) -> None:
         if self.config.dry_run:  # the repository asked for the status comment only

@@ -218,4 +218,15 @@ MIGRATIONS: list[str | RowMigration] = [
         PRIMARY KEY (repo, number)
     );
     """,
+    # 11: dashboard refreshes put off by the one-edit-a-minute window (bot/run/dashboard.py), per repository, so a
+    # restart does not lose them: the runtime's periodic pass makes them. ``marks`` counts each time one was put
+    # off, so a refresh clears only the mark it made (a change put off while it edited stays due).
+    """
+    CREATE TABLE dashboard_due (
+        repo TEXT PRIMARY KEY,
+        installation_id BIGINT NOT NULL,
+        due_at DOUBLE PRECISION NOT NULL,
+        marks BIGINT NOT NULL DEFAULT 1
+    );
+    """,
 ]

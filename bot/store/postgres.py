@@ -352,9 +352,30 @@ class PostgresStore(PostgresJobs):
         row = await self._one("SELECT sha, findings FROM pull_findings WHERE repo = %s AND number = %s", (repo, number))
         return PullFindings.from_row(repo, number, row)
 
-    async def forget_posted(self, marker: str) -> None:
-        """The bot deleted what it had posted under ``marker``."""
-        await self._exec("DELETE FROM posted WHERE marker = %s", (marker,))
+    async def forget_posted(self, marker: str, github_id: int | None = None) -> bool:
+        """The bot deleted what it had posted under ``marker`` (with ``github_id``: only while it holds that id)."""
+        if github_id is None:
+            return await self._one("DELETE FROM posted WHERE marker = %s RETURNING 1 AS x", (marker,)) is not None
+        return await self._one("DELETE FROM posted WHERE marker = %s AND github_id = %s RETURNING 1 AS x",
+                               (marker, github_id)) is not None
+
+    async def mark_due(self, repo: str, installation_id: int, at: float) -> int:
+        row = await self._one(
+            "INSERT INTO dashboard_due (repo, installation_id, due_at) VALUES (%s, %s, %s) ON CONFLICT (repo) DO"
+            " UPDATE SET installation_id = excluded.installation_id, marks = dashboard_due.marks + 1 RETURNING marks",
+            (repo, installation_id, at))
+        return int(row["marks"]) if row else 0
+
+    async def clear_due(self, repo: str, marks: int | None = None) -> bool:
+        if marks is None:
+            return await self._one("DELETE FROM dashboard_due WHERE repo = %s RETURNING 1 AS x", (repo,)) is not None
+        return await self._one("DELETE FROM dashboard_due WHERE repo = %s AND marks = %s RETURNING 1 AS x",
+                               (repo, marks)) is not None
+
+    async def due_dashboards(self, limit: int = 100) -> list[tuple[str, int]]:
+        rows = await self._all("SELECT repo, installation_id FROM dashboard_due ORDER BY due_at, repo LIMIT %s",
+                               (limit,))
+        return [(str(r["repo"]), int(r["installation_id"])) for r in rows]
 
     async def posted_since(self, repo: str, number: int, since: float) -> bool:
         """Whether the bot created anything on a thread since ``since`` (unix time)."""

@@ -426,9 +426,30 @@ class SQLiteStore(SQLiteJobs):
             "SELECT sha, findings FROM pull_findings WHERE repo = ? AND number = ?", (repo, number)).fetchone())
         return PullFindings.from_row(repo, number, row)
 
-    async def forget_posted(self, marker: str) -> None:
-        """The bot deleted what it had posted under ``marker``."""
-        await self._run(lambda db: db.execute("DELETE FROM posted WHERE marker = ?", (marker,)))
+    async def forget_posted(self, marker: str, github_id: int | None = None) -> bool:
+        """The bot deleted what it had posted under ``marker`` (with ``github_id``: only while it holds that id)."""
+        if github_id is None:
+            return bool(await self._run(lambda db: db.execute("DELETE FROM posted WHERE marker = ?", (marker,)).rowcount))
+        return bool(await self._run(lambda db: db.execute(
+            "DELETE FROM posted WHERE marker = ? AND github_id = ?", (marker, github_id)).rowcount))
+
+    _MARK_DUE = ("INSERT INTO dashboard_due (repo, installation_id, due_at) VALUES (?, ?, ?) ON CONFLICT (repo) DO"
+                 " UPDATE SET installation_id = excluded.installation_id, marks = dashboard_due.marks + 1"
+                 " RETURNING marks")
+
+    async def mark_due(self, repo: str, installation_id: int, at: float) -> int:
+        return int(await self._run(lambda db: db.execute(self._MARK_DUE, (repo, installation_id, at)).fetchone()[0]))
+
+    async def clear_due(self, repo: str, marks: int | None = None) -> bool:
+        if marks is None:
+            return bool(await self._run(lambda db: db.execute("DELETE FROM dashboard_due WHERE repo = ?", (repo,)).rowcount))
+        return bool(await self._run(lambda db: db.execute(
+            "DELETE FROM dashboard_due WHERE repo = ? AND marks = ?", (repo, marks)).rowcount))
+
+    async def due_dashboards(self, limit: int = 100) -> list[tuple[str, int]]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT repo, installation_id FROM dashboard_due ORDER BY due_at, repo LIMIT ?", (limit,)).fetchall())
+        return [(str(r["repo"]), int(r["installation_id"])) for r in rows]
 
     async def posted_since(self, repo: str, number: int, since: float) -> bool:
         """Whether the bot created anything on a thread since ``since`` (unix time)."""
