@@ -193,10 +193,17 @@ async def test_a_waiting_runs_spending_outlives_the_pruning_of_its_reservations(
     assert not await store.reserve("again", 4, [("searches:run:waits", 10)])  # 7 + 4 is past the cap of 10
 
 
-async def test_a_pull_requests_findings_are_kept_for_months_after_their_last_save(store: Any) -> None:  # noqa: F811
-    await store.save_findings(PullFindings(repo="o/r", number=5, sha="a" * 40, findings={"f1": {"state": "open"}}))
-    saved = float(await scalar(store, "SELECT saved_at FROM pull_findings"))
+async def test_a_pull_requests_findings_are_kept_for_months_and_for_good_while_one_is_open(
+        store: Any) -> None:  # noqa: F811
+    """Findings are forgotten 90 days after their last save, except a pull request's with one still open: its
+    merge, however late, files that one as tech debt."""
+    await store.save_findings(PullFindings(repo="o/r", number=5, sha="a" * 40, findings={"f1": {"state": "fixed"}}))
+    await store.save_findings(PullFindings(repo="o/r", number=6, sha="b" * 40,
+                                           findings={"f1": {"state": "fixed"}, "f2": {"state": "open"}}))
+    saved = float(await scalar(store, "SELECT MAX(saved_at) FROM pull_findings"))
     assert (await store.prune(KEEP, now=saved + KEEP + 1))["pull_findings"] == 0  # payloads' age is not theirs
     assert await store.load_findings("o/r", 5) is not None
     assert (await store.prune(KEEP, now=saved + FINDINGS_KEEP_SECONDS + 1))["pull_findings"] == 1
     assert await store.load_findings("o/r", 5) is None
+    kept = await store.load_findings("o/r", 6)
+    assert kept is not None and kept.findings["f2"]["state"] == "open"

@@ -171,8 +171,20 @@ NOTHING = Along()
 FINAL_STATES = frozenset({"done", "cancelled"})
 
 # Pull requests' findings are kept this long after their last save (a pull request quiet for longer is reviewed
-# afresh on its next push: its findings are reported as new once more).
+# afresh on its next push: its findings are reported as new once more), and for good while one is still open: the
+# merge files those as tech debt, and a merge months later must not find them gone.
 FINDINGS_KEEP_SECONDS = 90 * 86_400
+
+
+def none_open(findings: str) -> bool:
+    """A stored ``pull_findings.findings`` text with no finding still open (bot/core/findings.py's states): one
+    retention may forget. Text it cannot read is kept."""
+    try:
+        found = json.loads(findings)
+    except ValueError:
+        return False
+    return isinstance(found, dict) and not any(isinstance(f, dict) and f.get("state") == "open"
+                                               for f in found.values())
 
 
 

@@ -33,6 +33,7 @@ from bot.store.base import (
     RunRecord,
     StepRecord,
     StoreUnavailable,
+    none_open,
 )
 from bot.store.limits import Cap, Limit, fits, nth_newest_wait
 from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
@@ -440,8 +441,14 @@ class PostgresStore(PostgresJobs):
             counts["reservations"] = (await conn.execute(
                 "DELETE FROM spend_reservations WHERE settled = 1 AND at <= %s", (cutoff,))).rowcount
             quiet = (time.time() if now is None else now) - max(older_than_seconds, FINDINGS_KEEP_SECONDS)
-            counts["pull_findings"] = (await conn.execute("DELETE FROM pull_findings WHERE saved_at <= %s",
-                                                          (quiet,))).rowcount
+            rows = await (await conn.execute("SELECT repo, number, findings FROM pull_findings WHERE saved_at <= %s",
+                                             (quiet,))).fetchall()
+            gone = [(r["repo"], r["number"]) for r in rows if none_open(r["findings"])]
+            if gone:
+                await conn.cursor().executemany(
+                    "DELETE FROM pull_findings WHERE repo = %s AND number = %s AND saved_at <= %s",
+                    [(*key, quiet) for key in gone])
+            counts["pull_findings"] = len(gone)
         return counts
 
 

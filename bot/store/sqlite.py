@@ -34,6 +34,7 @@ from bot.store.base import (
     RunRecord,
     StepRecord,
     StoreUnavailable,
+    none_open,
 )
 from bot.store.intake import HOOK_BUDGET
 from bot.store.limits import Cap, Limit, fits, nth_newest_wait
@@ -421,6 +422,15 @@ class SQLiteStore(SQLiteJobs):
             " (repo, number) DO UPDATE SET sha = excluded.sha, findings = excluded.findings, saved_at = excluded.saved_at",
             (found.repo, found.number, found.sha, json.dumps(found.findings), time.time())))
 
+    @staticmethod
+    def _prune_findings(db: sqlite3.Connection, quiet: float) -> int:
+        """Pull requests' findings saved before ``quiet`` with none still open (see ``none_open``)."""
+        rows = db.execute("SELECT repo, number, findings FROM pull_findings WHERE saved_at <= ?", (quiet,)).fetchall()
+        gone = [(r["repo"], r["number"]) for r in rows if none_open(r["findings"])]
+        db.executemany("DELETE FROM pull_findings WHERE repo = ? AND number = ? AND saved_at <= ?",
+                       [(*key, quiet) for key in gone])
+        return len(gone)
+
     async def load_findings(self, repo: str, number: int) -> PullFindings | None:
         row = await self._run(lambda db: db.execute(
             "SELECT sha, findings FROM pull_findings WHERE repo = ? AND number = ?", (repo, number)).fetchone())
@@ -487,8 +497,7 @@ class SQLiteStore(SQLiteJobs):
         settled = await self._run(lambda db: db.execute(
             "DELETE FROM spend_reservations WHERE settled = 1 AND at <= ?", (cutoff,)).rowcount)
         quiet = (time.time() if now is None else now) - max(older_than_seconds, FINDINGS_KEEP_SECONDS)
-        findings = await self._run(lambda db: db.execute(
-            "DELETE FROM pull_findings WHERE saved_at <= ?", (quiet,)).rowcount)
+        findings = await self._run(lambda db: self._prune_findings(db, quiet))
         return {"payloads": pruned, "redeliveries": asked, "limit_events": events, "reservations": settled,
                 "pull_findings": findings}
 
