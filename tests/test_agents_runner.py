@@ -6,19 +6,34 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anthropic
 import pytest
 
 from bot.agents import Budget, ModelMap
+from bot.agents.calls import LazyClient
 from bot.agents.models import WEB_SEARCH_USD, LocalLedger
 from bot.agents.runner import LAST_TURN_NOTE
 from bot.sandbox.anthropic import FakeAnthropic, Reply
-from tests.test_agents_common import REPO, analyze, claude, context, fake, gh, make_request, make_runtime, review  # noqa: F401
+from tests.test_agents_common import KEY, REPO, analyze, context, fake, gh, make_request, make_runtime, review  # noqa: F401
 
 APP_PY = "def divide(a, b):\n    return a / b\n"
 PATCH = ("@@ -1,2 +1,4 @@\n def divide(a, b):\n+    if b == 0:\n+        raise ValueError('b must not be 0')\n"
          "     return a / b")
+
+
+@pytest.fixture(params=["sdk", "direct"])
+async def claude(request: pytest.FixtureRequest, fake: FakeAnthropic) -> AsyncIterator[Any]:  # noqa: F811
+    """The model client both ways a call is sent: a client given as it is goes through the SDK's request path;
+    the runtime's LazyClient (as ``serve`` makes it) posts on its own session with the SDK's headers and errors."""
+    client = anthropic.AsyncAnthropic(base_url=fake.url, api_key=KEY, max_retries=0)
+    lazy = LazyClient(lambda: client, api_key=KEY)
+    yield client if request.param == "sdk" else lazy
+    if request.param == "direct":
+        await lazy.close()
+    await client.close()
 
 
 def last_user(request: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,6 +6,9 @@ every retry is another refusal. Failures become `ApiFailure` carrying a sentence
 
 The SDK is not imported with this module: it takes a second to import (four on a loaded machine), and a
 delivery that needs no model (most of them) must not wait for it. ``LazyClient`` imports it on a thread.
+The runtime's calls (through ``LazyClient``) are sent by ``DirectPost``: the SDK client's URL, headers and
+errors on one aiohttp session, without the SDK's per-request building; a client passed as it is goes through
+the SDK's own ``post``.
 """
 
 from __future__ import annotations
@@ -138,6 +141,7 @@ class LazyClient:
         self.api_key = api_key  # redacted from results like the real client's (see AgentRuntime.run)
         self._imported: asyncio.Future[Any] | None = None
         self._client: anthropic.AsyncAnthropic | None = None
+        self.direct: DirectPost | None = None  # made with the client: how every call is sent
         self._closed = False
 
     def start(self) -> asyncio.Future[Any]:
@@ -153,15 +157,68 @@ class LazyClient:
                 raise ApiFailure("The bot is shutting down; the model was not called.")
             if self._client is None:  # another caller may have made it while this one waited
                 self._client = self._make()
+                self.direct = DirectPost(self._client)
         return self._client
 
     async def close(self) -> None:
         self._closed = True
         if self._client is not None:
             await self._client.close()
+        if self.direct is not None:
+            await self.direct.close()
 
     def is_closed(self) -> bool:
         return self._closed
+
+
+class DirectPost:
+    """``POST /v1/messages`` on one aiohttp session, with the URL and headers the SDK client would send, its
+    failures raised as the SDK's own errors (``APIStatusError`` built by the client from the reply,
+    ``APITimeoutError``, ``APIConnectionError``), so ``ModelCaller`` handles them as before. The SDK's request
+    path built a request object, its headers and URL anew for every call through two HTTP layers: about three
+    quarters of a model call's CPU on the event loop (issue 16). Headers are read once, when the client is made."""
+
+    def __init__(self, client: anthropic.AsyncAnthropic) -> None:
+        import aiohttp
+
+        self._client = client
+        # The SDK joins the base URL's path and the endpoint's (``_prepare_url``): the same here.
+        self.url = str(client.base_url).rstrip("/") + "/v1/messages"
+        self.headers = {k: v for k, v in client.default_headers.items() if isinstance(v, str)}
+        self.headers.update({**JSON, "x-stainless-retry-count": "0"})
+        # The SDK's connection limit (DEFAULT_CONNECTION_LIMITS); redirects not followed, as its transport does;
+        # proxy settings from the environment honoured, as its transport does (trust_env).
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000), trust_env=True)
+
+    async def post(self, body: bytes, timeout: float) -> bytes:
+        import aiohttp
+        import anthropic
+
+        headers = {**self.headers, "x-stainless-timeout": str(timeout)}
+        try:
+            async with self._session.post(self.url, data=body, headers=headers, allow_redirects=False,
+                                          timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                raw = await resp.read()
+                if 200 <= resp.status < 300:
+                    return raw
+                status, reply_headers = resp.status, list(resp.headers.items())
+        except (TimeoutError, aiohttp.ClientError) as e:
+            request = self._request()
+            if isinstance(e, TimeoutError):  # aiohttp's own timeouts are TimeoutErrors too
+                raise anthropic.APITimeoutError(request=request) from None
+            raise anthropic.APIConnectionError(request=request) from None
+        import httpx2  # the SDK's HTTP types (a dependency of the SDK): errors carry its response
+
+        reply = httpx2.Response(status, headers=reply_headers, content=raw, request=self._request())
+        raise self._client._make_status_error_from_response(reply)
+
+    def _request(self) -> Any:
+        import httpx2
+
+        return httpx2.Request("POST", self.url)
+
+    async def close(self) -> None:
+        await self._session.close()
 
 
 _FROZEN: set[str] = set()
@@ -203,8 +260,12 @@ class ModelCaller:
         return min(self.retry_base * 2 ** (attempt - 1), self.max_retry_wait) * random.uniform(0.5, 1.0)
 
     async def _post(self, client: anthropic.AsyncAnthropic, body: bytes) -> bytes:
-        # The SDK's client, its transport and its errors; the body sent as encoded, the reply read as sent. What
-        # ``messages.create`` adds on top (a walk copying the whole request, response models) is left out.
+        direct = self.client.direct if isinstance(self.client, LazyClient) else None
+        if direct is not None:
+            return await direct.post(body, self.timeout)
+        # A client given as it is (tests, benchmarks): the SDK's own request path, its transport and its errors;
+        # the body sent as encoded, the reply read as sent. What ``messages.create`` adds on top (a walk copying
+        # the whole request, response models) is left out.
         return await client.post("/v1/messages", cast_to=bytes, content=body,
                                  options={"headers": JSON, "timeout": self.timeout})
 

@@ -7,14 +7,15 @@ what runs really cost."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from bot.agents import models, prompts
 from bot.agents.request import RepoContext, RepoOverview
-from bot.agents.runner import WEB_SEARCH_AGENTS
-from bot.agents.schemas import KINDS, result_schema
+from bot.agents.runner import WEB_SEARCH_AGENTS, _result_schema
+from bot.agents.schemas import KINDS
 from bot.agents.tools import DEFINITIONS
 from bot.core import estimate as E
 from bot.core.workflow import Agent, Workflow
@@ -25,16 +26,25 @@ def _sent(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False))
 
 
+@functools.cache
+def _fixed() -> tuple[int, dict[str, int]]:
+    """The parts no run changes, sized once a process: the tools and system prompt, and each step kind's result
+    schema as the runner sends it (its cached schema, without flags)."""
+    tools = [{"name": n, "description": d, "input_schema": schema} for n, (d, schema) in DEFINITIONS.items()]
+    return (_sent(tools) + _sent(prompts.system_blocks()),
+            {k: _sent(prompts.schema_text(_result_schema(k, ()))) for k in KINDS})
+
+
 def sizes(repo: str, overview: RepoOverview | None, ctx: RepoContext) -> E.Sizes:
     """What the run's prompts will hold, in characters, before any of them is sent."""
-    tools = [{"name": n, "description": d, "input_schema": schema} for n, (d, schema) in DEFINITIONS.items()]
+    fixed, schemas = _fixed()
     paths = overview.paths if overview is not None else ()
     named = E.named_files(f"{ctx.title}\n{ctx.body}", paths)
     by_path = dict(zip(paths, overview.sizes, strict=False)) if overview is not None else {}
-    return E.Sizes(fixed=_sent(tools) + _sent(prompts.system_blocks()),
+    return E.Sizes(fixed=fixed,
                    overview=_sent(prompts.overview_text(repo, overview)) if overview is not None else 0,
                    context=_sent(prompts.context_text(ctx)), file=E.read_chars(by_path, named),
-                   files_named=len(named), schemas={k: _sent(prompts.schema_text(result_schema(k, {}))) for k in KINDS})
+                   files_named=len(named), schemas=dict(schemas))
 
 
 def estimate(wf: Workflow, agents: Mapping[str, Agent], repo: str, overview: RepoOverview | None,

@@ -160,7 +160,17 @@ def _take(data: dict[str, Any], key: str, run_id: str) -> Any:
 
 
 def dump_action(action: E.Action) -> dict[str, Any]:
-    return {"type": type(action).__name__, **dataclasses.asdict(action)}
+    """An action as stored: its type's name and its fields. Every action's fields are plain strings and numbers,
+    so they are read as they are; ``dataclasses.asdict`` deep-copied each (issue 16: every save encodes the
+    outbox)."""
+    kind = type(action)
+    names = _ACTION_NAMES.get(kind)
+    if names is None:
+        names = _ACTION_NAMES[kind] = tuple(f.name for f in dataclasses.fields(action))
+    return {"type": kind.__name__, **{name: getattr(action, name) for name in names}}
+
+
+_ACTION_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def load_action(item: Any, run_id: str = "?") -> E.Action:
