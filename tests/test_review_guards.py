@@ -75,3 +75,34 @@ async def test_an_issue_filed_under_the_unkeyed_marker_of_before_is_still_found(
     [n] = filed(sandbox)
     await merge_with_key(bot, sandbox, 658)  # the same credential merged again, now with keyed markers
     assert filed(sandbox) == [n]
+
+
+async def test_a_rotated_webhook_secret_files_nothing_twice(bot: Any, sandbox: Any, team: Team) -> None:
+    """The public marker is keyed by the webhook secret: after a rotation the keyed marker is another, and the store's
+    own unkeyed note of the filed issue is what finds it."""
+    await merge_with_key(bot, sandbox, 660)
+    [n] = filed(sandbox)
+    deps = bot[0].deps
+    settings = deps.settings
+    deps.settings = dataclasses.replace(settings, webhook_secret=f"{settings.webhook_secret}-rotated")
+    try:
+        await merge_with_key(bot, sandbox, 662)  # the same credential merged again, under the new secret
+    finally:
+        deps.settings = settings
+    assert filed(sandbox) == [n]
+
+
+def test_back_before_a_rename_two_identical_model_findings_each_keep_their_own_id() -> None:
+    """A: the same model warning twice in app/a.py (lines 3 and 4); B renamed the file and its review kept them under
+    new ids at lines 10 and 20. Back to A, each of A's findings is B's one: both nearest line 10, but one id cannot
+    stand for two findings, or the other is left open at B's path and gone."""
+    a, b = "a" * 40, "b" * 40
+
+    def warn(fid: str, path: str, line: int) -> F.Tracked:
+        return F.Tracked(fid, F.MODEL, "model:warning", "warning", "eval on input", path, line, F.OPEN, a, b)
+    earlier = {t.id: t for t in (warn("b10", "lib/b.py", 10), warn("b20", "lib/b.py", 20))}
+    now = F.lineage(earlier, [warn("a3", "app/a.py", 3), warn("a4", "app/a.py", 4)], {"lib/b.py": "app/a.py"})
+    assert [(fid, s.aliases) for fid, s in now] == [("a3", ("b10",)), ("a4", ("b20",))]
+    rnd = F.converge(earlier, now, a, paths={"app/a.py"}, changed=None, model_ran=True,
+                     renamed={"lib/b.py": "app/a.py"})
+    assert len(rnd.open()) == 2 and not rnd.gone and not rnd.fixed and not rnd.new

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from bot.run.pull_review import judged_marker
 from bot.sandbox.team import Team, result
 from tests.test_attacks_today import BODY, moved
 from tests.test_attacks_verdicts import KEY, send_pull, synchronize
@@ -90,4 +91,27 @@ async def test_back_to_a_head_whose_file_was_not_read_leaves_that_files_finding_
     await send_pull(bot, sandbox, sync)
     [thread] = verdict_comments(sandbox, 483)
     assert (await bot[0].deps.store.load_findings(REPO, 483)).sha == a_head
+    assert "**Open** (1)" in thread["body"] and "Fixed" not in thread["body"], thread["body"]
+
+
+async def test_back_to_a_head_judged_before_reads_were_recorded_fixes_nothing(
+        bot: Any, sandbox: Any, team: Team) -> None:
+    """As above, but A's verdict was stored before the bot recorded what its checks read (no ``read_known``, no
+    ``unread``): which files were read at A is unknown, so the os.system finding B found stays open, not fixed."""
+    p = pull_with(sandbox, 484, {"app/gen.py": "X = 1\n", **TESTS})
+    a_head = p["pull_request"]["head"]["sha"]
+    seed_without_patch(sandbox, 484, "app/gen.py")
+    await send_pull(bot, sandbox, p)
+    real_files(sandbox, 484)
+    await send_pull(bot, sandbox, push(sandbox, p, "app/gen.py", RUN_A))
+    store = bot[0].deps.store
+    record = await store.load_run((await store.find_posted(judged_marker(REPO, 484))).url)
+    old = record.data["pr_verdicts"][a_head]
+    assert old.pop("read_known") is True and old.pop("unread") == ["app/gen.py"], old
+    await store.save_run(record)
+    sync = force_push(sandbox, 484, a_head)
+    seed_without_patch(sandbox, 484, "app/gen.py")
+    await send_pull(bot, sandbox, sync)
+    [thread] = verdict_comments(sandbox, 484)
+    assert (await store.load_findings(REPO, 484)).sha == a_head
     assert "**Open** (1)" in thread["body"] and "Fixed" not in thread["body"], thread["body"]

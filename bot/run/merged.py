@@ -10,7 +10,9 @@ integration that gave none) is a person's decision all the same, and is not file
 The issue's marker is public, and a credential finding's id derives from the credential: unkeyed, a low-entropy
 password would be recoverable from the marker by trying a dictionary. So the marker is an HMAC of the id under a key
 only the App holds (:func:`finding_key`, from its webhook secret); issues filed under the unkeyed marker of before
-are still found by it (:func:`debt_marker` with no key).
+are still found by it (:func:`debt_marker` with no key). A rotated webhook secret changes every keyed marker: each
+issue filed is kept in the store under a private marker too (:func:`filed_marker`, never posted, so unkeyed), and
+looked up there first, so a rotation files nothing twice.
 
 Only ``pull_request.closed`` with ``merged: true`` arrives here (bot/core/events.py ignores a pull request closed
 unmerged: its findings never reached the default branch). The findings are the store's (bot/run/pull_review.py
@@ -19,6 +21,7 @@ keeps them per head); a pull request the bot never reviewed has none, and nothin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -28,7 +31,7 @@ from gidgethub.abc import GitHubAPI
 
 from bot.core import events, review_texts
 from bot.core import findings as F
-from bot.core.markers import marker
+from bot.core.markers import marker, markers_in
 from bot.github.writes import create_issue_once, digest
 from bot.run.runs import Deps
 from bot.store import Posted
@@ -61,6 +64,12 @@ def debt_marker(repo: str, t: F.Tracked, after: int | None = None, key: bytes | 
     return marker("finding-debt", mark if after is None else digest(mark, "after", str(after)))
 
 
+def filed_marker(repo: str, t: F.Tracked, after: int | None = None) -> str:
+    """The store's own note of a finding's tech-debt issue: never posted, so not keyed, and the same whatever the
+    webhook secret is (a keyed marker changes with it)."""
+    return marker("finding-debt-filed", digest(markers_in(debt_marker(repo, t, after))[0]))
+
+
 async def _closed_how(gh: GitHubAPI, repo: str, number: int) -> str | None:
     """None while the issue is open; else why it was closed (GitHub's state_reason; "gone" if it cannot be read:
     deleted or moved, which a person did, and the bot does not undo; and if the number is a pull request's: not the
@@ -84,10 +93,14 @@ async def _file(gh: GitHubAPI, deps: Deps, event: events.PullMerged, t: F.Tracke
     for _ in range(MAX_AGAIN):
         title, body = review_texts.debt_issue(t, event.number, sha, closed=before.number if before else None)
         after = before.number if before else None
-        legacy = await deps.store.find_posted(debt_marker(event.repo, t, after)) if key is not None else None
-        posted, created = (legacy, False) if legacy is not None else await create_issue_once(
-            gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t, after, key), title=title, body=body,
-            labels=LABELS, bot_login=deps.bot_login)
+        own = filed_marker(event.repo, t, after)  # first: it outlives a rotated webhook secret
+        posted, created = await deps.store.find_posted(own), False
+        if posted is None:
+            legacy = await deps.store.find_posted(debt_marker(event.repo, t, after)) if key is not None else None
+            posted, created = (legacy, False) if legacy is not None else await create_issue_once(
+                gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t, after, key), title=title, body=body,
+                labels=LABELS, bot_login=deps.bot_login)
+            await deps.store.remember_posted(dataclasses.replace(posted, marker=own))
         if created:
             return f"#{posted.number}" + (f" (again: #{before.number} was closed as completed)" if before else "")
         how = await _closed_how(gh, event.repo, int(posted.number or 0))

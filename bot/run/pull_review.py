@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from gidgethub import BadRequest, GitHubBroken
+from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from bot.agents import gate
@@ -44,6 +44,7 @@ from bot.core import render
 from bot.core import review_texts as T
 from bot.core.markers import marker, markers_in, with_marker
 from bot.github.writes import digest, is_own, is_own_marked, upsert_comment
+from bot.run.compare import compare
 from bot.store import Posted, PullFindings, Store
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,15 @@ class Verdict:
     thread: str = ""  # the thread comment: the pull request's findings across pushes, edited in place
     findings: dict[str, Any] = field(default_factory=dict)  # every finding after this head, stored when posted
     # For a return to this head (:func:`revisit`): the files the checks could not read, and True if GitHub did not
-    # list them all (None, not False: a stored record leaves out what is empty). None in verdicts stored before.
+    # list them all (None, not False: a stored record leaves out what is empty). ``read_known``: True on every verdict
+    # that records them; a verdict stored before they were kept lacks it, and then what was read is unknown.
     unread: list[str] | None = None
     unlisted: bool | None = None
+    read_known: bool = False
 
     # Left out of a stored run while empty, so a verdict without findings is stored as before reviews converged.
-    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("note", "comments", "thread", "findings", "unread", "unlisted")
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("note", "comments", "thread", "findings", "unread", "unlisted",
+                                                "read_known")
 
 
 def decide(sha: str, findings: list[Finding], review: dict[str, Any] | None, *, no_model: str = "",
@@ -131,7 +135,7 @@ async def converged(gh: GitHubAPI, store: Store, repo: str, number: int, verdict
     """``verdict`` with the pull request's findings carried across from the last reviewed head: what the files
     changed since that head (GitHub's compare) decides whether a model finding nobody repeated is fixed, and a file
     renamed (since that head, or from the base as the pull request's files list it) takes its findings along."""
-    verdict = replace(verdict, unread=list(unread) or None, unlisted=None if listed_all else True)
+    verdict = replace(verdict, unread=list(unread) or None, unlisted=None if listed_all else True, read_known=True)
     before = await store.load_findings(repo, number)
     earlier = F.load(before.findings) if before else {}
     changed, moved = (await _changed_between(gh, repo, before.sha, verdict.sha) if before and earlier
@@ -149,27 +153,18 @@ def _paths(files: list[dict[str, Any]]) -> set[str]:
 
 
 async def _changed_between(gh: GitHubAPI, repo: str, was: str, now: str) -> tuple[set[str] | None, dict[str, str]]:
-    """(the files that differ between two heads or None if GitHub cannot compare them, name at ``was`` → name at
-    ``now`` of those renamed). Both ways: GitHub's compare is three-dot (from the merge base), so back to an ancestor
-    it lists nothing, and it misses files only a dropped commit touched."""
-    there, moved = await _compare(gh, repo, was, now)
-    back, moved_back = await _compare(gh, repo, now, was)
-    changed = None if there is None or back is None else there | back
-    return changed, {new: old for old, new in moved_back.items()} | moved
-
-
-async def _compare(gh: GitHubAPI, repo: str, base: str, head: str) -> tuple[set[str] | None, dict[str, str]]:
-    """GitHub's compare of two heads, one way: (the files it lists, its renames); None when it cannot compare them."""
-    if base == head:
-        return set(), {}
-    try:
-        diff = await gh.getitem(f"/repos/{repo}/compare/{base}...{head}")
-    except (BadRequest, GitHubBroken) as exc:  # a 5xx after the client's retries: judged without it, not unjudged
-        if isinstance(exc, BadRequest) and exc.status_code not in (404, 422):
-            raise
-        return None, {}
-    files = diff.get("files") or []
-    return {str(f[k]) for f in files for k in ("filename", "previous_filename") if f.get(k)}, F.renames(files)
+    """(the files that differ between two heads or None if GitHub cannot say, name at ``was`` → name at ``now`` of
+    those renamed). GitHub's compare is three-dot (from the merge base): when ``now`` is not simply ahead of ``was``
+    (back to an ancestor it lists nothing; it misses files only a dropped commit touched) it is asked the other way
+    too."""
+    there = await compare(gh, repo, was, now)
+    if there is not None and there.forward:
+        return (None if there.files is None else set(there.files)), there.renames
+    back = await compare(gh, repo, now, was)
+    moved = {new: old for old, new in (back.renames if back else {}).items()} | (there.renames if there else {})
+    if there is None or back is None or there.files is None or back.files is None:
+        return None, moved
+    return set(there.files | back.files), moved
 
 
 async def revisit(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict) -> Verdict | None:
@@ -185,8 +180,12 @@ async def revisit(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: 
     earlier, code = F.load(before.findings), F.hunks(files)
     changed = _paths(files) - F.untouched(earlier, code) if changed is None else changed  # no compare: F.untouched
     now = F.lineage(earlier, (t for t in F.load(verdict.findings).values() if t.state == F.OPEN), renamed)
+    # A verdict stored before reads were recorded: what its checks read is unknown, so no file counts as read.
+    unread = set(verdict.unread or ()) if verdict.read_known else {renamed.get(t.path, t.path) for t in
+                                                                    earlier.values() if t.path}
     rnd = F.converge(earlier, now, verdict.sha, changed=changed, paths=_paths(files), model_ran=True,
-                     unread=frozenset(verdict.unread or ()), listed_all=not verdict.unlisted, renamed=renamed)
+                     unread=frozenset(unread), listed_all=verdict.read_known and not verdict.unlisted,
+                     renamed=renamed)
     return with_round(verdict, rnd, code)
 
 

@@ -18,12 +18,13 @@ from gidgethub.abc import GitHubAPI
 
 from bot.agents import AgentRuntime, Budget, ModelMap, sizing
 from bot.agents.tools import OverviewCache, RepoReader
-from bot.core import engine, triage
+from bot.core import engine, events, triage
 from bot.core.catalog import Catalog, Workflow
 from bot.core.config import RepoConfig
 from bot.core.estimate import Estimate
 from bot.core.secrets import secrets as logged_secrets
 from bot.github.client import GitHubApp
+from bot.run.compare import compare
 from bot.run.executor import Executor
 from bot.run.repo_view import RepoView, RepoViews
 from bot.run.state import RunContext, RunData, RunPosts, RunState
@@ -216,19 +217,19 @@ async def _read(gh: GitHubAPI, url: str, *, absent: tuple[int, ...]) -> Any:
 async def _branch_head(gh: GitHubAPI, repo: str, branch: str | None) -> str | None:
     """The commit a run on an issue reads and builds on: the default branch's head when it starts. None for an
     empty repository (no branch yet): then there is nothing to pin."""
+    if not events.branch_name(branch or "main"):  # a name GitHub would not have made: read as no branch
+        return None
     ref = await _read(gh, f"/repos/{repo}/git/ref/heads/{quote(branch or 'main', safe='/')}", absent=(404, 409))
     return str(((ref or {}).get("object") or {}).get("sha") or "") or None
 
 
 async def changed_since(gh: GitHubAPI, repo: str, old: str | None, new: str) -> tuple[str, ...] | None:
     """The files the commits from ``old`` to ``new`` change; None when GitHub cannot say (no old head, a
-    force-push that dropped it, or more files than a comparison lists), which counts as "maybe all"."""
+    force-push that dropped it, GitHub failing, or as many files as a comparison lists), which counts as "maybe
+    all"."""
     if not old:
         return None
-    found = await _read(gh, f"/repos/{repo}/compare/{old}...{new}?per_page=100", absent=(404, 422)) or {}
-    files = found.get("files")
-    if found.get("status") not in ("ahead", "identical") or not isinstance(files, list) or len(files) >= 300:
+    found = await compare(gh, repo, old, new)
+    if found is None or not found.forward or found.files is None:
         return None
-    paths = {str(f.get("filename")) for f in files if isinstance(f, dict)}
-    paths |= {str(f["previous_filename"]) for f in files if isinstance(f, dict) and f.get("previous_filename")}
-    return tuple(sorted(paths))
+    return tuple(sorted(found.files))
