@@ -67,7 +67,8 @@ async def process(job: Job, deps: Deps) -> None:
 
 def default_branch(payload: dict[str, Any]) -> str | None:
     """The repository's default branch as the delivery names it (a tick's job: as its dashboard edit's did), so a
-    renamed one is seen by the dashboard at once, not when its cached name expires."""
+    renamed one is seen by the dashboard at once, not when its cached name expires. None for a name no branch can
+    have: the dashboard caches it and reads config at it (a request path, where ``..`` would climb elsewhere)."""
     repository = payload.get("repository")
     named = repository.get("default_branch") if isinstance(repository, dict) else payload.get("default_branch")
-    return named if isinstance(named, str) and named else None
+    return events.branch_name(named) if isinstance(named, str) else None

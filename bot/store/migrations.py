@@ -229,4 +229,9 @@ MIGRATIONS: list[str | RowMigration] = [
         marks BIGINT NOT NULL DEFAULT 1
     );
     """,
+    # 12: the dashboard's list of a repository's active runs (``active_runs``: repo, installation, newest first) is
+    # read on every refresh; runs are kept for good, so without this index each read scans every run ever made.
+    """
+    CREATE INDEX runs_repo_created ON runs (repo, installation_id, created_at);
+    """,
 ]
