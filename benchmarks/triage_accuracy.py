@@ -4,7 +4,8 @@ Reads ``benchmarks/triage/issues.jsonl`` (labelled by hand before any tuning; se
 ``benchmarks/triage/README.md``), turns each item into the webhook payload it would arrive as
 (``issues.opened``, or ``pull_request.opened`` for a pull request), parses it with ``bot.core.events.parse``
 and asks the Lead's offline decision (``bot.core.triage.decide`` with the default catalog), once with the
-issue's labels and once with them removed. The held-back part is the one to report; the tuning part is
+issue's labels and once with them removed; beside it the same Lead without its learned model ("rules-alone"),
+so what the model adds can be measured again. The held-back part is the one to report; the tuning part is
 printed separately and is the only one to look at while tuning.
 
 A decision counts as right when it equals ``expected``; for an issue no workflow fits (``expected`` null),
@@ -99,12 +100,18 @@ def payload(item: dict[str, Any], *, labels: bool) -> tuple[str, dict[str, Any]]
     return "issues", base | {"issue": thing}
 
 
-def lead() -> Callable[[dict[str, Any], bool], str | None]:
-    """The Lead's offline decision for an item, through the same parse the webhook uses."""
+def lead(*, learned: bool = True) -> Callable[[dict[str, Any], bool], str | None]:
+    """The Lead's offline decision for an item, through the same parse the webhook uses; with ``learned=False``
+    the rules alone (the Lead without its learned model), so the model's before/after can be measured."""
+    from dataclasses import replace
+
     from bot.core import events, triage
-    from bot.core.catalog import load_catalog
+    from bot.core.catalog import learned_model, load_catalog
 
     catalog = load_catalog()
+    if not learned:
+        catalog = replace(catalog, root=None)  # a catalog with no folder has no learned model beside it
+        assert learned_model(catalog) is None
 
     def decide(item: dict[str, Any], labels: bool) -> str | None:
         name, body = payload(item, labels=labels)
@@ -217,7 +224,8 @@ def main(args: argparse.Namespace) -> int:
     drift = [i["url"] for i in items if split_of(items)[i["url"]] != i["split"]]
     if drift:
         print(f"warning: {len(drift)} items' split differs from the rule (first: {drift[0]})", file=sys.stderr)
-    deciders = {"lead": lead(), "label-map": label_map, "first-keyword": first_keyword}
+    deciders = {"lead": lead(), "rules-alone": lead(learned=False), "label-map": label_map,
+                "first-keyword": first_keyword}
     C.emit({"bench": "triage_accuracy", "data": str(Path(args.data)), "items": len(items),
             "held_back": sum(i["split"] == "held-back" for i in items), "machine": C.machine()})
     for part in (("held-back", "tuning") if args.part == "both" else (args.part,)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bot.core import classify, classify_learned, triage
-from bot.core.catalog import load_catalog
+from bot.core import classify, classify_explain, classify_learned, events, triage
+from bot.core.catalog import learned_model, load_catalog, validate_paths
 from bot.core.classify_learned import NONE
 from bot.core.workflow import DEFAULT_ROOT
 from tests.conftest import ROOT
@@ -106,9 +107,12 @@ def test_it_stays_out_when_a_label_leads_the_rules_case() -> None:
     weighed = classify.weigh(TRIAGE, title=title, body=body, labels=["api"], learned=toy(40))
     assert not any(h.kind == "learned" for case in weighed.cases for h in case.hits)
     assert classify.placed(weighed) == "backend-feature"
-    _, evidence = classify.explain(TRIAGE, title=title, body=body, labels=["api"], learned=toy(40))
+    _, evidence = classify_explain.explain(TRIAGE, title=title, body=body, labels=["api"], learned=toy(40))
     said = evidence.to_json()["learned"]
     assert said["added"] is False and "'api'" in said["why"] and said["changed_the_decision"] is False
+    # Nothing was added, so no class shows points; what it would have added is named as such.
+    assert all(c["points"] == 0 for c in said["classes"])
+    assert max(c["would_add"] for c in said["classes"]) > 0
 
 
 def test_it_never_outweighs_a_label_that_says_no_work_is_wanted() -> None:
@@ -126,31 +130,50 @@ def test_a_weight_of_zero_adds_nothing() -> None:
 
 def test_explain_shows_its_points_and_what_the_rules_alone_decided() -> None:
     title, body = "Service gets killed at night", "the heap grows"
-    c, evidence = classify.explain(TRIAGE, title=title, body=body, learned=toy(8))
+    c, evidence = classify_explain.explain(TRIAGE, title=title, body=body, learned=toy(8))
     assert c == classify.classify(TRIAGE, title=title, body=body, learned=toy(8))
     said = evidence.to_json()["learned"]
     assert said["rules_alone"] is None and said["changed_the_decision"] is True and said["added"] is True
     assert said["favourite"] == "error-investigation" and said["telling_features"] == ["w:heap"]
     winner = evidence.candidates[0]
     assert any(h.kind == "learned" and h.weight > 0 for h in winner.hits)
+    added = {c["workflow"]: c["points"] for c in said["classes"]}
+    assert added["error-investigation"] == sum(h.weight for h in winner.hits if h.kind == "learned") > 0
+    assert all(c["points"] == c["would_add"] for c in said["classes"])
     assert winner.score == sum(h.weight for h in winner.hits)
-    _, plain = classify.explain(TRIAGE, title=title, body=body)
+    _, plain = classify_explain.explain(TRIAGE, title=title, body=body)
     assert plain.to_json()["learned"] is None
 
 
 # ---- the shipped model ---------------------------------------------------------------------------------------
 
-def test_a_missing_or_broken_model_file_leaves_the_rules_alone(tmp_path: Path) -> None:
-    assert classify_learned.load(tmp_path / "absent.json") is None
-    (tmp_path / "broken.json").write_text("{\"classes\": [")
-    assert classify_learned.load(tmp_path / "broken.json") is None
+def _workflows_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "workflows"
+    shutil.copytree(DEFAULT_ROOT, root)
+    return root
 
 
-def test_the_lead_uses_the_shipped_model() -> None:
-    model = classify_learned.shipped()
-    assert model is not None and 0 < model.weight
-    assert set(model.classes) == {*TRIAGE["priority"], NONE}
-    assert "tuning part" in model.about
+def test_a_missing_or_broken_model_file_leaves_the_rules_alone_and_validate_says_so(tmp_path: Path) -> None:
+    root = _workflows_copy(tmp_path)
+    (root / classify_learned.MODEL_FILE).unlink()
+    assert learned_model(load_catalog(root)) is None and validate_paths(root) == []
+    (root / classify_learned.MODEL_FILE).write_text("{\"classes\": [")
+    assert learned_model(load_catalog(root)) is None
+    assert any(classify_learned.MODEL_FILE in e for e in validate_paths(root))
+
+
+def test_the_lead_uses_the_model_beside_the_catalog_it_was_given(tmp_path: Path) -> None:
+    """Not always the shipped one: a catalog read from another folder brings that folder's model."""
+    shipped = learned_model(load_catalog())
+    assert shipped is not None and 0 < shipped.weight and "tuning part" in shipped.about
+    assert set(shipped.classes) == {*TRIAGE["priority"], NONE}
+    root = _workflows_copy(tmp_path)
+    data = json.loads((root / classify_learned.MODEL_FILE).read_text(encoding="utf-8"))
+    (root / classify_learned.MODEL_FILE).write_text(json.dumps({**data, "about": "a model of this folder"}))
+    other = load_catalog(root)
+    assert learned_model(other) is not None and learned_model(other).about == "a model of this folder"  # type: ignore[union-attr]
+    _, evidence = triage.explain(_issue("App crashes when opening preferences", "heap grows"), other)
+    assert evidence["learned"]["trained_on"] == "a model of this folder"
 
 
 def test_the_shipped_model_is_what_the_training_script_builds_from_the_tuning_part() -> None:
@@ -159,31 +182,86 @@ def test_the_shipped_model_is_what_the_training_script_builds_from_the_tuning_pa
     items = train.tuning_items()
     rebuilt = train.counts(items, tuple(shipped["classes"]), shipped["min_df"])
     assert rebuilt["docs"] == shipped["docs"] and rebuilt["features"] == shipped["features"]
+    assert f"sha256 {train.tuning_sha()[:12]}" in shipped["about"]  # it names the tuning rows, not the whole file
+
+
+def _rows(train: ModuleType) -> list[dict[str, Any]]:
+    """Three rows of one batch and class, each with the split the rule gives it; the tuning ones say "zzkept"."""
+    rows = [{"url": f"https://github.com/a/b/issues/{n}", "body": "", "labels": [], "expected": "error-investigation",
+             "added": "x"} for n in (1, 2, 3)]
+    rule = train.split_of(rows)
+    for r in rows:
+        r["split"] = rule[r["url"]]
+        r["title"] = f"Crash in {'zzkept' if r['split'] == 'tuning' else 'zzheld'}{r['url'][-1]}"
+    assert {r["split"] for r in rows} == {"tuning", "held-back"}
+    return rows
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
 
 
 def test_training_never_reads_a_held_back_item(tmp_path: Path) -> None:
     train = _train_module()
-    rows = [{"url": "https://github.com/a/b/issues/1", "title": "Crash in zzkeptword", "body": "", "labels": [],
-             "expected": "error-investigation", "split": "tuning", "added": "x"},
-            {"url": "https://github.com/a/b/issues/2", "title": "Crash in zzheldword", "body": "", "labels": [],
-             "expected": "error-investigation", "split": "held-back", "added": "x"}]
-    data = tmp_path / "set.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = _write(tmp_path / "set.jsonl", _rows(train))
     feats = train.counts(train.tuning_items(data), CLASSES, 1)["features"]
-    assert "w:zzkeptword" in feats and not any("zzheldword" in f for f in feats)
+    assert any("zzkept" in f for f in feats) and not any("zzheld" in f for f in feats)
 
 
-def test_triage_decide_and_explain_agree_with_the_shipped_model() -> None:
-    from bot.core import events
+def test_training_refuses_a_row_whose_stored_split_disagrees_with_the_rule(tmp_path: Path) -> None:
+    train = _train_module()
+    rows = _rows(train)
+    held = next(r for r in rows if r["split"] == "held-back")
+    held["split"] = "tuning"  # a hand edit that would train on a held-back issue
+    with pytest.raises(SystemExit, match="refusing to train.*" + held["url"]):
+        train.tuning_items(_write(tmp_path / "set.jsonl", rows))
 
+
+def test_the_model_names_the_tuning_rows_only(tmp_path: Path) -> None:
+    """Editing a held-back row leaves the model file as it is; editing a tuning row changes its ``about``."""
+    train = _train_module()
+    rows = _rows(train)
+    before = train.tuning_sha(_write(tmp_path / "a.jsonl", rows))
+    held = next(r for r in rows if r["split"] == "held-back")
+    held["body"] = "edited"
+    assert train.tuning_sha(_write(tmp_path / "b.jsonl", rows)) == before
+    kept = next(r for r in rows if r["split"] == "tuning")
+    kept["body"] = "edited"
+    assert train.tuning_sha(_write(tmp_path / "c.jsonl", rows)) != before
+    items = train.tuning_items(tmp_path / "c.jsonl")
+    assert train.tuning_sha(tmp_path / "c.jsonl")[:12] in train.model_data(items, (1.0, 1, 1.0, 4), train.tuning_sha(
+        tmp_path / "c.jsonl"))["about"]
+
+
+def _issue(title: str, text: str) -> events.WorkItem:
     body = {"action": "opened", "repository": {"full_name": "a/b", "default_branch": "main"},
             "sender": {"login": "u", "id": 1, "type": "User"}, "installation": {"id": 1},
-            "issue": {"number": 1, "title": "App crashes when opening preferences", "body": "heap grows",
+            "issue": {"number": 1, "title": title, "body": text,
                       "labels": [], "user": {"login": "u", "id": 1, "type": "User"}, "state": "open"}}
     event = events.parse("issues", body, "d-1")
     assert isinstance(event, events.WorkItem)
+    return event
+
+
+def test_triage_decide_and_explain_agree_with_the_shipped_model() -> None:
+    event = _issue("App crashes when opening preferences", "heap grows")
     decision = triage.decide(event, load_catalog())
     made, evidence = triage.explain(event, load_catalog())
     assert made == decision and "the learned model" in decision.reason  # the bot's own decision uses it
     winner = evidence["workflows"][0]
     assert winner["workflow"] == decision.workflow and any(h["kind"] == "learned" for h in winner["hits"])
+
+
+def test_the_benchmark_measures_the_rules_alone_beside_the_lead() -> None:
+    """triage_accuracy's "rules-alone" decider is the Lead without its learned model, so before/after reproduces."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(1, str(ROOT / "benchmarks"))
+    import triage_accuracy as bench
+
+    lead, rules = bench.lead(), bench.lead(learned=False)
+    tuning = [i for i in bench.load() if i["split"] == "tuning"]
+    for item in tuning[:20]:
+        alone = classify.classify(TRIAGE, title=item["title"], body=item["body"] or "").workflow
+        assert rules(item, False) == alone
+    assert any(lead(i, False) != rules(i, False) for i in tuning)  # the model changes some decisions

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.core import classify
+from bot.core import classify, classify_explain
 from bot.core.catalog import load_catalog
 
 TRIAGE: Mapping[str, Any] = load_catalog().triage
@@ -20,7 +20,7 @@ TRIAGE: Mapping[str, Any] = load_catalog().triage
 
 def placed(title: str, body: str = "", labels: tuple[str, ...] = ()) -> str | None:
     """The workflow the Lead places the item in (None: it asks), checked against what ``explain`` reports."""
-    c, evidence = classify.explain(TRIAGE, title=title, body=body, labels=labels)
+    c, evidence = classify_explain.explain(TRIAGE, title=title, body=body, labels=labels)
     assert c == classify.classify(TRIAGE, title=title, body=body, labels=labels)
     assert all(k.score == sum(h.weight for h in k.hits) for k in evidence.candidates)
     return c.workflow
@@ -96,7 +96,7 @@ def test_a_tie_goes_to_the_content_over_an_issue_type_label() -> None:
     scores = {k.workflow: k.score for k in weighed.cases}
     assert abs(scores["devops-pipeline"] - scores["error-investigation"]) <= classify.MARGIN  # a tie, both in the title
     assert placed(title, body, ("bug",)) == "devops-pipeline"
-    _, evidence = classify.explain(TRIAGE, title=title, body=body, labels=("bug",))
+    _, evidence = classify_explain.explain(TRIAGE, title=title, body=body, labels=("bug",))
     loser = next(k for k in evidence.candidates if k.workflow == "error-investigation")
     assert "issue-type label" in loser.verdict
 
@@ -113,7 +113,7 @@ def test_a_body_that_asks_is_evidence_that_no_workflow_fits() -> None:
     title, labels = "CI checks fail sometimes for no reason", ("type-Question",)
     asked = "Why does the CI job fail at random on pull requests? Rerunning it passes."
     assert placed(title, asked, labels) is None
-    _, evidence = classify.explain(TRIAGE, title=title, body=asked, labels=labels)
+    _, evidence = classify_explain.explain(TRIAGE, title=title, body=asked, labels=labels)
     assert "(question in the body)" in {h.pattern for h in evidence.against}
     # The same report told rather than asked places; so does a failure whose reporter also asks what happened.
     assert placed(title, "The CI job fails at random on pull requests. Rerunning it passes.", labels) == "devops-pipeline"

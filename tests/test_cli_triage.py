@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.cli.triage import cmd_triage
-from bot.core import classify, events, shapes, triage
+from bot.core import classify, classify_explain, events, shapes, triage
 from bot.core.catalog import load_catalog
 from tests.conftest import FIXTURES, ROOT, load_fixture
 
@@ -222,16 +222,16 @@ def test_explain_shows_labels_for_one_workflow_and_keywords_for_another(
 
 def test_explain_of_a_keyword_decision_gives_the_score_the_tie_break_and_the_confidence() -> None:
     triage_data = load_catalog().triage
-    c, ev = classify.explain(triage_data, title="Security outage", body="")
+    c, ev = classify_explain.explain(triage_data, title="Security outage", body="")
     assert c == classify.classify(triage_data, title="Security outage", body="")
     case = {k.workflow: k for k in ev.candidates}
     assert c.workflow == "security-fix" and case["security-fix"].score == case["error-investigation"].score
     assert "ties with security-fix" in case["error-investigation"].verdict
     assert ev.decided_by == "keywords" and f"confidence {c.confidence}" in ev.why
-    _, ev = classify.explain(triage_data, title="Flaky latency thing", body="")
+    _, ev = classify_explain.explain(triage_data, title="Flaky latency thing", body="")
     assert ev.decided_by == "nothing" and "asks for a label" in ev.why
     assert "below the threshold" in next(k for k in ev.candidates if k.score).verdict
-    _, ev = classify.explain(triage_data, title="x", body="", labels=["bug", "security"])
+    _, ev = classify_explain.explain(triage_data, title="x", body="", labels=["bug", "security"])
     case = {k.workflow: k for k in ev.candidates}
     assert case["security-fix"].labels_used and not case["error-investigation"].labels_used
     assert "is below security-fix's 10" in case["error-investigation"].verdict  # a repo's label outweighs `bug`

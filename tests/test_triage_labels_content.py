@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.core import classify
+from bot.core import classify, classify_explain
 from bot.core.catalog import load_catalog
 from bot.core.classify import Classification
 
@@ -69,7 +69,7 @@ TRACKER = """Moving attachments from the local disk to object storage, one step 
 
 def decide(title: str, body: str = "", labels: tuple[str, ...] = (), paths: tuple[str, ...] = ()) -> Classification:
     """The Lead's classification, checked to be exactly what ``explain`` reports with its evidence."""
-    c, evidence = classify.explain(TRIAGE, title=title, body=body, labels=labels, paths=paths)
+    c, evidence = classify_explain.explain(TRIAGE, title=title, body=body, labels=labels, paths=paths)
     assert c == classify.classify(TRIAGE, title=title, body=body, labels=labels, paths=paths)
     weighed = classify.weigh(TRIAGE, title=title, body=body, labels=labels, paths=paths)
     assert {k.workflow: k.score for k in evidence.candidates} == {k.workflow: k.score for k in weighed.cases}
@@ -245,7 +245,7 @@ def test_an_issue_type_label_nothing_contradicts_is_enough() -> None:
     ("[NOT FOR MERGE] See if CI fails on a failing unit test", "Just checking the CI loop; must not be merged.", ()),
 ])
 def test_an_issue_no_workflow_fits_asks(title: str, body: str, labels: tuple[str, ...]) -> None:
-    c, evidence = classify.explain(TRIAGE, title=title, body=body, labels=labels)
+    c, evidence = classify_explain.explain(TRIAGE, title=title, body=body, labels=labels)
     assert c.workflow is None, c.reason
     assert evidence.decided_by == "nothing" and evidence.against and "asks for a label" in evidence.why
 

@@ -1,7 +1,8 @@
 """Train the Lead's learned evidence (``bot/core/classify_learned.py``) on the tuning part, choosing its settings
 by k-fold cross-validation inside the tuning part, and write ``workflows/triage_model.json``.
 
-The held-back part is dropped as the file is read and never looked at. The model is a binary multinomial naive
+The held-back part is dropped as the file is read and never looked at (only the URL, batch and class of each row
+are read, to check every row's stored split against the split rule; a disagreement stops the training). The model is a binary multinomial naive
 Bayes over title words, words, word pairs and label names; it adds at most ``weight`` points (its probability
 times the weight, softened by a temperature) to each workflow's rule score and to the evidence that none fits.
 
@@ -29,8 +30,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(1, str(ROOT))
+for _where in (ROOT, ROOT / "benchmarks"):  # the bot, and triage_accuracy's split rule (with its _common)
+    if str(_where) not in sys.path:
+        sys.path.insert(1, str(_where))
+
+from triage_accuracy import split_of  # noqa: E402
 
 from bot.core import classify, classify_learned  # noqa: E402
 from bot.core.catalog import load_catalog  # noqa: E402
@@ -57,14 +61,28 @@ class Item:
     feats_removed: frozenset[str]
 
 
+def tuning_rows(path: Path = DATA) -> list[tuple[str, dict[str, Any]]]:
+    """The tuning part's rows (each with its line as written), checked against the split rule.
+
+    Every row's stored ``split`` must be the one ``triage_accuracy.split_of`` recomputes from the URLs, batches and
+    classes, or the script refuses to train: a hand-edited ``split`` would otherwise put a held-back issue into the
+    model. Of a held-back row only those three fields are read (the rule needs them); its title, body and labels
+    never are."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in lines]
+    rule = split_of(rows)
+    wrong = [f"{r['url']} says {r['split']!r}, the rule {rule[r['url']]!r}" for r in rows if rule[r["url"]] != r["split"]]
+    if wrong:
+        raise SystemExit(f"{path}: refusing to train: {len(wrong)} rows' stored split disagrees with the split rule "
+                         f"(triage_accuracy.split_of): {'; '.join(wrong[:5])}")
+    return [(line, row) for line, row in zip(lines, rows, strict=True) if row["split"] == "tuning"]
+
+
 def tuning_items(path: Path = DATA) -> list[Item]:
-    """The tuning part only, read as the bot reads it; the held-back rows are dropped unread."""
+    """The tuning part only, read as the bot reads it; the held-back rows are dropped unread (:func:`tuning_rows`)."""
     triage = load_catalog().triage
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line) if line.strip() else None
-        if row is None or row["split"] != "tuning":
-            continue
+    for _, row in tuning_rows(path):
         labels = [str(lab) for lab in row["labels"]]
         kept = classify.weigh(triage, title=row["title"], body=row["body"], labels=labels)
         removed = classify.weigh(triage, title=row["title"], body=row["body"])
@@ -72,6 +90,12 @@ def tuning_items(path: Path = DATA) -> list[Item]:
         out.append(Item(row["url"], row["expected"] or classify_learned.NONE, str(row["added"]), kept, removed,
                         _feats(kept, names), _feats(removed, [])))
     return out
+
+
+def tuning_sha(path: Path = DATA) -> str:
+    """sha256 of the tuning rows as written, one a line: what the model was trained on, so editing a held-back row
+    leaves the shipped model file as it is."""
+    return hashlib.sha256("".join(f"{line}\n" for line, _ in tuning_rows(path)).encode()).hexdigest()
 
 
 def _feats(w: classify.Weighed, names: Iterable[str]) -> frozenset[str]:
@@ -216,8 +240,8 @@ def model_data(items: list[Item], setting: tuple[float, int, float, int], sha: s
     classes = (*sorted({str(w) for w in triage.get("priority") or []}), classify_learned.NONE)
     alpha, min_df, t, weight = setting
     data = counts(items, classes, min_df)
-    about = (f"naive Bayes on the tuning part of benchmarks/triage/issues.jsonl ({len(items)} items, sha256 "
-             f"{sha[:12]}); alpha {alpha}, min_df {min_df}, temperature {t}, weight {weight}, chosen by {K}-fold "
+    about = (f"naive Bayes on the tuning part of benchmarks/triage/issues.jsonl ({len(items)} items, their "
+             f"rows' sha256 {sha[:12]}); alpha {alpha}, min_df {min_df}, temperature {t}, weight {weight}, chosen by {K}-fold "
              "cross-validation inside the tuning part (benchmarks/triage/train_learned.py)")
     return {"about": about, "alpha": alpha, "min_df": min_df, "temperature": t, "weight": weight, **data}
 
@@ -228,7 +252,7 @@ def main(args: argparse.Namespace) -> int:
     grid = cross_validate(items)
     chosen = choose(grid)
     report(grid, chosen)
-    sha = hashlib.sha256(Path(args.data).read_bytes()).hexdigest()
+    sha = tuning_sha(Path(args.data))
     text = json.dumps(model_data(items, chosen, sha), ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n"
     if args.check:
         same = OUT.exists() and OUT.read_text(encoding="utf-8") == text

@@ -20,7 +20,7 @@ from bot.agents.gate import INJECTION_CRITERION, SECRETS_CRITERION, TESTS_CRITER
 from bot.agents.models import Usage
 from bot.agents.request import AgentOutcome, AgentRequest, RepoContext
 from bot.agents.tools import RepoReader
-from bot.core import catalog, classify_learned
+from bot.core import catalog
 from bot.core.ci_output import digest
 from bot.core.ci_output.reading import Reading, read_all
 from bot.core.ci_output.records import Context, Evidence
@@ -68,7 +68,7 @@ async def triage(request: AgentRequest, reader: RepoReader, labels: list[str]) -
     checks = [str(ctx.ci.get("name", ""))] if ctx.ci else []
     shipped = catalog.load_catalog()  # read once per process, not per event
     c = classify(shipped.triage, title=ctx.title, body=ctx.body, labels=labels, paths=paths, checks=checks,
-                 learned=classify_learned.shipped())
+                 learned=catalog.learned_model(shipped))
     chosen = f"**{c.workflow}**" + (f" ({c.subclass})" if c.subclass else "") if c.workflow else "no workflow"
     summary = ("Triage without a model (ANTHROPIC_API_KEY is not set), from labels, keywords and a learned model: "
                f"{chosen}.\n\n"

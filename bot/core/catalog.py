@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from bot.core import classify_learned
 from bot.core.catalog_check import MAX_PROMPT_CHARS, agent_problems, validate
 from bot.core.workflow import (
     DEFAULT_ROOT,
@@ -203,6 +204,21 @@ def _checked(root: Path) -> Catalog:
     return catalog
 
 
+def learned_model(catalog: Catalog) -> classify_learned.Model | None:
+    """The Lead's learned model shipped beside `catalog`'s files (``triage_model.json`` in its root), read once per
+    folder and process; None when the catalog has no folder or no readable model (the rules then decide alone)."""
+    return None if catalog.root is None else _model(Path(catalog.root) / classify_learned.MODEL_FILE)
+
+
+@functools.lru_cache(maxsize=8)
+def _model(path: Path) -> classify_learned.Model | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return classify_learned.parse(text)
+
+
 def with_repo_agents(catalog: Catalog, files: Mapping[str, str]) -> tuple[Catalog, list[str]]:
     """Add or override agents from a repository's `.claude/agents/*.md` (path -> text), Claude Code's format:
     a missing (or `inherit`) model, tools, role or body keeps the overridden agent's (new agent: sonnet, all
@@ -232,4 +248,7 @@ def with_repo_agents(catalog: Catalog, files: Mapping[str, str]) -> tuple[Catalo
 def validate_paths(root: Path = DEFAULT_ROOT) -> list[str]:
     """For `python -m bot validate`: load and validate `root`, turning load errors into messages."""
     catalog, errors = _load(Path(root))
+    model = Path(root) / classify_learned.MODEL_FILE
+    if model.exists() and learned_model(catalog) is None:  # the Lead would quietly decide by the rules alone
+        errors.append(f"{Path(root).name}/{model.name}: not a learned model the Lead can read")
     return list(dict.fromkeys(errors + validate(catalog)))

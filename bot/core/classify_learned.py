@@ -11,7 +11,8 @@ It does not decide: :func:`points` turns its posterior into at most ``weight`` p
 workflow fits"), which :mod:`bot.core.classify` adds to the rules' evidence as one more hit, so thresholds, ties and
 the "ask for a label when evidence is thin" rule apply to the sum, and ``--explain`` shows what it added. Where a
 label leads the rules' case it adds nothing: only the rules may overturn a label. A missing or unreadable model
-file leaves the rules alone. Pure: the file is read once per process, like the catalog.
+file leaves the rules alone. Pure: :mod:`bot.core.catalog` reads the file beside the catalog's workflow files
+(once per folder and process) and the Lead passes the model in.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 NONE = ""  # the class of issues no workflow fits: the Lead asks for a label
@@ -104,17 +103,10 @@ def from_counts(data: Mapping[str, Any]) -> Model:
     return Model(classes, log_prior, log_like, float(data["temperature"]), int(data["weight"]), str(data.get("about", "")))
 
 
-@lru_cache(maxsize=4)
-def load(path: Path) -> Model | None:
-    """The model in ``path``, or None when there is none or it cannot be read (the rules then decide alone)."""
+def parse(text: str) -> Model | None:
+    """The model in a data file's text, or None when it cannot be read as one (the rules then decide alone).
+    Reading the file is the catalog's job (:func:`bot.core.catalog.learned_model`): this module does no I/O."""
     try:
-        return from_counts(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return from_counts(json.loads(text))
+    except (ValueError, KeyError, TypeError, ZeroDivisionError, AttributeError):
         return None
-
-
-def shipped() -> Model | None:
-    """The model shipped beside the workflow files (``workflows/triage_model.json``)."""
-    from bot.core.workflow import DEFAULT_ROOT
-
-    return load(DEFAULT_ROOT / MODEL_FILE)

@@ -13,10 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from bot.core import classify_learned
-from bot.core.catalog import Catalog
+from bot.core.catalog import Catalog, learned_model
 from bot.core.classify import classify
-from bot.core.classify import explain as explain_classification
+from bot.core.classify_explain import explain as explain_classification
 from bot.core.events import CiFailure, WorkItem
 
 
@@ -61,7 +60,7 @@ def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str
                         f"{event.head_branch or event.head_sha[:7]}", 1.0, ())
     triage = catalog.triage
     c = classify(triage, title=event.title, body=event.body, labels=event.labels, paths=paths, checks=checks,
-                 learned=classify_learned.shipped())
+                 learned=learned_model(catalog))
     allowed = set(catalog.workflows) if enabled is None else set(enabled) & set(catalog.workflows)
     if c.workflow is None and (steered := _steered(event, triage.get("labels") or {})) is not None:
         c = replace(c, workflow=steered, confidence=1.0,
@@ -82,7 +81,7 @@ def explain(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[st
                           "a failed or timed-out check starts error-investigation by itself (the spec); "
                           "its content is not scored"}
     c, evidence = explain_classification(catalog.triage, title=event.title, body=event.body, labels=event.labels,
-                                         paths=paths, checks=checks, learned=classify_learned.shipped())
+                                         paths=paths, checks=checks, learned=learned_model(catalog))
     data = evidence.to_json()
     if c.workflow != decision.workflow:  # the repository turned the chosen workflow off
         data["why"] += f"; {c.workflow} is turned off for this repository"
