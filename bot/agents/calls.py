@@ -162,10 +162,12 @@ class LazyClient:
 
     async def close(self) -> None:
         self._closed = True
-        if self._client is not None:
-            await self._client.close()
-        if self.direct is not None:
-            await self.direct.close()
+        try:
+            if self._client is not None:
+                await self._client.close()
+        finally:
+            if self.direct is not None:
+                await self.direct.close()
 
     def is_closed(self) -> bool:
         return self._closed
@@ -186,9 +188,12 @@ class DirectPost:
         self.url = str(client.base_url).rstrip("/") + "/v1/messages"
         self.headers = {k: v for k, v in client.default_headers.items() if isinstance(v, str)}
         self.headers.update({**JSON, "x-stainless-retry-count": "0"})
-        # The SDK's connection limit (DEFAULT_CONNECTION_LIMITS); redirects not followed, as its transport does;
-        # proxy settings from the environment honoured, as its transport does (trust_env).
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000), trust_env=True)
+        # The SDK's connection limit (DEFAULT_CONNECTION_LIMITS). Redirects are not followed (the SDK's transport
+        # follows them; an API answer that redirects is an error here, never a request resent elsewhere). The
+        # proxy the environment names for the API's host, read once; not aiohttp's trust_env, which also reads
+        # ~/.netrc on a thread before every call and fails the call when it holds an entry for the host.
+        self.proxy = _env_proxy(self.url)
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
 
     async def post(self, body: bytes, timeout: float) -> bytes:
         import aiohttp
@@ -196,12 +201,15 @@ class DirectPost:
 
         headers = {**self.headers, "x-stainless-timeout": str(timeout)}
         try:
-            async with self._session.post(self.url, data=body, headers=headers, allow_redirects=False,
+            async with self._session.post(self.url, data=body, headers=headers, allow_redirects=False, proxy=self.proxy,
                                           timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                 raw = await resp.read()
                 if 200 <= resp.status < 300:
                     return raw
-                status, reply_headers = resp.status, list(resp.headers.items())
+                # aiohttp has already decoded a compressed body: its encoding and length headers no longer
+                # describe `raw` (httpx2 would decode it a second time and fail outside the SDK's errors).
+                status = resp.status
+                reply_headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in _DECODED]
         except (TimeoutError, aiohttp.ClientError) as e:
             request = self._request()
             if isinstance(e, TimeoutError):  # aiohttp's own timeouts are TimeoutErrors too
@@ -219,6 +227,20 @@ class DirectPost:
 
     async def close(self) -> None:
         await self._session.close()
+
+
+_DECODED = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, NO_PROXY, ...) names for `url`, as the SDK's transport reads it."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(url)
+    if parts.hostname and proxy_bypass(parts.hostname):
+        return None
+    return getproxies().get(parts.scheme) or None
 
 
 _FROZEN: set[str] = set()
