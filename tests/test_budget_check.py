@@ -129,3 +129,23 @@ def test_the_checks_content_follows_the_run() -> None:
     assert budget_check.wanted(never) is None  # a run that never waited has no budget check
     cancelled, _ = E.advance(run, E.Command("cancel", "m"), wf)
     assert budget_check.wanted(cancelled).fields()["conclusion"] == "cancelled"  # type: ignore[union-attr]
+
+
+async def test_a_rate_limit_on_the_check_is_not_taken_for_a_refusal(
+        start: Start, sandbox: Any, fake: FakeAnthropic, team: Team, caplog: Any) -> None:  # noqa: F811
+    """A rate limit GitHub will lift in an hour is not a refusal: the job fails, as any job GitHub rate-limits
+    past the client's wait does (a note on the thread, `/retry`), instead of ending done with the check never made."""
+    import time
+
+    sandbox.fail("POST", rf"/repos/{REPO}/check-runs", 403, times=-1,
+                 headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + 3600)},
+                 body={"message": "API rate limit exceeded for installation ID 1."})
+    sandbox.set_file(REPO, ".github/triage-lead.yml", "budgets: {run_tokens: 5000}\n")
+    rt, client = await start()
+    p = pr_payload(sandbox, 74, ["api"])
+    sandbox.seed_from_payload(p)
+    assert (await post_webhook(client, "pull_request", p)).status == 202
+    await rt.jobs.drained(60)
+    assert "refused the budget check run" not in caplog.text
+    assert await rt.store.job_states() == {"failed": 1}  # said on the thread, retried with /retry once it lifts
+    assert budget_checks(sandbox) == []

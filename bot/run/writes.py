@@ -12,7 +12,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from gidgethub import BadRequest
+from gidgethub import BadRequest, RateLimitExceeded
 from gidgethub.abc import GitHubAPI
 
 from bot.agents import AgentOutcome, AgentRequest, gate
@@ -151,7 +151,7 @@ class Writes:
                                         data=budget_check.superseded(sha, want.sha))
                 check_id = await self._open_budget_check(repo, state.run.id, want)
         except BadRequest as exc:
-            if int(exc.status_code) == 429 or int(exc.status_code) >= 500:
+            if isinstance(exc, RateLimitExceeded) or int(exc.status_code) == 429:  # a 403 rate limit too: not refused
                 raise
             log.warning("run %s: GitHub refused the budget check run (%s); the status comment says it", state.run.id,
                         exc.status_code)
