@@ -9,6 +9,8 @@ import dataclasses
 import hashlib
 from typing import Any
 
+import pytest
+
 from bot.core import findings as F
 from bot.core.markers import markers_in, trailing
 from bot.github.writes import digest
@@ -54,7 +56,11 @@ def test_the_debt_marker_is_keyed_by_the_app_and_changes_with_its_key() -> None:
     assert finding_key(None) is None and finding_key("") is None
 
 
-async def test_the_posted_marker_is_the_keyed_one(bot: Any, sandbox: Any, team: Team) -> None:
+async def test_the_posted_marker_is_the_keyed_one(bot: Any, sandbox: Any, team: Team,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    async def keep(repo: str, number: int) -> None:  # the merge lets its findings go: kept here to read them
+        return None
+    monkeypatch.setattr(bot[0].deps.store, "forget_findings", keep)
     await merge_with_key(bot, sandbox, 654)
     [issue] = debt_issues(sandbox)
     [t] = [t for t in F.load((await bot[0].deps.store.load_findings(REPO, 654)).findings).values()]

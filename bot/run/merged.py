@@ -117,6 +117,8 @@ async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) ->
     still = [t for t in F.load(kept.findings).values() if t.state == F.OPEN] if kept else []
     if not still:
         log.info("%s: merged with no finding of its review open: nothing to file", event.thread)
+        if kept is not None:
+            await deps.store.forget_findings(event.repo, event.number)
         return
     if kept is not None and kept.sha != event.head_sha:  # a last push never reviewed (a budget wait, a failed job)
         log.error("%s: merged at head %s, but its findings are those of head %s: what the later pushes changed "
@@ -129,3 +131,5 @@ async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) ->
     if len(still) > MAX_DEBT:  # said where operators look; the thread's verdict comment lists every one of them
         log.error("%s: merged with %d findings open; only %d were filed as tech debt (the cap per merge)",
                   event.thread, len(still), MAX_DEBT)
+    # Filed (each once, by its marker): the findings are of no further use, and retention keeps open ones for good.
+    await deps.store.forget_findings(event.repo, event.number)

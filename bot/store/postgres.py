@@ -349,6 +349,9 @@ class PostgresStore(PostgresJobs):
             " (repo, number) DO UPDATE SET sha = excluded.sha, findings = excluded.findings, saved_at = excluded.saved_at",
             (found.repo, found.number, found.sha, json.dumps(found.findings), time.time()))
 
+    async def forget_findings(self, repo: str, number: int) -> None:
+        await self._exec("DELETE FROM pull_findings WHERE repo = %s AND number = %s", (repo, number))
+
     async def load_findings(self, repo: str, number: int) -> PullFindings | None:
         row = await self._one("SELECT sha, findings FROM pull_findings WHERE repo = %s AND number = %s", (repo, number))
         return PullFindings.from_row(repo, number, row)

@@ -431,6 +431,10 @@ class SQLiteStore(SQLiteJobs):
                        [(*key, quiet) for key in gone])
         return len(gone)
 
+    async def forget_findings(self, repo: str, number: int) -> None:
+        await self._run(lambda db: db.execute("DELETE FROM pull_findings WHERE repo = ? AND number = ?",
+                                              (repo, number)))
+
     async def load_findings(self, repo: str, number: int) -> PullFindings | None:
         row = await self._run(lambda db: db.execute(
             "SELECT sha, findings FROM pull_findings WHERE repo = ? AND number = ?", (repo, number)).fetchone())
