@@ -128,7 +128,7 @@ async def test_a_pull_requests_findings_are_kept_whole_per_pull_request(store: A
 async def test_dashboard_refreshes_put_off_are_kept_and_cleared_only_by_their_own_mark(store: Any) -> None:
     assert await store.mark_due("o/r", 1, 10.0) == 1
     assert await store.mark_due("o/s", 2, 5.0) == 1
-    marks = await store.mark_due("o/r", 1, 20.0)  # put off again: one more mark, still due since the first
+    marks = await store.mark_due("o/r", 1, 20.0)  # put off again: one more mark, due from its latest
     assert marks == 2 and await store.due_dashboards() == [("o/s", 2), ("o/r", 1)]
     assert await store.mark_due("o/r", 1, 30.0) == 3  # a change marked while the edit of mark 2 was in flight
     assert not await store.clear_due("o/r", marks)  # that edit clears nothing: the later change stays due
@@ -144,3 +144,13 @@ async def test_a_posted_record_is_forgotten_only_while_it_holds_the_id_given(sto
     assert (await store.find_posted(mark)).github_id == 2
     assert await store.forget_posted(mark, github_id=2) and await store.find_posted(mark) is None
     assert not await store.forget_posted(mark)
+
+
+async def test_a_dashboard_whose_refresh_keeps_failing_goes_behind_the_others(store: Any) -> None:
+    """Each attempt marks its repository due again, at the back: a hundred repositories whose refresh keeps
+    failing cannot keep the pass (at most ``limit`` a pass) from the others."""
+    await store.mark_due("o/failing", 1, 1.0)
+    await store.mark_due("o/fine", 2, 2.0)
+    assert await store.due_dashboards(limit=1) == [("o/failing", 1)]
+    await store.mark_due("o/failing", 1, 3.0)  # the pass tried it, and it failed again
+    assert await store.due_dashboards(limit=1) == [("o/fine", 2)]

@@ -366,7 +366,8 @@ class PostgresStore(PostgresJobs):
     async def mark_due(self, repo: str, installation_id: int, at: float) -> int:
         row = await self._one(
             "INSERT INTO dashboard_due (repo, installation_id, due_at) VALUES (%s, %s, %s) ON CONFLICT (repo) DO"
-            " UPDATE SET installation_id = excluded.installation_id, marks = dashboard_due.marks + 1 RETURNING marks",
+            " UPDATE SET installation_id = excluded.installation_id, marks = dashboard_due.marks + 1,"
+            " due_at = excluded.due_at RETURNING marks",
             (repo, installation_id, at))
         return int(row["marks"]) if row else 0
 

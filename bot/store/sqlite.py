@@ -448,8 +448,8 @@ class SQLiteStore(SQLiteJobs):
             "DELETE FROM posted WHERE marker = ? AND github_id = ?", (marker, github_id)).rowcount))
 
     _MARK_DUE = ("INSERT INTO dashboard_due (repo, installation_id, due_at) VALUES (?, ?, ?) ON CONFLICT (repo) DO"
-                 " UPDATE SET installation_id = excluded.installation_id, marks = dashboard_due.marks + 1"
-                 " RETURNING marks")
+                 " UPDATE SET installation_id = excluded.installation_id, marks = dashboard_due.marks + 1,"
+                 " due_at = excluded.due_at RETURNING marks")
 
     async def mark_due(self, repo: str, installation_id: int, at: float) -> int:
         return int(await self._run(lambda db: db.execute(self._MARK_DUE, (repo, installation_id, at)).fetchone()[0]))
