@@ -149,3 +149,24 @@ async def test_a_rate_limit_on_the_check_is_not_taken_for_a_refusal(
     assert "refused the budget check run" not in caplog.text
     assert await rt.store.job_states() == {"failed": 1}  # said on the thread, retried with /retry once it lifts
     assert budget_checks(sandbox) == []
+
+
+async def test_another_apps_check_with_the_same_external_id_is_never_taken_for_this_ones(
+        start: Start, sandbox: Any, fake: FakeAnthropic, team: Team) -> None:  # noqa: F811
+    """A check another App made at the head, named and identified as this run's would be (external ids are anyone's
+    to choose), is left alone: the bot opens its own and never edits the other."""
+    sandbox.set_file(REPO, ".github/triage-lead.yml", "budgets: {run_tokens: 5000}\n")
+    rt, client = await start()
+    p = pr_payload(sandbox, 75, ["api"])
+    sandbox.seed_from_payload(p)
+    head = p["pull_request"]["head"]["sha"]
+    other = sandbox.make_check_run(sandbox.repo(REPO), {
+        "name": budget_check.NAME, "head_sha": head, "external_id": budget_check.external_id("d-planted-75"),
+        "status": "in_progress", "app": {"id": 999_999, "slug": "someone-elses"}})
+    before = copy.deepcopy(other)
+    assert (await post_webhook(client, "pull_request", p, delivery="d-planted-75")).status == 202
+    await rt.jobs.drained(60)
+    assert await state_of(rt, 75) == "budget"
+    assert (await rt.store.active_run(f"{REPO}#75")).id == "d-planted-75"  # the id the planted check names
+    mine = [c for c in budget_checks(sandbox) if c["id"] != other["id"]]
+    assert len(mine) == 1 and mine[0]["status"] == "in_progress" and other == before
