@@ -8,12 +8,15 @@ at most 300 files, without saying it cut the list: a list that long counts as un
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from gidgethub import BadRequest, GitHubBroken
 from gidgethub.abc import GitHubAPI
 
 from bot.core import findings as F
+
+log = logging.getLogger(__name__)
 
 MAX_FILES = 300  # GitHub's cap on a compare's files
 
@@ -42,6 +45,8 @@ async def compare(gh: GitHubAPI, repo: str, base: str, head: str) -> Comparison 
     except (BadRequest, GitHubBroken) as exc:
         if isinstance(exc, BadRequest) and exc.status_code not in (404, 422):
             raise
+        if isinstance(exc, GitHubBroken):  # a 404 or 422 is a commit GitHub does not know: nothing to report
+            log.warning("%s: GitHub could not compare %s...%s (%s): read as unknown", repo, base[:12], head[:12], exc)
         return None
     listed = diff.get("files") if isinstance(diff, dict) else None
     status = str(diff.get("status") or "") if isinstance(diff, dict) else ""

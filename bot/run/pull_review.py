@@ -284,7 +284,7 @@ async def post(gh: GitHubAPI, store: Store, *, repo: str, number: int, verdict: 
     check_mark = check_marker(repo, verdict.sha)
     check: dict[str, Any] | None = None
     if (known := await store.find_posted(check_mark)) is None:
-        check = await _check_exists(gh, repo, verdict.sha, app_id)
+        check = await own_check(gh, repo, verdict.sha, app_id)
         if check is None:
             check = await gh.post(f"/repos/{repo}/check-runs", data={
                 "name": CHECK, "head_sha": verdict.sha, "status": "completed", "conclusion": verdict.conclusion,
@@ -367,13 +367,14 @@ async def _login_of_app(gh: GitHubAPI, repo: str, check: dict[str, Any] | None, 
     return f"{slug}[bot]" if isinstance(slug, str) and slug else None
 
 
-async def _check_exists(gh: GitHubAPI, repo: str, sha: str, app_id: int | None) -> dict[str, Any] | None:
-    """This App's check run for the head, if a crash kept us from recording it. Another App can name a check
+async def own_check(gh: GitHubAPI, repo: str, sha: str, app_id: int | None, name: str = CHECK,
+                    ext: str | None = None) -> dict[str, Any] | None:
+    """This App's check run ``name`` for the head, if a crash kept us from recording it. Another App can name a check
     run the same and give it the same ``external_id``: only this App's id counts (none while it is unknown)."""
     if app_id is None:
         return None
-    found = await gh.getitem(f"/repos/{repo}/commits/{sha}/check-runs?check_name={quote(CHECK)}&per_page=100")
-    return next((c for c in found.get("check_runs", []) if c.get("external_id") == external_id(sha)
+    found = await gh.getitem(f"/repos/{repo}/commits/{sha}/check-runs?check_name={quote(name)}&per_page=100")
+    return next((c for c in found.get("check_runs", []) if c.get("external_id") == (ext or external_id(sha))
                  and (c.get("app") or {}).get("id") == app_id), None)
 
 

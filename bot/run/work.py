@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from gidgethub import GitHubBroken
 from gidgethub.abc import GitHubAPI
 
 from bot.core import config, engine, events, render, triage
@@ -50,22 +49,11 @@ async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: Run
                   item.thread, head[:12], broken)
         return
     own = head == item.head_sha and await _own_push(gh, deps, item, run.id)
-    paths = None if own or active is None else await _changed(gh, item.repo, old, head)
+    paths = None if own or active is None else await changed_since(gh, item.repo, old, head)
     # When the head landed: the push we were told of; or, when GitHub's head is a later push still, the pull's
     # updated_at read with it (an upper bound: an /approve written before it is refused, to be given again).
     at = item.updated_at if head == item.head_sha else events.github_time(pull.get("updated_at"))
     await resume(gh, deps, run, engine.HeadMoved(head, paths, own, at=at), item.delivery_id)
-
-
-async def _changed(gh: GitHubAPI, repo: str, old: str | None, head: str) -> tuple[str, ...] | None:
-    """changed_since, with GitHub failing to compare (5xx after the client's retries) read as "maybe all": the
-    safe side for the run (an approval goes stale), where failing the job would leave the push unjudged."""
-    try:
-        return await changed_since(gh, repo, old, head)
-    except GitHubBroken as exc:
-        log.warning("%s: GitHub could not compare %s...%s (%s): every file counts as changed", repo,
-                    (old or "")[:12], head[:12], exc)
-        return None
 
 
 async def _judged_by(deps: Deps, item: events.WorkItem) -> RunRecord | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from typing import Any
-from urllib.parse import quote
 
 from gidgethub import BadRequest, RateLimitExceeded
 from gidgethub.abc import GitHubAPI
@@ -162,14 +161,10 @@ class Writes:
     async def _open_budget_check(self, repo: str, run_id: str, want: budget_check.Wanted) -> int:
         """The waiting check at ``want.sha``: this App's own one if a job died after GitHub made it, else a new one."""
         ext = budget_check.external_id(run_id)
-        if self.app_id is not None:
-            found = await self.gh.getitem(f"/repos/{repo}/commits/{want.sha}/check-runs?check_name="
-                                          f"{quote(budget_check.NAME)}&per_page=100")
-            mine = next((c for c in found.get("check_runs", []) if c.get("external_id") == ext
-                         and (c.get("app") or {}).get("id") == self.app_id), None)
-            if mine is not None:
-                await self.gh.patch(f"/repos/{repo}/check-runs/{mine['id']}", data=want.fields())
-                return int(mine["id"])
+        mine = await pull_review.own_check(self.gh, repo, want.sha, self.app_id, budget_check.NAME, ext)
+        if mine is not None:
+            await self.gh.patch(f"/repos/{repo}/check-runs/{mine['id']}", data=want.fields())
+            return int(mine["id"])
         check = await self.gh.post(f"/repos/{repo}/check-runs", data={
             "name": budget_check.NAME, "head_sha": want.sha, "external_id": ext, **want.fields()})
         return int(check["id"])
