@@ -154,7 +154,11 @@ def test_a_pull_request_closed_is_acted_on_only_when_merged_whoever_merged() -> 
     e = events.parse("pull_request", p, "d1")
     assert isinstance(e, events.PullMerged) and e.merge_commit_sha == "f" * 40 and e.head_sha
     assert not events.is_self_or_foreign_bot(e, "triage-lead[bot]", frozenset())  # a bot's merge still files
-    p["pull_request"]["merged"] = False
-    assert isinstance(events.parse("pull_request", p, "d2"), events.Ignored)
+    p["pull_request"] |= {"merged": False, "closed_at": "2026-01-02T03:04:05Z"}  # closed unmerged: noted for retention
+    closed = events.parse("pull_request", p, "d2")
+    assert isinstance(closed, events.PullClosed) and not closed.reopened and closed.closed_at == 1767323045.0
+    assert not events.is_self_or_foreign_bot(closed, "triage-lead[bot]", frozenset())  # a bot's close still counts
+    reopened = events.parse("pull_request", p | {"action": "reopened"}, "d4")
+    assert isinstance(reopened, events.PullClosed) and reopened.reopened and reopened.closed_at is None
     p["pull_request"]["merged"] = "yes"
     assert isinstance(events.parse("pull_request", p, "d3"), events.Malformed)

@@ -80,9 +80,8 @@ def cases_for(event: str, examples: list[tuple[str, dict[str, Any]]]) -> list[Ca
             out.append(Case(label, event, p, "no run"))  # a push moves a run; with none, there is nothing to move
         elif event == "issues" and p["action"] == "edited":  # only a dashboard's edits are acted on
             out.append(Case(label, event, p, "ignored", why="not a dashboard"))
-        elif event == "pull_request" and p["action"] == "closed":  # a merge files the reviews' open findings
-            merged = p["pull_request"].get("merged") is True
-            out.append(Case(label, event, p, "nothing open" if merged else "ignored", why="without a merge"))
+        elif event == "pull_request" and p["action"] in ("closed", "reopened"):  # a merge files the reviews' open
+            out.append(Case(label, event, p, "nothing open"))  # findings; closed unmerged or reopened notes retention
         else:
             out.append(Case(label, event, p, "acted"))
     return out

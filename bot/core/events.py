@@ -23,7 +23,8 @@ from bot.core.markers import marker, trailing
 HANDLED: dict[str, frozenset[str]] = {
     "issues": frozenset({"opened", "labeled", "reopened", "edited"}),  # edited: the dashboard's ticks only
     "issue_comment": frozenset({"created", "edited"}),
-    "pull_request": frozenset({"opened", "synchronize", "labeled", "ready_for_review", "closed"}),  # closed: merged
+    # closed: a merge files what is open; closed unmerged and reopened only move its findings' retention
+    "pull_request": frozenset({"opened", "synchronize", "labeled", "ready_for_review", "closed", "reopened"}),
     "check_run": frozenset({"completed"}),
     "check_suite": frozenset({"completed"}),
     "workflow_run": frozenset({"completed"}),
@@ -136,7 +137,7 @@ class DashboardEdit(Base):
 
 @dataclass(frozen=True, slots=True)
 class PullMerged(Base):
-    """A pull request merged (``pull_request.closed`` with ``merged: true``); closed unmerged is ignored."""
+    """A pull request merged (``pull_request.closed`` with ``merged: true``); closed unmerged is a PullClosed."""
 
     number: int
     head_sha: str
@@ -145,11 +146,24 @@ class PullMerged(Base):
 
 
 @dataclass(frozen=True, slots=True)
+class PullClosed(Base):
+    """A pull request closed without a merge (``pull_request.closed``, ``merged: false``) or reopened
+    (``pull_request.reopened``): its kept findings wait for no merge while it is closed (retention)."""
+
+    number: int
+    closed_at: float | None  # GitHub's pull_request.closed_at; None for a reopening
+
+    @property
+    def reopened(self) -> bool:
+        return self.action == "reopened"
+
+
+@dataclass(frozen=True, slots=True)
 class Installation(Base):
     repos: tuple[str, ...] = field(default_factory=tuple)
 
 
-Event = WorkItem | Comment | CiFailure | Installation | DashboardEdit | PullMerged
+Event = WorkItem | Comment | CiFailure | Installation | DashboardEdit | PullMerged | PullClosed
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,19 +369,26 @@ def _dashboard_edit(event: str, action: str, p: Mapping[str, Any], delivery_id: 
                          author=_actor(p, "issue.user"))
 
 
-def _merged(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> PullMerged | Ignored:
-    if _get(p, "pull_request.merged", bool, optional=True) is not True:
-        return Ignored("pull_request.closed without a merge")
+def _merged(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> PullMerged | PullClosed:
+    if _get(p, "pull_request.merged", bool, optional=True) is not True:  # missing or null: not merged
+        return _closed(event, action, p, delivery_id)
     return PullMerged(**_base(event, action, p, delivery_id), number=_get(p, "pull_request.number", int),
                       head_sha=_get(p, "pull_request.head.sha", str),
                       merge_commit_sha=_get(p, "pull_request.merge_commit_sha", str, optional=True),
                       base_ref=_get(p, "pull_request.base.ref", str, optional=True))
 
 
-def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem | PullMerged | Ignored:
+def _closed(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> PullClosed:
+    return PullClosed(**_base(event, action, p, delivery_id), number=_get(p, "pull_request.number", int),
+                      closed_at=None if action == "reopened" else _time(p, "pull_request.closed_at"))
+
+
+def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem | PullMerged | PullClosed:
     pr = _object(p, "pull_request")
     if action == "closed":
         return _merged(event, action, p, delivery_id)
+    if action == "reopened":
+        return _closed(event, action, p, delivery_id)
     return WorkItem(
         **_base(event, action, p, delivery_id),
         number=_get(p, "pull_request.number", int),
@@ -530,7 +551,7 @@ def is_self_or_foreign_bot(event: Event, bot_login: str | None, allowlist: froze
     """
     if isinstance(event, CiFailure):  # the bot's own failing check (the gate's REJECTED) is not an outage
         return bool(bot_login and event.app_slug and f"{event.app_slug}[bot]".lower() == bot_login.lower())
-    if isinstance(event, (Installation, PullMerged)):  # a merge files what the reviews left open, whoever merged
+    if isinstance(event, (Installation, PullMerged, PullClosed)):  # whoever merged, closed or reopened
         return False
     if isinstance(event, WorkItem) and event.action == "synchronize":
         return False  # new commits make a pending approval stale whoever pushed them (dependabot, actions, us)

@@ -12,11 +12,19 @@ password would be recoverable from the marker by trying a dictionary. So the mar
 only the App holds (:func:`finding_key`, from its webhook secret); issues filed under the unkeyed marker of before
 are still found by it (:func:`debt_marker` with no key). A rotated webhook secret changes every keyed marker: each
 issue filed is kept in the store under a private marker too (:func:`filed_marker`, never posted, so unkeyed), and
-looked up there first, so a rotation files nothing twice.
+looked up there first, so a rotation files nothing twice. The order makes a crash safe: before the issue is
+created, the marker it will carry is noted under the private marker (``intend_filing``), and a retry files under
+the marker noted, so after a crash and a rotation the issue is still found by the marker it carries (in the store,
+or on GitHub by the bot's label), never filed again under the new key's.
 
-Only ``pull_request.closed`` with ``merged: true`` arrives here (bot/core/events.py ignores a pull request closed
-unmerged: its findings never reached the default branch). The findings are the store's (bot/run/pull_review.py
-keeps them per head); a pull request the bot never reviewed has none, and nothing is written.
+Issues filed before the private marker existed are in the store under their keyed marker only, and an HMAC cannot
+be turned back into its finding: :func:`backfill` finds them from the findings the store still holds (a merged pull
+request's were kept then), under the key of now, once per process before its first filing. What it cannot reach:
+an issue whose pull request's findings are gone, or whose key was rotated away before this ran.
+
+``pull_request.closed`` with ``merged: true`` files here; closed unmerged (its findings never reached the default
+branch) and reopened only note the close for retention (:func:`on_pull_closed`). The findings are the store's
+(bot/run/pull_review.py keeps them per head); a pull request the bot never reviewed has none, and nothing is written.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import time
+import weakref
+from typing import Any
 
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
@@ -34,7 +45,7 @@ from bot.core import findings as F
 from bot.core.markers import marker, markers_in
 from bot.github.writes import create_issue_once, digest
 from bot.run.runs import Deps
-from bot.store import Posted
+from bot.store import Posted, Store
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +108,12 @@ async def _file(gh: GitHubAPI, deps: Deps, event: events.PullMerged, t: F.Tracke
         posted, created = await deps.store.find_posted(own), False
         if posted is None:
             legacy = await deps.store.find_posted(debt_marker(event.repo, t, after)) if key is not None else None
-            posted, created = (legacy, False) if legacy is not None else await create_issue_once(
-                gh, deps.store, repo=event.repo, mark=debt_marker(event.repo, t, after, key), title=title, body=body,
-                labels=LABELS, bot_login=deps.bot_login)
+            if legacy is not None:
+                posted = legacy
+            else:  # noted before the issue exists: a retry files under this marker, whatever the key is by then
+                mark = await deps.store.intend_filing(own, event.repo, debt_marker(event.repo, t, after, key))
+                posted, created = await create_issue_once(gh, deps.store, repo=event.repo, mark=mark, title=title,
+                                                          body=body, labels=LABELS, bot_login=deps.bot_login)
             await deps.store.remember_posted(dataclasses.replace(posted, marker=own))
         if created:
             return f"#{posted.number}" + (f" (again: #{before.number} was closed as completed)" if before else "")
@@ -112,6 +126,66 @@ async def _file(gh: GitHubAPI, deps: Deps, event: events.PullMerged, t: F.Tracke
     return f"#{before.number if before else 0} (closed as completed {MAX_AGAIN} times: not filed again)"
 
 
+_BACKFILLED: weakref.WeakSet[Any] = weakref.WeakSet()  # stores this process has run :func:`backfill` on
+
+
+async def backfill(store: Store, key: bytes | None) -> int:
+    """Each issue the store knows only by its keyed marker (filed before the private one existed) gets its private
+    note, found from the open findings the store holds (a closed-as-completed chain followed as :func:`_file`
+    does); how many were noted. Idempotent. Without a key there is nothing to do: the unkeyed lookup finds them."""
+    noted, after = 0, ("", 0)
+    while key is not None and (page := await store.findings_page(after)):
+        for kept in page:
+            for t in F.load(kept.findings).values():
+                noted += await _note_filed(store, kept.repo, t, key) if t.state == F.OPEN else 0
+        after = (page[-1].repo, page[-1].number)
+    return noted
+
+
+async def backfill_once(store: Store, webhook_secret: str | None) -> None:
+    """:func:`backfill` under the key of now, once per process and store: at start-up (bot/run/runtime.py, in the
+    background, so a secret rotated before any merge still finds what the old key filed) and before a first filing.
+    A failure is logged and tried again at the next merge (whose filing goes on: the store's trouble, if it lasts,
+    fails that job visibly)."""
+    if store in _BACKFILLED:
+        return
+    _BACKFILLED.add(store)
+    try:
+        noted = await backfill(store, finding_key(webhook_secret))
+    except Exception:
+        _BACKFILLED.discard(store)
+        log.exception("tech debt: noting the issues filed before the private marker existed failed; tried again "
+                      "before the next merge's filing")
+        return
+    log.info("tech debt: %d issue(s) filed before the private marker existed noted under it", noted)
+
+
+async def _note_filed(store: Store, repo: str, t: F.Tracked, key: bytes) -> int:
+    noted, before = 0, None
+    for _ in range(MAX_AGAIN):
+        posted = await store.find_posted(debt_marker(repo, t, before, key))
+        if posted is None:
+            break
+        if await store.find_posted(filed_marker(repo, t, before)) is None:
+            await store.remember_posted(dataclasses.replace(posted, marker=filed_marker(repo, t, before)))
+            noted += 1
+        before = posted.number
+    return noted
+
+
+async def on_pull_closed(event: events.PullClosed, deps: Deps) -> None:
+    """Closed unmerged: the close is noted on its findings, which retention lets go 90 days later (the merge that
+    would file them is not coming); reopened: the note is cleared, and a later merge files what is open."""
+    now = time.time()
+    at = None if event.reopened else min(event.closed_at or now, now)  # never a close in the future
+    if await deps.store.close_findings(event.repo, event.number, at):
+        log.info("%s: %s: its review's findings are %s", event.thread, "reopened" if at is None else
+                 "closed without a merge", "kept for its merge" if at is None else "let go 90 days after the close")
+    else:
+        log.info("%s: %s, with no findings of a review kept: nothing to note", event.thread,
+                 "reopened" if at is None else "closed without a merge")
+
+
 async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) -> None:
     kept = await deps.store.load_findings(event.repo, event.number)
     still = [t for t in F.load(kept.findings).values() if t.state == F.OPEN] if kept else []
@@ -120,6 +194,7 @@ async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) ->
         if kept is not None:
             await deps.store.forget_findings(event.repo, event.number)
         return
+    await backfill_once(deps.store, deps.settings.webhook_secret)  # before the first filing: issues of before
     if kept is not None and kept.sha != event.head_sha:  # a last push never reviewed (a budget wait, a failed job)
         log.error("%s: merged at head %s, but its findings are those of head %s: what the later pushes changed "
                   "was never reviewed, and the tech debt filed now may include findings they fixed", event.thread,

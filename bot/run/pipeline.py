@@ -19,7 +19,7 @@ from bot.core.dashboard import TICK_EVENT
 from bot.run.ci import on_ci_failure, on_ci_success
 from bot.run.comments import on_comment
 from bot.run.dashboard import after_job, job_failed, on_dashboard_edit, on_tick, refresh_due
-from bot.run.merged import on_pull_merged
+from bot.run.merged import on_pull_closed, on_pull_merged
 from bot.run.runs import Deps
 from bot.run.work import on_work_item, own_task
 from bot.store import Job
@@ -62,6 +62,8 @@ async def process(job: Job, deps: Deps) -> None:
         return
     elif isinstance(event, events.PullMerged):
         await on_pull_merged(event, gh, deps)
+    elif isinstance(event, events.PullClosed):  # closed unmerged or reopened: the store's note, nothing on GitHub
+        await on_pull_closed(event, deps)
     await after_job(gh, deps, event.repo, event.installation_id, branch=default_branch(job.payload))
 
 

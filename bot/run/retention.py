@@ -16,7 +16,10 @@ The policy (``TRIAGE_LEAD_KEEP_PAYLOAD_DAYS``, default 14):
 * **A pull request's review findings** (converging reviews) are deleted 90 days after their last save, or
   after the setting's days if that is longer: a pull request quiet for longer is reviewed afresh on its next
   push, its findings reported as new once more. Those of a pull request with a finding still open are kept
-  until its merge, however late, files that finding as tech debt; the merge then lets them go.
+  until its merge, however late, files that finding as tech debt; the merge then lets them go. A pull
+  request closed without a merge has its close recorded (``pull_findings.closed_at``, cleared if it is
+  reopened): its findings go 90 days after the close (or the setting's days if longer), open ones too, since
+  the merge that would file them is not coming. Reopened later than that, it is reviewed afresh.
 * **Kept for good:** workflow runs and their steps, what the bot posted (markers), model usage, job rows,
   and each budget key's running total (a run waiting weeks for an approval keeps what it spent; settled
   reservations are pruned with payloads, but a cap counts the total, never their sum).

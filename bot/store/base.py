@@ -172,7 +172,8 @@ FINAL_STATES = frozenset({"done", "cancelled"})
 
 # Pull requests' findings are kept this long after their last save (a pull request quiet for longer is reviewed
 # afresh on its next push: its findings are reported as new once more), and for good while one is still open: the
-# merge files those as tech debt, and a merge months later must not find them gone.
+# merge files those as tech debt, and a merge months later must not find them gone. Those of a pull request closed
+# unmerged go this long after the close, open ones too (reopened, it is kept again).
 FINDINGS_KEEP_SECONDS = 90 * 86_400
 
 
@@ -248,6 +249,15 @@ class Store(Protocol):
     async def load_findings(self, repo: str, number: int) -> PullFindings | None: ...
     # After its merge has filed what was open: a merged pull request's findings are of no further use.
     async def forget_findings(self, repo: str, number: int) -> None: ...
+    # A pull request closed unmerged (``closed_at``, unix time) or reopened (None): retention lets the findings of
+    # one closed FINDINGS_KEEP_SECONDS ago go, open ones too. False when it has no findings recorded.
+    async def close_findings(self, repo: str, number: int, closed_at: float | None) -> bool: ...
+    # Every pull request's findings, a page at a time in (repo, number) order after ``after`` (unreadable ones
+    # with no findings, so a page is never cut short by them).
+    async def findings_page(self, after: tuple[str, int] = ("", 0), limit: int = 100) -> list[PullFindings]: ...
+    # Before a tech-debt issue is created (bot/run/merged.py): the marker it will carry (``public``), recorded
+    # under the finding's private marker (``filed``) unless one was recorded already; the one recorded is returned.
+    async def intend_filing(self, filed: str, repo: str, public: str) -> str: ...
     # Shared limits (all workers, one database). A window counter: take_slots records one event under every
     # (key, limit, window_seconds) at `now` and returns 0.0 if each key had fewer than `limit` events in the
     # last `window_seconds`; otherwise records nothing and returns the seconds until all would fit.

@@ -11,7 +11,10 @@ mirroring the SQLite store (bot/store/sqlite.py) method for method.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -36,7 +39,7 @@ from bot.store.base import (
     none_open,
 )
 from bot.store.limits import Cap, Limit, fits, nth_newest_wait
-from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
+from bot.store.migrations import MIGRATIONS, Index, RowMigration, RowPass
 from bot.store.postgres_jobs import QUEUE, TASK, PostgresJobs
 from bot.store.run_format import patch_keys
 
@@ -51,6 +54,9 @@ _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, P
 # (A full disk, DiskFull, and a statement timeout, QueryCanceled, are OperationalErrors too.)
 
 PRUNE_BATCH = 1000  # rows per retention transaction: short ones, never a long lock on deliveries
+MIGRATE_POLL = 0.2  # seconds between tries of the migration lock
+
+log = logging.getLogger(__name__)
 
 
 def _why(exc: BaseException) -> str:
@@ -92,6 +98,28 @@ async def _rewrite_rows(conn: psycopg.AsyncConnection[Any], step: RowMigration) 
                 await conn.execute(step.update_sql("%s"), (new, key))
         last = rows[-1][0]
     tally.finish()
+
+
+async def _lock_migrations(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The migration lock, for the session, taken by polling. A process waiting for it inside a statement would hold
+    a snapshot all along, and ``CREATE INDEX CONCURRENTLY`` waits for every older snapshot to end: the builder
+    would wait for the waiter, who waits for the builder (a deadlock PostgreSQL breaks by failing one of them)."""
+    while True:
+        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATE_LOCK,))).fetchone()
+        if row is not None and row[0]:
+            return
+        await asyncio.sleep(MIGRATE_POLL)
+
+
+async def _build_index(conn: psycopg.AsyncConnection[Any], step: Index) -> None:
+    """``step`` built without blocking writes (outside any transaction). A concurrent build that died (a crash, a
+    cancel, a deadlock) leaves an INVALID index that IF NOT EXISTS would take as built: dropped and built again."""
+    row = await (await conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                                    (step.name,))).fetchone()
+    if row is not None and not row[0]:
+        log.warning("index %s was left invalid by a build that did not finish: building it again", step.name)
+        await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {step.name}")
+    await conn.execute(step.sql(concurrently=True))
 
 
 class PostgresStore(PostgresJobs):
@@ -146,33 +174,41 @@ class PostgresStore(PostgresJobs):
 
     @staticmethod
     async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
-        """Apply what is missing, in one transaction, while holding an advisory lock.
+        """Apply what is missing while holding the migration lock, each version in its own transaction with its
+        record, except an :class:`Index`, built outside any (``CONCURRENTLY``) and recorded after.
 
-        Processes starting together queue on the lock; each then sees what the first one applied.
-        """
+        Processes starting together take turns on the lock; each then sees what the first one applied."""
         from procrastinate.schema import SchemaManager  # only the PostgreSQL path needs procrastinate
 
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+        await conn.set_autocommit(True)  # a transaction only where one is opened: CONCURRENTLY needs none around it
+        await _lock_migrations(conn)
+        try:
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
                                " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
             done = {row[0] for row in await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()}
             for version, step in enumerate(MIGRATIONS, start=1):
                 if version in done:
                     continue
-                if isinstance(step, RowMigration):
-                    await _rewrite_rows(conn, step)
-                else:
-                    await conn.execute(postgres_sql(step))  # no parameters: several statements in one call
-                await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, time.time()))
-            row = await (await conn.execute("SELECT to_regclass('procrastinate_jobs')")).fetchone()
-            if row is None or row[0] is None:
-                await conn.execute(SchemaManager.get_schema())
-            row = await (await conn.execute(
-                "SELECT 1 FROM pg_trigger WHERE tgname = 'triage_lead_wake_workers'"
-                " AND tgrelid = 'procrastinate_jobs'::regclass")).fetchone()
-            if row is None:
-                await conn.execute(_WAKE_ON_RELEASE)
+                if isinstance(step, Index):  # a crash after the build: IF NOT EXISTS finds it valid, and records it
+                    await _build_index(conn, step)
+                async with conn.transaction():
+                    if isinstance(step, RowMigration):
+                        await _rewrite_rows(conn, step)
+                    elif isinstance(step, str):
+                        await conn.execute(postgres_sql(step))  # no parameters: several statements in one call
+                    await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, time.time()))
+            async with conn.transaction():
+                row = await (await conn.execute("SELECT to_regclass('procrastinate_jobs')")).fetchone()
+                if row is None or row[0] is None:
+                    await conn.execute(SchemaManager.get_schema())
+                row = await (await conn.execute(
+                    "SELECT 1 FROM pg_trigger WHERE tgname = 'triage_lead_wake_workers'"
+                    " AND tgrelid = 'procrastinate_jobs'::regclass")).fetchone()
+                if row is None:
+                    await conn.execute(_WAKE_ON_RELEASE)
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a broken connection lets the lock go as it closes
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATE_LOCK,))
 
     async def close(self) -> None:
         await self.pool.close()
@@ -352,6 +388,22 @@ class PostgresStore(PostgresJobs):
     async def forget_findings(self, repo: str, number: int) -> None:
         await self._exec("DELETE FROM pull_findings WHERE repo = %s AND number = %s", (repo, number))
 
+    async def close_findings(self, repo: str, number: int, closed_at: float | None) -> bool:
+        return await self._one("UPDATE pull_findings SET closed_at = %s WHERE repo = %s AND number = %s RETURNING 1 AS x",
+                               (closed_at, repo, number)) is not None
+
+    async def findings_page(self, after: tuple[str, int] = ("", 0), limit: int = 100) -> list[PullFindings]:
+        rows = await self._all("SELECT repo, number, sha, findings FROM pull_findings WHERE (repo, number) > (%s, %s)"
+                               " ORDER BY repo, number LIMIT %s", (*after, limit))
+        return [PullFindings.from_row(r["repo"], r["number"], r) or PullFindings(r["repo"], r["number"], r["sha"], {})
+                for r in rows]
+
+    async def intend_filing(self, filed: str, repo: str, public: str) -> str:
+        row = await self._one("INSERT INTO debt_filings (filed, repo, public, at) VALUES (%s, %s, %s, %s)"
+                              " ON CONFLICT (filed) DO UPDATE SET public = debt_filings.public RETURNING public",
+                              (filed, repo, public, time.time()))
+        return str(row["public"]) if row else public
+
     async def load_findings(self, repo: str, number: int) -> PullFindings | None:
         row = await self._one("SELECT sha, findings FROM pull_findings WHERE repo = %s AND number = %s", (repo, number))
         return PullFindings.from_row(repo, number, row)
@@ -452,7 +504,8 @@ class PostgresStore(PostgresJobs):
                 await conn.cursor().executemany(
                     "DELETE FROM pull_findings WHERE repo = %s AND number = %s AND saved_at <= %s",
                     [(*key, quiet) for key in gone])
-            counts["pull_findings"] = len(gone)
+            closed = (await conn.execute("DELETE FROM pull_findings WHERE closed_at <= %s", (quiet,))).rowcount
+            counts["pull_findings"] = len(gone) + closed  # closed unmerged: no merge is coming to file what is open
         return counts
 
 

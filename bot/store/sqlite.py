@@ -38,7 +38,7 @@ from bot.store.base import (
 )
 from bot.store.intake import HOOK_BUDGET
 from bot.store.limits import Cap, Limit, fits, nth_newest_wait
-from bot.store.migrations import MIGRATIONS, RowMigration, RowPass
+from bot.store.migrations import MIGRATIONS, Index, RowMigration, RowPass
 from bot.store.run_format import patch_keys
 from bot.store.sqlite_jobs import SQLiteJobs, rollback
 
@@ -158,6 +158,8 @@ class SQLiteStore(SQLiteJobs):
             try:
                 if isinstance(step, RowMigration):
                     _rewrite_rows(db, step)
+                elif isinstance(step, Index):  # one writer at a time here: built in the version's transaction
+                    db.execute(step.sql())
                 else:
                     for statement in filter(str.strip, step.split(";")):
                         db.execute(statement)
@@ -424,12 +426,31 @@ class SQLiteStore(SQLiteJobs):
 
     @staticmethod
     def _prune_findings(db: sqlite3.Connection, quiet: float) -> int:
-        """Pull requests' findings saved before ``quiet`` with none still open (see ``none_open``)."""
+        """Pull requests' findings saved before ``quiet`` with none still open (see ``none_open``), and those of
+        pull requests closed unmerged before ``quiet``, open or not (no merge is coming to file them)."""
         rows = db.execute("SELECT repo, number, findings FROM pull_findings WHERE saved_at <= ?", (quiet,)).fetchall()
         gone = [(r["repo"], r["number"]) for r in rows if none_open(r["findings"])]
         db.executemany("DELETE FROM pull_findings WHERE repo = ? AND number = ? AND saved_at <= ?",
                        [(*key, quiet) for key in gone])
-        return len(gone)
+        closed = db.execute("DELETE FROM pull_findings WHERE closed_at <= ?", (quiet,)).rowcount
+        return len(gone) + closed
+
+    async def close_findings(self, repo: str, number: int, closed_at: float | None) -> bool:
+        return bool(await self._run(lambda db: db.execute(
+            "UPDATE pull_findings SET closed_at = ? WHERE repo = ? AND number = ?", (closed_at, repo, number)).rowcount))
+
+    async def findings_page(self, after: tuple[str, int] = ("", 0), limit: int = 100) -> list[PullFindings]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT repo, number, sha, findings FROM pull_findings WHERE (repo, number) > (?, ?)"
+            " ORDER BY repo, number LIMIT ?", (*after, limit)).fetchall())
+        return [PullFindings.from_row(r["repo"], r["number"], r) or PullFindings(r["repo"], r["number"], r["sha"], {})
+                for r in rows]
+
+    _INTEND = ("INSERT INTO debt_filings (filed, repo, public, at) VALUES (?, ?, ?, ?) ON CONFLICT (filed)"
+               " DO UPDATE SET public = debt_filings.public RETURNING public")
+
+    async def intend_filing(self, filed: str, repo: str, public: str) -> str:
+        return str(await self._run(lambda db: db.execute(self._INTEND, (filed, repo, public, time.time())).fetchone()[0]))
 
     async def forget_findings(self, repo: str, number: int) -> None:
         await self._run(lambda db: db.execute("DELETE FROM pull_findings WHERE repo = ? AND number = ?",
