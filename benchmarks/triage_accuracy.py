@@ -71,10 +71,12 @@ def load(path: Path = DATA) -> list[dict[str, Any]]:
 def split_of(items: list[dict[str, Any]]) -> dict[str, str]:
     """The split rule, recomputed: within each batch (``added``) and expected class, ordered by sha256(url), every
     third is held back. Per batch, so that adding issues never moves one between parts."""
+    groups: dict[tuple[Any, Any], list[str]] = {}
+    for i in items:
+        groups.setdefault((i.get("added"), i["expected"]), []).append(i["url"])
     out: dict[str, str] = {}
-    for group in {(i.get("added"), i["expected"]) for i in items}:
-        ranked = sorted((i["url"] for i in items if (i.get("added"), i["expected"]) == group),
-                        key=lambda u: hashlib.sha256(u.encode()).hexdigest())
+    for urls in groups.values():
+        ranked = sorted(urls, key=lambda u: hashlib.sha256(u.encode()).hexdigest())
         out.update({u: "held-back" if k % 3 == 0 else "tuning" for k, u in enumerate(ranked)})
     return out
 
@@ -221,7 +223,8 @@ def _print_misses(items: list[dict[str, Any]], decided: list[str | None]) -> Non
 
 def main(args: argparse.Namespace) -> int:
     items = load(Path(args.data))
-    drift = [i["url"] for i in items if split_of(items)[i["url"]] != i["split"]]
+    rule = split_of(items)  # once: it ranks every batch and class
+    drift = [i["url"] for i in items if rule[i["url"]] != i["split"]]
     if drift:
         print(f"warning: {len(drift)} items' split differs from the rule (first: {drift[0]})", file=sys.stderr)
     deciders = {"lead": lead(), "rules-alone": lead(learned=False), "label-map": label_map,
