@@ -107,7 +107,9 @@ async def test_a_force_push_cycle_a_b_a_b_leaves_each_head_in_its_own_state(bot:
             assert "exposed credential" not in opened and "os.system" in opened, thread["body"]
     assert findings_part(thread["body"]).count("- ") == findings_part(at_b).count("- ") == 2  # none twice
     assert (await bot[0].deps.store.load_findings(REPO, 483)).sha == b_head
-    assert len(bot_reviews(sandbox)) == 2  # one review per head, never again
+    # One review per head, and at each return the head's verdict, dismissed meanwhile, given again: B's stands.
+    assert len(bot_reviews(sandbox)) == 6
+    assert [r["commit_id"] for r in sandbox.reviews(REPO, 483) if r["state"] != "DISMISSED"] == [b_head]
 
 
 

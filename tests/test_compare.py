@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.run import runs
-from bot.run.compare import MAX_FILES, compare
-from bot.run.pull_review import _changed_between
+from bot.run.compare import MAX_FILES, changed_between, compare
 from tests.test_sandbox_github import REPO, gh, keys, sandbox, session  # noqa: F401
 
 
@@ -20,9 +19,9 @@ async def test_a_forward_push_is_compared_once_and_a_return_to_an_ancestor_both_
     a = sandbox.set_file(REPO, "app/a.py", "x = 1\n")
     b = sandbox.set_file(REPO, "app/b.py", "y = 2\n")
     before = compares(sandbox)
-    assert (await _changed_between(gh, REPO, a, b))[0] == {"app/b.py"}
+    assert (await changed_between(gh, REPO, a, b))[0] == {"app/b.py"}
     assert compares(sandbox) == before + 1
-    assert (await _changed_between(gh, REPO, b, a))[0] == {"app/b.py"}  # a...b lists nothing back: b...a does
+    assert (await changed_between(gh, REPO, b, a))[0] == {"app/b.py"}  # a...b lists nothing back: b...a does
     assert compares(sandbox) == before + 3
 
 
@@ -33,7 +32,7 @@ async def test_a_compare_listing_githubs_cap_of_files_is_unknown(gh: Any, sandbo
     one = sandbox.set_file(REPO, "gen/last.py", "Y = 1\n")
     assert (await compare(gh, REPO, base, head)).files is None  # type: ignore[union-attr]
     assert await runs.changed_since(gh, REPO, base, head) is None
-    assert (await _changed_between(gh, REPO, base, head))[0] is None  # every file maybe changed, none unchanged
+    assert (await changed_between(gh, REPO, base, head))[0] is None  # every file maybe changed, none unchanged
     assert await runs.changed_since(gh, REPO, head, one) == ("gen/last.py",)
 
 

@@ -139,7 +139,9 @@ async def test_a_force_push_back_to_a_judged_head_puts_its_findings_back_in_its_
     assert "**Open** (1)" in opened and "exposed credential" in opened, thread["body"]
     assert "(2)" in fixed and "os.system" in fixed and "any command string" in fixed, thread["body"]
     assert a_head[:12] in thread["body"]  # the verdict folded in is the head's own
-    assert len(bot_reviews(sandbox)) == 2  # A's review stands (a submitted review cannot change): none added
+    # A's review cannot change, and B's review dismissed it: A's change request is given again, pointing to the thread
+    assert [(r["event"], r["commit_id"]) for r in bot_reviews(sandbox)][2:] == [("REQUEST_CHANGES", a_head)]
+    assert thread["html_url"] in bot_reviews(sandbox)[-1]["body"]
     stored = await bot[0].deps.store.load_findings(REPO, 461)
     assert stored.sha == a_head
     await send_pull(bot, sandbox, synchronize(sandbox, 461, by="Codertocat"))  # delivered again: nothing changes

@@ -8,9 +8,14 @@ collapsed). The window is the line itself, not the lines around it: the lines ne
 most often edits, and an id that changed with them would report the same finding twice. Two findings of one rule on
 the same code in one file are told apart by their order. A model finding's id also holds the gist of its own text
 (:func:`gist`), so two of its findings on identical lines (two ``return None``) stay two whatever the order it lists
-them in; a model words a finding anew at times, so its findings are also matched to earlier ones by rule and
-location (same file, a few lines apart) when their texts share enough words, the closest text first. A file renamed
-since (GitHub's ``previous_filename``) takes its findings with it.
+them in. A model words a finding anew at times, so its findings are also matched to earlier ones by rule and
+location (:func:`_match`): its *place* is its file and the normalised code of its line, which a push that moves the
+line keeps. One earlier open finding and one found now at the same rule and place are the same finding, whatever
+the words; several at one place are paired by their words. Failing that, a finding cited a few lines off (the code
+there unknown, or the model citing the next line) is the one before when their texts share enough words. A model
+finding without a line has only its file for a location, and a file holds unrelated remarks: its words find it again
+(the same words), never its file alone. A file renamed since (GitHub's ``previous_filename``) takes its findings,
+and their places, with it.
 
 After a push each earlier open finding is *still open* (found again, or a model finding on code nobody
 touched since the last reviewed head: a model's silence is no fix), *fixed* (not found again though its file
@@ -22,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +41,7 @@ KEEP_OPEN = 1_000  # open findings kept per pull request: a runaway review's rec
 _HUNK = re.compile(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 _HEADER = ("+++ ", "--- ", "diff ", "index ")  # git's file header lines, before the first hunk
 _WORD = re.compile(r"[^\W\d_]{3,}")
+_MARK = re.compile(r"[^\W_]")  # a letter or digit: a line without one (blank, a lone ``}``) marks no spot
 
 
 def diff_lines(patch: str) -> Iterator[tuple[int, str, bool]]:
@@ -105,6 +112,7 @@ class Seen:
     # The ids an earlier review may know it by (set by :func:`identify`): under its file's earlier name, when the file
     # was renamed; and as ids were made before a credential's fingerprint and a model's text were part of them.
     aliases: tuple[str, ...] = ()
+    place: str = ""  # a model finding's :func:`place` (set by :func:`identify`); "" when its line tells no spot apart
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,7 @@ class Tracked:
     state: str  # OPEN | FIXED | GONE
     first_sha: str  # the head it was first reported at
     last_sha: str  # the last head whose review found it, or closed it
+    place: str = ""  # a model finding's :func:`place` where it was last found ("" unknown: stored before, or none)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -128,18 +137,19 @@ class Tracked:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Tracked | None:
         """A stored finding; None for one that does not have this shape (never raised over: it is dropped)."""
-        try:
-            found = cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        try:  # a field with a default was added since some findings were stored: those lack it
+            found = cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)
+                           if f.name in data or f.default is dataclasses.MISSING})
         except (KeyError, TypeError):
             return None
         ok = (all(isinstance(getattr(found, k), str) for k in ("id", "source", "rule", "severity", "text", "state",
-                                                                "first_sha", "last_sha"))
+                                                                "first_sha", "last_sha", "place"))
               and isinstance(found.path, str | None) and isinstance(found.line, int | None))
         return found if ok else None
 
     def seen(self) -> Seen:
         """This finding as a review reports it (a head judged before, its findings read back)."""
-        return Seen(self.source, self.rule, self.severity, self.text, self.path, self.line)
+        return Seen(self.source, self.rule, self.severity, self.text, self.path, self.line, place=self.place)
 
 
 def _key(s: Seen, path: str, code: Mapping[str, Mapping[int, str]], *, before: bool = False) -> tuple[str, ...]:
@@ -153,16 +163,34 @@ def _key(s: Seen, path: str, code: Mapping[str, Mapping[int, str]], *, before: b
     return (s.source, s.rule, path, where) + ((gist(s.text),) if s.source == MODEL and not before else ())
 
 
+def _place(s: Seen, code: Mapping[str, Mapping[int, str]], counted: dict[str, Counter[str]]) -> str:
+    """A model finding's place in its file, whatever line a push moves it to: a hash of its line's normalised code
+    (a hash, as it is stored: the line may hold a credential). "" when that code tells no spot apart: its line not
+    shown by the diff, a line without a letter or digit, or code the file shows on another line too (a second
+    ``return None``), where a finding elsewhere would be taken for this one. ``counted``: each file's codes, counted
+    once per review."""
+    lines = code.get(s.path or "", {})
+    text = lines.get(s.line) if s.source == MODEL and s.line is not None else None
+    if text is None or not _MARK.search(norm := normalise(text)):
+        return ""
+    if (s.path or "") not in counted:
+        counted[s.path or ""] = Counter(normalise(t) for t in lines.values())
+    if counted[s.path or ""][norm] > 1:
+        return ""
+    return hashlib.sha256(b"triage-lead place\x00" + norm.encode()).hexdigest()[:16]
+
+
 def identify(seen: Iterable[Seen], code: Mapping[str, Mapping[int, str]],
              renamed: Mapping[str, str] | None = None) -> list[tuple[str, Seen]]:
     """Each finding with its stable id. ``code``: the head's lines by file (:func:`hunks`); a finding on a line it
     does not show is placed by its line number (a model's) or by its file alone (a check of a whole file).
     ``renamed``: earlier name → name now (:func:`renames`); a finding in a renamed file also gets its id under the
     earlier name, by which the earlier review knew it (``aliases``), as does one whose id a stored review made
-    the way ids were made before."""
+    the way ids were made before. A model finding gets its :func:`_place` too."""
     was = {new: old for old, new in (renamed or {}).items()}
     out: list[tuple[str, Seen]] = []
     counts: tuple[dict[tuple[str, ...], int], ...] = ({}, {}, {})  # each kind counted apart: now, renamed, before
+    counted: dict[str, Counter[str]] = {}
 
     def numbered(key: tuple[str, ...], kind: int) -> str:
         n = counts[kind][key] = counts[kind].get(key, 0) + 1
@@ -171,7 +199,7 @@ def identify(seen: Iterable[Seen], code: Mapping[str, Mapping[int, str]],
     for s in seen:
         key, old, legacy = _key(s, s.path or "", code), was.get(s.path or ""), _key(s, s.path or "", code, before=True)
         aliases = ((numbered(_key(s, old, code), 1),) if old else ()) + ((numbered(legacy, 2),) if legacy != key else ())
-        out.append((numbered(key, 0), dataclasses.replace(s, aliases=aliases) if aliases else s))
+        out.append((numbered(key, 0), dataclasses.replace(s, aliases=aliases, place=_place(s, code, counted))))
     return out
 
 
@@ -194,16 +222,56 @@ class Round:
 
 def alike(a: str, b: str) -> float:
     """How much two findings' texts share: the words they have in common over the words of the shorter one."""
-    x, y = set(gist(a).split()), set(gist(b).split())
+    return _share(set(gist(a).split()), set(gist(b).split()))
+
+
+def _share(x: set[str], y: set[str]) -> float:
     return len(x & y) / min(len(x), len(y)) if x and y else 0.0
 
 
+def _by_words(earlier: list[Tracked], now: list[tuple[int, Seen]]) -> list[tuple[int, Tracked]]:
+    """Findings now paired with earlier ones by their words, the closest texts first, each at most once; a pair
+    sharing fewer than ALIKE of their words is none."""
+    was = [(t, set(gist(t.text).split())) for t in earlier]
+    pairs = sorted(((_share(w, x), i, t) for i, x in ((i, set(gist(s.text).split())) for i, s in now)
+                    for t, w in was), key=lambda p: -p[0])
+    out: list[tuple[int, Tracked]] = []
+    paired: set[int | str] = set()  # the indexes of findings now, and the ids of earlier ones, paired already
+    for score, i, t in pairs:
+        if score >= ALIKE and i not in paired and t.id not in paired:
+            out.append((i, t))
+            paired |= {i, t.id}
+    return out
+
+
+def _by_place(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], found: list[Tracked | None],
+              taken: set[str]) -> None:
+    """Model findings matched by rule and place (``found``, ``taken``: filled in). One earlier open finding and one
+    found now at the same rule, file and place are one finding whatever the words (a model rewords it); with more
+    on either side which is which cannot be told from the place, and only their words pair them."""
+    before: dict[tuple[str, str | None, str], list[Tracked]] = {}
+    for t in earlier.values():
+        if t.source == MODEL and t.state == OPEN and t.place and t.id not in taken:
+            before.setdefault((t.rule, t.path, t.place), []).append(t)
+    after: dict[tuple[str, str | None, str], list[tuple[int, Seen]]] = {}
+    for i, (_, s) in enumerate(now):
+        if found[i] is None and s.source == MODEL and s.place:
+            after.setdefault((s.rule, s.path, s.place), []).append((i, s))
+    for spot, here in after.items():
+        there = before.get(spot, [])
+        pairs = [(here[0][0], there[0])] if len(there) == 1 and len(here) == 1 else _by_words(there, here)
+        for i, t in pairs:
+            found[i] = t
+            taken.add(t.id)
+
+
 def _earlier_model(earlier: Mapping[str, Tracked], s: Seen, taken: set[str]) -> Tracked | None:
-    """The earlier model finding ``s`` is, by rule and location: same file, at most NEAR lines apart, its text
-    sharing at least ALIKE of its words; of several, the closest text, then the closest line. One without a line
-    has no location to match by (any two on a file would be one): only its id, its text, finds it again."""
+    """The earlier model finding ``s`` is by its words near it: same rule and file, at most NEAR lines apart, its
+    text sharing at least ALIKE of its words; of several, the closest text, then the closest line. One without a
+    line: an earlier one of the file with the same words (:func:`gist`), as its file is no place (see the module)."""
     if s.line is None:
-        return None
+        return next((t for t in earlier.values() if t.source == MODEL and t.id not in taken and t.line is None
+                     and (t.rule, t.path) == (s.rule, s.path) and gist(t.text) == gist(s.text)), None)
     near = [(alike(t.text, s.text), -abs(t.line - s.line), t) for t in earlier.values()
             if t.source == MODEL and t.id not in taken and t.rule == s.rule and t.path == s.path
             and t.line is not None and abs(t.line - s.line) <= NEAR]
@@ -213,7 +281,8 @@ def _earlier_model(earlier: Mapping[str, Tracked], s: Seen, taken: set[str]) -> 
 
 def _match(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]]) -> list[Tracked | None]:
     """The earlier finding each of ``now`` is, if any: by its id (or its id under its file's earlier name) first,
-    for all of them, then a model finding by rule and location; each earlier finding is matched once."""
+    for all of them, then a model finding by rule and place, then by its words near it; each earlier finding is
+    matched once."""
     found: list[Tracked | None] = [None] * len(now)
     taken: set[str] = set()
     for i, (fid, s) in enumerate(now):
@@ -221,6 +290,7 @@ def _match(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]]) -> list[
         if key is not None:
             found[i] = earlier[key]
             taken.add(key)
+    _by_place(earlier, now, found, taken)
     for i, (_, s) in enumerate(now):
         if found[i] is None and s.source == MODEL and (prev := _earlier_model(earlier, s, taken)) is not None:
             found[i] = prev
@@ -253,13 +323,13 @@ def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: s
     for (fid, s), prev in zip(now, matched, strict=True):
         if prev is None:  # reported for the first time on this pull request
             new.append(fid)
-            added[fid] = Tracked(fid, s.source, s.rule, s.severity, s.text, s.path, s.line, OPEN, sha, sha)
+            added[fid] = Tracked(fid, s.source, s.rule, s.severity, s.text, s.path, s.line, OPEN, sha, sha, s.place)
             continue
         # a deterministic finding seen before is never reported again, whatever its state
         fid = fid if fid not in earlier else prev.id
         (still_open if prev.state == OPEN else reopened).append(fid)
         now_of[prev.id] = dataclasses.replace(prev, id=fid, state=OPEN, text=s.text, path=s.path, line=s.line,
-                                              last_sha=sha)
+                                              last_sha=sha, place=s.place)
     for t in earlier.values():
         if t.state != OPEN or t.id in now_of:
             continue

@@ -52,6 +52,18 @@ def note(title: str, rnd: F.Round, inline_count: int, outside: list[F.Tracked]) 
     return "\n".join(lines)
 
 
+def back_again(title: str, sha: str, thread_url: str | None) -> str:
+    """The review that gives a head's verdict again when the pull request is back at it (a force-push back, A → B →
+    A): its approval or change request was dismissed when the later head was judged, and GitHub cannot undo that."""
+    where = (f"Every finding of this pull request, in its state across pushes: {thread_url}." if thread_url
+             else "")
+    return "\n".join([f"## triage-lead: {title}", "",
+                      f"This pull request is back at {render.code_span(sha[:12])}, reviewed before: its verdict "
+                      "stands, given again here because that review was dismissed when a later head was reviewed "
+                      "(a dismissal cannot be undone). Nothing was reviewed again.", "",
+                      f"The whole verdict is the check run {render.code_span(CHECK_NAME)} on this head. {where}".rstrip()])
+
+
 def again_note(rnd: F.Round, fid: str) -> str:
     """Said of a finding found again after it was fixed: a credential put back is named again, not only counted."""
     return " (found again after it was fixed)" if fid in rnd.reopened else ""

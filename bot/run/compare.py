@@ -55,3 +55,18 @@ async def compare(gh: GitHubAPI, repo: str, base: str, head: str) -> Comparison 
     files = [f for f in listed if isinstance(f, dict)]
     return Comparison(status, frozenset(str(f[k]) for f in files for k in ("filename", "previous_filename")
                                         if f.get(k)), F.renames(files))
+
+
+async def changed_between(gh: GitHubAPI, repo: str, was: str, now: str) -> tuple[set[str] | None, dict[str, str]]:
+    """(the files that differ between two heads of a pull request or None if GitHub cannot say, name at ``was`` →
+    name at ``now`` of those renamed). The compare is three-dot (from the merge base): when ``now`` is not simply
+    ahead of ``was`` (back to an ancestor it lists nothing; it misses files only a dropped commit touched) it is
+    asked the other way too."""
+    there = await compare(gh, repo, was, now)
+    if there is not None and there.forward:
+        return (None if there.files is None else set(there.files)), there.renames
+    back = await compare(gh, repo, now, was)
+    moved = {new: old for old, new in (back.renames if back else {}).items()} | (there.renames if there else {})
+    if there is None or back is None or there.files is None or back.files is None:
+        return None, moved
+    return set(there.files | back.files), moved

@@ -16,13 +16,14 @@ Deciding is pure (:func:`decide`); :func:`post` does the writes, found again by 
 this App's login only) and by the check run's ``external_id`` (a check run by this App's id only).
 
 Reviews converge (issue 17, point 2): each finding has a stable id (bot/core/findings.py) and the pull request's
-findings are kept in the store with the head they were judged at. Each head's review (:func:`converged`) marks the
-earlier ones still open, fixed or gone and reports only the new ones: inline on their lines when the diff shows
-them, else in the review's body. Once the pull request has had a finding, one comment on the thread (the verdict
-across pushes) is edited in place, and each head's own review is short and points to it (a submitted review cannot
-change); until then the review is the whole verdict, which is short, and no comment is posted. A force-push back to
-a head judged before (A → B → A) posts no second review of it, but puts the findings and the thread comment back in
-the state A's code gives them (:func:`revisit`). The texts are bot/core/review_texts.py's.
+findings are kept in the store with the head they were judged at. Each head's review (:func:`converged`, in
+bot/run/review_rounds.py) marks the earlier ones still open, fixed or gone and reports only the new ones: inline on
+their lines when the diff shows them, else in the review's body. Once the pull request has had a finding, one comment
+on the thread (the verdict across pushes) is edited in place, and each head's own review is short and points to it (a
+submitted review cannot change); until then the review is the whole verdict, which is short, and no comment is
+posted. A force-push back to a head judged before (A → B → A) judges nothing again: the findings and the thread
+comment go back to the state A's code gives them (:func:`revisit`), and A's approval or change request, which B's
+review dismissed, is given again in a short review (:func:`_back_at`). The texts are bot/core/review_texts.py's.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -44,13 +45,16 @@ from bot.core import render
 from bot.core import review_texts as T
 from bot.core.markers import marker, markers_in, with_marker
 from bot.github.writes import digest, is_own, is_own_marked, upsert_comment
-from bot.run.compare import compare
+from bot.run.review_rounds import MAX_INLINE as MAX_INLINE
+from bot.run.review_rounds import converged as converged
+from bot.run.review_rounds import revisit
+from bot.run.review_rounds import seen as seen
 from bot.store import Posted, PullFindings, Store
 
 log = logging.getLogger(__name__)
 CHECK = T.CHECK_NAME
+DECIDING = ("APPROVE", "REQUEST_CHANGES")  # the review events that make the pull request's review decision
 MAX_WHOLE_FILES, MAX_WHOLE_BYTES = 20, 1_000_000  # files without a diff read whole, per head
-MAX_INLINE = 20  # review comments on lines per review (the rest in its body)
 # What the deterministic checks look for, named in every verdict so nobody reads more into a pass than it holds.
 COVERED = ("exposed credentials (AWS, GitHub, Slack, Stripe, Google, Anthropic and OpenAI keys; private keys)",
            "hard-coded secret-like literals", "SQL built by string formatting and passed to the database",
@@ -114,98 +118,6 @@ def unchecked(pull: dict[str, Any], files: list[dict[str, Any]], unread: list[st
     return unread + ([f"{unlisted} more file(s) GitHub did not list"] if unlisted > 0 else [])
 
 
-def seen(checks: list[Finding], review: dict[str, Any] | None) -> list[F.Seen]:
-    """This head's findings: the deterministic checks', then the model's critical findings and warnings (those the
-    gate merged into its review are the checks' own, not the model's)."""
-    out = [F.Seen(F.CHECK, f.rule or f.criterion, f.severity, f.text, f.path, f.line, f.anchor) for f in checks]
-    texts, spots = {f.item()["text"] for f in checks}, {(f.path, f.line) for f in checks if f.path}
-    for key, severity in (("critical", "critical"), ("warnings", "warning")):
-        for i in (review or {}).get(key) or []:
-            if not isinstance(i, dict) or not isinstance(i.get("text"), str) or i["text"] in texts:
-                continue
-            path = i["path"] if isinstance(i.get("path"), str) and i["path"] else None
-            line = i["line"] if type(i.get("line")) is int and i["line"] > 0 else None
-            if (path, line) not in spots:
-                out.append(F.Seen(F.MODEL, f"model:{severity}", severity, i["text"], path, line))
-    return out
-
-
-async def converged(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict, files: list[dict[str, Any]],
-                    checks: list[Finding], review: dict[str, Any] | None, unread: list[str], listed_all: bool) -> Verdict:
-    """``verdict`` with the pull request's findings carried across from the last reviewed head: what the files
-    changed since that head (GitHub's compare) decides whether a model finding nobody repeated is fixed, and a file
-    renamed (since that head, or from the base as the pull request's files list it) takes its findings along."""
-    verdict = replace(verdict, unread=list(unread) or None, unlisted=None if listed_all else True, read_known=True)
-    before = await store.load_findings(repo, number)
-    earlier = F.load(before.findings) if before else {}
-    changed, moved = (await _changed_between(gh, repo, before.sha, verdict.sha) if before and earlier
-                      else (None, {}))
-    renamed, code = F.renames(files) | moved, F.hunks(files)
-    changed = _paths(files) - F.untouched(earlier, code) if changed is None else changed  # no compare: F.untouched
-    rnd = F.converge(earlier, F.identify(seen(checks, review), code, renamed), verdict.sha, changed=changed,
-                     paths=_paths(files), model_ran=review is not None, unread=frozenset(unread),
-                     listed_all=listed_all, renamed=renamed)
-    return with_round(verdict, rnd, code)
-
-
-def _paths(files: list[dict[str, Any]]) -> set[str]:
-    return {str(f.get("filename")) for f in files if F.present(f)}
-
-
-async def _changed_between(gh: GitHubAPI, repo: str, was: str, now: str) -> tuple[set[str] | None, dict[str, str]]:
-    """(the files that differ between two heads or None if GitHub cannot say, name at ``was`` → name at ``now`` of
-    those renamed). GitHub's compare is three-dot (from the merge base): when ``now`` is not simply ahead of ``was``
-    (back to an ancestor it lists nothing; it misses files only a dropped commit touched) it is asked the other way
-    too."""
-    there = await compare(gh, repo, was, now)
-    if there is not None and there.forward:
-        return (None if there.files is None else set(there.files)), there.renames
-    back = await compare(gh, repo, now, was)
-    moved = {new: old for old, new in (back.renames if back else {}).items()} | (there.renames if there else {})
-    if there is None or back is None or there.files is None or back.files is None:
-        return None, moved
-    return set(there.files | back.files), moved
-
-
-async def revisit(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict) -> Verdict | None:
-    """``verdict``, a head judged before and now the head again (a force-push back to it, A → B → A), with the
-    findings in the state its code gives them: those open at it open again, those only later heads had closed as
-    a new head's review would close them, none in a file the checks did not read at it. None: nothing to put back."""
-    before = await store.load_findings(repo, number)
-    if before is None or not before.findings or not verdict.note:
-        return None
-    files = [f async for f in gh.getiter(f"/repos/{repo}/pulls/{number}/files?per_page=100")]
-    changed, moved = await _changed_between(gh, repo, before.sha, verdict.sha)
-    renamed = F.renames(files) | moved
-    earlier, code = F.load(before.findings), F.hunks(files)
-    changed = _paths(files) - F.untouched(earlier, code) if changed is None else changed  # no compare: F.untouched
-    now = F.lineage(earlier, (t for t in F.load(verdict.findings).values() if t.state == F.OPEN), renamed)
-    # A verdict stored before reads were recorded: what its checks read is unknown, so no file counts as read.
-    unread = set(verdict.unread or ()) if verdict.read_known else {renamed.get(t.path, t.path) for t in
-                                                                    earlier.values() if t.path}
-    rnd = F.converge(earlier, now, verdict.sha, changed=changed, paths=_paths(files), model_ran=True,
-                     unread=frozenset(unread), listed_all=verdict.read_known and not verdict.unlisted,
-                     renamed=renamed)
-    return with_round(verdict, rnd, code)
-
-
-def with_round(verdict: Verdict, rnd: F.Round, code: dict[str, dict[int, str]]) -> Verdict:
-    """The verdict's review text, inline comments and thread comment for one head's round of findings. Only a new
-    finding, or one found again after it was fixed (a credential put back is named again, not only counted), is
-    reported in the review: on its line when the diff shows that line (else GitHub's 422), else in the body."""
-    comments: list[dict[str, Any]] = []
-    outside: list[F.Tracked] = []
-    for t in (rnd.findings[fid] for fid in [*rnd.new, *rnd.reopened]):
-        if t.path and t.line in code.get(t.path, {}) and len(comments) < MAX_INLINE:
-            comments.append({"path": t.path, "line": t.line, "side": "RIGHT",
-                             "body": T.inline(t) + T.again_note(rnd, t.id)})
-        else:
-            outside.append(t)
-    return replace(verdict, note=T.note(verdict.title, rnd, len(comments), outside), comments=comments,
-                   thread=T.thread(verdict.title, verdict.sha, verdict.body, rnd),
-                   findings={fid: t.as_dict() for fid, t in F.kept(rnd.findings).items()})
-
-
 def thread_marker(repo: str, number: int) -> str:
     """The pull request's one verdict comment on its thread, edited at each head."""
     return marker("pr-verdict", digest(repo, str(number)))
@@ -253,6 +165,11 @@ def review_marker(repo: str, number: int, sha: str) -> str:
     return marker("pr-review", digest(repo, str(number), sha))
 
 
+def again_marker(repo: str, number: int, sha: str) -> str:
+    """A head's verdict given again when the pull request is back at it (:func:`_back_at`)."""
+    return marker("pr-review-again", digest(repo, str(number), sha))
+
+
 def check_marker(repo: str, sha: str) -> str:
     return marker("pr-check", digest(repo, sha))
 
@@ -269,12 +186,13 @@ def external_id(sha: str) -> str:
 async def posted(store: Store, repo: str, number: int, sha: str) -> bool:
     """Whether both writes for this head are known to be done and its findings are the pull request's (then
     nothing is judged again). A head judged before whose findings are not the last stored (a force-push back to it,
-    A → B → A) is not: the thread comment must follow its code again (:func:`post` revisits it)."""
+    A → B → A) is not, even with no finding: the thread comment must follow its code again, and its approval or
+    change request, dismissed when the later head was judged, be given again (:func:`post`, :func:`_back_at`)."""
     if (await store.find_posted(review_marker(repo, number, sha)) is None
             or await store.find_posted(check_marker(repo, sha)) is None):
         return False
     kept = await store.load_findings(repo, number)
-    return kept is None or kept.sha == sha or not kept.findings
+    return kept is None or kept.sha == sha
 
 
 async def post(gh: GitHubAPI, store: Store, *, repo: str, number: int, verdict: Verdict, bot_login: str | None,
@@ -303,20 +221,42 @@ async def post(gh: GitHubAPI, store: Store, *, repo: str, number: int, verdict: 
                                           body=verdict.thread, bot_login=bot_login)
             body = f"{verdict.note}\n\nEvery finding of this pull request, in its state across pushes: " + (
                 thread.url or "triage-lead's verdict comment on this pull request") + "."
-        review = await _own_reviews(gh, repo, number, verdict.sha, bot_login, mark)
+        review, _ = await _own_reviews(gh, repo, number, verdict.sha, bot_login, mark)
         if review is None:
             review = await _review(gh, repo, number, verdict.sha, (body, mark), verdict.event, verdict.comments)
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="review", github_id=review["id"],
                                            number=number))
         return
-    # The head's review stands (a submitted review cannot change): the head is back after a later one was judged.
+    # The head's review was posted: the head is back after a later one was judged.
     if bot_login is None:
         bot_login = await _login_of_app(gh, repo, check, known)
-    await dismiss_stale(gh, repo, number, verdict.sha, bot_login)
-    if (back := await revisit(gh, store, repo, number, verdict)) is not None:  # the comment, then the record that
-        await upsert_comment(gh, store, repo=repo, number=number, mark=thread_marker(repo, number), body=back.thread,
-                             bot_login=bot_login)  # says it is done: a crash between edits it again on the retry
-        await store.save_findings(PullFindings(repo=repo, number=number, sha=back.sha, findings=back.findings))
+    await _back_at(gh, store, repo, number, verdict, bot_login)
+
+
+async def _back_at(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict, bot_login: str | None) -> None:
+    """A head judged before is the head again (a force-push back to it, A → B → A). The App's approval or change
+    request of the later head is dismissed; the thread comment and the findings take the state this head's code gives
+    them (:func:`revisit`); and this head's own approval or change request, dismissed when the later head was judged,
+    is given again in a short review pointing to the thread comment (GitHub cannot undo a dismissal, and a submitted
+    review cannot change): the pull request's review decision is this head's verdict, as its check run says. Nothing
+    is judged again. The record that the head is the pull request's comes last: a crash before it does the rest
+    again on the retry, each found again (the comment by its marker, the review given again as standing)."""
+    original, stands = await _own_reviews(gh, repo, number, verdict.sha, bot_login, review_marker(repo, number,
+                                                                                                  verdict.sha))
+    back, url = await revisit(gh, store, repo, number, verdict), None
+    if back is not None:
+        url = (await upsert_comment(gh, store, repo=repo, number=number, mark=thread_marker(repo, number),
+                                    body=back.thread, bot_login=bot_login)).url
+    # Only a verdict that was an approval or change request, and was dismissed: a COMMENT review (the App's own pull
+    # request, GitHub refusing the event) still stands as it was, and given again would only repeat it.
+    if (original or {}).get("state") == "DISMISSED" and not stands and verdict.event in DECIDING:
+        body = T.back_again(verdict.title, verdict.sha, url)
+        await _review(gh, repo, number, verdict.sha, (body, again_marker(repo, number, verdict.sha)), verdict.event, [])
+    kept = back.findings if back is not None else None
+    if kept is None and (before := await store.load_findings(repo, number)) is not None and not before.findings:
+        kept = {}  # a pull request without findings: the record of which head it is at is all there is to move
+    if kept is not None:
+        await store.save_findings(PullFindings(repo=repo, number=number, sha=verdict.sha, findings=kept))
 
 
 async def dismiss_stale(gh: GitHubAPI, repo: str, number: int, sha: str, bot_login: str | None) -> None:
@@ -326,19 +266,21 @@ async def dismiss_stale(gh: GitHubAPI, repo: str, number: int, sha: str, bot_log
 
 
 async def _own_reviews(gh: GitHubAPI, repo: str, number: int, sha: str, bot_login: str | None,
-                       mark: str | None) -> dict[str, Any] | None:
-    """This App's review for the head if a crash kept us from recording it (only a review by the App's own login,
+                       mark: str | None) -> tuple[dict[str, Any] | None, bool]:
+    """(This App's review carrying ``mark`` if any, whether an approval or change request of the App's stands on
+    the head): the review for the head if a crash kept us from recording it (only a review by the App's own login,
     ending with the marker, counts: a fork author can paste the marker into theirs). On the way, the App's
     approvals and change requests of older heads are dismissed: GitHub counts a reviewer's latest such review,
     so an APPROVE of head A would otherwise still stand on head B, which nobody approved."""
-    key, found = markers_in(mark)[0] if mark else None, None
+    key, found, stands = markers_in(mark)[0] if mark else None, None, False
     async for review in gh.getiter(f"/repos/{repo}/pulls/{number}/reviews?per_page=100"):
+        deciding = is_own(review.get("user"), bot_login) and review.get("state") in ("APPROVED", "CHANGES_REQUESTED")
+        stands = stands or (deciding and review.get("commit_id") == sha)
         if key is not None and is_own_marked(review, key, bot_login):
             found = review
-        elif (is_own(review.get("user"), bot_login) and review.get("state") in ("APPROVED", "CHANGES_REQUESTED")
-              and review.get("commit_id") != sha):
+        elif deciding and review.get("commit_id") != sha:
             await _dismiss(gh, repo, number, review, sha)
-    return found
+    return found, stands
 
 
 async def _dismiss(gh: GitHubAPI, repo: str, number: int, review: dict[str, Any], sha: str) -> None:
