@@ -1,7 +1,7 @@
 """The default branch a job names, as the dashboard takes it (bot/run/pipeline.py ``default_branch``): a name no
 branch can have is not taken (the dashboard caches it and reads config at it, a request path), and a tick's own
 job names its edit's branch, so a tick run by a process that has not seen the edit reads config there.
-Also: a dashboard note is clipped to what GitHub takes (bot/run/dashboard.py ``_note``)."""
+Also: a dashboard note is clipped to what GitHub takes, by the GitHub client's outgoing clip, its marker kept."""
 
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ spend). Pure: the run in, what its check should say out; bot/run/writes.py posts
 
 While the run waits, the check is in progress at the run's head, titled with what it waits for, the estimate and
 who may approve; a push meanwhile completes the old head's check as superseded and opens one at the new head. The
-approval completes it as ``success``, a cancellation as ``cancelled``; after either it is never touched again.
+approval completes it as ``success``, a cancellation as ``cancelled``; after either it is never touched again. An
+approval that finds a newer head than the check's (a push whose event never came) supersedes the old head's check
+and shows the approval at the new one: a head nobody approved is never completed as approved.
 """
 
 from __future__ import annotations
@@ -70,9 +72,12 @@ def wanted(run: Run, *, not_author: bool = False) -> Wanted | None:
     return None
 
 
-def superseded(old_sha: str, new_sha: str) -> dict[str, object]:
-    """The fields that close a head's waiting check once the pull request moved on (the run waits at the new one)."""
+def superseded(old_sha: str, want: Wanted) -> dict[str, object]:
+    """The fields that close a head's waiting check once the pull request moved on: the run waits at the new head,
+    or its wait ended there (an approval that found a head no push event told of). Never ``success``: the old head
+    was not what the approval let go on."""
+    now = "now waits" if want.phase == WAITING else "went on" if want.phase == APPROVED else "ended"
     return {"status": "completed", "conclusion": "neutral", "output": {
-        "title": f"Superseded: the run now waits at {new_sha[:7]}",
-        "summary": f"New commits were pushed after {code_span(old_sha[:7], 20)}; the run's budget wait is shown on "
-                   f"the pull request's head, {code_span(new_sha[:7], 20)}."}}
+        "title": f"Superseded: the run {now} at {want.sha[:7]}",
+        "summary": f"New commits were pushed after {code_span(old_sha[:7], 20)}; the run's budget check is shown on "
+                   f"the pull request's head, {code_span(want.sha[:7], 20)}."}}

@@ -196,6 +196,29 @@ def _cut(text: str, limit: int) -> str:
     return clip(text[:max(0, text.rfind("\n", 0, limit - len(note)))] + note, limit)
 
 
+# The one reply to an edit's ticks holds each tick's answer, a paragraph each: kept to a screen or so. Over it the
+# oldest answers go first, whole, and a line says how many: the newest (why the latest tick did what it did) stays.
+NOTE_LIMIT = 6_000
+_LEFT_OUT = re.compile(r"_(\d{1,9}) earlier answers? to this edit's ticks (?:is|are) left out\._")
+
+
+def reply(said: str, answer: str) -> str | None:
+    """The dashboard's reply to an edit's ticks (``said``: what it says now, without its marker; "" for none yet)
+    with ``answer`` added; None when it says that already. Never over ``NOTE_LIMIT``: earlier answers are left out
+    whole, oldest first (a cut inside one would leave its code span open), and the reply says how many."""
+    parts = [p for p in said.strip().split("\n\n") if p.strip()]
+    if answer in parts:
+        return None
+    gone = int(m.group(1)) if parts and (m := _LEFT_OUT.fullmatch(parts[0])) else 0
+    parts = [*parts[1 if gone else 0:], clip(answer, NOTE_LIMIT - 100)]  # the bot's own answers are far shorter
+    while len(parts) > 1 and len("\n\n".join(parts)) + 100 > NOTE_LIMIT:
+        parts.pop(0)
+        gone += 1
+    head = [f"_{gone} earlier answer{'s' if gone > 1 else ''} to this edit's ticks "
+            f"{'are' if gone > 1 else 'is'} left out._"] if gone else []
+    return "\n\n".join([*head, *parts])
+
+
 def refused(login: str, role: str) -> str:
     """The note to someone who ticked a box without write access: what happened, and what they can do."""
     return (f"{code_span(login, 60)}: ticking a box on this dashboard needs write, maintain or admin access to this "

@@ -14,8 +14,8 @@ done record is its latest tick's, and then forgets that record only while it sti
 the same box handled by two workers never let one's record be erased by the other's edit (the box would stay
 ticked for good), nor an earlier tick's record untick a later tick its job has not acted on yet.
 
-Long because the refresh and the ticks share the board's reading (runs, threads, boxes) and the tick records the
-edit and the tick's job both keep; apart, each half would import the other's privates.
+What both halves read (the board's runs and failed jobs, the ids of ticks and their records, the default branch)
+is bot/run/dashboard_board.py's: this module acts on the board, that one reads it.
 
 A tick (bot/core/dashboard.py) is checked against its sender's permission at once: someone without write access
 has it undone, with one short note. Any other tick becomes a job on its run's thread (:data:`TICK_EVENT`), so it
@@ -25,61 +25,47 @@ runs in order with the thread's other work, and there goes through the comment c
 
 from __future__ import annotations
 
-import functools
 import logging
-from weakref import WeakKeyDictionary
 
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
-from bot.core import commands, config, events, render
+from bot.core import commands, events, render
 from bot.core import dashboard as D
-from bot.core.catalog import Catalog
-from bot.core.config import RepoConfig
 from bot.core.markers import marker, split_trailing, trailing, with_marker
 from bot.github.client import Uninstalled
 from bot.github.pacing import replying
 from bot.github.writes import create_issue_once, digest, is_own, upsert_comment
 from bot.run.comments import Origin, apply_command, command_applied
+from bot.run.dashboard_board import (
+    BRANCH_TTL,
+    EDIT_WINDOW,
+    acted_on,
+    branch_of,
+    done_mark,
+    in_repo,
+    installation_of,
+    mark_of,
+    named,
+    number_of,
+    read_board,
+    run_line,
+    tick_id,
+    tick_mark,
+    wants_dashboard,
+)
 from bot.run.lockdown import config_of, role_of
 from bot.run.replies import repository_hour
 from bot.run.runs import Deps
 from bot.run.state import RunState, stored_applied, unreadable
-from bot.store import Delivery, Job, Posted, RunRecord, Store
+from bot.store import Delivery, Job, Posted, Store
+
+__all__ = ["BRANCH_TTL", "EDIT_WINDOW", "after_job", "installation_of", "job_failed", "mark_of", "on_dashboard_edit",
+           "on_tick", "refresh", "refresh_due", "tick_id"]
 
 log = logging.getLogger(__name__)
-
-EDIT_WINDOW = 60.0  # seconds: one dashboard edit per repository in each
-# A repository's default branch (where its config is read), as a delivery named it or GitHub last said, per running
-# bot: kept this long, so a dashboard's refreshes and ticks do not each ask GitHub for it; a renamed default branch
-# is seen within it.
-BRANCH_TTL = 10 * EDIT_WINDOW
-_BRANCHES: WeakKeyDictionary[Store, dict[str, tuple[str, float]]] = WeakKeyDictionary()
-
-
-def mark_of(repo: str) -> str:
-    return marker("dashboard", repo)
-
-
-def _done_mark(repo: str, box: D.Box) -> str:
-    """Recorded when the bot has acted on (or refused) a tick of ``box``, holding the tick's id: the next edit
-    unticks the box if that is the box's latest tick."""
-    return marker("box-done", repo, digest(box.key))
-
-
-def _tick_mark(repo: str, box: D.Box) -> str:
-    """The id of the latest tick of ``box`` queued or refused (a box is ticked again only once it was unticked)."""
-    return marker("box-tick", repo, digest(box.key))
-
-
-def tick_id(delivery_id: str, box: D.Box) -> int:
-    """A tick's id as the posted table holds it (a 60-bit number): its edit's delivery and its box."""
-    return int(digest(delivery_id, box.key)[:15], 16)
-
-
-@functools.lru_cache(maxsize=256)
-def _wants_dashboard(text: str, workflows: frozenset[str]) -> bool:
-    return config.parse(text, known_workflows=set(workflows))[0].dashboard
+# The tick records' marks under the names the tests (and earlier readers) know them by.
+_done_mark, _tick_mark = done_mark, tick_mark
 
 
 async def after_job(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int, branch: str | None = None) -> None:
@@ -88,10 +74,10 @@ async def after_job(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int, 
     GitHub read for this. ``branch``: the default branch the job's delivery named, if it did (spares a read). A
     failure here is logged and left due: the job's own work is done, and must not run again for the dashboard's
     sake."""
-    _named(deps, repo, branch)
+    named(deps, repo, branch)
     try:
         last = await deps.store.last_config(repo)
-        if last is not None and _wants_dashboard(last[1], frozenset(deps.catalog.workflows)):
+        if last is not None and wants_dashboard(last[1], frozenset(deps.catalog.workflows)):
             await refresh(gh, deps, repo, installation_id)
     except Exception:  # left due by refresh
         log.exception("%s: the dashboard could not be refreshed; the next pass tries again", repo)
@@ -118,7 +104,7 @@ async def refresh_due(deps: Deps) -> int:
     for repo, installation_id in await deps.store.due_dashboards():
         try:
             last = await deps.store.last_config(repo)  # a failed job's repository may have no dashboard at all
-            if last is None or not _wants_dashboard(last[1], frozenset(deps.catalog.workflows)):
+            if last is None or not wants_dashboard(last[1], frozenset(deps.catalog.workflows)):
                 await deps.store.clear_due(repo)
                 continue
             made += await refresh(await deps.github.installation(installation_id), deps, repo, installation_id)
@@ -138,23 +124,15 @@ async def job_failed(job: Job, store: Store, now: float) -> None:
         await store.mark_due(repo, installation, now)
 
 
-def installation_of(job: Job) -> int | None:
-    """The installation a job acts for (a delivery's, or a tick's): a repository's name can change hands (an
-    account renamed, its name taken by another), so a job stored under the name is the dashboard's only if this
-    is the dashboard's installation too."""
-    p = job.payload
-    installation = p.get("installation_id") or (p.get("installation") or {}).get("id")
-    return installation if isinstance(installation, int) and not isinstance(installation, bool) else None
-
 
 async def _write(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> None:
     """Open the dashboard (once: found again by its marker) or edit it, keeping the ticks not yet acted on."""
     mark = mark_of(repo)
-    view = await deps.view(gh, repo, await _branch(gh, deps, repo))
+    view = await deps.view(gh, repo, await branch_of(gh, deps, repo))
     if not view.config.dashboard:  # turned off since (or never on: a failed job's repository): left as it is
         log.info("%s: the config has no dashboard: none opened or edited", repo)
         return
-    board = await _board(deps, repo, view.catalog, view.config, installation_id)
+    board = await read_board(deps, repo, view.catalog, view.config, installation_id)
     posted = await deps.store.find_posted(mark)
     if posted is None:
         posted, created = await create_issue_once(gh, deps.store, repo=repo, mark=mark, title=D.TITLE,
@@ -178,78 +156,15 @@ async def _write(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> 
         return
     current = str(issue.get("body") or "")
     acted = [(box, done) for k, on in D.boxes(current).items() if on and (box := D.Box.parse(k)) is not None
-             and (done := await _acted_on(deps, repo, box)) is not None]
+             and (done := await acted_on(deps, repo, box)) is not None]
     kept = {k for k, on in D.boxes(current).items() if on} - {box.key for box, _ in acted}
     body = with_marker(D.render(board, kept), mark)
     if body.replace("\u200b", "") != current.replace("\u200b", ""):  # as posted, the client's defusing aside
         await gh.patch(f"/repos/{repo}/issues/{posted.number}", data={"body": body})
     for box, done in acted:  # unticked now; a record a later tick's job wrote meanwhile stays, for the next edit
-        await deps.store.forget_posted(_done_mark(repo, box), github_id=done)
-        await deps.store.forget_posted(_tick_mark(repo, box), github_id=done)
+        await deps.store.forget_posted(done_mark(repo, box), github_id=done)
+        await deps.store.forget_posted(tick_mark(repo, box), github_id=done)
 
-
-async def _acted_on(deps: Deps, repo: str, box: D.Box) -> int | None:
-    """The id of the tick of ``box`` the bot acted on, if it is the box's latest (its ticked line is that tick's);
-    None while the latest tick's job has not acted yet. A done record without a tick record (written before ticks
-    were recorded) counts as the latest."""
-    done = await deps.store.find_posted(_done_mark(repo, box))
-    if done is None:
-        return None
-    latest = await deps.store.find_posted(_tick_mark(repo, box))
-    return done.github_id if latest is None or latest.github_id == done.github_id else None
-
-
-def _named(deps: Deps, repo: str, branch: str | None) -> None:
-    """The default branch a delivery named: taken at once (a renamed one too), and kept for ``BRANCH_TTL``."""
-    if branch:
-        _BRANCHES.setdefault(deps.store, {})[repo] = (branch, deps.clock())
-
-
-async def _branch(gh: GitHubAPI, deps: Deps, repo: str) -> str:
-    """The repository's default branch: as a delivery named it or GitHub said within ``BRANCH_TTL``, else read."""
-    known, now = _BRANCHES.setdefault(deps.store, {}), deps.clock()
-    if repo in known and now - known[repo][1] < BRANCH_TTL:
-        return known[repo][0]
-    branch = str((await gh.getitem(f"/repos/{repo}")).get("default_branch") or "main")
-    known[repo] = (branch, now)
-    return branch
-
-
-async def _board(deps: Deps, repo: str, catalog: Catalog, cfg: RepoConfig, installation_id: int) -> D.Board:
-    runs = tuple(_run_line(record, catalog) for record in await deps.store.active_runs(repo, installation_id))
-    failed = tuple(D.FailedLine(info.job.id, _number(info.job.thread), info.job.event, info.error or "")
-                   for info in await deps.store.failed_jobs(limit=100, repo=repo)
-                   if _in_repo(info.job.thread, repo) and installation_of(info.job) == installation_id)
-    return D.Board(runs=runs, failed=failed, not_author=cfg.approval_not_author)
-
-
-def _run_line(record: RunRecord, catalog: Catalog) -> D.RunLine:
-    if unreadable(record) is not None:
-        return D.RunLine(record.id, record.number, "unreadable", workflow=record.workflow or "")
-    state = RunState.open(record)
-    run, wf = state.run, catalog.workflows.get(state.run.workflow)
-
-    def title(step: str) -> str:
-        return wf.step(step).title if wf is not None else step
-
-    def agent(step: str) -> str:
-        return run.steps[step].agent or (wf.step(step).agent if wf is not None else "")
-
-    options = run.escalation["options"] if run.escalation else []
-    return D.RunLine(record.id, record.number, run.state, run.workflow, state.data.ctx.title,
-                     at_work=tuple((title(s), agent(s)) for s in run.running()),
-                     waiting=next((title(s) for s, st in run.steps.items() if st.status == "waiting"), ""),
-                     head=run.head_sha or "", options=tuple(str(o.get("title", "")) for o in options),
-                     issue=str(run.escalation["issue"]) if run.escalation else "", decided=len(run.decisions))
-
-
-def _in_repo(thread: str, repo: str) -> bool:
-    return thread == repo or thread.startswith(f"{repo}#")
-
-
-def _number(thread: str) -> int | None:
-    tail = thread.rpartition("#")[2]
-    return int(tail) if "#" in thread and tail.isdigit() else None
 
 
 # ---- ticks --------------------------------------------------------------------------------------------
@@ -260,7 +175,7 @@ async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: De
     """An edit of a dashboard: each box it ticked, checked against the sender's permission now; refused ticks
     undone with a note, the others queued as jobs on their runs' threads. ``branch``: the default branch the
     delivery named (its ticks' jobs carry it on)."""
-    _named(deps, event.repo, branch)
+    named(deps, event.repo, branch)
     author = {"login": event.author.login, "type": event.author.type}
     if not is_own(author, deps.bot_login) or trailing(event.body) != f"dashboard:{event.repo}":
         log.info("%s: ends with the dashboard's marker but is not the bot's own dashboard: not acted on", event.thread)
@@ -269,7 +184,7 @@ async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: De
     if not ticked:
         log.info("%s: dashboard edited by %s without ticking a box", event.thread, event.sender.login)
         return
-    if not (await config_of(gh, deps, event.repo, await _branch(gh, deps, event.repo))).dashboard:
+    if not (await config_of(gh, deps, event.repo, await branch_of(gh, deps, event.repo))).dashboard:
         log.info("%s: the repository's config has the dashboard off: ticks not acted on", event.thread)
         return
     role = await role_of(gh, event.repo, event.sender.login)
@@ -280,7 +195,7 @@ async def on_dashboard_edit(event: events.DashboardEdit, gh: GitHubAPI, deps: De
     if refused:
         log.info("%s: %d tick(s) by %s (%s) undone: no write access", event.thread, len(refused), event.sender.login,
                  role)
-        for box in refused:  # the tick, then its done record: never the other way round (see _acted_on)
+        for box in refused:  # the tick, then its done record: never the other way round (see acted_on)
             await _latest_tick(deps, event.repo, box, tick_id(event.delivery_id, box))
             await _acted(deps, event.repo, box, tick_id(event.delivery_id, box))
         who = str(event.sender.id) if event.sender.id is not None else event.sender.login.lower()
@@ -315,7 +230,7 @@ async def _thread_of(deps: Deps, repo: str, box: D.Box, installation_id: int) ->
     run or failed job of another installation's under the same name)."""
     if box.job is not None:
         info = await deps.store.job_info(box.job)
-        return (info.job.thread if info is not None and _in_repo(info.job.thread, repo)
+        return (info.job.thread if info is not None and in_repo(info.job.thread, repo)
                 and installation_of(info.job) == installation_id else None)
     record = await deps.store.load_run(box.target)
     return (record.thread if record is not None and record.repo == repo and record.installation_id == installation_id
@@ -353,11 +268,11 @@ async def _apply(gh: GitHubAPI, deps: Deps, job: Job, box: D.Box, repo: str, act
         if record is None or record.id != box.target:
             return D.ended(box)
         if box.action == "approve":  # only a box the dashboard offers for the run as it stands now
-            line = _run_line(record, deps.catalog)
+            line = run_line(record, deps.catalog)
             if box.key not in D.offered(line):
                 moved = not box.arg and box.head and line.state == "waiting" and line.head != box.head
                 return D.stale(box, line.head) if moved else D.gone(box, line)
-    origin = Origin(repo=repo, thread=thread, number=_number(thread), is_pull_request=is_pull, actor=actor,
+    origin = Origin(repo=repo, thread=thread, number=number_of(thread), is_pull_request=is_pull, actor=actor,
                     delivery_id=job.delivery_id, written_at=job.payload.get("written_at"),
                     acted=marker("acted", repo, "box", digest(job.delivery_id)), ack=_nothing,
                     run_id=box.target if box.job is None else None)
@@ -391,20 +306,21 @@ async def _nothing() -> None:
 
 async def _acted(deps: Deps, repo: str, box: D.Box, tick: int) -> None:
     """Tick ``tick`` of ``box`` acted on (or refused): the next edit unticks the box, if it is the latest tick."""
-    await deps.store.remember_posted(Posted(marker=_done_mark(repo, box), repo=repo, kind="seen", github_id=tick))
+    await deps.store.remember_posted(Posted(marker=done_mark(repo, box), repo=repo, kind="seen", github_id=tick))
 
 
 async def _latest_tick(deps: Deps, repo: str, box: D.Box, tick: int) -> None:
-    await deps.store.remember_posted(Posted(marker=_tick_mark(repo, box), repo=repo, kind="seen", github_id=tick))
+    await deps.store.remember_posted(Posted(marker=tick_mark(repo, box), repo=repo, kind="seen", github_id=tick))
 
 
 async def _answer(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, answer: str, *, mark: str) -> None:
     """A tick's answer in the one reply its edit gets: the first posts it (within the reply limits), each later one
-    adds its line unless the reply says it already. An edit ticking many boxes notifies once, not once a box. Ticks
-    of one edit on different threads may answer at once: a line can then be lost, never the tick's own work."""
+    adds its paragraph unless the reply says it already, leaving the oldest out past ``D.NOTE_LIMIT`` (``D.reply``).
+    An edit ticking many boxes notifies once, not once a box. Ticks of one edit on different threads may answer at
+    once: a line can then be lost, never the tick's own work."""
     known = await deps.store.find_posted(mark)
     if known is None:
-        await _note(gh, deps, repo, number, login, answer, mark=mark)
+        await _note(gh, deps, repo, number, login, D.reply("", answer) or answer, mark=mark)
         return
     try:
         said = str((await gh.getitem(f"/repos/{repo}/issues/comments/{known.github_id}")).get("body") or "")
@@ -412,16 +328,18 @@ async def _answer(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str,
         if exc.status_code != 404:
             raise
         said = ""  # deleted by someone: posted again with this answer
-    shown = split_trailing(said)[0].rstrip()
-    if answer in shown.split("\n\n"):
+    body = D.reply(split_trailing(said)[0], answer)
+    if body is None:
         return
     with replying():
-        await upsert_comment(gh, deps.store, repo=repo, number=number, mark=mark, known=known,
-                             body=render.clip(f"{shown}\n\n{answer}".lstrip()), bot_login=deps.bot_login)
+        await upsert_comment(gh, deps.store, repo=repo, number=number, mark=mark, known=known, body=body,
+                             bot_login=deps.bot_login)
 
 
 async def _note(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, body: str, *, mark: str) -> None:
-    """A short note on the dashboard, within the reply limits (per person there a minute, the repository's hour)."""
+    """A short note on the dashboard, within the reply limits (per person there a minute, the repository's hour).
+    ``body`` is the bot's own bounded text (``D.refused``, ``D.reply``): no cut here; the GitHub client's own cut
+    of every write would keep the marker, were one ever needed."""
     limits = [(f"reply:{repo}#{number}:{login.lower()}", deps.settings.replies_per_minute, 60.0),
               repository_hour(repo, deps.settings)]
     if (wait := await deps.store.take_slots(limits, deps.clock())) > 0:
@@ -429,5 +347,4 @@ async def _note(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, b
                     login, wait)
         return
     with replying():
-        await upsert_comment(gh, deps.store, repo=repo, number=number, mark=mark, body=render.clip(body),
-                             bot_login=deps.bot_login)
+        await upsert_comment(gh, deps.store, repo=repo, number=number, mark=mark, body=body, bot_login=deps.bot_login)

@@ -141,13 +141,15 @@ class Writes:
         if phase in budget_check.FINAL or want.key == phase + ":" + sha or (known is None and want.phase != "waiting"):
             return
         try:
-            if known is not None and (want.phase != budget_check.WAITING or sha == want.sha):
+            if known is not None and sha == want.sha:
                 await self.gh.patch(f"/repos/{repo}/check-runs/{known.github_id}", data=want.fields())
                 check_id = known.github_id
             else:
-                if known is not None:  # pushed to while it waits: the old head's check is closed, a new one opened
+                # Pushed to while it waits (or the approval found a head no push event told of): the old head's
+                # check is closed as superseded, never as approved, and the run's phase is shown at its head.
+                if known is not None:
                     await self.gh.patch(f"/repos/{repo}/check-runs/{known.github_id}",
-                                        data=budget_check.superseded(sha, want.sha))
+                                        data=budget_check.superseded(sha, want))
                 check_id = await self._open_budget_check(repo, state.run.id, want)
         except BadRequest as exc:
             if isinstance(exc, RateLimitExceeded) or int(exc.status_code) == 429:  # a 403 rate limit too: not refused
@@ -159,7 +161,8 @@ class Writes:
                                                 url=want.key))
 
     async def _open_budget_check(self, repo: str, run_id: str, want: budget_check.Wanted) -> int:
-        """The waiting check at ``want.sha``: this App's own one if a job died after GitHub made it, else a new one."""
+        """The check at ``want.sha`` (waiting, or its end at a head it never waited at): this App's own one if a job
+        died after GitHub made it, else a new one."""
         ext = budget_check.external_id(run_id)
         mine = await pull_review.own_check(self.gh, repo, want.sha, self.app_id, budget_check.NAME, ext)
         if mine is not None:
