@@ -229,7 +229,11 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
                        "missing_rows": max(0, acked - after["deliveries"]),
                        "rows_beyond_acked": after["deliveries"] - acked}  # answers in flight when the load stopped
             text = "".join(p.read_text(errors="replace") for p in logs)
-            errors = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+            # serve writes JSON lines (its stderr is no terminal): an ERROR is '"level":"ERROR"' there, and a
+            # check for " ERROR " alone counted only text lines and tracebacks.
+            errors = [line for line in text.splitlines()
+                      if " ERROR " in line or '"level":"ERROR"' in line or '"level": "ERROR"' in line
+                      or "Traceback" in line]
             record["log_errors"] = len(errors)
             if errors:  # what they were, without timestamps
                 record["log_error_samples"] = list(dict.fromkeys(e.split(" ", 2)[-1][:200] for e in errors))[:3]

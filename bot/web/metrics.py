@@ -63,6 +63,8 @@ class Metrics:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, runs_max_age: float = RUNS_MAX_AGE) -> None:
         self.clock, self.runs_max_age = clock, runs_max_age
+        # The counters' children by (event label, outcome): as many as the registry's own, no more.
+        self._delivery_children: dict[tuple[str, str], Any] = {}
         self._runs_read_at: float | None = None  # when the store was last asked, answered or not
         self._runs_reading: asyncio.Future[None] | None = None
         self.registry = CollectorRegistry(auto_describe=True)
@@ -88,9 +90,13 @@ class Metrics:
     # ---- recording ---------------------------------------------------------------------------
     def delivery(self, event: str, outcome: str) -> None:
         """Count one webhook answer. ``outcome`` is one of :data:`OUTCOMES`."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"unknown delivery outcome {outcome!r}")
-        self.deliveries.labels(event_label(event), outcome).inc()
+        key = (event_label(event), outcome)
+        child = self._delivery_children.get(key)
+        if child is None:  # once per label pair: labels() takes a lock and builds a tuple on every call
+            if outcome not in OUTCOMES:
+                raise ValueError(f"unknown delivery outcome {outcome!r}")
+            child = self._delivery_children[key] = self.deliveries.labels(*key)
+        child.inc()
 
     def silent(self, event: str) -> None:
         self.silent_jobs.labels(event_label(event)).inc()

@@ -149,8 +149,8 @@ async def webhook(request: web.Request) -> web.Response:
         return _answer(200, status="duplicate")
     request.app[ON_ACCEPTED](delivery.thread)
     _count(request, event_name, "accepted")
-    log.info("accepted delivery %s (%s.%s) for %s", clip(delivery_id), clip(event_name), clip(parsed.action),
-             clip(parsed.thread))
+    # The id and the event matched DELIVERY_ID and EVENT_NAME above: only the payload's values need clipping.
+    log.info("accepted delivery %s (%s.%s) for %s", delivery_id, event_name, clip(parsed.action), clip(parsed.thread))
     return _accepted()
 
 
