@@ -31,6 +31,8 @@ including every 0.5 s model call, so with the default 8 the runs go through in w
 
 ``bot_cpu_ms_per_run`` is the bot process's CPU (every thread) over the batch divided by its runs;
 ``loop_cpu_ms_per_run`` is the event loop's thread alone (the store's thread and others make up the rest).
+``github_requests_per_run``, ``saves_per_run`` (``save_run`` and ``save_run_fields``) and ``store_calls_per_run``
+(every store method, each a round trip to the store's thread) are counted over the batch, divided by its runs.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import inspect
 import json
 import os
 import sqlite3
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +149,22 @@ def threads_cpu() -> tuple[float, float]:
     return loop, rest
 
 
+def count_store_calls(store: Any) -> Counter[str]:
+    """The store's calls from here on, by method (each a round trip to its thread). A run's saves are ``save_run``
+    and ``save_run_fields`` (a partial save the store declines, then saved whole, counts twice)."""
+    calls: Counter[str] = Counter()
+    for name in dir(type(store)):
+        method = getattr(store, name, None)
+        if name.startswith("_") or not inspect.iscoroutinefunction(method):
+            continue
+
+        async def counted(*args: Any, _name: str = name, _method: Any = method, **kwargs: Any) -> Any:
+            calls[_name] += 1
+            return await _method(*args, **kwargs)
+        setattr(store, name, counted)
+    return calls
+
+
 def run_times(db_path: Path) -> list[tuple[float, float]]:
     """(created_at, updated_at) of each run: when it started, and its last save (the approval wait)."""
     db = sqlite3.connect(db_path)
@@ -173,6 +193,7 @@ async def batch(fakes: Any, *, name: str, n: int, first: int, label: str, model_
                         model_concurrency=model_concurrency, job_concurrency=job_concurrency,
                         writes_per_minute=writes_per_minute, writes_per_hour=writes_per_hour)
     rt = await Runtime(settings, github_max_wait=5.0, github_backoff=0.01, agent_options=C.AGENT_OPTIONS).start()
+    store_calls = count_store_calls(rt.store)
     if warm_login:  # what-if: the App's login looked up once before the burst, not by every job that starts
         rt.deps.bot_login = await rt.github.bot_login()
         await fakes.reset()
@@ -223,6 +244,9 @@ async def batch(fakes: Any, *, name: str, n: int, first: int, label: str, model_
                "app_jwt_calls": stats["app_jwt_calls"],
                "model_calls": stats["model_calls"], "model_calls_per_run": round(stats["model_calls"] / n, 2),
                "max_in_flight": stats["max_in_flight"], "github_requests": stats["github_requests"],
+               "github_requests_per_run": round(stats["github_requests"] / n, 2),
+               "saves_per_run": round((store_calls["save_run"] + store_calls["save_run_fields"]) / n, 2),
+               "store_calls_per_run": round(sum(store_calls.values()) / n, 2),
                "bot_process_cpu_s": round(cpu, 2), "bot_cpu_ms_per_run": round(1000 * cpu / n, 1),
                "loop_cpu_ms_per_run": round(1000 * loop_cpu / n, 1),
                "bot_cpu_pct_of_one_core": round(100 * cpu / wall, 0),
@@ -292,7 +316,8 @@ async def main(args: argparse.Namespace) -> int:
             rows += await scenario(placement, args, Path(tmp))
     C.table(rows, ["placement", "config", "runs", "installations", "model_concurrency", "job_concurrency", "total_s", "lower_bound_s",
                    "ratio_to_one_run", "max_in_flight", "model_calls", "runs_waiting", "jobs_failed",
-                   "run_start_max_s", "run_span_p50_s", "app_jwt_calls", "bot_process_cpu_s", "bot_cpu_ms_per_run",
+                   "run_start_max_s", "run_span_p50_s", "app_jwt_calls", "github_requests_per_run", "saves_per_run",
+                   "store_calls_per_run", "bot_process_cpu_s", "bot_cpu_ms_per_run",
                    "loop_cpu_ms_per_run", "bot_cpu_pct_of_one_core", "fakes_cpu_pct_of_one_core"],
             title=f"runs at scale: {C.LABELS.get(args.label)} runs to the approval wait, model calls answered after "
                   f"{args.delay} s")

@@ -137,7 +137,7 @@ class AgentRuntime:
         told to have run the same instructions or not."""
         return {"agent": agent.name, "tier": agent.model,
                 "model": "offline" if self.caller is None else self.models.model_for(agent.model),
-                "prompt": _digest(agent.prompt), "rules": _digest(prompts.TEAM + prompts.RULES)}
+                "prompt": _digest(agent.prompt), "rules": _rules_digest()}
 
     async def run(self, request: AgentRequest) -> AgentOutcome:
         """The step's outcome; ValueError only for a step kind that is not an agent's (e.g. delegate)."""
@@ -357,5 +357,11 @@ def _escaped(title: str) -> str:
     return _BRACKETS.sub(lambda m: "\\" + m[0], title)
 
 
+@functools.lru_cache(maxsize=64)  # the agents' prompts, hashed once each (every step's record names them)
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@functools.cache
+def _rules_digest() -> str:
+    return _digest(prompts.TEAM + prompts.RULES)

@@ -11,7 +11,7 @@ following a push) is bot/core/engine_flow.py, and what a person's command does i
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import TypeVar
 
 from bot.core import engine_commands
 from bot.core import engine_flow as flow
@@ -60,14 +60,16 @@ __all__ = ["ACTIVE", "Action", "AgentDone", "AgentFailed", "AskApproval", "BUDGE
            "CANCELLED", "Command", "DONE", "DeliveryRefused", "ESCALATED", "Escalate", "FAILED", "FINISHED",
            "FileTasks", "FileTechDebt", "Finish", "HeadMoved", "PENDING", "PostSkip", "PostStep", "PostVerdict",
            "RUNNING", "Reply", "ResolveEscalation", "ReviewPull", "Run", "RunAgent", "SKIPPED", "Signal", "Start",
-           "StepState", "TRIGGERS", "WAITING", "advance", "approves_budget"]
+           "StepState", "TRIGGERS", "WAITING", "advance", "approves_budget", "fork"]
+
+T = TypeVar("T", Run, StepState)
 
 
 # ---- the machine ---------------------------------------------------------------------------
 
 def advance(run: Run, signal: Signal, wf: Workflow) -> tuple[Run, list[Action]]:
     """Apply one signal; return the new run and what should happen next. ``run`` is not modified."""
-    run = _fork(run)
+    run = fork(run)
     actions: list[Action] = []
     if isinstance(signal, Start):
         if run.state == RUNNING and not run.running():
@@ -88,12 +90,24 @@ def advance(run: Run, signal: Signal, wf: Workflow) -> tuple[Run, list[Action]]:
     return run, actions
 
 
-def _fork(run: Run) -> Run:
+def fork(run: Run) -> Run:
     """A copy of ``run`` that the machine may change without touching ``run``: the run and its step states are
     copied, the values they hold are shared. The machine only ever assigns fields of a run and its steps and
     appends to ``decisions``; it never changes a result, feedback, escalation or approval in place, so sharing
     them is safe, and a step's result (a model's whole output) is not copied on every signal."""
-    return replace(run, steps={sid: replace(st) for sid, st in run.steps.items()}, decisions=list(run.decisions))
+    forked = _shallow(run)
+    forked.steps = {sid: _shallow(st) for sid, st in run.steps.items()}
+    forked.decisions = list(run.decisions)
+    return forked
+
+
+def _shallow(record: T) -> T:
+    """A shallow copy of a run or a step state: what ``dataclasses.replace`` with no changes makes (neither has
+    ``__post_init__``, ``__slots__`` or a field left out of ``__init__``), without its walk of the fields and
+    call of ``__init__``: every signal forks every step of the run (issue 16, CPU per run)."""
+    new = object.__new__(type(record))
+    new.__dict__.update(record.__dict__)
+    return new
 
 
 def _stale(run: Run, step: str, iteration: int) -> bool:

@@ -42,6 +42,13 @@ WHAT = {"PostStep": "a step's output", "PostSkip": "a skipped step's note", "Pos
 __all__ = ["Executor", "LimitReached"]
 
 
+class Unknown:
+    """``Executor._save``'s default for ``changes``: not worked out by the caller."""
+
+
+UNKNOWN = Unknown()
+
+
 class Executor(Writes):
     """Works a run's outbox: agent steps of a wave concurrently, writes in order (bot/run/writes.py)."""
 
@@ -94,27 +101,53 @@ class Executor(Writes):
             await self._status(state)
         while state.outbox:
             writes = [a for a in state.outbox if not isinstance(a, E.RunAgent)]
-            for item in writes:
-                kind = type(item).__name__
-                try:
-                    await self._perform(state, item)
-                except BadRequest as exc:
-                    if int(exc.status_code) in (403, 429) or int(exc.status_code) >= 500 or isinstance(item, E.Finish):
-                        # An outage or a rate limit: the job is retried, the action with it. A refusal to deliver
-                        # the approved change fails the job: its thread is told why, and `/retry` runs it again.
-                        raise
-                    # GitHub refuses this one write for good (a 4xx): drop it and say so, rather than
-                    # let it block every later step of the run.
-                    log.warning("run %s: GitHub refused %s (%s); dropped", state.run.id, kind, exc.status_code)
-                    cause, hint = explain(exc)
-                    state.data.dropped.append(f"{WHAT.get(kind, kind)} ({cause})" + (f". {hint}" if hint else ""))
-                state.outbox.remove(item)
-                await self._save(state)
-            await self._status(state)
+            # One save for the wave's writes and the status comment's edit (issue 16: saves per run), not one per
+            # write. Each write carries its marker, so a job killed before the save does them again as edits of what
+            # they posted (bot/github/writes.py), never as second posts.
+            try:
+                for item in writes:
+                    await self._write(state, item)
+                await self._status(state)
+            except Exception:
+                # What was written before the failure is stored before the job fails (and is retried), so its
+                # posts are found in the store, not only by their markers on the thread.
+                await self._save_after_failure(state)
+                raise
+            await self._save_if_changed(state)
             agents = [a for a in state.outbox if isinstance(a, E.RunAgent)]
             if agents:
                 await self._run_wave(state, agents)
         await self._status(state)
+
+    async def _write(self, state: RunState, item: E.Action) -> None:
+        """Perform one write of the outbox and take it off; a write GitHub refuses for good is dropped, and said."""
+        kind = type(item).__name__
+        try:
+            await self._perform(state, item)
+        except BadRequest as exc:
+            if int(exc.status_code) in (403, 429) or int(exc.status_code) >= 500 or isinstance(item, E.Finish):
+                # An outage or a rate limit: the job is retried, the action with it. A refusal to deliver
+                # the approved change fails the job: its thread is told why, and `/retry` runs it again.
+                raise
+            # GitHub refuses this one write for good (a 4xx): drop it and say so, rather than
+            # let it block every later step of the run.
+            log.warning("run %s: GitHub refused %s (%s); dropped", state.run.id, kind, exc.status_code)
+            cause, hint = explain(exc)
+            state.data.dropped.append(f"{WHAT.get(kind, kind)} ({cause})" + (f". {hint}" if hint else ""))
+        state.outbox.remove(item)
+
+    async def _save_if_changed(self, state: RunState) -> None:
+        """Save the run unless the store holds it as it is (nothing changed and nothing posted since the last save)."""
+        changes = state.changes()
+        if changes == {} and not (state.posts is not None and state.posts.unsaved):
+            return
+        await self._save(state, changes=changes)
+
+    async def _save_after_failure(self, state: RunState) -> None:
+        try:
+            await self._save_if_changed(state)
+        except Exception:  # the write's own error is the one the job reports; this one is logged beside it
+            log.exception("run %s: could not be saved after a failed write", state.run.id)
 
     async def _run_wave(self, state: RunState, items: list[E.RunAgent]) -> None:
         tasks = [asyncio.ensure_future(self._call_agent(state, i)) for i in items]
@@ -131,14 +164,16 @@ class Executor(Writes):
             state.outbox.extend(actions)
             await self._save(state, step)  # the step's record with the run it advanced, in one transaction
 
-    async def _save(self, state: RunState, step: tuple[StepRecord, tuple[int, str] | None] | None = None) -> None:
+    async def _save(self, state: RunState, step: tuple[StepRecord, tuple[int, str] | None] | None = None, *,
+                    changes: dict[str, str] | None | Unknown = UNKNOWN) -> None:
         # A finished run with actions still queued (the PR to open, the closing summary) stays active on its
         # thread as "finishing", so a retried job finds it and works them off instead of losing them.
         stored = "finishing" if state.run.state in (E.DONE, E.CANCELLED) and state.outbox else state.run.state
         rec = dataclasses.replace(state.record, state=stored)
         # Only what changed since the last save (a step's write changes the outbox, not the model's outputs);
         # the whole run when the store's copy is not known to be current, or is gone.
-        changes = state.changes()
+        if isinstance(changes, Unknown):
+            changes = state.changes()
         posted = list(state.posts.unsaved) if state.posts is not None else []
         along = Along(posted, *step) if step is not None else Along(posted)
         if changes is None or not await self.store.save_run_fields(rec, changes, along):

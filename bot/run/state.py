@@ -283,8 +283,7 @@ def _snapshot(value: Any) -> Any:
     what the fields hold is replaced, never changed in place (the engine's run is rebuilt by every signal and
     shares its steps' results), except the engine run's step states and decisions, which are copied too."""
     if isinstance(value, E.Run):
-        return dataclasses.replace(value, steps={k: copy.copy(st) for k, st in value.steps.items()},
-                                   decisions=list(value.decisions))
+        return E.fork(value)  # the run and its step states copied, as the engine copies them for a signal
     params = getattr(type(value), "__dataclass_params__", None)  # a frozen record (a context, usage) never changes
     if isinstance(value, IMMUTABLE) or (params is not None and params.frozen):
         return value
