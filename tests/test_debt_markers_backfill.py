@@ -37,6 +37,12 @@ def rotated(deps: Any) -> Iterator[None]:
         deps.settings = settings
 
 
+async def first_start_of_the_backfill(store: Any) -> None:
+    """As the first process started on the version with the backfill finds the store: no pass run, none recorded."""
+    M._BACKFILLS.pop(store, None)
+    await store._run(lambda db: db.execute("DELETE FROM store_notes"))
+
+
 def keep_findings(deps: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """As before merges let their findings go (the installs the private marker came after)."""
     async def keep(repo: str, number: int) -> None:
@@ -75,7 +81,7 @@ async def test_the_backfill_notes_issues_of_before_from_the_findings_kept(
     await merge_with_key(bot, sandbox, 710)
     [n] = filed(sandbox)
     t = await as_before_the_private_marker(deps, 710)
-    M._BACKFILLED.discard(deps.store)  # a process started on the version with the backfill
+    await first_start_of_the_backfill(deps.store)
     other = pull_with(sandbox, 712, {"app/other.py": KEY2 + "\n", **TESTS})  # another finding, merged first
     await send(bot, sandbox, "pull_request", other)
     await send(bot, sandbox, "pull_request", merged(other, other["pull_request"]["head"]["sha"]))
@@ -126,6 +132,7 @@ async def test_a_process_started_before_any_merge_notes_them_before_a_rotation(
     await merge_with_key(bot, sandbox, 730)
     [n] = filed(sandbox)
     t = await as_before_the_private_marker(deps, 730)
+    await first_start_of_the_backfill(deps.store)  # the next start is the first on the version with the backfill
     second = await Runtime(rt.settings, github_max_wait=5.0, github_backoff=0.01).start()  # same store file
     try:
         for _ in range(200):  # the start-up pass is a background task

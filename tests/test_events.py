@@ -162,3 +162,17 @@ def test_a_pull_request_closed_is_acted_on_only_when_merged_whoever_merged() -> 
     assert isinstance(reopened, events.PullClosed) and reopened.reopened and reopened.closed_at is None
     p["pull_request"]["merged"] = "yes"
     assert isinstance(events.parse("pull_request", p, "d3"), events.Malformed)
+
+
+@pytest.mark.parametrize("updated_at,head", [("2026-01-02T03:09:00Z", {"sha": "a" * 40}), (None, None),
+                                             ("garbage", "not an object"), (12, {"sha": 12}), ("9" * 5000, {})])
+def test_a_close_or_reopen_carries_when_github_made_it_read_leniently(updated_at: Any, head: Any) -> None:
+    """updated_at orders a late close after a reopen (bot/run/merged.py); unreadable, a close falls back to its
+    closed_at and a reopen to None (the store then applies it safely); the head sha may be missing too."""
+    p = copy.deepcopy(load_fixture("pull_request.opened.json")) | {"action": "closed"}
+    p["pull_request"] |= {"merged": False, "closed_at": "2026-01-02T03:04:05Z", "updated_at": updated_at, "head": head}
+    closed, reopened = events.parse("pull_request", p, "d1"), events.parse("pull_request", p | {"action": "reopened"}, "d2")
+    assert isinstance(closed, events.PullClosed) and isinstance(reopened, events.PullClosed)
+    ok = updated_at == "2026-01-02T03:09:00Z"
+    assert (closed.updated_at, reopened.updated_at) == ((1767323340.0, 1767323340.0) if ok else (1767323045.0, None))
+    assert closed.head_sha == ("a" * 40 if ok else "")

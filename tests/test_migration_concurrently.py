@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.store import SQLiteStore
+from bot.store import SQLiteStore, StoreUnavailable
+from bot.store import postgres_migrate as pm
 from bot.store.migrations import MIGRATIONS, Index
 from bot.store.postgres import PostgresStore
 from tests.test_postgres_store import fresh_schema
@@ -139,3 +141,42 @@ async def test_an_install_that_ran_12_as_plain_sql_keeps_its_index_and_records(
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         assert await index_state(conn) == (True, False)
         assert await versions(conn) == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_a_wait_for_the_lock_or_the_build_says_what_it_waits_for(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """CREATE INDEX CONCURRENTLY waits for every older transaction (a pg_dump, a session idle in one), and the
+    processes starting beside it wait for the lock meanwhile: each says so every WAIT_LOG seconds, naming the
+    sessions by pid and state, never waiting in silence."""
+    await at_version_11(pg_url, monkeypatch)
+    monkeypatch.setattr(pm, "WAIT_LOG", 0.3)
+    async with await psycopg.AsyncConnection.connect(pg_url) as busy:
+        await busy.execute(RUN, ("in-flight",))  # idle in transaction: the build waits for it
+        pid = busy.info.backend_pid
+        first, second = PostgresStore(pg_url), PostgresStore(pg_url)
+        with caplog.at_level(logging.WARNING):
+            opening = asyncio.create_task(first.open())
+            await asyncio.sleep(0.2)
+            waiting = asyncio.create_task(second.open())  # waits for the lock the first holds
+            try:
+                await asyncio.sleep(1.5)
+                assert not opening.done() and not waiting.done()
+                await busy.commit()
+                await asyncio.wait_for(asyncio.gather(opening, waiting), 30)
+            finally:
+                for task in (opening, waiting):
+                    task.cancel()
+                await first.close()
+                await second.close()
+    assert re.search(rf"building index runs_repo_created \(CONCURRENTLY\) for \d+ s, waiting for pid {pid} \(idle in"
+                     r" transaction, no application_name, in a transaction for \d+ s\)", caplog.text)
+    assert re.search(r"waited \d+ s for the migration lock, held by pid \d+ \(active", caplog.text)
+
+
+async def test_a_connection_lost_while_migrating_reports_why_not_the_unlock(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unlock in the ``finally`` of a broken connection fails too; its error must not hide the cause."""
+    broken = [*MIGRATIONS[:11], "SELECT pg_terminate_backend(pg_backend_pid())"]
+    monkeypatch.setattr("bot.store.postgres.MIGRATIONS", broken)
+    with pytest.raises(StoreUnavailable, match="terminating connection"):
+        await PostgresStore(pg_url).open()

@@ -152,6 +152,10 @@ class PullClosed(Base):
 
     number: int
     closed_at: float | None  # GitHub's pull_request.closed_at; None for a reopening
+    # GitHub's pull_request.updated_at (a close's closed_at where it is unreadable): a close or reopen delivered
+    # late (a redelivery, a retried job) is told from a later one by it. None when neither can be read.
+    updated_at: float | None = None
+    head_sha: str = ""  # "" when the payload has none
 
     @property
     def reopened(self) -> bool:
@@ -379,8 +383,13 @@ def _merged(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> 
 
 
 def _closed(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> PullClosed:
+    """Only the number must be there: the times and head are read leniently (null, missing or not a time: None),
+    and the store then orders the change safely (bot/store/base.py: close_findings)."""
+    closed_at = None if action == "reopened" else _time(p, "pull_request.closed_at")
+    head = _at(p, "pull_request.head.sha", optional=True)
     return PullClosed(**_base(event, action, p, delivery_id), number=_get(p, "pull_request.number", int),
-                      closed_at=None if action == "reopened" else _time(p, "pull_request.closed_at"))
+                      closed_at=closed_at, updated_at=_time(p, "pull_request.updated_at") or closed_at,
+                      head_sha=head if isinstance(head, str) else "")
 
 
 def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem | PullMerged | PullClosed:

@@ -120,9 +120,8 @@ async def _find_issue(gh: GitHubAPI, repo: str, key: str, bot_login: str | None)
     return None
 
 
-async def create_issue_once(gh: GitHubAPI, store: Store, *, repo: str, mark: str, title: str, body: str,
-                            labels: list[str], bot_login: str | None = None) -> tuple[Posted, bool]:
-    """Open an issue carrying ``mark`` (and the bot's label) unless one already exists; (issue, created?)."""
+async def find_issue(gh: GitHubAPI, store: Store, repo: str, mark: str, bot_login: str | None = None) -> Posted | None:
+    """The bot's issue carrying ``mark``, looked for only: in the store, then on GitHub (recorded when found there)."""
     known = await store.find_posted(mark)
     if known is None:
         found = await _find_issue(gh, repo, markers_in(mark)[0], bot_login)
@@ -130,7 +129,13 @@ async def create_issue_once(gh: GitHubAPI, store: Store, *, repo: str, mark: str
             known = Posted(marker=mark, repo=repo, kind="issue", github_id=found["id"], number=found["number"],
                            url=found.get("html_url"))
             await store.remember_posted(known)
-    if known is not None:
+    return known
+
+
+async def create_issue_once(gh: GitHubAPI, store: Store, *, repo: str, mark: str, title: str, body: str,
+                            labels: list[str], bot_login: str | None = None) -> tuple[Posted, bool]:
+    """Open an issue carrying ``mark`` (and the bot's label) unless one already exists; (issue, created?)."""
+    if (known := await find_issue(gh, store, repo, mark, bot_login)) is not None:
         return known, False
     issue = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": with_marker(body, mark),
                                                          "labels": [*labels, BOT_LABEL]})

@@ -13,14 +13,15 @@ only the App holds (:func:`finding_key`, from its webhook secret); issues filed 
 are still found by it (:func:`debt_marker` with no key). A rotated webhook secret changes every keyed marker: each
 issue filed is kept in the store under a private marker too (:func:`filed_marker`, never posted, so unkeyed), and
 looked up there first, so a rotation files nothing twice. The order makes a crash safe: before the issue is
-created, the marker it will carry is noted under the private marker (``intend_filing``), and a retry files under
-the marker noted, so after a crash and a rotation the issue is still found by the marker it carries (in the store,
-or on GitHub by the bot's label), never filed again under the new key's.
+created, the marker it will carry is noted under the private marker (``claim_filing``), and a retry looks for an
+issue carrying the marker noted (in the store, or on GitHub by the bot's label); none found, it files under the key
+of now, never under the one noted: that key may be retired because it leaked. The note is a claim too: two merges
+of one finding at once (separate jobs) file one issue; the other job waits a little, then fails to be retried.
 
 Issues filed before the private marker existed are in the store under their keyed marker only, and an HMAC cannot
 be turned back into its finding: :func:`backfill` finds them from the findings the store still holds (a merged pull
-request's were kept then), under the key of now, once per process before its first filing. What it cannot reach:
-an issue whose pull request's findings are gone, or whose key was rotated away before this ran.
+request's were kept then), under the key of now, once per install (recorded in the store) before its first filing.
+What it cannot reach: an issue whose pull request's findings are gone, or whose key was rotated away before this ran.
 
 ``pull_request.closed`` with ``merged: true`` files here; closed unmerged (its findings never reached the default
 branch) and reopened only note the close for retention (:func:`on_pull_closed`). The findings are the store's
@@ -29,6 +30,7 @@ branch) and reopened only note the close for retention (:func:`on_pull_closed`).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -43,7 +45,7 @@ from gidgethub.abc import GitHubAPI
 from bot.core import events, review_texts
 from bot.core import findings as F
 from bot.core.markers import marker, markers_in
-from bot.github.writes import create_issue_once, digest
+from bot.github.writes import create_issue_once, digest, find_issue
 from bot.run.runs import Deps
 from bot.store import Posted, Store
 
@@ -54,6 +56,12 @@ LABELS = ["tech-debt"]
 MAX_AGAIN = 5  # closed-as-completed issues followed for one finding before it is filed again
 UNSTATED = "no reason given"  # a closed issue's state_reason when GitHub has none
 KEY_LABEL = b"triage-lead finding ids v1"
+# Two merges of the same finding at once: the job whose claim won files; the other looks again CLAIM_TRIES times,
+# CLAIM_POLL s apart, then fails to be retried. A claim whose job died (a crash, not a failure: that lets it go)
+# is taken over after CLAIM_LEASE s, well past any filing's GitHub calls and their rate-limit waits.
+CLAIM_TRIES = 20
+CLAIM_POLL = 0.5
+CLAIM_LEASE = 900.0
 
 
 def finding_key(webhook_secret: str | None) -> bytes | None:
@@ -97,24 +105,79 @@ async def _closed_how(gh: GitHubAPI, repo: str, number: int) -> str | None:
     return None if issue.get("state") != "closed" else str(issue.get("state_reason") or UNSTATED)
 
 
+class FilingInProgress(TimeoutError):
+    """Another job is filing this finding's issue right now (two merges with the same finding at once): this job
+    fails, and is retried (a timeout is transient), then finds the issue that job filed."""
+
+
+async def _known(store: Store, repo: str, t: F.Tracked, after: int | None, key: bytes | None) -> tuple[Posted | None,
+                                                                                                      bool]:
+    """One link of a finding's chain as the store knows it, and whether it was noted privately just now: by the
+    private marker (it outlives a rotated webhook secret), else the keyed marker of the key of now, else the unkeyed
+    one of before keys; one found by a public marker is noted under the private one, so a rotation loses it not.
+    The one walk of :func:`_file` and :func:`backfill`."""
+    own = filed_marker(repo, t, after)
+    if (posted := await store.find_posted(own)) is not None:
+        return posted, False
+    for public in dict.fromkeys([debt_marker(repo, t, after, key), debt_marker(repo, t, after)]):
+        if (posted := await store.find_posted(public)) is not None:
+            await store.remember_posted(dataclasses.replace(posted, marker=own))
+            return posted, True
+    return None, False
+
+
+async def _filed_once(gh: GitHubAPI, deps: Deps, repo: str, mark: tuple[str, str], text: tuple[str, str]) -> tuple[
+        Posted, bool]:
+    """Under the claim of ``mark`` = (private marker, public marker of the key of now): the marker an earlier
+    attempt noted is only looked for (it may be a retired key's: a leaked one, so never filed under again); none
+    carrying it, the public marker of now is noted, then filed under (create_issue_once finds one already there)."""
+    own, public = mark
+    noted = await deps.store.claim_filing(own, public, CLAIM_LEASE)
+    if noted is None:
+        raise FilingInProgress(f"{repo}: another job is filing the same tech debt; retried, it finds that issue")
+    try:
+        if noted != public:
+            if (found := await find_issue(gh, deps.store, repo, noted, deps.bot_login)) is not None:
+                await deps.store.remember_posted(dataclasses.replace(found, marker=own))
+                return found, False
+            await deps.store.note_filing(own, public)  # before the issue: a crash after it finds it by this marker
+        posted, created = await create_issue_once(gh, deps.store, repo=repo, mark=public, title=text[0], body=text[1],
+                                                  labels=LABELS, bot_login=deps.bot_login)
+        await deps.store.remember_posted(dataclasses.replace(posted, marker=own))
+        return posted, created
+    finally:  # filed and noted, or failed: a retry need not wait for the claim's lease
+        try:
+            await deps.store.release_filing(own)
+        except Exception as exc:  # its lease runs out instead; the job's own outcome stands
+            log.warning("%s: the claim of a tech-debt filing could not be let go (%s); a retry waits %.0f s for it",
+                        repo, exc, CLAIM_LEASE)
+
+
+async def _link(gh: GitHubAPI, deps: Deps, event: events.PullMerged, t: F.Tracked, after: int | None,
+                text: tuple[str, str]) -> tuple[Posted, bool]:
+    """The issue of one link of the finding's chain, filed unless the store or GitHub knows it; (issue, created?).
+    Another job filing it right now (the claim is its): waited for a little, then this job fails to be retried."""
+    key = finding_key(deps.settings.webhook_secret)
+    mark = (filed_marker(event.repo, t, after), debt_marker(event.repo, t, after, key))
+    for attempt in range(CLAIM_TRIES):
+        posted, _ = await _known(deps.store, event.repo, t, after, key)
+        if posted is not None:
+            return posted, False
+        try:
+            return await _filed_once(gh, deps, event.repo, mark, text)
+        except FilingInProgress:
+            if attempt == CLAIM_TRIES - 1:
+                raise
+        await asyncio.sleep(CLAIM_POLL)
+    raise AssertionError("unreachable")
+
+
 async def _file(gh: GitHubAPI, deps: Deps, event: events.PullMerged, t: F.Tracked, sha: str) -> str:
     """The finding's tech-debt issue, filed unless one is open or a person closed it as settled; what became of it."""
     before: Posted | None = None
-    key = finding_key(deps.settings.webhook_secret)
     for _ in range(MAX_AGAIN):
-        title, body = review_texts.debt_issue(t, event.number, sha, closed=before.number if before else None)
-        after = before.number if before else None
-        own = filed_marker(event.repo, t, after)  # first: it outlives a rotated webhook secret
-        posted, created = await deps.store.find_posted(own), False
-        if posted is None:
-            legacy = await deps.store.find_posted(debt_marker(event.repo, t, after)) if key is not None else None
-            if legacy is not None:
-                posted = legacy
-            else:  # noted before the issue exists: a retry files under this marker, whatever the key is by then
-                mark = await deps.store.intend_filing(own, event.repo, debt_marker(event.repo, t, after, key))
-                posted, created = await create_issue_once(gh, deps.store, repo=event.repo, mark=mark, title=title,
-                                                          body=body, labels=LABELS, bot_login=deps.bot_login)
-            await deps.store.remember_posted(dataclasses.replace(posted, marker=own))
+        text = review_texts.debt_issue(t, event.number, sha, closed=before.number if before else None)
+        posted, created = await _link(gh, deps, event, t, before.number if before else None, text)
         if created:
             return f"#{posted.number}" + (f" (again: #{before.number} was closed as completed)" if before else "")
         how = await _closed_how(gh, event.repo, int(posted.number or 0))
@@ -126,12 +189,16 @@ async def _file(gh: GitHubAPI, deps: Deps, event: events.PullMerged, t: F.Tracke
     return f"#{before.number if before else 0} (closed as completed {MAX_AGAIN} times: not filed again)"
 
 
-_BACKFILLED: weakref.WeakSet[Any] = weakref.WeakSet()  # stores this process has run :func:`backfill` on
+# One pass per install (its record in the store): it notes the issues the key of the time filed before the private
+# marker existed. After a rotation the pass under the new key could not find the old key's anyway (an HMAC cannot
+# be turned back), so once per install, not once per key, is all it can do.
+BACKFILL_DONE = "tech-debt private markers backfilled v1"
+_BACKFILLS: weakref.WeakKeyDictionary[Any, asyncio.Task[None]] = weakref.WeakKeyDictionary()  # per store
 
 
 async def backfill(store: Store, key: bytes | None) -> int:
-    """Each issue the store knows only by its keyed marker (filed before the private one existed) gets its private
-    note, found from the open findings the store holds (a closed-as-completed chain followed as :func:`_file`
+    """Each issue the store knows only by its keyed or unkeyed marker (filed before the private one existed) gets its
+    private note, found from the open findings the store holds (a closed-as-completed chain followed as :func:`_file`
     does); how many were noted. Idempotent. Without a key there is nothing to do: the unkeyed lookup finds them."""
     noted, after = 0, ("", 0)
     while key is not None and (page := await store.findings_page(after)):
@@ -142,18 +209,37 @@ async def backfill(store: Store, key: bytes | None) -> int:
     return noted
 
 
+def start_backfill(store: Store, webhook_secret: str | None) -> asyncio.Task[None] | None:
+    """The pass of :func:`backfill_once` under way for ``store`` in this process, started unless one is (or one
+    finished well); None without a key. bot/run/runtime.py starts it at start-up and cancels it at shutdown."""
+    if finding_key(webhook_secret) is None:
+        return None
+    running = _BACKFILLS.get(store)
+    if running is None or running.cancelled():  # (one that failed took itself out)
+        running = _BACKFILLS[store] = asyncio.create_task(_backfill_pass(store, webhook_secret),
+                                                          name="tech-debt backfill")
+    return running
+
+
 async def backfill_once(store: Store, webhook_secret: str | None) -> None:
-    """:func:`backfill` under the key of now, once per process and store: at start-up (bot/run/runtime.py, in the
-    background, so a secret rotated before any merge still finds what the old key filed) and before a first filing.
-    A failure is logged and tried again at the next merge (whose filing goes on: the store's trouble, if it lasts,
-    fails that job visibly)."""
-    if store in _BACKFILLED:
-        return
-    _BACKFILLED.add(store)
+    """:func:`backfill` under the key of now, once per install: at start-up (bot/run/runtime.py, in the background, so
+    a secret rotated before any merge still finds what the old key filed) and before a first filing, which waits for
+    the pass under way (one per store and process). A failure is logged and tried again at the next merge (whose
+    filing goes on: the store's trouble, if it lasts, fails that job visibly)."""
+    running = start_backfill(store, webhook_secret)
+    if running is not None and not running.done():
+        await asyncio.shield(running)  # a merge job cancelled must not cancel the pass others wait for
+
+
+async def _backfill_pass(store: Store, webhook_secret: str | None) -> None:
     try:
+        if await store.is_done(BACKFILL_DONE):
+            return
         noted = await backfill(store, finding_key(webhook_secret))
+        await store.note_done(BACKFILL_DONE)
     except Exception:
-        _BACKFILLED.discard(store)
+        if _BACKFILLS.get(store) is asyncio.current_task():  # the next merge starts another
+            del _BACKFILLS[store]
         log.exception("tech debt: noting the issues filed before the private marker existed failed; tried again "
                       "before the next merge's filing")
         return
@@ -163,27 +249,26 @@ async def backfill_once(store: Store, webhook_secret: str | None) -> None:
 async def _note_filed(store: Store, repo: str, t: F.Tracked, key: bytes) -> int:
     noted, before = 0, None
     for _ in range(MAX_AGAIN):
-        posted = await store.find_posted(debt_marker(repo, t, before, key))
+        posted, new = await _known(store, repo, t, before, key)
         if posted is None:
             break
-        if await store.find_posted(filed_marker(repo, t, before)) is None:
-            await store.remember_posted(dataclasses.replace(posted, marker=filed_marker(repo, t, before)))
-            noted += 1
-        before = posted.number
+        noted, before = noted + new, posted.number
     return noted
 
 
 async def on_pull_closed(event: events.PullClosed, deps: Deps) -> None:
     """Closed unmerged: the close is noted on its findings, which retention lets go 90 days later (the merge that
-    would file them is not coming); reopened: the note is cleared, and a later merge files what is open."""
+    would file them is not coming); reopened: the note is cleared, and a later merge files what is open. One
+    delivered after a later close or reopen was applied (a redelivery, a retried job) changes nothing."""
     now = time.time()
     at = None if event.reopened else min(event.closed_at or now, now)  # never a close in the future
-    if await deps.store.close_findings(event.repo, event.number, at):
-        log.info("%s: %s: its review's findings are %s", event.thread, "reopened" if at is None else
-                 "closed without a merge", "kept for its merge" if at is None else "let go 90 days after the close")
-    else:
-        log.info("%s: %s, with no findings of a review kept: nothing to note", event.thread,
-                 "reopened" if at is None else "closed without a merge")
+    what = "reopened" if at is None else "closed without a merge"
+    if not await deps.store.close_findings(event.repo, event.number, at, at=event.updated_at, sha=event.head_sha):
+        log.info("%s: %s (GitHub's updated_at %s), but a later close or reopen was applied already: left as it is",
+                 event.thread, what, event.updated_at)
+        return
+    log.info("%s: %s: its review's findings, if any, are %s", event.thread, what,
+             "kept for its merge" if at is None else "let go 90 days after the close")
 
 
 async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) -> None:

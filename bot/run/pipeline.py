@@ -48,6 +48,9 @@ async def process(job: Job, deps: Deps) -> None:
     if isinstance(event, events.Installation):
         log.info("installation %s %s", event.installation_id, event.action)
         return
+    if isinstance(event, events.PullClosed):  # closed unmerged or reopened: the store's note, nothing on GitHub (no
+        await on_pull_closed(event, deps)  # token asked for; the dashboard shows no closed pull request's findings)
+        return
     gh = await deps.github.installation(event.installation_id)
     if isinstance(event, events.WorkItem):
         await on_work_item(event, gh, deps)
@@ -62,8 +65,6 @@ async def process(job: Job, deps: Deps) -> None:
         return
     elif isinstance(event, events.PullMerged):
         await on_pull_merged(event, gh, deps)
-    elif isinstance(event, events.PullClosed):  # closed unmerged or reopened: the store's note, nothing on GitHub
-        await on_pull_closed(event, deps)
     await after_job(gh, deps, event.repo, event.installation_id, branch=default_branch(job.payload))
 
 

@@ -19,7 +19,9 @@ The policy (``TRIAGE_LEAD_KEEP_PAYLOAD_DAYS``, default 14):
   until its merge, however late, files that finding as tech debt; the merge then lets them go. A pull
   request closed without a merge has its close recorded (``pull_findings.closed_at``, cleared if it is
   reopened): its findings go 90 days after the close (or the setting's days if longer), open ones too, since
-  the merge that would file them is not coming. Reopened later than that, it is reviewed afresh.
+  the merge that would file them is not coming. Reopened later than that, it is reviewed afresh. A close or
+  reopen delivered late (a redelivery, a retried job) never undoes a later one: GitHub's ``updated_at`` orders them
+  (``pull_findings.state_at``), and a close processed before any review saved findings is kept on an empty row.
 * **Kept for good:** workflow runs and their steps, what the bot posted (markers), model usage, job rows,
   and each budget key's running total (a run waiting weeks for an approval keeps what it spent; settled
   reservations are pruned with payloads, but a cap counts the total, never their sum).

@@ -94,10 +94,10 @@ class Runtime:
         self._tasks.append(asyncio.create_task(retention(self.store, keep_days=self.settings.keep_payload_days),
                                                name="retention"))
         self._tasks.append(asyncio.create_task(every(15.0, "dashboard refresh", self._dashboards), name="dashboards"))
-        from bot.run.merged import backfill_once  # under the secret of now, before a rotation can hide them
+        from bot.run.merged import start_backfill  # under the secret of now, before a rotation can hide them
 
-        self._tasks.append(asyncio.create_task(backfill_once(self.store, self.settings.webhook_secret),
-                                               name="tech-debt backfill"))
+        if (backfill := start_backfill(self.store, self.settings.webhook_secret)) is not None:
+            self._tasks.append(backfill)  # once per install: a start after the first finds it done at once
         return self
 
     async def _dashboards(self) -> None:

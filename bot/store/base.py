@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -189,6 +189,26 @@ def none_open(findings: str) -> bool:
 
 
 
+# Both stores' SQL for the methods above (SQLite's placeholders; PostgreSQL's store swaps in its own).
+CLOSE_FINDINGS = (
+    "INSERT INTO pull_findings (repo, number, sha, findings, saved_at, closed_at, state_at) VALUES (?, ?, ?, '{}', ?, ?,"
+    " ?) ON CONFLICT (repo, number) DO UPDATE SET closed_at = excluded.closed_at, state_at = COALESCE("
+    "excluded.state_at, pull_findings.state_at) WHERE pull_findings.state_at IS NULL OR excluded.state_at >"
+    " pull_findings.state_at OR (excluded.closed_at IS NULL AND (excluded.state_at IS NULL OR excluded.state_at >="
+    " pull_findings.state_at))")  # a tie goes to the reopen: the findings are kept, never lost
+CLAIM_FILING = ("INSERT INTO debt_filings (filed, public, claimed_at) VALUES (?, ?, ?) ON CONFLICT (filed) DO UPDATE"
+                " SET claimed_at = excluded.claimed_at WHERE debt_filings.claimed_at <= ? RETURNING public")
+FINDINGS_PAGE = ("SELECT repo, number, sha, findings FROM pull_findings WHERE (repo, number) > (?, ?)"
+                 " ORDER BY repo, number LIMIT ?")
+
+
+def findings_of(rows: Iterable[Any]) -> list[PullFindings]:
+    """``FINDINGS_PAGE``'s rows: one whose findings cannot be read counts as having none (a page is never cut
+    short by it, and the walk goes on past it)."""
+    return [PullFindings.from_row(r["repo"], r["number"], r) or PullFindings(r["repo"], r["number"], r["sha"], {})
+            for r in rows]
+
+
 class Store(Protocol):
     """What the rest of the bot needs from a database. SQLite and PostgreSQL both provide it."""
 
@@ -249,15 +269,25 @@ class Store(Protocol):
     async def load_findings(self, repo: str, number: int) -> PullFindings | None: ...
     # After its merge has filed what was open: a merged pull request's findings are of no further use.
     async def forget_findings(self, repo: str, number: int) -> None: ...
-    # A pull request closed unmerged (``closed_at``, unix time) or reopened (None): retention lets the findings of
-    # one closed FINDINGS_KEEP_SECONDS ago go, open ones too. False when it has no findings recorded.
-    async def close_findings(self, repo: str, number: int, closed_at: float | None) -> bool: ...
+    # A pull request closed unmerged (``closed_at``, unix time) or reopened (None), ``at`` GitHub's updated_at of
+    # it: applied unless a close or reopen GitHub made later was applied already (a late redelivery or retry never
+    # undoes it; with no ``at``, a reopen is applied and a close only where none was). With no findings recorded a
+    # row with none is made (``sha``: the head), so a review that saves later keeps the close. True if applied.
+    async def close_findings(self, repo: str, number: int, closed_at: float | None, *, at: float | None = None,
+                             sha: str = "") -> bool: ...
     # Every pull request's findings, a page at a time in (repo, number) order after ``after`` (unreadable ones
     # with no findings, so a page is never cut short by them).
     async def findings_page(self, after: tuple[str, int] = ("", 0), limit: int = 100) -> list[PullFindings]: ...
-    # Before a tech-debt issue is created (bot/run/merged.py): the marker it will carry (``public``), recorded
-    # under the finding's private marker (``filed``) unless one was recorded already; the one recorded is returned.
-    async def intend_filing(self, filed: str, repo: str, public: str) -> str: ...
+    # A tech-debt issue about to be filed (bot/run/merged.py), under the finding's private marker ``filed``: the
+    # claim of one job, taken if none is held (or the one held is ``lease`` seconds old: its job died); the public
+    # marker noted (``public`` if none was), or None while another job holds the claim. ``note_filing`` changes
+    # the marker noted (before filing under it); ``release_filing`` lets the claim go.
+    async def claim_filing(self, filed: str, public: str, lease: float) -> str | None: ...
+    async def note_filing(self, filed: str, public: str) -> None: ...
+    async def release_filing(self, filed: str) -> None: ...
+    # A one-off pass done for this install (``store_notes``): recorded, and asked for.
+    async def note_done(self, name: str) -> None: ...
+    async def is_done(self, name: str) -> bool: ...
     # Shared limits (all workers, one database). A window counter: take_slots records one event under every
     # (key, limit, window_seconds) at `now` and returns 0.0 if each key had fewer than `limit` events in the
     # last `window_seconds`; otherwise records nothing and returns the seconds until all would fit.

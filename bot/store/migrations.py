@@ -255,17 +255,29 @@ MIGRATIONS: list[str | RowMigration | Index] = [
     # (Shipped as plain SQL making the same index; an Index now, so PostgreSQL never stops run writes to build it.)
     Index(name="runs_repo_created", table="runs", columns="repo, installation_id, created_at"),
     # 13: tech debt about to be filed (bot/run/merged.py): under the finding's private marker (never posted,
-    # unkeyed), the public marker its issue carries, written before the issue is created. A retry after a crash
-    # looks for the issue under that marker, whatever the webhook secret has become since.
+    # unkeyed), the public marker its issue will carry, written before the issue is created, and the claim of the
+    # one job filing it (``claimed_at``: two merges of the same finding at once file one issue; 0 once let go). A
+    # retry after a crash looks for the issue under the marker noted, and files under the key of now if none
+    # carries it. ``store_notes``: a one-off pass done for this install (the backfill of private markers).
     """
     CREATE TABLE debt_filings (
         filed TEXT PRIMARY KEY,
-        repo TEXT NOT NULL,
         public TEXT NOT NULL,
+        claimed_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE store_notes (
+        name TEXT PRIMARY KEY,
         at DOUBLE PRECISION NOT NULL
     );
     """,
     # 14: when a pull request was closed without a merge (NULL while open; cleared when it is reopened): retention
     # lets its findings go 90 days after, open ones too, since the merge that would file them is not coming.
-    "ALTER TABLE pull_findings ADD COLUMN closed_at DOUBLE PRECISION",
+    # ``state_at``: GitHub's updated_at of the close or reopen last applied, so one delivered late (a redelivery, a
+    # retried job) never undoes a later one.
+    """
+    ALTER TABLE pull_findings ADD COLUMN closed_at DOUBLE PRECISION;
+    ALTER TABLE pull_findings ADD COLUMN state_at DOUBLE PRECISION;
+    """,
+    # 15: retention's pass over closed pull requests' findings (``closed_at <= ...``) reads this, not every row.
+    Index(name="pull_findings_closed", table="pull_findings", columns="closed_at"),
 ]

@@ -3,7 +3,7 @@
 Several processes (``serve`` and any number of ``worker``) share one database, so the schema is
 migrated under an advisory lock, and a delivery, our job row and its procrastinate job are written in
 one transaction: after the webhook's 2xx nothing can be lost, and a rollback enqueues nothing. The job
-queue's methods are in bot/store/postgres_jobs.py.
+queue's methods are in bot/store/postgres_jobs.py, its migrations in bot/store/postgres_migrate.py.
 
 Long because each of the store's writes is one transaction, with its statements beside the others it runs with,
 mirroring the SQLite store (bot/store/sqlite.py) method for method.
@@ -11,12 +11,8 @@ mirroring the SQLite store (bot/store/sqlite.py) method for method.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -27,8 +23,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from bot.store.base import (
+    CLAIM_FILING,
+    CLOSE_FINDINGS,
     FINAL_STATES,
     FINDINGS_KEEP_SECONDS,
+    FINDINGS_PAGE,
     NOTHING,
     Along,
     Posted,
@@ -36,17 +35,19 @@ from bot.store.base import (
     RunRecord,
     StepRecord,
     StoreUnavailable,
+    findings_of,
     none_open,
 )
 from bot.store.limits import Cap, Limit, fits, nth_newest_wait
-from bot.store.migrations import MIGRATIONS, Index, RowMigration, RowPass
+from bot.store.migrations import MIGRATIONS
 from bot.store.postgres_jobs import QUEUE, TASK, PostgresJobs
+from bot.store.postgres_migrate import migrate, postgres_sql
 from bot.store.run_format import patch_keys
 
 __all__ = ["QUEUE", "TASK", "PostgresStore", "postgres_sql"]  # QUEUE, TASK: procrastinate registers its task by them
 
 # Advisory-lock keys (any constant bigint; they only need to differ from each other).
-_MIGRATE_LOCK = 0x7472_6961_6765_01  # "triage" + 1: schema changes, one process at a time
+# (The migration lock's key is bot/store/postgres_migrate.py's MIGRATE_LOCK.)
 _LIMIT_LOCKS = 0x7472_6961  # the first key of the two-key advisory locks taken per limit key (hashtext is the second)
 
 # Connection trouble (server down, network, pool exhausted or closed) is what the webhook answers 503 for.
@@ -54,72 +55,16 @@ _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, P
 # (A full disk, DiskFull, and a statement timeout, QueryCanceled, are OperationalErrors too.)
 
 PRUNE_BATCH = 1000  # rows per retention transaction: short ones, never a long lock on deliveries
-MIGRATE_POLL = 0.2  # seconds between tries of the migration lock
 
-log = logging.getLogger(__name__)
+
+def _pg(sql: str) -> str:
+    """bot/store/base.py's shared SQL with PostgreSQL's placeholders (it holds no literal question mark)."""
+    return sql.replace("?", "%s")
 
 
 def _why(exc: BaseException) -> str:
     """psycopg's message on one line (libpq adds hints on further lines); never holds the password."""
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def postgres_sql(sql: str) -> str:
-    """A migration from the shared list in PostgreSQL's dialect: SQLite's rowid key becomes a sequence."""
-    return re.sub(r"\bINTEGER PRIMARY KEY\b", "BIGSERIAL PRIMARY KEY", sql)
-
-
-# Procrastinate only wakes idle workers (LISTEN/NOTIFY) when a job is inserted. A job held back by its
-# thread's lock would then wait for the next poll after its predecessor finished; this trigger sends
-# the same wake-up when a job leaves "doing" (finished, failed, or put back by a retry).
-_WAKE_ON_RELEASE = """
-CREATE FUNCTION triage_lead_wake_workers() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    payload TEXT := json_build_object('type', 'job_inserted', 'job_id', NEW.id)::text;
-BEGIN
-    PERFORM pg_notify('procrastinate_queue_v1#' || NEW.queue_name, payload);
-    PERFORM pg_notify('procrastinate_any_queue_v1', payload);
-    RETURN NEW;
-END;
-$$;
-CREATE TRIGGER triage_lead_wake_workers AFTER UPDATE OF status ON procrastinate_jobs
-    FOR EACH ROW WHEN (OLD.status = 'doing' AND NEW.status <> 'doing')
-    EXECUTE PROCEDURE triage_lead_wake_workers();
-"""
-
-
-async def _rewrite_rows(conn: psycopg.AsyncConnection[Any], step: RowMigration) -> None:
-    """A Python migration step, page by page, inside the caller's transaction."""
-    last, tally = "", RowPass(step)
-    while rows := await (await conn.execute(step.page_sql("%s"), (last,))).fetchall():
-        for key, value in rows:
-            new = tally.convert(key, value)
-            if new is not None:
-                await conn.execute(step.update_sql("%s"), (new, key))
-        last = rows[-1][0]
-    tally.finish()
-
-
-async def _lock_migrations(conn: psycopg.AsyncConnection[Any]) -> None:
-    """The migration lock, for the session, taken by polling. A process waiting for it inside a statement would hold
-    a snapshot all along, and ``CREATE INDEX CONCURRENTLY`` waits for every older snapshot to end: the builder
-    would wait for the waiter, who waits for the builder (a deadlock PostgreSQL breaks by failing one of them)."""
-    while True:
-        row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATE_LOCK,))).fetchone()
-        if row is not None and row[0]:
-            return
-        await asyncio.sleep(MIGRATE_POLL)
-
-
-async def _build_index(conn: psycopg.AsyncConnection[Any], step: Index) -> None:
-    """``step`` built without blocking writes (outside any transaction). A concurrent build that died (a crash, a
-    cancel, a deadlock) leaves an INVALID index that IF NOT EXISTS would take as built: dropped and built again."""
-    row = await (await conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
-                                    (step.name,))).fetchone()
-    if row is not None and not row[0]:
-        log.warning("index %s was left invalid by a build that did not finish: building it again", step.name)
-        await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {step.name}")
-    await conn.execute(step.sql(concurrently=True))
 
 
 class PostgresStore(PostgresJobs):
@@ -172,43 +117,10 @@ class PostgresStore(PostgresJobs):
             await self.pool.close()
             raise StoreUnavailable(f"cannot open the PostgreSQL store: {_why(exc)}") from exc
 
-    @staticmethod
-    async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
-        """Apply what is missing while holding the migration lock, each version in its own transaction with its
-        record, except an :class:`Index`, built outside any (``CONCURRENTLY``) and recorded after.
-
-        Processes starting together take turns on the lock; each then sees what the first one applied."""
-        from procrastinate.schema import SchemaManager  # only the PostgreSQL path needs procrastinate
-
-        await conn.set_autocommit(True)  # a transaction only where one is opened: CONCURRENTLY needs none around it
-        await _lock_migrations(conn)
-        try:
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
-                               " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
-            done = {row[0] for row in await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()}
-            for version, step in enumerate(MIGRATIONS, start=1):
-                if version in done:
-                    continue
-                if isinstance(step, Index):  # a crash after the build: IF NOT EXISTS finds it valid, and records it
-                    await _build_index(conn, step)
-                async with conn.transaction():
-                    if isinstance(step, RowMigration):
-                        await _rewrite_rows(conn, step)
-                    elif isinstance(step, str):
-                        await conn.execute(postgres_sql(step))  # no parameters: several statements in one call
-                    await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, time.time()))
-            async with conn.transaction():
-                row = await (await conn.execute("SELECT to_regclass('procrastinate_jobs')")).fetchone()
-                if row is None or row[0] is None:
-                    await conn.execute(SchemaManager.get_schema())
-                row = await (await conn.execute(
-                    "SELECT 1 FROM pg_trigger WHERE tgname = 'triage_lead_wake_workers'"
-                    " AND tgrelid = 'procrastinate_jobs'::regclass")).fetchone()
-                if row is None:
-                    await conn.execute(_WAKE_ON_RELEASE)
-        finally:
-            with contextlib.suppress(psycopg.Error):  # a broken connection lets the lock go as it closes
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATE_LOCK,))
+    async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """bot/store/postgres_migrate.py's pass, with MIGRATIONS as this module has them (tests put in fewer)."""
+        await migrate(conn, MIGRATIONS, lambda: psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, connect_timeout=int(self.connect_timeout)))
 
     async def close(self) -> None:
         await self.pool.close()
@@ -388,21 +300,31 @@ class PostgresStore(PostgresJobs):
     async def forget_findings(self, repo: str, number: int) -> None:
         await self._exec("DELETE FROM pull_findings WHERE repo = %s AND number = %s", (repo, number))
 
-    async def close_findings(self, repo: str, number: int, closed_at: float | None) -> bool:
-        return await self._one("UPDATE pull_findings SET closed_at = %s WHERE repo = %s AND number = %s RETURNING 1 AS x",
-                               (closed_at, repo, number)) is not None
+    async def close_findings(self, repo: str, number: int, closed_at: float | None, *, at: float | None = None,
+                             sha: str = "") -> bool:
+        return await self._one(_pg(CLOSE_FINDINGS) + " RETURNING 1 AS x",
+                               (repo, number, sha, time.time(), closed_at, at)) is not None
 
     async def findings_page(self, after: tuple[str, int] = ("", 0), limit: int = 100) -> list[PullFindings]:
-        rows = await self._all("SELECT repo, number, sha, findings FROM pull_findings WHERE (repo, number) > (%s, %s)"
-                               " ORDER BY repo, number LIMIT %s", (*after, limit))
-        return [PullFindings.from_row(r["repo"], r["number"], r) or PullFindings(r["repo"], r["number"], r["sha"], {})
-                for r in rows]
+        return findings_of(await self._all(_pg(FINDINGS_PAGE), (*after, limit)))
 
-    async def intend_filing(self, filed: str, repo: str, public: str) -> str:
-        row = await self._one("INSERT INTO debt_filings (filed, repo, public, at) VALUES (%s, %s, %s, %s)"
-                              " ON CONFLICT (filed) DO UPDATE SET public = debt_filings.public RETURNING public",
-                              (filed, repo, public, time.time()))
-        return str(row["public"]) if row else public
+    async def claim_filing(self, filed: str, public: str, lease: float) -> str | None:
+        now = time.time()
+        row = await self._one(_pg(CLAIM_FILING), (filed, public, now, now - lease))
+        return None if row is None else str(row["public"])
+
+    async def note_filing(self, filed: str, public: str) -> None:
+        await self._exec("UPDATE debt_filings SET public = %s WHERE filed = %s", (public, filed))
+
+    async def release_filing(self, filed: str) -> None:
+        await self._exec("UPDATE debt_filings SET claimed_at = 0 WHERE filed = %s", (filed,))
+
+    async def note_done(self, name: str) -> None:
+        await self._exec("INSERT INTO store_notes (name, at) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                         (name, time.time()))
+
+    async def is_done(self, name: str) -> bool:
+        return await self._one("SELECT 1 AS x FROM store_notes WHERE name = %s", (name,)) is not None
 
     async def load_findings(self, repo: str, number: int) -> PullFindings | None:
         row = await self._one("SELECT sha, findings FROM pull_findings WHERE repo = %s AND number = %s", (repo, number))
@@ -504,8 +426,15 @@ class PostgresStore(PostgresJobs):
                 await conn.cursor().executemany(
                     "DELETE FROM pull_findings WHERE repo = %s AND number = %s AND saved_at <= %s",
                     [(*key, quiet) for key in gone])
-            closed = (await conn.execute("DELETE FROM pull_findings WHERE closed_at <= %s", (quiet,))).rowcount
-            counts["pull_findings"] = len(gone) + closed  # closed unmerged: no merge is coming to file what is open
-        return counts
+            counts["pull_findings"] = len(gone)
+        while True:  # closed unmerged: no merge is coming to file what is open (batched, as payloads are)
+            async with self._tx() as conn:
+                n = (await conn.execute(self._PRUNE_CLOSED, (quiet, PRUNE_BATCH))).rowcount
+            counts["pull_findings"] += n
+            if n < PRUNE_BATCH:
+                return counts
+
+    _PRUNE_CLOSED = ("DELETE FROM pull_findings WHERE (repo, number) IN (SELECT repo, number FROM pull_findings"
+                     " WHERE closed_at <= %s LIMIT %s)")
 
 

@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot.store.base import (
+    CLAIM_FILING,
+    CLOSE_FINDINGS,
     FINAL_STATES,
     FINDINGS_KEEP_SECONDS,
+    FINDINGS_PAGE,
     NOTHING,
     Along,
     Posted,
@@ -34,6 +37,7 @@ from bot.store.base import (
     RunRecord,
     StepRecord,
     StoreUnavailable,
+    findings_of,
     none_open,
 )
 from bot.store.intake import HOOK_BUDGET
@@ -435,22 +439,32 @@ class SQLiteStore(SQLiteJobs):
         closed = db.execute("DELETE FROM pull_findings WHERE closed_at <= ?", (quiet,)).rowcount
         return len(gone) + closed
 
-    async def close_findings(self, repo: str, number: int, closed_at: float | None) -> bool:
+    async def close_findings(self, repo: str, number: int, closed_at: float | None, *, at: float | None = None,
+                             sha: str = "") -> bool:
         return bool(await self._run(lambda db: db.execute(
-            "UPDATE pull_findings SET closed_at = ? WHERE repo = ? AND number = ?", (closed_at, repo, number)).rowcount))
+            CLOSE_FINDINGS, (repo, number, sha, time.time(), closed_at, at)).rowcount))
 
     async def findings_page(self, after: tuple[str, int] = ("", 0), limit: int = 100) -> list[PullFindings]:
-        rows = await self._run(lambda db: db.execute(
-            "SELECT repo, number, sha, findings FROM pull_findings WHERE (repo, number) > (?, ?)"
-            " ORDER BY repo, number LIMIT ?", (*after, limit)).fetchall())
-        return [PullFindings.from_row(r["repo"], r["number"], r) or PullFindings(r["repo"], r["number"], r["sha"], {})
-                for r in rows]
+        return findings_of(await self._run(lambda db: db.execute(FINDINGS_PAGE, (*after, limit)).fetchall()))
 
-    _INTEND = ("INSERT INTO debt_filings (filed, repo, public, at) VALUES (?, ?, ?, ?) ON CONFLICT (filed)"
-               " DO UPDATE SET public = debt_filings.public RETURNING public")
+    async def claim_filing(self, filed: str, public: str, lease: float) -> str | None:
+        now = time.time()
+        row = await self._run(lambda db: db.execute(CLAIM_FILING, (filed, public, now, now - lease)).fetchone())
+        return None if row is None else str(row[0])
 
-    async def intend_filing(self, filed: str, repo: str, public: str) -> str:
-        return str(await self._run(lambda db: db.execute(self._INTEND, (filed, repo, public, time.time())).fetchone()[0]))
+    async def note_filing(self, filed: str, public: str) -> None:
+        await self._run(lambda db: db.execute("UPDATE debt_filings SET public = ? WHERE filed = ?", (public, filed)))
+
+    async def release_filing(self, filed: str) -> None:
+        await self._run(lambda db: db.execute("UPDATE debt_filings SET claimed_at = 0 WHERE filed = ?", (filed,)))
+
+    async def note_done(self, name: str) -> None:
+        await self._run(lambda db: db.execute(
+            "INSERT INTO store_notes (name, at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, time.time())))
+
+    async def is_done(self, name: str) -> bool:
+        return await self._run(lambda db: db.execute("SELECT 1 FROM store_notes WHERE name = ?", (name,)).fetchone()
+                               is not None)
 
     async def forget_findings(self, repo: str, number: int) -> None:
         await self._run(lambda db: db.execute("DELETE FROM pull_findings WHERE repo = ? AND number = ?",
