@@ -18,7 +18,7 @@ COLUMNS = ("step", "agent", "tier", "model", "prompt", "rules", "head", "tokens"
 
 async def _show(store: Store, run_id: str) -> int:
     from bot.logs import printable
-    from bot.run.writes import provenance
+    from bot.run.state import provenance
 
     record = await store.load_run(run_id)
     if record is None:

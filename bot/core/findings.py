@@ -8,14 +8,15 @@ collapsed). The window is the line itself, not the lines around it: the lines ne
 most often edits, and an id that changed with them would report the same finding twice. Two findings of one rule on
 the same code in one file are told apart by their order. A model finding's id also holds the gist of its own text
 (:func:`gist`), so two of its findings on identical lines (two ``return None``) stay two whatever the order it lists
-them in. A model words a finding anew at times, so its findings are also matched to earlier ones by rule and
-location (:func:`_match`): its *place* is its file and the normalised code of its line, which a push that moves the
-line keeps. One earlier open finding and one found now at the same rule and place are the same finding, whatever
-the words; several at one place are paired by their words. Failing that, a finding cited a few lines off (the code
-there unknown, or the model citing the next line) is the one before when their texts share enough words. A model
-finding without a line has only its file for a location, and a file holds unrelated remarks: its words find it again
-(the same words), never its file alone. A file renamed since (GitHub's ``previous_filename``) takes its findings,
-and their places, with it.
+them in. A model words a finding anew at times, so its findings are also matched to earlier ones by rule and location
+(:func:`_match`): its *place* is its file and the normalised code of its line, which a push that moves the line keeps.
+One earlier open finding and one found now at the same rule and place are the same finding when their words share one
+root (:func:`stems`: a model's rewording keeps one, another problem on the line need not; with none the new one is new
+and the earlier stays open); several at one place are paired by their words. Failing that, a finding cited a few lines
+off (the code there unknown, or the model citing the next line) is the one before when their texts share enough words.
+A model finding without a line has only its file for a location, and a file holds unrelated remarks: its words find it
+again (the same words), never its file alone. A file renamed since (GitHub's ``previous_filename``) takes its
+findings, and their places, with it.
 
 After a push each earlier open finding is *still open* (found again, or a model finding on code nobody
 touched since the last reviewed head: a model's silence is no fix), *fixed* (not found again though its file
@@ -28,9 +29,14 @@ import dataclasses
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from bot.core.patch_lines import diff_lines as diff_lines
+from bot.core.patch_lines import hunks as hunks
+from bot.core.patch_lines import present as present
+from bot.core.patch_lines import renames as renames
 
 OPEN, FIXED, GONE = "open", "fixed", "gone"
 CHECK, MODEL = "check", "model"  # a deterministic check's finding, or the model review's
@@ -38,46 +44,12 @@ NEAR = 3  # lines a model finding may move between heads and still be the one re
 ALIKE = 0.25  # share of its words a reworded model finding keeps with the one it was (fewer: another finding)
 KEEP = 300  # findings kept per pull request (open ones always, up to KEEP_OPEN)
 KEEP_OPEN = 1_000  # open findings kept per pull request: a runaway review's record stays bounded
-_HUNK = re.compile(r"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
-_HEADER = ("+++ ", "--- ", "diff ", "index ")  # git's file header lines, before the first hunk
 _WORD = re.compile(r"[^\W\d_]{3,}")
 _MARK = re.compile(r"[^\W_]")  # a letter or digit: a line without one (blank, a lone ``}``) marks no spot
-
-
-def diff_lines(patch: str) -> Iterator[tuple[int, str, bool]]:
-    """(new-file line number, text, added?) of each line on the new side of a patch's hunks, as GitHub returns a
-    patch: the lines a review comment may sit on, and the added lines the checks read. A file header (``+++ b/x``)
-    can only come before the first hunk: inside one, a line starting with ``+++`` is an added line whose text starts
-    with ``++``. An added line before any hunk (no patch GitHub sends, but one the checks must not pass unread)
-    has no line number known: 0, never an invented one."""
-    line, in_hunk = 0, False
-    for raw in patch.splitlines():
-        if m := _HUNK.match(raw):
-            line, in_hunk = int(m[1]), True
-        elif not in_hunk:
-            if raw.startswith("+") and not raw.startswith(_HEADER):
-                yield 0, raw[1:], True
-        elif not raw.startswith(("-", "\\")):
-            yield line, raw[1:], raw.startswith("+")
-            line += 1
-
-
-def present(f: Mapping[str, Any]) -> bool:
-    """Whether a file GitHub lists as changed is there at the head (one removed has no lines to check or comment on)."""
-    return f.get("status") != "removed"
-
-
-def hunks(files: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
-    """Each changed file's new-side hunk lines (number → text), from a pull request's files at one head."""
-    return {str(f.get("filename")): {n: text for n, text, _ in diff_lines(str(f.get("patch") or "")) if n}
-            for f in files if present(f)}
-
-
-def renames(files: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """The files GitHub lists as renamed: earlier name → name now (its ``previous_filename``). A file ``copied``
-    has one too, but its source is still there with its findings: only a rename moves them."""
-    return {str(f["previous_filename"]): str(f.get("filename")) for f in files
-            if f.get("status") == "renamed" and isinstance(f.get("previous_filename"), str) and f["previous_filename"]}
+STEM = 5  # letters of a word that name its root: "floating" and "float", "injections" and "injection" are one
+# Words that say nothing of what a finding is about: sharing one is no sign two texts speak of the same problem.
+_STOP = frozenset("the and for with this that from are not can any has its into here there when which will was been "
+                  "but than then you your all one only may via each such code line value".split())
 
 
 def normalise(code: str) -> str:
@@ -137,8 +109,11 @@ class Tracked:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Tracked | None:
         """A stored finding; None for one that does not have this shape (never raised over: it is dropped)."""
-        try:  # a field with a default was added since some findings were stored: those lack it
-            found = cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)
+        # A field with a default was added since some findings were stored: those lack it, or (a record another
+        # version wrote) hold null for it: read as its default, never as a reason to drop the finding.
+        try:
+            found = cls(**{f.name: f.default if data[f.name] is None and f.default is not dataclasses.MISSING
+                           else data[f.name] for f in dataclasses.fields(cls)
                            if f.name in data or f.default is dataclasses.MISSING})
         except (KeyError, TypeError):
             return None
@@ -225,6 +200,12 @@ def alike(a: str, b: str) -> float:
     return _share(set(gist(a).split()), set(gist(b).split()))
 
 
+def stems(text: str) -> set[str]:
+    """The roots of a finding's words that say what it is about (:func:`gist`'s words, their first STEM letters,
+    words such as "the" left out)."""
+    return {w[:STEM] for w in gist(text).split() if w not in _STOP}
+
+
 def _share(x: set[str], y: set[str]) -> float:
     return len(x & y) / min(len(x), len(y)) if x and y else 0.0
 
@@ -245,10 +226,15 @@ def _by_words(earlier: list[Tracked], now: list[tuple[int, Seen]]) -> list[tuple
 
 
 def _by_place(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], found: list[Tracked | None],
-              taken: set[str]) -> None:
+              taken: set[str]) -> set[str]:
     """Model findings matched by rule and place (``found``, ``taken``: filled in). One earlier open finding and one
-    found now at the same rule, file and place are one finding whatever the words (a model rewords it); with more
-    on either side which is which cannot be told from the place, and only their words pair them."""
+    found now at the same rule, file and place are one finding when their texts share one root of a word that says
+    something (:func:`stems`): a model rewords a finding ("float" becomes "floating point") but keeps some root of
+    what it is about, while a model finding's rule is only its severity, so another problem on the same line (a
+    command injection where a SQL injection was) must not take the earlier one's place. With more on either side
+    which is which cannot be told from the place, and only their words pair them (ALIKE). Returns the ids of the
+    earlier findings a finding at their place shared no root with: another problem found there, on code unchanged,
+    is no sign the earlier one was fixed."""
     before: dict[tuple[str, str | None, str], list[Tracked]] = {}
     for t in earlier.values():
         if t.source == MODEL and t.state == OPEN and t.place and t.id not in taken:
@@ -257,12 +243,17 @@ def _by_place(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], found
     for i, (_, s) in enumerate(now):
         if found[i] is None and s.source == MODEL and s.place:
             after.setdefault((s.rule, s.path, s.place), []).append((i, s))
+    unlike: set[str] = set()
     for spot, here in after.items():
         there = before.get(spot, [])
-        pairs = [(here[0][0], there[0])] if len(there) == 1 and len(here) == 1 else _by_words(there, here)
+        pairs = _by_words(there, here)
+        if len(there) == 1 and len(here) == 1:
+            pairs = [(here[0][0], there[0])] if stems(here[0][1].text) & stems(there[0].text) else []
+            unlike |= {there[0].id} - {t.id for _, t in pairs}
         for i, t in pairs:
             found[i] = t
             taken.add(t.id)
+    return unlike
 
 
 def _earlier_model(earlier: Mapping[str, Tracked], s: Seen, taken: set[str]) -> Tracked | None:
@@ -279,10 +270,10 @@ def _earlier_model(earlier: Mapping[str, Tracked], s: Seen, taken: set[str]) -> 
     return best[2] if best is not None and best[0] >= ALIKE else None
 
 
-def _match(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]]) -> list[Tracked | None]:
+def _match(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]]) -> tuple[list[Tracked | None], set[str]]:
     """The earlier finding each of ``now`` is, if any: by its id (or its id under its file's earlier name) first,
     for all of them, then a model finding by rule and place, then by its words near it; each earlier finding is
-    matched once."""
+    matched once. And the earlier ones another finding at their place was not (:func:`_by_place`)."""
     found: list[Tracked | None] = [None] * len(now)
     taken: set[str] = set()
     for i, (fid, s) in enumerate(now):
@@ -290,12 +281,12 @@ def _match(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]]) -> list[
         if key is not None:
             found[i] = earlier[key]
             taken.add(key)
-    _by_place(earlier, now, found, taken)
+    unlike = _by_place(earlier, now, found, taken)
     for i, (_, s) in enumerate(now):
         if found[i] is None and s.source == MODEL and (prev := _earlier_model(earlier, s, taken)) is not None:
             found[i] = prev
             taken.add(prev.id)
-    return found
+    return found, unlike
 
 
 def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: str, *, paths: set[str],
@@ -319,7 +310,7 @@ def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: s
     fixed: list[str] = []
     gone: list[str] = []
     reopened: list[str] = []
-    matched = _match(earlier, now)
+    matched, unlike = _match(earlier, now)
     for (fid, s), prev in zip(now, matched, strict=True):
         if prev is None:  # reported for the first time on this pull request
             new.append(fid)
@@ -333,8 +324,8 @@ def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: s
     for t in earlier.values():
         if t.state != OPEN or t.id in now_of:
             continue
-        if t.path and (t.path in unread or (not listed_all and t.path not in paths)):
-            still_open.append(t.id)  # its file was not read at this head, or not listed: nobody looked
+        if (t.path and (t.path in unread or (not listed_all and t.path not in paths))) or t.id in unlike:
+            still_open.append(t.id)  # not read or listed (nobody looked); or its code is there, another problem named
         elif t.source == MODEL and (not model_ran or (t.path and changed is not None and t.path not in changed
                                                       and t.path in paths)):
             still_open.append(t.id)  # unjudged, or on code nobody touched since: the model's silence is no fix

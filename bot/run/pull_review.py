@@ -20,10 +20,12 @@ findings are kept in the store with the head they were judged at. Each head's re
 bot/run/review_rounds.py) marks the earlier ones still open, fixed or gone and reports only the new ones: inline on
 their lines when the diff shows them, else in the review's body. Once the pull request has had a finding, one comment
 on the thread (the verdict across pushes) is edited in place, and each head's own review is short and points to it (a
-submitted review cannot change); until then the review is the whole verdict, which is short, and no comment is
-posted. A force-push back to a head judged before (A → B → A) judges nothing again: the findings and the thread
-comment go back to the state A's code gives them (:func:`revisit`), and A's approval or change request, which B's
-review dismissed, is given again in a short review (:func:`_back_at`). The texts are bot/core/review_texts.py's.
+submitted review cannot change); until then the review is the whole verdict, which is short, and no comment is posted.
+A force-push back to a head judged before (A → B → A) judges nothing again: the findings and the thread comment go
+back to the state A's code gives them (:func:`revisit`), and A's approval or change request, which B's review
+dismissed, is given again in a short review (:func:`_back_at`): only one the App itself dismissed (a maintainer's
+dismissal stands), and only as A's check run concludes (A is never judged again into another verdict). The texts are
+bot/core/review_texts.py's.
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ from bot.agents.gate import Finding
 from bot.core import findings as F
 from bot.core import render
 from bot.core import review_texts as T
-from bot.core.markers import marker, markers_in, with_marker
-from bot.github.writes import digest, is_own, is_own_marked, upsert_comment
+from bot.core.markers import marker, with_marker
+from bot.github.writes import digest, upsert_comment
+from bot.run.own_reviews import check_run, conclusion, dismissed_by_app, own_reviews, slug
+from bot.run.own_reviews import dismissed_marker as dismissed_marker
 from bot.run.review_rounds import MAX_INLINE as MAX_INLINE
 from bot.run.review_rounds import converged as converged
 from bot.run.review_rounds import revisit
@@ -221,37 +225,78 @@ async def post(gh: GitHubAPI, store: Store, *, repo: str, number: int, verdict: 
                                           body=verdict.thread, bot_login=bot_login)
             body = f"{verdict.note}\n\nEvery finding of this pull request, in its state across pushes: " + (
                 thread.url or "triage-lead's verdict comment on this pull request") + "."
-        review, _ = await _own_reviews(gh, repo, number, verdict.sha, bot_login, mark)
+        review = (await own_reviews(gh, store, repo, number, verdict.sha, bot_login, mark)).found
         if review is None:
             review = await _review(gh, repo, number, verdict.sha, (body, mark), verdict.event, verdict.comments)
         await store.remember_posted(Posted(marker=mark, repo=repo, kind="review", github_id=review["id"],
                                            number=number))
         return
     # The head's review was posted: the head is back after a later one was judged.
-    if bot_login is None:
-        bot_login = await _login_of_app(gh, repo, check, known)
-    await _back_at(gh, store, repo, number, verdict, bot_login)
+    check = check if check is not None else await check_run(gh, repo, known)
+    await _back_at(gh, store, repo, number, verdict, bot_login or slug(check), conclusion(check))
 
 
-async def _back_at(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict, bot_login: str | None) -> None:
+async def reviewed_before(store: Store, repo: str, number: int, sha: str) -> bool:
+    """Whether both writes for this head were done once (its check run and its review): a head judged before."""
+    return (await store.find_posted(review_marker(repo, number, sha)) is not None
+            and await store.find_posted(check_marker(repo, sha)) is not None)
+
+
+async def stale_read(store: Store, repo: str, number: int, read: str, delivered: str | None) -> bool:
+    """Whether GitHub's answer names a head judged before (``read``) while the push delivered names another
+    (``delivered``): a lagging replica's answer (taken for a return, it would give the old head's verdict again while
+    the real head goes unjudged), or a later push back to it (whose own delivery says so). Either way this delivery
+    is not a return."""
+    return bool(delivered) and read != delivered and await reviewed_before(store, repo, number, read)
+
+
+async def back_unkept(gh: GitHubAPI, store: Store, repo: str, number: int, sha: str, bot_login: str | None) -> None:
+    """Back at a head judged before whose verdict the run no longer keeps (it keeps the last few): judged again, a
+    model could say otherwise (an author re-rolls it until it approves), so it is not. Its check run is its verdict:
+    that conclusion, and only it, is given again (:func:`_back_at`); the findings and the thread comment stay as the
+    last judged head left them (what this head's code gives them was in the verdict no longer kept)."""
+    check = await check_run(gh, repo, await store.find_posted(check_marker(repo, sha)))
+    shown = conclusion(check)
+    event = {"success": "APPROVE", "failure": "REQUEST_CHANGES"}.get(shown or "", "COMMENT")
+    log.warning("%s#%s: back at %s, judged before; its verdict is no longer kept and it is not judged again: its check "
+                "run's conclusion (%s) is given again, the thread comment stays as the last head judged left it",
+                repo, number, sha[:12], shown or "unreadable")
+    title = {"APPROVE": "Approved", "REQUEST_CHANGES": "Changes requested"}.get(event, "No verdict") + f" ({sha[:7]})"
+    await _back_at(gh, store, repo, number, Verdict(sha=sha, event=event, conclusion=shown or "", title=title, body=""),
+                   bot_login or slug(check), shown)
+
+
+async def _back_at(gh: GitHubAPI, store: Store, repo: str, number: int, verdict: Verdict, bot_login: str | None,
+                   shown: str | None) -> None:
     """A head judged before is the head again (a force-push back to it, A → B → A). The App's approval or change
     request of the later head is dismissed; the thread comment and the findings take the state this head's code gives
     them (:func:`revisit`); and this head's own approval or change request, dismissed when the later head was judged,
     is given again in a short review pointing to the thread comment (GitHub cannot undo a dismissal, and a submitted
     review cannot change): the pull request's review decision is this head's verdict, as its check run says. Nothing
     is judged again. The record that the head is the pull request's comes last: a crash before it does the rest
-    again on the retry, each found again (the comment by its marker, the review given again as standing)."""
-    original, stands = await _own_reviews(gh, repo, number, verdict.sha, bot_login, review_marker(repo, number,
-                                                                                                  verdict.sha))
+    again on the retry, each found again (the comment by its marker, the review given again as standing).
+    Given again only if the App itself dismissed it (a maintainer's dismissal stands), and only a verdict its check
+    run shows (``shown``, its conclusion): a verdict judged again since may say otherwise, and is not this head's."""
+    own = await own_reviews(gh, store, repo, number, verdict.sha, bot_login, review_marker(repo, number, verdict.sha))
+    if shown != verdict.conclusion:
+        log.warning("%s#%s: back at %s, whose check run says %s but the verdict in hand %s: neither given again nor "
+                    "the thread comment changed (the verdict was judged again)", repo, number, verdict.sha[:12],
+                    shown or "nothing readable", verdict.conclusion)
+        return
     back, url = await revisit(gh, store, repo, number, verdict), None
     if back is not None:
         url = (await upsert_comment(gh, store, repo=repo, number=number, mark=thread_marker(repo, number),
                                     body=back.thread, bot_login=bot_login)).url
     # Only a verdict that was an approval or change request, and was dismissed: a COMMENT review (the App's own pull
     # request, GitHub refusing the event) still stands as it was, and given again would only repeat it.
-    if (original or {}).get("state") == "DISMISSED" and not stands and verdict.event in DECIDING:
+    if (own.found or {}).get("state") == "DISMISSED" and not own.stands and verdict.event in DECIDING:
         body = T.back_again(verdict.title, verdict.sha, url)
-        await _review(gh, repo, number, verdict.sha, (body, again_marker(repo, number, verdict.sha)), verdict.event, [])
+        if await dismissed_by_app(store, repo, number, own.dismissed):
+            await _review(gh, repo, number, verdict.sha, (body, again_marker(repo, number, verdict.sha)), verdict.event,
+                          [])
+        else:
+            log.warning("%s#%s: back at %s, whose %s was dismissed by someone else than triage-lead: not given again",
+                        repo, number, verdict.sha[:12], verdict.event)
     kept = back.findings if back is not None else None
     if kept is None and (before := await store.load_findings(repo, number)) is not None and not before.findings:
         kept = {}  # a pull request without findings: the record of which head it is at is all there is to move
@@ -259,54 +304,19 @@ async def _back_at(gh: GitHubAPI, store: Store, repo: str, number: int, verdict:
         await store.save_findings(PullFindings(repo=repo, number=number, sha=verdict.sha, findings=kept))
 
 
-async def dismiss_stale(gh: GitHubAPI, repo: str, number: int, sha: str, bot_login: str | None) -> None:
+async def dismiss_stale(gh: GitHubAPI, repo: str, number: int, sha: str, bot_login: str | None,
+                        store: Store | None = None) -> None:
     """The head is one already judged (a force-push back to it): no approval or change request of the App's for
-    another head may stand on it."""
-    await _own_reviews(gh, repo, number, sha, bot_login, None)
-
-
-async def _own_reviews(gh: GitHubAPI, repo: str, number: int, sha: str, bot_login: str | None,
-                       mark: str | None) -> tuple[dict[str, Any] | None, bool]:
-    """(This App's review carrying ``mark`` if any, whether an approval or change request of the App's stands on
-    the head): the review for the head if a crash kept us from recording it (only a review by the App's own login,
-    ending with the marker, counts: a fork author can paste the marker into theirs). On the way, the App's
-    approvals and change requests of older heads are dismissed: GitHub counts a reviewer's latest such review,
-    so an APPROVE of head A would otherwise still stand on head B, which nobody approved."""
-    key, found, stands = markers_in(mark)[0] if mark else None, None, False
-    async for review in gh.getiter(f"/repos/{repo}/pulls/{number}/reviews?per_page=100"):
-        deciding = is_own(review.get("user"), bot_login) and review.get("state") in ("APPROVED", "CHANGES_REQUESTED")
-        stands = stands or (deciding and review.get("commit_id") == sha)
-        if key is not None and is_own_marked(review, key, bot_login):
-            found = review
-        elif deciding and review.get("commit_id") != sha:
-            await _dismiss(gh, repo, number, review, sha)
-    return found, stands
-
-
-async def _dismiss(gh: GitHubAPI, repo: str, number: int, review: dict[str, Any], sha: str) -> None:
-    try:
-        await gh.put(f"/repos/{repo}/pulls/{number}/reviews/{review['id']}/dismissals",
-                     data={"message": f"Superseded by triage-lead's review of {sha[:12]}.", "event": "DISMISS"})
-    except BadRequest as exc:  # branch protection may restrict who dismisses: the new review still says it all
-        if exc.status_code not in (403, 404, 422):
-            raise
-        log.warning("%s#%s: could not dismiss triage-lead's review %s of an older head (%s)", repo, number,
-                    review.get("id"), exc.status_code)
+    another head may stand on it. (Without ``store`` a dismissal is not recorded: that head's verdict is then never
+    given again, as if a maintainer had dismissed it: fail-closed.)"""
+    await own_reviews(gh, store, repo, number, sha, bot_login, None)
 
 
 async def _login_of_app(gh: GitHubAPI, repo: str, check: dict[str, Any] | None, known: Posted | None) -> str | None:
     """This App's bot login, from the check run it made for this head (GitHub sets a check run's ``app``; only
     the App's own token makes one, and the store holds only ids GitHub answered to that token). None if the
     check run cannot be read either: nothing then counts as the bot's own, as before."""
-    if check is None and known is not None:
-        try:
-            check = await gh.getitem(f"/repos/{repo}/check-runs/{known.github_id}")
-        except BadRequest as exc:
-            log.warning("%s: the App's login is unknown and its check run %s could not be read (%s): its own review "
-                        "of this head cannot be told from others'", repo, known.github_id, exc.status_code)
-            return None
-    slug = ((check or {}).get("app") or {}).get("slug")
-    return f"{slug}[bot]" if isinstance(slug, str) and slug else None
+    return slug(check if check is not None else await check_run(gh, repo, known))
 
 
 async def own_check(gh: GitHubAPI, repo: str, sha: str, app_id: int | None, name: str = CHECK,

@@ -22,7 +22,7 @@ from bot.agents import RepoContext
 from bot.agents.models import Usage
 from bot.core import engine as E
 from bot.run.pull_review import Verdict
-from bot.store import Posted, RunRecord
+from bot.store import Posted, RunRecord, Store
 from bot.store.run_format import VERSION, StoredRunError, upgrade
 
 __all__ = ["CiRef", "Counters", "RunContext", "RunData", "RunState", "StoredRunError", "run_context",
@@ -373,3 +373,9 @@ def _value(hint: Any, value: Any, run_id: str, where: str) -> Any:
 def _kind(value: Any) -> str:
     """A stored value's type, by name: never the value, which may be a title, a body, a model's output."""
     return "null" if value is None else type(value).__name__
+
+
+async def provenance(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Each recorded step attempt of a run with its provenance (steps recorded before it was kept show none)."""
+    return [{**(s.provenance or {}), "step": f"{s.step_id} #{s.iteration}", "tokens": s.tokens, "cost": s.cost_usd}
+            for s in await store.steps_of(run_id)]

@@ -42,6 +42,16 @@ async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: Run
         log.info("%s: push event for %s, but the head is still %s; nothing new", item.thread,
                  (item.head_sha or "")[:7], head[:7])
         return
+    if await pull_review.stale_read(deps.store, item.repo, item.number, head, item.head_sha):
+        # GitHub names a head judged before, the push another: read once more (a replica may lag) before taking it
+        # for a force-push back, whose verdict would be given again while the pushed head goes unjudged.
+        pull = await gh.getitem(f"/repos/{item.repo}/pulls/{item.number}")
+        head = str(pull["head"]["sha"])
+        if head == old or await pull_review.stale_read(deps.store, item.repo, item.number, head, item.head_sha):
+            log.error("%s: push of %s not judged: GitHub still names %s, judged before (its answer lags, or the head "
+                      "went back there since, which that push's own delivery judges)", item.thread,
+                      (item.head_sha or "")[:7], head[:7])
+            return
     if active is None and (broken := unreadable(run)) is not None:
         # A finished run holds no thread: failing the job would tell people to /cancel a run that is over, on
         # every push. The verdict stays on the head it judged; the new head simply has none from this run.

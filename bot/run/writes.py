@@ -25,7 +25,7 @@ from bot.github import changes
 from bot.github.outgoing import keeping
 from bot.github.writes import comment_posted, create_issue_once, digest, own_comments, upsert_comment
 from bot.run import pull_review
-from bot.run.state import RunState
+from bot.run.state import RunState, provenance
 from bot.store import Posted, Store
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,8 @@ class Writes:
         known = await self.store.find_posted(mark)
         phase, _, sha = (known.url or "").partition(":") if known is not None else ("", "", "")
         # Done, shown as it is, or nothing shown while it waited (a run from before this check): nothing to do.
-        if phase in budget_check.FINAL or want.key == phase + ":" + sha or (known is None and want.phase != "waiting"):
+        if (phase in budget_check.FINAL or want.key == f"{phase}:{sha}"
+                or (known is None and want.phase != budget_check.WAITING)):
             return
         try:
             if known is not None and sha == want.sha:
@@ -240,9 +241,13 @@ class Writes:
         pull = await reader.pull(number)
         sha = str(pull["head"]["sha"])
         if await pull_review.posted(self.store, repo, number, sha):
-            await pull_review.dismiss_stale(self.gh, repo, number, sha, self.bot_login)
+            await pull_review.dismiss_stale(self.gh, repo, number, sha, self.bot_login, self.store)
             return
         kept = state.data.pr_verdicts
+        if sha not in kept and await pull_review.reviewed_before(self.store, repo, number, sha):
+            # Judged before, its verdict dropped since: its check run is its verdict (a new model call is a re-roll).
+            await pull_review.back_unkept(self.gh, self.store, repo, number, sha, self.bot_login)
+            return
         verdict = kept[sha] if sha in kept else await self._judge_pull(state, reader, pull)
         if verdict is None:
             return
@@ -378,12 +383,6 @@ class Writes:
                 "text": render.clip(table, 60_000)}})
         except BadRequest as exc:  # gone, or refused: the final summary on the thread holds the same table
             log.warning("%s: provenance not added to check run %s (%s)", repo, known.github_id, exc.status_code)
-
-
-async def provenance(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """Each recorded step attempt of a run with its provenance (steps recorded before it was kept show none)."""
-    return [{**(s.provenance or {}), "step": f"{s.step_id} #{s.iteration}", "tokens": s.tokens, "cost": s.cost_usd}
-            for s in await store.steps_of(run_id)]
 
 
 def _latest_changes(run: E.Run, wf: Workflow) -> list[dict[str, str]]:
