@@ -148,8 +148,8 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
     gh = SandboxGitHub(app_id=C.APP_ID, app_public_key_pem=public)
     await gh.start()
     gh.add_installation(C.INSTALLATION, "Codertocat")
-    for p in items:
-        gh.seed_from_payload(p)
+    for item in items:
+        gh.seed_from_payload(item)
     port = C.free_port()
     schema = C.PgSchema("ingress") if target == "postgres" else None
     procs: list[asyncio.subprocess.Process] = []
@@ -236,7 +236,7 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
                       or "Traceback" in line]
             record["log_errors"] = len(errors)
             if errors:  # what they were, without timestamps
-                record["log_error_samples"] = list(dict.fromkeys(e.split(" ", 2)[-1][:200] for e in errors))[:3]
+                record["log_error_samples"] = list(dict.fromkeys(_untimed(e)[:200] for e in errors))[:3]
     finally:
         for p in procs:
             await C.stop(p)
@@ -244,6 +244,21 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
         if schema is not None:
             schema.__exit__(None, None, None)
     return record
+
+
+def _untimed(line: str) -> str:
+    """A log line without its time, so the same error at two moments is one sample: a JSON line's ``time`` field
+    dropped (compact JSON has no space to split at), a text line's leading date and time cut."""
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return line
+        if isinstance(record, dict):
+            record.pop("time", None)
+            return json.dumps(record, ensure_ascii=False)
+        return line
+    return line.split(" ", 2)[-1]
 
 
 async def store_ceiling(target: str, args: argparse.Namespace, seconds: float = 2.0) -> dict[str, Any]:

@@ -30,12 +30,13 @@ except ImportError:  # pragma: no cover (json writes the same object)
     _fast_dumps = None
 
 CONTEXT_FIELDS = ("delivery_id", "run_id")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Lone surrogates too: no UTF-8 encodes one, so a strict stream refuses the whole write of a line holding one.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def printable(text: str) -> str:
     """``text`` without control characters (a terminal escape in an error GitHub echoed must not reach a
-    terminal), newlines and tabs kept."""
+    terminal) nor lone surrogates (a payload's ``\\ud800``: no stream can encode it), newlines and tabs kept."""
     return _CONTROL.sub("?", text)
 
 
@@ -81,30 +82,25 @@ def _fields(record: logging.LogRecord) -> dict[str, str]:
     return out
 
 
-def _utc_second(second: int, cache: dict[int, str] = {}) -> str:  # noqa: B006 (the cache, on purpose)
-    """``YYYY-MM-DDTHH:MM:SS`` of a second since the epoch, UTC; the lines of one second share it."""
-    text = cache.get(second)
-    if text is None:
-        cache.clear()  # one second kept: the log's clock only moves on
-        text = cache[second] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return text
-
-
-def _utc_time(created: float) -> str:
-    """``created`` as ISO 8601 UTC with milliseconds and a Z, as ``datetime.isoformat`` writes it."""
-    second = int(created)
-    micro = round((created - second) * 1e6)  # rounded to the microsecond first, as datetime does
-    if micro >= 1_000_000:
-        second, micro = second + 1, micro - 1_000_000
-    return f"{_utc_second(second)}.{micro // 1000:03d}Z"
-
-
 class JsonFormatter(logging.Formatter):
     """time, level, logger, message, bound fields, and ``exception`` as one string."""
 
+    # The date and second of the last line's time: the lines of one second share it (the log's clock only moves on).
+    _second: tuple[int, str] = (-1 << 62, "")
+
+    def utc_time(self, created: float) -> str:
+        """``created`` as ISO 8601 UTC with milliseconds and a Z, as ``datetime.isoformat`` writes it."""
+        second = int(created)
+        carry, micro = divmod(round((created - second) * 1e6), 1_000_000)  # to the microsecond first, as datetime
+        second += carry  # rounded up into the next second, or (before 1970) floored into the one before
+        cached = self._second  # read once: the log thread and a caller's may both format a line
+        if cached[0] != second:
+            cached = self._second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        return f"{cached[1]}.{micro // 1000:03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "time": _utc_time(record.created),
+            "time": self.utc_time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": scrub(record.getMessage()),
@@ -117,9 +113,19 @@ class JsonFormatter(logging.Formatter):
         if _fast_dumps is not None:
             try:
                 return _fast_dumps(line, default=str).decode()
-            except TypeError:  # orjson's refusal (a lone surrogate is no UTF-8): json writes it escaped
-                pass
-        return _json.dumps(line, ensure_ascii=False, default=str)
+            except TypeError:  # orjson's refusal (a lone surrogate is no UTF-8, an int past 64 bits)
+                return _json.dumps(line, default=str)  # ASCII, \u-escaped: one valid JSON line on any stream
+        text = _json.dumps(line, ensure_ascii=False, default=str)
+        return text if text.isascii() or _encodes(text) else _json.dumps(line, default=str)
+
+
+def _encodes(text: str) -> bool:
+    """Whether ``text`` is valid UTF-8 once encoded (json writes a lone surrogate as it is, unescaped)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class TextFormatter(logging.Formatter):
@@ -181,16 +187,33 @@ class _Writer:
 
     def write(self, batch: list[logging.LogRecord]) -> None:
         """Format and write ``batch``, one write per stream. A record that cannot be formatted (a bound field
-        whose str() raises) is reported by logging's own policy and skipped; the thread never dies of one."""
+        whose str() raises) or encoded (a character the stream's encoding has not) is reported by logging's own
+        policy and skipped; the others are written, and the thread never dies of one."""
         for handler in self.handlers:
-            text = [line for r in batch if r.levelno >= handler.level and (line := _formatted(handler, r))]
-            if text and isinstance(handler, logging.StreamHandler):
+            lines = [(r, line) for r in batch if r.levelno >= handler.level and (line := _formatted(handler, r))]
+            if lines and isinstance(handler, logging.StreamHandler):
                 with handler.lock:  # type: ignore[union-attr]
-                    try:
-                        handler.stream.write("".join(text))
-                        handler.flush()
-                    except Exception:  # a closed or broken stream: logging's own policy (print to stderr)
-                        handler.handleError(batch[0])
+                    _write_lines(handler, lines)
+
+
+def _write_lines(handler: logging.StreamHandler[IO[str]], lines: list[tuple[logging.LogRecord, str]]) -> None:
+    """``lines`` in one write; if the stream cannot encode them, each line alone (a text stream encodes a write
+    whole before writing any of it, so one line's refusal cost every line of the batch)."""
+    try:
+        handler.stream.write("".join(line for _, line in lines))
+    except UnicodeError:
+        for record, line in lines:
+            try:
+                handler.stream.write(line)
+            except Exception:
+                handler.handleError(record)
+    except Exception:  # a closed or broken stream: logging's own policy (print to stderr), once a batch
+        handler.handleError(lines[0][0])
+        return
+    try:
+        handler.flush()
+    except Exception:
+        handler.handleError(lines[0][0])
 
 
 def _formatted(handler: logging.Handler, record: logging.LogRecord) -> str:

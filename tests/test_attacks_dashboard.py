@@ -14,7 +14,7 @@ import pytest
 
 from bot.core import dashboard as D
 from bot.core.markers import trailing, with_marker
-from bot.run.dashboard import mark_of
+from bot.run.dashboard_board import mark_of
 from bot.sandbox.team import Team
 from tests.board_setup import (  # noqa: F401
     Clock,

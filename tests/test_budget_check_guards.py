@@ -101,6 +101,39 @@ async def test_an_approval_that_finds_a_new_head_never_completes_the_stale_one_a
     assert after["output"]["title"] == "Budget approved by maintainer: the run went on"
 
 
+async def test_an_approval_at_a_new_head_whose_job_dies_before_recording_its_check_leaves_one_there(
+        start: Start, sandbox: Any, fake: FakeAnthropic, team: Team, monkeypatch: Any) -> None:  # noqa: F811
+    """``/approve budget`` finds a head no push told of; its job dies after GitHub made the check at the new head,
+    before the store recorded it. Run again: still one check at the new head (this App's own, found by its
+    external id, never a second one), completed as approved; the old head's stays superseded."""
+    rt, client, p = await waiting_pull(start, sandbox, fake, 87)
+    old = p["pull_request"]["head"]["sha"]
+    new = sandbox.set_file(REPO, "README.md", "changed\n", ref=p["pull_request"]["head"]["ref"])
+    real, died = rt.store.remember_posted, list[Any]()
+
+    async def dies_once(posted: Any) -> None:
+        if "budget-check" in posted.marker and not died:
+            died.append(posted)
+            raise RuntimeError("the process died here")
+        await real(posted)
+    monkeypatch.setattr(rt.store, "remember_posted", dies_once)
+    sandbox.set_permission(REPO, "maintainer", "write")
+    payload = comment_payload(87, "/approve budget", pull=True, comment_id=8701)
+    sandbox.seed_from_payload(payload)
+    assert (await post_webhook(client, "issue_comment", payload)).status == 202
+    await rt.jobs.drained(60)
+    assert died and [c["head_sha"] for c in budget_checks(sandbox)] == [old, new]  # made at the new head, unrecorded
+    [failed] = await rt.store.failed_jobs(f"{REPO}#87")  # a bug's error is not retried by itself: run it again
+    assert await rt.store.requeue_failed(failed.job.id)
+    rt.jobs.kick(f"{REPO}#87", delivered=False)
+    await rt.jobs.drained(60)
+    before, after = budget_checks(sandbox)  # no third check
+    assert (before["head_sha"], before["conclusion"]) == (old, "neutral")
+    assert (after["head_sha"], after["status"], after["conclusion"]) == (new, "completed", "success")
+    assert after["output"]["title"] == "Budget approved by maintainer: the run went on"
+    assert (await rt.store.find_posted(died[0].marker)).github_id == after["id"]  # type: ignore[union-attr]
+
+
 async def test_a_cancel_after_a_push_ends_the_check_at_the_head_the_run_had(
         start: Start, sandbox: Any, fake: FakeAnthropic, team: Team) -> None:  # noqa: F811
     """Pushed to while it waits (the push delivered: the check moved), then cancelled: the new head's check is the

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.core import dashboard as D
 from bot.core.markers import markers_in
-from bot.run import dashboard, pipeline
+from bot.run import dashboard_board, pipeline
 from bot.sandbox.team import Team
 from tests.board_setup import (  # noqa: F401
     Clock,
@@ -243,7 +243,7 @@ async def test_refreshes_do_not_each_read_the_repository(bot: Any, sandbox: Any,
         await post(bot, sandbox, "issue_comment", comment_payload(15, f"thanks {n}", login="someone"))
     assert gets(f"/repos/{REPO}/issues/{waiting_board['number']}") == rereads + 3  # three refreshes ran
     assert gets(f"/repos/{REPO}") == reads
-    clock.later(dashboard.BRANCH_TTL)
+    clock.later(dashboard_board.BRANCH_TTL)
     p = comment_payload(15, "thanks again", login="someone")
     del p["repository"]["default_branch"]  # a delivery that names none: GitHub is asked, the name known being old
     await post(bot, sandbox, "issue_comment", p)

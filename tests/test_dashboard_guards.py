@@ -16,7 +16,7 @@ from typing import Any
 from bot.core import dashboard as D
 from bot.core.markers import split_trailing
 from bot.github.writes import digest
-from bot.run import dashboard, pipeline
+from bot.run import dashboard, dashboard_board, pipeline
 from bot.sandbox.team import Team
 from bot.store import Job, Posted
 from tests.board_setup import Clock, board, box_of, clock, deliver, edited, post, ticked, waiting_board  # noqa: F401
@@ -181,10 +181,10 @@ async def test_a_long_reply_to_an_edits_ticks_leaves_the_oldest_answers_out_whol
         await pipeline.process(retry_tick(dash, job, f"{REPO}#15", "maintainer"), rt.deps)
     [reply] = sandbox.comments(REPO, dash)  # one reply for the edit
     text = split_trailing(reply["body"])[0].strip()
-    parts = text.split("\n\n")
-    assert parts[0] == "_2 earlier answers to this edit's ticks are left out._"
-    assert [p.split(" ")[1] for p in parts[1:]] == [str(jobs[2]), str(jobs[3])]  # the newest two, whole
-    assert all(p.endswith("so it was not queued again.") for p in parts[1:])
+    assert text.startswith("_2 earlier answers to this edit's ticks are left out._\n\n")
+    gone, answers = D.answers_in(text)
+    assert gone == 2 and [a.split(" ")[1] for a in answers] == [str(jobs[2]), str(jobs[3])]  # the newest two, whole
+    assert all(a.endswith("so it was not queued again.") for a in answers)
     assert len(text) <= 300
 
 
@@ -195,11 +195,13 @@ def test_a_reply_counts_what_it_left_out_and_never_says_an_answer_twice() -> Non
     for answer in answers:
         said = D.reply(said, answer) or said
         assert len(said) <= limit
-    parts = said.split("\n\n")
-    kept = len(parts) - 1
-    assert parts[0] == f"_{12 - kept} earlier answers to this edit's ticks are left out._" and parts[-1] == answers[-1]
+    gone, kept = D.answers_in(said)
+    assert said.startswith(f"_{gone} earlier answers to this edit's ticks are left out._\n\n")
+    assert gone + len(kept) == 12 and kept == answers[gone:]
     assert D.reply(said, answers[-1]) is None  # said already
-    assert D.reply("", "one") == "one" and D.reply("one", "two") == "one\n\ntwo"
+    one = D.reply("", "one")
+    assert one == f"{D.ANSWER}\none" and D.reply(one, "two") == f"{D.ANSWER}\none\n\n{D.ANSWER}\ntwo"
+    assert D.answers_in("one\n\ntwo") == (0, ["one", "two"])  # a reply from before the separators
     huge = D.reply("", "y" * (2 * limit))  # none of the bot's answers is this long: cut, saying so, within the limit
     assert huge is not None and len(huge) <= limit and huge.endswith("_…cut: this post was longer than GitHub allows._")
 
@@ -238,8 +240,8 @@ async def test_a_dashboard_record_naming_someone_elses_issue_is_never_edited(
     rt, _ = bot
     body = str(waiting_board["body"])
     copied = sandbox.add_issue(REPO, title="dashboard", body=body, user="mallory")
-    await rt.store.forget_posted(dashboard.mark_of(REPO))
-    await rt.store.remember_posted(Posted(marker=dashboard.mark_of(REPO), repo=REPO, kind="issue",
+    await rt.store.forget_posted(dashboard_board.mark_of(REPO))
+    await rt.store.remember_posted(Posted(marker=dashboard_board.mark_of(REPO), repo=REPO, kind="issue",
                                           github_id=copied["id"], number=copied["number"]))
     clock.later()
     await post(bot, sandbox, "issues", issue_payload(30, ["api"]))
@@ -262,7 +264,7 @@ async def test_a_job_naming_its_installation_as_true_lists_on_no_dashboard(bot: 
     dashboard due."""
     job = Job(id=1, delivery_id="d", thread=f"{REPO}#5", event="issues", attempts=1,
               payload={"repository": {"full_name": REPO}, "installation": {"id": True}})
-    assert dashboard.installation_of(job) is None
+    assert dashboard_board.installation_of(job) is None
     await dashboard.job_failed(job, bot[0].store, 1.0)
     assert await bot[0].store.due_dashboards() == []
 

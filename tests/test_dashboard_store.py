@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core import dashboard as D
-from bot.run import dashboard, pipeline
+from bot.run import dashboard, dashboard_board, pipeline
 from bot.sandbox.team import Team
 from bot.settings import Settings
 from tests.board_setup import (  # noqa: F401
@@ -73,7 +73,7 @@ async def test_a_tick_landing_while_an_edit_forgets_the_last_one_is_still_untick
         if "box-done" in mark and not landed:  # the edit is made; before it forgets, the second tick is acted on
             issue = sandbox.repo(REPO).issues[dash["number"]]
             issue["body"] = ticked(issue["body"], approve)
-            second = dashboard.tick_id("second-edit", box)
+            second = dashboard_board.tick_id("second-edit", box)
             landed.append(second)
             await dashboard._latest_tick(rt.deps, REPO, box, second)
             await dashboard._acted(rt.deps, REPO, box, second)
@@ -83,13 +83,13 @@ async def test_a_tick_landing_while_an_edit_forgets_the_last_one_is_still_untick
     clock.later()
     await tick(bot, sandbox, dash["number"], approve, "reader")  # refused: undone by the edit that follows
     assert landed and D.boxes(board(sandbox)["body"])[approve] is True  # the second tick, shown
-    assert (await rt.store.find_posted(dashboard._done_mark(REPO, box))).github_id == landed[0]
+    assert (await rt.store.find_posted(dashboard_board.done_mark(REPO, box))).github_id == landed[0]
     clock.later()
     assert await dashboard.refresh(await rt.deps.github.installation(INSTALLATION), rt.deps, REPO,
                                    INSTALLATION)
     assert D.boxes(board(sandbox)["body"])[approve] is False  # unticked
-    assert await rt.store.find_posted(dashboard._done_mark(REPO, box)) is None
-    assert await rt.store.find_posted(dashboard._tick_mark(REPO, box)) is None
+    assert await rt.store.find_posted(dashboard_board.done_mark(REPO, box)) is None
+    assert await rt.store.find_posted(dashboard_board.tick_mark(REPO, box)) is None
 
 
 async def test_an_earlier_ticks_record_does_not_untick_a_later_tick_not_yet_acted_on(
@@ -100,7 +100,7 @@ async def test_an_earlier_ticks_record_does_not_untick_a_later_tick_not_yet_acte
     dash = waiting_board
     approve = box_of(dash["body"], "approve", 15)
     box = D.Box.parse(approve)
-    first, second = dashboard.tick_id("first", box), dashboard.tick_id("second", box)
+    first, second = dashboard_board.tick_id("first", box), dashboard_board.tick_id("second", box)
     await dashboard._latest_tick(rt.deps, REPO, box, first)
     await dashboard._acted(rt.deps, REPO, box, first)  # acted on; the box was unticked by hand meanwhile
     await dashboard._latest_tick(rt.deps, REPO, box, second)  # ticked again: queued, not acted on yet
@@ -164,8 +164,8 @@ async def test_an_edits_job_run_again_does_not_make_its_tick_the_latest_again(
                         "edit-1")
     assert isinstance(edit, events.DashboardEdit)
     await dashboard._queue(edit, box, rt.deps, None, None)
-    assert (await rt.store.find_posted(dashboard._tick_mark(REPO, box))).github_id == dashboard.tick_id("edit-1", box)
-    later = dashboard.tick_id("edit-2", box)
+    assert (await rt.store.find_posted(dashboard_board.tick_mark(REPO, box))).github_id == dashboard_board.tick_id("edit-1", box)
+    later = dashboard_board.tick_id("edit-2", box)
     await dashboard._latest_tick(rt.deps, REPO, box, later)
     await dashboard._queue(edit, box, rt.deps, None, None)  # the first edit's job, run again
-    assert (await rt.store.find_posted(dashboard._tick_mark(REPO, box))).github_id == later
+    assert (await rt.store.find_posted(dashboard_board.tick_mark(REPO, box))).github_id == later

@@ -6,11 +6,12 @@ import asyncio
 import io
 import json
 import logging
+from collections import deque
 from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import bound, clip, log_context, setup_logging
+from bot.logs import _Writer, bound, clip, log_context, setup_logging, write_off_thread
 
 
 class Tty(io.StringIO):
@@ -87,3 +88,54 @@ def test_an_outsiders_value_is_clipped_to_one_short_line(restore_root: None) -> 
                          + "z" * (100 - len(head)) + "…")
     assert clip("d-1") == "d-1" and clip("x" * 100) == "x" * 100 and clip("x" * 101) == "x" * 100 + "…"
     assert clip(None) == "None" and clip("abc", limit=2) == "ab…"
+
+
+def strict() -> io.TextIOWrapper:
+    """A stream as stderr is where the locale is UTF-8 with strict errors (not CPython's backslashreplace)."""
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+
+
+def written(stream: io.TextIOWrapper) -> list[str]:
+    stream.flush()
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue().decode("utf-8").splitlines()
+
+
+def three_lines_off_thread(stream: io.TextIOWrapper, *, json_lines: bool) -> list[str]:
+    """Three lines logged through the log thread (one batch: it lets lines gather before it writes), the middle
+    one carrying a lone surrogate (a payload's ``\\ud800``, echoed in a message)."""
+    setup_logging("INFO", json=json_lines, stream=stream)
+    stop = write_off_thread()
+    try:
+        for text in ("before", "odd title a\ud800b", "after"):
+            logging.getLogger("bot.web.server").warning("%s", text)
+    finally:
+        stop()  # writes what is queued
+    return written(stream)
+
+
+def test_a_lone_surrogate_costs_no_line_of_its_batch_on_a_strict_stream(restore_root: None) -> None:
+    before, odd, after = three_lines_off_thread(strict(), json_lines=True)
+    assert json.loads(before)["message"] == "before" and json.loads(after)["message"] == "after"
+    assert json.loads(odd)["message"] == "odd title a\ud800b"  # one valid JSON line, the surrogate \\u-escaped
+
+
+def test_a_lone_surrogate_in_plain_text_is_shown_as_a_question_mark(restore_root: None) -> None:
+    before, odd, after = three_lines_off_thread(strict(), json_lines=False)
+    assert before.endswith("before") and odd.endswith("odd title a?b") and after.endswith("after")
+
+
+def test_a_line_the_stream_cannot_encode_is_the_only_one_lost(restore_root: None) -> None:
+    """Whatever a formatter lets through (here: plain logging's, which writes a surrogate as it is), the batch
+    writer writes every other line of the batch."""
+    stream = strict()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    records = [logging.makeLogRecord({"msg": text, "levelno": logging.INFO}) for text in ("one", "a\ud800b", "three")]
+    logging.raiseExceptions, saved = False, logging.raiseExceptions  # the policy's print to stderr, off
+    try:
+        _Writer(deque(), [handler]).write(records)
+    finally:
+        logging.raiseExceptions = saved
+    assert written(stream) == ["one", "three"]

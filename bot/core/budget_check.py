@@ -6,7 +6,9 @@ While the run waits, the check is in progress at the run's head, titled with wha
 who may approve; a push meanwhile completes the old head's check as superseded and opens one at the new head. The
 approval completes it as ``success``, a cancellation as ``cancelled``; after either it is never touched again. An
 approval that finds a newer head than the check's (a push whose event never came) supersedes the old head's check
-and shows the approval at the new one: a head nobody approved is never completed as approved.
+and completes the new head's as approved: the approval records who approved, not a commit (a budget approval is of
+the run's spending, whatever it spends it on), so the head the run goes on at shows it, and the old head, whose
+check said it waited, is only superseded, never completed as approved.
 """
 
 from __future__ import annotations

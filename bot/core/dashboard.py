@@ -16,7 +16,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.core.defuse import clip
+from bot.core.defuse import ZWSP, clip
 from bot.core.texts import code_span, one_line
 
 TITLE = "triage-lead dashboard"
@@ -196,27 +196,50 @@ def _cut(text: str, limit: int) -> str:
     return clip(text[:max(0, text.rfind("\n", 0, limit - len(note)))] + note, limit)
 
 
-# The one reply to an edit's ticks holds each tick's answer, a paragraph each: kept to a screen or so. Over it the
-# oldest answers go first, whole, and a line says how many: the newest (why the latest tick did what it did) stays.
+# The one reply to an edit's ticks holds each tick's answer, each after a hidden line of its own (an answer may be
+# several paragraphs: the engine's replies to one command, joined by blank lines): kept to a screen or so. Over it
+# the oldest answers go first, whole, and a line says how many: the newest (why the latest tick did what it did) stays.
 NOTE_LIMIT = 6_000
+ANSWER = "<!-- tick-answer -->"  # kept by the client's defusing (no marker of the bot's, no tag, no link)
 _LEFT_OUT = re.compile(r"_(\d{1,9}) earlier answers? to this edit's ticks (?:is|are) left out\._")
+
+
+def as_written(text: str) -> str:
+    """The bot's text as it wrote it, from GitHub's copy of it: the GitHub client defuses every write (a zero-width
+    space after the @ of a mention, ...), so the copy never equals the text it was written from."""
+    return text.replace(ZWSP, "")
+
+
+def answers_in(said: str) -> tuple[int, list[str]]:
+    """(how many answers the reply says it left out, the answers it holds, oldest first) of a reply :func:`reply`
+    wrote (``said``: GitHub's copy, without its marker). Written before the answers had their separator, each
+    paragraph was an answer."""
+    head, *answers = said.split(ANSWER)
+    paragraphs = [p.strip() for p in head.strip().split("\n\n") if p.strip()]
+    gone = int(m.group(1)) if paragraphs and (m := _LEFT_OUT.fullmatch(paragraphs[0])) else 0
+    return gone, [*paragraphs[1 if gone else 0:], *(a.strip() for a in answers if a.strip())]
 
 
 def reply(said: str, answer: str) -> str | None:
     """The dashboard's reply to an edit's ticks (``said``: what it says now, without its marker; "" for none yet)
     with ``answer`` added; None when it says that already. Never over ``NOTE_LIMIT``: earlier answers are left out
     whole, oldest first (a cut inside one would leave its code span open), and the reply says how many."""
-    parts = [p for p in said.strip().split("\n\n") if p.strip()]
-    if answer in parts:
+    gone, answers = answers_in(said)
+    # Untrusted text the answer quotes cannot hold a separator: only the bot's own split the reply into answers.
+    answer = clip(answer.replace(ANSWER, ANSWER.replace("--", "-" + ZWSP + "-")), NOTE_LIMIT - 100).strip()
+    if as_written(answer) in {as_written(a) for a in answers}:
         return None
-    gone = int(m.group(1)) if parts and (m := _LEFT_OUT.fullmatch(parts[0])) else 0
-    parts = [*parts[1 if gone else 0:], clip(answer, NOTE_LIMIT - 100)]  # the bot's own answers are far shorter
-    while len(parts) > 1 and len("\n\n".join(parts)) + 100 > NOTE_LIMIT:
-        parts.pop(0)
+    answers.append(answer)  # the 100 characters kept: the line saying how many were left out, and a separator
+    while len(answers) > 1 and len(_reply_text(gone, answers)) > NOTE_LIMIT:
+        answers.pop(0)
         gone += 1
+    return _reply_text(gone, answers)
+
+
+def _reply_text(gone: int, answers: list[str]) -> str:
     head = [f"_{gone} earlier answer{'s' if gone > 1 else ''} to this edit's ticks "
             f"{'are' if gone > 1 else 'is'} left out._"] if gone else []
-    return "\n\n".join([*head, *parts])
+    return "\n\n".join([*head, *(f"{ANSWER}\n{a}" for a in answers)])
 
 
 def refused(login: str, role: str) -> str:

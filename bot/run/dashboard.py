@@ -38,7 +38,6 @@ from bot.github.pacing import replying
 from bot.github.writes import create_issue_once, digest, is_own, upsert_comment
 from bot.run.comments import Origin, apply_command, command_applied
 from bot.run.dashboard_board import (
-    BRANCH_TTL,
     EDIT_WINDOW,
     acted_on,
     branch_of,
@@ -60,12 +59,7 @@ from bot.run.runs import Deps
 from bot.run.state import RunState, stored_applied, unreadable
 from bot.store import Delivery, Job, Posted, Store
 
-__all__ = ["BRANCH_TTL", "EDIT_WINDOW", "after_job", "installation_of", "job_failed", "mark_of", "on_dashboard_edit",
-           "on_tick", "refresh", "refresh_due", "tick_id"]
-
 log = logging.getLogger(__name__)
-# The tick records' marks under the names the tests (and earlier readers) know them by.
-_done_mark, _tick_mark = done_mark, tick_mark
 
 
 async def after_job(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int, branch: str | None = None) -> None:
@@ -159,7 +153,7 @@ async def _write(gh: GitHubAPI, deps: Deps, repo: str, installation_id: int) -> 
              and (done := await acted_on(deps, repo, box)) is not None]
     kept = {k for k, on in D.boxes(current).items() if on} - {box.key for box, _ in acted}
     body = with_marker(D.render(board, kept), mark)
-    if body.replace("\u200b", "") != current.replace("\u200b", ""):  # as posted, the client's defusing aside
+    if D.as_written(body) != D.as_written(current):  # as posted, the client's defusing aside
         await gh.patch(f"/repos/{repo}/issues/{posted.number}", data={"body": body})
     for box, done in acted:  # unticked now; a record a later tick's job wrote meanwhile stays, for the next edit
         await deps.store.forget_posted(done_mark(repo, box), github_id=done)
@@ -315,25 +309,31 @@ async def _latest_tick(deps: Deps, repo: str, box: D.Box, tick: int) -> None:
 
 async def _answer(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, answer: str, *, mark: str) -> None:
     """A tick's answer in the one reply its edit gets: the first posts it (within the reply limits), each later one
-    adds its paragraph unless the reply says it already, leaving the oldest out past ``D.NOTE_LIMIT`` (``D.reply``).
+    adds its answer unless the reply says it already, leaving the oldest out past ``D.NOTE_LIMIT`` (``D.reply``).
     An edit ticking many boxes notifies once, not once a box. Ticks of one edit on different threads may answer at
     once: a line can then be lost, never the tick's own work."""
     known = await deps.store.find_posted(mark)
-    if known is None:
-        await _note(gh, deps, repo, number, login, D.reply("", answer) or answer, mark=mark)
-        return
-    try:
-        said = str((await gh.getitem(f"/repos/{repo}/issues/comments/{known.github_id}")).get("body") or "")
-    except BadRequest as exc:
-        if exc.status_code != 404:
-            raise
-        said = ""  # deleted by someone: posted again with this answer
-    body = D.reply(split_trailing(said)[0], answer)
+    said = "" if known is None else await _said(gh, repo, known.github_id)
+    body = D.reply(said, answer)
     if body is None:
+        return
+    if known is None:
+        await _note(gh, deps, repo, number, login, body, mark=mark)
         return
     with replying():
         await upsert_comment(gh, deps.store, repo=repo, number=number, mark=mark, known=known, body=body,
                              bot_login=deps.bot_login)
+
+
+async def _said(gh: GitHubAPI, repo: str, comment_id: int) -> str:
+    """What the reply with ``comment_id`` says now, without its marker ("" when someone deleted it: posted again)."""
+    try:
+        said = str((await gh.getitem(f"/repos/{repo}/issues/comments/{comment_id}")).get("body") or "")
+    except BadRequest as exc:
+        if exc.status_code != 404:
+            raise
+        return ""
+    return split_trailing(said)[0]
 
 
 async def _note(gh: GitHubAPI, deps: Deps, repo: str, number: int, login: str, body: str, *, mark: str) -> None:

@@ -101,7 +101,9 @@ class Intake:
             self.pending = [w for w in self.pending if now - w.arrived < self.budget]
 
     async def _write_batches(self) -> None:
-        """Commit what is pending, batch after batch, until nothing is; then stop (the next call starts again)."""
+        """Commit what is pending, batch after batch, until nothing is; then stop (the next call starts again).
+        ``batch[0]`` is the oldest caller: ``pending`` stays in arrival order (appended as callers arrive, stamped by a
+        monotonic clock, and ``_expire`` only filters it)."""
         batch: list[Waiter] = []
         try:
             while self.pending:
