@@ -190,3 +190,35 @@ async def test_closed_rows_are_pruned_in_batches_to_the_last(store: Any, monkeyp
         assert await store.close_findings("o/r", n, now - FINDINGS_KEEP_SECONDS - 10, at=now - 10)
     assert (await store.prune(KEEP, now=now))["pull_findings"] == 5
     assert await scalar(store, "SELECT COUNT(*) FROM pull_findings") == 0
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+async def test_a_reopen_stamped_in_year_9999_does_not_outrank_every_later_close(
+        bot: Any, sandbox: Any, team: Team, webhook_examples: list[tuple[str, dict[str, Any]]]) -> None:
+    """A time later than GitHub's clock can be (bot/run/merged.py: CLOCK_SKEW) orders nothing: the reopen is
+    applied as an undated one, and the real close after it still is (else its findings were kept for good)."""
+    p = pull_with(sandbox, 700, {"app/client.py": KEY + "\n", **TESTS})
+    await send(bot, sandbox, "pull_request", p)
+    now = time.time()
+    await deliver(bot, example(webhook_examples, "closed", p, updated_at=_iso(now - 60)))
+    await deliver(bot, example(webhook_examples, "reopened", p, updated_at="9999-12-31T23:59:59Z"))
+    assert await closed_at(bot, 700) is None
+    await deliver(bot, example(webhook_examples, "closed", p, updated_at=_iso(now)))
+    assert await closed_at(bot, 700) is not None
+
+
+async def test_a_merge_is_noted_as_a_close_no_earlier_reopen_redelivered_undoes(
+        bot: Any, sandbox: Any, team: Team, webhook_examples: list[tuple[str, dict[str, Any]]]) -> None:
+    """The merge lets the findings go and notes a close (a review run after it keeps what it finds 90 days only);
+    a reopen of before the merge, redelivered after it, is older than the merge and changes nothing."""
+    p = pull_with(sandbox, 702, {"app/client.py": KEY + "\n", **TESTS})
+    await send(bot, sandbox, "pull_request", p)
+    await send(bot, sandbox, "pull_request", merged(p, p["pull_request"]["head"]["sha"]))
+    kept = await bot[0].store.load_findings(REPO, 702)
+    assert len(filed(sandbox)) == 1 and kept is not None and kept.findings == {}
+    assert await closed_at(bot, 702) is not None
+    await deliver(bot, example(webhook_examples, "reopened", p, updated_at=_iso(time.time() - 5)))
+    assert await closed_at(bot, 702) is not None

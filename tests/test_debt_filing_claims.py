@@ -100,7 +100,7 @@ async def test_two_rotations_between_failed_attempts_still_file_one_issue(
 async def test_an_issue_filed_under_the_noted_marker_is_found_after_a_rotation(
         bot: Any, sandbox: Any, team: Team) -> None:
     """The POST landed but the bot never heard (a 502 after the write): the retry, under a rotated secret, finds the
-    issue by the marker noted (GitHub's label listing) and files nothing."""
+    issue by the marker noted (GitHub's listing of the issues the bot created) and files nothing."""
     deps = bot[0].deps
     event, t, gh = await reviewed(bot, sandbox, 752)
     sandbox.fail("POST", rf"/repos/{REPO}/issues", 502, times=-1, landed=True)

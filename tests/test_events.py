@@ -176,3 +176,26 @@ def test_a_close_or_reopen_carries_when_github_made_it_read_leniently(updated_at
     ok = updated_at == "2026-01-02T03:09:00Z"
     assert (closed.updated_at, reopened.updated_at) == ((1767323340.0, 1767323340.0) if ok else (1767323045.0, None))
     assert closed.head_sha == ("a" * 40 if ok else "")
+
+
+@pytest.mark.parametrize("merged,merged_at,want", [
+    (None, "2026-01-02T03:04:05Z", events.PullMerged), ("missing", "2026-01-02T03:04:05Z", events.PullMerged),
+    (None, None, events.PullClosed), (None, "garbage", events.PullClosed), (None, 12, events.PullClosed),
+    (False, "2026-01-02T03:04:05Z", events.PullClosed), (True, None, events.PullMerged),
+])
+def test_a_merge_that_says_nothing_of_merged_is_told_by_merged_at(merged: Any, merged_at: Any, want: type) -> None:
+    """``merged`` null or missing (GitHub's schema allows it): a time in merged_at is a merge, or its open findings
+    would never be filed; an explicit false is believed."""
+    p = copy.deepcopy(load_fixture("pull_request.opened.json")) | {"action": "closed"}
+    p["pull_request"] |= {"merged": merged, "merged_at": merged_at, "closed_at": "2026-01-02T03:04:05Z"}
+    if merged == "missing":
+        del p["pull_request"]["merged"]
+    assert type(events.parse("pull_request", p, "d1")) is want
+
+
+@pytest.mark.parametrize("sha", [12345, ["f" * 40], {"sha": "f" * 40}, True])
+def test_a_merge_commit_sha_of_another_type_is_read_as_none_not_a_reason_to_drop_the_merge(sha: Any) -> None:
+    p = copy.deepcopy(load_fixture("pull_request.opened.json")) | {"action": "closed"}
+    p["pull_request"] |= {"merged": True, "merge_commit_sha": sha}
+    e = events.parse("pull_request", p, "d1")
+    assert isinstance(e, events.PullMerged) and e.merge_commit_sha is None and e.head_sha

@@ -191,16 +191,26 @@ async def test_an_issue_is_opened_once_with_the_bots_label(sandbox: Any, gh: Git
     assert len(sandbox.written("issue")) == 1
 
 
-async def test_an_issue_whose_record_was_lost_is_found_by_label_open_or_closed(
+async def test_an_issue_whose_record_was_lost_is_found_by_its_creator_open_or_closed(
         sandbox: Any, gh: GitHub, store: Store, lost: Store) -> None:
+    """Listed by creator, not by the bot's label: people can put that on any issue, rename or delete it."""
     sandbox.add_issue(REPO, title="someone's", labels=[BOT_LABEL])
     posted, _ = await file(gh, store)
-    sandbox.repo(REPO).issues[posted.number]["state"] = "closed"  # a person closed it since
+    sandbox.repo(REPO).issues[posted.number].update(state="closed", labels=[])  # a person closed it, unlabelled it
     sandbox.requests.clear()
     assert await file(gh, lost) == (posted, False)
     assert await lost.find_posted(DEBT) == posted and len(sandbox.written("issue")) == 1
     [listing] = [r for r in sandbox.requests if r.method == "GET" and r.path == f"/repos/{REPO}/issues"]
-    assert listing.query["labels"] == BOT_LABEL and listing.query["state"] == "all"
+    assert listing.query["creator"] == BOT and listing.query["state"] == "all" and "labels" not in listing.query
+
+
+async def test_the_sandbox_lists_issues_by_creator_as_github_does(sandbox: Any, gh: GitHub, store: Store) -> None:
+    """GitHub's ``creator``: the login, any case; the bot's label (or none) changes nothing."""
+    mine, _ = await file(gh, store)
+    sandbox.add_issue(REPO, title="someone's", labels=[BOT_LABEL])
+    sandbox.add_issue(REPO, title="a namesake's", user="triage-lead", labels=[BOT_LABEL])
+    listed = [i["number"] async for i in gh.getiter(f"/repos/{REPO}/issues?creator=Triage-Lead%5Bbot%5D&state=all")]
+    assert listed == [mine.number]
 
 
 @pytest.mark.parametrize("user, user_type, body", [

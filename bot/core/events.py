@@ -374,11 +374,16 @@ def _dashboard_edit(event: str, action: str, p: Mapping[str, Any], delivery_id: 
 
 
 def _merged(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> PullMerged | PullClosed:
-    if _get(p, "pull_request.merged", bool, optional=True) is not True:  # missing or null: not merged
+    """Merged when ``merged`` says so, or says nothing (null or missing: GitHub's schema allows it) while
+    ``merged_at`` is a time: taken for a close unmerged, its open findings would never be filed. merge_commit_sha
+    is only shown in the issue's text, so one of another type is read as none, never a reason to drop the merge."""
+    merged = _get(p, "pull_request.merged", bool, optional=True)
+    if not (merged or (merged is None and _time(p, "pull_request.merged_at") is not None)):
         return _closed(event, action, p, delivery_id)
+    sha = _at(p, "pull_request.merge_commit_sha", optional=True)
     return PullMerged(**_base(event, action, p, delivery_id), number=_get(p, "pull_request.number", int),
                       head_sha=_get(p, "pull_request.head.sha", str),
-                      merge_commit_sha=_get(p, "pull_request.merge_commit_sha", str, optional=True),
+                      merge_commit_sha=sha if isinstance(sha, str) else None,
                       base_ref=_get(p, "pull_request.base.ref", str, optional=True))
 
 

@@ -108,13 +108,16 @@ async def upsert_comment(gh: GitHubAPI, store: Store, *, repo: str, number: int,
     return posted
 
 
-BOT_LABEL = "triage-lead"  # on every issue the bot opens, so it can find its own without GitHub search
+BOT_LABEL = "triage-lead"  # on every issue the bot opens: for people; the bot finds its own by creator
 
 
 async def _find_issue(gh: GitHubAPI, repo: str, key: str, bot_login: str | None) -> dict[str, Any] | None:
-    """The bot's issue carrying marker ``key``: listed by the bot's label (consistent at once, where search
-    lags by seconds and a retried step would file a duplicate), open or closed."""
-    async for issue in gh.getiter(f"/repos/{repo}/issues?labels={_quote(BOT_LABEL)}&state=all&per_page=100"):
+    """The bot's issue carrying marker ``key``, open or closed, from a listing (consistent at once, where search
+    lags by seconds and a retried step would file a duplicate): of the issues the bot created, which no person can
+    add to or take from (anyone who can triage can put the bot's label on a thousand issues, or rename or delete
+    it); by the bot's label only while the bot's login is unknown (and then nothing passes for its own anyway)."""
+    which = f"creator={_quote(bot_login)}" if bot_login else f"labels={_quote(BOT_LABEL)}"
+    async for issue in gh.getiter(f"/repos/{repo}/issues?{which}&state=all&per_page=100"):
         if is_own_marked(issue, key, bot_login):
             return issue
     return None

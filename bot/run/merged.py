@@ -14,9 +14,10 @@ are still found by it (:func:`debt_marker` with no key). A rotated webhook secre
 issue filed is kept in the store under a private marker too (:func:`filed_marker`, never posted, so unkeyed), and
 looked up there first, so a rotation files nothing twice. The order makes a crash safe: before the issue is
 created, the marker it will carry is noted under the private marker (``claim_filing``), and a retry looks for an
-issue carrying the marker noted (in the store, or on GitHub by the bot's label); none found, it files under the key
-of now, never under the one noted: that key may be retired because it leaked. The note is a claim too: two merges
-of one finding at once (separate jobs) file one issue; the other job waits a little, then fails to be retried.
+issue carrying the marker noted (in the store, or on GitHub among the issues the bot created); none found, it files
+under the key of now, never under the one noted: that key may be retired because it leaked. The note is a claim
+too: two merges of one finding at once (separate jobs) file one issue; the other job waits a little, then fails to
+be retried.
 
 Issues filed before the private marker existed are in the store under their keyed marker only, and an HMAC cannot
 be turned back into its finding: :func:`backfill` finds them from the findings the store still holds (a merged pull
@@ -25,7 +26,8 @@ What it cannot reach: an issue whose pull request's findings are gone, or whose 
 
 ``pull_request.closed`` with ``merged: true`` files here; closed unmerged (its findings never reached the default
 branch) and reopened only note the close for retention (:func:`on_pull_closed`). The findings are the store's
-(bot/run/pull_review.py keeps them per head); a pull request the bot never reviewed has none, and nothing is written.
+(bot/run/pull_review.py keeps them per head); a pull request the bot never reviewed has none, and nothing is filed.
+A merge is noted as a close, as an unmerged one is: a review run after it keeps what it finds for 90 days only.
 """
 
 from __future__ import annotations
@@ -58,10 +60,13 @@ UNSTATED = "no reason given"  # a closed issue's state_reason when GitHub has no
 KEY_LABEL = b"triage-lead finding ids v1"
 # Two merges of the same finding at once: the job whose claim won files; the other looks again CLAIM_TRIES times,
 # CLAIM_POLL s apart, then fails to be retried. A claim whose job died (a crash, not a failure: that lets it go)
-# is taken over after CLAIM_LEASE s, well past any filing's GitHub calls and their rate-limit waits.
+# is taken over after CLAIM_LEASE s. A live job's never is, however long its writes wait (the write pacer's wait
+# has no bound: an hour's writes used up, and others queued before it): it stamps its claim anew every third of
+# the lease while it holds it, so the claim lapses only if three renewals in a row fail.
 CLAIM_TRIES = 20
 CLAIM_POLL = 0.5
 CLAIM_LEASE = 900.0
+CLOCK_SKEW = 300.0  # how far GitHub's clock may run ahead of ours (a close or reopen dated later is undated)
 
 
 def finding_key(webhook_secret: str | None) -> bytes | None:
@@ -70,23 +75,28 @@ def finding_key(webhook_secret: str | None) -> bytes | None:
     return hmac.new(webhook_secret.encode(), KEY_LABEL, hashlib.sha256).digest() if webhook_secret else None
 
 
-def debt_marker(repo: str, t: F.Tracked, after: int | None = None, key: bytes | None = None) -> str:
+def debt_marker(repo: str, t: F.Tracked, after: int | None = None, key: bytes | None = None, *,
+                unfolded: bool = False) -> str:
     """A finding's tech-debt issue: by repository and finding id, whichever pull request left it open. An id
     leaves a finding's text out; where it names no line of code (no test changed, a model finding without a place
     or off the diff) it is the same for unrelated findings of two pull requests, so there the text is part of
-    the key: one pull request's debt must never pass for filed by another's. ``key``: :func:`finding_key`'s (None:
-    the unkeyed marker issues were filed under before)."""
+    the key: one pull request's debt must never pass for filed by another's. A model's text is taken as its id
+    takes it (:func:`F.gist`: case and punctuation left out), or the next review's rewording of the same finding
+    would be filed again at every merge; a check's text is the bot's own, word for word, and kept whole (its
+    numbers may be all that tells two apart). ``key``: :func:`finding_key`'s (None: the unkeyed marker issues were
+    filed under before); ``unfolded``: the marker of before a model's text was folded (:func:`_known` finds them)."""
     anchored = t.source == F.CHECK and t.path is not None and t.line is not None
-    parts = (repo, t.id) if anchored else (repo, t.id, F.normalise(t.text))
+    fold = t.source == F.MODEL and not unfolded
+    parts = (repo, t.id) if anchored else (repo, t.id, F.gist(t.text) if fold else F.normalise(t.text))
     mark = (hmac.new(key, "\x00".join(parts).encode(), hashlib.sha256).hexdigest()[:16] if key is not None
             else digest(*parts))
     return marker("finding-debt", mark if after is None else digest(mark, "after", str(after)))
 
 
-def filed_marker(repo: str, t: F.Tracked, after: int | None = None) -> str:
+def filed_marker(repo: str, t: F.Tracked, after: int | None = None, *, unfolded: bool = False) -> str:
     """The store's own note of a finding's tech-debt issue: never posted, so not keyed, and the same whatever the
     webhook secret is (a keyed marker changes with it)."""
-    return marker("finding-debt-filed", digest(markers_in(debt_marker(repo, t, after))[0]))
+    return marker("finding-debt-filed", digest(markers_in(debt_marker(repo, t, after, unfolded=unfolded))[0]))
 
 
 async def _closed_how(gh: GitHubAPI, repo: str, number: int) -> str | None:
@@ -114,13 +124,17 @@ async def _known(store: Store, repo: str, t: F.Tracked, after: int | None, key: 
                                                                                                       bool]:
     """One link of a finding's chain as the store knows it, and whether it was noted privately just now: by the
     private marker (it outlives a rotated webhook secret), else the keyed marker of the key of now, else the unkeyed
-    one of before keys; one found by a public marker is noted under the private one, so a rotation loses it not.
-    The one walk of :func:`_file` and :func:`backfill`."""
+    one of before keys, then each of them as it was before a model's text was folded (``unfolded``: issues filed
+    then); one found by any other marker is noted under the private one, so a rotation loses it not. The one walk
+    of :func:`_file` and :func:`backfill`."""
     own = filed_marker(repo, t, after)
     if (posted := await store.find_posted(own)) is not None:
         return posted, False
-    for public in dict.fromkeys([debt_marker(repo, t, after, key), debt_marker(repo, t, after)]):
-        if (posted := await store.find_posted(public)) is not None:
+    for other in dict.fromkeys([debt_marker(repo, t, after, key), debt_marker(repo, t, after),
+                                filed_marker(repo, t, after, unfolded=True),
+                                debt_marker(repo, t, after, key, unfolded=True),
+                                debt_marker(repo, t, after, unfolded=True)]):
+        if other != own and (posted := await store.find_posted(other)) is not None:
             await store.remember_posted(dataclasses.replace(posted, marker=own))
             return posted, True
     return None, False
@@ -135,6 +149,7 @@ async def _filed_once(gh: GitHubAPI, deps: Deps, repo: str, mark: tuple[str, str
     noted = await deps.store.claim_filing(own, public, CLAIM_LEASE)
     if noted is None:
         raise FilingInProgress(f"{repo}: another job is filing the same tech debt; retried, it finds that issue")
+    renewing = asyncio.create_task(_renew(deps.store, repo, own), name="tech-debt claim renewal")
     try:
         if noted != public:
             if (found := await find_issue(gh, deps.store, repo, noted, deps.bot_login)) is not None:
@@ -146,11 +161,23 @@ async def _filed_once(gh: GitHubAPI, deps: Deps, repo: str, mark: tuple[str, str
         await deps.store.remember_posted(dataclasses.replace(posted, marker=own))
         return posted, created
     finally:  # filed and noted, or failed: a retry need not wait for the claim's lease
+        renewing.cancel()
+        await asyncio.wait([renewing])  # (a renewal after the release would not take the claim back anyway)
         try:
             await deps.store.release_filing(own)
         except Exception as exc:  # its lease runs out instead; the job's own outcome stands
             log.warning("%s: the claim of a tech-debt filing could not be let go (%s); a retry waits %.0f s for it",
                         repo, exc, CLAIM_LEASE)
+
+
+async def _renew(store: Store, repo: str, own: str) -> None:
+    """Keeps a claim held alive while its job files, until cancelled (see CLAIM_LEASE)."""
+    while True:
+        await asyncio.sleep(CLAIM_LEASE / 3)
+        try:
+            await store.renew_filing(own)
+        except Exception as exc:  # the next one may pass; three in a row failed, another job may file too
+            log.warning("%s: the claim of a tech-debt filing could not be renewed (%s)", repo, exc)
 
 
 async def _link(gh: GitHubAPI, deps: Deps, event: events.PullMerged, t: F.Tracked, after: int | None,
@@ -256,6 +283,15 @@ async def _note_filed(store: Store, repo: str, t: F.Tracked, key: bytes) -> int:
     return noted
 
 
+def _when_made(updated_at: float | None, now: float) -> float | None:
+    """GitHub's time of a close or reopen, for ordering them; None (unknown) if later than GitHub's clock can be.
+    Such a time says nothing of the order (a clock gone wrong: year 9999), and taken as it is, or cut down to
+    ``now + CLOCK_SKEW``, a close would outrank a real reopen made after it (at once, or while the close's job
+    waited in the queue), and the open pull request's findings would be let go. Unknown, the store applies it as
+    it applies any undated change: a reopen always, a close only over no dated one (bot/store/base.py)."""
+    return None if updated_at is None or updated_at > now + CLOCK_SKEW else updated_at
+
+
 async def on_pull_closed(event: events.PullClosed, deps: Deps) -> None:
     """Closed unmerged: the close is noted on its findings, which retention lets go 90 days later (the merge that
     would file them is not coming); reopened: the note is cleared, and a later merge files what is open. One
@@ -263,7 +299,8 @@ async def on_pull_closed(event: events.PullClosed, deps: Deps) -> None:
     now = time.time()
     at = None if event.reopened else min(event.closed_at or now, now)  # never a close in the future
     what = "reopened" if at is None else "closed without a merge"
-    if not await deps.store.close_findings(event.repo, event.number, at, at=event.updated_at, sha=event.head_sha):
+    stamp = _when_made(event.updated_at, now)
+    if not await deps.store.close_findings(event.repo, event.number, at, at=stamp, sha=event.head_sha):
         log.info("%s: %s (GitHub's updated_at %s), but a later close or reopen was applied already: left as it is",
                  event.thread, what, event.updated_at)
         return
@@ -276,8 +313,7 @@ async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) ->
     still = [t for t in F.load(kept.findings).values() if t.state == F.OPEN] if kept else []
     if not still:
         log.info("%s: merged with no finding of its review open: nothing to file", event.thread)
-        if kept is not None:
-            await deps.store.forget_findings(event.repo, event.number)
+        await _done_with(deps.store, event)
         return
     await backfill_once(deps.store, deps.settings.webhook_secret)  # before the first filing: issues of before
     if kept is not None and kept.sha != event.head_sha:  # a last push never reviewed (a budget wait, a failed job)
@@ -291,5 +327,14 @@ async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) ->
     if len(still) > MAX_DEBT:  # said where operators look; the thread's verdict comment lists every one of them
         log.error("%s: merged with %d findings open; only %d were filed as tech debt (the cap per merge)",
                   event.thread, len(still), MAX_DEBT)
-    # Filed (each once, by its marker): the findings are of no further use, and retention keeps open ones for good.
-    await deps.store.forget_findings(event.repo, event.number)
+    await _done_with(deps.store, event)
+
+
+async def _done_with(store: Store, event: events.PullMerged) -> None:
+    """Filed (each once, by its marker): the findings are let go (retention would keep open ones for good), and the
+    merge is noted as a close: a review that runs after it (a redelivered or retried push; no merge is coming to
+    file what it finds) saves into a closed row, which retention deletes 90 days on. Ranked above any close or
+    reopen of before the merge (by GitHub's clock, all of them), which a redelivery may bring later."""
+    now = time.time()
+    await store.forget_findings(event.repo, event.number)
+    await store.close_findings(event.repo, event.number, now, at=now + CLOCK_SKEW, sha=event.head_sha)

@@ -196,8 +196,13 @@ CLOSE_FINDINGS = (
     "excluded.state_at, pull_findings.state_at) WHERE pull_findings.state_at IS NULL OR excluded.state_at >"
     " pull_findings.state_at OR (excluded.closed_at IS NULL AND (excluded.state_at IS NULL OR excluded.state_at >="
     " pull_findings.state_at))")  # a tie goes to the reopen: the findings are kept, never lost
-CLAIM_FILING = ("INSERT INTO debt_filings (filed, public, claimed_at) VALUES (?, ?, ?) ON CONFLICT (filed) DO UPDATE"
-                " SET claimed_at = excluded.claimed_at WHERE debt_filings.claimed_at <= ? RETURNING public")
+# A filing's claim is stamped and judged by one clock, ``{now}``: SQLite's is the one host's (a parameter);
+# PostgreSQL's is the database's, never a worker's own (a worker whose clock runs a lease ahead would take a live
+# claim over at once). Renewed only while held (0: let go), so a late renewal never takes a claim back.
+CLAIM_FILING = ("INSERT INTO debt_filings (filed, public, claimed_at) VALUES (?, ?, {now}) ON CONFLICT (filed) DO"
+                " UPDATE SET claimed_at = excluded.claimed_at WHERE debt_filings.claimed_at <= excluded.claimed_at - ?"
+                " RETURNING public")
+RENEW_FILING = "UPDATE debt_filings SET claimed_at = {now} WHERE filed = ? AND claimed_at > 0"
 FINDINGS_PAGE = ("SELECT repo, number, sha, findings FROM pull_findings WHERE (repo, number) > (?, ?)"
                  " ORDER BY repo, number LIMIT ?")
 
@@ -281,9 +286,11 @@ class Store(Protocol):
     # A tech-debt issue about to be filed (bot/run/merged.py), under the finding's private marker ``filed``: the
     # claim of one job, taken if none is held (or the one held is ``lease`` seconds old: its job died); the public
     # marker noted (``public`` if none was), or None while another job holds the claim. ``note_filing`` changes
-    # the marker noted (before filing under it); ``release_filing`` lets the claim go.
+    # the marker noted (before filing under it); ``renew_filing`` stamps a claim held anew (its job is alive, and
+    # may wait long for its write); ``release_filing`` lets the claim go.
     async def claim_filing(self, filed: str, public: str, lease: float) -> str | None: ...
     async def note_filing(self, filed: str, public: str) -> None: ...
+    async def renew_filing(self, filed: str) -> None: ...
     async def release_filing(self, filed: str) -> None: ...
     # A one-off pass done for this install (``store_notes``): recorded, and asked for.
     async def note_done(self, name: str) -> None: ...

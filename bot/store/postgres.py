@@ -29,6 +29,7 @@ from bot.store.base import (
     FINDINGS_KEEP_SECONDS,
     FINDINGS_PAGE,
     NOTHING,
+    RENEW_FILING,
     Along,
     Posted,
     PullFindings,
@@ -55,6 +56,9 @@ _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, P
 # (A full disk, DiskFull, and a statement timeout, QueryCanceled, are OperationalErrors too.)
 
 PRUNE_BATCH = 1000  # rows per retention transaction: short ones, never a long lock on deliveries
+
+
+DB_NOW = "extract(epoch from clock_timestamp())::double precision"  # the one clock every worker shares
 
 
 def _pg(sql: str) -> str:
@@ -309,9 +313,11 @@ class PostgresStore(PostgresJobs):
         return findings_of(await self._all(_pg(FINDINGS_PAGE), (*after, limit)))
 
     async def claim_filing(self, filed: str, public: str, lease: float) -> str | None:
-        now = time.time()
-        row = await self._one(_pg(CLAIM_FILING), (filed, public, now, now - lease))
+        row = await self._one(_pg(CLAIM_FILING.format(now=DB_NOW)), (filed, public, lease))
         return None if row is None else str(row["public"])
+
+    async def renew_filing(self, filed: str) -> None:
+        await self._exec(_pg(RENEW_FILING.format(now=DB_NOW)), (filed,))
 
     async def note_filing(self, filed: str, public: str) -> None:
         await self._exec("UPDATE debt_filings SET public = %s WHERE filed = %s", (public, filed))

@@ -31,6 +31,7 @@ from bot.store.base import (
     FINDINGS_KEEP_SECONDS,
     FINDINGS_PAGE,
     NOTHING,
+    RENEW_FILING,
     Along,
     Posted,
     PullFindings,
@@ -448,9 +449,12 @@ class SQLiteStore(SQLiteJobs):
         return findings_of(await self._run(lambda db: db.execute(FINDINGS_PAGE, (*after, limit)).fetchall()))
 
     async def claim_filing(self, filed: str, public: str, lease: float) -> str | None:
-        now = time.time()
-        row = await self._run(lambda db: db.execute(CLAIM_FILING, (filed, public, now, now - lease)).fetchone())
+        sql = CLAIM_FILING.format(now="?")
+        row = await self._run(lambda db: db.execute(sql, (filed, public, time.time(), lease)).fetchone())
         return None if row is None else str(row[0])
+
+    async def renew_filing(self, filed: str) -> None:
+        await self._run(lambda db: db.execute(RENEW_FILING.format(now="?"), (time.time(), filed)))
 
     async def note_filing(self, filed: str, public: str) -> None:
         await self._run(lambda db: db.execute("UPDATE debt_filings SET public = ? WHERE filed = ?", (public, filed)))
