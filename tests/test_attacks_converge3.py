@@ -7,6 +7,7 @@ naming the harm; one that is held passes.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -321,6 +322,31 @@ async def test_a_stale_head_read_is_not_taken_for_a_return(bot: Any, sandbox: An
     await send_pull(bot, sandbox, c_push)
     lagging["on"] = False
     assert ("APPROVED", a) not in states(sandbox, 567), states(sandbox, 567)
+
+
+async def test_a_review_whose_pull_read_lags_after_the_push_was_read_fresh_approves_nothing(
+        bot: Any, sandbox: Any, team: Team) -> None:
+    """As above, but the push's own read is fresh (the run moves to C) and the review's reads lag, naming A: the
+    review must not take A for a return (its approval was dismissed by the bot itself, so it would be given again)
+    while C, with the key, goes unjudged. The job fails for a retry instead (a cold review's must-fix)."""
+    from tests.test_attacks_verdicts import rewrite_answers
+
+    p, a, b = await approved_then_key(bot, sandbox, 569)
+    c_push = push(sandbox, push(sandbox, p, "app/a.py", f"X = 1\n{KEY}\n"), "app/b.py", "Y = 2\n")
+    reads = {"n": 0}
+
+    def stale_after_first(data: Any, rq: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("head"), dict):
+            reads["n"] += 1
+            if reads["n"] > 1:
+                data["head"]["sha"] = a
+                return data
+        return None
+
+    rewrite_answers(sandbox, "GET", rf"/repos/{REPO}/pulls/569", stale_after_first)
+    with contextlib.suppress(AssertionError):  # the job fails (GitHub keeps lagging): what matters is what stands
+        await send_pull(bot, sandbox, c_push)
+    assert ("APPROVED", a) not in states(sandbox, 569), states(sandbox, 569)
 
 
 def test_a_model_cannot_name_its_findings_rule_or_severity() -> None:

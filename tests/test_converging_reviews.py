@@ -155,6 +155,24 @@ async def test_a_merge_files_at_most_ten_findings_and_says_so(bot: Any, sandbox:
     assert len(stale) == 1 and "a" * 12 in stale[0].getMessage()
 
 
+async def test_a_merge_of_another_head_than_the_findings_says_so_even_with_none_open(
+        bot: Any, sandbox: Any, team: Team, caplog: Any) -> None:
+    """Back at A after B fixed A's finding, with A's verdict no longer kept: the findings stay as B left them (fixed),
+    so a merge at A files nothing. Operators are told (a cold review: it was an INFO "nothing to file")."""
+    from bot.core.findings import FIXED, Tracked
+    from bot.store import PullFindings
+
+    p = pull_with(sandbox, 73, {"README.md": "words\n"})
+    rt, _ = bot
+    kept = {"id1": Tracked("id1", "model", "model:critical", "critical", "a finding", "app/x.py", 3, FIXED,
+                           "b" * 40, "b" * 40).as_dict()}
+    await rt.store.save_findings(PullFindings(repo=REPO, number=73, sha="b" * 40, findings=kept))
+    await send(bot, sandbox, "pull_request", merged(p, p["pull_request"]["head"]["sha"]))
+    assert debt_issues(sandbox) == []
+    stale = [r for r in caplog.records if r.levelname == "ERROR" and "its findings are those of head" in r.getMessage()]
+    assert len(stale) == 1 and "b" * 12 in stale[0].getMessage()
+
+
 # ---- the pure parts (bot/core/findings.py) --------------------------------------------------------------
 
 def test_a_findings_id_follows_its_code_not_its_line_and_closes_as_fixed_or_gone() -> None:

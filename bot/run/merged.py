@@ -311,15 +311,17 @@ async def on_pull_closed(event: events.PullClosed, deps: Deps) -> None:
 async def on_pull_merged(event: events.PullMerged, gh: GitHubAPI, deps: Deps) -> None:
     kept = await deps.store.load_findings(event.repo, event.number)
     still = [t for t in F.load(kept.findings).values() if t.state == F.OPEN] if kept else []
+    # Findings of another head: a last push never reviewed (a budget wait, a failed job), or a return to a head
+    # whose verdict was no longer kept (its findings stay as the later head left them): said, even with none open.
+    if kept is not None and kept.findings and kept.sha != event.head_sha:
+        log.error("%s: merged at head %s, but its findings are those of head %s: the merged code was not what was "
+                  "reviewed last, so the tech debt filed now may miss its findings or include ones fixed", event.thread,
+                  event.head_sha[:12], kept.sha[:12])
     if not still:
         log.info("%s: merged with no finding of its review open: nothing to file", event.thread)
         await _done_with(deps.store, event)
         return
     await backfill_once(deps.store, deps.settings.webhook_secret)  # before the first filing: issues of before
-    if kept is not None and kept.sha != event.head_sha:  # a last push never reviewed (a budget wait, a failed job)
-        log.error("%s: merged at head %s, but its findings are those of head %s: what the later pushes changed "
-                  "was never reviewed, and the tech debt filed now may include findings they fixed", event.thread,
-                  event.head_sha[:12], kept.sha[:12])
     still.sort(key=lambda t: (t.severity != "critical", t.source != F.CHECK, t.path or "", t.line or 0))
     sha = event.merge_commit_sha or event.head_sha
     filed = [await _file(gh, deps, event, t, sha) for t in still[:MAX_DEBT]]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -250,6 +251,24 @@ async def stale_read(store: Store, repo: str, number: int, read: str, delivered:
     return bool(delivered) and read != delivered and await reviewed_before(store, repo, number, read)
 
 
+class HeadLags(TimeoutError):
+    """GitHub's pull read twice names a head judged before, not the head the run was moved to: a lagging replica (or
+    a push back, whose own delivery moves the run first). Transient: the job is retried, and fails visibly after."""
+
+
+async def pull_at_run_head(get_pull: Callable[[], Awaitable[dict[str, Any]]], store: Store, repo: str, number: int,
+                           run_head: str | None) -> dict[str, Any]:
+    """The pull request as GitHub has it, read once more if it names a head judged before while the run was moved to
+    another: taken for a return, that head's verdict would be given again while the pushed head goes unjudged."""
+    pull = await get_pull()
+    if await stale_read(store, repo, number, str(pull["head"]["sha"]), run_head):
+        pull = await get_pull()
+        if await stale_read(store, repo, number, str(pull["head"]["sha"]), run_head):
+            raise HeadLags(f"GitHub names head {str(pull['head']['sha'])[:7]}, judged before, not the run's "
+                           f"{(run_head or '')[:7]}")
+    return pull
+
+
 async def back_unkept(gh: GitHubAPI, store: Store, repo: str, number: int, sha: str, bot_login: str | None) -> None:
     """Back at a head judged before whose verdict the run no longer keeps (it keeps the last few): judged again, a
     model could say otherwise (an author re-rolls it until it approves), so it is not. Its check run is its verdict:
@@ -258,9 +277,11 @@ async def back_unkept(gh: GitHubAPI, store: Store, repo: str, number: int, sha: 
     check = await check_run(gh, repo, await store.find_posted(check_marker(repo, sha)))
     shown = conclusion(check)
     event = {"success": "APPROVE", "failure": "REQUEST_CHANGES"}.get(shown or "", "COMMENT")
-    log.warning("%s#%s: back at %s, judged before; its verdict is no longer kept and it is not judged again: its check "
-                "run's conclusion (%s) is given again, the thread comment stays as the last head judged left it",
-                repo, number, sha[:12], shown or "unreadable")
+    # Unreadable, nothing is given again and nothing on the thread moves: said where operators look.
+    log.log(logging.WARNING if shown else logging.ERROR,
+            "%s#%s: back at %s, judged before; its verdict is no longer kept and it is not judged again: its check "
+            "run's conclusion (%s) is given again, the thread comment stays as the last head judged left it",
+            repo, number, sha[:12], shown or "unreadable")
     title = {"APPROVE": "Approved", "REQUEST_CHANGES": "Changes requested"}.get(event, "No verdict") + f" ({sha[:7]})"
     await _back_at(gh, store, repo, number, Verdict(sha=sha, event=event, conclusion=shown or "", title=title, body=""),
                    bot_login or slug(check), shown)
@@ -279,9 +300,9 @@ async def _back_at(gh: GitHubAPI, store: Store, repo: str, number: int, verdict:
     run shows (``shown``, its conclusion): a verdict judged again since may say otherwise, and is not this head's."""
     own = await own_reviews(gh, store, repo, number, verdict.sha, bot_login, review_marker(repo, number, verdict.sha))
     if shown != verdict.conclusion:
-        log.warning("%s#%s: back at %s, whose check run says %s but the verdict in hand %s: neither given again nor "
-                    "the thread comment changed (the verdict was judged again)", repo, number, verdict.sha[:12],
-                    shown or "nothing readable", verdict.conclusion)
+        log.error("%s#%s: back at %s, whose check run says %s but the verdict in hand %s: neither given again nor "
+                  "the thread comment changed (the verdict was judged again)", repo, number, verdict.sha[:12],
+                  shown or "nothing readable", verdict.conclusion)
         return
     back, url = await revisit(gh, store, repo, number, verdict), None
     if back is not None:

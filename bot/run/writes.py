@@ -238,7 +238,8 @@ class Writes:
         if not state.data.ctx.is_pull_request or not number:
             return
         reader = RepoReader(self.gh, repo)
-        pull = await reader.pull(number)
+        pull = await pull_review.pull_at_run_head(lambda: reader.pull(number), self.store, repo, number,
+                                                  state.run.head_sha)
         sha = str(pull["head"]["sha"])
         if await pull_review.posted(self.store, repo, number, sha):
             await pull_review.dismiss_stale(self.gh, repo, number, sha, self.bot_login, self.store)
