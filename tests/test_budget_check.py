@@ -91,7 +91,7 @@ async def test_a_check_github_made_before_a_crash_is_found_not_posted_twice(
     external id among this App's check runs and records that one."""
     sandbox.set_file(REPO, ".github/triage-lead.yml", "budgets: {run_tokens: 5000}\n")
     rt, client = await start()
-    real, died = rt.store.remember_posted, []
+    real, died = rt.store.remember_posted, list[Any]()
 
     async def dies_once(p: Any) -> None:
         if "budget-check" in p.marker and not died:

@@ -58,7 +58,7 @@ def test_a_traceback_is_one_field(restore_root: None) -> None:
     out = io.StringIO()
     setup_logging("INFO", json=True, stream=out)
     try:
-        {}["missing"]
+        dict[str, int]()["missing"]
     except KeyError:
         logging.getLogger("bot.run.jobs").exception("job failed")
     text = out.getvalue()
