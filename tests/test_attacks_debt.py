@@ -383,3 +383,30 @@ async def test_a_finding_text_with_a_forged_marker_mentions_and_a_fence_is_filed
         assert "@octocat" not in part and "evil.example" not in part
     await merge_with(bot, sandbox, 988, {"m-other": model(1, fid="m-other")})  # the finding its marker forged
     assert len(filed(sandbox)) == 2
+
+
+async def test_a_job_cancelled_while_the_renewal_ends_still_lets_the_claim_go(
+        bot: Any, sandbox: Any, team: Team, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A cold review: the filing job cancelled while it waited for the renewal task to end skipped the release, so
+    a retry waited out the lease (900 s). The claim is released before that wait."""
+    deps = bot[0].deps
+    event, t, gh = await reviewed(bot, sandbox, 868)
+    ending = asyncio.Event()
+
+    async def slow_to_end(store: Any, repo: str, own: str) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            ending.set()
+            await asyncio.sleep(5)  # still ending when the job itself is cancelled
+            raise
+
+    monkeypatch.setattr(M, "_renew", slow_to_end)
+    job = asyncio.create_task(M._file(gh, deps, event, t, SHA))
+    await asyncio.wait_for(ending.wait(), 10)
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+    assert len(filed(sandbox)) == 1
+    key = M.finding_key(deps.settings.webhook_secret)
+    own, public = M.filed_marker(event.repo, t), M.debt_marker(event.repo, t, key=key)
+    assert await deps.store.claim_filing(own, public, M.CLAIM_LEASE) is not None  # free at once, not in 900 s

@@ -161,13 +161,13 @@ async def _filed_once(gh: GitHubAPI, deps: Deps, repo: str, mark: tuple[str, str
         await deps.store.remember_posted(dataclasses.replace(posted, marker=own))
         return posted, created
     finally:  # filed and noted, or failed: a retry need not wait for the claim's lease
-        renewing.cancel()
-        await asyncio.wait([renewing])  # (a renewal after the release would not take the claim back anyway)
+        renewing.cancel()  # released first: a job cancelled while it waits for the renewal to end still lets go
         try:
             await deps.store.release_filing(own)
         except Exception as exc:  # its lease runs out instead; the job's own outcome stands
             log.warning("%s: the claim of a tech-debt filing could not be let go (%s); a retry waits %.0f s for it",
                         repo, exc, CLAIM_LEASE)
+        await asyncio.wait([renewing])  # (a renewal after the release would not take the claim back anyway)
 
 
 async def _renew(store: Store, repo: str, own: str) -> None:
