@@ -8,6 +8,7 @@ naming the harm; one that is held passes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -347,6 +348,44 @@ async def test_a_review_whose_pull_read_lags_after_the_push_was_read_fresh_appro
     with contextlib.suppress(AssertionError):  # the job fails (GitHub keeps lagging): what matters is what stands
         await send_pull(bot, sandbox, c_push)
     assert ("APPROVED", a) not in states(sandbox, 569), states(sandbox, 569)
+
+
+async def test_a_push_whose_pull_read_lags_at_the_runs_own_head_is_not_dropped_in_silence(
+        bot: Any, sandbox: Any, team: Team, caplog: Any) -> None:
+    """The run is at B; C is pushed, and GitHub's lagging answer still names B. That was an INFO 'nothing new' and
+    C was never judged (a cold review's should-fix): read once more, then said as an ERROR."""
+    from tests.test_attacks_verdicts import rewrite_answers
+
+    p, a, b = await approved_then_key(bot, sandbox, 571)
+    c_push = push(sandbox, push(sandbox, p, "app/a.py", f"X = 1\n{KEY}\n"), "app/b.py", "Y = 2\n")
+
+    def still_b(data: Any, rq: Any) -> Any:  # a replica's answer from before the push
+        if isinstance(data, dict) and isinstance(data.get("head"), dict):
+            data["head"]["sha"], data["updated_at"] = b, "2020-01-01T00:00:00Z"
+            return data
+        return None
+
+    rewrite_answers(sandbox, "GET", rf"/repos/{REPO}/pulls/571", still_b)
+    with contextlib.suppress(AssertionError):
+        await send_pull(bot, sandbox, c_push)
+    said = [r for r in caplog.records if r.levelname == "ERROR" and "not judged" in r.getMessage()]
+    assert said and c_push["pull_request"]["head"]["sha"][:7] in said[0].getMessage()
+
+
+async def test_an_older_push_delivered_late_is_nothing_new_and_no_error(bot: Any, sandbox: Any, team: Team,
+                                                                   caplog: Any) -> None:
+    """The other side of the lag check: B's push delivered after C's (out of order) finds GitHub at C, the run's
+    head, with an answer newer than B's push: nothing new (an INFO), never an ERROR about a head left unjudged."""
+    p = pull_with(sandbox, 572, {"app/a.py": "X = 1\n", **TESTS})
+    await send_pull(bot, sandbox, p)
+    b_push = push(sandbox, p, "app/a.py", "X = 2\n")
+    c_push = push(sandbox, b_push, "app/b.py", "Y = 2\n")
+    await send_pull(bot, sandbox, c_push)
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    await send_pull(bot, sandbox, b_push)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    assert any("nothing new" in r.getMessage() for r in caplog.records)
 
 
 def test_a_model_cannot_name_its_findings_rule_or_severity() -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gidgethub.abc import GitHubAPI
 
@@ -28,6 +29,19 @@ def own_task(event: events.Event, deps: Deps) -> bool:
             and event.sender.login == deps.bot_login and (trailing(event.body) or "").startswith("task:"))
 
 
+async def _lagging(deps: Deps, item: events.WorkItem, pull: dict[str, Any], old: str | None) -> bool:
+    """Whether GitHub's answer may lag behind the push delivered. Naming the run's own head, it lags only if it was
+    last updated before the push landed (an older push delivered late, out of order, is nothing new: the answer is
+    newer); naming another head judged before, see :func:`pull_review.stale_read`."""
+    head, pushed = str(pull["head"]["sha"]), item.head_sha
+    if not pushed or pushed == head:
+        return False
+    if head == old:
+        read_at = events.github_time(pull.get("updated_at"))
+        return item.updated_at is not None and read_at is not None and read_at < item.updated_at
+    return await pull_review.stale_read(deps.store, item.repo, item.number, head, pushed)
+
+
 async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: RunRecord | None) -> None:
     """New commits: the run learns the head as GitHub has it now (deliveries arrive out of order, and a
     redelivered old push must not move it back), with the files they change."""
@@ -38,20 +52,21 @@ async def _on_push(gh: GitHubAPI, deps: Deps, item: events.WorkItem, active: Run
     pull = await gh.getitem(f"/repos/{item.repo}/pulls/{item.number}")
     head = str(pull["head"]["sha"])
     old = stored_head(run)  # raw: a push that moves nothing needs no more of the run, however broken the rest
-    if head == old:
-        log.info("%s: push event for %s, but the head is still %s; nothing new", item.thread,
-                 (item.head_sha or "")[:7], head[:7])
-        return
-    if await pull_review.stale_read(deps.store, item.repo, item.number, head, item.head_sha):
+    if await _lagging(deps, item, pull, old):
         # GitHub names a head judged before, the push another: read once more (a replica may lag) before taking it
-        # for a force-push back, whose verdict would be given again while the pushed head goes unjudged.
+        # for nothing new, or for a force-push back whose verdict would be given again while the pushed head goes
+        # unjudged.
         pull = await gh.getitem(f"/repos/{item.repo}/pulls/{item.number}")
         head = str(pull["head"]["sha"])
-        if head == old or await pull_review.stale_read(deps.store, item.repo, item.number, head, item.head_sha):
+        if await _lagging(deps, item, pull, old):
             log.error("%s: push of %s not judged: GitHub still names %s, judged before (its answer lags, or the head "
                       "went back there since, which that push's own delivery judges)", item.thread,
                       (item.head_sha or "")[:7], head[:7])
             return
+    if head == old:
+        log.info("%s: push event for %s, but the head is still %s; nothing new", item.thread,
+                 (item.head_sha or "")[:7], head[:7])
+        return
     if active is None and (broken := unreadable(run)) is not None:
         # A finished run holds no thread: failing the job would tell people to /cancel a run that is over, on
         # every push. The verdict stays on the head it judged; the new head simply has none from this run.
