@@ -38,6 +38,15 @@ def test_failed_check_run() -> None:
     assert e.thread == "Codertocat/Hello-World#2"  # serialised with the PR's other events
 
 
+def test_a_pull_number_that_is_a_boolean_names_no_pull_request() -> None:
+    """bool is an int in Python: a fuzzer's ``"number": false`` became a request for /pulls/False."""
+    p = load_fixture("check_run.completed.json")
+    p["check_run"]["pull_requests"] = [{**p["check_run"]["pull_requests"][0], "number": False},
+                                       {**p["check_run"]["pull_requests"][0], "number": True}]
+    e = events.parse("check_run", p, "d4b")
+    assert isinstance(e, events.CiFailure) and e.pull_numbers == ()
+
+
 def test_successful_check_run_is_ignored() -> None:
     p = load_fixture("check_run.completed.json")
     p["check_run"]["conclusion"] = "success"

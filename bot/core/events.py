@@ -473,7 +473,8 @@ def _pull_numbers(obj: Mapping[str, Any]) -> tuple[int, ...]:
     raw = obj.get("pull_requests") or []
     if not isinstance(raw, list):
         raise _Shape("pull_requests has the wrong type")
-    return tuple(pr["number"] for pr in raw if isinstance(pr, Mapping) and isinstance(pr.get("number"), int))
+    return tuple(pr["number"] for pr in raw if isinstance(pr, Mapping) and isinstance(pr.get("number"), int)
+                 and not isinstance(pr["number"], bool))  # bool is an int in Python; a fuzzer's false was /pulls/False
 
 
 def _success(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> CiSuccess | Ignored:

@@ -163,7 +163,7 @@ async def _filed_once(gh: GitHubAPI, deps: Deps, repo: str, mark: tuple[str, str
     finally:  # filed and noted, or failed: a retry need not wait for the claim's lease
         renewing.cancel()  # released first: a job cancelled while it waits for the renewal to end still lets go
         try:
-            await deps.store.release_filing(own)
+            await asyncio.shield(deps.store.release_filing(own))  # done even when the job is cancelled meanwhile
         except Exception as exc:  # its lease runs out instead; the job's own outcome stands
             log.warning("%s: the claim of a tech-debt filing could not be let go (%s); a retry waits %.0f s for it",
                         repo, exc, CLAIM_LEASE)
