@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 import pytest
@@ -208,3 +209,11 @@ def test_a_merge_commit_sha_of_another_type_is_read_as_none_not_a_reason_to_drop
     p["pull_request"] |= {"merged": True, "merge_commit_sha": sha}
     e = events.parse("pull_request", p, "d1")
     assert isinstance(e, events.PullMerged) and e.merge_commit_sha is None and e.head_sha
+
+
+def test_a_check_name_with_a_lone_surrogate_has_a_failure_key() -> None:
+    """A check run's name is free text: a lone surrogate (JSON allows the escape) raised UnicodeEncodeError in the
+    webhook (found by the fuzz test on CI). Valid names keep the key they had."""
+    assert events.failure_seen("o/r", "lint \ud800", "a" * 40) != events.failure_seen("o/r", "lint", "a" * 40)
+    key = hashlib.sha256(b"o/r\x00lint\x00" + b"a" * 40).hexdigest()[:24]
+    assert events.failure_seen("o/r", "lint", "a" * 40) == f"<!-- triage-lead:ci-failed:{key} -->"

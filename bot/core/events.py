@@ -210,7 +210,7 @@ def failure_seen(repo: str, name: str, sha: str, *, app: str | None = None) -> s
     the same App's check; without it, the key matches a check of that name of any App: the server's cheap
     test of whether a success is worth a job at all, which the job then asks again with the App."""
     parts = (repo.lower(), name, sha) if app is None else (repo.lower(), name, sha, f"app:{app}")
-    key = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
+    key = hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]  # a lone surrogate too
     return marker("ci-failed", key)
 
 
