@@ -9,7 +9,6 @@ import hmac
 import io
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -19,15 +18,7 @@ from bot.web.ingress import BAD_SIGNATURE, sign
 from bot.web.metrics import Metrics
 from tests.conftest import SECRET
 from tests.test_ingress_limits import Serve, answer, serve, webhook_head  # noqa: F401  (the serve fixture)
-
-
-@pytest.fixture
-def restore_root() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+from tests.test_logs import restore_root  # noqa: F401  (the fixture)
 
 
 def _iso(created: float) -> str:
