@@ -211,6 +211,16 @@ def test_a_merge_commit_sha_of_another_type_is_read_as_none_not_a_reason_to_drop
     assert isinstance(e, events.PullMerged) and e.merge_commit_sha is None and e.head_sha
 
 
+@pytest.mark.parametrize("ref", [7, ["main"], {"name": "main"}, False])
+def test_a_base_ref_of_another_type_is_read_as_none_not_a_reason_to_drop_the_merge(ref: Any) -> None:
+    """The base branch is only shown: a wrong type had refused the whole merge delivery with a 400."""
+    p = copy.deepcopy(load_fixture("pull_request.opened.json")) | {"action": "closed"}
+    p["pull_request"] |= {"merged": True}
+    p["pull_request"]["base"]["ref"] = ref
+    e = events.parse("pull_request", p, "d1")
+    assert isinstance(e, events.PullMerged) and e.base_ref is None and e.head_sha
+
+
 def test_a_check_name_with_a_lone_surrogate_has_a_failure_key() -> None:
     """A check run's name is free text: a lone surrogate (JSON allows the escape) raised UnicodeEncodeError in the
     webhook (found by the fuzz test on CI). Valid names keep the key they had."""

@@ -256,6 +256,13 @@ def _get(obj: object, path: str, kind: type[_T], *, optional: bool = False) -> _
     return value
 
 
+def _text_or_none(obj: object, path: str) -> str | None:
+    """The string at ``path``, or None when it is missing or of another type: for fields the bot only shows or
+    orders by, where a wrong type must not refuse the whole delivery."""
+    value = _at(obj, path, optional=True)
+    return value if isinstance(value, str) else None
+
+
 def _object(obj: object, path: str) -> Mapping[str, Any]:
     """The JSON object at ``path``; _Shape when it is missing or not an object."""
     value = _at(obj, path, optional=False)
@@ -376,25 +383,23 @@ def _dashboard_edit(event: str, action: str, p: Mapping[str, Any], delivery_id: 
 def _merged(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> PullMerged | PullClosed:
     """Merged when ``merged`` says so, or says nothing (null or missing: GitHub's schema allows it) while
     ``merged_at`` is a time: taken for a close unmerged, its open findings would never be filed. merge_commit_sha
-    is only shown in the issue's text, so one of another type is read as none, never a reason to drop the merge."""
+    and base.ref are only shown, so one of another type is read as none, never a reason to drop the merge."""
     merged = _get(p, "pull_request.merged", bool, optional=True)
     if not (merged or (merged is None and _time(p, "pull_request.merged_at") is not None)):
         return _closed(event, action, p, delivery_id)
-    sha = _at(p, "pull_request.merge_commit_sha", optional=True)
     return PullMerged(**_base(event, action, p, delivery_id), number=_get(p, "pull_request.number", int),
                       head_sha=_get(p, "pull_request.head.sha", str),
-                      merge_commit_sha=sha if isinstance(sha, str) else None,
-                      base_ref=_get(p, "pull_request.base.ref", str, optional=True))
+                      merge_commit_sha=_text_or_none(p, "pull_request.merge_commit_sha"),
+                      base_ref=_text_or_none(p, "pull_request.base.ref"))
 
 
 def _closed(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> PullClosed:
     """Only the number must be there: the times and head are read leniently (null, missing or not a time: None),
     and the store then orders the change safely (bot/store/base.py: close_findings)."""
     closed_at = None if action == "reopened" else _time(p, "pull_request.closed_at")
-    head = _at(p, "pull_request.head.sha", optional=True)
     return PullClosed(**_base(event, action, p, delivery_id), number=_get(p, "pull_request.number", int),
                       closed_at=closed_at, updated_at=_time(p, "pull_request.updated_at") or closed_at,
-                      head_sha=head if isinstance(head, str) else "")
+                      head_sha=_text_or_none(p, "pull_request.head.sha") or "")
 
 
 def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> WorkItem | PullMerged | PullClosed:
