@@ -105,8 +105,8 @@ class PullRoutes(IssueRoutes):
             raise ApiError(404, "Not Found")
         if not isinstance(b.get("message"), str) or not b["message"]:
             raise invalid("PullRequestReview", "message")
-        if review["state"] not in ("APPROVED", "CHANGES_REQUESTED"):
-            raise ApiError(422, "Can not dismiss a commented pull request review")
+        if review["state"] not in ("APPROVED", "CHANGES_REQUESTED"):  # GitHub's own words for each state
+            raise ApiError(422, f"Can not dismiss a {review['state'].lower()} pull request review")
         review["state"] = "DISMISSED"
         self._write("review_dismissal", repo, issue["number"], {"review_id": review["id"], "message": b["message"]})
         return public(review)
