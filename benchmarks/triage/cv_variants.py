@@ -20,6 +20,7 @@ The rules were tuned on most of the tuning part, so a combination's figure there
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sys
@@ -48,11 +49,15 @@ class Scorer(Protocol):
 
 # ---- the learned candidates --------------------------------------------------------------------------------
 
-def naive_bayes(items: list[T.Item], min_df: int = 2, alpha: float = 1.0,
+# The shipped model's settings (train_learned.py chose them): "naive Bayes (shipped)" below is that model, out of fold.
+_SHIPPED = json.loads((T.ROOT / "workflows" / "triage_model.json").read_text())
+
+
+def naive_bayes(items: list[T.Item], min_df: int = _SHIPPED["min_df"], alpha: float = _SHIPPED["alpha"],
                 keep: Callable[[T.Item], Feats] = lambda i: i.feats_kept) -> classify_learned.Model:
-    """The shipped model's kind, trained on ``keep(item)`` of each item."""
+    """The shipped model's kind and settings, trained on ``keep(item)`` of each item."""
     data = T.counts([replace(i, feats_kept=keep(i)) for i in items], CLASSES, min_df)
-    return classify_learned.from_counts({**data, "alpha": alpha, "temperature": 1.0, "weight": 0})
+    return classify_learned.from_counts({**data, "alpha": alpha, "temperature": _SHIPPED["temperature"], "weight": 0})
 
 
 def label_dropout(items: list[T.Item]) -> classify_learned.Model:
@@ -173,7 +178,7 @@ def out_of_fold(items: list[T.Item], train: Callable[[list[T.Item]], Scorer],
 
 def _tally(t: Counter[str], tag: str, item: T.Item, decided: str) -> None:
     t[tag] += decided == item.expected
-    t[f"fresh {tag}"] += item.batch == T.FRESH and decided == item.expected
+    t[f"fresh {tag}"] += item.batch in T.FRESH and decided == item.expected
     t[f"asked {tag}"] += item.expected != NONE and decided == NONE
 
 
@@ -183,8 +188,8 @@ def main() -> int:
     w = shipped.weight if shipped is not None else 4
     settings = [("shipped", 0, 0, 0), ("shipped", w, w, 0), ("any", w, w, w), ("any", w, w, 2 * w),
                 ("type", w, w, w), ("type", w, w, 2 * w), ("shipped", w, 2 * w, 0), ("shipped", w // 2, w, 0)]
-    fresh = sum(i.batch == T.FRESH for i in items)
-    print(f"{T.K}-fold out of fold, tuning part only: {len(items)} items ({fresh} fresh, batch {T.FRESH}), "
+    fresh = sum(i.batch in T.FRESH for i in items)
+    print(f"{T.K}-fold out of fold, tuning part only: {len(items)} items ({fresh} fresh, batches {', '.join(T.FRESH)}), "
           f"{sum(i.expected != NONE for i in items)} placeable")
     print("| candidate | kept | removed | fresh kept | fresh removed | asked (kept, removed) |\n|---|---|---|---|---|---|")
     candidates: list[tuple[str, Callable[[list[T.Item]], Scorer], list[tuple[str, int, int, int]]]] = [

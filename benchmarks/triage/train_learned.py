@@ -10,8 +10,8 @@ Cross-validation: the tuning items are split into K folds (stratified by ``expec
 URL, deterministic); for each fold the model is trained on the other folds and the combined decision (rules plus
 learned points, through the same ``bot.core.classify`` code the bot runs) is scored on the fold, with labels kept
 and removed. The rules were tuned on most of the tuning part, so their cross-validated figure is flattering there;
-the tuning items of batch ``2026-12-03e`` (written down after the rules' last tuning, never tuned on) are the
-fair test of what the combination adds on new issues, and the choice is made on them (see ``choose``).
+the tuning items of batches ``2026-12-03e`` and ``2026-12-03f`` (written down after the rules' last tuning, never
+tuned on) are the fair test of what the combination adds on new issues, and the choice is made on them (see ``choose``).
 
     python benchmarks/triage/train_learned.py            # cross-validate, print the grid, write the model
     python benchmarks/triage/train_learned.py --check    # same, but fail if the committed model differs
@@ -42,7 +42,7 @@ from bot.core.catalog import load_catalog  # noqa: E402
 DATA = ROOT / "benchmarks" / "triage" / "issues.jsonl"
 OUT = ROOT / "workflows" / classify_learned.MODEL_FILE
 K = 5
-FRESH = "2026-12-03e"  # the batch written down after the rules' last tuning
+FRESH = ("2026-12-03e", "2026-12-03f")  # the batches written down after the rules' last tuning
 ALPHAS = (0.1, 0.3, 1.0)
 MIN_DFS = (1, 2, 3)
 TEMPERATURES = (1.0, 4.0, 16.0, 64.0)
@@ -174,7 +174,7 @@ def cross_validate(items: list[Item]) -> dict[tuple[float, int, float, int], dic
                         if k == f:
                             got = _argmax(base, feats)
                             alone.setdefault(f"all/{tag}", Tally()).add(item.expected, got)
-                            if item.batch == FRESH:
+                            if item.batch in FRESH:
                                 alone.setdefault(f"fresh/{tag}", Tally()).add(item.expected, got)
                 for t in TEMPERATURES:
                     for weight in WEIGHTS:
@@ -187,7 +187,7 @@ def cross_validate(items: list[Item]) -> dict[tuple[float, int, float, int], dic
                                                   ("removed", item.removed, item.feats_removed)):
                                 got = decide(triage, w, model, feats)
                                 tallies.setdefault(f"all/{tag}", Tally()).add(item.expected, got)
-                                if item.batch == FRESH:
+                                if item.batch in FRESH:
                                     tallies.setdefault(f"fresh/{tag}", Tally()).add(item.expected, got)
     return grid
 
@@ -220,7 +220,7 @@ def report(grid: dict[tuple[float, int, float, int], dict[str, Tally]], chosen: 
         return f"| {s[0]} | {s[1]} | {s[2]} | {s[3]} | {cells} | {asked} |"
 
     print(f"{K}-fold cross-validation on the tuning part ({grid[chosen]['all/kept'].n} items, "
-          f"{grid[chosen]['fresh/kept'].n} of them in the fresh batch {FRESH})")
+          f"{grid[chosen]['fresh/kept'].n} of them in the fresh batches {', '.join(FRESH)})")
     print("| alpha | min_df | temperature | weight | all, kept | all, removed | fresh, kept | fresh, removed | "
           "asked (kept, removed) |")
     print("|---|---|---|---|---|---|---|---|---|")

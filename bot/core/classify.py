@@ -503,8 +503,9 @@ def _asks(w: Weighed) -> str | None:
         closest = f"; the closest was {top.workflow} (score {top.score})" if top and top.score else ""
         return f"no label or keyword clearly matches a workflow{closest}"
     if w.against_score >= top.score:
+        weighs = "outweighs" if w.against_score > top.score else "weighs as much as"
         return (f"the evidence that no workflow fits ({', '.join(h.why for h in w.against)}: "
-                f"{w.against_score}) weighs as much as {top.workflow}'s {top.score}")
+                f"{w.against_score}) {weighs} {top.workflow}'s {top.score}")
     return None
 
 
