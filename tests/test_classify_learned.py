@@ -115,6 +115,20 @@ def test_it_stays_out_when_a_label_leads_the_rules_case() -> None:
     assert max(c["would_add"] for c in said["classes"]) > 0
 
 
+def test_it_may_outweigh_an_issue_type_label() -> None:
+    """``bug`` is often the template's, not a person naming the work: on a question the model's words weigh
+    against it as against any evidence. A label naming the work (``performance`` above, ``api``) keeps it out."""
+    title, body = "Crash report", "howto"
+    assert classify.placed(classify.weigh(TRIAGE, title=title, body=body, labels=["bug"])) == "error-investigation"
+    weighed = classify.weigh(TRIAGE, title=title, body=body, labels=["bug"], learned=toy(40))
+    assert classify.type_led(weighed)
+    assert any(h.kind == "learned" for h in weighed.against)
+    assert classify.placed(weighed) is None
+    _, evidence = classify_explain.explain(TRIAGE, title=title, body=body, labels=["bug"], learned=toy(40))
+    said = evidence.to_json()["learned"]
+    assert said["added"] is True and said["changed_the_decision"] is True
+
+
 def test_it_never_outweighs_a_label_that_says_no_work_is_wanted() -> None:
     c = classify.classify(TRIAGE, title="Crash", body="the heap grows", labels=["duplicate"], learned=toy(40))
     assert c.workflow is None and "duplicate" in c.reason

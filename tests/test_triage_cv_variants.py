@@ -52,7 +52,7 @@ def test_the_shipped_combination_decides_as_the_bot_does() -> None:
                                 ("Slow query on the orders table", "full table scan", ["bug"])):
         w, post = _post(model, title, body, labels)
         bot = classify.placed(classify.weigh(TRIAGE, title=title, body=body, labels=labels, learned=model))
-        setting = ("shipped", model.weight, model.weight, 0)
+        setting = ("shipped", model.weight, model.weight, model.weight)
         assert v.combined(w, post, setting) == (bot or classify_learned.NONE), title
 
 
@@ -60,12 +60,15 @@ def test_the_other_gates_let_the_model_outweigh_an_issue_type_label() -> None:
     v, model = _variants(), _toy()
     w, post = _post(model, *TYPO)
     assert classify.label_led(w) and v.type_led(w)
-    assert v.combined(w, post, ("shipped", 8, 8, 0)) == "error-investigation"  # the label leads: the model stays out
+    assert v.combined(w, post, ("label", 8, 8, 0)) == "error-investigation"  # the label leads: the model stays out
+    assert v.combined(w, post, ("shipped", 8, 8, 8)) == classify_learned.NONE  # an issue-type label: it may speak
     assert v.combined(w, post, ("type", 8, 8, 8)) == classify_learned.NONE
     assert v.combined(w, post, ("any", 8, 8, 8)) == classify_learned.NONE
-    w, post = _post(model, TYPO[0], TYPO[1], ["security"])  # a repository's own label: "type" keeps the model out
+    w, post = _post(model, TYPO[0], TYPO[1], ["security"])  # a repository's own label: the shipped gate keeps it out
     assert classify.label_led(w) and not v.type_led(w)
+    assert v.combined(w, post, ("shipped", 8, 8, 8)) == "security-fix"
     assert v.combined(w, post, ("type", 8, 8, 8)) == "security-fix"
+    assert v.combined(w, post, ("any", 8, 8, 8)) == classify_learned.NONE
 
 
 def test_each_fold_trains_on_the_other_folds_only() -> None:

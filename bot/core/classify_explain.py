@@ -23,8 +23,8 @@ from bot.core.classify import (
     _asks,
     _decide,
     _hits,
-    label_led,
     label_names,
+    model_barred,
     placed,
     weigh,
     with_learned,
@@ -102,11 +102,12 @@ def _learned_evidence(learned: Model, rules: Weighed, labels: list[str], chosen:
     points = learned.points(feats)
     favourite = max(points, key=lambda k: points[k][1])
     alone = placed(rules)
-    added = not label_led(rules)
+    added = not model_barred(rules)
     return {"weight": learned.weight, "temperature": learned.temperature, "trained_on": learned.about,
             "added": added,
             "why": (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
-                    "and only the rules may overturn a label" if rules.top is not None and label_led(rules) else
+                    "and only the rules may overturn a label that names a kind of work"
+                    if rules.top is not None and not added else
                     "its points join each workflow's score and the evidence that none fits"),
             "favourite": favourite or None, "telling_features": learned.telling(feats, favourite),
             # "points" is what it added to the score (0 when a label leads), "would_add" what it adds when it may:
