@@ -120,7 +120,8 @@ def test_budget_sentences() -> None:
     b.add(20)
     assert b.exceeded() == ("token budget reached: this run has used 110 of its 100 tokens, so no further "
                             "model calls are made for it.")
-    assert "installation has used 2,000 of its 1,000" in Budget(day_tokens=1000, day_used=2000).exceeded()
+    said = Budget(day_tokens=1000, day_used=2000).exceeded()
+    assert said is not None and "installation has used 2,000 of its 1,000" in said
 
 
 # ---------------------------------------------------------------- the prompt's cached layout

@@ -6,7 +6,7 @@ import pytest
 
 from bot.agents import apply_gate, check, clean_for_github, fence, result_schema
 from bot.agents.logs import excerpt
-from bot.agents.schemas import validation_error, workflow_names
+from bot.agents.schemas import Schema, validation_error, workflow_names
 from bot.core.catalog import load_catalog
 from bot.core.ci_output.reading import read
 from bot.core.ci_output.records import Evidence
@@ -15,6 +15,13 @@ from bot.core.sanitize import clean_result
 from tests.test_agents_common import analyze, review
 
 TEST_FILE = {"path": "tests/test_app.py", "content": "def test_ok():\n    assert True\n"}
+
+
+def why_invalid(result: object, schema: Schema) -> str:
+    """The schema's complaint about a result the test expects it to refuse."""
+    error = validation_error(result, schema)
+    assert error is not None, f"accepted: {result}"
+    return error
 
 
 def where(findings: list, severity: str = "critical") -> list[str]:
@@ -174,16 +181,16 @@ def test_clean_result_keeps_code_intact_but_redacts_it() -> None:
 def test_schemas_require_wanted_flags_and_two_escalation_options() -> None:
     schema = result_schema("analyze", {"database_related": "true if ..."})
     assert validation_error(analyze(flags={"database_related": True}), schema) is None
-    assert "'database_related' is a required property" in validation_error(analyze(), schema)
+    assert "'database_related' is a required property" in why_invalid(analyze(), schema)
     escalate = {"trigger": "breaking-change", "issue": "i", "options": [{"title": "a", "tradeoff": "t"}],
                 "recommendation": "", "blocking": "b"}
-    assert "too short" in validation_error(analyze(flags={"database_related": True}, escalate=escalate), schema)
+    assert "too short" in why_invalid(analyze(flags={"database_related": True}, escalate=escalate), schema)
     assert workflow_names() == tuple(sorted(load_catalog().workflows)) and len(workflow_names()) == 7
     triage = result_schema("triage")
     ok = analyze() | {"workflow": None, "subclass": None, "reason": "r", "confidence": 0.2}
     del ok["findings"]
     assert validation_error(ok, triage) is None
-    assert "is not one of" in validation_error(ok | {"workflow": "nope"}, triage)
+    assert "is not one of" in why_invalid(ok | {"workflow": "nope"}, triage)
     with pytest.raises(ValueError):
         result_schema("delegate")
 
@@ -197,7 +204,7 @@ def test_validators_are_cached_per_schema_and_never_shared() -> None:
     assert _validator(first) is _validator(first) and _validator(first).schema is first
     assert _validator(second) is not _validator(first) and _validator(second).schema is second
     assert validation_error(analyze(flags={"flag_a": True}), first) is None
-    assert "'flag_b' is a required property" in validation_error(analyze(flags={"flag_a": True}), second)
+    assert "'flag_b' is a required property" in why_invalid(analyze(flags={"flag_a": True}), second)
 
 
 PYTEST_LOG = """2024-05-01T10:00:00.1000000Z ##[group]Run pytest -q

@@ -28,6 +28,7 @@ async def test_offline_error_detective_reads_the_job_log_and_commits_since_green
 
     assert outcome.offline and outcome.error is None and outcome.usage.calls == 0
     result = outcome.result
+    assert result is not None
     assert "Failing test: `tests/test_api.py::test_create_user`" in result["findings"]
     assert any(f.startswith("Error: ") for f in result["findings"])
     assert not any("exit code" in f for f in result["findings"])  # the runner's trailer is never the error
@@ -51,6 +52,7 @@ async def test_offline_error_detective_flags_a_database_failure(gh, sandbox, log
     run = sandbox.add_workflow_run(REPO, name="CI", jobs=[{"name": "migrate", "conclusion": "failure", "log": log}])
     ci = {"source": "workflow_run", "id": run["id"], "name": "CI", "head_sha": run["head_sha"], "summary": ""}
     outcome = await make_runtime(gh, None).run(make_request("error-investigation", "detect", context(None, ci=ci)))
+    assert outcome.result is not None
     assert outcome.result["flags"] == {"database_related": database}
 
 
@@ -59,6 +61,7 @@ async def test_offline_error_detective_reads_a_log_pasted_in_the_issue(gh, sandb
             '  File "svc/handlers.py", line 88, in get_user\n    return users[uid]\nKeyError: 42\n```')
     sandbox.add_issue(REPO, title="500 on /users", body=body)
     outcome = await make_runtime(gh, None).run(make_request("error-investigation", "detect", context(1)))
+    assert outcome.result is not None
     assert any(f.startswith("Error: ") and "KeyError: 42" in f for f in outcome.result["findings"])
     assert "from the issue's text" in outcome.result["summary"]
     assert outcome.result["flags"] == {"database_related": False}
@@ -71,6 +74,7 @@ async def test_offline_reviewer_rejects_a_diff_with_an_aws_key(gh, sandbox) -> N
     req = make_request("security-fix", "review", context(pr["number"], pr=True))
     outcome = await make_runtime(gh, None).run(req)
     result = outcome.result
+    assert result is not None
     assert outcome.offline and result["verdict"] == "REJECTED" and result["passed"] is False
     assert [(c["path"], c["line"]) for c in result["critical"]] == [("app/settings.py", 2)]
     assert "no model reviewed pull request" in result["summary"] and "AKIA" not in str(result)
@@ -83,12 +87,14 @@ async def test_offline_reviewer_rejects_code_without_tests_and_approves_with_the
     test = {"path": "tests/test_users.py", "content": "def test_create():\n    assert True\n", "reason": "r"}
     no_tests = make_request("backend-feature", "review", context(None), inputs={"implementation": {"changes": [code]}})
     rejected = (await make_runtime(gh, None).run(no_tests)).result
+    assert rejected is not None
     assert rejected["verdict"] == "REJECTED"
     assert rejected["critical"][0]["text"].startswith("src/users.py: Tests exist for new functionality")
 
     with_tests = make_request("backend-feature", "review", context(None),
                               inputs={"implementation": {"changes": [code, test]}})
     approved = (await make_runtime(gh, None).run(with_tests)).result
+    assert approved is not None
     assert approved["verdict"] == "APPROVED" and approved["critical"] == []
     assert approved["summary"].startswith("**APPROVED** by the deterministic checks only: no model reviewed")
 
@@ -115,6 +121,7 @@ async def test_offline_triage_by_labels_then_keywords(gh, sandbox, title, body, 
     sandbox.add_issue(REPO, title=title, body=body, labels=labels)
     outcome = await make_runtime(gh, None).run(make_request("devops-pipeline", "triage", context(1)))
     result = outcome.result
+    assert result is not None
     assert (result["workflow"], result["subclass"]) == (workflow, subclass)
     assert result["flags"] == {"infra_affects_services": False}
     assert result["confidence"] >= 0.5 if workflow else result["confidence"] < 0.5
@@ -125,6 +132,7 @@ async def test_offline_search_specialist_finds_related_issues(gh, sandbox) -> No
     sandbox.add_issue(REPO, title="Unrelated docs typo", body="")
     target = sandbox.add_issue(REPO, title="Integrate Stripe webhook retries", body="")
     outcome = await make_runtime(gh, None).run(make_request("integration-setup", "research", context(target["number"])))
+    assert outcome.result is not None
     findings = outcome.result["findings"]
     assert len(findings) == 1 and findings[0].startswith("#1 [closed] Stripe webhook signature check fails")
 
@@ -150,6 +158,7 @@ async def test_tools_are_bounded_scoped_and_report_errors(gh, sandbox) -> None:
 async def test_offline_error_detective_on_a_ci_reference_of_another_shape_reads_the_issue(gh, sandbox, ci) -> None:
     sandbox.add_issue(REPO, title="CI broke", body="Traceback (most recent call last):\nKeyError: 7\n")
     outcome = await make_runtime(gh, None).run(make_request("error-investigation", "detect", context(1, ci=ci)))
+    assert outcome.result is not None
     assert outcome.error is None and "from the issue's text" in outcome.result["summary"]
     assert not [r for r in sandbox.requests if "/actions/" in r.path or "/check-runs/" in r.path]
 
@@ -164,6 +173,7 @@ async def test_offline_error_detective_when_github_fails_the_ci_reads(gh, sandbo
     ci = {"source": "workflow_run", "id": run["id"], "name": "CI", "head_sha": run["head_sha"], "summary": ""}
     outcome = await make_runtime(gh, None).run(make_request("error-investigation", "detect", context(1, ci=ci)))
     if status < 500:
+        assert outcome.result is not None
         assert outcome.error is None and "from the issue's text" in outcome.result["summary"]
     else:
         assert outcome.result is None and "HTTP 502" in (outcome.error or "")
@@ -194,6 +204,7 @@ def test_the_findings_name_a_bounded_number_of_failing_tests() -> None:
 async def test_an_issue_that_names_no_failure_is_not_quoted_as_a_log(gh, sandbox) -> None:
     sandbox.add_issue(REPO, title="Typo", body="It looks like you spelled 'commit' with two 't's.")
     outcome = await make_runtime(gh, None).run(make_request("error-investigation", "detect", context(1)))
+    assert outcome.result is not None
     assert "two 't's" not in outcome.result["summary"] and "model is needed" in outcome.result["summary"]
     assert outcome.result["passed"] is False
 
@@ -203,4 +214,5 @@ async def test_offline_triage_weighs_the_learned_model_as_the_lead_does(gh, sand
     learned model included (bot/core/classify_learned.py)."""
     sandbox.add_issue(REPO, title="App crashes when opening preferences", body="heap grows")
     outcome = await make_runtime(gh, None).run(make_request("devops-pipeline", "triage", context(1)))
+    assert outcome.result is not None
     assert "the learned model" in outcome.result["reason"] and "a learned model" in outcome.result["summary"]

@@ -93,6 +93,7 @@ async def test_a_result_that_stays_invalid_gives_up(fake: FakeAnthropic, claude,
     fake.script("I think it is fine.", analyze(flags={"unexpected": True}))
     outcome = await make_runtime(gh, claude).run(make_request("error-investigation", "analyze", context(1)))
     assert outcome.result is None and outcome.error_kind == "invalid-result"
+    assert outcome.error is not None
     assert outcome.error.startswith("the model's result was invalid twice: flags: Additional properties")
     assert len(fake.requests) == 2 and "not JSON" in last_user(fake.requests[1])[-1]["text"]
 
@@ -124,6 +125,7 @@ async def test_spend_limit_is_not_retried(fake: FakeAnthropic, claude, gh, sandb
     fake.fail(status, message=message, times=3)
     outcome = await make_runtime(gh, claude).run(make_request("error-investigation", "analyze", context(1)))
     assert outcome.result is None and outcome.error_kind == "api-error" and len(fake.requests) == 1
+    assert outcome.error is not None
     assert "spend or billing limit" in outcome.error and "not retried" in outcome.error
 
 
@@ -139,6 +141,7 @@ async def test_budget_reached_mid_run_stops_before_the_next_call(fake: FakeAnthr
     assert outcome.result is None and outcome.error_kind == "budget" and len(fake.requests) == 1
     assert outcome.usage.calls == 1 and budget.run_used == outcome.usage.tokens < 20_000
     assert budget.day_used == 10 + outcome.usage.tokens
+    assert outcome.error is not None
     assert re.fullmatch(f"token budget reached: this run has used {budget.run_used:,} of its 20,000 tokens and the "
                         r"next model call could need up to [\d,]+ more, so no further model calls are made for it\.",
                         outcome.error), outcome.error
@@ -212,6 +215,7 @@ async def test_prose_or_cut_off_json_is_never_read_as_an_approval(fake: FakeAnth
     req = make_request("devops-pipeline", "review", context(1), inputs={"implementation": {"changes": [], "summary": "s"}})
     outcome = await make_runtime(gh, claude).run(req)
     assert outcome.result is None and outcome.error_kind == "invalid-result" and len(fake.requests) == 2
+    assert outcome.error is not None
     assert outcome.error.startswith("the model's result was invalid twice: the answer is not JSON")
 
 
@@ -266,6 +270,7 @@ async def test_untrusted_text_stays_data_and_output_is_defused(fake: FakeAnthrop
     assert "never instructions" in sent["system"][0]["text"]
 
     result = outcome.result
+    assert result is not None
     assert "@everyone" not in result["summary"] and "@\u200beveryone" in result["summary"]
     assert "@\u200bocto-org/core" in result["summary"] and "me@example.com" in result["summary"]
     assert token not in result["summary"] and "[redacted]" in result["summary"]
@@ -280,6 +285,7 @@ async def test_gate_overrides_a_model_approval(fake: FakeAnthropic, claude, gh, 
                        inputs={"implementation": {"changes": [change], "summary": "s"}})
     outcome = await make_runtime(gh, claude).run(req)
     result = outcome.result
+    assert result is not None
     assert result["verdict"] == "REJECTED" and result["passed"] is False
     texts = [c["text"] for c in result["critical"]]
     assert any(t.startswith("deploy/settings.py:2: exposed credential: AWS access key id") for t in texts)
@@ -315,6 +321,7 @@ async def test_model_prose_keeps_links_to_the_hosts_the_operator_allows(fake: Fa
     fake.script(analyze(summary="See [the docs](https://docs.python.org/3/x) and [this](https://evil.example/?d=1)"))
     outcome = await make_runtime(gh, claude, hosts=frozenset({"github.com", "docs.python.org"})).run(
         make_request("error-investigation", "analyze", context(1)))
+    assert outcome.result is not None
     summary = outcome.result["summary"]
     assert "[the docs](https://docs.python.org/3/x)" in summary
     assert "evil.example" not in summary and "this" in summary
@@ -415,6 +422,7 @@ async def test_a_paused_turn_is_continued_and_its_citations_become_sources(fake:
     second = fake.requests[1]["messages"]
     assert second[-1]["role"] == "assistant" and second[-1]["content"][-1]["text"] == "Looking further."
     assert [t["max_uses"] for t in web_tools(fake.requests[1])] == [4]
+    assert outcome.result is not None
     assert outcome.result["sources"] == [{"title": "A blog", "url": "https:\u200b//blog.example/sdk"},
                                          {"title": "Releases [v2]", "url": "https://github.com/acme/sdk/releases"}]
     assert outcome.result["findings"][-2:] == ["Source: A blog · `blog.example`",
@@ -432,6 +440,7 @@ async def test_cited_pages_are_untrusted_what_is_no_web_link_is_dropped(fake: Fa
                            for u in ("javascript:alert(1)", "https://[::1/x", "https://ok.example/a")]
     fake.script(Reply.web_search("x", answer=analyze(), cite=(0, 1, 2)))
     outcome = await make_runtime(gh, claude, web_searches=1).run(researcher())
+    assert outcome.result is not None
     assert outcome.ok and [s["url"] for s in outcome.result["sources"]] == ["https:\u200b//ok.example/a"]
     line = outcome.result["findings"][-1]
     assert line.startswith("Source: @\u200boctocat \\[click\\]") and "(https://evil.example)" not in line

@@ -44,7 +44,9 @@ def _blocks(markdown: str) -> list[str]:
     """Paragraph-level blocks outside fenced/indented code: a code span cannot cross a block boundary (a blank
     line, a list item, a heading, a quote), so text after one is live Markdown whatever backticks preceded it."""
     text = re.sub(r"<!--.*?-->", "", markdown, flags=re.S)  # what GitHub hides
-    blocks, para, fenced = [], [], False
+    blocks: list[str] = []
+    para: list[str] = []
+    fenced = False
     for line in text.split("\n"):
         if re.match(r"^\s{0,3}(```|~~~)", line):
             fenced, blocks, para = not fenced, blocks + ["\n".join(para)], []
@@ -172,7 +174,7 @@ AGENTS_URL = rf"/repos/{REPO}/contents/\.claude/agents"
 AGENT_READ = rf"(?s)/repos/{REPO}/contents/\.claude/agents/.+"
 SYMLINK = {"type": "symlink", "target": "x", "content": None, "encoding": None}
 
-AGENT_PATHS = {
+AGENT_PATHS: dict[str, tuple[str, dict[str, Any]]] = {
     "at-sign": (".claude/agents/@acme/x.md", SYMLINK),
     "backticks": (".claude/agents/`@acme/security` x.md", SYMLINK),
     "outside-link": (f".claude/agents/[verify]({EVIL}/login).md", SYMLINK),

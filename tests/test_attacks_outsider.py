@@ -133,7 +133,12 @@ def test_nested_links_cost_a_bounded_number_of_reads(prefix: str, monkeypatch: p
     assert len(text) < 65_536
     reads: list[int] = []
     real = defuse_module._target
-    monkeypatch.setattr(defuse_module, "_target", lambda t, i: reads.append(i) or real(t, i))
+
+    def counted(t: Any, i: int) -> Any:
+        reads.append(i)
+        return real(t, i)
+
+    monkeypatch.setattr(defuse_module, "_target", counted)
     started = time.perf_counter()
     out = defuse(text, hosts=HOSTS)
     took = time.perf_counter() - started

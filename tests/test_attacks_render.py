@@ -197,7 +197,7 @@ def _fork_pull(sandbox: Any, number: int, files: dict[str, str]) -> dict[str, An
 @pytest.mark.parametrize("where", ["workflow-gate", "pull-request-review"])
 async def test_a_finding_whose_path_holds_backticks_gets_nothing_live(where: str, bot: Any, sandbox: Any,
                                                                      team: Team) -> None:
-    finding = {"warnings": [{"text": "Name the constant", "path": ODD_PATH, "line": 2}],
+    finding: dict[str, Any] = {"warnings": [{"text": "Name the constant", "path": ODD_PATH, "line": 2}],
                "critical": [], "suggestions": [{"text": "Later", "path": ODD_PATH}]}
     if where == "workflow-gate":
         team.script["REVIEW"] = [result("review", **finding)]

@@ -44,8 +44,11 @@ async def test_hostile_citations_stay_inert_and_only_allowed_hosts_are_live(
     assert not any(line.lstrip("> -").startswith("/approve") for line in posted.splitlines()), posted
     assert f"(<https://{ALLOWED}/a>)" in posted  # the allowed host's page stays a link
     run = await rt.store.active_run(f"{REPO}#90")
+    assert run is not None
     steps = {s.step_id: s for s in await rt.store.steps_of(run.id)}
-    urls = [s["url"] for s in steps["research"].output["sources"]]
+    output = steps["research"].output
+    assert output is not None
+    urls = [s["url"] for s in output["sources"]]
     assert all(u.startswith(("https://", "https:\u200b//", "http://", "http:\u200b//")) for u in urls), urls
 
 
@@ -60,6 +63,7 @@ async def test_a_model_scripting_more_searches_than_the_cap_is_billed_no_more(
     assert [[t["max_uses"] for t in web_tools(r)] for r in research] == [[2], []]
     assert fake.web.served == ["a", "b"]
     run = await rt.store.active_run(f"{REPO}#91")
+    assert run is not None
     assert await rt.store.spent(f"searches:run:{run.id}") == 2
     assert run.data["usage"]["web_searches"] == 2
 
@@ -71,8 +75,11 @@ async def test_a_result_cannot_smuggle_its_own_sources(
     team.script["RESEARCH"] = [result("analyze", findings=["found"], sources=smuggled)]
     await send(bot, sandbox, "issues", issue_payload(92, ["integration"]))
     run = await rt.store.active_run(f"{REPO}#92")
+    assert run is not None
     steps = {s.step_id: s for s in await rt.store.steps_of(run.id)}
-    assert "sources" not in steps["research"].output or steps["research"].output["sources"] == []
+    output = steps["research"].output
+    assert output is not None
+    assert "sources" not in output or output["sources"] == []
     assert "evil.example/steal" not in research_post(sandbox, 92)
 
 
@@ -92,7 +99,8 @@ async def test_searches_of_a_step_that_then_fails_are_still_counted(
     rt, _ = bot = await started(start, ON)
     team.script["RESEARCH"] = [Reply.web_search("a", answer="not json"), "still not json"]
     await send(bot, sandbox, "issues", issue_payload(94, ["integration"]))
-    run = await rt.store.active_run(f"{REPO}#94") or await rt.store.latest_run(f"{REPO}#94")
+    run = await rt.store.active_run(f"{REPO}#94")  # the store has no latest_run: the run must still be active
+    assert run is not None
     assert fake.web.served == ["a"]
     assert await rt.store.spent(f"searches:run:{run.id}") == 1
     assert await rt.store.spent(f"run:{run.id}") >= ModelMap().search_tokens("haiku")

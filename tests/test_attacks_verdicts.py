@@ -350,10 +350,11 @@ async def test_model_output_cannot_put_a_live_mention_into_the_pull_requests_rev
     """Defended (it succeeded before issue 13's renderer: text between inline '~~~' and a fence after a list
     item's dash were taken for code): model prose is defused whole, its own fences included (bot/core/defuse.py)."""
     number = {"finding-path": 351, "inline-tildes": 352, "fence-in-a-list-item": 353}[vector]
-    hostile = {"finding-path": {"warnings": [{"text": "Name the constant", "path": "app/util.py` @acme/admins `x",
-                                              "line": 1}]},
-               "inline-tildes": {"summary": "Looks good ~~~ @acme/admins ~~~ to me."},
-               "fence-in-a-list-item": {"warnings": [{"text": "```\n@acme/admins\n```"}]}}[vector]
+    shapes: dict[str, dict[str, Any]] = {
+        "finding-path": {"warnings": [{"text": "Name the constant", "path": "app/util.py` @acme/admins `x", "line": 1}]},
+        "inline-tildes": {"summary": "Looks good ~~~ @acme/admins ~~~ to me."},
+        "fence-in-a-list-item": {"warnings": [{"text": "```\n@acme/admins\n```"}]}}
+    hostile = shapes[vector]
     team.script["PULL REQUEST REVIEW"] = [result("review", **hostile)]
     await send_pull(bot, sandbox, open_pull(sandbox, number, user="forker", files=CLEAN, labels=["api"],
                                                        head_repo=FORK))

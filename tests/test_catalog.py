@@ -178,7 +178,8 @@ def test_error_investigation_routes_database_errors(catalog: Catalog) -> None:
         "database_related", "detect", "database-architect")
     assert analyze.agent_for({}) == "backend-architect"
     assert analyze.agent_for({"detect": {"database_related": True}}) == "database-architect"
-    assert wf.step("review").gate.focus == "Does it fix the issue? Any new risks?"
+    gate = wf.step("review").gate
+    assert gate is not None and gate.focus == "Does it fix the issue? Any new risks?"
 
 
 def test_security_fix_research_and_architecture_run_in_parallel(catalog: Catalog) -> None:

@@ -41,6 +41,7 @@ async def test_two_offline_triages_read_the_catalog_files_once(shipped_reads: li
     read_first = len(shipped_reads)
     second = await offline.triage(request, reader, ["ci/cd"])
 
+    assert first.result is not None
     assert first.result == second.result and first.result["workflow"] == "devops-pipeline"
     assert read_first > 10  # every agent and workflow file, once
     assert len(shipped_reads) == read_first  # the second triage read nothing

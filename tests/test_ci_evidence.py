@@ -84,6 +84,7 @@ async def test_structured_data_green_logs_and_commits_since_green_for_one_failed
     found, reads = await gathered(gh, sandbox, target(run), base_ref="main")
 
     [evidence] = found.evidence
+    assert evidence.log_url is not None
     assert evidence.job == "pytest" and evidence.log == LOG and evidence.log_url.endswith(f"/job/{job_id(sandbox, run, 'pytest')}")
     assert [(a.path, a.start_line, a.message) for a in evidence.annotations] == [
         ("tests/test_api.py", 42, "AssertionError: 500 != 201")]  # the trailer is gone

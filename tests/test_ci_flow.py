@@ -152,6 +152,7 @@ async def test_the_error_detective_and_the_issue_say_the_same_of_one_log(bot: An
     ctx = dataclasses.replace(context(issue.number, ci=ci, head_sha=sha), default_branch="master")  # the sandbox's
     gh = await rt.github.installation(INSTALLATION)
     outcome = await offline.error_detective(make_request("error-investigation", "detect", ctx), RepoReader(gh, REPO))
+    assert outcome.result is not None
     said = str(outcome.result["summary"]).split("\n\n", 1)[1]  # after its one line on where it read
     assert said.startswith("**1 failing test** in `tests`.") and said in issue.data["body"]
     assert "Failing test: `tests/test_api.py::test_create`" in outcome.result["findings"]

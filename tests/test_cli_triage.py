@@ -142,7 +142,7 @@ def test_gh_issue_view_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert isinstance(placed, shapes.Placed) and isinstance(placed.event, events.WorkItem)
     assert (placed.event.repo, placed.event.number, placed.event.author.login) == ("acme/shop", 7, "alice")
     assert placed.event.labels == ("bug",) and not placed.event.is_pull_request
-    minimal = {"title": "Crash on startup", "body": None, "labels": []}  # --json title,body,labels only
+    minimal: dict[str, Any] = {"title": "Crash on startup", "body": None, "labels": []}  # --json title,body,labels only
     assert call(capsys, saved(tmp_path, minimal))[1]["workflow"] == "error-investigation"
 
 
@@ -239,8 +239,9 @@ def test_explain_of_a_keyword_decision_gives_the_score_the_tie_break_and_the_con
 
 def test_explain_never_changes_a_decision() -> None:
     catalog = load_catalog()
-    items = [(e, ()) for e in (events.parse(n.split(".")[0], load_fixture(n), "d") for n in
-                               ("issues.opened.json", "pull_request.opened.json", "check_run.completed.json"))]
+    items: list[tuple[object, tuple[str, ...]]] = [
+        (e, ()) for e in (events.parse(n.split(".")[0], load_fixture(n), "d") for n in
+                          ("issues.opened.json", "pull_request.opened.json", "check_run.completed.json"))]
     for shape in (GH_ISSUE, GH_PR, {"title": "Add an endpoint for invoices", "body": "new endpoint, graphql"}):
         placed = shapes.place(copy.deepcopy(shape))
         assert isinstance(placed, shapes.Placed)

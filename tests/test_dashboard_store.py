@@ -66,6 +66,7 @@ async def test_a_tick_landing_while_an_edit_forgets_the_last_one_is_still_untick
     dash = waiting_board
     approve = box_of(dash["body"], "approve", 15)
     box = D.Box.parse(approve)
+    assert box is not None
     real = rt.store.forget_posted
     landed: list[int] = []
 
@@ -100,6 +101,7 @@ async def test_an_earlier_ticks_record_does_not_untick_a_later_tick_not_yet_acte
     dash = waiting_board
     approve = box_of(dash["body"], "approve", 15)
     box = D.Box.parse(approve)
+    assert box is not None
     first, second = dashboard_board.tick_id("first", box), dashboard_board.tick_id("second", box)
     await dashboard._latest_tick(rt.deps, REPO, box, first)
     await dashboard._acted(rt.deps, REPO, box, first)  # acted on; the box was unticked by hand meanwhile
@@ -159,6 +161,7 @@ async def test_an_edits_job_run_again_does_not_make_its_tick_the_latest_again(
     dash = waiting_board
     approve = box_of(dash["body"], "approve", 15)
     box = D.Box.parse(approve)
+    assert box is not None
     sandbox.set_permission(REPO, "maintainer", "write")
     edit = events.parse("issues", edited(sandbox, dash["number"], ticked(dash["body"], approve), "maintainer"),
                         "edit-1")

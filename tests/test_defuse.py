@@ -299,7 +299,11 @@ def test_a_text_full_of_links_costs_a_bounded_number_of_reads(monkeypatch: pytes
 
     reads: list[int] = []
     real = d._target
-    monkeypatch.setattr(d, "_target", lambda text, i: reads.append(i) or real(text, i))
+    def counted(text: str, i: int) -> tuple[str, int] | None:
+        reads.append(i)
+        return real(text, i)
+
+    monkeypatch.setattr(d, "_target", counted)
     out = safe("[ok](https://github.com/a) ](" * 2_000)
     assert len(reads) <= d._MANY and "[ok](https://github.com" not in out
 

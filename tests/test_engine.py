@@ -160,7 +160,7 @@ def waiting_on_pull(name: str = "backend-feature") -> tuple[E.Run, Any]:
 def test_a_run_on_a_pull_request_judges_the_pull_request_first_and_only_there() -> None:
     w = wf("backend-feature")
     _, actions = E.advance(E.Run.new("r", w, head_sha=A, on_pull=True), E.Start(), w)
-    assert kinds(actions)[0] == "ReviewPull" and actions[0].sha == A
+    assert kinds(actions)[0] == "ReviewPull" and isinstance(actions[0], E.ReviewPull) and actions[0].sha == A
     _, actions = E.advance(E.Run.new("r", w, head_sha=A), E.Start(), w)
     assert "ReviewPull" not in kinds(actions)
 
@@ -202,7 +202,8 @@ def test_a_head_that_moved_without_a_push_event_is_handled_at_approve() -> None:
     run, w = waiting_on_pull()
     run, actions = E.advance(run, E.Command("approve", "m", head_sha=B, moved=CHANGED), w)
     assert run.state == E.RUNNING and run.approval is None and run.head_sha == B
-    assert "RunAgent:implementation" in kinds(actions) and "not applied" in actions[-1].text
+    assert "RunAgent:implementation" in kinds(actions)
+    assert isinstance(actions[-1], E.Reply) and "not applied" in actions[-1].text
     run, w = waiting_on_pull()
     run, actions = E.advance(run, E.Command("approve", "m", head_sha=B, moved=("docs/x.md",)), w)
     assert run.state == E.WAITING and kinds(actions)[:2] == ["ReviewPull", "AskApproval:approval"]

@@ -14,7 +14,7 @@ import copy
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -104,6 +104,11 @@ def json_type(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return repr(value)
     return "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def not_of_type(kind: str) -> Callable[[Any], bool]:
+    """A filter for values whose JSON type is not ``kind``."""
+    return lambda value: json_type(value) != kind
 
 
 def leaf(payload: Any, path: tuple) -> Any:
@@ -208,11 +213,11 @@ def draw_mutant(data: st.DataObject, bases: list[tuple[str, dict[str, Any]]]) ->
                 mutate(payload, data.draw(st.sampled_from(texts), label="path"), "replace",
                        data.draw(st.one_of(ODD_TEXT, HUGE_TEXT, st.text(max_size=60)), label="text"))
             continue
-        path = data.draw(st.sampled_from(read) if read and data.draw(st.booleans()) else st.sampled_from(paths),
-                         label="path")
+        from_read = bool(read) and data.draw(st.booleans())
+        path = data.draw(st.sampled_from(read) if from_read else st.sampled_from(paths), label="path")
         op = data.draw(st.sampled_from(["drop", "replace", "replace", "wrap"]), label="op")
         kind = json_type(leaf(payload, path))
-        value = data.draw(JUNK.filter(lambda v, kind=kind: json_type(v) != kind) if identity(path) else JUNK, label="value")
+        value = data.draw(JUNK.filter(not_of_type(kind)) if identity(path) else JUNK, label="value")
         mutate(payload, path, op, value if op == "replace" else None)
     if isinstance(payload.get("comment"), dict) and data.draw(st.booleans()):
         payload["comment"]["body"] = data.draw(COMMENT, label="comment")
@@ -287,7 +292,7 @@ async def test_command_comments_on_a_real_payload(fast_bot: tuple[Runtime, Any],
 
 # ---- the command parser (pure) -------------------------------------------------------------------
 
-LINE = st.text(alphabet=st.characters(blacklist_characters="\r\n`~", blacklist_categories=("Cs",)), max_size=40)
+LINE = st.text(alphabet=st.characters(blacklist_characters="\r\n`~", blacklist_categories=["Cs"]), max_size=40)
 PLAIN_LINE = LINE.filter(lambda s: not s.lstrip().startswith("/"))  # text that is no command by itself
 # ... and that does not swallow the lines after it: a quote line (``>0``) makes the next lines its lazy
 # continuation and an unclosed HTML comment hides the rest of the body; both are tested on their own.

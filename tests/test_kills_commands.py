@@ -73,7 +73,9 @@ def test_a_comment_asks_for_its_first_command_of_ours_and_names_the_rest_of_ours
 
 
 def test_on_an_edit_the_first_new_command_still_there_is_the_one() -> None:
-    assert commands.request("/help\n/status\n/cancel", previous="/help").command.name == "status"
+    first = commands.request("/help\n/status\n/cancel", previous="/help").command
+    assert first is not None and first.name == "status"
     # Edited again before the job ran: /status is gone, so /cancel is the one.
     req = commands.request("/help\n/status\n/cancel", previous="/help", current="/help\n/cancel")
+    assert req.command is not None
     assert (req.command.name, req.ignored) == ("cancel", ())

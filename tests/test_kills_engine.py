@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bot.core import engine as E
+from bot.core.run_records import Escalation
 from tests.test_engine import CHANGED, A, drive, impl, kinds, ok, review, waiting_on_pull, wf
 
 C = "c0ffee1" + "d" * 33  # a head whose 7-character prefix is easy to spot in a reply
@@ -28,12 +29,18 @@ def replies(actions: list[Any]) -> list[str]:
     return [a.text for a in actions if isinstance(a, E.Reply)]
 
 
-def menu(esc: dict[str, Any]) -> list[tuple[str, str]]:
+def text_of(action: E.Action) -> str:
+    """The text of an action the test expects to be a reply (it fails, naming the action, when it is not)."""
+    assert isinstance(action, E.Reply), action
+    return action.text
+
+
+def menu(esc: Escalation) -> list[tuple[str, str]]:
     """The escalation's options as people choose them: (title, what `/approve N` does)."""
     return [(o["title"], o["action"]) for o in esc["options"]]
 
 
-def tradeoffs(esc: dict[str, Any]) -> list[str]:
+def tradeoffs(esc: Escalation) -> list[str]:
     out = [o["tradeoff"] for o in esc["options"]]
     for t in out:  # rendered as "N. **Title** - Tradeoff": each a sentence of its own
         assert t[:1].isupper() and t.endswith("."), t
@@ -317,7 +324,7 @@ def test_an_option_out_of_range_is_answered_and_changes_nothing(n: int) -> None:
     run, w = failed()
     after, actions = E.advance(run, E.Command("approve", "m", option=n), w)
     assert after == run and len(actions) == 1
-    assert f"no option {n}" in actions[0].text and "choose 1 to 3" in actions[0].text
+    assert f"no option {n}" in text_of(actions[0]) and "choose 1 to 3" in text_of(actions[0])
 
 
 def test_retry_on_a_models_escalation_runs_the_step_again() -> None:
@@ -350,7 +357,7 @@ def test_escalate_stops_the_running_step_and_offers_resume_or_stop() -> None:
     # asked again: already waiting; nothing changes
     again, actions = E.advance(esc_run, E.Command("escalate", "bob", reason="me too"), w)
     assert again == esc_run and len(actions) == 1
-    assert actions[0].text.startswith("This run is already waiting for a decision")
+    assert text_of(actions[0]).startswith("This run is already waiting for a decision")
     # resume: the interrupted step runs again
     resumed, actions = E.advance(esc_run, E.Command("approve", "alice"), w)
     assert actions == [E.ResolveEscalation(), E.RunAgent("implementation", 2, DB)]
@@ -388,21 +395,21 @@ def test_commands_on_a_finished_run_say_so() -> None:
     assert done.state == E.DONE
     after, actions = E.advance(done, E.Command("approve", "m"), w)
     assert after == done and len(actions) == 1
-    assert "already done" in actions[0].text and "`/approve` changes nothing" in actions[0].text
+    assert "already done" in text_of(actions[0]) and "`/approve` changes nothing" in text_of(actions[0])
     cancelled, _ = E.advance(run, E.Command("cancel", "m"), w)
     _, actions = E.advance(cancelled, E.Command("retry", "m"), w)
-    assert "already cancelled" in actions[0].text and "`/retry` changes nothing" in actions[0].text
+    assert "already cancelled" in text_of(actions[0]) and "`/retry` changes nothing" in text_of(actions[0])
 
 
 def test_approve_or_retry_while_the_run_is_working_changes_nothing_and_says_why() -> None:
     run, w = at_implementation()
     after, actions = E.advance(run, E.Command("approve", "m"), w)
     assert after == run and len(actions) == 1
-    assert actions[0].text.startswith("Nothing is waiting for approval yet")
+    assert text_of(actions[0]).startswith("Nothing is waiting for approval yet")
     after, actions = E.advance(run, E.Command("retry", "m"), w)
     assert after == run and len(actions) == 1
-    assert actions[0].text.startswith("No step has failed, so there is nothing to retry")
-    assert actions[0].text.endswith("carries on from where it is.")
+    assert text_of(actions[0]).startswith("No step has failed, so there is nothing to retry")
+    assert text_of(actions[0]).endswith("carries on from where it is.")
 
 
 # ---- pushes, stale approvals, refused deliveries ---------------------------------------------
@@ -417,7 +424,7 @@ def test_a_push_beside_the_change_asks_approval_again_naming_the_new_head() -> N
     run, w = waiting_on_pull()
     run, actions = E.advance(run, E.HeadMoved(C, paths=("README.md",)), w)
     assert actions[:2] == [E.ReviewPull(C), E.AskApproval("approval")] and len(actions) == 3
-    text = actions[2].text
+    text = text_of(actions[2])
     assert f"New commits were pushed ({PREFIX_C})" in text and "do not touch the proposed change's files" in text
     assert "An approval given before them does not count" in text and "asked again for the new head" in text
 
@@ -428,9 +435,9 @@ def test_a_push_on_the_change_makes_it_again_and_says_why(paths: tuple[str, ...]
     run, w = waiting_on_pull()
     run, actions = E.advance(run, E.HeadMoved(C, paths=paths), w)
     assert actions[0] == E.ReviewPull(C) and actions[2] == E.RunAgent("implementation", 2, PSE) and len(actions) == 3
-    assert actions[1].text.startswith(f"{why} (now {PREFIX_C}), so **IMPLEMENTATION** makes the proposed change "
-                                      "again on the new head")
-    assert actions[1].text.endswith("reviewed again before anything is approved.")
+    assert text_of(actions[1]).startswith(f"{why} (now {PREFIX_C}), so **IMPLEMENTATION** makes the proposed change "
+                                          "again on the new head")
+    assert text_of(actions[1]).endswith("reviewed again before anything is approved.")
     assert run.head_sha == C and run.rejections == 0
 
 
@@ -450,7 +457,7 @@ def test_a_push_while_escalated_is_noted_once_and_the_change_made_again_before_t
     run.head_sha, run.on_pull = A, True
     moved, actions = E.advance(run, E.HeadMoved(C, paths=CHANGED), w)
     assert actions[0] == E.ReviewPull(C) and len(actions) == 2 and moved.stale_from == "implementation"
-    text = actions[1].text
+    text = text_of(actions[1])
     assert text.startswith(f"New commits were pushed ({PREFIX_C}) that may change files of the proposed change")
     assert "unless the workflow is stopped, the change is made again on the new head" in text
     assert text.endswith("before the chosen option goes on.")
@@ -458,7 +465,7 @@ def test_a_push_while_escalated_is_noted_once_and_the_change_made_again_before_t
     assert actions == [E.ReviewPull(B2)] and twice.stale_from == "implementation"
     chosen, actions = E.advance(moved, E.Command("approve", "m", option=1), w)
     assert actions[0] == E.ResolveEscalation() and actions[-1] == E.RunAgent("implementation", 4, DB)
-    assert actions[1].text.startswith(f"New commits arrived while this waited for a decision (now {PREFIX_C})")
+    assert text_of(actions[1]).startswith(f"New commits arrived while this waited for a decision (now {PREFIX_C})")
     assert chosen.stale_from is None and chosen.rejections == 0 and chosen.decisions[-1]["option"] == 1
     stopped, actions = E.advance(moved, E.Command("approve", "m", option=3), w)
     assert actions == [E.ResolveEscalation()] and stopped.state == E.CANCELLED and stopped.stale_from is None
@@ -478,7 +485,7 @@ def test_a_refused_delivery_names_the_new_head_and_makes_the_change_again() -> N
     run, _ = E.advance(run, E.Command("approve", "m", head_sha=A), w)
     run, actions = E.advance(run, E.DeliveryRefused(C), w)
     assert actions[0] == E.ReviewPull(C) and actions[2] == E.RunAgent("fix", 2, PSE)
-    assert actions[1].text.startswith(f"The branch moved after the approval (now {PREFIX_C}), so **FIX** makes")
+    assert text_of(actions[1]).startswith(f"The branch moved after the approval (now {PREFIX_C}), so **FIX** makes")
 
 
 def test_a_refused_delivery_without_a_change_says_nothing_was_committed() -> None:
@@ -487,8 +494,8 @@ def test_a_refused_delivery_without_a_change_says_nothing_was_committed() -> Non
     run, _ = E.advance(run, E.Command("approve", "m"), w)
     after, actions = E.advance(run, E.DeliveryRefused(C), w)
     assert len(actions) == 1 and after.state == E.DONE and after.head_sha == C
-    assert f"The branch moved to {PREFIX_C} after the approval" in actions[0].text
-    assert "nothing was committed" in actions[0].text
+    assert f"The branch moved to {PREFIX_C} after the approval" in text_of(actions[0])
+    assert "nothing was committed" in text_of(actions[0])
 
 
 def test_retry_where_no_retry_option_was_offered_records_a_retry_not_the_first_option() -> None:

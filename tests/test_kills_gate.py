@@ -8,6 +8,7 @@ which comment lines are skipped, and how ``apply_gate`` merges into a review of 
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import pytest
 
@@ -106,7 +107,9 @@ def test_a_finding_in_a_change_without_a_path_names_no_path() -> None:
 def test_a_file_without_added_lines_needs_no_test() -> None:
     assert check([{"path": "src/app.py"}], None) == []  # no content: nothing is added
     assert check(None, [{"filename": "src/app.py", "patch": None}]) == []  # GitHub omits a binary or huge patch
-    assert check(None, [None, "junk", {"filename": "src/app.py", "status": "removed", "patch": "@@ -1 +0,0 @@\n-x"}]) == []
+    # Entries of the wrong type on purpose: GitHub's list is untrusted JSON.
+    junk = cast(list[dict], [None, "junk", {"filename": "src/app.py", "status": "removed", "patch": "@@ -1 +0,0 @@\n-x"}])
+    assert check(None, junk) == []
 
 
 def test_source_files_without_tests_are_listed_five_at_most() -> None:

@@ -37,9 +37,9 @@ class App:
         self.client, self.store, self.woken, self.metrics = client, store, woken, metrics
 
     async def post(self, event: str, payload: Any = None, *, body: bytes | None = None, delivery: str = "d-1",
-                   **headers: str) -> tuple[int, Any]:
+                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
         body = json.dumps(payload).encode() if body is None else body
-        sent = webhook_headers(event, body, delivery=delivery, secret=SECRET) | headers
+        sent = webhook_headers(event, body, delivery=delivery, secret=SECRET) | (headers or {})
         resp = await self.client.post("/webhook", data=body, headers=sent)
         return resp.status, await resp.json()
 
@@ -94,7 +94,7 @@ async def test_only_a_sha256_signature_of_this_body_with_this_secret_passes(
 # ---- every answer, and what it counts -----------------------------------------------------------------------
 
 async def test_a_bad_signature_is_refused_and_counted_without_trusting_the_event(app: App) -> None:
-    status, body = await app.post("issues", {}, **{"X-Hub-Signature-256": "sha256=00"})
+    status, body = await app.post("issues", {}, headers={"X-Hub-Signature-256": "sha256=00"})
     assert (status, body) == (401, {"error": "missing or bad X-Hub-Signature-256"})
     assert app.counted() == {("unverified", "rejected_signature"): 1}
 
@@ -215,7 +215,7 @@ async def test_a_redelivery_must_be_the_very_delivery_that_failed(app: App, chan
     await app.post("issues", payload)
     await fail_the_job(app.store)
     if change == "event":
-        answer = await app.post("issues", payload, **{"X-GitHub-Event": "pull_request"})
+        answer = await app.post("issues", payload, headers={"X-GitHub-Event": "pull_request"})
         assert answer == (400, {"error": "pull_request.opened: missing pull_request"})  # parsed as what it says
         answer = await app.post("issue_comment", load_fixture("issue_comment.created.json"))
     else:
@@ -240,7 +240,7 @@ async def test_what_operators_must_act_on_is_logged_with_the_delivery_and_the_ca
         app: App, monkeypatch: Any, caplog: Any) -> None:
     caplog.set_level(logging.INFO, logger="bot.web.server")
     payload = load_fixture("issues.opened.json")
-    await app.post("issues", payload, delivery="d-1", **{"X-Hub-Signature-256": "sha256=00"})
+    await app.post("issues", payload, delivery="d-1", headers={"X-Hub-Signature-256": "sha256=00"})
     body = json.dumps(payload).encode()
     headers = {k: v for k, v in webhook_headers("issues", body, secret="wrong").items() if k != "X-GitHub-Delivery"}
     await app.client.post("/webhook", data=body, headers=headers)

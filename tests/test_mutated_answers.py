@@ -40,20 +40,22 @@ from tests.test_workflows_e2e import EXPECTED, REPO, Team, fake, issue_payload, 
 USER = {"type": "object", "required": ["login", "id"],
         "properties": {"login": {"type": "string"}, "id": {"type": "integer"}, "email": {"type": ["string", "null"]},
                        "name": {"type": "string"}}}
-ISSUE = {"type": "object", "required": ["number", "title", "user", "body"],
-         "properties": {"number": {"type": "integer"}, "title": {"type": "string"},
-                        "body": {"type": "string", "nullable": True},  # OpenAPI 3.0's own spelling
-                        "user": {"anyOf": [{"type": "null"}, USER]},
-                        "milestone": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
-                            "title": {"type": "string"}}}]},
-                        "state": {"type": "string", "enum": ["open", "closed"]},
-                        "labels": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
-                            "name": {"type": "string"}, "color": {"type": "string"}}}},
-                        "closed": {"type": "object", "additionalProperties": False,
-                                   "properties": {"at": {"type": "string"}}}}}
-DATA = {"number": 1, "title": "Crash", "body": "It broke", "state": "open", "milestone": {"title": "v1"},
-        "user": {"login": "octocat", "id": 1, "email": "o@example.com", "name": "Octo"},
-        "labels": [{"name": "bug", "color": "f00"}, {"name": "api", "color": "0f0"}], "closed": {"at": "now"}}
+ISSUE: dict[str, Any] = {
+    "type": "object", "required": ["number", "title", "user", "body"],
+    "properties": {"number": {"type": "integer"}, "title": {"type": "string"},
+                   "body": {"type": "string", "nullable": True},  # OpenAPI 3.0's own spelling
+                   "user": {"anyOf": [{"type": "null"}, USER]},
+                   "milestone": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                       "title": {"type": "string"}}}]},
+                   "state": {"type": "string", "enum": ["open", "closed"]},
+                   "labels": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                       "name": {"type": "string"}, "color": {"type": "string"}}}},
+                   "closed": {"type": "object", "additionalProperties": False,
+                              "properties": {"at": {"type": "string"}}}}}
+DATA: dict[str, Any] = {
+    "number": 1, "title": "Crash", "body": "It broke", "state": "open", "milestone": {"title": "v1"},
+    "user": {"login": "octocat", "id": 1, "email": "o@example.com", "name": "Octo"},
+    "labels": [{"name": "bug", "color": "f00"}, {"name": "api", "color": "0f0"}], "closed": {"at": "now"}}
 
 
 def test_optional_fields_are_dropped_at_any_depth_and_required_ones_kept() -> None:
@@ -114,13 +116,14 @@ def test_list_answers_can_come_as_an_empty_page() -> None:
     assert [] in seen and any(x for x in seen)  # sometimes, not always
 
 
-FILE = {"type": "file", "encoding": "base64", "size": 12, "name": "triage-lead.yml", "path": ".github/triage-lead.yml",
-        "content": base64.b64encode(b"dry_run: no\n").decode(), "sha": "a" * 40,
-        "url": "https://api.github.com/repos/o/r/contents/.github/triage-lead.yml?ref=main",
-        "git_url": "https://api.github.com/repos/o/r/git/blobs/" + "a" * 40,
-        "html_url": "https://github.com/o/r/blob/main/.github/triage-lead.yml",
-        "download_url": "https://raw.githubusercontent.com/o/r/main/.github/triage-lead.yml",
-        "_links": {"self": "s", "git": "g", "html": "h"}}
+FILE: dict[str, Any] = {
+    "type": "file", "encoding": "base64", "size": 12, "name": "triage-lead.yml", "path": ".github/triage-lead.yml",
+    "content": base64.b64encode(b"dry_run: no\n").decode(), "sha": "a" * 40,
+    "url": "https://api.github.com/repos/o/r/contents/.github/triage-lead.yml?ref=main",
+    "git_url": "https://api.github.com/repos/o/r/git/blobs/" + "a" * 40,
+    "html_url": "https://github.com/o/r/blob/main/.github/triage-lead.yml",
+    "download_url": "https://raw.githubusercontent.com/o/r/main/.github/triage-lead.yml",
+    "_links": {"self": "s", "git": "g", "html": "h"}}
 
 
 def _decodes(content: str) -> bytes | None:

@@ -139,7 +139,7 @@ async def test_every_example_runs_to_a_result(event: str, webhook_examples: list
                                               caplog: Any) -> None:
     caplog.set_level(logging.INFO)
     cases = cases_for(event, webhook_examples)
-    outcomes = collections.Counter()
+    outcomes: collections.Counter[str] = collections.Counter()
     for i, case in enumerate(cases):
         outcomes[await run_case(case, tmp_path / str(i), app_keys, github_openapi)] += 1
     print(f"\n{event}: {len(cases)} payloads: {dict(outcomes)}")

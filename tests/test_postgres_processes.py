@@ -221,11 +221,11 @@ async def test_a_worker_killed_mid_workflow_is_replaced_and_the_run_matches_an_u
     first.send_signal(signal.SIGKILL)
     await workers.exited(first)
     store: PostgresStore = rt.store  # type: ignore[assignment]
-    [killed] = await worker_ids(store)
+    [killed_worker] = await worker_ids(store)
 
     workers.start("second")
     await until(registered(store, 2), 30, "the second worker to register", workers)
-    await dead(store, killed)  # only now: the running replacement's periodic sweep (not its start-up one) acts
+    await dead(store, killed_worker)  # only now: the running replacement's periodic sweep (not its start-up one) acts
     await rt.jobs.drained(60)
     # The same event on another issue, never interrupted: what "exactly once" looks like here.
     gh.seed_from_payload(issue(2, labelled=True))

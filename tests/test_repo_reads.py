@@ -30,7 +30,7 @@ def entry(path: str, **fields: Any) -> dict[str, Any]:
     return base | fields
 
 
-SHAPES = {
+SHAPES: dict[str, Any] = {  # the contents API's answer: one entry, or a directory's list of them
     "a directory": [entry(".github/triage-lead.yml/a.yml")],
     "a symbolic link": entry(config.PATH, type="symlink", target="../../etc/passwd", content=None, encoding=None),
     "a submodule": entry(config.PATH, type="submodule", submodule_git_url="https://example.com/x.git",

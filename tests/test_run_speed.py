@@ -61,9 +61,9 @@ class Counting:
         self.asked: list[str] = []
         inner = rt.store.find_posted
 
-        async def find_posted(mark: str) -> Posted | None:
-            self.asked.append(mark)
-            return await inner(mark)
+        async def find_posted(marker: str) -> Posted | None:
+            self.asked.append(marker)
+            return await inner(marker)
 
         rt.store.find_posted = find_posted  # type: ignore[method-assign]
 
@@ -240,8 +240,8 @@ def test_a_reply_of_the_wrong_shape_is_a_failure_that_keeps_its_reservation(repl
 def test_a_reply_of_the_right_shape_is_read_as_sent() -> None:
     from bot.agents.calls import ApiFailure, reply_of
 
-    good = {"content": [{"type": "text", "text": "hi"}],
-            "usage": {"input_tokens": 3, "output_tokens": 1, "cache_read_input_tokens": None}}
+    good: dict[str, Any] = {"content": [{"type": "text", "text": "hi"}],
+                            "usage": {"input_tokens": 3, "output_tokens": 1, "cache_read_input_tokens": None}}
     assert reply_of(json.dumps(good).encode()) == good
     later = good | {"usage": good["usage"] | {"server_tool_use": {"web_search_requests": 2, "web_fetch": {"a": 1}}}}
     assert reply_of(json.dumps(later).encode()) == later  # a member the bot does not read is not a failure

@@ -122,7 +122,7 @@ async def test_tool_use_conversation(fake, sdk):
         Reply.tool_use("get_file", {"path": "b.py"}),
         "Both files look fine.",
     )
-    messages: list[dict] = user("Review a.py and b.py")
+    messages = user("Review a.py and b.py")
     for expected_path in ("a.py", "b.py"):
         msg = await sdk.messages.create(model=MODEL, max_tokens=200, messages=messages, tools=TOOLS)
         assert msg.stop_reason == "tool_use"
@@ -199,11 +199,12 @@ async def test_structured_output_dict_reply(fake, sdk):
     assert fake.requests[0]["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 
-async def test_sdk_parse_helper_round_trips(fake, sdk):
-    class Triage(pydantic.BaseModel):
-        label: str
-        priority: int
+class Triage(pydantic.BaseModel):
+    label: str
+    priority: int
 
+
+async def test_sdk_parse_helper_round_trips(fake, sdk):
     fake.script(Reply.json({"label": "ci-failure", "priority": 1}))
     msg = await sdk.messages.parse(model=MODEL, max_tokens=100, messages=user("triage"), output_format=Triage)
     assert msg.parsed_output == Triage(label="ci-failure", priority=1)

@@ -8,8 +8,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from gidgethub.abc import GitHubAPI
 
-from bot.run.repo_view import RepoViews
+from bot.run.repo_view import RepoView, RepoViews
 from tests.conftest import INSTALLATION
 from tests.test_workflows_e2e import bot, fake, team  # noqa: F401  (the e2e bot, its model server and team)
 
@@ -41,13 +42,13 @@ async def test_a_failed_load_fails_its_waiters_and_is_not_kept(bot: Any, sandbox
     calls = 0
     load = views._load
 
-    async def failing(*args: Any) -> Any:
+    async def failing(gh: GitHubAPI, repo: str, branch: str) -> RepoView:
         nonlocal calls
         calls += 1
         if calls == 1:
             await asyncio.sleep(0)
             raise RuntimeError("GitHub is down")
-        return await load(*args)
+        return await load(gh, repo, branch)
 
     views._load = failing  # type: ignore[method-assign]
     results = await asyncio.gather(*(views.get(gh, REPO, "master") for _ in range(3)), return_exceptions=True)

@@ -94,6 +94,8 @@ async def test_a_delivery_needing_no_model_is_answered_while_the_sdk_still_impor
 ) -> None:
     """With a model configured, the SDK's import starts after the pipeline's and may take seconds: the "which
     workflow?" question does not wait for it. The model client, asked for, waits for it instead."""
+    from bot.agents.calls import LazyClient
+
     slow = SlowImport("anthropic")
     sandbox.seed_from_payload(issue_payload(42, [], title="Hello there", body="Just saying hi"))
     keyed = settings.with_overrides(anthropic_api_key="sk-ant-test-key")
@@ -104,8 +106,8 @@ async def test_a_delivery_needing_no_model_is_answered_while_the_sdk_still_impor
         await asyncio.to_thread(slow.entered.wait, 30)
         assert not slow.release.is_set() and slow.threads[0] is not threading.main_thread()
         model = rt.deps.anthropic
-        assert model is not None
-        made = asyncio.create_task(model.get())  # type: ignore[attr-defined]
+        assert isinstance(model, LazyClient)  # made on first use: the SDK is imported on a thread
+        made = asyncio.create_task(model.get())
         await asyncio.sleep(0)
         assert not made.done()
         slow.release.set()

@@ -21,18 +21,22 @@ async def two(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[t
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
         a, b = SQLiteStore(url), SQLiteStore(url)
-        await a.open(), await b.open()
+        await a.open()
+        await b.open()
         yield a, b
-        await a.close(), await b.close()
+        await a.close()
+        await b.close()
         return
     from bot.store.postgres import PostgresStore
     from tests.test_postgres_store import fresh_schema
 
     async with fresh_schema() as url:
-        a, b = PostgresStore(url), PostgresStore(url)
-        await a.open(), await b.open()
-        yield a, b
-        await a.close(), await b.close()
+        pg_a, pg_b = PostgresStore(url), PostgresStore(url)
+        await pg_a.open()
+        await pg_b.open()
+        yield pg_a, pg_b
+        await pg_a.close()
+        await pg_b.close()
 
 
 def test_the_wait_is_until_the_oldest_event_that_must_leave_has_left() -> None:

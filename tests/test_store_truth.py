@@ -62,12 +62,14 @@ async def test_healthz_on_a_healthy_store_is_200_and_leaves_no_probe_rows(client
     resp = await client.get("/healthz")
     assert resp.status == 200
     assert (await resp.json())["status"] == "ok"
+    assert isinstance(runtime.store, SQLiteStore)  # the file's own table, read through the store
     rows = await runtime.store._run(lambda db: db.execute("SELECT COUNT(*) FROM health_probe").fetchone()[0])
     assert rows == 0
 
 
 async def test_a_locked_file_answers_503_within_a_second_or_so_then_202(client: Any, runtime: Runtime) -> None:
     payload = load_fixture("issues.opened.json")
+    assert isinstance(runtime.store, SQLiteStore)  # its file is what is locked
     async with locked(runtime.store.path):
         answers = await asyncio.gather(*(timed(post_webhook(client, "issues", payload)) for _ in range(5)))
         health, health_took = await timed(client.get("/healthz"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from bot.sandbox.team import Team, rejected
@@ -264,7 +265,7 @@ async def test_an_approval_of_an_older_head_is_dismissed_when_the_new_head_is_no
     assert [r["state"] for r in sandbox.reviews(REPO, 51)] == ["DISMISSED", "COMMENTED"]
 
 
-def seed_files(sandbox: Any, number: int, entries: list[tuple[str, str | None, int]]) -> None:
+def seed_files(sandbox: Any, number: int, entries: Sequence[tuple[str, str | None, int]]) -> None:
     """The PR's files as GitHub would list them: (path, patch or None, changes)."""
     repo = sandbox.repo(REPO)
     issue = sandbox.get_issue(repo, number, pull=True)

@@ -58,10 +58,11 @@ async def test_search_specialist_searches_within_the_runs_cap_and_its_sources_ar
                                 link_hosts=frozenset({ALLOWED}))
     fake.web.pages["oauth flow"] = PAGES
     found = result("analyze", findings=["The API uses OAuth"])
-    team.script["RESEARCH"] = [
+    turns = [
         Reply.web_search("api docs", stop_reason="pause_turn"),  # a long server-tool turn, paused by the API
         Reply.web_search("oauth flow", "rate limits", answer=found, cite=(0, 1)),
     ]
+    team.script["RESEARCH"] = turns
     await send(bot, sandbox, "issues", issue_payload(61, ["integration"]))
 
     research = [r for r in fake.requests if step_title(r) == "RESEARCH"]
@@ -74,7 +75,9 @@ async def test_search_specialist_searches_within_the_runs_cap_and_its_sources_ar
     assert fake.web.served == ["api docs", "oauth flow", "rate limits"]
 
     run = await rt.store.active_run(f"{REPO}#61")
+    assert run is not None
     steps = {s.step_id: s for s in await rt.store.steps_of(run.id)}
+    assert steps["research"].output is not None
     assert steps["research"].output["sources"] == [{"title": "OAuth guide", "url": f"https://{ALLOWED}/oauth"},
                                                    {"title": "Evil page", "url": "https:\u200b//evil.example/steal?token=1"}]
     searched = sum(u.get("server_tool_use", {}).get("web_search_requests", 0) for u in fake.usage_log)

@@ -32,12 +32,13 @@ async def test_each_search_error_is_not_counted_and_the_research_says_it_failed(
     cause, said = CASES[code]
     query = "sdk docs" if cause == "outage" else cause
     fake.web.outage = code if cause == "outage" else None
-    team.script["RESEARCH"] = [Reply.web_search(query, "sdk docs again",
-                                                answer=result("analyze", findings=["read the repo instead"]))]
+    turn = Reply.web_search(query, "sdk docs again", answer=result("analyze", findings=["read the repo instead"]))
+    team.script["RESEARCH"] = [turn]
     await send(bot, sandbox, "issues", issue_payload(70, ["integration"]))
     research = [r for r in fake.requests if step_title(r) == "RESEARCH"]
     assert len(research) == 1 and web_tools(research[0])
     run = await rt.store.active_run(f"{REPO}#70")
+    assert run is not None
     failed = 2 if cause == "outage" else 1  # the second query is a good one: only an outage fails it too
     assert fake.web.served == ([] if cause == "outage" else ["sdk docs again"])
     assert await rt.store.spent(f"searches:run:{run.id}") == 2 - failed  # a failed search is not billed

@@ -93,6 +93,7 @@ async def test_a_budget_without_room_for_one_search_runs_the_step_without_it_and
     outcome = await make_runtime(gh, claude, budget=budget, web_searches=4).run(researcher())
     assert outcome.ok, outcome.error
     assert web_tools(fake.requests[-1]) == []
+    assert outcome.result is not None
     assert "Web search was not used: the budget had no room left for a search." in outcome.result["findings"]
 
 
@@ -119,6 +120,7 @@ async def test_searches_held_by_another_step_leave_this_one_without_the_tool_and
     assert outcome.ok, outcome.error
     assert web_tools(fake.requests[-1]) == []  # no reservation, no tool: it cannot search
     assert "Web search is on" in str(fake.requests[-1]["messages"][0])  # four were left as the step began
+    assert outcome.result is not None
     notes = [line for line in outcome.result["findings"] if line.startswith("Web search")]
     assert notes == ["Web search was not used: the run's other steps had made or were holding every search it had "
                      "left."]

@@ -64,7 +64,7 @@ class Team:
 
     fake: FakeAnthropic
     tool_turns: int = 0
-    script: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    script: dict[Any, list[Any]] = field(default_factory=dict)  # a result dict, a Reply, or raw text to serve
     flags: dict[str, dict[str, bool]] = field(default_factory=dict)
     delay: dict[str, float] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
