@@ -129,6 +129,20 @@ def test_it_may_outweigh_an_issue_type_label() -> None:
     assert said["added"] is True and said["changed_the_decision"] is True
 
 
+@pytest.mark.parametrize("labels, title, body", [
+    (["security/critical"], "Update the installation steps", "howto"),  # matched by its prefix: weighs like bug
+    (["bug", "security"], "Crash when saving the config", "howto"),  # the bug label leads, security is there too
+    (["bug", "security"], "Error in login form", "howto"),  # a tie the title breaks towards the bug label's case
+])
+def test_it_stays_out_when_any_label_names_the_work(labels: list[str], title: str, body: str) -> None:
+    """Found by review: the gate looked at the leading case's label weights only, so a work label matched by its
+    prefix, or one beside a leading bug label, let the model overturn it."""
+    rules = classify.placed(classify.weigh(TRIAGE, title=title, body=body, labels=labels))
+    weighed = classify.weigh(TRIAGE, title=title, body=body, labels=labels, learned=toy(40))
+    assert classify.model_barred(weighed) and not any(h.kind == "learned" for h in weighed.against)
+    assert classify.placed(weighed) == rules is not None
+
+
 def test_it_never_outweighs_a_label_that_says_no_work_is_wanted() -> None:
     c = classify.classify(TRIAGE, title="Crash", body="the heap grows", labels=["duplicate"], learned=toy(40))
     assert c.workflow is None and "duplicate" in c.reason

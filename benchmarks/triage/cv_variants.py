@@ -134,8 +134,10 @@ def combined(w: classify.Weighed, post: Mapping[str, float], setting: tuple[str,
     ``classify.model_barred``); "any" adds it under any label."""
     gate, weight, none_weight, under_label = setting
     if classify.label_led(w):
-        barred = gate == "label" or (gate in ("shipped", "type") and classify.model_barred(w))
+        barred = gate == "label" or (gate in ("shipped", "type", "work") and classify.model_barred(w))
         weight = none_weight = 0 if barred else under_label
+        if gate == "work":  # a label says there is work: the model may say which, not that there is none
+            none_weight = 0
     if not weight and not none_weight:
         return classify.placed(w) or NONE
     points = {c: (round((none_weight if c == NONE else weight) * p), p) for c, p in post.items()}
@@ -190,7 +192,7 @@ def main() -> int:
     shipped = learned_model(load_catalog())
     w = shipped.weight if shipped is not None else 4
     settings = [("shipped", 0, 0, 0), ("shipped", w, w, w), ("label", w, w, 0), ("any", w, w, w), ("any", w, w, 2 * w),
-                ("type", w, w, 2 * w), ("shipped", w, 2 * w, w), ("shipped", w // 2, w, w // 2)]
+                ("type", w, w, 2 * w), ("work", w, w, w), ("shipped", w, 2 * w, w), ("shipped", w // 2, w, w // 2)]
     fresh = sum(i.batch in T.FRESH for i in items)
     print(f"{T.K}-fold out of fold, tuning part only: {len(items)} items ({fresh} fresh, batches {', '.join(T.FRESH)}), "
           f"{sum(i.expected != NONE for i in items)} placeable")

@@ -446,16 +446,22 @@ def label_led(w: Weighed) -> bool:
     return w.top is not None and bool(w.top.labels)
 
 
+def names_work(w: Weighed) -> bool:
+    """Whether any label the item carries names a kind of work (``api``, ``security/critical``, ``perf: regression``),
+    in any workflow's case, leading or not: told by what the label is, never by its weight (a label matched by its
+    prefix weighs as little as ``bug`` but still names the work)."""
+    return any(h.kind == "label" and h.pattern not in TYPE_LABELS for c in w.cases for h in c.hits)
+
+
 def type_led(w: Weighed) -> bool:
-    """Whether the labels in the rules' leading case are all issue-type labels (``bug``, ``kind/…``): the form a
-    template filled in, not a person naming the kind of work."""
-    return w.top is not None and bool(w.top.labels) and all(
-        h.weight <= TYPE_LABEL_WEIGHT for h in w.top.hits if h.kind == "label")
+    """Whether a label leads the rules' case and every label the item carries is an issue-type label (``bug``,
+    ``enhancement``, ``kind/bug``): the form a template filled in, not a person naming the kind of work."""
+    return label_led(w) and not names_work(w)
 
 
 def model_barred(w: Weighed) -> bool:
-    """Whether the learned model stays out: a label naming a kind of work leads the rules' case."""
-    return label_led(w) and not type_led(w)
+    """Whether the learned model stays out: a label naming a kind of work is on the item and a label leads."""
+    return label_led(w) and names_work(w)
 
 
 def _ordered(cases: list[Case], rank: Mapping[str, int]) -> tuple[Case, ...]:

@@ -2,9 +2,9 @@
 
 :func:`explain` returns :func:`bot.core.classify.classify`'s result, unchanged, with the evidence for and against
 every workflow, read from the same scoring (:func:`bot.core.classify.weigh`) so the two cannot drift apart; with a
-learned model, also what it said, what it added (nothing when a label leads the rules' case: then each class's
-``would_add`` says what it would have added) and what the rules alone would have decided. Never read by the bot
-itself to decide anything.
+learned model, also what it said, what it added (nothing when a label naming the work is on the item and a label
+leads the rules' case: then each class's ``would_add`` says what it would have added) and what the rules alone
+would have decided. Never read by the bot itself to decide anything.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _learned_evidence(learned: Model, rules: Weighed, labels: list[str], chosen:
                     if rules.top is not None and not added else
                     "its points join each workflow's score and the evidence that none fits"),
             "favourite": favourite or None, "telling_features": learned.telling(feats, favourite),
-            # "points" is what it added to the score (0 when a label leads), "would_add" what it adds when it may:
+            # "points" is what it added to the score (0 when it is barred), "would_add" what it adds when it may:
             # a reader must not take points the model was kept from adding for points in the score.
             "classes": [{"workflow": k or None, "probability": round(p, 3), "points": add if added else 0,
                          "would_add": add}

@@ -10,9 +10,10 @@ k-fold cross-validation inside the tuning part.
 It does not decide: :func:`points` turns its posterior into at most ``weight`` points per workflow (and for "no
 workflow fits"), which :mod:`bot.core.classify` adds to the rules' evidence as one more hit, so thresholds, ties and
 the "ask for a label when evidence is thin" rule apply to the sum, and ``--explain`` shows what it added. Where a
-label leads the rules' case it adds nothing: only the rules may overturn a label. A missing or unreadable model
-file leaves the rules alone. Pure: :mod:`bot.core.catalog` reads the file beside the catalog's workflow files
-(once per folder and process) and the Lead passes the model in.
+label leads the rules' case and a label on the item names a kind of work, it adds nothing: only the rules may
+overturn such a label (an issue-type label such as ``bug`` it may outweigh; see ``classify.model_barred``). A
+missing or unreadable model file leaves the rules alone. Pure: :mod:`bot.core.catalog` reads the file beside the
+catalog's workflow files (once per folder and process) and the Lead passes the model in.
 """
 
 from __future__ import annotations
