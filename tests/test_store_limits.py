@@ -4,6 +4,7 @@ objects on one database as two workers would share it. PostgreSQL skips where no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,23 +21,26 @@ async def two(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[t
     """Two stores on one database: two workers."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-        a, b = SQLiteStore(url), SQLiteStore(url)
-        await a.open()
-        await b.open()
-        yield a, b
-        await a.close()
-        await b.close()
+        async with _opened(SQLiteStore(url), SQLiteStore(url)) as pair:
+            yield pair
         return
     from bot.store.postgres import PostgresStore
     from tests.test_postgres_store import fresh_schema
 
-    async with fresh_schema() as url:
-        pg_a, pg_b = PostgresStore(url), PostgresStore(url)
-        await pg_a.open()
-        await pg_b.open()
-        yield pg_a, pg_b
-        await pg_a.close()
-        await pg_b.close()
+    async with fresh_schema() as url, _opened(PostgresStore(url), PostgresStore(url)) as pair:
+        yield pair
+
+
+@contextlib.asynccontextmanager
+async def _opened(a: Any, b: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """Both stores opened, and closed again afterwards."""
+    await a.open()
+    await b.open()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
 
 
 def test_the_wait_is_until_the_oldest_event_that_must_leave_has_left() -> None:
