@@ -25,6 +25,10 @@ the agent side in the background after it listens, and that second of start-up b
 
     python benchmarks/ingress.py                       # everything, ~2 minutes
     python benchmarks/ingress.py --targets bare sqlite --duration 3
+    python benchmarks/ingress.py --targets bare sqlite --modes ingress-only --connections 64 --duration 3 \
+        --tree before=/tmp/old-checkout --tree after=. --rounds 3   # two trees' serve, rows alternating
+
+Each row gives ``serve``'s CPU a request by thread (``py-spy dump`` names them) and the load average.
 """
 
 from __future__ import annotations
@@ -55,6 +59,33 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds so far of each of a process's threads, by thread id: where a delivery's CPU goes besides the
+    event loop (the store's threads, the log writer)."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Python's names of a process's threads by thread id (``py-spy dump`` knows both), or {} without py-spy."""
+    import re
+    import subprocess
+
+    if not shutil.which("py-spy"):
+        return {}
+    try:
+        out = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {int(tid): name for tid, name in re.findall(r'^Thread (\d+) \([^)]*\): "([^"]+)"', out, re.M)}
 
 
 def payloads(mode: str) -> list[dict[str, Any]]:
@@ -133,12 +164,14 @@ def pg_counts(schema: C.PgSchema) -> dict[str, int]:
         return out
 
 
-async def measure(target: str, mode: str, connections: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    """Start the target fresh (new store, new sandbox), warm it up, load it, stop it, count the rows."""
+async def measure(target: str, mode: str, connections: int, args: argparse.Namespace, tmp: Path,
+                  tree: tuple[str, Path] = ("", C.ROOT)) -> dict[str, Any]:
+    """Start the target fresh (new store, new sandbox), warm it up, load it, stop it, count the rows. ``tree``:
+    the checkout whose ``bot`` serves (its name, and its directory), for side-by-side rows of two trees."""
     from bot.sandbox.github import SandboxGitHub
     from bot.sandbox.keys import throwaway_key
 
-    tag = f"{target}-{mode}-c{connections}-{int(time.time() * 1000) % 10**8}"
+    tag = f"{target}{tree[0] and '-' + tree[0]}-{mode}-c{connections}-{int(time.time() * 1000) % 10**8}"
     work = tmp / tag
     work.mkdir()
     items = payloads(mode)
@@ -154,7 +187,8 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
     schema = C.PgSchema("ingress") if target == "postgres" else None
     procs: list[asyncio.subprocess.Process] = []
     logs = []
-    record: dict[str, Any] = {"bench": "ingress", "target": target, "mode": "-" if target == "bare" else mode,
+    record: dict[str, Any] = {"bench": "ingress", "target": target if target == "bare" or not tree[0]
+                              else f"{target}@{tree[0]}", "mode": "-" if target == "bare" else mode,
                               "connections": connections, "loadgen": args.loadgen, "body_bytes": body_bytes}
     try:
         if schema is not None:
@@ -168,7 +202,7 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
             cmd = [sys.executable, "-m", "bot", "--log-level", args.log_level, "serve"]
         log = (work / "server.log").open("wb")
         logs.append(work / "server.log")
-        server = await asyncio.create_subprocess_exec(*cmd, cwd=C.ROOT, env=env, stdout=log, stderr=log)
+        server = await asyncio.create_subprocess_exec(*cmd, cwd=tree[1], env=env, stdout=log, stderr=log)
         procs.append(server)
         await C.wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc=server)
         if target == "postgres" and mode == "with-jobs":
@@ -176,7 +210,7 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
             logs.append(work / "worker.log")
             worker = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "--log-level", "INFO", "worker", "--concurrency", "8",
-                cwd=C.ROOT, env=env, stdout=wlog, stderr=wlog)
+                cwd=tree[1], env=env, stdout=wlog, stderr=wlog)
             procs.append(worker)
             deadline = time.monotonic() + 30  # the load starts once the worker listens for jobs
             while b"Starting worker" not in (work / "worker.log").read_bytes():
@@ -193,15 +227,21 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
         if args.profile and target != "bare":  # py-spy samples serve during the measured load: collapsed stacks
             spy = await asyncio.create_subprocess_exec(
                 "py-spy", "record", "--pid", str(server.pid), "--duration", str(args.duration), "--rate", "200",
-                "--format", "raw", "--threads", *(["--gil"] if os.environ.get("SPY_GIL") else []), *(["--idle"] if os.environ.get("SPY_IDLE") else []), "-o", str(Path(args.profile).resolve() / f"{tag}.txt"),
+                "--format", "raw", "--threads", *(["--gil"] if os.environ.get("SPY_GIL") else []),
+                *(["--idle"] if os.environ.get("SPY_IDLE") else []),
+                *(["--native"] if os.environ.get("SPY_NATIVE") else []),
+                "-o", str(Path(args.profile).resolve() / f"{tag}.txt"),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         cpu0 = {p.pid: cpu_seconds(p.pid) for p in procs}
+        threads0 = thread_cpu(server.pid)
         t0 = time.monotonic()
         run = await load(args.loadgen, url, bodies, connections, args.duration, f"{tag}-run")
         if spy is not None:
             await spy.wait()
         wall = time.monotonic() - t0
         cpu = {p.pid: cpu_seconds(p.pid) - cpu0[p.pid] for p in procs}
+        threads1 = thread_cpu(server.pid)
+        names = thread_names(server.pid) if target != "bare" else {}
         if target != "bare":
             during = sqlite_counts(work / "bot.sqlite3") if schema is None else pg_counts(schema)
         seconds = run["duration_us"] / 1e6
@@ -213,7 +253,14 @@ async def measure(target: str, mode: str, connections: int, args: argparse.Names
             "server_cpu_pct": round(100 * cpu[server.pid] / wall, 0),
             # CPU per answer: less sensitive than deliveries/s to what else the two cores are running
             "server_cpu_us_each": round(1e6 * cpu[server.pid] / max(1, run["requests"]), 0),
+            # the same by thread, named as Python names them (MainThread runs the event loop), µs a request
+            "thread_cpu_us_each": {names.get(tid, "loop" if tid == server.pid else str(tid)):
+                                   round(1e6 * (t - threads0.get(tid, 0.0)) / max(1, run["requests"]))
+                                   for tid, t in sorted(threads1.items(), key=lambda kv: threads0.get(kv[0], 0.0) - kv[1])
+                                   if t - threads0.get(tid, 0.0) > 0},
+            "load_avg_1m": round(os.getloadavg()[0], 2),
         }
+        record["threads_us"] = " ".join(f"{k}:{v}" for k, v in record["thread_cpu_us_each"].items() if v >= 5)
         if target != "bare":
             record["jobs_done_at_end"] = during.get("jobs_done", 0)
             record["jobs_failed_at_end"] = during.get("jobs_failed", 0)
@@ -318,12 +365,15 @@ async def main(args: argparse.Namespace) -> int:
             # The bare app before and after the bot's rows: the ratio uses their mean, and their
             # difference shows how much the machine drifted meanwhile (other processes, CPU steal).
             group: list[dict[str, Any]] = []
-            plan = [("bare", "-")] + [(t, m) for t in targets if t != "bare" for m in args.modes]
-            plan += [("bare", "-")] if "bare" in targets else []
+            # With --tree, each bot row is run once per tree, the trees alternating, --rounds times.
+            trees = [(name, Path(d).resolve()) for name, d in (t.split("=", 1) for t in args.tree)] or [("", C.ROOT)]
+            bots = [(t, m, tree) for _ in range(args.rounds) for t in targets if t != "bare" for m in args.modes
+                    for tree in trees]
+            plan = [("bare", "-", trees[0])] + bots + [("bare", "-", trees[0])]
             if "bare" not in targets:
-                plan = plan[1:]
-            for target, mode in plan:
-                rec = await measure(target, mode, connections, args, Path(tmp))
+                plan = bots
+            for target, mode, tree in plan:
+                rec = await measure(target, mode, connections, args, Path(tmp), tree)
                 group.append(rec)
                 C.emit(rec)
             bares = [r["accepted_per_s"] for r in group if r["target"] == "bare"]
@@ -357,7 +407,7 @@ async def main(args: argparse.Namespace) -> int:
         C.table(ceilings, ["target", "concurrency", "accept_delivery_per_s", "ms_each_sequential"],
                 title="store alone: Store.accept_delivery() called in-process (no HTTP), same 12 KB payload")
     C.table(rows, ["target", "mode", "connections", "accepted_per_s", "ratio_to_bare", "p50_ms", "p99_ms", "max_ms",
-                   "server_cpu_pct", "server_cpu_us_each", "settle_s", "non_202", "acked_202_total", "rows_in_deliveries", "missing_rows",
+                   "server_cpu_pct", "server_cpu_us_each", "threads_us", "load_avg_1m", "settle_s", "non_202", "acked_202_total", "rows_in_deliveries", "missing_rows",
                    "jobs_done_at_end"],
             title=f"ingress: {args.duration} s closed-loop runs per row ({args.loadgen}{' -t1' if args.loadgen == 'wrk' else ''}), "
                   f"{THREADS} issues, serve log level {args.log_level}")
@@ -378,4 +428,8 @@ if __name__ == "__main__":
     parser.add_argument("--profile", metavar="DIR", help="sample serve with py-spy while measuring; stacks go to DIR")
     parser.add_argument("--keep", action="store_true", help="keep each measurement's logs and SQLite files")
     parser.add_argument("--log-level", default="INFO", help="serve's --log-level (default INFO, as deployed)")
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                        help="serve from this checkout too (repeat: rows alternate between the trees), e.g. "
+                             "before=/tmp/old after=.")
+    parser.add_argument("--rounds", type=int, default=1, help="bot rows repeated this many times (default 1)")
     sys.exit(asyncio.run(main(parser.parse_args())))
