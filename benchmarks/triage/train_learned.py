@@ -43,6 +43,11 @@ DATA = ROOT / "benchmarks" / "triage" / "issues.jsonl"
 OUT = ROOT / "workflows" / classify_learned.MODEL_FILE
 K = 5
 FRESH = ("2026-12-03e", "2026-12-03f", "2026-12-03g", "2026-12-03h")  # the batches written down after the rules' last tuning
+# Batches written down and measured but not trained on yet, whole (both parts): the next round's fresh test. Trained
+# on, batch i moved the weight to the grid's edge (32, then 64), and there the model overturned the README replay's
+# issue (GitHub's example payload: a README typo labelled bug) against its label; what the demo and the tests should
+# then show is a decision for that round, not a figure to tune.
+RESERVED = ("2026-12-03i",)
 ALPHAS = (0.1, 0.3, 1.0)
 # A feature must be held by at least two tuning items: with one (every word of every item) the model grew to 880 KB,
 # took 0.36 s to load and 24 MB more of each process's memory (26,225 features against about 5,000), for items the
@@ -78,7 +83,8 @@ def tuning_rows(path: Path = DATA) -> list[tuple[str, dict[str, Any]]]:
     if wrong:
         raise SystemExit(f"{path}: refusing to train: {len(wrong)} rows' stored split disagrees with the split rule "
                          f"(triage_accuracy.split_of): {'; '.join(wrong[:5])}")
-    return [(line, row) for line, row in zip(lines, rows, strict=True) if row["split"] == "tuning"]
+    return [(line, row) for line, row in zip(lines, rows, strict=True)
+            if row["split"] == "tuning" and row["added"] not in RESERVED]
 
 
 def tuning_items(path: Path = DATA) -> list[Item]:
