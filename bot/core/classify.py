@@ -61,7 +61,8 @@ MARGIN = 1  # scores this close are a tie: the workflow the title speaks for win
 # them, so they say which form the reporter filled in more than what the issue is about.
 TYPE_LABELS = frozenset({"bug", "defect", "enhancement", "feature", "improvement"})
 # Labels that say a maintainer will start no work: no workflow, whatever the content.
-CLOSING_LABELS = frozenset({"duplicate", "invalid", "wontfix", "won't fix", "spam", "not planned"})
+CLOSING_LABELS = frozenset({"duplicate", "invalid", "wontfix", "won't fix", "wont fix", "wont-fix", "won't-fix", "spam",
+                            "not planned", "not-planned"})
 # Evidence that no workflow fits: a question or documentation label, a title about docs, typos or naming.
 NONE_LABELS = frozenset({"question", "documentation", "docs"})
 NONE_TITLE = {"typo": 4, "typos": 4, "readme": 3, "documentation": 3, "docs": 3, "doc": 3, "example": 3, "how to": 3,
@@ -287,7 +288,7 @@ def _path_hit(path: str, pattern: str) -> bool:
 
 def _label_parts(label: str) -> tuple[str, list[str], list[str]]:
     """A label's whole name, the names its value goes by, and those of its category prefix (if it has one)."""
-    name = re.sub(r":[a-z0-9_+-]+:", " ", label.lower())  # :wrench: emoji codes
+    name = re.sub(r":[a-z0-9_+-]+:", " ", label.lower().replace("\u2019", "'"))  # :wrench: codes; won’t is won't
     name = re.sub(r"\s+", " ", re.sub(r"[^\w\s/:+.&'-]|_", " ", name)).strip(" .-")
     parts = [p.strip(" .-") for p in re.split(r"[/:]", name)]  # "ci/cd" itself is tried first, as the whole
     prefix = parts[:1] if len(parts) > 1 and parts[-1] else []
@@ -453,6 +454,12 @@ def names_work(w: Weighed) -> bool:
     return any(h.kind == "label" and h.pattern not in TYPE_LABELS for c in w.cases for h in c.hits)
 
 
+def says_documentation(w: Weighed) -> bool:
+    """Whether a documentation label (``documentation``, ``docs``) is among the evidence that no workflow fits: a
+    person said what the work is, as a work label does (``question`` is a template's, like ``bug``)."""
+    return any(h.kind == "label" and h.pattern != "question" for h in w.against)
+
+
 def type_led(w: Weighed) -> bool:
     """Whether a label leads the rules' case and every label the item carries is an issue-type label (``bug``,
     ``enhancement``, ``kind/bug``): the form a template filled in, not a person naming the kind of work."""
@@ -460,8 +467,9 @@ def type_led(w: Weighed) -> bool:
 
 
 def model_barred(w: Weighed) -> bool:
-    """Whether the learned model stays out: a label naming a kind of work is on the item and a label leads."""
-    return label_led(w) and names_work(w)
+    """Whether the learned model stays out: a label naming a kind of work is on the item and a label leads, or a
+    documentation label says none fits (an outsider's word list must not overturn it either; found by attack)."""
+    return (label_led(w) and names_work(w)) or says_documentation(w)
 
 
 def _ordered(cases: list[Case], rank: Mapping[str, int]) -> tuple[Case, ...]:
