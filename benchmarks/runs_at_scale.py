@@ -247,6 +247,7 @@ async def batch(fakes: Any, *, name: str, n: int, first: int, label: str, model_
                "github_requests_per_run": round(stats["github_requests"] / n, 2),
                "saves_per_run": round((store_calls["save_run"] + store_calls["save_run_fields"]) / n, 2),
                "store_calls_per_run": round(sum(store_calls.values()) / n, 2),
+               "store_calls_by_method": {k: round(v / n, 2) for k, v in store_calls.most_common()},
                "bot_process_cpu_s": round(cpu, 2), "bot_cpu_ms_per_run": round(1000 * cpu / n, 1),
                "loop_cpu_ms_per_run": round(1000 * loop_cpu / n, 1),
                "bot_cpu_pct_of_one_core": round(100 * cpu / wall, 0),
@@ -279,6 +280,8 @@ async def scenario(placement: str, args: argparse.Namespace, tmp: Path) -> list[
         warm["ratio_to_one_run"] = round(warm["total_s"] / critical, 2)
         rows.append(warm)
         C.emit(warm)
+        if not args.narrow:
+            return rows
         narrow = await batch(fakes, name=f"{placement}-limit20", n=args.runs, first=2000, model_concurrency=20,
                              job_concurrency=256, **common)
         narrow["ratio_to_one_run"] = round(narrow["total_s"] / critical, 2)
@@ -334,6 +337,9 @@ if __name__ == "__main__":
                         help="skip the batch at the default job concurrency (8)")
     parser.add_argument("--default-jobs-runs", type=int, default=40,
                         help="issues in the default-job-concurrency batch (default 40: five waves of eight)")
+    parser.add_argument("--no-narrow", dest="narrow", action="store_false",
+                        help="stop after the login-known batch: skip the model-call-limit-20 batch and those after it "
+                             "(quicker side-by-side rounds)")
     parser.add_argument("--no-spread", dest="spread", action="store_false",
                         help="skip the batch spread over one installation per issue with GitHub's write pacing on")
     parser.add_argument("--profile", type=Path, default=None,
