@@ -151,18 +151,27 @@ class Executor(Writes):
 
     async def _run_wave(self, state: RunState, items: list[E.RunAgent]) -> None:
         tasks = [asyncio.ensure_future(self._call_agent(state, i)) for i in items]
-        for done in asyncio.as_completed(tasks):
-            action, outcome = await done
-            outcome = self._guard_paths(state, action, outcome)
-            step = self._step_record(state, action, outcome)
-            signal: E.Signal = (E.AgentDone(action.step, action.iteration, outcome.result) if outcome.result is not None
-                                else E.AgentFailed(action.step, action.iteration, outcome.error or "the step failed",
-                                                   outcome.error_kind or "api-error"))
-            state.run, actions = E.advance(state.run, signal, self._wf(state))
-            if action in state.outbox:
-                state.outbox.remove(action)
-            state.outbox.extend(actions)
-            await self._save(state, step)  # the step's record with the run it advanced, in one transaction
+        try:
+            for done in asyncio.as_completed(tasks):
+                action, outcome = await done
+                outcome = self._guard_paths(state, action, outcome)
+                step = self._step_record(state, action, outcome)
+                signal: E.Signal = (E.AgentDone(action.step, action.iteration, outcome.result)
+                                    if outcome.result is not None
+                                    else E.AgentFailed(action.step, action.iteration, outcome.error or "the step failed",
+                                                       outcome.error_kind or "api-error"))
+                state.run, actions = E.advance(state.run, signal, self._wf(state))
+                if action in state.outbox:
+                    state.outbox.remove(action)
+                state.outbox.extend(actions)
+                await self._save(state, step)  # the step's record with the run it advanced, in one transaction
+        finally:
+            # A wave that fails (a save the store refused, the job cancelled) stops its other steps: their results
+            # could not be stored and the retried job runs them again; left running, they spent tokens for nothing.
+            unfinished = [t for t in tasks if not t.done()]
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
 
     async def _save(self, state: RunState, step: tuple[StepRecord, tuple[int, str] | None] | None = None, *,
                     changes: dict[str, str] | None | Unknown = UNKNOWN) -> None:
