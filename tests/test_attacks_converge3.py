@@ -18,7 +18,7 @@ from bot.core import findings as F
 from bot.sandbox.team import Team, result
 from tests.test_attacks_verdicts import KEY, send_pull
 from tests.test_converging_reviews import bot_reviews, verdict_comments
-from tests.test_review_back_to_head import model_calls, states
+from tests.test_review_back_to_head import a_then_b, model_calls, states
 from tests.test_review_return import force_push
 from tests.test_verdicts import checks, pull_with, push
 from tests.test_workflows_e2e import REPO, bot, fake, send, team  # noqa: F401
@@ -137,11 +137,7 @@ def test_five_hundred_findings_at_one_place_pair_in_bounded_time() -> None:
 async def approved_then_key(bot: Any, sandbox: Any, number: int) -> tuple[dict[str, Any], str, str]:
     """A approved (no finding); B adds a credential (changes requested, A's approval dismissed)."""
     p = pull_with(sandbox, number, {"app/a.py": "X = 1\n", **TESTS})
-    a = p["pull_request"]["head"]["sha"]
-    await send_pull(bot, sandbox, p)
-    b_push = push(sandbox, p, "app/a.py", f"X = 1\n{KEY}\n")
-    await send_pull(bot, sandbox, b_push)
-    b = b_push["pull_request"]["head"]["sha"]
+    a, b = await a_then_b(bot, sandbox, p, "app/a.py", f"X = 1\n{KEY}\n")
     assert states(sandbox, number) == [("DISMISSED", a), ("CHANGES_REQUESTED", b)]
     return p, a, b
 

@@ -33,7 +33,7 @@ from tests.test_attacks_today import KEY2, TESTS, close, filed
 from tests.test_closed_unmerged import KEEP, closed_at, deliver, example
 from tests.test_converging_reviews import merged
 from tests.test_debt_filing_claims import reviewed
-from tests.test_postgres_store import fresh_schema
+from tests.test_postgres_store import opened_store
 from tests.test_verdicts import pull_with
 from tests.test_workflows_e2e import REPO, bot, fake, send, team  # noqa: F401
 
@@ -222,13 +222,8 @@ async def test_a_lease_running_out_while_the_first_job_waits_to_post_files_one_i
 
 @pytest.fixture
 async def pg_store() -> AsyncIterator[PostgresStore]:
-    async with fresh_schema() as url:
-        store = PostgresStore(url)
-        await store.open()
-        try:
-            yield store
-        finally:
-            await store.close()
+    async with opened_store() as store:
+        yield store
 
 
 async def test_a_worker_with_a_clock_ahead_does_not_take_a_live_claim(

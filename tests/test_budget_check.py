@@ -85,26 +85,43 @@ async def test_a_push_while_it_waits_moves_the_check_to_the_new_head(
     assert (after["head_sha"], after["status"], after["conclusion"]) == (new, "in_progress", None)
 
 
+
+async def failed_and_requeued(rt: Any, client: Any, sandbox: Any, number: int) -> None:
+    """A pull request's delivery whose job fails (a bug's error is not retried by itself), queued to run again."""
+    payload = pr_payload(sandbox, number, ["api"])
+    sandbox.seed_from_payload(payload)
+    assert (await post_webhook(client, "pull_request", payload)).status == 202
+    await rt.jobs.drained(60)
+    [failed] = await rt.store.failed_jobs(f"{REPO}#{number}")
+    assert await rt.store.requeue_failed(failed.job.id)
+
+
+def dies_once_at_a_budget_check(rt: Any, monkeypatch: Any, *, recorded: bool = False) -> list[Any]:
+    """The job dies once as the store records a budget check: before it is recorded, or after (``recorded``). The
+    list holds what was being recorded when it died."""
+    real, died = rt.store.remember_posted, list[Any]()
+
+    async def dies_once(p: Any) -> None:
+        if recorded:
+            await real(p)
+        if "budget-check" in p.marker and not died:
+            died.append(p)
+            raise RuntimeError("the process died here")
+        if not recorded:
+            await real(p)
+    monkeypatch.setattr(rt.store, "remember_posted", dies_once)
+    return died
+
+
 async def test_a_check_github_made_before_a_crash_is_found_not_posted_twice(
         start: Start, sandbox: Any, fake: FakeAnthropic, team: Team, monkeypatch: Any) -> None:  # noqa: F811
     """The job dies after GitHub made the check, before the store recorded it: its retry finds the check by its
     external id among this App's check runs and records that one."""
     sandbox.set_file(REPO, ".github/triage-lead.yml", "budgets: {run_tokens: 5000}\n")
     rt, client = await start()
-    real, died = rt.store.remember_posted, list[Any]()
-
-    async def dies_once(p: Any) -> None:
-        if "budget-check" in p.marker and not died:
-            died.append(p)
-            raise RuntimeError("the process died here")
-        await real(p)
-    monkeypatch.setattr(rt.store, "remember_posted", dies_once)
-    payload = pr_payload(sandbox, 73, ["api"])
-    sandbox.seed_from_payload(payload)
-    assert (await post_webhook(client, "pull_request", payload)).status == 202
-    await rt.jobs.drained(60)
-    [failed] = await rt.store.failed_jobs(f"{REPO}#73")  # a bug's error is not retried by itself: run it again
-    assert died and await rt.store.requeue_failed(failed.job.id)
+    died = dies_once_at_a_budget_check(rt, monkeypatch)
+    await failed_and_requeued(rt, client, sandbox, 73)
+    assert died
     rt.jobs.kick(f"{REPO}#73", delivered=False)
     await rt.jobs.drained(60)
     assert await state_of(rt, 73) == "budget"

@@ -18,7 +18,7 @@ from bot.sandbox.anthropic import FakeAnthropic
 from bot.sandbox.team import Team
 from tests.conftest import post_webhook
 from tests.test_budget_ceilings import Start, start  # noqa: F401  (the start fixture)
-from tests.test_budget_check import budget_checks, waiting_pull
+from tests.test_budget_check import budget_checks, dies_once_at_a_budget_check, failed_and_requeued, waiting_pull
 from tests.test_budget_wait import deliver, state_of
 from tests.test_workflows_e2e import REPO, comment_payload, fake, pr_payload, team  # noqa: F401
 
@@ -109,14 +109,7 @@ async def test_an_approval_at_a_new_head_whose_job_dies_before_recording_its_che
     rt, client, p = await waiting_pull(start, sandbox, fake, 87)
     old = p["pull_request"]["head"]["sha"]
     new = sandbox.set_file(REPO, "README.md", "changed\n", ref=p["pull_request"]["head"]["ref"])
-    real, died = rt.store.remember_posted, list[Any]()
-
-    async def dies_once(posted: Any) -> None:
-        if "budget-check" in posted.marker and not died:
-            died.append(posted)
-            raise RuntimeError("the process died here")
-        await real(posted)
-    monkeypatch.setattr(rt.store, "remember_posted", dies_once)
+    died = dies_once_at_a_budget_check(rt, monkeypatch)
     sandbox.set_permission(REPO, "maintainer", "write")
     payload = comment_payload(87, "/approve budget", pull=True, comment_id=8701)
     sandbox.seed_from_payload(payload)
@@ -155,20 +148,9 @@ async def test_a_check_shown_as_it_is_is_not_written_again(
     is and writes nothing to it (each write of a check is one of the installation's rate-limited requests)."""
     sandbox.set_file(REPO, ".github/triage-lead.yml", "budgets: {run_tokens: 5000}\n")
     rt, client = await start()
-    real, died = rt.store.remember_posted, list[Any]()
-
-    async def dies_once(p: Any) -> None:
-        await real(p)
-        if "budget-check" in p.marker and not died:
-            died.append(p)
-            raise RuntimeError("the process died here")
-    monkeypatch.setattr(rt.store, "remember_posted", dies_once)
-    payload = pr_payload(sandbox, 85, ["api"])
-    sandbox.seed_from_payload(payload)
-    assert (await post_webhook(client, "pull_request", payload)).status == 202
-    await rt.jobs.drained(60)
-    [failed] = await rt.store.failed_jobs(f"{REPO}#85")  # a bug's error is not retried by itself: run it again
-    assert died and await rt.store.requeue_failed(failed.job.id)
+    died = dies_once_at_a_budget_check(rt, monkeypatch, recorded=True)
+    await failed_and_requeued(rt, client, sandbox, 85)
+    assert died
     edits = len(check_edits(sandbox))
     rt.jobs.kick(f"{REPO}#85", delivered=False)
     await rt.jobs.drained(60)

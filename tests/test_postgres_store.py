@@ -54,6 +54,18 @@ async def fresh_schema() -> AsyncIterator[str]:
             await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+@asynccontextmanager
+async def opened_store() -> AsyncIterator[PostgresStore]:
+    """A PostgresStore opened on a fresh schema (:func:`fresh_schema`), closed after the test."""
+    async with fresh_schema() as url:
+        store = PostgresStore(url)
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     async with fresh_schema() as url:

@@ -18,6 +18,15 @@ from tests.test_review_return import force_push, real_files, seed_without_patch
 from tests.test_verdicts import pull_with, push
 from tests.test_workflows_e2e import REPO, bot, fake, send, team  # noqa: F401
 
+
+async def a_then_b(bot: Any, sandbox: Any, p: dict[str, Any], path: str, b_code: str) -> tuple[str, str]:
+    """Pull request ``p`` judged at its head A, then a push of ``b_code`` to ``path`` judged at B: (A, B)."""
+    a = p["pull_request"]["head"]["sha"]
+    await send_pull(bot, sandbox, p)
+    b_push = push(sandbox, p, path, b_code)
+    await send_pull(bot, sandbox, b_push)
+    return a, b_push["pull_request"]["head"]["sha"]
+
 TESTS = {"tests/test_a.py": "def test_a():\n    assert 1\n"}
 
 
@@ -36,11 +45,7 @@ async def test_back_at_a_head_whose_change_request_was_dismissed_requests_change
     A: changes requested again at A, pointing to the thread comment, B's approval dismissed; back to B: approved
     again. Each return is one review; a redelivery adds none."""
     p = pull_with(sandbox, 540, {"app/a.py": KEY + "\n", **TESTS})
-    a = p["pull_request"]["head"]["sha"]
-    await send_pull(bot, sandbox, p)
-    b_push = push(sandbox, p, "app/a.py", "KEY = None\n")
-    b = b_push["pull_request"]["head"]["sha"]
-    await send_pull(bot, sandbox, b_push)
+    a, b = await a_then_b(bot, sandbox, p, "app/a.py", "KEY = None\n")
     assert states(sandbox, 540) == [("DISMISSED", a), ("APPROVED", b)]
     calls = model_calls(team)
 
@@ -76,11 +81,7 @@ async def test_back_at_an_approved_head_without_findings_approves_it_again(
         bot: Any, sandbox: Any, team: Team) -> None:
     """No finding ever, so no thread comment: A approved, B approved (A's approval dismissed), back to A."""
     p = pull_with(sandbox, 541, {"app/a.py": "X = 1\n", **TESTS})
-    a = p["pull_request"]["head"]["sha"]
-    await send_pull(bot, sandbox, p)
-    b_push = push(sandbox, p, "app/a.py", "X = 2\n")
-    await send_pull(bot, sandbox, b_push)
-    b = b_push["pull_request"]["head"]["sha"]
+    a, b = await a_then_b(bot, sandbox, p, "app/a.py", "X = 2\n")
     await send_pull(bot, sandbox, force_push(sandbox, 541, a))
     assert states(sandbox, 541) == [("DISMISSED", a), ("DISMISSED", b), ("APPROVED", a)]
     assert verdict_comments(sandbox, 541) == [] and "Every finding" not in bot_reviews(sandbox)[-1]["body"]

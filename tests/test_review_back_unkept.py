@@ -12,9 +12,9 @@ from bot.run import pull_review
 from bot.sandbox.team import Team, result
 from tests.test_attacks_converge3 import approved_then_key
 from tests.test_attacks_verdicts import rewrite_answers, send_pull
-from tests.test_review_back_to_head import model_calls, states
+from tests.test_review_back_to_head import a_then_b, model_calls, states
 from tests.test_review_return import force_push
-from tests.test_verdicts import pull_with, push
+from tests.test_verdicts import pull_with
 from tests.test_workflows_e2e import REPO, bot, fake, send, team  # noqa: F401
 
 TESTS = {"tests/test_a.py": "def test_a():\n    assert 1\n"}
@@ -44,11 +44,7 @@ async def test_back_at_a_head_whose_verdict_is_no_longer_kept_gives_its_check_ru
     team.script["PULL REQUEST REVIEW"] = [result("review", verdict="REJECTED", critical=[
         {"text": "the password check always returns True", "path": "app/a.py", "line": 1}]), result("review")]
     p = pull_with(sandbox, 581, {"app/a.py": "def ok(p):\n    return True\n", **TESTS})
-    a = p["pull_request"]["head"]["sha"]
-    await send_pull(bot, sandbox, p)
-    b_push = push(sandbox, p, "app/a.py", "def ok(p):\n    return p == 1\n")
-    await send_pull(bot, sandbox, b_push)
-    b = b_push["pull_request"]["head"]["sha"]
+    a, b = await a_then_b(bot, sandbox, p, "app/a.py", "def ok(p):\n    return p == 1\n")
     force_push(sandbox, 581, a)
     calls, deps = model_calls(team), bot[0].deps
     assert await pull_review.reviewed_before(deps.store, REPO, 581, a)
