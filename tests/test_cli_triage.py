@@ -8,6 +8,7 @@ import argparse
 import copy
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,12 @@ GH_PR = {
     "files": [{"path": "charts/worker/values.yaml", "additions": 3, "deletions": 1},
               {"path": "docker/Dockerfile", "additions": 10, "deletions": 0}],
 }
+
+
+def _score(reason: str) -> int:
+    """The leading workflow's score a reason names (0 when it names none: the Lead asked)."""
+    found = re.search(r"\(score (\d+)", reason)
+    return int(found.group(1)) if found else 0
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -153,7 +160,10 @@ def test_gh_pr_view_json_with_files_scores_the_paths(capsys: pytest.CaptureFixtu
     assert decision["evidence"]["input"] == "gh pr view JSON"
     assert decision["evidence"]["paths"] == ["charts/worker/values.yaml", "docker/Dockerfile"]
     no_files = {k: v for k, v in GH_PR.items() if k != "files"}
-    assert call(capsys, saved(tmp_path, no_files))[1]["workflow"] is None  # the paths made the decision
+    # Without them only the title is left (the learned model may still read it): no path evidence, less score.
+    without = call(capsys, saved(tmp_path, no_files))[1]
+    assert "path " not in without["reason"]
+    assert _score(without["reason"]) < _score(decision["reason"])
 
 
 def test_stdin_in_process_and_through_a_real_process(

@@ -16,7 +16,7 @@ def test_issue_opened() -> None:
     e = events.parse("issues", load_fixture("issues.opened.json"), "d1")
     assert isinstance(e, events.WorkItem)
     assert (e.repo, e.number, e.installation_id, e.labels) == ("Codertocat/Hello-World", 1, INSTALLATION, ("bug",))
-    assert e.title == "Spelling error in the README file" and not e.is_pull_request
+    assert e.title == "The application crashes when opening files after launch" and not e.is_pull_request
     assert e.thread == "Codertocat/Hello-World#1" and e.author.type == "User"
 
 

@@ -149,17 +149,25 @@ async def test_every_example_runs_to_a_result(event: str, webhook_examples: list
     assert "Traceback" not in caplog.text
 
 
-async def test_the_bug_label_starts_a_workflow_on_a_real_issue(webhook_examples: list[tuple[str, dict[str, Any]]],
-                                                               app_keys: tuple[str, str], github_openapi: Any,
-                                                               tmp_path: Path) -> None:
-    """The examples' issue carries ``bug``: the offline run gets as far as the offline backend can, then asks."""
+async def test_the_bug_label_a_person_adds_starts_a_workflow_on_a_real_issue(
+        webhook_examples: list[tuple[str, dict[str, Any]]], app_keys: tuple[str, str], github_openapi: Any,
+        tmp_path: Path) -> None:
+    """The examples' issue is a README typo carrying ``bug`` from the start: the Lead weighs the label with the
+    words, places it nowhere and asks, naming the label it outweighed. A maintainer adding ``bug`` again steers:
+    the offline run then gets as far as the offline backend can, and asks."""
     case = next(c for c in cases_for("issues", webhook_examples) if c.payload["action"] == "opened")
+    repo, number = case.payload["repository"]["full_name"], case.payload["issue"]["number"]
     async with bot_for(case.payload, tmp_path, app_keys, github_openapi) as (sandbox, runtime, client):
-        resp = await post_webhook(client, "issues", case.payload)
-        assert resp.status == 202
+        assert (await post_webhook(client, "issues", case.payload)).status == 202
         await runtime.jobs.drained(60)
-        repo = case.payload["repository"]["full_name"]
-        bodies = [c["body"] for c in sandbox.comments(repo, case.payload["issue"]["number"])]
-        labels = [label["name"] for label in sandbox.issue(repo, case.payload["issue"]["number"])["labels"]]
-    assert any("error-investigation" in b for b in bodies), bodies
+        asked = [c["body"] for c in sandbox.comments(repo, number)]
+        labeled = copy.deepcopy(case.payload) | {"action": "labeled", "label": {"name": "bug"},
+                                                 "sender": {"login": "maintainer", "id": 4242, "type": "User"}}
+        assert (await post_webhook(client, "issues", labeled)).status == 202
+        await runtime.jobs.drained(60)
+        bodies = [c["body"] for c in sandbox.comments(repo, number)]
+        labels = [label["name"] for label in sandbox.issue(repo, number)["labels"]]
+    assert len(asked) == 1 and "won't guess" in asked[0] and "already carries `bug`" in asked[0], asked
+    assert not any("error-investigation workflow" in b for b in asked)
+    assert any("Starting error-investigation workflow" in b and "was just added" in b for b in bodies), bodies
     assert "needs-decision" in labels or any("Ready to proceed" in b for b in bodies), (labels, bodies)

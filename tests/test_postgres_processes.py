@@ -167,12 +167,14 @@ def bot_markers(gh: SandboxGitHub, number: int) -> list[str]:
 
 
 def issue(number: int, *, labelled: bool = False) -> dict[str, Any]:
-    """``issues.opened`` for issue ``number``. Without its ``bug`` label triage maps it to no workflow and
-    the bot posts exactly one comment (asking for a label); with it, a whole workflow run starts."""
+    """``issues.opened`` for issue ``number``. Unlabelled, it is GitHub's example issue (a README typo), which
+    triage maps to no workflow, and the bot posts exactly one comment (asking for a label); labelled, it is the
+    fixture's bug report, and a whole workflow run starts."""
     payload = copy.deepcopy(load_fixture("issues.opened.json"))
     payload["issue"]["number"] = number
     if not labelled:
-        payload["issue"]["labels"] = []
+        payload["issue"] |= {"labels": [], "title": "Spelling error in the README file",
+                             "body": "It looks like you accidently spelled 'commit' with two 't's."}
     return payload
 
 

@@ -328,3 +328,86 @@ def test_only_a_label_a_person_adds_steers(sender_id: int, association: str, ste
                                        "action": "opened", "added_label": None}), load_catalog())
     assert opened.workflow is None  # the content alone places nothing
     assert decide(item, load_catalog()).workflow == ("error-investigation" if steers else None)
+
+
+@pytest.mark.parametrize(("sender_id", "association", "workflow"), [
+    (42, "NONE", "error-investigation"),  # a maintainer's label decides against what the content says
+    (11, "NONE", "backend-feature"),  # the outsider's template label is evidence, and the content outweighs it
+])
+def test_a_label_a_person_adds_decides_even_where_the_content_places_the_item(
+        sender_id: int, association: str, workflow: str) -> None:
+    """Labels at opening are weighed (the learned model may outweigh them); adding one is a person steering, so it
+    wins over the content too, not only where the content placed nothing."""
+    from bot.core import events
+    from bot.core.triage import decide
+
+    payload = _labeled(sender_id, association)
+    payload["issue"] |= {"title": "Add an API endpoint to export invoices as CSV",
+                         "body": "New REST endpoint GET /api/invoices/export with pagination and filters."}
+    item = events.parse("issues", payload, "d-2")
+    assert isinstance(item, events.WorkItem)
+    decision = decide(item, load_catalog())
+    assert decision.workflow == workflow
+    if workflow == "error-investigation":
+        assert "was just added" in decision.reason and "the content alone: backend-feature" in decision.reason
+
+
+def test_the_ask_names_a_label_the_content_outweighed_and_how_to_steer() -> None:
+    from bot.core.render import ask_for_label
+
+    labels = {"bug": "error-investigation", "api": "backend-feature"}
+    text = ask_for_label("the evidence that no workflow fits outweighs error-investigation's 16", labels,
+                         ["bug", "@org/team <!-- x -->", "question"])
+    assert "already carries `bug` (`error-investigation`), which did not decide it" in text and "add it again" in text
+    assert "@org/team" not in text  # only labels that map to a workflow are named, and only through code spans
+    plain = ask_for_label("no label or keyword clearly matches a workflow", labels, ["question"])
+    assert "already carries" not in plain and plain.endswith("|")
+
+
+def test_a_bots_label_does_not_steer_and_a_turned_off_workflow_steers_nowhere() -> None:
+    """Found by attack: an Actions labeler that reads the author's words would let the author steer; and a label
+    for a workflow the repository turned off must not throw away what the content placed."""
+    from bot.core import events
+    from bot.core.triage import decide
+
+    payload = _labeled(42, "NONE")
+    payload["issue"] |= {"title": "Add an API endpoint to export invoices as CSV",
+                         "body": "New REST endpoint GET /api/invoices/export with pagination and filters."}
+    payload["sender"] = {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}
+    item = events.parse("issues", payload, "d-3")
+    assert isinstance(item, events.WorkItem)
+    assert decide(item, load_catalog()).workflow == "backend-feature"
+    payload["sender"] = {"login": "maintainer", "id": 42, "type": "User"}
+    item = events.parse("issues", payload, "d-4")
+    assert isinstance(item, events.WorkItem)
+    assert decide(item, load_catalog()).workflow == "error-investigation"
+    off = decide(item, load_catalog(), enabled=["backend-feature"])
+    assert off.workflow == "backend-feature" and "was just added" not in off.reason
+
+
+def test_a_steer_keeps_the_subclass_and_explain_says_it_steered() -> None:
+    from bot.core import events
+    from bot.core.triage import decide, explain
+
+    payload = _labeled(42, "NONE")
+    payload["label"] = {"name": "devops"}
+    payload["issue"] |= {"title": "Add an API endpoint to export invoices as CSV",
+                         "body": "New REST endpoint GET /api/invoices/export with pagination and filters, and the "
+                                 "metrics for it.", "labels": [{"name": "devops"}]}
+    item = events.parse("issues", payload, "d-5")
+    assert isinstance(item, events.WorkItem)
+    opened = decide(events.WorkItem(**{**{f: getattr(item, f) for f in item.__dataclass_fields__},
+                                       "action": "opened", "added_label": None}), load_catalog())
+    assert opened.workflow == "backend-feature"  # the content outweighs the template-less label at opening
+    decision = decide(item, load_catalog())
+    assert (decision.workflow, decision.subclass) == ("devops-pipeline", "monitoring")
+    _, evidence = explain(item, load_catalog())
+    assert "was just added" in evidence["why"] and "turned off" not in evidence["why"]
+
+
+def test_the_ask_names_only_labels_of_workflows_the_repository_runs() -> None:
+    from bot.core.triage import outweighed
+
+    labels = {"bug": "error-investigation", "security": "security-fix"}
+    assert outweighed(["Bug", "security", "question", "bug"], labels, ["error-investigation"]) == ("Bug",)
+    assert outweighed(["bug"], labels, []) == ()

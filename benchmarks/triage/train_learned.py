@@ -10,7 +10,7 @@ Cross-validation: the tuning items are split into K folds (stratified by ``expec
 URL, deterministic); for each fold the model is trained on the other folds and the combined decision (rules plus
 learned points, through the same ``bot.core.classify`` code the bot runs) is scored on the fold, with labels kept
 and removed. The rules were tuned on most of the tuning part, so their cross-validated figure is flattering there;
-the tuning items of batches ``2026-12-03e`` to ``2026-12-03h`` (written down after the rules' last tuning, never
+the tuning items of batches ``2026-12-03e`` to ``2026-12-03k`` (written down after the rules' last tuning, never
 tuned on) are the fair test of what the combination adds on new issues, and the choice is made on them (see ``choose``).
 
     python benchmarks/triage/train_learned.py            # cross-validate, print the grid, write the model
@@ -42,20 +42,20 @@ from bot.core.catalog import load_catalog  # noqa: E402
 DATA = ROOT / "benchmarks" / "triage" / "issues.jsonl"
 OUT = ROOT / "workflows" / classify_learned.MODEL_FILE
 K = 5
-FRESH = ("2026-12-03e", "2026-12-03f", "2026-12-03g", "2026-12-03h")  # the batches written down after the rules' last tuning
-# Batches written down and measured but not trained on yet, whole (both parts): the next round's fresh test. Trained
-# on, batch i moved the weight to the grid's edge (32, then 64), and there the model overturned the README replay's
-# issue (GitHub's example payload: a README typo labelled bug) against its label; what the demo and the tests should
-# then show is a decision for that round, not a figure to tune. Batch j was written down after it, and is kept out
-# until the round that trains on both.
-RESERVED = ("2026-12-03i", "2026-12-03j", "2026-12-03k")
+# The batches written down after the rules' last tuning: the fair test of what the model adds on new issues.
+FRESH = ("2026-12-03e", "2026-12-03f", "2026-12-03g", "2026-12-03h", "2026-12-03i", "2026-12-03j", "2026-12-03k")
+# Batches written down and measured but not trained on yet, whole (both parts): a round's fresh test. Batches i, j
+# and k were kept out until it was decided what the README replay's issue should get (GitHub's example payload, a README
+# typo labelled bug, which a model trained on them places nowhere): what our labelling rules say, none fits; the
+# replay's fixture carries a real bug report instead (README.md, after the set-up commands).
+RESERVED: tuple[str, ...] = ()
 ALPHAS = (0.1, 0.3, 1.0)
 # A feature must be held by at least two tuning items: with one (every word of every item) the model grew to 880 KB,
 # took 0.36 s to load and 24 MB more of each process's memory (26,225 features against about 5,000), for items the
 # Lead may never see again.
 MIN_DFS = (2, 3)
 TEMPERATURES = (1.0, 4.0, 16.0, 64.0)
-WEIGHTS = (0, 2, 4, 6, 8, 10, 12, 16, 20, 24, 32)  # the chosen one was 20, the grid's edge, with 614 tuning items
+WEIGHTS = (0, 4, 8, 12, 16, 20, 24, 32, 48, 64)  # with 1,211 tuning items the choice went past 32
 MAX_ASKED = 0.10  # issue 15: at most 10% of placeable issues asked about
 
 

@@ -524,11 +524,20 @@ def _subclass(triage: Mapping[str, Any], workflow: str, text: Text, paths: list[
     return best[1] if best[0] > 0 else None
 
 
+def subclass_of(triage: Mapping[str, Any], workflow: str, *, title: str, body: str, paths: Iterable[str] = (),
+                checks: Iterable[str] = ()) -> str | None:
+    """The spec's sub-classification of an item placed in ``workflow`` by other means (a person's label)."""
+    return _subclass(triage, workflow, read(title, body), list(paths), list(checks))
+
+
 def _asks(w: Weighed) -> str | None:
     """Why the Lead asks for a label instead of placing the item, or None when it places it."""
     top = w.top
     if w.closing:
         return f"label '{w.closing}' says no work is wanted"
+    if says_documentation(w):  # a person (or the docs template) said what the work is: keywords do not overturn it
+        docs = next(h.why for h in w.against if h.kind == "label" and h.pattern != "question")
+        return f"{docs} says this is documentation work, which no workflow does"
     if top is None or top.score < MIN_SCORE:
         closest = f"; the closest was {top.workflow} (score {top.score})" if top and top.score else ""
         return f"no label or keyword clearly matches a workflow{closest}"

@@ -10,7 +10,7 @@ re-exports every public name here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.core import defuse
@@ -71,14 +71,21 @@ def findings_list(title: str, items: list[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-def ask_for_label(reason: str, labels: Mapping[str, str]) -> str:
+def ask_for_label(reason: str, labels: Mapping[str, str], present: Sequence[str] = ()) -> str:
+    """The Lead's question when it places nothing. ``present``: the item's labels that map to a workflow the
+    repository runs (``triage.outweighed``): they did not decide it, and adding one again is what steers."""
     by_workflow: dict[str, list[str]] = {}
     for label, workflow in labels.items():
         by_workflow.setdefault(workflow, []).append(code_span(label, 100))
     rows = "\n".join(f"| {code_span(w, 100)} | {', '.join(ls[:4])} |" for w, ls in sorted(by_workflow.items()))
+    lowered = {str(k).lower(): str(v) for k, v in labels.items()}
+    named = [f"{code_span(lab, 100)} ({code_span(lowered[lab.lower()], 100)})"
+             for lab in dict.fromkeys(present) if lab.lower() in lowered][:4]
+    again = (f"\n\nIt already carries {', '.join(named)}, which did not decide it on its own: remove the label and "
+             "add it again to start that workflow anyway." if named else "")
     return ("**principal-software-engineer (Lead)**: I can't place this in a workflow with confidence "
             f"({reason}), so I won't guess. Add one of these labels and I'll start:\n\n"
-            f"| workflow | labels |\n|---|---|\n{rows}")
+            f"| workflow | labels |\n|---|---|\n{rows}{again}")
 
 
 def budget_wait(short: Mapping[str, Any], names: Mapping[str, str]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from bot.core.catalog import Catalog, learned_model
-from bot.core.classify import classify
+from bot.core.classify import classify, subclass_of
 from bot.core.classify_explain import explain as explain_classification
 from bot.core.events import CiFailure, WorkItem
 
@@ -40,13 +40,27 @@ def _labels_used(labels: Iterable[str], label_map: Mapping[str, str], workflow: 
 
 
 def _steered(event: WorkItem, label_map: Mapping[str, Any]) -> str | None:
-    """The workflow of a label a person has just added, when the content alone decides nothing: labels present
-    at opening are evidence weighed with the text, but adding one is how people steer the bot (only people with
-    triage access can, but an issue template's labels arrive as "labeled" too: those are part of the opening)."""
-    if event.action != "labeled" or not event.added_label or event.label_at_opening:
+    """The workflow of a label a person has just added: labels present at opening are evidence weighed with the
+    text, but adding one is how people steer the bot, so it decides whatever the content says. Only people with
+    triage access can add one; an issue template's labels arrive as "labeled" too (part of the opening), and a
+    bot's label (an Actions labeler reading the author's words) is no person's decision: neither steers."""
+    if event.action != "labeled" or not event.added_label or event.label_at_opening or event.sender.is_bot:
         return None
     found = {str(k).lower(): v for k, v in label_map.items()}.get(event.added_label.lower())
     return found if isinstance(found, str) else None
+
+
+def outweighed(labels: Iterable[str], label_map: Mapping[str, Any], allowed: Iterable[str]) -> tuple[str, ...]:
+    """The item's labels that map to a workflow this repository runs: when the Lead asks anyway, adding one again
+    is how a person starts it (:func:`_steered`)."""
+    lowered, runs = {str(k).lower(): v for k, v in label_map.items()}, set(allowed)
+    seen: set[str] = set()  # GitHub's label names are case-insensitive: one spelling of each, the first seen
+    out = []
+    for lab in labels:
+        if lab.lower() not in seen and lowered.get(lab.lower()) in runs:
+            seen.add(lab.lower())
+            out.append(lab)
+    return tuple(out)
 
 
 def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str] = (),
@@ -62,9 +76,13 @@ def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str
     c = classify(triage, title=event.title, body=event.body, labels=event.labels, paths=paths, checks=checks,
                  learned=learned_model(catalog))
     allowed = set(catalog.workflows) if enabled is None else set(enabled) & set(catalog.workflows)
-    if c.workflow is None and (steered := _steered(event, triage.get("labels") or {})) is not None:
+    steered = _steered(event, triage.get("labels") or {})
+    if steered is not None and steered != c.workflow and steered in allowed:  # a turned-off one steers nowhere
+        content = "the content alone: " + (f"{c.workflow}, {c.reason}" if c.workflow else c.reason)
         c = replace(c, workflow=steered, confidence=1.0,
-                                reason=f"label '{event.added_label}' was just added: {steered} ({c.reason})")
+                    subclass=subclass_of(triage, steered, title=event.title, body=event.body, paths=paths,
+                                         checks=checks),
+                    reason=f"label '{event.added_label}' was just added: {steered} ({content})")
     used = _labels_used(event.labels, triage.get("labels") or {}, c.workflow)
     if c.workflow is not None and c.workflow not in allowed:
         return Decision(None, f"{c.reason}, but {c.workflow} is turned off for this repository", c.confidence, used)
@@ -83,8 +101,9 @@ def explain(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[st
     c, evidence = explain_classification(catalog.triage, title=event.title, body=event.body, labels=event.labels,
                                          paths=paths, checks=checks, learned=learned_model(catalog))
     data = evidence.to_json()
-    if c.workflow != decision.workflow:  # the repository turned the chosen workflow off
-        data["why"] += f"; {c.workflow} is turned off for this repository"
+    if c.workflow != decision.workflow:  # a person's label steered, or the repository turned the workflow off
+        steered = _steered(event, catalog.triage.get("labels") or {}) if decision.workflow is not None else None
+        data["why"] += f"; {decision.reason}" if steered else f"; {c.workflow} is turned off for this repository"
     return decision, data
 
 
