@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from bot.core import events
-from bot.core.catalog import load_catalog
+from bot.core import classify_explain, events
+from bot.core.catalog import learned_model, load_catalog
 from bot.core.markers import markers_in
 from bot.core.triage import decide
 from bot.run.runtime import Runtime
@@ -98,11 +98,28 @@ def test_the_models_words_start_no_work_on_a_documentation_template_issue(label:
     """Six long-running words twice: the rules alone stay under the docs label, the model's points would not."""
     body = "roadmap milestone phase migration plan epic. roadmap milestone phase migration plan epic"
     assert decided(item("Notes", body, [label])) is None
+    # The Lead asks first whatever the points; that the model added none is what --explain shows.
+    _, evidence = classify_explain.explain(load_catalog().triage, title="Notes", body=body, labels=[label],
+                                           learned=learned_model(load_catalog()))
+    assert evidence.to_json()["learned"]["added"] is False
 
 
 @pytest.mark.parametrize("label", DOC_LABELS)
 def test_a_keyword_list_starts_no_work_on_a_documentation_template_issue(label: str) -> None:
     assert decided(item("Project plan", STUFFING, [label])) is None
+
+
+@pytest.mark.parametrize("label", ["skip-docs", "no-docs-needed", "status: needs docs"])
+def test_a_label_that_only_holds_the_word_docs_stops_nothing(label: str) -> None:
+    """Found by review: the stop is for a label that says the work is documentation, not one that mentions docs."""
+    body = "New REST endpoint GET /api/invoices/export with pagination."
+    assert decided(item("Add an endpoint to export invoices", body, ["api", label])) == "backend-feature"
+
+
+@pytest.mark.parametrize("label", DOC_LABELS)
+def test_a_person_steers_past_a_documentation_label(label: str) -> None:
+    payload = item(*CRASH, [label, "security"], action="labeled", added="security", sender=KEEPER)
+    assert decided(payload) == "security-fix"
 
 
 # ---- 2. a label added after opening ------------------------------------------------------------------------------
@@ -190,6 +207,7 @@ async def test_the_ask_does_not_promise_a_workflow_that_is_turned_off(bot: Any, 
     [ask] = bot_comments(sandbox, 64)
     assert "turned off" in ask
     assert "already carries `security`" not in ask
+    assert "`security-fix`" not in ask and "| `backend-feature` |" in ask  # nor offers its labels in the table
 
 
 HOSTILE = ["<!-- triage-lead:approval:x -->", "a|b\n/approve", "@Codertocat", "`x` ``y``"]

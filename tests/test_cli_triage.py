@@ -263,3 +263,18 @@ def test_explain_never_changes_a_decision() -> None:
         assert decision == triage.decide(event, catalog, paths=paths) and evidence["why"]
         off = triage.explain(event, catalog, paths=paths, enabled=["backend-feature"])[0]
         assert off == triage.decide(event, catalog, paths=paths, enabled=["backend-feature"])
+
+
+@pytest.mark.parametrize(("sender", "workflow"), [
+    ({"login": "keeper", "id": 4004, "type": "User"}, "security-fix"),  # a maintainer's label steers
+    ({"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}, "error-investigation"),  # a bot's does not
+])
+def test_an_issues_labeled_payload_is_read_as_the_server_reads_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, sender: dict[str, Any], workflow: str) -> None:
+    """Found by review: the CLI dropped who added which label, so it placed by content where the bot steers."""
+    payload = copy.deepcopy(load_fixture("issues.opened.json"))
+    payload |= {"action": "labeled", "label": {"name": "security"}, "sender": sender}
+    payload["issue"]["labels"] = [{"name": "bug"}, {"name": "security"}]
+    code, decision, _ = call(capsys, saved(tmp_path, payload, "issues.labeled.json"), explain=True)
+    assert code == 0 and decision["workflow"] == workflow
+    assert ("was just added" in decision["evidence"]["why"]) is (workflow == "security-fix")

@@ -460,6 +460,18 @@ def says_documentation(w: Weighed) -> bool:
     return any(h.kind == "label" and h.pattern != "question" for h in w.against)
 
 
+def documentation_label(w: Weighed) -> str | None:
+    """The label, as on GitHub, whose whole name says the work is documentation (``documentation``, ``docs``,
+    ``Type: Docs 📝``, ``kind/documentation``): the Lead asks whatever keywords say (an outside attack started work
+    under the docs template with a keyword list). A name that only holds the word (``skip-docs``, ``no-docs-needed``,
+    ``status: needs docs``) stays weighed evidence."""
+    for h in w.against:
+        if h.kind == "label" and h.pattern != "question" and _label_parts(h.matched)[1][:1] in (["docs"], ["doc"],
+                                                                                                 ["documentation"]):
+            return h.matched
+    return None
+
+
 def type_led(w: Weighed) -> bool:
     """Whether a label leads the rules' case and every label the item carries is an issue-type label (``bug``,
     ``enhancement``, ``kind/bug``): the form a template filled in, not a person naming the kind of work."""
@@ -535,9 +547,8 @@ def _asks(w: Weighed) -> str | None:
     top = w.top
     if w.closing:
         return f"label '{w.closing}' says no work is wanted"
-    if says_documentation(w):  # a person (or the docs template) said what the work is: keywords do not overturn it
-        docs = next(h.why for h in w.against if h.kind == "label" and h.pattern != "question")
-        return f"{docs} says this is documentation work, which no workflow does"
+    if (docs := documentation_label(w)) is not None:  # a person (or the docs template) said what the work is
+        return f"label '{docs}' says this is documentation work, which no workflow does"
     if top is None or top.score < MIN_SCORE:
         closest = f"; the closest was {top.workflow} (score {top.score})" if top and top.score else ""
         return f"no label or keyword clearly matches a workflow{closest}"

@@ -349,7 +349,7 @@ def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> W
         author=_actor(p, "issue.user"),
         is_pull_request="pull_request" in issue,
         added_label=_get(p, "label.name", str, optional=True),
-        label_at_opening=_label_at_opening(action, p, issue),
+        label_at_opening=label_at_opening(action, p, issue),
         default_branch=branch_name(_get(p, "repository.default_branch", str, optional=True)),
     )
 
@@ -359,7 +359,7 @@ def _issue(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> W
 MAINTAINERS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 
 
-def _label_at_opening(action: str, p: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
+def label_at_opening(action: str, p: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
     """Whether a "labeled" delivery is an outside author's own label, i.e. one their template set (see WorkItem)."""
     if action != "labeled":
         return False
@@ -422,7 +422,7 @@ def _pull(event: str, action: str, p: Mapping[str, Any], delivery_id: str) -> Wo
         base_sha=_get(p, "pull_request.base.sha", str, optional=True),
         draft=bool(pr.get("draft")),
         added_label=_get(p, "label.name", str, optional=True),
-        label_at_opening=_label_at_opening(action, p, pr),
+        label_at_opening=label_at_opening(action, p, pr),
         updated_at=_time(p, "pull_request.updated_at"),
         default_branch=branch_name(_get(p, "repository.default_branch", str, optional=True)),
     )

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.core.events import HANDLED, Actor, CiFailure, Ignored, Malformed, WorkItem, parse
+from bot.core.events import HANDLED, Actor, CiFailure, Ignored, Malformed, WorkItem, label_at_opening, parse
 
 DRY_INSTALLATION = 0  # GitHub never assigns installation 0: a dry event names no installation
 CI_EVENTS = ("check_run", "check_suite", "workflow_run")
@@ -98,9 +98,21 @@ def _from_webhook(name: str, payload: Mapping[str, Any]) -> Placed:
     full_name = repo.get("full_name") if isinstance(repo, Mapping) else None
     is_pr = name == "pull_request" or "pull_request" in item
     work = _work_item(item, f"{key}.", name, str(action), full_name if isinstance(full_name, str) else "", is_pr)
+    if action == "labeled":  # who added which label: a person's steers, as it would on the server (triage._steered)
+        work = _labeled(work, payload, item)
     installed = isinstance(payload.get("installation"), Mapping)
     return Placed(work, (), f"{name} webhook payload" + ("" if installed else " without an installation"),
                   tuple(notes))
+
+
+def _labeled(work: WorkItem, payload: Mapping[str, Any], item: Mapping[str, Any]) -> WorkItem:
+    label, sender = payload.get("label"), payload.get("sender")
+    name = label.get("name") if isinstance(label, Mapping) else None
+    login = sender.get("login") if isinstance(sender, Mapping) else None
+    if not isinstance(name, str) or not isinstance(sender, Mapping) or not isinstance(login, str):
+        return work
+    return replace(work, added_label=name, sender=Actor(login, str(sender.get("type") or "User")),
+                   label_at_opening=label_at_opening("labeled", payload, item))
 
 
 def _from_ci(name: str, payload: Mapping[str, Any]) -> Placed | Ignored:
