@@ -7,7 +7,8 @@ from there).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypedDict
 
 from bot.core.workflow import Workflow
@@ -292,7 +293,7 @@ class Run:
     OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("head_since", "budget", "budget_approval")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None or k not in self.OPTIONAL_KEYS}
+        return {k: v for k, v in _plain(self).items() if v is not None or k not in self.OPTIONAL_KEYS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
@@ -306,3 +307,33 @@ class Run:
 
     def running(self) -> list[str]:
         return [sid for sid, st in self.steps.items() if st.status == ACTIVE]
+
+
+_ATOMS = (str, int, float, bool, type(None))
+# Per record type, its fields' names: ``dataclasses.fields`` walks the class on every call.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` of a run, made without its per-value ``copy.deepcopy`` of strings and numbers (which
+    return themselves) and its per-record walk of the class's fields: the same new dicts and lists, every leaf
+    copied as asdict copies it (issue 16: a run's first save and every whole save encode the whole run)."""
+    if isinstance(value, _ATOMS):
+        return value
+    kind = type(value)
+    names = _FIELD_NAMES.get(kind)
+    if names is None and hasattr(kind, "__dataclass_fields__"):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if kind is list:
+        return [_plain(v) for v in value]
+    if kind is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple, rebuilt as asdict rebuilds it
+        return kind(*[_plain(v) for v in value])
+    if isinstance(value, (list, tuple)):
+        return kind(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return kind((_plain(k), _plain(v)) for k, v in value.items())
+    return copy.deepcopy(value)

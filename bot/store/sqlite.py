@@ -14,13 +14,11 @@ finished, the shared limits, the ledger), and each needs its statements beside t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -42,6 +40,7 @@ from bot.store.base import (
     none_open,
 )
 from bot.store.intake import HOOK_BUDGET
+from bot.store.lane import Lane
 from bot.store.limits import Cap, Limit, fits, nth_newest_wait
 from bot.store.migrations import MIGRATIONS, Index, RowMigration, RowPass
 from bot.store.run_format import patch_keys
@@ -85,19 +84,19 @@ def _rewrite_rows(db: sqlite3.Connection, step: RowMigration) -> None:
 class SQLiteStore(SQLiteJobs):
     def __init__(self, database_url: str) -> None:
         self.path = sqlite_path(database_url)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._pool = Lane("sqlite")
         self._db: sqlite3.Connection | None = None
         # The webhook's own thread and connection; for ":memory:" (replay) both are the one of the jobs, since
         # a second connection would open a second, empty database.
         shared = self.path == ":memory:"
-        self._hook_pool = self._pool if shared else ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-hook")
+        self._hook_pool = self._pool if shared else Lane("sqlite-hook")
         self._hook: sqlite3.Connection | None = None
         self._hook_timeout_ms = -1  # the busy timeout last set on the webhook's connection (-1: its own)
 
-    async def _call(self, pool: ThreadPoolExecutor, call: Callable[[], T]) -> T:
+    async def _call(self, pool: Lane, call: Callable[[], T]) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, call)
-        except RuntimeError as exc:  # the executor was shut down: the store is closed
+            return await pool.run(call)
+        except RuntimeError as exc:  # the lane was shut down: the store is closed
             raise StoreUnavailable("store is closed") from exc
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -146,9 +145,8 @@ class SQLiteStore(SQLiteJobs):
             self._hook = self._db if self.path == ":memory:" else _connect(self.path, HOOK_BUSY_TIMEOUT)
             self._hook_timeout_ms = -1
         try:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._pool, connect)
-            await loop.run_in_executor(self._hook_pool, connect_hook)
+            await self._pool.run(connect)
+            await self._hook_pool.run(connect_hook)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
 
@@ -184,13 +182,12 @@ class SQLiteStore(SQLiteJobs):
     async def close(self) -> None:
         if self._db is None:
             return  # closed already
-        loop = asyncio.get_running_loop()
         if self._hook_pool is not self._pool:
-            await loop.run_in_executor(self._hook_pool, self._shut, "_hook")
-            self._hook_pool.shutdown(wait=True)
+            await self._hook_pool.run(lambda: self._shut("_hook"))
+            self._hook_pool.shutdown()
         self._hook = None  # for ":memory:", the jobs' connection, closed next
-        await loop.run_in_executor(self._pool, self._shut, "_db")
-        self._pool.shutdown(wait=True)
+        await self._pool.run(lambda: self._shut("_db"))
+        self._pool.shutdown()
 
     async def schema_version(self) -> int:
         # On the webhook's thread: /healthz asks it, and must not wait behind a job waiting for a lock.
