@@ -7,6 +7,7 @@ devops sub-classification is kept; ``explain`` reports the very scores the decis
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -324,8 +325,7 @@ def test_only_a_label_a_person_adds_steers(sender_id: int, association: str, ste
 
     item = events.parse("issues", _labeled(sender_id, association), "d-1")
     assert isinstance(item, events.WorkItem)
-    opened = decide(events.WorkItem(**{**{f: getattr(item, f) for f in item.__dataclass_fields__},
-                                       "action": "opened", "added_label": None}), load_catalog())
+    opened = decide(dataclasses.replace(item, action="opened", added_label=None), load_catalog())
     assert opened.workflow is None  # the content alone places nothing
     assert decide(item, load_catalog()).workflow == ("error-investigation" if steers else None)
 
@@ -396,8 +396,7 @@ def test_a_steer_keeps_the_subclass_and_explain_says_it_steered() -> None:
                                  "metrics for it.", "labels": [{"name": "devops"}]}
     item = events.parse("issues", payload, "d-5")
     assert isinstance(item, events.WorkItem)
-    opened = decide(events.WorkItem(**{**{f: getattr(item, f) for f in item.__dataclass_fields__},
-                                       "action": "opened", "added_label": None}), load_catalog())
+    opened = decide(dataclasses.replace(item, action="opened", added_label=None), load_catalog())
     assert opened.workflow == "backend-feature"  # the content outweighs the template-less label at opening
     decision = decide(item, load_catalog())
     assert (decision.workflow, decision.subclass) == ("devops-pipeline", "monitoring")

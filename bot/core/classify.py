@@ -454,10 +454,15 @@ def names_work(w: Weighed) -> bool:
     return any(h.kind == "label" and h.pattern not in TYPE_LABELS for c in w.cases for h in c.hits)
 
 
+def _documentation_hits(w: Weighed) -> list[Hit]:
+    """The evidence against that a documentation label gave (``question`` is a template's, like ``bug``)."""
+    return [h for h in w.against if h.kind == "label" and h.pattern != "question"]
+
+
 def says_documentation(w: Weighed) -> bool:
     """Whether a documentation label (``documentation``, ``docs``) is among the evidence that no workflow fits: a
-    person said what the work is, as a work label does (``question`` is a template's, like ``bug``)."""
-    return any(h.kind == "label" and h.pattern != "question" for h in w.against)
+    person said what the work is, as a work label does."""
+    return bool(_documentation_hits(w))
 
 
 def documentation_label(w: Weighed) -> str | None:
@@ -465,11 +470,8 @@ def documentation_label(w: Weighed) -> str | None:
     ``Type: Docs 📝``, ``kind/documentation``): the Lead asks whatever keywords say (an outside attack started work
     under the docs template with a keyword list). A name that only holds the word (``skip-docs``, ``no-docs-needed``,
     ``status: needs docs``) stays weighed evidence."""
-    for h in w.against:
-        if h.kind == "label" and h.pattern != "question" and _label_parts(h.matched)[1][:1] in (["docs"], ["doc"],
-                                                                                                 ["documentation"]):
-            return h.matched
-    return None
+    whole = (["docs"], ["doc"], ["documentation"])
+    return next((h.matched for h in _documentation_hits(w) if _label_parts(h.matched)[1][:1] in whole), None)
 
 
 def type_led(w: Weighed) -> bool:

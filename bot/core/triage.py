@@ -33,9 +33,19 @@ class Decision:
         return data
 
 
+def _by_name(label_map: Mapping[str, Any]) -> dict[str, Any]:
+    """The label map keyed by lowercased name: GitHub's label names are case-insensitive."""
+    return {str(k).lower(): v for k, v in label_map.items()}
+
+
+def allowed_workflows(catalog: Catalog, enabled: Iterable[str] | None) -> set[str]:
+    """The workflows that may start: the catalog's, limited to those a repository's config turned on."""
+    return set(catalog.workflows) if enabled is None else set(enabled) & set(catalog.workflows)
+
+
 def _labels_used(labels: Iterable[str], label_map: Mapping[str, str], workflow: str | None) -> tuple[str, ...]:
     """The item's mapped labels that point at the workflow chosen: a label the content outweighed was not used."""
-    lowered = {str(k).lower(): v for k, v in label_map.items()}
+    lowered = _by_name(label_map)
     return tuple(label for label in labels if workflow is not None and lowered.get(label.lower()) == workflow)
 
 
@@ -46,14 +56,14 @@ def _steered(event: WorkItem, label_map: Mapping[str, Any]) -> str | None:
     bot's label (an Actions labeler reading the author's words) is no person's decision: neither steers."""
     if event.action != "labeled" or not event.added_label or event.label_at_opening or event.sender.is_bot:
         return None
-    found = {str(k).lower(): v for k, v in label_map.items()}.get(event.added_label.lower())
+    found = _by_name(label_map).get(event.added_label.lower())
     return found if isinstance(found, str) else None
 
 
 def outweighed(labels: Iterable[str], label_map: Mapping[str, Any], allowed: Iterable[str]) -> tuple[str, ...]:
     """The item's labels that map to a workflow this repository runs: when the Lead asks anyway, adding one again
     is how a person starts it (:func:`_steered`)."""
-    lowered, runs = {str(k).lower(): v for k, v in label_map.items()}, set(allowed)
+    lowered, runs = _by_name(label_map), set(allowed)
     seen: set[str] = set()  # GitHub's label names are case-insensitive: one spelling of each, the first seen
     out = []
     for lab in labels:
@@ -75,7 +85,7 @@ def decide(event: WorkItem | CiFailure, catalog: Catalog, *, paths: Iterable[str
     triage = catalog.triage
     c = classify(triage, title=event.title, body=event.body, labels=event.labels, paths=paths, checks=checks,
                  learned=learned_model(catalog))
-    allowed = set(catalog.workflows) if enabled is None else set(enabled) & set(catalog.workflows)
+    allowed = allowed_workflows(catalog, enabled)
     steered = _steered(event, triage.get("labels") or {})
     if steered is not None and steered != c.workflow and steered in allowed:  # a turned-off one steers nowhere
         content = "the content alone: " + (f"{c.workflow}, {c.reason}" if c.workflow else c.reason)

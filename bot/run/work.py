@@ -182,7 +182,7 @@ async def on_work_item(item: events.WorkItem, gh: GitHubAPI, deps: Deps) -> None
             if await deps.store.find_posted(mark) is not None:  # asked once: reopening again and again costs nothing
                 log.info("%s: a label was asked for already; not asking again on %s", item.thread, item.action)
                 return
-            runs = set(view.config.workflows if view.config.workflows is not None else view.catalog.workflows)
+            runs = triage.allowed_workflows(view.catalog, view.config.workflows)
             mapped = {k: v for k, v in (view.catalog.triage.get("labels") or {}).items() if v in runs}
             body = render.ask_for_label(decision.reason, mapped, triage.outweighed(item.labels, mapped, runs))
             await upsert_comment(gh, deps.store, repo=item.repo, number=item.number, mark=mark, body=body,
