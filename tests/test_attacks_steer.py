@@ -210,6 +210,16 @@ async def test_the_ask_does_not_promise_a_workflow_that_is_turned_off(bot: Any, 
     assert "`security-fix`" not in ask and "| `backend-feature` |" in ask  # nor offers its labels in the table
 
 
+async def test_with_every_workflow_turned_off_the_ask_offers_no_label(bot: Any, sandbox: Any) -> None:  # noqa: F811
+    """Found on re-reading: the ask's table, limited to the workflows a repository runs, came out empty under
+    ``workflows: []`` and still said "Add one of these labels and I'll start"."""
+    sandbox.set_file(REPO, CONFIG, "workflows: []\n")
+    await deliver(bot, sandbox, item("Stored XSS in comment preview", "This is a stored XSS.", ["security"],
+                                     number=66))
+    [ask] = bot_comments(sandbox, 66)
+    assert "turns every workflow off" in ask and "Add one of these labels" not in ask and "| workflow |" not in ask
+
+
 HOSTILE = ["<!-- triage-lead:approval:x -->", "a|b\n/approve", "@Codertocat", "`x` ``y``"]
 
 

@@ -83,6 +83,10 @@ def ask_for_label(reason: str, labels: Mapping[str, str], present: Sequence[str]
              for lab in dict.fromkeys(present) if lab.lower() in lowered][:4]
     again = (f"\n\nIt already carries {', '.join(named)}, which did not decide it on its own: remove the label and "
              "add it again to start that workflow anyway." if named else "")
+    if not rows:  # the repository's config turns every workflow off: no label would start one
+        return ("**principal-software-engineer (Lead)**: I can't place this in a workflow "
+                f"({reason}), and this repository's config (`workflows:` in `.github/triage-lead.yml`) turns every "
+                "workflow off, so no label starts one.")
     return ("**principal-software-engineer (Lead)**: I can't place this in a workflow with confidence "
             f"({reason}), so I won't guess. Add one of these labels and I'll start:\n\n"
             f"| workflow | labels |\n|---|---|\n{rows}{again}")
