@@ -51,7 +51,8 @@ FRESH = ("2026-12-03e", "2026-12-03f", "2026-12-03g", "2026-12-03h", "2026-12-03
 # replay's fixture carries a real bug report instead (README.md, after the set-up commands).
 # Batch l was written down after that round, measured once, then trained on in the next. Batch m (round 15) was
 # written down while the linear part was being built: it is measured on the Leads before and after it, then trained on.
-RESERVED: tuple[str, ...] = ("2026-12-03m",)
+# Batch n (600) likewise: measured on the Lead it was written down under, then trained on.
+RESERVED: tuple[str, ...] = ("2026-12-03m", "2026-12-03n")
 ALPHAS = (0.1, 0.3, 1.0)
 # A feature must be held by at least two tuning items: with one (every word of every item) the model grew to 880 KB,
 # took 0.36 s to load and 24 MB more of each process's memory (26,225 features against about 5,000), for items the
