@@ -53,6 +53,7 @@ from bot.core.sanitize import strip_hidden
 # title (2 x 2) or a few in the body are not enough; an issue-type label nothing contradicts (5), a repository's
 # own label (10) or a word naming the kind of work (3+) in the title is. On the tuning part 4 to 6 place alike.
 MIN_SCORE = 5
+THIN_WORDS = 32  # features of its own text (words, word pairs) an issue needs before the model's whole weight speaks
 LABEL_WEIGHT = 10  # a label the repository chose for a kind of work ("security", "ci", "perf", "epic")
 TYPE_LABEL_WEIGHT = 5  # an issue-type label that issue templates set by themselves ("bug", "enhancement")
 TITLE_FACTOR = 2  # a keyword in the title counts twice
@@ -416,7 +417,17 @@ def with_learned(triage: Mapping[str, Any], w: Weighed, learned: Model, labels: 
     evidence against, as one ``learned`` hit each (none when it adds nothing), so the threshold, ties and the
     evidence against weigh the sum. Workflows the catalog lacks get nothing."""
     feats = features(w.text.title, w.text.prose, (n for lab in labels for n in label_names(str(lab))), w.text.shapes)
-    return with_points(triage, w, learned.points(feats))
+    return with_points(triage, w, learned.points(feats, content_share(w, learned, feats)))
+
+
+def content_share(w: Weighed, learned: Model, feats: Iterable[str]) -> float:
+    """The share of its weight the model may use: all of it, but where a label leads the rules' case (an issue-type
+    label: a work label keeps the model out, :func:`model_barred`) only as much as the issue's own words it read, up
+    to THIN_WORDS. With few words its posterior is mostly its prior, and "no workflow fits" is the likeliest class
+    a priori: on "Something to do" labelled ``bug`` the mixed model said none fits at 0.29, the label's evidence
+    being 5 points; that is no evidence against a label. Out of fold on 2,003 tuning items: 1,760 → 1,758 right
+    with labels kept, the same without."""
+    return min(1.0, learned.words_known(feats) / THIN_WORDS) if label_led(w) else 1.0
 
 
 def with_points(triage: Mapping[str, Any], w: Weighed, points: Mapping[str, tuple[int, float]]) -> Weighed:

@@ -23,6 +23,7 @@ from bot.core.classify import (
     _asks,
     _decide,
     _hits,
+    content_share,
     label_names,
     model_barred,
     placed,
@@ -99,11 +100,12 @@ def _learned_evidence(learned: Model, rules: Weighed, labels: list[str], chosen:
     favourite) and what the rules alone would have decided, so a reader sees whether it changed the decision."""
     feats = features(rules.text.title, rules.text.prose, (n for lab in labels for n in label_names(lab)),
                      rules.text.shapes)
-    points = learned.points(feats)
+    points = learned.points(feats, content_share(rules, learned, feats))
     favourite = max(points, key=lambda k: points[k][1])
     alone = placed(rules)
     added = not model_barred(rules)
-    return {"weight": learned.weight, "temperature": learned.temperature, "trained_on": learned.about,
+    return {"weight": learned.weight, "temperature": learned.temperature, "linear_mix": learned.mix,
+            "trained_on": learned.about,
             "added": added,
             "why": (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
                     "and only the rules may overturn a label that names a kind of work"

@@ -1,11 +1,14 @@
-"""The Lead's learned evidence: a naive Bayes model of words, word pairs and labels, trained on labelled issues.
+"""The Lead's learned evidence: a naive Bayes model of words, word pairs and labels, trained on labelled issues, with
+a linear SVM over the same features mixed into its posterior.
 
 The keyword rules in ``workflows/triage.yml`` know the words someone wrote down; a maintainer also knows the words
 that usually come with each kind of work ("preferences", "heap", "toggles", "sub-issues"). This model is that
 second kind of knowledge, learned from the tuning part of ``benchmarks/triage/issues.jsonl`` only (the held-back
 part is never read) by ``benchmarks/triage/train_learned.py``, which writes its counts and settings to
 ``workflows/triage_model.json``. Its settings (smoothing, temperature, how many points it may add) were chosen by
-k-fold cross-validation inside the tuning part.
+k-fold cross-validation inside the tuning part. The linear part (:class:`Linear`) reads the same features, weighed by
+how rare they are (tf-idf); naive Bayes counts every word as if it were the only one, the SVM learns how much each
+word adds beside the others, and the mix of the two placed more tuning issues out of fold than either alone.
 
 It does not decide: :func:`points` turns its posterior into at most ``weight`` points per workflow (and for "no
 workflow fits"), which :mod:`bot.core.classify` adds to the rules' evidence as one more hit, so thresholds, ties and
@@ -18,6 +21,7 @@ catalog's workflow files (once per folder and process) and the Lead passes the m
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -46,6 +50,40 @@ def features(title: str, prose: str, label_names: Iterable[str] = (), shapes: It
 
 
 @dataclass(frozen=True)
+class Linear:
+    """A linear SVM's scores over :func:`features`, as scikit-learn's ``TfidfVectorizer`` (binary features, smooth
+    idf, l2 norm) and ``LinearSVC`` compute them, turned into probabilities by a softmax at ``temperature``. The
+    weights are stored quantised to one byte each with one ``scale`` (the training checks the decisions do not move)."""
+
+    bias: tuple[float, ...]
+    rows: Mapping[str, tuple[tuple[int, ...], float]]  # per known feature: quantised weights per class, its idf
+    scale: float
+    temperature: float
+
+    def scores(self, feats: Iterable[str]) -> tuple[float, ...]:
+        total = [0.0] * len(self.bias)
+        norm = 0.0
+        for f in feats:
+            if (row := self.rows.get(f)) is not None:
+                weights, idf = row
+                norm += idf * idf
+                for k, v in enumerate(weights):
+                    total[k] += v * idf
+        unit = self.scale / math.sqrt(norm) if norm else 0.0
+        return tuple(b + t * unit for b, t in zip(self.bias, total, strict=True))
+
+    def probabilities(self, feats: Iterable[str]) -> tuple[float, ...]:
+        return _softmax([v / self.temperature for v in self.scores(feats)])
+
+
+def _softmax(s: list[float]) -> tuple[float, ...]:
+    top = max(s)
+    e = [math.exp(v - top) for v in s]
+    z = sum(e)
+    return tuple(v / z for v in e)
+
+
+@dataclass(frozen=True)
 class Model:
     """Binary multinomial naive Bayes over :func:`features`, with the settings the training chose."""
 
@@ -55,6 +93,8 @@ class Model:
     temperature: float  # the posterior is softened by this: naive Bayes is sure of itself far too often
     weight: int  # the most points it may add to one workflow's (or to "none fits") score
     about: str = ""
+    linear: Linear | None = None
+    mix: float = 0.0  # the linear part's share of the posterior
 
     def scores(self, feats: Iterable[str]) -> tuple[float, ...]:
         """Log prior plus the log likelihood of each known feature, per class (unknown features are skipped)."""
@@ -66,16 +106,22 @@ class Model:
         return tuple(total)
 
     def posterior(self, feats: Iterable[str]) -> dict[str, float]:
-        """P(class | features), softened by the temperature."""
-        s = [v / self.temperature for v in self.scores(feats)]
-        top = max(s)
-        e = [math.exp(v - top) for v in s]
-        z = sum(e)
-        return {c: v / z for c, v in zip(self.classes, e, strict=True)}
+        """P(class | features): naive Bayes softened by its temperature, mixed with the linear part's."""
+        feats = frozenset(feats)
+        p = _softmax([v / self.temperature for v in self.scores(feats)])
+        if self.linear is not None and self.mix > 0:
+            q = self.linear.probabilities(feats)
+            p = tuple((1 - self.mix) * a + self.mix * b for a, b in zip(p, q, strict=True))
+        return dict(zip(self.classes, p, strict=True))
 
-    def points(self, feats: Iterable[str]) -> dict[str, tuple[int, float]]:
-        """Per class: the points the model adds (``weight`` times its probability, rounded) and that probability."""
-        return {c: (round(self.weight * p), p) for c, p in self.posterior(feats).items()}
+    def points(self, feats: Iterable[str], share: float = 1.0) -> dict[str, tuple[int, float]]:
+        """Per class: the points the model adds (``weight`` times its probability times ``share``, rounded) and that
+        probability."""
+        return {c: (round(self.weight * p * share), p) for c, p in self.posterior(feats).items()}
+
+    def words_known(self, feats: Iterable[str]) -> int:
+        """How many of ``feats`` it knows, the labels' names aside: how much of the issue's own text it read."""
+        return sum(1 for f in feats if not f.startswith("l:") and f in self.log_like)
 
     def telling(self, feats: Iterable[str], cls: str, n: int = 6) -> list[str]:
         """The features that speak most for ``cls`` against the other classes on average: what --explain shows."""
@@ -101,7 +147,29 @@ def from_counts(data: Mapping[str, Any]) -> Model:
     denominators = [math.log(t + alpha * vocab) for t in totals]
     log_like = {f: tuple(math.log(v + alpha) - d for v, d in zip(row, denominators, strict=True))
                 for f, row in counts.items()}
-    return Model(classes, log_prior, log_like, float(data["temperature"]), int(data["weight"]), str(data.get("about", "")))
+    linear = _linear(data["linear"], classes, docs, counts) if data.get("linear") else None
+    return Model(classes, log_prior, log_like, float(data["temperature"]), int(data["weight"]), str(data.get("about", "")),
+                 linear, float(data["linear"]["mix"]) if linear else 0.0)
+
+
+def idf(df: int, n: int) -> float:
+    """scikit-learn's smooth idf of a feature ``df`` of ``n`` documents hold: the training need not store it."""
+    return math.log((1 + n) / (1 + df)) + 1
+
+
+def _linear(data: Mapping[str, Any], classes: tuple[str, ...], docs: list[int],
+            counts: Mapping[str, list[int]]) -> Linear:
+    """The linear part from the data file: one signed byte per feature (in sorted order) and class, base64."""
+    raw = base64.b64decode(str(data["weights"]), validate=True)
+    names, width, n = sorted(counts), len(classes), sum(docs)
+    bias = tuple(float(b) for b in data["bias"])
+    if len(raw) != len(names) * width or len(bias) != width:
+        raise ValueError("the linear part's weights do not match the model's features and classes")
+    if not (float(data["temperature"]) > 0 and 0 <= float(data["mix"]) <= 1 and math.isfinite(float(data["scale"]))):
+        raise ValueError("the linear part's temperature, mix or scale is out of range")
+    signed = memoryview(raw).cast("b")
+    rows = {f: (tuple(signed[k * width:(k + 1) * width]), idf(sum(counts[f]), n)) for k, f in enumerate(names)}
+    return Linear(bias, rows, float(data["scale"]), float(data["temperature"]))
 
 
 def parse(text: str) -> Model | None:
@@ -109,5 +177,5 @@ def parse(text: str) -> Model | None:
     Reading the file is the catalog's job (:func:`bot.core.catalog.learned_model`): this module does no I/O."""
     try:
         return from_counts(json.loads(text))
-    except (ValueError, KeyError, TypeError, ZeroDivisionError, AttributeError):
+    except (ValueError, KeyError, TypeError, ZeroDivisionError, AttributeError, OverflowError):
         return None
