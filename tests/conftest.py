@@ -19,6 +19,7 @@ import pytest
 from bot.run.runtime import Runtime
 from bot.sandbox.keys import throwaway_key
 from bot.settings import Settings
+from bot.store.sqlite import SQLiteStore
 from bot.web.server import sign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +106,15 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     rt = await Runtime(settings, github_max_wait=5.0, github_backoff=0.01).start()
     yield rt
     await rt.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """A SQLite store opened in the test's folder, closed after it."""
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
+    await store.open()
+    yield store
+    await store.close()
 
 
 @pytest.fixture

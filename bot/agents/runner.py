@@ -72,6 +72,8 @@ def parse_result(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | No
         return None, f"the answer is not JSON ({e.msg} at character {e.pos})"
     except ValueError as e:  # not a syntax error: e.g. an integer too long to convert
         return None, f"the answer is not JSON ({e})"
+    except RecursionError:  # nested deeper than json's reader goes (~1000 levels): unreadable like any other
+        return None, "the answer is not JSON (nested too deeply to read)"
     problem = validation_error(value, schema)
     return (value, None) if problem is None else (None, problem)
 

@@ -9,8 +9,9 @@ Nullable fields use ``anyOf`` with null, never a list of types, which the SDK's 
 from __future__ import annotations
 
 import functools
+import math
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -159,6 +160,9 @@ def _validator(schema: Schema) -> Draft202012Validator:
 
 
 # The keywords the result schemas use, read by ``_surely_valid``; a schema with any other keyword goes to jsonschema.
+# Levels of a value the quick check reads before it leaves the value to jsonschema: a result nests a few levels,
+# and each costs it some three frames, so ``json.loads``'s own depth (~990) would overflow Python's stack.
+DEEP = 32
 _KNOWN = frozenset({"type", "properties", "required", "additionalProperties", "items", "anyOf", "enum", "minimum",
                     "maximum", "minItems", "description"})
 _TYPES: dict[str, Any] = {"string": str, "boolean": bool, "object": dict, "array": list}
@@ -175,25 +179,28 @@ def _is_type(value: Any, name: str) -> bool:
     return kind is not None and isinstance(value, kind)
 
 
-def _surely_valid(value: Any, schema: Any) -> bool:
+def _surely_valid(value: Any, schema: Any, depth: int = 0) -> bool:
     """True only when ``value`` certainly meets ``schema``; False when it does not or this cannot tell (a keyword or
-    a case it does not read), and jsonschema checks it in full. About a tenth of jsonschema's time on a valid result
-    (issue 16: five checks a run); every answer it cannot vouch for still gets jsonschema's own errors."""
-    if not isinstance(schema, dict) or not _KNOWN.issuperset(schema):
+    a case it does not read, or a value nested deeper than DEEP), and jsonschema checks it in full. About a tenth of
+    jsonschema's time on a valid result (issue 16: five checks a run); every answer it cannot vouch for still gets
+    jsonschema's own errors. ``depth``: the levels of ``value`` above this one."""
+    if not isinstance(schema, dict) or not _KNOWN.issuperset(schema) or depth > DEEP:
         return False
     kind = schema.get("type")
     if kind is not None and not any(_is_type(value, t) for t in ([kind] if isinstance(kind, str) else kind)):
         return False
     if "enum" in schema and not _in_enum(value, schema["enum"]):
         return False
-    if "anyOf" in schema and not any(_surely_valid(value, branch) for branch in schema["anyOf"]):
+    if "anyOf" in schema and not any(_surely_valid(value, branch, depth) for branch in schema["anyOf"]):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):  # never a valid result, whatever the schema says
         return False
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not _in_range(value, schema):
         return False
     if isinstance(value, list):
-        return _list_valid(value, schema)
+        return _list_valid(value, schema, depth + 1)
     if isinstance(value, dict):
-        return _object_valid(value, schema)
+        return _object_valid(value, schema, depth + 1)
     return True
 
 
@@ -211,14 +218,14 @@ def _in_range(value: float, schema: Schema) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
-def _list_valid(value: list[Any], schema: Schema) -> bool:
+def _list_valid(value: list[Any], schema: Schema, depth: int) -> bool:
     if len(value) < schema.get("minItems", 0):
         return False
-    items = schema.get("items")
-    return items is None or (isinstance(items, dict) and all(_surely_valid(v, items) for v in value))
+    items = schema.get("items", {})  # none: each item still read, for a non-finite number
+    return isinstance(items, dict) and all(_surely_valid(v, items, depth) for v in value)
 
 
-def _object_valid(value: dict[Any, Any], schema: Schema) -> bool:
+def _object_valid(value: dict[Any, Any], schema: Schema, depth: int) -> bool:
     props = schema.get("properties", {})
     extra = schema.get("additionalProperties", True)
     if not isinstance(props, dict) or not isinstance(extra, bool):
@@ -227,20 +234,50 @@ def _object_valid(value: dict[Any, Any], schema: Schema) -> bool:
         return False
     if not extra and not all(key in props for key in value):
         return False
-    return all(_surely_valid(v, props[k]) for k, v in value.items() if k in props)
+    return all(_surely_valid(v, props.get(k, {}), depth) for k, v in value.items())  # an extra key's value read too
+
+
+def _non_finite(value: Any) -> Iterator[tuple[tuple[Any, ...], float]]:
+    """Where ``value`` holds NaN, Infinity or -Infinity, and which, in document order: JSON has none of them, but
+    ``json.loads`` reads them, and jsonschema lets NaN through ``minimum`` and ``maximum`` (every comparison with it
+    is false). A stack of its own, not recursion: ``json.loads`` reads nesting deeper than Python's stack allows a
+    recursive walk (found by attack); each entry holds its parent's, so a path is built only for what is found."""
+    stack: list[tuple[Any, Any]] = [(value, None)]  # (a value, its place: (key, parent's place) or None at the top)
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            path: list[Any] = []
+            while where is not None:
+                key, where = where
+                path.append(key)
+            yield tuple(reversed(path)), item
+        elif isinstance(item, dict):
+            stack.extend((v, (k, where)) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((item[i], (i, where)) for i in range(len(item) - 1, -1, -1))
+
+
+_JSON_NAMES = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # as the model wrote them
+
+
+def _where(path: Any) -> str:
+    return "/".join(str(p) for p in path) or "(top level)"
 
 
 def validation_error(result: Any, schema: Schema) -> str | None:
-    """The first few schema violations as one line each, or None when `result` is valid."""
-    if _surely_valid(result, schema):
+    """The first few schema violations as one line each, or None when `result` is valid. A non-finite number
+    anywhere is one, whatever the schema says: a confidence of NaN is no confidence (see ``_non_finite``)."""
+    if _surely_valid(result, schema):  # it vouches only for finite numbers
         return None
-    errors = sorted(_validator(schema).iter_errors(result), key=lambda e: list(e.absolute_path))
-    if not errors:
+    bad = list(_non_finite(result))
+    lines = [f"{_where(path)}: {_JSON_NAMES[repr(value)]} is not a finite number; JSON has no NaN or Infinity"
+             for path, value in bad]
+    places = {path for path, _ in bad}  # jsonschema's word on the same value would only say it again
+    errors = sorted((e for e in _validator(schema).iter_errors(result) if tuple(e.absolute_path) not in places),
+                    key=lambda e: list(e.absolute_path))
+    if not lines and not errors:
         return None
-    lines = []
-    for e in errors[:5]:
-        e = _deepest(e)
-        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-        lines.append(f"{where}: {e.message[:300]}")
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "; ".join(lines) + more
+    lines += [f"{_where(e.absolute_path)}: {e.message[:300]}" for e in map(_deepest, errors[:max(0, 5 - len(lines))])]
+    total = len(bad) + len(errors)
+    more = f" (and {total - 5} more)" if total > 5 else ""
+    return "; ".join(lines[:5]) + more

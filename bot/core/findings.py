@@ -6,10 +6,14 @@ that moves the code moves the finding with it. What ties it: for a credential, a
 itself (an edit around it on its line is the same credential); else the normalised code of its line (whitespace
 collapsed). The window is the line itself, not the lines around it: the lines next to a finding are the ones a push
 most often edits, and an id that changed with them would report the same finding twice. Two findings of one rule on
-the same code in one file are told apart by their order. A model finding's id also holds the gist of its own text
-(:func:`gist`), so two of its findings on identical lines (two ``return None``) stay two whatever the order it lists
-them in. A model words a finding anew at times, so its findings are also matched to earlier ones by rule and location
-(:func:`_match`): its *place* is its file and the normalised code of its line, which a push that moves the line keeps.
+the same code in one file are told apart by their order. A check's finding whose secret's value was changed (the
+same statement, its literals masked: :func:`masked`, the line moved a little) has another id, and is matched to the
+earlier open one of its rule, file and masked code at most NEAR lines from it (:func:`_checks_near`): the same
+finding; another variable's secret there is a new one. A model finding's id also holds the gist of its own text
+(:func:`gist`), so two of its findings on identical lines (two ``return None``) stay two whatever the order it
+lists them in. A model words a finding anew at times, so its findings are also matched to earlier ones by rule and
+location (:func:`_match`): its *place* is its file and the normalised code of its line, which a push that moves
+the line keeps.
 One earlier open finding and one found now at the same rule and place are the same finding when their words share one
 root (:func:`stems`: a model's rewording keeps one, another problem on the line need not; with none the new one is new
 and the earlier stays open); several at one place are paired by their words. Failing that, a finding cited a few lines
@@ -21,6 +25,8 @@ findings, and their places, with it.
 After a push each earlier open finding is *still open* (found again, or a model finding on code nobody
 touched since the last reviewed head: a model's silence is no fix), *fixed* (not found again though its file
 is still in the pull request), or *gone* (its file is no longer part of the pull request). Pure: no I/O.
+Long because matching a finding to the one before is one judgement (ids, places, words, nearness, in that order),
+each step reading what the earlier ones took: split, no part could be read without the others.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from bot.core.patch_lines import renames as renames
 
 OPEN, FIXED, GONE = "open", "fixed", "gone"
 CHECK, MODEL = "check", "model"  # a deterministic check's finding, or the model review's
-NEAR = 3  # lines a model finding may move between heads and still be the one reported before
+NEAR = 3  # lines a finding may move between heads (a check's: its line edited too) and still be the one before
 ALIKE = 0.25  # share of its words a reworded model finding keeps with the one it was (fewer: another finding)
 KEEP = 300  # findings kept per pull request (open ones always, up to KEEP_OPEN)
 KEEP_OPEN = 1_000  # open findings kept per pull request: a runaway review's record stays bounded
@@ -84,7 +90,7 @@ class Seen:
     # The ids an earlier review may know it by (set by :func:`identify`): under its file's earlier name, when the file
     # was renamed; and as ids were made before a credential's fingerprint and a model's text were part of them.
     aliases: tuple[str, ...] = ()
-    place: str = ""  # a model finding's :func:`place` (set by :func:`identify`); "" when its line tells no spot apart
+    place: str = ""  # its :func:`_place` (set by :func:`identify`); "" when its line tells no spot apart
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class Tracked:
     state: str  # OPEN | FIXED | GONE
     first_sha: str  # the head it was first reported at
     last_sha: str  # the last head whose review found it, or closed it
-    place: str = ""  # a model finding's :func:`place` where it was last found ("" unknown: stored before, or none)
+    place: str = ""  # its :func:`_place` where it was last found ("" unknown: stored before, or none)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -138,15 +144,29 @@ def _key(s: Seen, path: str, code: Mapping[str, Mapping[int, str]], *, before: b
     return (s.source, s.rule, path, where) + ((gist(s.text),) if s.source == MODEL and not before else ())
 
 
+_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`\n]*`')  # a quoted string, one line
+_COMMENT = re.compile(r"\s*(?:#|//).*$")  # after the strings are masked: a ``#`` or ``//`` left starts a comment
+
+
+def masked(code: str) -> str:
+    """A line's code with its string literals emptied and its trailing comment cut: what a check finding's line keeps
+    when only the flagged secret's value (or a note beside it) changed; another variable or statement differs."""
+    return normalise(_COMMENT.sub("", _LITERAL.sub('""', code)))
+
+
 def _place(s: Seen, code: Mapping[str, Mapping[int, str]], counted: dict[str, Counter[str]]) -> str:
-    """A model finding's place in its file, whatever line a push moves it to: a hash of its line's normalised code
-    (a hash, as it is stored: the line may hold a credential). "" when that code tells no spot apart: its line not
-    shown by the diff, a line without a letter or digit, or code the file shows on another line too (a second
+    """A finding's place in its file, whatever line a push moves it to: a hash (it is stored: the line may hold a
+    credential). A model finding's: of its line's normalised code; "" when that code tells no spot apart: its line
+    not shown by the diff, a line without a letter or digit, or code the file shows on another line too (a second
     ``return None``), where a finding elsewhere would be taken for this one. ``counted``: each file's codes, counted
-    once per review."""
+    once per review. A check finding's: of its line's :func:`masked` code, so the same statement with a new secret
+    in it is found again (:func:`_checks_near`), and another variable's secret is not; "" when its line is not shown."""
     lines = code.get(s.path or "", {})
-    text = lines.get(s.line) if s.source == MODEL and s.line is not None else None
-    if text is None or not _MARK.search(norm := normalise(text)):
+    text = lines.get(s.line) if s.line is not None else None
+    if s.source == CHECK:
+        mask = masked(text) if text is not None else ""
+        return hashlib.sha256(b"triage-lead masked\x00" + mask.encode()).hexdigest()[:16] if _MARK.search(mask) else ""
+    if s.source != MODEL or text is None or not _MARK.search(norm := normalise(text)):
         return ""
     if (s.path or "") not in counted:
         counted[s.path or ""] = Counter(normalise(t) for t in lines.values())
@@ -161,7 +181,7 @@ def identify(seen: Iterable[Seen], code: Mapping[str, Mapping[int, str]],
     does not show is placed by its line number (a model's) or by its file alone (a check of a whole file).
     ``renamed``: earlier name → name now (:func:`renames`); a finding in a renamed file also gets its id under the
     earlier name, by which the earlier review knew it (``aliases``), as does one whose id a stored review made
-    the way ids were made before. A model finding gets its :func:`_place` too."""
+    the way ids were made before. Each gets its :func:`_place` too."""
     was = {new: old for old, new in (renamed or {}).items()}
     out: list[tuple[str, Seen]] = []
     counts: tuple[dict[tuple[str, ...], int], ...] = ({}, {}, {})  # each kind counted apart: now, renamed, before
@@ -270,10 +290,31 @@ def _earlier_model(earlier: Mapping[str, Tracked], s: Seen, taken: set[str]) -> 
     return best[2] if best is not None and best[0] >= ALIKE else None
 
 
+def _checks_near(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], found: list[Tracked | None],
+                 taken: set[str]) -> None:
+    """Check findings matched to earlier open ones of the same rule, file and place (:func:`_place`: the line's code
+    with its literals masked) at most NEAR lines away, the closest first, each at most once (``found``, ``taken``:
+    filled in). A check's id holds its line's code (or its credential), so a new value for the flagged secret gives
+    it another id, while the same statement is still flagged: the same finding, not one fixed and one new. Only the
+    same statement: another variable's secret added beside a removed one is new, and the removed one fixed (found by
+    review and attack: pairing by line distance alone hid a new credential). One stored before places were kept
+    for checks has none, and pairs with nothing (fixed and new, as before)."""
+    pairs = sorted((abs(t.line - s.line), i, t.line, t.id) for i, (_, s) in enumerate(now)
+                   if found[i] is None and s.source == CHECK and s.line is not None and s.place
+                   for t in earlier.values() if t.source == CHECK and t.state == OPEN and t.id not in taken
+                   and t.line is not None and (t.rule, t.path, t.place) == (s.rule, s.path, s.place)
+                   and abs(t.line - s.line) <= NEAR)
+    for _, i, _, tid in pairs:
+        if found[i] is None and tid not in taken:
+            found[i] = earlier[tid]
+            taken.add(tid)
+
+
 def _match(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]]) -> tuple[list[Tracked | None], set[str]]:
     """The earlier finding each of ``now`` is, if any: by its id (or its id under its file's earlier name) first,
-    for all of them, then a model finding by rule and place, then by its words near it; each earlier finding is
-    matched once. And the earlier ones another finding at their place was not (:func:`_by_place`)."""
+    for all of them, then a check's finding by rule near it (:func:`_checks_near`), a model finding by rule and
+    place, then by its words near it; each earlier finding is matched once. And the earlier ones another finding at
+    their place was not (:func:`_by_place`)."""
     found: list[Tracked | None] = [None] * len(now)
     taken: set[str] = set()
     for i, (fid, s) in enumerate(now):
@@ -281,6 +322,7 @@ def _match(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]]) -> tuple
         if key is not None:
             found[i] = earlier[key]
             taken.add(key)
+    _checks_near(earlier, now, found, taken)
     unlike = _by_place(earlier, now, found, taken)
     for i, (_, s) in enumerate(now):
         if found[i] is None and s.source == MODEL and (prev := _earlier_model(earlier, s, taken)) is not None:
@@ -299,7 +341,8 @@ def converge(earlier: Mapping[str, Tracked], now: list[tuple[str, Seen]], sha: s
     the checks could not read at ``sha``, and ``listed_all``: whether GitHub listed every file of the pull request;
     ``renamed``: earlier name → name now, for files renamed since (their findings move with them).
     A finding in a file nobody looked at stays open: "not found" is not "not there". A finding found again is kept
-    under the id it has now (its file renamed, or a model's finding reworded or moved), with its first head."""
+    under the id it has now (its file renamed, a model's finding reworded or moved, or a check's finding whose line
+    was edited, the secret's value changed in the same statement: :func:`_checks_near`), with its first head."""
     moves = renamed or {}
     earlier = {fid: dataclasses.replace(t, path=moves[t.path]) if t.path is not None and t.path in moves else t
                for fid, t in earlier.items()}

@@ -5,7 +5,8 @@ Future (a lock and a condition each), the work item, the executor's locks and th
 an asyncio one cost about 20 µs of CPU a call against some 8 here, and a run makes about 40 store calls
 (issue 16, sixth pass: CPU per run). The same contract: calls run one at a time in the order made, on a thread
 of their own (named as the executor named it); a call whose caller was cancelled before it started is not run,
-one already running finishes and its result is dropped; once shut down, every later call raises RuntimeError.
+one already running finishes and its result is dropped; once shut down, every later call raises LaneClosed (a
+RuntimeError, as the executor's was): the lane's own signal, which the store alone reads as "closed".
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class _Call(Generic[T]):
         self.loop, self.future, self.fn = loop, future, fn
 
 
+class LaneClosed(RuntimeError):
+    """The lane was shut down before the call was made: the one RuntimeError that means its store is closed. One from
+    starting the thread is not (the store reads it as an outage), and one a call raises is that error itself."""
+
+
 class Lane:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -35,12 +41,12 @@ class Lane:
         self._closed = False
 
     def run(self, fn: Callable[[], T]) -> asyncio.Future[T]:
-        """``fn()`` on the lane's thread, as a future of the running loop; RuntimeError once shut down."""
+        """``fn()`` on the lane's thread, as a future of the running loop; LaneClosed once shut down."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
             if self._closed:
-                raise RuntimeError(f"lane {self.name} is shut down")
+                raise LaneClosed(f"lane {self.name} is shut down")
             if self._thread is None or not self._thread.is_alive():  # started by the first call, as the executor
                 # started its thread, and again if it could not start or has died: a call is never queued where
                 # no thread will read it (found by attack: a failed start left every later call waiting forever).
@@ -53,7 +59,7 @@ class Lane:
         return future
 
     def shutdown(self) -> None:
-        """Run what is queued, then end the thread and wait for it; later calls raise RuntimeError."""
+        """Run what is queued, then end the thread and wait for it; later calls raise LaneClosed."""
         with self._lock:
             if self._closed:
                 return
@@ -85,8 +91,7 @@ class Lane:
 
 
 class _Raised(Exception):
-    """What a store call raised that a future cannot carry (StopIteration); not a RuntimeError, which the store
-    reads as "closed"."""
+    """What a store call raised that a future cannot carry (StopIteration)."""
 
 
 def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

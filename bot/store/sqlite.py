@@ -40,7 +40,7 @@ from bot.store.base import (
     none_open,
 )
 from bot.store.intake import HOOK_BUDGET
-from bot.store.lane import Lane
+from bot.store.lane import Lane, LaneClosed
 from bot.store.limits import Cap, Limit, fits, nth_newest_wait
 from bot.store.migrations import MIGRATIONS, Index, RowMigration, RowPass
 from bot.store.run_format import patch_keys
@@ -95,9 +95,12 @@ class SQLiteStore(SQLiteJobs):
 
     async def _call(self, pool: Lane, call: Callable[[], T]) -> T:
         try:
-            return await pool.run(call)
-        except RuntimeError as exc:  # the lane was shut down: the store is closed
+            future = pool.run(call)
+        except LaneClosed as exc:  # the lane's own refusal, and only it: the store is closed
             raise StoreUnavailable("store is closed") from exc
+        except RuntimeError as exc:  # its thread could not start (no threads left): an outage, retried, not a bug
+            raise StoreUnavailable(f"the store's thread cannot start: {exc}") from exc
+        return await future  # what the call raised, as it raised it: a RuntimeError there is a bug, not "closed"
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn`` on the jobs' connection and thread."""
