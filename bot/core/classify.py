@@ -109,6 +109,9 @@ NONE_BODY = {"can you help": 3, "please help": 3, "help me": 3, "any tips": 3, "
 # A maintainer triages on the opening of a report, and every keyword is a scan of the text: a longer body
 # (GitHub allows 65,536 characters, a payload from elsewhere any size) is read up to here.
 MAX_BODY = 20_000
+# GitHub keeps a title to 256 characters; a payload from elsewhere (the triage CLI) may not, and RELEASE_TITLE's
+# lookaheads cost time in the square of the title's length (found by attack: 16 s for 32,000 characters).
+MAX_TITLE = 1_000
 
 
 @dataclass(frozen=True)
@@ -176,12 +179,12 @@ SHAPES = ("(stack trace)", "(task list of linked issues)")  # written so in tria
 
 def read(title: str, body: str) -> Text:
     """The title and the body's prose, lowercased, without hidden text, code blocks and template noise."""
-    body = strip_hidden((body or "")[:MAX_BODY])
+    title, body = (title or "")[:MAX_TITLE], strip_hidden((body or "")[:MAX_BODY])
     prose, tasks = _prose(_FENCED.sub("\n", body))
     traced = _TRACE.search(f"{title}\n{body}") is not None
     tracks = sum(_LINKED.search(t) is not None for t in tasks) >= 3  # a tracking issue lists its parts as issues
     shapes = frozenset(name for name, present in zip(SHAPES, (traced, tracks), strict=True) if present)
-    return Text(_words(_DOC_FILE.sub(" docs ", strip_hidden(title or ""))), _words(prose), shapes)
+    return Text(_words(_DOC_FILE.sub(" docs ", strip_hidden(title))), _words(prose), shapes)
 
 
 def _words(text: str) -> str:
