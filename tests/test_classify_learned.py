@@ -301,7 +301,8 @@ def test_the_mix_weighs_the_linear_part_against_naive_bayes() -> None:
     {"weights": base64.b64encode(b"\x01\x02").decode()},  # not one byte per feature and class
     {"weights": "not base64!"},
     {"bias": [0.0, 0.0]},  # a class short
-    {"temperature": 0.0}, {"mix": 1.5}, {"mix": -0.1}, {"scale": float("nan")},
+    {"temperature": 0.0}, {"mix": 1.5}, {"mix": -0.1}, {"scale": float("nan")}, {"scale": 0.0}, {"scale": -0.01},
+    {"bias": [float("nan")] * 8},  # JSON's NaN loads: every triage would raise on it
 ])
 def test_a_linear_part_that_does_not_fit_the_model_leaves_the_rules_alone(tmp_path: Path, change: dict[str, Any]
                                                                           ) -> None:

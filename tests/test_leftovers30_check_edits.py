@@ -54,6 +54,16 @@ def carried(a: F.Round, b: F.Round) -> None:
 PAD = ["import os", "", "", "def main():", "    return os.environ"]
 
 
+def test_a_secret_under_a_quoted_key_whose_value_changed_is_the_same_finding() -> None:
+    """JSON or a dict: the key's name is kept when the literals are masked, so the statement is still told apart
+    (found by review: both strings were emptied, the line kept no letter and so no place)."""
+    a = first([*PAD, f'CONFIG = {{"aws_access_key_id": "{aws_key()}"}}'])
+    assert len(a.new) == 1
+    carried(a, then(a, [*PAD, f'CONFIG = {{"aws_access_key_id": "{aws_key()}"}}']))
+    other = then(a, [*PAD, f'CONFIG = {{"backup_key_id": "{aws_key()}"}}'])
+    assert len(other.new) == 1 and len(other.fixed) == 1, other
+
+
 def test_a_credential_whose_value_changed_on_its_line_is_the_same_finding() -> None:
     a = first([*PAD, f'AWS_KEY = "{aws_key()}"'])
     assert len(a.new) == 1

@@ -429,7 +429,7 @@ def content_share(w: Weighed, learned: Model, feats: Iterable[str]) -> float:
     to THIN_WORDS. With few words its posterior is mostly its prior, and "no workflow fits" is the likeliest class
     a priori: on "Something to do" labelled ``bug`` the mixed model said none fits at 0.29, the label's evidence
     being 5 points; that is no evidence against a label. Out of fold on 2,003 tuning items: 1,760 → 1,758 right
-    with labels kept, the same without."""
+    with labels kept, 1,761 without either way."""
     return min(1.0, learned.words_known(feats) / THIN_WORDS) if label_led(w) else 1.0
 
 

@@ -100,17 +100,20 @@ def _learned_evidence(learned: Model, rules: Weighed, labels: list[str], chosen:
     favourite) and what the rules alone would have decided, so a reader sees whether it changed the decision."""
     feats = features(rules.text.title, rules.text.prose, (n for lab in labels for n in label_names(lab)),
                      rules.text.shapes)
-    points = learned.points(feats, content_share(rules, learned, feats))
+    share = content_share(rules, learned, feats)
+    points = learned.points(feats, share)
     favourite = max(points, key=lambda k: points[k][1])
     alone = placed(rules)
     added = not model_barred(rules)
     return {"weight": learned.weight, "temperature": learned.temperature, "linear_mix": learned.mix,
-            "trained_on": learned.about,
+            # the share of its weight it may use: less where a label leads and the issue has few words of its own
+            "share": round(share, 3), "trained_on": learned.about,
             "added": added,
             "why": (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
                     "and only the rules may overturn a label that names a kind of work"
                     if rules.top is not None and not added else
                     "its points join each workflow's score and the evidence that none fits"),
+            # naive Bayes's most telling features for the favourite (the SVM's part is not broken down by feature)
             "favourite": favourite or None, "telling_features": learned.telling(feats, favourite),
             # "points" is what it added to the score (0 when it is barred), "would_add" what it adds when it may:
             # a reader must not take points the model was kept from adding for points in the score.

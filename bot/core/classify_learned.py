@@ -25,7 +25,7 @@ import base64
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,18 @@ def _softmax(s: list[float]) -> tuple[float, ...]:
     return tuple(v / z for v in e)
 
 
+def mixed(bayes: Sequence[float], svm_scores: Sequence[float], mix: float, temperature: float) -> tuple[float, ...]:
+    """The posterior the Lead uses: naive Bayes's probabilities and the softmax of the SVM's scores at
+    ``temperature``, the SVM's weighing ``mix`` (the training's grid calls this too, so both compute one thing)."""
+    svm = _softmax([v / temperature for v in svm_scores])
+    return tuple((1 - mix) * a + mix * b for a, b in zip(bayes, svm, strict=True))
+
+
+def points_of(weight: int, posterior: Mapping[str, float], share: float = 1.0) -> dict[str, tuple[int, float]]:
+    """Per class: the points added (``weight`` times the probability times ``share``, rounded) and the probability."""
+    return {c: (round(weight * p * share), p) for c, p in posterior.items()}
+
+
 @dataclass(frozen=True)
 class Model:
     """Binary multinomial naive Bayes over :func:`features`, with the settings the training chose."""
@@ -110,14 +122,13 @@ class Model:
         feats = frozenset(feats)
         p = _softmax([v / self.temperature for v in self.scores(feats)])
         if self.linear is not None and self.mix > 0:
-            q = self.linear.probabilities(feats)
-            p = tuple((1 - self.mix) * a + self.mix * b for a, b in zip(p, q, strict=True))
+            p = mixed(p, self.linear.scores(feats), self.mix, self.linear.temperature)
         return dict(zip(self.classes, p, strict=True))
 
     def points(self, feats: Iterable[str], share: float = 1.0) -> dict[str, tuple[int, float]]:
         """Per class: the points the model adds (``weight`` times its probability times ``share``, rounded) and that
         probability."""
-        return {c: (round(self.weight * p * share), p) for c, p in self.posterior(feats).items()}
+        return points_of(self.weight, self.posterior(feats), share)
 
     def words_known(self, feats: Iterable[str]) -> int:
         """How many of ``feats`` it knows, the labels' names aside: how much of the issue's own text it read."""
@@ -165,11 +176,13 @@ def _linear(data: Mapping[str, Any], classes: tuple[str, ...], docs: list[int],
     bias = tuple(float(b) for b in data["bias"])
     if len(raw) != len(names) * width or len(bias) != width:
         raise ValueError("the linear part's weights do not match the model's features and classes")
-    if not (float(data["temperature"]) > 0 and 0 <= float(data["mix"]) <= 1 and math.isfinite(float(data["scale"]))):
-        raise ValueError("the linear part's temperature, mix or scale is out of range")
+    scale = float(data["scale"])
+    if not (float(data["temperature"]) > 0 and 0 <= float(data["mix"]) <= 1 and 0 < scale < math.inf
+            and all(math.isfinite(b) for b in bias)):  # NaN in JSON loads, and would fail every triage after
+        raise ValueError("the linear part's temperature, mix, scale or bias is out of range")
     signed = memoryview(raw).cast("b")
     rows = {f: (tuple(signed[k * width:(k + 1) * width]), idf(sum(counts[f]), n)) for k, f in enumerate(names)}
-    return Linear(bias, rows, float(data["scale"]), float(data["temperature"]))
+    return Linear(bias, rows, scale, float(data["temperature"]))
 
 
 def parse(text: str) -> Model | None:

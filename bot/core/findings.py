@@ -148,10 +148,17 @@ _LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`\n]*`')  
 _COMMENT = re.compile(r"\s*(?:#|//).*$")  # after the strings are masked: a ``#`` or ``//`` left starts a comment
 
 
+_KEY_AFTER = re.compile(r"\s*:")  # a literal followed by a colon names a key ("aws_secret_access_key": ...)
+
+
 def masked(code: str) -> str:
-    """A line's code with its string literals emptied and its trailing comment cut: what a check finding's line keeps
-    when only the flagged secret's value (or a note beside it) changed; another variable or statement differs."""
-    return normalise(_COMMENT.sub("", _LITERAL.sub('""', code)))
+    """A line's code with its string literals emptied (a key's name kept: JSON, a dict) and its trailing comment cut:
+    what a check finding's line keeps when only the flagged secret's value (or a note beside it) changed; another
+    variable, key or statement differs."""
+    def value(m: re.Match[str]) -> str:
+        return m.group(0) if _KEY_AFTER.match(code, m.end()) else '""'
+
+    return normalise(_COMMENT.sub("", _LITERAL.sub(value, code)))
 
 
 def _place(s: Seen, code: Mapping[str, Mapping[int, str]], counted: dict[str, Counter[str]]) -> str:
