@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.core.catalog import learned_model, load_catalog
-from bot.core.classify import classify, weigh
+from bot.core.classify import classify, model_barred, weigh
 from bot.core.markers import markers_in
 from bot.store import StoreUnavailable
 from bot.store.base import Along
@@ -97,12 +97,16 @@ def test_keyword_stuffing_under_bug_moves_the_item_but_the_rules_alone_could_alr
 
 @pytest.mark.parametrize("extra", [["good first issue"], ["needs-triage", "p1", "help wanted"], ["foo", "bar"] * 20])
 def test_labels_the_map_does_not_know_do_not_bar_or_unbar_the_model(extra: list[str]) -> None:
+    """Only a label naming the work bars the model. (The model reads the names of the labels it was trained with as
+    words, "help wanted" and "p1" among them, so with the linear SVM of round 15 they may move its points; a
+    maintainer sets them, an outsider cannot.)"""
     for labels in (["bug", *extra], ["api", *extra]):
         w = weigh(TRIAGE, title="Crash when saving", body=PROJECT_WORDS, labels=labels)
         base = weigh(TRIAGE, title="Crash when saving", body=PROJECT_WORDS, labels=labels[:1])
         assert [c.workflow for c in w.cases][:1] == [c.workflow for c in base.cases][:1]
-        assert placed("Crash when saving", PROJECT_WORDS, labels) == placed("Crash when saving", PROJECT_WORDS,
-                                                                            labels[:1])
+        assert model_barred(w) == model_barred(base) == (labels[0] == "api")
+    assert placed("Crash when saving", PROJECT_WORDS, ["api", *extra]) == placed("Crash when saving", PROJECT_WORDS,
+                                                                               ["api"]) == "backend-feature"
 
 
 @pytest.mark.parametrize("closing", ["wontfix", "Won't Fix", "status: wontfix", "resolution/duplicate",
