@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,3 +126,24 @@ def test_each_check_catches_a_row_that_breaks_it(name: str) -> None:
     items = rows()
     BREAKS[name](items)
     assert problems(items), name
+
+
+def test_the_second_labelling_is_of_known_items_and_gives_the_figures_the_readme_reports() -> None:
+    """benchmarks/triage/second_labelling.jsonl: one blind second reading per item of the set as it was on
+    2026-12-03 (sorted, unique, known URLs; a workflow or null; a one-line reason); agreement.py's figures are the
+    ones triage/README.md's fifteenth round reports."""
+    second = DATA.with_name("second_labelling.jsonl")
+    rows = [json.loads(line) for line in second.read_text(encoding="utf-8").splitlines()]
+    urls = [r["url"] for r in rows]
+    assert urls == sorted(set(urls)) and len(urls) == 2_655
+    assert set(urls) <= {json.loads(line)["url"] for line in DATA.read_text(encoding="utf-8").splitlines()}
+    assert all(set(r) == {"url", "label", "sure", "reason"} and r["label"] in WORKFLOWS and isinstance(r["sure"], bool)
+               and 0 < len(r["reason"]) <= 120 and "\n" not in r["reason"] for r in rows)
+    spec = importlib.util.spec_from_file_location("agreement", DATA.with_name("agreement.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["agreement"] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    figures = module.agreement()
+    assert [(p, a.items, a.agree, a.sure, a.sure_agree) for p, a in sorted(figures.items())] == [
+        ("held-back", 916, 855, 687, 684), ("tuning", 1_739, 1_603, 1_338, 1_322)]
