@@ -240,7 +240,8 @@ def cross_validate_linear(items: list[Item], nb: Setting) -> dict[Setting, dict[
             if k != f:
                 continue
             for tag, w, feats in (("kept", item.kept, item.feats_kept), ("removed", item.removed, item.feats_removed)):
-                bayes = [replace(both, linear=None).posterior(feats)[c] for c in classes]
+                alone = replace(both, linear=None).posterior(feats)
+                bayes = [alone[c] for c in classes]
                 scores = both.linear.scores(feats)
                 share = classify.content_share(w, both, feats)
                 for mix in MIXES[1:]:

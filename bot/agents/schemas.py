@@ -271,7 +271,7 @@ def validation_error(result: Any, schema: Schema) -> str | None:
         return None
     bad = list(_non_finite(result))
     lines = [f"{_where(path)}: {_JSON_NAMES[repr(value)]} is not a finite number; JSON has no NaN or Infinity"
-             for path, value in bad]
+             for path, value in bad[:5]]  # five are said; the rest are counted
     places = {path for path, _ in bad}  # jsonschema's word on the same value would only say it again
     errors = sorted((e for e in _validator(schema).iter_errors(result) if tuple(e.absolute_path) not in places),
                     key=lambda e: list(e.absolute_path))
