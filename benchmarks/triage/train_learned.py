@@ -60,8 +60,9 @@ FRESH = ("2026-12-03e", "2026-12-03f", "2026-12-03g", "2026-12-03h", "2026-12-03
 # it), then trained on. Batch n (600) likewise: measured on the Lead it was written down under, then trained on.
 # Batch 2026-12-04 (700) was written down at the end of that round, measured once on its final Lead and on round 14's,
 # then trained on. Batch 2026-12-04b (677 of 700 gathered; 23 were already in the set) was written down at the start of
-# round 16 and is kept out until it has been measured on the Lead it was written down under.
-RESERVED: tuple[str, ...] = ("2026-12-04b",)
+# round 16, batch 2026-12-04c (700) during it; both are kept out until measured on the Lead they were written
+# down under.
+RESERVED: tuple[str, ...] = ("2026-12-04b", "2026-12-04c")
 ALPHAS = (0.1, 0.3, 1.0)
 # A feature must be held by at least two tuning items: with one (every word of every item) the model grew to 880 KB,
 # took 0.36 s to load and 24 MB more of each process's memory (26,225 features against about 5,000), for items the
