@@ -84,7 +84,8 @@ def test_telling_features_are_the_ones_that_speak_for_the_class() -> None:
 
 # ---- joining the rules' evidence ----------------------------------------------------------------------------
 
-def test_its_points_place_an_issue_the_rules_found_too_thin() -> None:
+def test_its_points_place_an_issue_the_rules_found_too_thin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(classify, "THIN_UNLABELLED", 1)  # the toy knows one word: all the text it needs
     title, body = "Service gets killed at night", "the heap grows"  # 2 points: below the threshold
     rules = classify.classify(TRIAGE, title=title, body=body)
     assert rules.workflow is None
@@ -92,7 +93,8 @@ def test_its_points_place_an_issue_the_rules_found_too_thin() -> None:
     assert c.workflow == "error-investigation" and "the learned model" in c.reason
 
 
-def test_its_none_points_join_the_evidence_that_no_workflow_fits() -> None:
+def test_its_none_points_join_the_evidence_that_no_workflow_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(classify, "THIN_UNLABELLED", 1)  # the toy knows one word: all the text it needs
     title, body = "Slow query on the orders table", "howto"
     assert classify.classify(TRIAGE, title=title, body=body).workflow == "database-performance"
     weighed = classify.weigh(TRIAGE, title=title, body=body, learned=toy(40))
@@ -146,9 +148,11 @@ def test_a_label_on_an_issue_of_few_words_is_weighed_against_few_words() -> None
         == "error-investigation"
     whole = classify.with_points(TRIAGE, rules, model.points(feats))  # the model's whole weight: it would ask
     assert classify.placed(whole) is None
-    # No label leads: the model's whole weight, whatever the length; a long text: all of it too.
+    # No label leads: a few words never get the model's whole weight either (one word's n-grams, normed, would
+    # speak as surely as a whole report), but they reach it sooner; a long text gets all of it.
     bare = classify.weigh(TRIAGE, title=title, body=body)
-    assert classify.content_share(bare, model, classify_learned.features(title, "")) == 1.0
+    thin = classify.content_share(bare, model, classify_learned.features(title, ""))
+    assert classify.content_share(rules, model, feats) < thin < 1
     long = ("After the upgrade the server crashes when I save the settings page. The log shows a stack trace and the "
             "request returns an error 500; it worked in the previous version and fails every time since.")
     said = classify.weigh(TRIAGE, title=title, body=long, labels=labels)
@@ -183,7 +187,8 @@ def test_a_weight_of_zero_adds_nothing() -> None:
 
 # ---- --explain says what it added ------------------------------------------------------------------------------
 
-def test_explain_shows_its_points_and_what_the_rules_alone_decided() -> None:
+def test_explain_shows_its_points_and_what_the_rules_alone_decided(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(classify, "THIN_UNLABELLED", 1)  # the toy knows one word: all the text it needs
     title, body = "Service gets killed at night", "the heap grows"
     c, evidence = classify_explain.explain(TRIAGE, title=title, body=body, learned=toy(8))
     assert c == classify.classify(TRIAGE, title=title, body=body, learned=toy(8))
@@ -253,38 +258,73 @@ def test_the_shipped_linear_part_is_the_svm_the_training_script_fits() -> None:
     assert max(abs(((a + 128) % 256) - ((b + 128) % 256)) for a, b in zip(ours, theirs, strict=True)) <= 1
     assert shipped["linear"]["bias"] == pytest.approx(rebuilt["bias"], abs=1e-4)
     assert shipped["linear"]["scale"] == pytest.approx(rebuilt["scale"], rel=1e-4)
+    chars, again = shipped["linear"]["chars"], rebuilt["chars"]
+    assert chars["grams"] == again["grams"] and chars["df"] == again["df"]
+    assert len(chars["grams"]) == train.CHAR_FEATURES and chars["scale"] == pytest.approx(again["scale"], rel=1e-4)
+    ours, theirs = (base64.b64decode(d["weights"]) for d in (chars, again))
+    assert max(abs(((a + 128) % 256) - ((b + 128) % 256)) for a, b in zip(ours, theirs, strict=True)) <= 1
     assert 0 < shipped["linear"]["mix"] <= 1 and f"mixed {shipped['linear']['mix']}" in shipped["about"]
 
 
 def _svm_toy(mix: float = 1.0) -> tuple[classify_learned.Model, Any, Any]:
-    """The training script's linear part fitted on a few items, with scikit-learn's own fit beside it."""
+    """The training script's linear part fitted on a few items, with scikit-learn's own fit beside it: a
+    ``FeatureUnion`` of the features (binary) and the character n-grams of the items' titles (``char_wb``)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_union
     from sklearn.svm import LinearSVC
 
     train = _train_module()
     words = {"database-performance": "slow query index", "error-investigation": "crash heap trace", NONE: "howto docs"}
-    items = [train.Item(f"u{cls}{n}", cls, "x", None, None, frozenset(f"w:{w}" for w in text.split()[: n % 3 + 1]) |
-                        {f"w:n{n % 2}"}, frozenset())
-             for cls, text in words.items() for n in range(6)]
+    items = []
+    for cls, text in words.items():
+        for n in range(6):
+            title = " ".join(text.split()[: n % 3 + 1])
+            w = classify.weigh(TRIAGE, title=title, body="")
+            items.append(train.Item(f"u{cls}{n}", cls, "x", w, w, frozenset(f"w:{x}" for x in title.split()) |
+                                    {f"w:n{n % 2}"}, frozenset()))
     data = train.counts(items, CLASSES, 2)
     model = classify_learned.from_counts({**data, "alpha": 1.0, "temperature": 1.0, "weight": 10, "linear": {
         **train.linear_data(items, CLASSES, data), "mix": mix, "temperature": 1.0}})
-    vec = TfidfVectorizer(analyzer=lambda f: f, vocabulary=sorted(data["features"]), sublinear_tf=True)
-    svm = LinearSVC(C=train.SVM_C, random_state=0).fit(vec.fit_transform([sorted(i.feats_kept) for i in items]),
-                                                        [i.expected for i in items])
+    vec = make_union(
+        TfidfVectorizer(analyzer=lambda d: d[0], vocabulary=sorted(data["features"]), sublinear_tf=True),
+        TfidfVectorizer(preprocessor=lambda d: f"{d[1]} {d[1]}", analyzer="char_wb", ngram_range=(2, 5),
+                        sublinear_tf=True, min_df=2, max_features=train.CHAR_FEATURES, lowercase=False))
+    x = vec.fit_transform([(sorted(i.feats_kept), i.kept.text.title) for i in items])
+    svm = LinearSVC(C=train.SVM_C, random_state=0).fit(x, [i.expected for i in items])
     return model, vec, svm
 
 
 def test_the_linear_part_scores_an_issue_as_scikit_learn_does() -> None:
+    """Features and character n-grams both: the n-grams cut as scikit-learn's ``char_wb`` cuts them, counted with
+    sublinear tf, each part normed on its own."""
     model, vec, svm = _svm_toy()
-    assert model.linear is not None
+    assert model.linear is not None and model.linear.grams  # the toy's titles share n-grams: the part is there
     order = [list(svm.classes_).index(c) for c in CLASSES]
-    for feats in ({"w:crash", "w:n0"}, {"w:slow", "w:index", "w:unknown"}, {"w:howto"}, set()):
-        expected = svm.decision_function(vec.transform([sorted(feats)]))[0]
-        quantum = model.linear.scale * 4  # each weight is off by at most half a quantum; a few features add up
-        assert model.linear.scores(feats) == pytest.approx([expected[k] for k in order], abs=quantum)
-    post = model.posterior({"w:crash"})
+    # uneven counts ("slow slow index"): sublinear tf, not raw counts, nor each n-gram once
+    for feats, title in (({"w:crash", "w:n0"}, "crash crash"), ({"w:slow", "w:index", "w:unknown"}, "slow indexes"),
+                         ({"w:howto"}, "howto"), (set(), ""), (set(), "queries"), ({"w:slow"}, "slow slow slow index"),
+                         ({"w:heap"}, "heap trace trace trace trace query")):
+        expected = svm.decision_function(vec.transform([(sorted(feats), title)]))[0]
+        # each weight is off by at most half a quantum; a few terms add up
+        quantum = (model.linear.scale + model.linear.gram_scale) * 4
+        grams = classify_learned.char_grams(title, "")
+        assert model.linear.scores(feats, grams) == pytest.approx([expected[k] for k in order], abs=quantum)
+    post = model.posterior({"w:crash"}, classify_learned.char_grams("crash", ""))
     assert max(post, key=lambda c: post[c]) == "error-investigation"
+
+
+def test_the_character_part_speaks_only_when_given_the_items_n_grams() -> None:
+    """Without n-grams (None) the linear part reads the features alone; a word the features never saw still
+    speaks through its n-grams ("queries" shares "quer", "uer" with "query")."""
+    model, _, _ = _svm_toy()
+    assert model.linear is not None
+    unseen = classify_learned.char_grams("queries", "")
+    assert model.linear.scores(set()) == model.linear.scores(set(), None) == pytest.approx(model.linear.bias)
+    with_grams = dict(zip(CLASSES, model.linear.scores(set(), unseen), strict=True))
+    assert max(with_grams, key=lambda c: with_grams[c]) == "database-performance"
+    assert model.grams("queries", "") == unseen
+    assert dataclasses.replace(model, mix=0.0).grams("queries", "") is None  # not cut where nothing reads them
+    assert dataclasses.replace(model, linear=dataclasses.replace(model.linear, grams={})).grams("queries", "") is None
 
 
 def test_the_mix_weighs_the_linear_part_against_naive_bayes() -> None:
@@ -303,6 +343,7 @@ def test_the_mix_weighs_the_linear_part_against_naive_bayes() -> None:
     {"bias": [0.0, 0.0]},  # a class short
     {"temperature": 0.0}, {"mix": 1.5}, {"mix": -0.1}, {"scale": float("nan")}, {"scale": 0.0}, {"scale": -0.01},
     {"bias": [float("nan")] * 8},  # JSON's NaN loads: every triage would raise on it
+    {"scale": 1e308}, {"bias": [1e308] * 8},  # finite, but a score would overflow to inf and the posterior turn NaN
 ])
 def test_a_linear_part_that_does_not_fit_the_model_leaves_the_rules_alone(tmp_path: Path, change: dict[str, Any]
                                                                           ) -> None:
@@ -310,6 +351,40 @@ def test_a_linear_part_that_does_not_fit_the_model_leaves_the_rules_alone(tmp_pa
     data = json.loads((root / classify_learned.MODEL_FILE).read_text(encoding="utf-8"))
     assert classify_learned.parse(json.dumps(data)) is not None
     (root / classify_learned.MODEL_FILE).write_text(json.dumps({**data, "linear": {**data["linear"], **change}}))
+    assert learned_model(load_catalog(root)) is None
+    assert any(classify_learned.MODEL_FILE in e for e in validate_paths(root))
+
+
+@pytest.mark.parametrize("temperature", [0.0, -4.0, float("inf"), float("nan")])
+def test_a_naive_bayes_temperature_out_of_range_leaves_the_rules_alone(tmp_path: Path, temperature: float) -> None:
+    """Every posterior divides by it: 0 would raise at each triage, not when the file is read."""
+    root = _workflows_copy(tmp_path)
+    data = json.loads((root / classify_learned.MODEL_FILE).read_text(encoding="utf-8"))
+    (root / classify_learned.MODEL_FILE).write_text(json.dumps({**data, "temperature": temperature}))
+    assert learned_model(load_catalog(root)) is None
+    assert any(classify_learned.MODEL_FILE in e for e in validate_paths(root))
+
+
+@pytest.mark.parametrize("change", [
+    {"weights": base64.b64encode(b"\x01\x02").decode()},  # not one byte per n-gram and class
+    {"df": [1]},  # a count short
+    {"grams": ["aa", "aa", "bb"]},  # a second copy of an n-gram would take the first one's weights
+    {"df": "zero"}, {"df": [0] * 3}, {"df": [10 ** 9] * 3},  # no training document, or more than there were
+    {"scale": float("nan")}, {"scale": 0.0}, {"scale": float("inf")},
+    {"scale": 1e308},  # finite, but a score would overflow to inf and the posterior turn NaN
+])
+def test_a_character_part_that_does_not_fit_the_model_leaves_the_rules_alone(tmp_path: Path, change: dict[str, Any]
+                                                                             ) -> None:
+    root = _workflows_copy(tmp_path)
+    data = json.loads((root / classify_learned.MODEL_FILE).read_text(encoding="utf-8"))
+    chars = data["linear"]["chars"]
+    width = len(data["classes"])
+    small = {"grams": chars["grams"][:3], "df": chars["df"][:3], "scale": chars["scale"],
+             "weights": base64.b64encode(base64.b64decode(chars["weights"])[:3 * width]).decode()}
+    fits = {**data, "linear": {**data["linear"], "chars": small}}
+    assert classify_learned.parse(json.dumps(fits)) is not None  # three n-grams are a model; the change is not
+    (root / classify_learned.MODEL_FILE).write_text(json.dumps({**data, "linear": {**data["linear"],
+                                                                                 "chars": {**small, **change}}}))
     assert learned_model(load_catalog(root)) is None
     assert any(classify_learned.MODEL_FILE in e for e in validate_paths(root))
 

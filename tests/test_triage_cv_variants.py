@@ -39,10 +39,15 @@ def _toy() -> classify_learned.Model:
 
 def _post(model: classify_learned.Model, title: str, body: str, labels: list[str]) -> tuple[classify.Weighed,
                                                                                             dict[str, float]]:
+    w, feats = _read(model, title, body, labels)
+    return w, model.posterior(feats, model.grams(w.text.title, w.text.prose))
+
+
+def _read(model: classify_learned.Model, title: str, body: str, labels: list[str]) -> tuple[classify.Weighed,
+                                                                                           frozenset[str]]:
     w = classify.weigh(TRIAGE, title=title, body=body, labels=labels)
-    feats = classify_learned.features(w.text.title, w.text.prose, [n for lab in labels for n in classify.label_names(lab)],
-                                      w.text.shapes)
-    return w, model.posterior(feats)
+    return w, classify_learned.features(w.text.title, w.text.prose,
+                                        [n for lab in labels for n in classify.label_names(lab)], w.text.shapes)
 
 
 def test_the_shipped_combination_decides_as_the_bot_does() -> None:
@@ -51,9 +56,10 @@ def test_the_shipped_combination_decides_as_the_bot_does() -> None:
     for title, body, labels in (TYPO, ("Service gets killed at night", "the heap grows", []),
                                 ("Slow query on the orders table", "full table scan", ["bug"])):
         w, post = _post(model, title, body, labels)
+        share = classify.content_share(w, model, _read(model, title, body, labels)[1])
         bot = classify.placed(classify.weigh(TRIAGE, title=title, body=body, labels=labels, learned=model))
         setting = ("shipped", model.weight, model.weight, model.weight)
-        assert v.combined(w, post, setting) == (bot or classify_learned.NONE), title
+        assert v.combined(w, post, setting, share) == (bot or classify_learned.NONE), title
 
 
 def test_the_other_gates_let_the_model_outweigh_an_issue_type_label() -> None:

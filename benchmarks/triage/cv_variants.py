@@ -127,11 +127,13 @@ def _softmax(s: Iterable[float], temperature: float = 1.0) -> list[float]:
 type_led = classify.type_led  # the test of this script and older notes name it here
 
 
-def combined(w: classify.Weighed, post: Mapping[str, float], setting: tuple[str, int, int, int]) -> str:
+def combined(w: classify.Weighed, post: Mapping[str, float], setting: tuple[str, int, int, int],
+             share: float = 1.0) -> str:
     """The Lead's decision with the model's points as ``setting`` (gate, workflow weight, none weight, weight where
     a label leads) adds them. Where a label leads the rules' case: gate "label" adds nothing (the Lead until the
     seventh round); "shipped" and "type" add the last weight only under issue-type labels (the Lead's own gate,
-    ``classify.model_barred``); "any" adds it under any label."""
+    ``classify.model_barred``); "any" adds it under any label. ``share`` scales the points as the Lead's
+    ``classify.content_share`` does (the variants here were compared before it, at 1)."""
     gate, weight, none_weight, under_label = setting
     if classify.label_led(w):
         barred = gate == "label" or (gate in ("shipped", "type", "work") and classify.model_barred(w))
@@ -140,7 +142,7 @@ def combined(w: classify.Weighed, post: Mapping[str, float], setting: tuple[str,
             none_weight = 0
     if not weight and not none_weight:
         return classify.placed(w) or NONE
-    points = {c: (round((none_weight if c == NONE else weight) * p), p) for c, p in post.items()}
+    points = {c: (round((none_weight if c == NONE else weight) * p * share), p) for c, p in post.items()}
     return classify.placed(_with_points(w, points)) or NONE
 
 

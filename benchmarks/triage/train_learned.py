@@ -19,7 +19,8 @@ tuned on) are the fair test of what the combination adds on new issues, and the 
 A second stage (round 15) keeps the naive Bayes settings the first chose and asks whether mixing in a linear SVM over
 the same features (scikit-learn's ``TfidfVectorizer`` and ``LinearSVC``, a training dependency only: the bot reads the
 weights from the model file) does better, by the same folds and the same choice rule; a mix of 0 is the first stage's
-model, which wins a tie at the same weight.
+model, which wins a tie at the same weight. Since round 16 the SVM also reads the CHAR_FEATURES most frequent
+character n-grams of each item's text (``classify_learned.char_grams``), a part of its own beside the features.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ OUT = ROOT / "workflows" / classify_learned.MODEL_FILE
 K = 5
 # The batches written down after the rules' last tuning: the fair test of what the model adds on new issues.
 FRESH = ("2026-12-03e", "2026-12-03f", "2026-12-03g", "2026-12-03h", "2026-12-03i", "2026-12-03j", "2026-12-03k",
-         "2026-12-03l", "2026-12-03m", "2026-12-03n", "2026-12-04")
+         "2026-12-03l", "2026-12-03m", "2026-12-03n", "2026-12-04", "2026-12-04b", "2026-12-04c")
 # Batches written down and measured but not trained on yet, whole (both parts): a round's fresh test. Batches i, j
 # and k were kept out until it was decided what the README replay's issue should get (GitHub's example payload, a README
 # typo labelled bug, which a model trained on them places nowhere): what our labelling rules say, none fits; the
@@ -60,9 +61,9 @@ FRESH = ("2026-12-03e", "2026-12-03f", "2026-12-03g", "2026-12-03h", "2026-12-03
 # it), then trained on. Batch n (600) likewise: measured on the Lead it was written down under, then trained on.
 # Batch 2026-12-04 (700) was written down at the end of that round, measured once on its final Lead and on round 14's,
 # then trained on. Batch 2026-12-04b (677 of 700 gathered; 23 were already in the set) was written down at the start of
-# round 16, batch 2026-12-04c (700) during it; both are kept out until measured on the Lead they were written
-# down under.
-RESERVED: tuple[str, ...] = ("2026-12-04b", "2026-12-04c")
+# round 16, batch 2026-12-04c (688 of 700) during it; each was measured once on the Lead it was written down under
+# (round 15's), then trained on with the character n-grams.
+RESERVED: tuple[str, ...] = ()
 ALPHAS = (0.1, 0.3, 1.0)
 # A feature must be held by at least two tuning items: with one (every word of every item) the model grew to 880 KB,
 # took 0.36 s to load and 24 MB more of each process's memory (26,225 features against about 5,000), for items the
@@ -74,6 +75,11 @@ WEIGHTS = (0, 4, 8, 12, 16, 20, 24, 32, 48, 64)  # with 1,211 tuning items the c
 MIXES = (0.0, 0.5, 0.7)
 LINEAR_TEMPERATURES = (0.5, 0.7, 1.0)
 SVM_C = 1.0  # scikit-learn's default; 0.5 and 2 placed as many tuning items out of fold
+# The most frequent character n-grams (2 to 5 characters, classify_learned.char_grams) the SVM reads beside the
+# features: out of fold on the 2,867 tuning items of 2026-12-04, with the rules and naive Bayes as shipped, they
+# placed 2,487 → 2,514 with labels kept and 2,488 → 2,506 without at 200,000 n-grams, 2,511 / 2,507 at 20,000 and
+# 2,495 / 2,495 at 8,000 counted once each; 20,000 cost 160 KB of weights.
+CHAR_FEATURES = 20_000
 QUANTUM = 127  # weights stored as one signed byte each: 127 levels a side placed the same items as floats
 MAX_ASKED = 0.10  # issue 15: at most 10% of placeable issues asked about
 
@@ -169,7 +175,8 @@ def decide(triage: Any, w: classify.Weighed, model: classify_learned.Model, feat
     if model.weight == 0:
         return classify.placed(w) or classify_learned.NONE
     share = classify.content_share(w, model, feats)
-    return classify.placed(classify.with_points(triage, w, model.points(feats, share))) or classify_learned.NONE
+    points = model.points(feats, share, model.grams(w.text.title, w.text.prose))
+    return classify.placed(classify.with_points(triage, w, points)) or classify_learned.NONE
 
 
 @dataclass
@@ -241,10 +248,11 @@ def cross_validate_linear(items: list[Item], nb: Setting) -> dict[Setting, dict[
         for item, k in zip(items, fold_of, strict=True):
             if k != f:
                 continue
+            grams = grams_of(item)
             for tag, w, feats in (("kept", item.kept, item.feats_kept), ("removed", item.removed, item.feats_removed)):
                 alone = replace(both, linear=None).posterior(feats)
                 bayes = [alone[c] for c in classes]
-                scores = both.linear.scores(feats)
+                scores = both.linear.scores(feats, grams)
                 share = classify.content_share(w, both, feats)
                 for mix in MIXES[1:]:
                     for lt in LINEAR_TEMPERATURES:
@@ -267,10 +275,17 @@ def _tally(tallies: dict[str, Tally], item: Item, tag: str, got: str) -> None:
         tallies.setdefault(f"fresh/{tag}", Tally()).add(item.expected, got)
 
 
+def grams_of(item: Item) -> dict[str, int]:
+    """The item's character n-grams, as the bot cuts them (the text is the same with labels kept or removed)."""
+    return classify_learned.char_grams(item.kept.text.title, item.kept.text.prose)
+
+
 def linear_data(items: list[Item], classes: tuple[str, ...], data: dict[str, Any]) -> dict[str, Any]:
-    """A linear SVM fitted on ``items`` over the naive Bayes model's own features (``data``, from :func:`counts`),
-    tf-idf weighed as ``classify_learned.Linear`` reads them; the weights as one signed byte per feature and class,
-    features in sorted order, base64."""
+    """A linear SVM fitted on ``items`` over the naive Bayes model's own features (``data``, from :func:`counts`)
+    and the CHAR_FEATURES most frequent character n-grams, each part tf-idf weighed and l2-normed on its own as
+    ``classify_learned.Linear`` reads them; the weights as one signed byte per feature and class, features in sorted
+    order, base64, one scale per part."""
+    from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 
@@ -278,21 +293,56 @@ def linear_data(items: list[Item], classes: tuple[str, ...], data: dict[str, Any
     vectorizer = TfidfVectorizer(analyzer=lambda feats: feats, vocabulary=names, sublinear_tf=True)
     x = vectorizer.fit_transform([sorted(i.feats_kept) for i in items])
     n = sum(data["docs"])
-    idfs = [classify_learned.idf(sum(data["features"][f]), n) for f in names]
-    if any(abs(a - b) > 1e-9 for a, b in zip(idfs, vectorizer.idf_, strict=True)):
-        raise SystemExit("scikit-learn's idf is not the one classify_learned.idf computes")
+    _same_idf([classify_learned.idf(sum(data["features"][f]), n) for f in names], vectorizer.idf_)
+    grams, df, xc = _char_part(items)
     labels = [i.expected for i in items]
     if len(set(labels)) < 3:
         raise SystemExit("the linear part needs items of at least three classes")
-    svm = LinearSVC(C=SVM_C, random_state=0).fit(x, labels)
+    svm = LinearSVC(C=SVM_C, random_state=0).fit(hstack([x, xc]).tocsr() if grams else x, labels)
     order = [list(svm.classes_).index(c) for c in classes]
-    coef = [[float(svm.coef_[k][j]) for k in order] for j in range(len(names))]
+    coef = [[float(svm.coef_[k][j]) for k in order] for j in range(len(names) + len(grams))]
+    feats_part, scale = _quantised(coef[:len(names)])
+    grams_part, gram_scale = _quantised(coef[len(names):]) if grams else ("", 0.0)
+    out = {"bias": [round(float(svm.intercept_[k]), 9) for k in order], "scale": scale, "C": SVM_C,
+           "weights": feats_part}
+    if grams:
+        out["chars"] = {"grams": grams, "df": df, "scale": gram_scale, "weights": grams_part}
+    return out
+
+
+def _char_part(items: list[Item]) -> tuple[list[str], list[int], Any]:
+    """The CHAR_FEATURES most frequent character n-grams held by at least two of ``items`` (sorted), how many items
+    hold each, and the items' tf-idf rows over them; none when CHAR_FEATURES is 0 or no n-gram is shared."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    docs = [grams_of(i) for i in items]
+    if not CHAR_FEATURES:
+        return [], [], None
+    chars = TfidfVectorizer(analyzer=lambda g: [k for k, c in g.items() for _ in range(c)], sublinear_tf=True,
+                            min_df=2, max_features=CHAR_FEATURES)
+    try:
+        xc = chars.fit_transform(docs)
+    except ValueError:  # scikit-learn's "no terms remain": no n-gram held by two items
+        return [], [], None
+    grams = [str(g) for g in chars.get_feature_names_out()]
+    if grams != sorted(grams):
+        raise SystemExit("scikit-learn's n-grams are not in sorted order")
+    df = [int(v) for v in (xc > 0).sum(axis=0).A1]  # the items holding each: every held n-gram weighs above 0
+    _same_idf([classify_learned.idf(d, len(docs)) for d in df], chars.idf_)
+    return grams, df, xc
+
+
+def _same_idf(ours: list[float], theirs: Any) -> None:
+    if any(abs(a - b) > 1e-9 for a, b in zip(ours, theirs, strict=True)):
+        raise SystemExit("scikit-learn's idf is not the one classify_learned.idf computes")
+
+
+def _quantised(coef: list[list[float]]) -> tuple[str, float]:
+    """Weights as one signed byte each, base64, and the scale that turns them back."""
     scale = max(abs(v) for row in coef for v in row) / QUANTUM
     if not scale > 0:
         raise SystemExit("the linear SVM learned no weight at all: nothing to store")
-    weights = bytes(round(v / scale) & 0xFF for row in coef for v in row)
-    return {"bias": [round(float(svm.intercept_[k]), 9) for k in order], "scale": scale, "C": SVM_C,
-            "weights": base64.b64encode(weights).decode("ascii")}
+    return base64.b64encode(bytes(round(v / scale) & 0xFF for row in coef for v in row)).decode("ascii"), scale
 
 
 def _argmax(model: classify_learned.Model, feats: frozenset[str]) -> str:
@@ -353,7 +403,8 @@ def model_data(items: list[Item], setting: Setting | tuple[Any, ...], sha: str) 
     s = Setting(*setting)
     classes = _classes(load_catalog().triage)
     data = counts(items, classes, s.min_df)
-    mixed = (f", mixed {s.mix} with a linear SVM (C {SVM_C}, temperature {s.linear_temperature})" if s.mix else "")
+    mixed = (f", mixed {s.mix} with a linear SVM over the features and {CHAR_FEATURES:,} character n-grams (C {SVM_C}, "
+             f"temperature {s.linear_temperature})" if s.mix else "")
     about = (f"naive Bayes on the tuning part of benchmarks/triage/issues.jsonl ({len(items)} items, their "
              f"rows' sha256 {sha[:12]}); alpha {s.alpha}, min_df {s.min_df}, temperature {s.temperature}, weight "
              f"{s.weight}{mixed}, chosen by {K}-fold cross-validation inside the tuning part "

@@ -101,7 +101,7 @@ def _learned_evidence(learned: Model, rules: Weighed, labels: list[str], chosen:
     feats = features(rules.text.title, rules.text.prose, (n for lab in labels for n in label_names(lab)),
                      rules.text.shapes)
     share = content_share(rules, learned, feats)
-    points = learned.points(feats, share)
+    points = learned.points(feats, share, learned.grams(rules.text.title, rules.text.prose))
     favourite = max(points, key=lambda k: points[k][1])
     alone = placed(rules)
     added = not model_barred(rules)
