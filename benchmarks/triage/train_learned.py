@@ -62,8 +62,9 @@ FRESH = ("2026-12-03e", "2026-12-03f", "2026-12-03g", "2026-12-03h", "2026-12-03
 # Batch 2026-12-04 (700) was written down at the end of that round, measured once on its final Lead and on round 14's,
 # then trained on. Batch 2026-12-04b (677 of 700 gathered; 23 were already in the set) was written down at the start of
 # round 16, batch 2026-12-04c (688 of 700) during it; each was measured once on the Lead it was written down under
-# (round 15's), then trained on with the character n-grams.
-RESERVED: tuple[str, ...] = ()
+# (round 15's), then trained on with the character n-grams. Batch 2026-12-04d was written down at the end of round 16
+# and measured once on its final Lead: the fresh test of that Lead, kept out of training for the next round.
+RESERVED: tuple[str, ...] = ("2026-12-04d",)
 ALPHAS = (0.1, 0.3, 1.0)
 # A feature must be held by at least two tuning items: with one (every word of every item) the model grew to 880 KB,
 # took 0.36 s to load and 24 MB more of each process's memory (26,225 features against about 5,000), for items the
