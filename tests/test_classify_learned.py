@@ -84,8 +84,7 @@ def test_telling_features_are_the_ones_that_speak_for_the_class() -> None:
 
 # ---- joining the rules' evidence ----------------------------------------------------------------------------
 
-def test_its_points_place_an_issue_the_rules_found_too_thin(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(classify, "THIN_UNLABELLED", 1)  # the toy knows one word: all the text it needs
+def test_its_points_place_an_issue_the_rules_found_too_thin() -> None:
     title, body = "Service gets killed at night", "the heap grows"  # 2 points: below the threshold
     rules = classify.classify(TRIAGE, title=title, body=body)
     assert rules.workflow is None
@@ -93,8 +92,7 @@ def test_its_points_place_an_issue_the_rules_found_too_thin(monkeypatch: pytest.
     assert c.workflow == "error-investigation" and "the learned model" in c.reason
 
 
-def test_its_none_points_join_the_evidence_that_no_workflow_fits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(classify, "THIN_UNLABELLED", 1)  # the toy knows one word: all the text it needs
+def test_its_none_points_join_the_evidence_that_no_workflow_fits() -> None:
     title, body = "Slow query on the orders table", "howto"
     assert classify.classify(TRIAGE, title=title, body=body).workflow == "database-performance"
     weighed = classify.weigh(TRIAGE, title=title, body=body, learned=toy(40))
@@ -117,6 +115,22 @@ def test_it_stays_out_when_a_label_leads_the_rules_case() -> None:
     # Nothing was added, so no class shows points; what it would have added is named as such.
     assert all(c["points"] == 0 for c in said["classes"])
     assert max(c["would_add"] for c in said["classes"]) > 0
+
+
+def test_where_it_stays_out_its_posterior_is_not_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A work label leading keeps the model out, so the Lead does not pay for its posterior (n-grams and all: about
+    0.6 ms an issue); where it may speak it is computed as before."""
+    def refuse(*_: object, **__: object) -> dict[str, float]:
+        raise AssertionError("posterior computed where the model adds nothing")
+
+    model = learned_model(load_catalog())
+    assert model is not None
+    title, body = "Fix the crash", "the heap grows"
+    without = classify.weigh(TRIAGE, title=title, body=body, labels=["api"])
+    monkeypatch.setattr(classify_learned.Model, "posterior", refuse)
+    assert classify.weigh(TRIAGE, title=title, body=body, labels=["api"], learned=model) == without
+    with pytest.raises(AssertionError, match="posterior computed"):
+        classify.weigh(TRIAGE, title=title, body=body, labels=["bug"], learned=model)
 
 
 def test_it_may_outweigh_an_issue_type_label(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,11 +162,9 @@ def test_a_label_on_an_issue_of_few_words_is_weighed_against_few_words() -> None
         == "error-investigation"
     whole = classify.with_points(TRIAGE, rules, model.points(feats))  # the model's whole weight: it would ask
     assert classify.placed(whole) is None
-    # No label leads: a few words never get the model's whole weight either (one word's n-grams, normed, would
-    # speak as surely as a whole report), but they reach it sooner; a long text gets all of it.
+    # No label leads: the model's whole weight, whatever the length; a long text: all of it too.
     bare = classify.weigh(TRIAGE, title=title, body=body)
-    thin = classify.content_share(bare, model, classify_learned.features(title, ""))
-    assert classify.content_share(rules, model, feats) < thin < 1
+    assert classify.content_share(bare, model, classify_learned.features(title, "")) == 1.0
     long = ("After the upgrade the server crashes when I save the settings page. The log shows a stack trace and the "
             "request returns an error 500; it worked in the previous version and fails every time since.")
     said = classify.weigh(TRIAGE, title=title, body=long, labels=labels)
@@ -187,8 +199,7 @@ def test_a_weight_of_zero_adds_nothing() -> None:
 
 # ---- --explain says what it added ------------------------------------------------------------------------------
 
-def test_explain_shows_its_points_and_what_the_rules_alone_decided(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(classify, "THIN_UNLABELLED", 1)  # the toy knows one word: all the text it needs
+def test_explain_shows_its_points_and_what_the_rules_alone_decided() -> None:
     title, body = "Service gets killed at night", "the heap grows"
     c, evidence = classify_explain.explain(TRIAGE, title=title, body=body, learned=toy(8))
     assert c == classify.classify(TRIAGE, title=title, body=body, learned=toy(8))

@@ -54,7 +54,6 @@ from bot.core.sanitize import strip_hidden
 # own label (10) or a word naming the kind of work (3+) in the title is. On the tuning part 4 to 6 place alike.
 MIN_SCORE = 5
 THIN_WORDS = 32  # features of its own text (words, word pairs) an issue needs before the model's whole weight speaks
-THIN_UNLABELLED = 16  # the same where no label leads (content_share)
 LABEL_WEIGHT = 10  # a label the repository chose for a kind of work ("security", "ci", "perf", "epic")
 TYPE_LABEL_WEIGHT = 5  # an issue-type label that issue templates set by themselves ("bug", "enhancement")
 TITLE_FACTOR = 2  # a keyword in the title counts twice
@@ -420,27 +419,26 @@ def with_learned(triage: Mapping[str, Any], w: Weighed, learned: Model, labels: 
     """``w`` with the learned model's points added: to each workflow it knows, and for "no workflow fits" to the
     evidence against, as one ``learned`` hit each (none when it adds nothing), so the threshold, ties and the
     evidence against weigh the sum. Workflows the catalog lacks get nothing."""
+    if model_barred(w):  # it would add nothing (with_points): not worth its posterior, n-grams and all
+        return w
     feats = features(w.text.title, w.text.prose, (n for lab in labels for n in label_names(str(lab))), w.text.shapes)
     grams = learned.grams(w.text.title, w.text.prose)
     return with_points(triage, w, learned.points(feats, content_share(w, learned, feats), grams))
 
 
 def content_share(w: Weighed, learned: Model, feats: Iterable[str]) -> float:
-    """The share of its weight the model may use: as much as the issue's own words it read allow, up to THIN_WORDS
-    where a label leads the rules' case (an issue-type label: a work label keeps the model out,
-    :func:`model_barred`) and up to THIN_UNLABELLED elsewhere.
+    """The share of its weight the model may use: all of it, but where a label leads the rules' case (an issue-type
+    label: a work label keeps the model out, :func:`model_barred`) only as much as the issue's own words it read, up
+    to THIN_WORDS. With few words its posterior is mostly its prior, and "no workflow fits" is the likeliest class
+    a priori: on "Something to do" labelled ``bug`` the mixed model said none fits at 0.29, the label's evidence
+    being 5 points; that is no evidence against a label. Out of fold on 2,003 tuning items: 1,760 → 1,758 right
+    with labels kept, 1,761 without either way.
 
-    Where a label leads: with few words the posterior is mostly the prior, and "no workflow fits" is the likeliest
-    class a priori: on "Something to do" labelled ``bug`` the mixed model said none fits at 0.29, the label's
-    evidence being 5 points; that is no evidence against a label. Out of fold on 2,003 tuning items: 1,760 → 1,758
-    right with labels kept, 1,761 without either way.
-
-    Elsewhere: the SVM's character n-grams are normed per item, so one word ("Hello" and "token") speaks as surely
-    as a whole report and started security-fix where the Lead should ask for a label. Out of fold on 3,772 tuning
-    items: 3,275 / 3,259 → 3,272 / 3,256 right (with / without labels); "Hello" and one of seven work words now asks
-    on six."""
-    limit = THIN_WORDS if label_led(w) else THIN_UNLABELLED
-    return min(1.0, learned.words_known(feats) / limit)
+    The same where no label leads (up to 16 words) was measured in round 16 against an outside attack's finding
+    (one word's character n-grams, normed per item, start a workflow: "Hello" and "token" → security-fix): out of
+    fold −3 / −3 at fixed settings, but the settings the training then chose (temperature 16, weight 48) let the
+    model's prior outweigh ``bug`` on "Something to do" again. Not landed: benchmarks/triage/README.md, round 16."""
+    return min(1.0, learned.words_known(feats) / THIN_WORDS) if label_led(w) else 1.0
 
 
 def with_points(triage: Mapping[str, Any], w: Weighed, points: Mapping[str, tuple[int, float]]) -> Weighed:
