@@ -39,12 +39,11 @@ def _toy() -> classify_learned.Model:
 
 def _post(model: classify_learned.Model, title: str, body: str, labels: list[str]) -> tuple[classify.Weighed,
                                                                                             dict[str, float]]:
-    w, feats = _read(model, title, body, labels)
+    w, feats = _read(title, body, labels)
     return w, model.posterior(feats, model.grams(w.text.title, w.text.prose))
 
 
-def _read(model: classify_learned.Model, title: str, body: str, labels: list[str]) -> tuple[classify.Weighed,
-                                                                                           frozenset[str]]:
+def _read(title: str, body: str, labels: list[str]) -> tuple[classify.Weighed, frozenset[str]]:
     w = classify.weigh(TRIAGE, title=title, body=body, labels=labels)
     return w, classify_learned.features(w.text.title, w.text.prose,
                                         [n for lab in labels for n in classify.label_names(lab)], w.text.shapes)
@@ -55,8 +54,9 @@ def test_the_shipped_combination_decides_as_the_bot_does() -> None:
     assert model is not None
     for title, body, labels in (TYPO, ("Service gets killed at night", "the heap grows", []),
                                 ("Slow query on the orders table", "full table scan", ["bug"])):
-        w, post = _post(model, title, body, labels)
-        share = classify.content_share(w, model, _read(model, title, body, labels)[1])
+        w, feats = _read(title, body, labels)
+        post = model.posterior(feats, model.grams(w.text.title, w.text.prose))
+        share = classify.content_share(w, model, feats)
         bot = classify.placed(classify.weigh(TRIAGE, title=title, body=body, labels=labels, learned=model))
         setting = ("shipped", model.weight, model.weight, model.weight)
         assert v.combined(w, post, setting, share) == (bot or classify_learned.NONE), title

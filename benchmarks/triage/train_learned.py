@@ -316,9 +316,9 @@ def _char_part(items: list[Item]) -> tuple[list[str], list[int], Any]:
     hold each, and the items' tf-idf rows over them; none when CHAR_FEATURES is 0 or no n-gram is shared."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    docs = [grams_of(i) for i in items]
     if not CHAR_FEATURES:
         return [], [], None
+    docs = [grams_of(i) for i in items]
     chars = TfidfVectorizer(analyzer=lambda g: [k for k, c in g.items() for _ in range(c)], sublinear_tf=True,
                             min_df=2, max_features=CHAR_FEATURES)
     try:
