@@ -16,15 +16,20 @@ The model follows the prompt the agent runtime builds (``bot/agents/prompts.py``
 The expected case runs the steps that run whatever flags say, without rejection; what one rejection (the gate's
 return to its ``on_reject`` step and every step from there to the gate) and each conditional step would add is
 given beside it. Prices come from the caller (``bot/agents/models.py``: bot/core imports nothing else of bot).
+
+One module because the sizes, the cache model and the simulations that replay it are one model of a run's bill:
+a change to how the prompt is cut must move all three together (tests/test_estimate.py checks the cache model
+against the sandbox's; tests/test_estimate_speed.py pins every estimate across the speed-up of issue 16).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any, Protocol
 
 from bot.core.workflow import Agent, Step, Workflow
@@ -180,48 +185,86 @@ def read_chars(sizes: Mapping[str, int], named: Iterable[str], limit: int = 20_0
 # ---- the simulation ---------------------------------------------------------------------------------
 
 Key = tuple[Any, ...]
+_NOTHING: frozenset[Key] = frozenset()
+
+
+@dataclass(frozen=True)
+class _StepFacts:
+    """What a step's calls hold that no simulation changes (its agent, its own text, its turns): worked out once
+    for the several simulations of one estimate (issue 16: CPU per run)."""
+
+    agent: Agent
+    own_chars: int          # its own text and its result schema, without earlier results or feedback
+    turns: tuple[int, ...]  # each tool turn's tokens as the next call's input: the tool_use blocks, the files read
+    answer: int             # the result's tokens
+    output: int             # every token it writes: the tool_use blocks and the result
 
 
 @dataclass
 class _Run:
-    """The cache and the results as the run goes: per tier the cached prefixes (by their segment keys)."""
+    """The cache and the results as the run goes: per tier the cached prefixes, each by its last segment's key.
+
+    A call sends the run's shared segments, then one step's own text, then that step's turns in order; so a
+    segment's key (``("step", id, iteration)``, ``("turn", id, iteration, n)``) names the whole prefix up to it,
+    and the cache need not hold the prefixes' tuples (issue 16: slicing and hashing them was most of the cost)."""
 
     sizes: Sizes
     pricing: Pricing
     agents: Mapping[str, Agent]
     cached: dict[str, set[Key]] = field(default_factory=dict)
     result_tokens: dict[str, int] = field(default_factory=dict)
+    # Shared by the simulations of one estimate, by the step object (a hand-built workflow may repeat an id).
+    facts: dict[int, _StepFacts] = field(default_factory=dict)
+    shared: tuple[tuple[Key, int], ...] = field(init=False)  # every call's first segments, each at a breakpoint
 
-    def call(self, tier: str, segments: list[tuple[Key, int]], fixed_bps: int, seen: set[Key]) -> Tokens:
+    def __post_init__(self) -> None:
+        s = self.sizes
+        overview = ((("overview",), tokens_of(s.overview)),) if s.overview else ()
+        self.shared = ((("fixed",), tokens_of(s.fixed)), *overview, (("context",), tokens_of(s.context)))
+
+    def call(self, tier: str, segments: list[tuple[Key, int]], fixed_bps: int, seen: AbstractSet[Key]) -> Tokens:
         """One call's input split as the API bills it; `seen` is the tier's cache as this call finds it (read in
         full before this call caches anything)."""
-        cumulative = list(accumulate(n for _, n in segments))
-        keys = tuple(key for key, _ in segments)
-        total, last = cumulative[-1], len(keys) - 1
-        hit = next((i for i in range(last, -1, -1) if keys[:i + 1] in seen), -1)
-        read = cumulative[hit] if hit >= 0 else 0
+        ends, total = [], 0
+        for _, n in segments:
+            total += n
+            ends.append(total)
+        read, last = 0, len(segments) - 1
+        for i in range(last, -1, -1):
+            if segments[i][0] in seen:
+                read = ends[i]
+                break
         written, end = 0, read
-        minimum = self.pricing.min_cacheable.get(tier, max(MIN_CACHEABLE_BY_TIER.values()))
+        minimum = self.pricing.min_cacheable.get(tier)
+        if minimum is None:
+            minimum = max(MIN_CACHEABLE_BY_TIER.values())
         cached = self.cached.setdefault(tier, set())
         for bp in (*range(min(fixed_bps, last)), last):
-            if cumulative[bp] < minimum:
+            if ends[bp] < minimum:
                 continue  # below the model's minimum: the API writes nothing there
-            if cumulative[bp] > end:
-                written, end = written + cumulative[bp] - end, cumulative[bp]
-            cached.add(keys[:bp + 1])
-        return Tokens(input=total - read - written, cache_write=written, cache_read=read)
+            if ends[bp] > end:
+                written, end = written + ends[bp] - end, ends[bp]
+            cached.add(segments[bp][0])
+        return Tokens(total - read - written, written, read)
 
-    def step_chars(self, step: Step, agent: Agent, inputs: Iterable[str], feedback: str | None) -> int:
+    def own_chars(self, step: Step, agent: Agent) -> int:
+        """A step's own text and its result schema: what its prompt holds besides earlier results and feedback."""
         s = self.sizes
         own = (len(agent.name) * 2 + len(agent.prompt) + len(", ".join(agent.tools)) + len(step.title)
                + len(step.task) + len(step.output) + sum(len(c) + 3 for c in step.pass_criteria)
                + (0 if step.pass_criteria else NO_CRITERIA_CHARS)
                + (len(step.gate.focus) + len(step.gate.on_reject) + GATE_FRAME_CHARS if step.gate else 0)
                + sum(len(f.name) + len(f.text) + 4 for f in step.sets) + STEP_FRAME_CHARS)
-        schema = s.schemas.get("analyze" if step.kind == "delegate" else step.kind, s.schema_default)
+        return own + s.schemas.get("analyze" if step.kind == "delegate" else step.kind, s.schema_default)
+
+    def fed_chars(self, inputs: Iterable[str], feedback: str | None) -> int:
+        """The earlier results a step gets, and the review that rejected its last attempt, each fenced."""
         earlier = sum(self.result_tokens.get(sid, 0) * CHARS_PER_TOKEN + FENCE_CHARS for sid in inputs)
         back = self.result_tokens.get(feedback, 0) * CHARS_PER_TOKEN + FENCE_CHARS if feedback else 0
-        return own + schema + earlier + back
+        return earlier + back
+
+    def step_chars(self, step: Step, agent: Agent, inputs: Iterable[str], feedback: str | None) -> int:
+        return self.own_chars(step, agent) + self.fed_chars(inputs, feedback)
 
     def turns(self, step: Step) -> list[int]:
         """Files read per tool turn of `step` (an empty list: it answers at once)."""
@@ -237,32 +280,37 @@ class _Run:
         changed = CHANGED_FILES * tokens_of(self.sizes.file) if step.kind == "implement" else 0
         return RESULT_TOKENS + changed
 
+    def facts_of(self, step: Step) -> _StepFacts:
+        if (known := self.facts.get(id(step))) is not None:
+            return known
+        agent, plan, answer = self.agents[step.agent], self.turns(step), self.output(step)
+        per_read = self.sizes.file + TOOL_RESULT_OVERHEAD_CHARS
+        turns = tuple(TOOL_USE_TOKENS * reads + tokens_of(reads * per_read) for reads in plan)
+        known = self.facts[id(step)] = _StepFacts(agent, self.own_chars(step, agent), turns, answer,
+                                                 TOOL_USE_TOKENS * sum(plan) + answer)
+        return known
+
     def price(self, tier: str, t: Tokens) -> float:
         p = self.pricing.prices[tier]
         return (t.input * p.input + t.cache_write * p.input * self.pricing.cache_write
                 + t.cache_read * p.input * self.pricing.cache_read + t.output * p.output) / 1_000_000
 
     def step(self, step: Step, iteration: int, inputs: list[str], feedback: str | None,
-             wave_cache: Mapping[str, set[Key]]) -> StepEstimate:
-        agent = self.agents[step.agent]
-        tier = agent.model
-        s = self.sizes
-        shared: list[tuple[Key, int]] = [(("fixed",), tokens_of(s.fixed))]
-        shared += [(("overview",), tokens_of(s.overview))] if s.overview else []
-        shared += [(("context",), tokens_of(s.context))]
-        segments = shared + [(("step", step.id, iteration), tokens_of(self.step_chars(step, agent, inputs, feedback)))]
-        total, plan = Tokens(), self.turns(step)
-        for turn, reads in enumerate([*plan, None]):
-            # The first call finds the cache as the wave found it; later turns come after the wave's first calls.
-            seen = wave_cache.get(tier, set()) if turn == 0 else self.cached.get(tier, set())
-            spent = self.call(tier, segments, len(shared), seen)
-            out = self.output(step) if reads is None else TOOL_USE_TOKENS * reads
-            total += spent + Tokens(output=out)
-            if reads is not None:
-                turn_chars = reads * (s.file + TOOL_RESULT_OVERHEAD_CHARS)
-                segments.append((("turn", step.id, iteration, turn), out + tokens_of(turn_chars)))
-        self.result_tokens[step.id] = self.output(step)
-        return StepEstimate(step.id, agent.name, tier, iteration, len(plan) + 1, total, round(self.price(tier, total), 6))
+             wave_cache: Mapping[str, AbstractSet[Key]]) -> StepEstimate:
+        facts, bps = self.facts_of(step), len(self.shared)
+        tier, segments = facts.agent.model, list(self.shared)
+        segments.append((("step", step.id, iteration), tokens_of(facts.own_chars + self.fed_chars(inputs, feedback))))
+        # The first call finds the cache as the wave found it; later turns come after the wave's first calls.
+        spent = self.call(tier, segments, bps, wave_cache.get(tier, _NOTHING))
+        uncached, written, read = spent.input, spent.cache_write, spent.cache_read
+        for turn, tokens in enumerate(facts.turns):
+            segments.append((("turn", step.id, iteration, turn), tokens))
+            spent = self.call(tier, segments, bps, self.cached.get(tier, _NOTHING))
+            uncached, written, read = uncached + spent.input, written + spent.cache_write, read + spent.cache_read
+        total = Tokens(uncached, written, read, facts.output)
+        self.result_tokens[step.id] = facts.answer
+        return StepEstimate(step.id, facts.agent.name, tier, iteration, len(facts.turns) + 1, total,
+                            round(self.price(tier, total), 6))
 
 
 @dataclass(frozen=True)
@@ -272,10 +320,13 @@ class _Shape:
 
     groups: tuple[tuple[str, ...], ...]
     upstream: Mapping[str, frozenset[str]]
+    steps: Mapping[str, Step]
 
     @classmethod
     def of(cls, wf: Workflow) -> _Shape:
-        return cls(wf.parallel_groups(), {s.id: wf.upstream(s.id) for s in wf.steps})
+        # By id, the first step of an id winning as in Workflow.step (the catalog's check refuses a repeated id).
+        return cls(wf.parallel_groups(), {s.id: wf.upstream(s.id) for s in wf.steps},
+                   {s.id: s for s in reversed(wf.steps)})
 
 
 def _loop(wf: Workflow, shape: _Shape, gate: str, back: str, active: set[str]) -> list[Step]:
@@ -285,18 +336,39 @@ def _loop(wf: Workflow, shape: _Shape, gate: str, back: str, active: set[str]) -
                                                         or (back in shape.upstream[s.id] and s.id in inside))]
 
 
+@dataclass(frozen=True)
+class _Fork:
+    """The expected case's run as it stood at the start of a wave. A simulation that differs from it only from that
+    wave on starts there: one with a rejection from the first wave with a gate, one with a conditional step from
+    that step's wave (no step of an earlier wave needs it). Issue 16: most of an estimate's simulations were
+    replays of the same first waves."""
+
+    wave: int
+    cached: Mapping[str, AbstractSet[Key]]  # copied before use: a run adds to its own
+    result_tokens: Mapping[str, int]
+    steps: tuple[StepEstimate, ...]  # estimated before the wave
+
+
 def _simulate(wf: Workflow, agents: Mapping[str, Agent], sizes: Sizes, pricing: Pricing, active: set[str],
-              rejections: int, shape: _Shape | None = None) -> list[StepEstimate]:
-    run = _Run(sizes, pricing, agents)
+              rejections: int, shape: _Shape | None = None, facts: dict[int, _StepFacts] | None = None,
+              start: _Fork | None = None, forks: list[_Fork] | None = None) -> list[StepEstimate]:
+    """The run's steps in order; from `start` on when given; into `forks` (when given) the run at each wave's
+    start and at its end."""
+    run = _Run(sizes, pricing, agents, facts={} if facts is None else facts)
     out: list[StepEstimate] = []
     shape = shape or _Shape.of(wf)
+    if start is not None:
+        run.cached = {tier: set(keys) for tier, keys in start.cached.items()}
+        run.result_tokens, out = dict(start.result_tokens), list(start.steps)
 
     def inputs(step: Step) -> list[str]:
         return [sid for sid in shape.upstream[step.id] if sid in active]
 
-    for wave in shape.groups:
+    for w in range(start.wave if start else 0, len(shape.groups)):
         at_start = {tier: set(keys) for tier, keys in run.cached.items()}
-        steps = [wf.step(sid) for sid in wave if sid in active]
+        if forks is not None:
+            forks.append(_Fork(w, at_start, dict(run.result_tokens), tuple(out)))
+        steps = [shape.steps[sid] for sid in shape.groups[w] if sid in active]
         for step in steps:
             out.append(run.step(step, 1, inputs(step), None, at_start))
         for gate in steps:
@@ -307,22 +379,47 @@ def _simulate(wf: Workflow, agents: Mapping[str, Agent], sizes: Sizes, pricing: 
                     snapshot = {tier: set(keys) for tier, keys in run.cached.items()}
                     out.append(run.step(again, n + 2, inputs(again), gate.id if again.id == back else None,
                                         snapshot))
+    if forks is not None:  # the run as it ended: not copied, as it is done; a simulation from it copies it
+        forks.append(_Fork(len(shape.groups), run.cached, run.result_tokens, tuple(out)))
     return out
 
 
 def _sum(steps: Iterable[StepEstimate]) -> tuple[Tokens, float]:
     steps = list(steps)
-    return sum((s.tokens for s in steps), Tokens()), round(sum(s.cost_usd for s in steps), 6)
+    tokens = Tokens(sum(s.tokens.input for s in steps), sum(s.tokens.cache_write for s in steps),
+                    sum(s.tokens.cache_read for s in steps), sum(s.tokens.output for s in steps))
+    return tokens, round(sum(s.cost_usd for s in steps), 6)
+
+
+@functools.lru_cache(maxsize=64)
+def _known_shape(wf: Workflow) -> _Shape:
+    return _Shape.of(wf)
+
+
+def _shape(wf: Workflow) -> _Shape:
+    """A workflow's shape, once a process (issue 16): the catalog's workflows are the same objects run after run,
+    and hashing one (some 2 µs) costs far less than its graph walks (some 30)."""
+    try:
+        return _known_shape(wf)
+    except TypeError:  # built by hand with a list where a tuple belongs: not hashable, but as good to estimate
+        return _Shape.of(wf)
 
 
 def estimate(wf: Workflow, agents: Mapping[str, Agent], sizes: Sizes, pricing: Pricing) -> Estimate:
     """The run of `wf` as the bot would make it, before it starts: see the module's doc."""
-    expected, shape = {s.id for s in wf.steps if s.when is None}, _Shape.of(wf)
-    steps = _simulate(wf, agents, sizes, pricing, expected, 0, shape)
+    expected, shape = {s.id for s in wf.steps if s.when is None}, _shape(wf)
+    facts: dict[int, _StepFacts] = {}
+    forks: list[_Fork] = []
+    steps = _simulate(wf, agents, sizes, pricing, expected, 0, shape, facts, forks=forks)
     tokens, cost = _sum(steps)
-    again = _simulate(wf, agents, sizes, pricing, expected, 1, shape)
+    # The waves before the first gate (or a conditional step) run as in the expected case: start after them.
+    # No gate: start at the last fork, the expected run as it ended (no rejection to add).
+    wave_of = {sid: w for w, wave in enumerate(shape.groups) for sid in wave}
+    gated = min((wave_of[s.id] for s in wf.steps if s.id in expected and s.gate is not None), default=len(forks) - 1)
+    again = _simulate(wf, agents, sizes, pricing, expected, 1, shape, facts, start=forks[gated])
     again_tokens, again_cost = _sum(again)
-    conditional = {s.id: round(_sum(_simulate(wf, agents, sizes, pricing, expected | {s.id}, 0, shape))[1] - cost, 6)
+    conditional = {s.id: round(_sum(_simulate(wf, agents, sizes, pricing, expected | {s.id}, 0, shape, facts,
+                                              start=forks[wave_of[s.id]]))[1] - cost, 6)
                    for s in wf.steps if s.when is not None}
     named = min(MAX_FILES_READ, max(1, sizes.files_named))
     assumptions = (
