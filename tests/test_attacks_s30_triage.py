@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 import string
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +15,7 @@ from bot.core import classify, classify_learned, events
 from bot.core.catalog import load_catalog
 from bot.core.triage import decide
 from tests.test_attacks_steer import STUFFING, item
-from tests.test_cli_triage import run_cli
+from tests.test_cli_triage import call, run_cli
 
 # The same roadmap words as sentences: a rule keyword counts once each, wherever it stands.
 ROADMAP_PROSE = ("This is a multi-phase roadmap epic: tracking issue for the migration plan, milestone 1, milestone 2, "
@@ -63,12 +65,28 @@ def test_zero_width_characters_do_not_hide_words_from_the_rules() -> None:
     assert decided("Hello", STUFFING.replace("a", "a\u200b"), []) == decided("Hello", STUFFING, [])
 
 
-@pytest.mark.xfail(strict=True, reason="hole: a greeting and a list of rule keywords (no sentence, no subject) "
-                   "starts long-running-project, in plain text, inside <details>, or with homoglyphs hiding half the words")
+# Closed in round 17 (classify._stuffed): a body mostly made of the rules' keywords is read by neither the rules nor
+# the model. No real issue of the 6,277 labelled ones reads as such a list.
 @pytest.mark.parametrize("body", [STUFFING, f"<details><summary>x</summary>\n\n{STUFFING}\n</details> hi",
                                   STUFFING.replace("o", "\u043e")], ids=["plain", "details", "homoglyph"])
 def test_a_bare_keyword_list_starts_no_costly_workflow(body: str) -> None:
     assert decided("Hello", body, []) is None
+
+
+def test_explain_says_a_keyword_list_was_not_read(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "issue.json"
+    path.write_text(json.dumps({"title": "Hello", "body": STUFFING, "labels": []}))
+    code, out, _ = call(capsys, path, explain=True)
+    assert code == 0 and "mostly the rules' own keywords" in json.dumps(out)
+
+
+def test_a_report_that_says_many_keywords_in_prose_is_read() -> None:
+    """14 words inside the rules' keywords, 56 outside: a report, read as one (a list needs no more outside than in)."""
+    body = ("Since Monday the CI pipeline fails on every pull request: the GitHub Actions workflow runs the build, then "
+            "the deploy job times out while pushing the Docker image to the registry. The release workflow on main has "
+            "the same problem, so nothing has been deployed for three days. The runner logs show the push hanging at "
+            "40% and then the job is cancelled after the timeout. Rerunning does not help.")
+    assert decided("Stuck since Monday", body, []) == "devops-pipeline"
 
 
 # ---- content_share under a template's bug label ------------------------------------------------------------

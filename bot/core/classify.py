@@ -264,6 +264,22 @@ def _spans(text: str, phrase: str) -> list[tuple[int, int]]:
     return out
 
 
+_WORDS = re.compile(r"\w+")
+STUFFED_WORDS = 10  # words inside keywords a body must say before it can read as a list of them
+
+
+def _stuffed(prose: str, phrases: Iterable[str]) -> bool:
+    """Whether the prose is mostly the rules' keywords: at least STUFFED_WORDS words inside keywords, and no more
+    words outside them. A list of keywords says what a reader of the rules wants, not what the issue is."""
+    covered: set[int] = set()
+    for phrase in phrases:
+        for start, end in _spans(prose, phrase):
+            covered.update(range(start, end))
+    words = [m.span() for m in _WORDS.finditer(prose)]
+    inside = sum(1 for a, b in words if a in covered)
+    return inside >= STUFFED_WORDS and len(words) - inside <= inside
+
+
 def _said(text: str, phrase: str) -> bool:
     """Whether ``text`` says ``phrase`` at least once (see :func:`_spans`)."""
     return bool(_spans(text, phrase))
@@ -384,6 +400,7 @@ class Weighed:
     against: tuple[Hit, ...]  # evidence for asking: a question/docs label, a title about docs or naming
     closing: str | None  # a label saying no work is wanted ("duplicate"), as on GitHub
     text: Text
+    stuffed: bool = False  # the body is mostly the rules' keywords (_stuffed): the model gets no share of it
 
     @property
     def top(self) -> Case | None:
@@ -410,8 +427,11 @@ def weigh(triage: Mapping[str, Any], *, title: str, body: str, labels: Iterable[
     keywords = triage.get("keywords") or {}
     names = set(map(str, keywords)) | set(by_label) | set(rank)
     cases = [Case(w, (*by_label.get(w, ()), *_hits(keywords.get(w) or {}, text, paths, checks))) for w in names]
+    stuffed = _stuffed(text.prose, (h.pattern for c in cases for h in c.hits if h.kind == "body"))
+    if stuffed:  # a list of the rules' keywords is no report: neither the rules nor the model read the body
+        cases = [Case(c.workflow, tuple(h for h in c.hits if h.kind != "body")) for c in cases]
     closing = next((lab for lab in labels if CLOSING_LABELS & set(label_names(lab))), None)
-    weighed = Weighed(_ordered(cases, rank), tuple(_against(labels, text)), closing, text)
+    weighed = Weighed(_ordered(cases, rank), tuple(_against(labels, text)), closing, text, stuffed)
     return weighed if learned is None else with_learned(triage, weighed, learned, labels)
 
 
@@ -438,6 +458,8 @@ def content_share(w: Weighed, learned: Model, feats: Iterable[str]) -> float:
     (one word's character n-grams, normed per item, start a workflow: "Hello" and "token" → security-fix): out of
     fold −3 / −3 at fixed settings, but the settings the training then chose (temperature 16, weight 48) let the
     model's prior outweigh ``bug`` on "Something to do" again. Not landed: benchmarks/triage/README.md, round 16."""
+    if w.stuffed:
+        return 0.0
     return min(1.0, learned.words_known(feats) / THIN_WORDS) if label_led(w) else 1.0
 
 
@@ -461,7 +483,7 @@ def with_points(triage: Mapping[str, Any], w: Weighed, points: Mapping[str, tupl
 
     rank = {str(x): i for i, x in enumerate(triage.get("priority") or [])}
     cases = [Case(c.workflow, (*c.hits, *hit(c.workflow))) for c in w.cases]
-    return Weighed(_ordered(cases, rank), (*w.against, *hit(NONE)), w.closing, w.text)
+    return Weighed(_ordered(cases, rank), (*w.against, *hit(NONE)), w.closing, w.text, w.stuffed)
 
 
 def label_led(w: Weighed) -> bool:

@@ -142,12 +142,14 @@ def _verdict(case: Case, winner: Case | None, w: Weighed) -> str:
 
 def _why(c: Classification, w: Weighed) -> str:
     """Why the winner won, or why nothing did: the threshold, the evidence against, the confidence."""
+    unread = ("the body is mostly the rules' own keywords, a list rather than a report, so neither the rules nor "
+              "the learned model read it; " if w.stuffed else "")
     if c.workflow is None:
-        return f"{c.reason}: the bot asks for a label instead of guessing (threshold {MIN_SCORE})"
+        return f"{unread}{c.reason}: the bot asks for a label instead of guessing (threshold {MIN_SCORE})"
     winner, runner_up = w.cases[0], w.cases[1] if len(w.cases) > 1 else None
     tie = (f", a tie (within {MARGIN}) {_tie_break(winner, runner_up)}"
            if runner_up and runner_up.score and winner.score - runner_up.score <= MARGIN else "")
-    return (f"labels and content weighed together; {c.workflow} wins with {winner.score} (threshold {MIN_SCORE}), "
+    return (f"{unread}labels and content weighed together; {c.workflow} wins with {winner.score} (threshold {MIN_SCORE}), "
             f"next best {w.second}{tie}; no-workflow evidence {w.against_score}; confidence {c.confidence}, "
             "0.5 on a tie rising with the lead and the evidence, at most 0.9")
 
