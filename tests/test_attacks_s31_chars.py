@@ -299,11 +299,10 @@ def test_a_title_stuffed_with_a_class_s_n_grams_decides_as_without_the_char_part
         without_chars(model), title, "The page shows a blank screen.")
 
 
-@pytest.mark.xfail(strict=True, reason="hole: the char part counts repeats (sublinear tf) where the words are binary:"
-                   " 'Hello' with 'oauth' once asks for a label, with 'oauth oauth oauth' starts integration-setup "
-                   "('query' x3: database-performance). Scaling the model by the issue's known words where no label "
-                   "leads closed it, but the settings the training then chose broke a bug label on a thin issue "
-                   "(benchmarks/triage/README.md, round 16)")
+# Were holes (the char part counts repeats with sublinear tf where the words are binary, and one word's n-grams, normed
+# per item, speak as surely as a whole report: "Hello" with "oauth" three times started integration-setup, with
+# "token" security-fix): where no label leads the model now says nothing on an issue of at most MIN_KNOWN known
+# features (classify.content_share; benchmarks/triage/README.md, round 17).
 @pytest.mark.parametrize("word", ["oauth", "query"])
 def test_repeating_one_word_weighs_no_more_than_saying_it_once(word: str) -> None:
     model = shipped()
@@ -311,9 +310,6 @@ def test_repeating_one_word_weighs_no_more_than_saying_it_once(word: str) -> Non
     assert decided(model, "Hello", f"{word} " * 3) == decided(model, "Hello", word)
 
 
-@pytest.mark.xfail(strict=True, reason="hole: with the char part a greeting and ONE body word starts a workflow the "
-                   "Lead used to ask about ('token' -> security-fix, 'deploy' -> devops-pipeline): its share is cut "
-                   "for thin text only where a label leads (content_share); the fix measured in round 16 is not landed")
 @pytest.mark.parametrize("word", ["deploy", "docker", "slow", "token", "endpoint", "migration"])
 def test_a_greeting_and_one_word_still_asks_for_a_label(word: str) -> None:
     model = shipped()

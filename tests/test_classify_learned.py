@@ -36,6 +36,12 @@ def toy(weight: int, temperature: float = 1.0) -> classify_learned.Model:
     })
 
 
+@pytest.fixture
+def toy_speaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The toy knows one or two words of an issue: where no label leads, MIN_KNOWN is lowered so it speaks at all."""
+    monkeypatch.setattr(classify, "MIN_KNOWN", 0)
+
+
 def _train_module() -> ModuleType:
     path = ROOT / "benchmarks" / "triage" / "train_learned.py"
     spec = importlib.util.spec_from_file_location("train_learned", path)
@@ -84,7 +90,7 @@ def test_telling_features_are_the_ones_that_speak_for_the_class() -> None:
 
 # ---- joining the rules' evidence ----------------------------------------------------------------------------
 
-def test_its_points_place_an_issue_the_rules_found_too_thin() -> None:
+def test_its_points_place_an_issue_the_rules_found_too_thin(toy_speaks: None) -> None:
     title, body = "Service gets killed at night", "the heap grows"  # 2 points: below the threshold
     rules = classify.classify(TRIAGE, title=title, body=body)
     assert rules.workflow is None
@@ -92,7 +98,7 @@ def test_its_points_place_an_issue_the_rules_found_too_thin() -> None:
     assert c.workflow == "error-investigation" and "the learned model" in c.reason
 
 
-def test_its_none_points_join_the_evidence_that_no_workflow_fits() -> None:
+def test_its_none_points_join_the_evidence_that_no_workflow_fits(toy_speaks: None) -> None:
     title, body = "Slow query on the orders table", "howto"
     assert classify.classify(TRIAGE, title=title, body=body).workflow == "database-performance"
     weighed = classify.weigh(TRIAGE, title=title, body=body, learned=toy(40))
@@ -136,8 +142,10 @@ def test_where_it_stays_out_its_posterior_is_not_computed(monkeypatch: pytest.Mo
 def test_it_may_outweigh_an_issue_type_label(monkeypatch: pytest.MonkeyPatch) -> None:
     """``bug`` is often the template's, not a person naming the work: on a question the model's words weigh
     against it as against any evidence. A label naming the work (``performance`` above, ``api``) keeps it out.
-    (The toy model knows one word of this issue: THIN_WORDS is lowered so that word is all the text it needs.)"""
+    (The toy model knows one word of this issue: THIN_WORDS is lowered so that word is all the text it needs, and
+    THIN_POINTS raised to the toy's weight.)"""
     monkeypatch.setattr(classify, "THIN_WORDS", 1)
+    monkeypatch.setattr(classify, "THIN_POINTS", 40)
     title, body = "Crash report", "howto"
     assert classify.placed(classify.weigh(TRIAGE, title=title, body=body, labels=["bug"])) == "error-investigation"
     weighed = classify.weigh(TRIAGE, title=title, body=body, labels=["bug"], learned=toy(40))
@@ -172,6 +180,23 @@ def test_a_label_on_an_issue_of_few_words_is_weighed_against_few_words() -> None
     assert model.words_known(feats) >= classify.THIN_WORDS and classify.content_share(said, model, feats) == 1.0
 
 
+def test_a_thin_issue_under_a_label_gets_the_same_points_whatever_weight_the_training_chose() -> None:
+    """Round 16: a retraining that chose weight 48 doubled what the model might add on a thin issue under ``bug``, and
+    its prior outweighed the label on "Something to do". Under a leading label it now adds at most THIN_POINTS per
+    THIN_WORDS features it knows, whatever its weight: at every weight of the training's grid the label keeps its case."""
+    model = learned_model(load_catalog())
+    assert model is not None
+    title, labels = "Something to do", ["bug"]
+    rules = classify.weigh(TRIAGE, title=title, body="", labels=labels)
+    feats = classify_learned.features(rules.text.title, rules.text.prose, labels, rules.text.shapes)
+    most = classify.THIN_POINTS * model.words_known(feats) / classify.THIN_WORDS
+    for weight in (w for w in _train_module().WEIGHTS if w):
+        at = dataclasses.replace(model, weight=weight)
+        assert weight * classify.content_share(rules, at, feats) == pytest.approx(min(weight, most))
+        said = classify.weigh(TRIAGE, title=title, body="", labels=labels, learned=at)
+        assert classify.placed(said) == "error-investigation", weight
+
+
 @pytest.mark.parametrize("labels, title, body", [
     (["security/critical"], "Update the installation steps", "howto"),  # matched by its prefix: weighs like bug
     (["bug", "security"], "Crash when saving the config", "howto"),  # the bug label leads, security is there too
@@ -199,7 +224,7 @@ def test_a_weight_of_zero_adds_nothing() -> None:
 
 # ---- --explain says what it added ------------------------------------------------------------------------------
 
-def test_explain_shows_its_points_and_what_the_rules_alone_decided() -> None:
+def test_explain_shows_its_points_and_what_the_rules_alone_decided(toy_speaks: None) -> None:
     title, body = "Service gets killed at night", "the heap grows"
     c, evidence = classify_explain.explain(TRIAGE, title=title, body=body, learned=toy(8))
     assert c == classify.classify(TRIAGE, title=title, body=body, learned=toy(8))

@@ -254,12 +254,13 @@ def cross_validate_linear(items: list[Item], nb: Setting) -> dict[Setting, dict[
                 alone = replace(both, linear=None).posterior(feats)
                 bayes = [alone[c] for c in classes]
                 scores = both.linear.scores(feats, grams)
-                share = classify.content_share(w, both, feats)
+                # the share depends on the weight (a thin issue's points under a label do not: classify.THIN_POINTS)
+                shares = {wt: classify.content_share(w, replace(both, weight=wt), feats) for wt in WEIGHTS}
                 for mix in MIXES[1:]:
                     for lt in LINEAR_TEMPERATURES:
                         p = dict(zip(classes, classify_learned.mixed(bayes, scores, mix, lt), strict=True))
                         for weight in WEIGHTS:
-                            points = classify_learned.points_of(weight, p, share)
+                            points = classify_learned.points_of(weight, p, shares[weight])
                             got = classify.placed(classify.with_points(triage, w, points)) or classify_learned.NONE
                             _tally(grid.setdefault(nb._replace(weight=weight, mix=mix, linear_temperature=lt), {}),
                                    item, tag, got)

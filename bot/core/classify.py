@@ -53,7 +53,13 @@ from bot.core.sanitize import strip_hidden
 # title (2 x 2) or a few in the body are not enough; an issue-type label nothing contradicts (5), a repository's
 # own label (10) or a word naming the kind of work (3+) in the title is. On the tuning part 4 to 6 place alike.
 MIN_SCORE = 5
-THIN_WORDS = 32  # features of its own text (words, word pairs) an issue needs before the model's whole weight speaks
+# Under a leading label the model may add THIN_POINTS per THIN_WORDS features of the issue's own text it knows
+# (words, word pairs; 3/4 point a feature), up to its weight: points, not a share of whatever weight training chose.
+THIN_WORDS = 32
+THIN_POINTS = 24
+# Where no label leads it says nothing until it knows more than MIN_KNOWN features of the issue's own text: a title
+# word and a body word make four (the title word as title word and as word, the body word, the pair).
+MIN_KNOWN = 4
 LABEL_WEIGHT = 10  # a label the repository chose for a kind of work ("security", "ci", "perf", "epic")
 TYPE_LABEL_WEIGHT = 5  # an issue-type label that issue templates set by themselves ("bug", "enhancement")
 TITLE_FACTOR = 2  # a keyword in the title counts twice
@@ -447,20 +453,31 @@ def with_learned(triage: Mapping[str, Any], w: Weighed, learned: Model, labels: 
 
 
 def content_share(w: Weighed, learned: Model, feats: Iterable[str]) -> float:
-    """The share of its weight the model may use: all of it, but where a label leads the rules' case (an issue-type
-    label: a work label keeps the model out, :func:`model_barred`) only as much as the issue's own words it read, up
-    to THIN_WORDS. With few words its posterior is mostly its prior, and "no workflow fits" is the likeliest class
-    a priori: on "Something to do" labelled ``bug`` the mixed model said none fits at 0.29, the label's evidence
-    being 5 points; that is no evidence against a label. Out of fold on 2,003 tuning items: 1,760 → 1,758 right
-    with labels kept, 1,761 without either way.
+    """The share of its weight the model may use, by how many features of the issue's own text it knows (labels'
+    names aside, :meth:`Model.words_known`).
 
-    The same where no label leads (up to 16 words) was measured in round 16 against an outside attack's finding
-    (one word's character n-grams, normed per item, start a workflow: "Hello" and "token" → security-fix): out of
-    fold −3 / −3 at fixed settings, but the settings the training then chose (temperature 16, weight 48) let the
-    model's prior outweigh ``bug`` on "Something to do" again. Not landed: benchmarks/triage/README.md, round 16."""
+    Where a label leads the rules' case (an issue-type label: a work label keeps the model out, :func:`model_barred`),
+    at most THIN_POINTS per THIN_WORDS known features (3/4 point a feature), up to its weight: points, whatever weight
+    the training chose. With few words its posterior is mostly its prior, and "no workflow fits" is the likeliest
+    class a priori: on "Something to do" labelled ``bug`` the mixed model said none fits at 0.29, the label's evidence
+    being 5 points; that is no evidence against a label. As a share of the weight (stop 30) it held at weight 24, but
+    a retraining that chose weight 48 (round 16) doubled the model's say on thin text and it overturned the label
+    again; counted in points it does not move with the weight (at weight 24 both are the same).
+
+    Where no label leads, all of it, but nothing on an issue of at most MIN_KNOWN known features: the character
+    n-grams of one word, normed per item, speak as surely as a whole report and count its repeats ("Hello" with
+    "token" started security-fix, with "oauth" three times integration-setup where once it asked; found by an
+    outside attack, session 31). Out of fold on the 3,772 tuning items at the trained settings: 3,275 / 3,259 →
+    3,275 / 3,261 right with labels kept / removed, and the training chooses the same settings
+    (benchmarks/triage/README.md, round 17).
+
+    Nothing on a body that is mostly the rules' own keywords (:func:`_stuffed`): a list is no report."""
     if w.stuffed:
         return 0.0
-    return min(1.0, learned.words_known(feats) / THIN_WORDS) if label_led(w) else 1.0
+    known = learned.words_known(feats)
+    if not label_led(w):
+        return 1.0 if known > MIN_KNOWN else 0.0
+    return min(1.0, THIN_POINTS * known / THIN_WORDS / learned.weight) if learned.weight else 1.0
 
 
 def with_points(triage: Mapping[str, Any], w: Weighed, points: Mapping[str, tuple[int, float]]) -> Weighed:

@@ -106,7 +106,8 @@ def _learned_evidence(learned: Model, rules: Weighed, labels: list[str], chosen:
     alone = placed(rules)
     added = not model_barred(rules)
     return {"weight": learned.weight, "temperature": learned.temperature, "linear_mix": learned.mix,
-            # the share of its weight it may use: less where a label leads and the issue has few words of its own
+            # the share of its weight it may use: less where a label leads and the issue has few words of its own,
+            # none where no label leads and it knows at most MIN_KNOWN of them (classify.content_share)
             "share": round(share, 3), "trained_on": learned.about,
             "added": added,
             "why": (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
