@@ -68,7 +68,9 @@ def test_zero_width_characters_do_not_hide_words_from_the_rules() -> None:
 # Closed in round 17 (classify._stuffed): a body mostly made of the rules' keywords is read by neither the rules nor
 # the model. No real issue of the 6,277 labelled ones reads as such a list.
 @pytest.mark.parametrize("body", [STUFFING, f"<details><summary>x</summary>\n\n{STUFFING}\n</details> hi",
-                                  STUFFING.replace("o", "\u043e")], ids=["plain", "details", "homoglyph"])
+                                  STUFFING.replace("o", "\u043e"), " and the ".join(STUFFING.split()),
+                                  "Hi team, please look: " + STUFFING],
+                         ids=["plain", "details", "homoglyph", "fillers", "greeting"])
 def test_a_bare_keyword_list_starts_no_costly_workflow(body: str) -> None:
     assert decided("Hello", body, []) is None
 
