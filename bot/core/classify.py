@@ -38,6 +38,7 @@ The evidence for ``--explain`` is built from :func:`weigh` in :mod:`bot.core.cla
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
@@ -151,7 +152,11 @@ class Hit:
 # ---- reading the issue like a maintainer ------------------------------------------------------------
 
 _FENCED = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[ \t]*$|\Z)", re.S | re.M)
-_HEADING = re.compile(r"^[ \t]{0,3}(?:#{1,6}[ \t]*(.*?)[ \t#]*|\*\*([^*\n]{1,80})\*\*:?|([A-Z][\w /]{1,30}):)[ \t]*$")
+# A template's heading: "## Environment", "**Steps**:", "Version:". The text of a "#" heading is the rest of its line
+# less trailing blanks and #'s, cut in Python: as a lazy group before "[ \t#]*[ \t]*$" it took 3-4 s on a 20 KB line
+# of "# # # ... x" (found by an outside attack, session 32).
+_HASH_HEADING = re.compile(r"[ \t]{0,3}#{1,6}[ \t]*(.*)")
+_HEADING = re.compile(r"[ \t]{0,3}(?:\*\*([^*\n]{1,80})\*\*:?|([A-Z][\w /]{1,30}):)[ \t]*")
 _NOISE_SECTION = re.compile(r"environment|system info|\bversions?\b|platform|operating system|\bos\b|desktop|"
                             r"smartphone|device|browser|checklist|prerequisite|before submitting|code of conduct",
                             re.I)
@@ -166,9 +171,16 @@ _TESTS = re.compile(r"[ \t-]+tests?\b|[ \t]+testing\b")
 _NEGATED = re.compile(r"(?:\bnot|\bnever|n't|\bno longer)\s+(?:(?:a|an|the|any|be|been|really|even)\s+)?$")
 # What a crash or stack trace looks like, in most languages' words.
 _TRACE = re.compile(
-    r"Traceback \(most recent call last\)|^\s+at [\w$.<>/]+[.(:]|^\s*File \".+\", line \d+|panicked at|"
-    r"goroutine \d+ \[|Exception in thread|\b[\w.]*(?:Exception|Error): |segmentation fault|SIGSEGV|"
-    r"core dumped|^\s*#\d+\s+0x[0-9a-f]+", re.M | re.I)
+    r"Traceback \(most recent call last\)|^[^\S\n]*File \".+\", line \d+|panicked at|"
+    r"goroutine \d+ \[|Exception in thread|(?:Exception|Error): |segmentation fault|SIGSEGV|"
+    r"core dumped|^[^\S\n]*#\d+\s+0x[0-9a-f]+", re.M | re.I)
+# A Java or JavaScript frame, "    at pkg.Fn(File.java:1)": "at" after blanks that reach back to a line start.
+_FRAME = re.compile(r"(?<=\s)at [\w$.<>/]+[.(:]", re.I)
+# The same texts as "^\s+at ...", "^\s*File", "^\s*#N" and "\b[\w.]*Error: " match, without their cost: each
+# "^\s" tried the rest of a run of blank lines from every line start, and "[\w.]*" the rest of "a.a.a." from every
+# dot, about 3 s a search on a 20 KB body (found by an outside attack, session 32). "\s*" before "File" or "#N"
+# reaches back to a line start exactly when blanks without a newline do from the last line start; any "Error: " has
+# a word start before it; and _traced checks the blanks before "at" by hand.
 
 
 @dataclass(frozen=True)
@@ -187,10 +199,24 @@ def read(title: str, body: str) -> Text:
     """The title and the body's prose, lowercased, without hidden text, code blocks and template noise."""
     title, body = (title or "")[:MAX_TITLE], strip_hidden((body or "")[:MAX_BODY])
     prose, tasks = _prose(_FENCED.sub("\n", body))
-    traced = _TRACE.search(f"{title}\n{body}") is not None
+    traced = _traced(f"{title}\n{body}")
     tracks = sum(_LINKED.search(t) is not None for t in tasks) >= 3  # a tracking issue lists its parts as issues
     shapes = frozenset(name for name, present in zip(SHAPES, (traced, tracks), strict=True) if present)
     return Text(_words(_DOC_FILE.sub(" docs ", strip_hidden(title))), _words(prose), shapes)
+
+
+def _traced(text: str) -> bool:
+    """Whether ``text`` holds a crash or stack trace (_TRACE, or a frame that _FRAME finds and "^\\s+at" would:
+    the blanks before its "at" start the text, or hold a newline before their last character)."""
+    if _TRACE.search(text):
+        return True
+    for frame in _FRAME.finditer(text):
+        start = end = frame.start()  # the blanks before it, walked back (frames' blanks never overlap: linear)
+        while start > 0 and text[start - 1].isspace():
+            start -= 1
+        if start == 0 or "\n" in text[start:end - 1]:
+            return True
+    return False
 
 
 def _words(text: str) -> str:
@@ -201,14 +227,22 @@ def _words(text: str) -> str:
     return _EXCEPTION_NAME.sub(r"\1 \2", text).lower().replace("_", " ")
 
 
+def _heading(line: str) -> str | None:
+    """A template heading's text ("## Environment" -> "Environment"), or None when ``line`` is no heading."""
+    if hashed := _HASH_HEADING.fullmatch(line):
+        return hashed.group(1).rstrip(" \t#")
+    other = _HEADING.fullmatch(line)
+    return None if other is None else other.group(1) or other.group(2)
+
+
 def _prose(body: str) -> tuple[str, list[str]]:
     """The body without template headings, checkbox boilerplate and environment sections; its task items."""
     kept: list[str] = []
     tasks: list[str] = []
     noise = False
     for line in body.splitlines():
-        if heading := _HEADING.match(line):
-            noise = bool(_NOISE_SECTION.search(next(g for g in heading.groups() if g is not None)))
+        if (heading := _heading(line)) is not None:
+            noise = bool(_NOISE_SECTION.search(heading))
             continue
         if noise:
             continue
@@ -271,13 +305,14 @@ def _spans(text: str, phrase: str) -> list[tuple[int, int]]:
 
 
 _WORDS = re.compile(r"\w+")
-STUFFED_WORDS = 10  # words inside keywords a body must say before it can read as a list of them (2 of 6,277 real ones do)
+STUFFED_WORDS = 10  # words inside keywords a body must say before it can read as a list of them (no real one of 6,277 does)
 
 
 def _stuffed(prose: str, phrases: Iterable[str]) -> bool:
-    """Whether the prose is mostly the rules' keywords: at least STUFFED_WORDS words inside keywords, and no more
-    different words outside them (a filler repeated between the keywords, "roadmap and milestone and phase", is one
-    word). A list of keywords says what a reader of the rules wants, not what the issue is."""
+    """Whether the prose is mostly the rules' keywords: at least STUFFED_WORDS words inside keywords, and at least
+    twice as many as different words outside them (a filler repeated between the keywords, "roadmap and milestone
+    and phase", is one word; a terse report, "Slow query: EXPLAIN ANALYZE shows a sequential scan ...", has enough of
+    its own). A list of keywords says what a reader of the rules wants, not what the issue is."""
     covered: set[int] = set()
     for phrase in phrases:
         for start, end in _spans(prose, phrase):
@@ -288,7 +323,7 @@ def _stuffed(prose: str, phrases: Iterable[str]) -> bool:
             inside += 1
         else:
             outside.add(m.group().lower())
-    return inside >= STUFFED_WORDS and len(outside) <= inside
+    return inside >= STUFFED_WORDS and 2 * len(outside) <= inside
 
 
 def _said(text: str, phrase: str) -> bool:
@@ -646,6 +681,8 @@ def _decide(triage: Mapping[str, Any], w: Weighed, paths: list[str], checks: lis
         return Classification(None, None, asked or "no workflow is configured", 0.1)
     reason = f"{', '.join(h.why for h in top.hits[:8])} point to {top.workflow} (score {top.score}"
     reason += f"; next best {w.cases[1].workflow}, {w.second})" if w.second else ")"
-    return Classification(top.workflow, _subclass(triage, top.workflow, w.text, paths, checks), reason,
+    # A body read as a keyword list weighs nothing: it picks no subclass either (found by attack, session 32).
+    text = dataclasses.replace(w.text, prose="") if w.stuffed else w.text
+    return Classification(top.workflow, _subclass(triage, top.workflow, text, paths, checks), reason,
                           _confidence(top.score, w.second))
 

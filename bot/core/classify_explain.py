@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from bot.core.classify import (
     MARGIN,
+    MIN_KNOWN,
     MIN_SCORE,
     Case,
     Classification,
@@ -27,6 +28,7 @@ from bot.core.classify import (
     label_names,
     model_barred,
     placed,
+    says_documentation,
     weigh,
     with_learned,
 )
@@ -104,16 +106,13 @@ def _learned_evidence(learned: Model, rules: Weighed, labels: list[str], chosen:
     points = learned.points(feats, share, learned.grams(rules.text.title, rules.text.prose))
     favourite = max(points, key=lambda k: points[k][1])
     alone = placed(rules)
-    added = not model_barred(rules)
+    added = not model_barred(rules) and share > 0
     return {"weight": learned.weight, "temperature": learned.temperature, "linear_mix": learned.mix,
             # the share of its weight it may use: less where a label leads and the issue has few words of its own,
             # none where no label leads and it knows at most MIN_KNOWN of them (classify.content_share)
             "share": round(share, 3), "trained_on": learned.about,
             "added": added,
-            "why": (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
-                    "and only the rules may overturn a label that names a kind of work"
-                    if rules.top is not None and not added else
-                    "its points join each workflow's score and the evidence that none fits"),
+            "why": _learned_why(rules, learned, feats, added),
             # naive Bayes's most telling features for the favourite (the SVM's part is not broken down by feature)
             "favourite": favourite or None, "telling_features": learned.telling(feats, favourite),
             # "points" is what it added to the score (0 when it is barred), "would_add" what it adds when it may:
@@ -139,6 +138,22 @@ def _verdict(case: Case, winner: Case | None, w: Weighed) -> str:
     if abs(winner.score - case.score) <= MARGIN:
         return f"ties with {winner.workflow} (within {MARGIN}) at {case.score}{named}, but {_tie_break(winner, case)}"
     return f"score {case.score}{named} is below {winner.workflow}'s {winner.score}"
+
+
+def _learned_why(rules: Weighed, learned: Model, feats: frozenset[str], added: bool) -> str:
+    """Why the learned model added what it did, or nothing (found by attack, session 32: a thin or stuffed body
+    showed "added" with a share of 0 and no reason)."""
+    if added:
+        return "its points join each workflow's score and the evidence that none fits"
+    if rules.stuffed:
+        return "nothing added: the body is mostly the rules' own keywords, a list rather than a report"
+    if says_documentation(rules):
+        return "nothing added: a documentation label says no workflow fits, and only the rules may overturn it"
+    if model_barred(rules) and rules.top is not None:
+        return (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
+                "and only the rules may overturn a label that names a kind of work")
+    return (f"nothing added: it knows {learned.words_known(feats)} feature(s) of the issue's own text, too few to "
+            f"tell one kind of work from another (it speaks past {MIN_KNOWN} where no label leads)")
 
 
 def _why(c: Classification, w: Weighed) -> str:
