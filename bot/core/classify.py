@@ -38,11 +38,10 @@ The evidence for ``--explain`` is built from :func:`weigh` in :mod:`bot.core.cla
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -305,14 +304,16 @@ def _spans(text: str, phrase: str) -> list[tuple[int, int]]:
 
 
 _WORDS = re.compile(r"\w+")
-STUFFED_WORDS = 10  # words inside keywords a body must say before it can read as a list of them (no real one of 6,277 does)
+STUFFED_WORDS = 10  # words said inside keywords, repeats counted, before a body reads as a list (no real one does)
 
 
 def _stuffed(prose: str, phrases: Iterable[str]) -> bool:
-    """Whether the prose is mostly the rules' keywords: at least STUFFED_WORDS words inside keywords, and at least
-    twice as many as different words outside them (a filler repeated between the keywords, "roadmap and milestone
-    and phase", is one word; a terse report, "Slow query: EXPLAIN ANALYZE shows a sequential scan ...", has enough of
-    its own). A list of keywords says what a reader of the rules wants, not what the issue is."""
+    """Whether the prose is mostly the rules' keywords: at least STUFFED_WORDS words said inside keywords (repeats
+    counted), and at least twice as many as different words outside them (a filler repeated between the keywords,
+    "roadmap and milestone and phase", is one word; a terse report, "Slow query: EXPLAIN ANALYZE shows a sequential
+    scan ...", has enough of its own). A line said again counts once: a pasted log of one failure repeated is a
+    report (found by review). A list of keywords says what a reader of the rules wants, not what the issue is."""
+    prose = "\n".join(dict.fromkeys(prose.splitlines()))
     covered: set[int] = set()
     for phrase in phrases:
         for start, end in _spans(prose, phrase):
@@ -632,6 +633,12 @@ def _confidence(top: int, second: int) -> float:
     return round(min(0.9, 0.5 + 0.4 * lead * min(1.0, top / (2 * MIN_SCORE))), 2)
 
 
+def weighed_text(w: Weighed) -> Text:
+    """The text the rules weighed: without the body where it read as a keyword list, which then picks no subclass
+    either (found by attack, session 32)."""
+    return replace(w.text, prose="") if w.stuffed else w.text
+
+
 def _subclass(triage: Mapping[str, Any], workflow: str, text: Text, paths: list[str], checks: list[str]) -> str | None:
     per = (triage.get("subclass_keywords") or {}).get(workflow) or {}
     scored = [(sum(h.weight for h in _hits(spec, text, paths, checks)), str(name)) for name, spec in per.items()]
@@ -681,8 +688,6 @@ def _decide(triage: Mapping[str, Any], w: Weighed, paths: list[str], checks: lis
         return Classification(None, None, asked or "no workflow is configured", 0.1)
     reason = f"{', '.join(h.why for h in top.hits[:8])} point to {top.workflow} (score {top.score}"
     reason += f"; next best {w.cases[1].workflow}, {w.second})" if w.second else ")"
-    # A body read as a keyword list weighs nothing: it picks no subclass either (found by attack, session 32).
-    text = dataclasses.replace(w.text, prose="") if w.stuffed else w.text
-    return Classification(top.workflow, _subclass(triage, top.workflow, text, paths, checks), reason,
+    return Classification(top.workflow, _subclass(triage, top.workflow, weighed_text(w), paths, checks), reason,
                           _confidence(top.score, w.second))
 

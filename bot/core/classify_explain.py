@@ -25,11 +25,13 @@ from bot.core.classify import (
     _decide,
     _hits,
     content_share,
+    label_led,
     label_names,
     model_barred,
     placed,
     says_documentation,
     weigh,
+    weighed_text,
     with_learned,
 )
 from bot.core.classify_learned import Model, features
@@ -91,7 +93,7 @@ def explain(triage: Mapping[str, Any], *, title: str, body: str, labels: Iterabl
                                  _verdict(k, winner, w)) for k in cases)
     per = ((triage.get("subclass_keywords") or {}).get(c.workflow) or {}) if c.workflow else {}
     subclasses = tuple((str(name), sum(h.weight for h in hs), tuple(hs))
-                       for name, spec in per.items() for hs in [_hits(spec, w.text, paths, checks)])
+                       for name, spec in per.items() for hs in [_hits(spec, weighed_text(w), paths, checks)])
     priority = tuple(str(p) for p in triage.get("priority") or [])
     said = None if learned is None else _learned_evidence(learned, rules, labels, c.workflow)
     return c, Evidence(decided_by, _why(c, w), MIN_SCORE, priority, candidates, w.against, subclasses, said)
@@ -152,14 +154,17 @@ def _learned_why(rules: Weighed, learned: Model, feats: frozenset[str], added: b
     if model_barred(rules) and rules.top is not None:
         return (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
                 "and only the rules may overturn a label that names a kind of work")
+    if label_led(rules) and rules.top is not None:  # in points, by the features it knows: none known, none added
+        return (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
+                "and the model knows no word of the issue's own text to weigh against it")
     return (f"nothing added: it knows {learned.words_known(feats)} feature(s) of the issue's own text, too few to "
             f"tell one kind of work from another (it speaks past {MIN_KNOWN} where no label leads)")
 
 
 def _why(c: Classification, w: Weighed) -> str:
     """Why the winner won, or why nothing did: the threshold, the evidence against, the confidence."""
-    unread = ("the body is mostly the rules' own keywords, a list rather than a report, so neither the rules nor "
-              "the learned model read it; " if w.stuffed else "")
+    unread = ("the body is mostly the rules' own keywords, a list rather than a report, so neither the rules' "
+              "keywords nor the learned model weigh it; " if w.stuffed else "")
     if c.workflow is None:
         return f"{unread}{c.reason}: the bot asks for a label instead of guessing (threshold {MIN_SCORE})"
     winner, runner_up = w.cases[0], w.cases[1] if len(w.cases) > 1 else None
