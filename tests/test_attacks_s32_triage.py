@@ -147,7 +147,9 @@ def test_a_hostile_20k_body_is_weighed_quickly(body: str) -> None:
     ("Hello", STUFFING, [], "a list rather than a report"),
     ("Qzxv", "", ["bug"], "knows no word of the issue's own text"),
     ("Update the install steps", "The steps are out of date.", ["documentation"], "a documentation label"),
-], ids=["thin", "stuffed", "thin-under-a-label", "documentation"])
+    ("Something to change", "Please look at this when you can, the details are in the linked page.", ["security"],
+     "only the rules may overturn a label that names a kind of work"),
+], ids=["thin", "stuffed", "thin-under-a-label", "documentation", "work-label"])
 def test_explain_says_why_the_model_added_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path, title: str,
                                                   body: str, labels: list[str], reason: str) -> None:
     path = tmp_path / "issue.json"

@@ -154,7 +154,7 @@ def _with_points(w: classify.Weighed, points: Mapping[str, tuple[int, float]]) -
 
     rank = {str(x): i for i, x in enumerate(TRIAGE.get("priority") or [])}
     cases = [classify.Case(c.workflow, (*c.hits, *hit(c.workflow))) for c in w.cases]
-    return classify.Weighed(classify._ordered(cases, rank), (*w.against, *hit(NONE)), w.closing, w.text, w.stuffed)
+    return replace(w, cases=classify._ordered(cases, rank), against=(*w.against, *hit(NONE)))
 
 
 # ---- cross-validation --------------------------------------------------------------------------------------------

@@ -315,7 +315,7 @@ def _stuffed(prose: str, phrases: Iterable[str]) -> bool:
     report (found by review). A list of keywords says what a reader of the rules wants, not what the issue is."""
     prose = "\n".join(dict.fromkeys(prose.splitlines()))
     covered: set[int] = set()
-    for phrase in phrases:
+    for phrase in set(phrases):  # a keyword several workflows share is found once
         for start, end in _spans(prose, phrase):
             covered.update(range(start, end))
     inside, outside = 0, set()
@@ -541,7 +541,7 @@ def with_points(triage: Mapping[str, Any], w: Weighed, points: Mapping[str, tupl
 
     rank = {str(x): i for i, x in enumerate(triage.get("priority") or [])}
     cases = [Case(c.workflow, (*c.hits, *hit(c.workflow))) for c in w.cases]
-    return Weighed(_ordered(cases, rank), (*w.against, *hit(NONE)), w.closing, w.text, w.stuffed)
+    return replace(w, cases=_ordered(cases, rank), against=(*w.against, *hit(NONE)))  # the rest as it was
 
 
 def label_led(w: Weighed) -> bool:

@@ -151,12 +151,11 @@ def _learned_why(rules: Weighed, learned: Model, feats: frozenset[str], added: b
         return "nothing added: the body is mostly the rules' own keywords, a list rather than a report"
     if says_documentation(rules):
         return "nothing added: a documentation label says no workflow fits, and only the rules may overturn it"
-    if model_barred(rules) and rules.top is not None:
-        return (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
-                "and only the rules may overturn a label that names a kind of work")
-    if label_led(rules) and rules.top is not None:  # in points, by the features it knows: none known, none added
-        return (f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case "
-                "and the model knows no word of the issue's own text to weigh against it")
+    if label_led(rules) and rules.top is not None:
+        led = f"nothing added: label {', '.join(repr(lab) for lab in rules.top.labels)} leads the rules' case and "
+        if model_barred(rules):
+            return led + "only the rules may overturn a label that names a kind of work"
+        return led + "the model knows no word of the issue's own text to weigh against it"  # points by words known
     return (f"nothing added: it knows {learned.words_known(feats)} feature(s) of the issue's own text, too few to "
             f"tell one kind of work from another (it speaks past {MIN_KNOWN} where no label leads)")
 
