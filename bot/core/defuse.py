@@ -116,9 +116,10 @@ def _prose(text: str, hosts: frozenset[str], keep: frozenset[str]) -> str:
     text = _entities(text)
     text = _links(text, hosts)
     text = _ANGLE.sub(lambda m: _angle(m, hosts), text)
-    text = _BARE.sub(lambda m: _bare(m, hosts), text)
+    text = _bare_schemes(text, hosts)
     text = _WWW.sub(lambda m: _www(m, hosts), text)
-    text = _DEFINITION.sub(lambda m: _definition(m, hosts), text)
+    if "]:" in text:  # every definition has one (its label's end): most texts skip the pattern's line-by-line scan
+        text = _DEFINITION.sub(lambda m: _definition(m, hosts), text)
     text = _MENTION.sub(lambda m: m.group() if _mention_kept(m, keep) else "@" + ZWSP, text)
     text = _CLOSING.sub(lambda m: m.group() if _line_of(m).strip() in keep else m.group()[0] + ZWSP + m.group()[1:],
                         text)
@@ -127,7 +128,7 @@ def _prose(text: str, hosts: frozenset[str], keep: frozenset[str]) -> str:
 
 def _everywhere(text: str) -> str:
     """What is defused in code too: other bots match ``^/cmd`` on the raw text, and markers are the bot's own."""
-    return _COMMAND.sub(lambda m: m.group(1) + ZWSP, neutralise(text))
+    return _commands(neutralise(text))
 
 
 # ---- blocks: the closed fenced code blocks GitHub certainly renders as code ----------------------------
@@ -230,23 +231,31 @@ def _entities(text: str) -> str:
 
 def _unescape(text: str) -> str:
     """A link destination as CommonMark reads it: backslash escapes and entity references resolved."""
-    return _ENTITY.sub(lambda m: html.unescape(m.group()), re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text))
+    if "\\" in text:
+        text = _ESCAPE.sub(r"\1", text)
+    return _ENTITY.sub(lambda m: html.unescape(m.group()), text) if "&" in text else text
+
+
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 # ---- links -------------------------------------------------------------------------------------------
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_NO_BREAKS = dict.fromkeys(map(ord, "\t\n\r"))  # str.translate's table: dropped
+_BELOW_SPACE = "".join(map(chr, range(0x21)))
+_TWO_SLASHES = frozenset({"//", "/\\", "\\/", "\\\\"})
 
 
 def _allowed(dest: str, hosts: frozenset[str]) -> bool:
     """Whether a link to ``dest`` stays on GitHub or an allowed host: relative links and anchors do; any scheme
     but http(s) does not. Read as a browser would: tabs and newlines dropped, backslashes taken for slashes."""
-    url = re.sub(r"[\t\n\r]", "", _unescape(dest)).strip("".join(map(chr, range(0x21))))
+    url = _unescape(dest).translate(_NO_BREAKS).strip(_BELOW_SPACE)
     if m := _SCHEME.match(url):
         if m.group(1).lower() not in ("http", "https"):
             return False
         rest = url[m.end():]
-    elif re.match(r"[/\\]{2}", url):
+    elif url[:2] in _TWO_SLASHES:
         rest = url  # //host/path: another host, on the page's scheme
     else:
         return True
@@ -300,6 +309,9 @@ def _target(text: str, i: int) -> tuple[str, int] | None:
     else:
         k, depth = j, 0
         while k < len(text) and k - j < _WINDOW:
+            if plain := _PLAIN.match(text, k):  # a run no character of which ends, escapes or nests: skipped at once
+                k = min(plain.end(), j + _WINDOW)
+                continue
             c = text[k]
             if c == "\\" and k + 1 < len(text):
                 k += 2
@@ -324,6 +336,7 @@ _TITLES = {q: re.compile(rf"{re.escape(q)}(?:[^{re.escape(q + e)}\\]|\\.){{0,{_W
            for q, e in (('"', '"'), ("'", "'"), ("(", ")"))}
 
 
+_PLAIN = re.compile(r"[^\x00-\x20\x7f()\\]+")
 _POINTY = re.compile(r"<((?:[^<>\n\r\\]|\\.)*)>")  # a destination in <...>
 _SPACE = re.compile(r"[ \t]*(?:(?:\r\n|\r|\n)[ \t]*)?")
 
@@ -369,15 +382,34 @@ def _angle(m: re.Match[str], hosts: frozenset[str]) -> str:
 
 
 # GFM's extended autolinks: scheme://... (any scheme, to be safe) and www. Each match is the scheme (or www)
-# alone, so a URL inside another URL's tail is judged by itself.
-_BARE = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*\\?:(?=\\?/\\?/)")
-_WWW = re.compile(r"(?<![A-Za-z0-9])[Ww][Ww][Ww](?=\\?\.)")
+# alone, so a URL inside another URL's tail is judged by itself. A scheme is what
+# ``(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*\\?:(?=\\?/\\?/)`` matches; that pattern tried every word of a
+# text (issue 16: a fifth of a post's defusing), so :func:`_bare_schemes` finds the ``://`` first and walks back.
+_SCHEME_END = re.compile(r"\\?:(?=\\?/\\?/)")
+_SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
+# The lookbehind after the first letter, not before it: a pattern that starts with a character set is searched
+# for that set at C speed, where one that starts with a lookbehind is tried at every position.
+_WWW = re.compile(r"[Ww](?<![A-Za-z0-9][Ww])[Ww][Ww](?=\\?\.)")
 _TAIL = re.compile(r"[^\s<]{0,300}")  # enough for any host (and cheap where a text repeats "www." for long)
 
 
-def _bare(m: re.Match[str], hosts: frozenset[str]) -> str:
-    tail = _TAIL.match(m.string, m.end())
-    return m.group() if _allowed(m.group() + (tail.group() if tail else ""), hosts) else m.group() + ZWSP
+def _bare_schemes(text: str, hosts: frozenset[str]) -> str:
+    """``text`` with a zero-width space after each scheme (``evil:``) of a bare URL to a host not in ``hosts``.
+    The scheme is the whole run of scheme characters before the ``:``: inside the run the pattern's lookbehind
+    cannot hold, and the character after it must be the ``:`` (or its ``\\``). A run that is empty or starts with
+    no letter is no scheme to :func:`_allowed` either, so it is left as the pattern left it. Runs lie between
+    colons, so the walks back add up to the text's length at most."""
+    out: list[str] = []
+    last = 0
+    for m in _SCHEME_END.finditer(text):
+        start = m.start()
+        while start > 0 and text[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        tail = _TAIL.match(text, m.end())
+        if not _allowed(text[start:m.end()] + (tail.group() if tail else ""), hosts):
+            out += (text[last:m.end()], ZWSP)
+            last = m.end()
+    return "".join(out) + text[last:] if out else text
 
 
 def _www(m: re.Match[str], hosts: frozenset[str]) -> str:
@@ -404,7 +436,7 @@ def _definition(m: re.Match[str], hosts: frozenset[str]) -> str:
 
 # GitHub notifies for @name and @org/team after any character that is not a letter, digit or underscore; an
 # underscore is taken too (as an emphasis delimiter, `_x_@team`, it is markup and the text node starts at '@').
-_MENTION = re.compile(r"(?<![A-Za-z0-9])@(?=[A-Za-z0-9])")
+_MENTION = re.compile(r"@(?<![A-Za-z0-9]@)(?=[A-Za-z0-9])")  # '@' first: found by a literal search (see _WWW)
 _HANDLE = re.compile(r"@[A-Za-z0-9][A-Za-z0-9-]*(?:/[A-Za-z0-9_.-]+)?")
 
 
@@ -413,7 +445,8 @@ def _mention_kept(m: re.Match[str], keep: frozenset[str]) -> bool:
     return handle is not None and handle.group().rstrip(".") in keep
 
 
-_CLOSING = re.compile(r"(?i)(?<![A-Za-z0-9])(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)"
+# The first letter as a set, then the lookbehind, then the rest of the word (see _WWW).
+_CLOSING = re.compile(r"(?i)[cfr](?<![A-Za-z0-9][cfr])(?:(?<=c)lose[sd]?|(?<=f)ix(?:e[sd])?|(?<=r)esolve[sd]?)"
                       r"(?=[*_~:\s]*+[<\[]?\\?(?:#\d|gh-\d|[\w.-]+/[\w.-]+#\d|https?:|www\.))")
 
 
@@ -424,7 +457,23 @@ def _line_of(m: re.Match[str]) -> str:
     return text[start:end]
 
 
-# A line whose first word is /word (not a path: /usr/lib); lines end wherever any bot may think they do.
-_COMMAND = re.compile(r"(?:\A|(?<=[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]))"
-                      r"((?:[^\S\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]|\ufeff)*+)"
-                      r"(?=/[A-Za-z][A-Za-z0-9_-]*(?![A-Za-z0-9_/-]))")
+# A line whose first word is /word (not a path: /usr/lib); lines end wherever any bot may think they do. What
+# ``(?:\A|(?<=[<breaks>]))((?:[^\S<breaks>]|\ufeff)*+)(?=/[A-Za-z][A-Za-z0-9_-]*(?![A-Za-z0-9_/-]))`` matches,
+# found from the /word back to the line's start (:func:`_commands`): the pattern was tried at every position.
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_SLASH_WORD = re.compile(r"/(?=[A-Za-z][A-Za-z0-9_-]*(?![A-Za-z0-9_/-]))")
+
+
+def _commands(text: str) -> str:
+    """``text`` with a zero-width space before each /word that only blanks (not line breaks; a BOM counts as a
+    blank) separate from its line's start. Blank runs lie between /words, so the walks back add up to the text."""
+    out: list[str] = []
+    last = 0
+    for m in _SLASH_WORD.finditer(text):
+        at = m.start()
+        while at > 0 and ((c := text[at - 1]) == "\ufeff" or (c.isspace() and c not in _LINE_BREAKS)):
+            at -= 1
+        if at == 0 or text[at - 1] in _LINE_BREAKS:
+            out += (text[last:m.start()], ZWSP)
+            last = m.start()
+    return "".join(out) + text[last:] if out else text
