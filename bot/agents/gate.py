@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from bot.core.findings import diff_lines, fingerprint, present
-from bot.core.secrets import REDACTED, TOKEN_PATTERNS
+from bot.core.secrets import REDACTED, TOKEN_PATTERNS, may_hold_token
 
 _GENERIC_SECRET = re.compile(
     r"""(?i)\b\w*(?:password|passwd|pwd|secret|token|api_?key)\w*["']?\s*[:=]\s*["']([^"'\s]{8,})["']""")
@@ -84,14 +84,15 @@ def _files(changes: Iterable[dict] | None, patches: Iterable[dict] | None) -> li
 
 def _secrets(path: str, lines: list[tuple[int, str]], model_written: bool) -> Iterator[Finding]:
     for n, text in lines:
-        for name, pattern in TOKEN_PATTERNS:
+        hinted = may_hold_token(text)  # most lines hold no literal any credential pattern needs: searched once
+        for name, pattern in TOKEN_PATTERNS if hinted else ():
             # Each distinct credential on the line is its own finding: with only the first, a second one would
             # surface as new (and the first as fixed) the day the first is taken out.
             for key in dict.fromkeys(m[0] for m in pattern.finditer(text)):
                 yield Finding("critical", f"exposed credential: {name} committed in the code",
                               path, n, SECRETS_CRITERION, rule=f"credential:{name}", anchor=fingerprint(key))
         m = _GENERIC_SECRET.search(text)
-        if m and not _PLACEHOLDER.search(m[1]) and not any(p.search(text) for _, p in TOKEN_PATTERNS):
+        if m and not _PLACEHOLDER.search(m[1]) and not (hinted and any(p.search(text) for _, p in TOKEN_PATTERNS)):
             yield Finding("warning", "a hard-coded secret-like literal; read it from configuration instead",
                           path, n, SECRETS_CRITERION, rule="secret-literal", anchor=fingerprint(m[1]))
         if model_written and REDACTED in text:

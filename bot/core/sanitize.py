@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.core.defuse import clip, defuse
-from bot.core.secrets import REDACTED, TOKEN_PATTERNS
+from bot.core.secrets import REDACTED, TOKEN_PATTERNS, may_hold_token
 
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 # Zero-width and joiner characters, invisible operators, BOM, bidi embeddings/overrides and isolates, and
@@ -51,8 +51,9 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with credential-shaped tokens and the given secret values replaced by ``[redacted]``."""
     for value in _longest_first(tuple(secrets)):
         text = text.replace(value, REDACTED)
-    for _, pattern in TOKEN_PATTERNS:
-        text = pattern.sub(REDACTED, text)
+    if may_hold_token(text):
+        for _, pattern in TOKEN_PATTERNS:
+            text = pattern.sub(REDACTED, text)
     return text
 
 

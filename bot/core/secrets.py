@@ -23,6 +23,14 @@ TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                                r"(?:[\s\S]*?-----END (?:RSA |EC |OPENSSH |DSA |ENCRYPTED )?PRIVATE KEY-----)?")),
 )
 REDACTED = "[redacted]"
+# A literal every match of a pattern above holds: a text holding none is searched once, not once per pattern (the
+# patterns start with \b, so each is tried at every position; issue 16: every string a model returns is redacted).
+_HINTS = re.compile(r"AKIA|ASIA|gh[opsur]_|github_pat_|xox[abposr]-|[sr]k_live_|AIza|sk-|-----BEGIN ")
+
+
+def may_hold_token(text: str) -> bool:
+    """False when no pattern of TOKEN_PATTERNS can match ``text``."""
+    return _HINTS.search(text) is not None
 
 MAX_SECRETS = 20_000  # installation tokens of the last hours, the App's own secrets: the newest are kept
 _secrets: dict[str, None] = {}  # insertion-ordered: the oldest go first
