@@ -10,7 +10,6 @@ makes of its output.
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 
@@ -49,16 +48,50 @@ def _texts(n: int, seed: int = 16) -> list[str]:
 TEXTS = _texts(20_000)
 
 
-def _old_bare(m: re.Match[str], hosts: frozenset[str]) -> str:
-    tail = D._TAIL.match(m.string, m.end())
-    return m.group() if D._allowed(m.group() + (tail.group() if tail else ""), hosts) else m.group() + D.ZWSP
+# GitHub's autolinker reads a scheme as the letters just before the colon, whatever precedes them (cmark-gfm walks back
+# over letters only): "1https://evil.example" links to https://evil.example there. The old pattern never judged it.
+GITHUB_SCHEME = re.compile(r"(?<![A-Za-z])[A-Za-z]+(?=\\?:\\?/\\?/)")
 
 
-def test_bare_schemes_defuse_what_the_scheme_pattern_matched() -> None:
+def _reference(text: str, hosts: frozenset[str]) -> str:
+    """What _bare_schemes must give (up to _MANY_BARE schemes): a zero-width space after the colon of each scheme the
+    old pattern matched, or GitHub's reading found, whose URL is not allowed."""
+    ends: set[int] = set()
+    for pattern in (OLD_BARE, GITHUB_SCHEME):
+        for m in pattern.finditer(text):
+            # OLD_BARE's match ends with the colon, GITHUB_SCHEME's before its backslash or colon.
+            colon = D._SCHEME_END.match(text, m.end() - 1 if pattern is OLD_BARE else m.end())
+            assert colon is not None
+            tail = D._TAIL.match(text, colon.end())
+            if not D._allowed(text[m.start():colon.end()] + (tail.group() if tail else ""), hosts):
+                ends.add(colon.end())
+    out: list[str] = []
+    last = 0
+    for end in sorted(ends):
+        out += (text[last:end], D.ZWSP)
+        last = end
+    return "".join(out) + text[last:]
+
+
+def test_bare_schemes_defuse_what_the_scheme_pattern_and_github_read() -> None:
     for hosts in (HOSTS, frozenset()):
-        old = functools.partial(_old_bare, hosts=hosts)
         for text in TEXTS:
-            assert D._bare_schemes(text, hosts) == OLD_BARE.sub(old, text), text
+            assert D._bare_schemes(text, hosts) == _reference(text, hosts), text
+
+
+def test_a_scheme_after_a_digit_is_judged_as_github_reads_it() -> None:
+    assert D._bare_schemes("1https://evil.example/x", HOSTS) == f"1https:{D.ZWSP}//evil.example/x"
+    assert D._bare_schemes("1https://github.com/x", HOSTS) == "1https://github.com/x"
+
+
+def test_past_many_bare_urls_none_is_judged_and_none_kept() -> None:
+    """Each judged URL reads a 300-character tail: past _MANY_BARE in one text, every scheme and www is defused
+    unread (as _links does past _MANY), so a post of thousands of them costs no more than _MANY_BARE reads."""
+    allowed = "https://github.com/a " * (D._MANY_BARE + 5)
+    out = D.defuse(allowed, hosts=HOSTS)
+    assert out.count(D.ZWSP) == 5 and out.startswith(allowed[:200])
+    www = "www.github.com " * (D._MANY_BARE + 3)
+    assert D.defuse(www, hosts=frozenset({"www.github.com"})).count(D.ZWSP) == 3
 
 
 def test_commands_are_defused_where_the_line_pattern_matched() -> None:

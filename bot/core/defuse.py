@@ -30,6 +30,9 @@ ZWSP = "\u200b"  # invisible, yet it breaks every pattern below (no renderer or 
 IMAGE_REMOVED = "(image removed)"
 _WINDOW = 2_000  # how far the link parser looks for a title's end or a link text's opening bracket
 _MANY = 1_000  # inline links read one by one in a text; past that, none is kept
+# Bare URLs (scheme:// or www.) judged one by one in a text, each with its host's 300 characters; past that, none
+# is kept (a post of 64 KB of "a\\:\\/\\/" took 1-3 s to judge, found by an outside attack, session 33).
+_MANY_BARE = 200
 # Bidirectional overrides and isolates reorder what a reader sees ("Trojan Source"): shown by name, never applied,
 # so a file name, a title or a quoted line cannot read as something else (and a diff's hidden one stays visible).
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
@@ -117,11 +120,12 @@ def _prose(text: str, hosts: frozenset[str], keep: frozenset[str]) -> str:
     text = _links(text, hosts)
     text = _ANGLE.sub(lambda m: _angle(m, hosts), text)
     text = _bare_schemes(text, hosts)
-    text = _WWW.sub(lambda m: _www(m, hosts), text)
+    judged = iter(range(_MANY_BARE))
+    text = _WWW.sub(lambda m: _www(m, hosts) if next(judged, None) is not None else m.group() + ZWSP, text)
     if "]:" in text:  # every definition has one (its label's end): most texts skip the pattern's line-by-line scan
         text = _DEFINITION.sub(lambda m: _definition(m, hosts), text)
     text = _MENTION.sub(lambda m: m.group() if _mention_kept(m, keep) else "@" + ZWSP, text)
-    text = _CLOSING.sub(lambda m: m.group() if _line_of(m).strip() in keep else m.group()[0] + ZWSP + m.group()[1:],
+    text = _CLOSING.sub(lambda m: m.group() if keep and _line_of(m).strip() in keep else m.group()[0] + ZWSP + m.group()[1:],
                         text)
     return _everywhere(text)
 
@@ -386,7 +390,8 @@ def _angle(m: re.Match[str], hosts: frozenset[str]) -> str:
 # ``(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*\\?:(?=\\?/\\?/)`` matches; that pattern tried every word of a
 # text (issue 16: a fifth of a post's defusing), so :func:`_bare_schemes` finds the ``://`` first and walks back.
 _SCHEME_END = re.compile(r"\\?:(?=\\?/\\?/)")
-_SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_SCHEME_CHARS = _LETTERS | frozenset("0123456789+.-")
 # The lookbehind after the first letter, not before it: a pattern that starts with a character set is searched
 # for that set at C speed, where one that starts with a lookbehind is tried at every position.
 _WWW = re.compile(r"[Ww](?<![A-Za-z0-9][Ww])[Ww][Ww](?=\\?\.)")
@@ -395,18 +400,28 @@ _TAIL = re.compile(r"[^\s<]{0,300}")  # enough for any host (and cheap where a t
 
 def _bare_schemes(text: str, hosts: frozenset[str]) -> str:
     """``text`` with a zero-width space after each scheme (``evil:``) of a bare URL to a host not in ``hosts``.
-    The scheme is the whole run of scheme characters before the ``:``: inside the run the pattern's lookbehind
-    cannot hold, and the character after it must be the ``:`` (or its ``\\``). A run that is empty or starts with
-    no letter is no scheme to :func:`_allowed` either, so it is left as the pattern left it. Runs lie between
-    colons, so the walks back add up to the text's length at most."""
+    Two readings of the scheme are judged: the whole run of scheme characters before the ``:`` when it starts with a
+    letter (what the pattern matched: inside the run its lookbehind cannot hold, and the character after the run must
+    be the ``:`` or its ``\\``), and the letters just before the ``:``, whatever precedes them, which is how GitHub's
+    autolinker reads it (``1https://evil.example`` is a link to ``https://evil.example`` there; found by an outside
+    attack, session 33). Runs lie between colons, so the walks back add up to the text's length at most; past
+    ``_MANY_BARE`` schemes none is judged, and none kept."""
     out: list[str] = []
-    last = 0
+    last, judged = 0, 0
     for m in _SCHEME_END.finditer(text):
-        start = m.start()
+        letters = m.start()
+        while letters > 0 and text[letters - 1] in _LETTERS:
+            letters -= 1
+        start = letters
         while start > 0 and text[start - 1] in _SCHEME_CHARS:
             start -= 1
+        schemes = {s for s in (start, letters) if s < m.start() and text[s] in _LETTERS}
+        if not schemes:
+            continue
+        judged += 1
         tail = _TAIL.match(text, m.end())
-        if not _allowed(text[start:m.end()] + (tail.group() if tail else ""), hosts):
+        rest = text[m.start():m.end()] + (tail.group() if tail else "")
+        if judged > _MANY_BARE or not all(_allowed(text[s:m.start()] + rest, hosts) for s in schemes):
             out += (text[last:m.end()], ZWSP)
             last = m.end()
     return "".join(out) + text[last:] if out else text
@@ -445,9 +460,11 @@ def _mention_kept(m: re.Match[str], keep: frozenset[str]) -> bool:
     return handle is not None and handle.group().rstrip(".") in keep
 
 
-# The first letter as a set, then the lookbehind, then the rest of the word (see _WWW).
+# The first letter as a set, then the lookbehind, then the rest of the word (see _WWW). An owner/repo reference is
+# read to 100 characters a side (GitHub's longest names: 39 and 100): unbounded, the lookahead ran to the text's end
+# from every keyword (64 KB of "fix." took 3 s; found by an outside attack, session 33).
 _CLOSING = re.compile(r"(?i)[cfr](?<![A-Za-z0-9][cfr])(?:(?<=c)lose[sd]?|(?<=f)ix(?:e[sd])?|(?<=r)esolve[sd]?)"
-                      r"(?=[*_~:\s]*+[<\[]?\\?(?:#\d|gh-\d|[\w.-]+/[\w.-]+#\d|https?:|www\.))")
+                      r"(?=[*_~:\s]*+[<\[]?\\?(?:#\d|gh-\d|[\w.-]{1,100}/[\w.-]{1,100}#\d|https?:|www\.))")
 
 
 def _line_of(m: re.Match[str]) -> str:
