@@ -55,10 +55,19 @@ def test_a_keyword_list_padded_with_distinct_junk_starts_nothing(tail: str) -> N
     assert workflow("Hello", f"{STUFFING} {tail}") is None
 
 
-@pytest.mark.xfail(strict=True, reason="hole: a run of CJK keywords is one \\w+ word to _stuffed (inside=1), so "
-                   "'漏洞注入崩溃취약점' x10 is read and starts security-fix (17)")
+# Closed (session 33): a run of CJK keywords was one \w+ word to _stuffed (inside=1), so '漏洞注入崩溃취약점' x10 was
+# read and started security-fix (17); each CJK character counts as a word now.
 def test_a_glued_cjk_keyword_list_starts_nothing() -> None:
     assert workflow("Hello", "漏洞注入崩溃취약점" * 10) is None
+
+
+def test_a_chinese_report_with_keywords_is_read_as_a_report() -> None:
+    """Each character of a Chinese report counts as a word of its own too: its many different ones outnumber the
+    keyword characters, so it is read."""
+    body = ("登录接口存在SQL注入漏洞：攻击者可以在用户名字段注入任意语句，读取全部用户数据。我们发现这个漏洞还会让服务崩溃，"
+            "请尽快修复这个漏洞。")
+    assert not classify.weigh(load_catalog().triage, title="登录接口的问题", body=body).stuffed
+    assert workflow("登录接口的问题", body) == "security-fix"
 
 
 @pytest.mark.xfail(strict=True, reason="hole (rules, MIN_SCORE by design): one word weighing 5-6, or stems fed junk "
@@ -130,8 +139,9 @@ def test_a_megabyte_of_keywords_is_weighed_quickly(unit: str) -> None:
 # Closed: _TRACE's "^\\s+at" / "^\\s*File" on newlines (2.9 s a call), its "[\\w.]*(?:Exception|Error)" on "a.a.a."
 # (2.9 s) and _HEADING's "(.*?)[ \\t#]*[ \\t]*$" on "# # # ... x" (3.4-4.2 s) read the same texts in linear time now.
 @pytest.mark.parametrize("body", ["\n" * 20_000, "a." * 10_000, "#" + " #" * 9_999 + "x", " at a." * 3_000,
-                                  "\n\n" * 10_000 + "at x."],
-                         ids=["newlines", "dotted-run", "heading", "many-frames", "blank-lines-then-frame"])
+                                  "\n\n" * 10_000 + "at x.", "数据库查询很慢" * 3_000],
+                         ids=["newlines", "dotted-run", "heading", "many-frames", "blank-lines-then-frame",
+                              "cjk-prose"])  # _stuffed counts each CJK character a word: 20,000 of them
 def test_a_hostile_20k_body_is_weighed_quickly(body: str) -> None:
     assert seconds(body) < 0.5
 

@@ -303,7 +303,10 @@ def _spans(text: str, phrase: str) -> list[tuple[int, int]]:
     return out
 
 
-_WORDS = re.compile(r"\w+")
+# What _stuffed counts as one word: a word of a script that separates words with spaces, or one Chinese, Japanese or
+# Korean character (those scripts run words together: to "\w+" a run of them, keywords and all, was one word, so
+# "漏洞注入崩溃취약점" x10 read as a report; found by an outside attack, session 32).
+_UNITS = re.compile(f"[^\\W{_CJK_RANGES}]+|[{_CJK_RANGES}]")
 STUFFED_WORDS = 10  # words said inside keywords, repeats counted, before a body reads as a list (no real one does)
 
 
@@ -319,7 +322,7 @@ def _stuffed(prose: str, phrases: Iterable[str]) -> bool:
         for start, end in _spans(prose, phrase):
             covered.update(range(start, end))
     inside, outside = 0, set()
-    for m in _WORDS.finditer(prose):
+    for m in _UNITS.finditer(prose):
         if m.start() in covered:
             inside += 1
         else:
