@@ -146,8 +146,8 @@ def flagged(line: str) -> bool:
     return any(f.rule.startswith("credential:") for f in findings)
 
 
-@pytest.mark.xfail(strict=True, reason="ATTACK SUCCEEDS (old code too): a credential after a word character (URL-"
-                   "encoded '=' or ':', a non-ASCII letter) has no \\b before it: posted unredacted, committed unflagged")
+# Closed (session 33): a credential after a word character (URL-encoded '=' or ':', a non-ASCII letter) had no \b
+# before it: posted unredacted, committed unflagged. A token's edge is now no ASCII letter or digit, bar a %XX's.
 @pytest.mark.parametrize("text", ["https://x.example/cb?key%3D" + AWS, "token%3D" + GITHUB, "k=%22" + OPENAI + "%22",
                                   "maps?key%3D" + GOOGLE, "x%3A" + SLACK, "%3D" + STRIPE, "ключ" + AWS],
                          ids=["aws", "github", "openai", "google", "slack", "stripe", "cyrillic"])
@@ -156,8 +156,7 @@ def test_a_url_encoded_credential_is_redacted_and_flagged(text: str) -> None:
     assert flagged(text)
 
 
-@pytest.mark.xfail(strict=True, reason="ATTACK SUCCEEDS (old code too): a PGP private key block matches no pattern: "
-                   "posted whole")
+# Closed (session 33): a PGP private key block matched no pattern and was posted whole; it is a private-key kind now.
 def test_a_pgp_private_key_block_is_redacted() -> None:
     key = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBGXz" + "Qk" * 20 + "\n-----END PGP PRIVATE KEY BLOCK-----"
     assert "lQOYBGXz" not in clean_for_github(f"Here is the key:\n{key}")
@@ -179,11 +178,18 @@ def test_a_redacted_token_cannot_be_rebuilt_across_the_hint() -> None:
     assert redact("gh" + "SECRETVALUE" + "p_" + "a" * 36, ["SECRETVALUE"]) == "gh[redacted]p_" + "a" * 36
 
 
-@pytest.mark.xfail(strict=True, reason="ATTACK SUCCEEDS (old code too): 64 KB of unclosed BEGIN lines stalls ~0.9 s: "
-                   "the private-key pattern's lazy [\\s\\S]*?-----END runs to the text's end from every BEGIN")
+# Closed (session 33): 64 KB of unclosed BEGIN lines took ~0.9 s, the lazy [\s\S]*?-----END running to the text's end
+# from every BEGIN; secrets.KeyBlocks finds the same matches by hand, searching for no END again once none is left.
 @pytest.mark.parametrize("unit", ["-----BEGIN PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----\n"], ids=["line", "lines"])
 def test_unclosed_private_key_lines_are_redacted_quickly(unit: str) -> None:
     assert took(lambda: redact(repeated(unit))) < 0.25
+
+
+# The gate searches the same pattern, line by line: one 64 KB line of BEGINs took ~1.1 s (25 ms on many lines).
+@pytest.mark.parametrize("unit", ["-----BEGIN PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----\n"], ids=["line", "lines"])
+def test_unclosed_private_key_lines_are_gated_quickly(unit: str) -> None:
+    body = repeated(unit)
+    assert took(lambda: gate.check([{"path": "app/config.py", "content": body}], None)) < 0.25
 
 # ---- (4) the Lead's keyword-list rule -----------------------------------------------------------------------
 
