@@ -34,19 +34,22 @@ def flagged(line: str) -> bool:
 
 # ---- a token's edges -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["%3D" + AWS, "%3d" + GITHUB + "%26", "q=%22" + OPENAI, "%2C" + STRIPE, "_" + AWS,
-                                  "MY_KEY_" + GITHUB, "é" + OPENAI, "鍵" + STRIPE, AWS + "_ID", AWS + "ключ"],
+@pytest.mark.parametrize("text", ["%3D" + AWS, "%3d" + GITHUB + "%26", "q=%22" + OPENAI, "%2C" + STRIPE, "_" + STRIPE,
+                                  "MY_KEY_" + GITHUB, "é" + OPENAI, "鍵" + STRIPE, GITHUB + "_ID", AWS + "ключ",
+                                  "first\\n" + AWS, "x\\u003d" + AWS, "\\x3d" + GITHUB],
                          ids=["escape", "lower-escape", "quote-escape", "comma-escape", "underscore",
-                              "identifier-underscore", "accented", "cjk", "underscore-after", "cyrillic-after"])
+                              "identifier-underscore", "accented", "cjk", "underscore-after", "cyrillic-after",
+                              "backslash-n", "backslash-u", "backslash-x"])
 def test_a_token_beside_no_ascii_letter_or_digit_is_redacted_and_flagged(text: str) -> None:
     assert REDACTED in redact(text)
     assert flagged(text)
 
 
+# An AWS key id's shape is all capitals, as snake_case constants are: '_' is part of a word beside it.
 @pytest.mark.parametrize("text", ["x" + AWS, "9" + AWS, AWS + "X", "%3Z" + AWS, "3D" + AWS, "a" + GITHUB,
-                                  "disk" + OPENAI[2:], "risk" + STRIPE[2:]],
+                                  "disk" + OPENAI[2:], "risk" + STRIPE[2:], "KEY_" + AWS, AWS + "_ID", "\\q" + AWS],
                          ids=["letter", "digit", "letter-after", "no-escape", "escape-without-percent", "github",
-                              "openai", "stripe"])
+                              "openai", "stripe", "aws-underscore", "aws-underscore-after", "not-an-escape"])
 def test_a_shape_inside_a_longer_ascii_identifier_is_no_token(text: str) -> None:
     assert redact(text) == text
     assert not flagged(text)

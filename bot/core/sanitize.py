@@ -51,10 +51,20 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with credential-shaped tokens and the given secret values replaced by ``[redacted]``."""
     for value in _longest_first(tuple(secrets)):
         text = text.replace(value, REDACTED)
-    if may_hold_token(text):
-        for _, pattern in TOKEN_PATTERNS:
-            text = pattern.sub(REDACTED, text)
-    return text
+    return _without_tokens(text) if may_hold_token(text) else text
+
+
+def _without_tokens(text: str) -> str:
+    """``text`` with every credential shape replaced, shapes that overlap as one: replaced pattern by pattern, a
+    token glued to another ("xoxb-...-AIza..._...") lost its head to the first and left its tail posted."""
+    spans = sorted((m.start(), m.end()) for _, pattern in TOKEN_PATTERNS for m in pattern.finditer(text))
+    out: list[str] = []
+    last = 0
+    for start, end in spans:
+        if start >= last or not out:
+            out += (text[last:start], REDACTED)
+        last = max(last, end)
+    return "".join(out) + text[last:] if out else text
 
 
 @functools.lru_cache(maxsize=8)

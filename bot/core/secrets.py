@@ -13,18 +13,21 @@ from typing import Protocol
 
 # A token's edges: no ASCII letter or digit next to it, so a shape inside a longer ASCII identifier is no token (the
 # gate calls a match critical). Not \b: after a non-ASCII letter ("ключAKIA..."), '_' or a URL-encoded '=' or ':'
-# ("key%3DAKIA...", whose 'D' is a letter) a token is still a token; the inner lookbehind lets a letter or digit
-# that ends a %XX escape through. Zero-width negative assertions, which hypothesis makes up as nothing
+# ("key%3DAKIA...", whose 'D' is a letter) a token is still a token; so after a backslash escape ("\nAKIA..." in a
+# JSON string or a literal, "\u003dAKIA..."): the inner lookbehinds let a letter or digit that ends a %XX or a
+# backslash escape through. An AWS key id's edge takes '_' too: its shape is all capitals, as snake_case constants
+# are ("REGION_ASIAPACIFICNORTHEAST"). Zero-width negative assertions, which hypothesis makes up as nothing
 # (tests/test_secret_hints.py draws tokens from each pattern's text).
-_LETTER_BEFORE = r"[A-Za-z0-9](?<!%[0-9A-Fa-f]{2})"
+_ESCAPED = r"(?<!%[0-9A-Fa-f]{2})(?<!\\[nrt])(?<!\\x[0-9A-Fa-f]{2})(?<!\\u[0-9A-Fa-f]{4})"
 _STOP = r"(?![A-Za-z0-9])"
 
 
-def _token(head: str, rest: str) -> str:
-    """A token starting with the fixed-width ``head``, at an edge. The edge is checked after the head, looking
-    back over it: a pattern starting with a literal is searched for by that literal, where one starting with an
-    assertion is tried at every position (redact on a 339-character text holding 'sk-': 10 us, not 48)."""
-    return rf"{head}(?<!{_LETTER_BEFORE}{head}){rest}"
+def _token(head: str, rest: str, word: str = "A-Za-z0-9") -> str:
+    """A token starting with the fixed-width ``head``, at an edge: no character of ``word`` before it but the end of
+    an escape. The edge is checked after the head, looking back over it: a pattern starting with a literal is
+    searched for by that literal, where one starting with an assertion is tried at every position (redact on a
+    339-character text holding 'sk-': 10 us, not 48)."""
+    return rf"{head}(?<![{word}]{_ESCAPED}{head}){rest}"
 
 
 class TokenPattern(Protocol):
@@ -91,14 +94,15 @@ class KeyBlocks:
 
 # Credential shapes, shared with sanitize.clean_for_github (which redacts them from posted text).
 TOKEN_PATTERNS: tuple[tuple[str, TokenPattern], ...] = (
-    ("AWS access key id", re.compile(_token("(?:AKIA|ASIA)", rf"[0-9A-Z]{{16}}{_STOP}"))),
+    ("AWS access key id", re.compile(_token("(?:AKIA|ASIA)", "[0-9A-Z]{16}(?![A-Za-z0-9_])", word="A-Za-z0-9_"))),
     ("GitHub token", re.compile(_token("gh[opsur]_", rf"[A-Za-z0-9]{{36,255}}{_STOP}") + "|"
                                 + _token("github_pat_", rf"[A-Za-z0-9_]{{22,255}}{_STOP}"))),
     ("Slack token", re.compile(_token("xox[abposr]-", "[A-Za-z0-9-]{10,}"))),
     ("Stripe live key", re.compile(_token("[sr]k_live_", rf"[A-Za-z0-9]{{16,}}{_STOP}"))),
     ("Google API key", re.compile(_token("AIza", "[0-9A-Za-z_-]{35}"))),
     ("Anthropic API key", re.compile(_token("sk-ant-", "[A-Za-z0-9_-]{20,}"))),
-    ("OpenAI API key", re.compile(_token("sk-", "(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"))),
+    # Not OpenSSH's security-key algorithm names ("sk-ssh-ed25519-cert-v01@openssh.com", "sk-ecdsa-sha2-...").
+    ("OpenAI API key", re.compile(_token("sk-", "(?!ant-|ssh-|ecdsa-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"))),
     ("private key", KeyBlocks()),
 )
 REDACTED = "[redacted]"
