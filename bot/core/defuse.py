@@ -30,8 +30,9 @@ ZWSP = "\u200b"  # invisible, yet it breaks every pattern below (no renderer or 
 IMAGE_REMOVED = "(image removed)"
 _WINDOW = 2_000  # how far the link parser looks for a title's end or a link text's opening bracket
 _MANY = 1_000  # inline links read one by one in a text; past that, none is kept
-# Bare URLs (scheme:// or www.) judged one by one in a text, each with its host's 300 characters; past that, none
-# is kept (a post of 64 KB of "a\\:\\/\\/" took 1-3 s to judge, found by an outside attack, session 33).
+# Bare URLs judged one by one in a text, each with its host's 300 characters: this many schemes (scheme://) and as
+# many www. autolinks; past that, none is kept (a post of 64 KB of "a\\:\\/\\/" took 1-3 s to judge, found by an
+# outside attack, session 33).
 _MANY_BARE = 200
 # Bidirectional overrides and isolates reorder what a reader sees ("Trojan Source"): shown by name, never applied,
 # so a file name, a title or a quoted line cannot read as something else (and a diff's hidden one stays visible).
@@ -120,8 +121,7 @@ def _prose(text: str, hosts: frozenset[str], keep: frozenset[str]) -> str:
     text = _links(text, hosts)
     text = _ANGLE.sub(lambda m: _angle(m, hosts), text)
     text = _bare_schemes(text, hosts)
-    judged = iter(range(_MANY_BARE))
-    text = _WWW.sub(lambda m: _www(m, hosts) if next(judged, None) is not None else m.group() + ZWSP, text)
+    text = _www_links(text, hosts)
     if "]:" in text:  # every definition has one (its label's end): most texts skip the pattern's line-by-line scan
         text = _DEFINITION.sub(lambda m: _definition(m, hosts), text)
     text = _MENTION.sub(lambda m: m.group() if _mention_kept(m, keep) else "@" + ZWSP, text)
@@ -427,9 +427,18 @@ def _bare_schemes(text: str, hosts: frozenset[str]) -> str:
     return "".join(out) + text[last:] if out else text
 
 
-def _www(m: re.Match[str], hosts: frozenset[str]) -> str:
-    tail = _TAIL.match(m.string, m.end())
-    return m.group() if _allowed("https://www" + (tail.group() if tail else ""), hosts) else m.group() + ZWSP
+def _www_links(text: str, hosts: frozenset[str]) -> str:
+    """``text`` with a zero-width space after each ``www`` of an autolink to a host not in ``hosts``; past
+    ``_MANY_BARE`` of them, none is judged, and none kept."""
+    judged = 0
+
+    def one(m: re.Match[str]) -> str:
+        nonlocal judged
+        judged += 1
+        tail = _TAIL.match(m.string, m.end())
+        allowed = judged <= _MANY_BARE and _allowed("https://www" + (tail.group() if tail else ""), hosts)
+        return m.group() if allowed else m.group() + ZWSP
+    return _WWW.sub(one, text)
 
 
 # [label]: destination, also inside quotes and list items; the destination may sit on the next line.

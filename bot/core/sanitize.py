@@ -61,7 +61,7 @@ def _without_tokens(text: str) -> str:
     out: list[str] = []
     last = 0
     for start, end in spans:
-        if start >= last or not out:
+        if start >= last:  # else it overlaps the one before: one replacement for both
             out += (text[last:start], REDACTED)
         last = max(last, end)
     return "".join(out) + text[last:] if out else text
